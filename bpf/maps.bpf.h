@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Maps shared by every nodeport BPF object. Each object declares them the
+ * same way and pins them by name, so libbpf reuses the pinned instance:
+ * the socket hooks and the TC programs see one `ports` table. */
+#ifndef NODEPORT_MAPS_BPF_H
+#define NODEPORT_MAPS_BPF_H
+
+#include "nodeport/abi.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NP_MAX_PORTS);
+	__type(key, struct np_port_key);
+	__type(value, struct np_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NP_MAX_NODE_ADDRS);
+	__type(key, struct np_node_addr);
+	__type(value, struct np_node_addr_info);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} node_addrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct np_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} node_config SEC(".maps");
+
+static __always_inline const struct np_backend *lookup_port(__u8 proto, __be16 port_be)
+{
+	struct np_port_key key = { .proto = proto, .port_be = port_be };
+
+	return bpf_map_lookup_elem(&ports, &key);
+}
+
+static __always_inline bool is_node_addr4(__be32 addr_be)
+{
+	struct np_node_addr key = { .family = NP_FAMILY_IPV4, .addr_be = { addr_be } };
+
+	return bpf_map_lookup_elem(&node_addrs, &key) != NULL;
+}
+
+static __always_inline __u64 node_netns_cookie(void)
+{
+	__u32 zero = 0;
+	const struct np_config *cfg = bpf_map_lookup_elem(&node_config, &zero);
+
+	return cfg ? cfg->node_netns_cookie : 0;
+}
+
+#endif /* NODEPORT_MAPS_BPF_H */

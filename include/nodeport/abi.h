@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * nodeport map ABI: the one definition of every struct that lives in a pinned
+ * map. The BPF programs, the C++ loader and any other reader of the pinned
+ * maps (a Go controller, bpftool) all use these layouts.
+ *
+ * Rules, so the layout is the same for every compiler and stays readable:
+ *  - fixed-width fields only, byte order in the name (_be = network order);
+ *  - explicit padding, no implicit holes (map keys are hashed byte for byte);
+ *  - sizes pinned by static asserts;
+ *  - a change to any layout bumps NODEPORT_ABI_VERSION, which the loader stores
+ *    in the `node_config` map and checks before reusing pinned maps.
+ */
+#ifndef NODEPORT_ABI_H
+#define NODEPORT_ABI_H
+
+#ifndef __VMLINUX_H__ /* the BPF side gets these types from vmlinux.h */
+#include <linux/types.h>
+#endif
+
+#define NODEPORT_ABI_VERSION 1
+
+/* Address families as stored in maps: readable in a bpftool dump. */
+#define NP_FAMILY_IPV4 4
+#define NP_FAMILY_IPV6 6 /* reserved: IPv6 reuses these layouts */
+
+/* Map capacities. Two protocols times every port number. */
+#define NP_MAX_PORTS      131072
+#define NP_MAX_NODE_ADDRS 1024
+#define NP_MAX_OWNER_LEN  63
+
+/* `ports` key: one entry per (protocol, node port). */
+struct np_port_key {
+	__u8 proto;     /* IPPROTO_TCP (6) or IPPROTO_UDP (17) */
+	__u8 pad;       /* always 0: part of the hashed key */
+	__be16 port_be; /* node port */
+};
+
+/* `ports` value: where the node port goes and who asked for it. */
+struct np_backend {
+	__u8 family;       /* NP_FAMILY_IPV4 */
+	__u8 flags;        /* reserved, 0 */
+	__be16 port_be;    /* backend (sandbox) port */
+	__u32 reserved;    /* 0; room for per-port options */
+	__be32 addr_be[4]; /* IPv4 in addr_be[0], the rest 0; IPv6 will use all 16 bytes */
+	__u64 owner_id;    /* FNV-1a 64 of `owner`, 0 when there is none */
+	/* NUL-padded owner name (a sandbox id). char, not __u8, so that
+	 * bpftool prints it as a string. */
+	char owner[NP_MAX_OWNER_LEN + 1];
+};
+
+/* `node_addrs` key: an address of the node. 127.0.0.0/8 is never listed:
+ * loopback is matched separately and only in the node's own netns. */
+struct np_node_addr {
+	__u8 family; /* NP_FAMILY_IPV4 */
+	__u8 pad[3];
+	__be32 addr_be[4];
+};
+
+struct np_node_addr_info {
+	__u32 ifindex; /* interface the address was found on, 0 if given by hand */
+};
+
+/* `node_config` array, one entry, written by `nodeport load`. */
+struct np_config {
+	__u32 abi_version;       /* NODEPORT_ABI_VERSION of the loader that created the maps */
+	__u32 flags;             /* reserved, 0 */
+	__u64 node_netns_cookie; /* netns whose 127.0.0.0/8 is the node's loopback */
+};
+
+/* Per-socket record of the translations a socket made, kept in socket-local
+ * storage (`sock_xlat`) so it dies with the socket. The reverse hooks
+ * (getpeername4, recvmsg4) map a backend address back to the node address the
+ * application used. An unconnected UDP socket may talk to several node ports,
+ * hence a few slots, reused round-robin. */
+#define NP_SOCK_XLAT_SLOTS 4
+
+struct np_xlat {
+	__be32 backend_addr_be;
+	__be32 node_addr_be;
+	__be16 backend_port_be;
+	__be16 node_port_be;
+};
+
+struct np_sock_xlat {
+	struct np_xlat slot[NP_SOCK_XLAT_SLOTS];
+	__u32 next; /* slot to reuse next */
+	__u32 pad;
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct np_port_key) == 4, "np_port_key ABI");
+static_assert(sizeof(struct np_backend) == 96, "np_backend ABI");
+static_assert(sizeof(struct np_node_addr) == 20, "np_node_addr ABI");
+static_assert(sizeof(struct np_config) == 16, "np_config ABI");
+static_assert(sizeof(struct np_sock_xlat) == 12 * NP_SOCK_XLAT_SLOTS + 8, "np_sock_xlat ABI");
+#else
+_Static_assert(sizeof(struct np_port_key) == 4, "np_port_key ABI");
+_Static_assert(sizeof(struct np_backend) == 96, "np_backend ABI");
+_Static_assert(sizeof(struct np_node_addr) == 20, "np_node_addr ABI");
+_Static_assert(sizeof(struct np_config) == 16, "np_config ABI");
+_Static_assert(sizeof(struct np_sock_xlat) == 12 * NP_SOCK_XLAT_SLOTS + 8, "np_sock_xlat ABI");
+#endif
+
+#endif /* NODEPORT_ABI_H */

@@ -1,0 +1,71 @@
+// The values nodeport works with, validated once at the edge (CLI arguments,
+// API callers) and passed inward typed.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <expected>
+#include <string>
+#include <string_view>
+
+namespace nodeport {
+
+enum class Proto : std::uint8_t { tcp = 6, udp = 17 };  // IPPROTO_* numbers, as in the map key
+
+struct Ipv4 {
+    std::uint32_t addr_be = 0;  // network byte order, as in the maps
+    auto operator<=>(const Ipv4&) const = default;
+};
+
+struct NodePort {
+    Proto proto = Proto::tcp;
+    std::uint16_t port = 0;  // host byte order
+    auto operator<=>(const NodePort&) const = default;
+};
+
+struct Backend {
+    Ipv4 addr;
+    std::uint16_t port = 0;  // host byte order
+    auto operator<=>(const Backend&) const = default;
+};
+
+struct Mapping {
+    NodePort node_port;
+    Backend backend;
+    std::string owner;  // empty: no owner
+    bool operator==(const Mapping&) const = default;
+};
+
+// Bad input: which field, and what is wrong with it. Nothing was changed.
+struct InputError {
+    std::string field;    // "node port", "protocol", "backend address", ...
+    std::string message;  // "65536 is not a port (1-65535)"
+};
+
+template <class T>
+using Parsed = std::expected<T, InputError>;
+
+Parsed<Proto> parse_proto(std::string_view text);
+// "tcp/6667"
+Parsed<NodePort> parse_node_port(std::string_view text);
+// "10.8.32.126:6667"
+Parsed<Backend> parse_backend(std::string_view text);
+// A dotted quad; `field` names the argument in the error.
+Parsed<Ipv4> parse_ipv4(std::string_view text, std::string_view field);
+// An address of the node: unicast, not loopback (127.0.0.0/8 is matched on
+// its own, only in the node's netns).
+Parsed<Ipv4> parse_node_ip(std::string_view text);
+// A port number 1-65535; `field` names the argument in the error.
+Parsed<std::uint16_t> parse_port(std::string_view text, std::string_view field);
+// 1-63 printable, non-blank ASCII characters.
+Parsed<std::string> parse_owner(std::string_view text);
+
+// The owner id stored beside the owner name: FNV-1a 64 of the name, 0 for none.
+std::uint64_t owner_id(std::string_view owner);
+
+std::string_view to_string(Proto proto);
+std::string to_string(Ipv4 addr);
+std::string to_string(NodePort node_port);  // "tcp/6667"
+std::string to_string(Backend backend);     // "10.8.32.126:6667"
+
+}  // namespace nodeport

@@ -1,0 +1,259 @@
+// One function per command: parse and validate every argument first, then
+// act. A command that throws UsageError has changed nothing.
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <iostream>
+#include <optional>
+
+#include "cli.hpp"
+#include "nodeport/datapath.hpp"
+#include "nodeport/port_table.hpp"
+
+namespace nodeport::cli {
+namespace {
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+struct Invocation {
+    fs::path pin_dir;
+    po::variables_map options;
+    std::vector<std::string> args;  // the positional arguments, one per name given
+};
+
+// Parses the command's options plus --pin-dir and --help, and exactly the
+// named positional arguments. nullopt: --help was printed.
+std::optional<Invocation> parse(std::string_view command, const Args& argv, po::options_description options,
+                                std::vector<std::string_view> positional_names = {}) {
+    const Command* cmd = nullptr;
+    for (const auto& c : commands())
+        if (c.name == command)
+            cmd = &c;
+    options.add_options()
+        ("pin-dir", po::value<std::string>()->default_value(default_pin_dir.string()),
+         "bpffs directory holding nodeport's maps and links")
+        ("help,h", "show this help");
+    po::options_description all;
+    all.add(options).add_options()("positional", po::value<std::vector<std::string>>(), "");
+    po::positional_options_description positional;
+    positional.add("positional", -1);
+
+    Invocation inv;
+    try {
+        po::store(po::command_line_parser(argv).options(all).positional(positional).run(), inv.options);
+        po::notify(inv.options);
+    } catch (const po::error& e) {
+        throw UsageError(e.what());
+    }
+    if (inv.options.count("help")) {
+        std::cout << "usage: nodeport " << cmd->usage << "\n" << cmd->summary << "\n\n" << options;
+        return std::nullopt;
+    }
+    if (inv.options.count("positional"))
+        inv.args = inv.options["positional"].as<std::vector<std::string>>();
+    if (inv.args.size() < positional_names.size())
+        throw UsageError(fmt::format("{}: missing argument (usage: nodeport {})",
+                                     positional_names[inv.args.size()], cmd->usage));
+    if (inv.args.size() > positional_names.size())
+        throw UsageError(fmt::format("unexpected argument '{}' (usage: nodeport {})",
+                                     inv.args[positional_names.size()], cmd->usage));
+    inv.pin_dir = inv.options["pin-dir"].as<std::string>();
+    if (!inv.pin_dir.is_absolute())
+        throw UsageError(fmt::format("pin-dir: '{}' is not an absolute path", inv.pin_dir.string()));
+    return inv;
+}
+
+std::optional<std::string> owner_option(const Invocation& inv) {
+    if (!inv.options.count("owner"))
+        return std::nullopt;
+    return valid(parse_owner(inv.options["owner"].as<std::string>()));
+}
+
+std::vector<Ipv4> node_ip_options(const Invocation& inv) {
+    std::vector<Ipv4> ips;
+    if (inv.options.count("node-ip"))
+        for (const auto& text : inv.options["node-ip"].as<std::vector<std::string>>())
+            ips.push_back(valid(parse_node_ip(text)));
+    return ips;
+}
+
+po::options_description node_ip_description() {
+    po::options_description options;
+    options.add_options()("node-ip", po::value<std::vector<std::string>>()->composing(),
+                          "an address of the node (repeatable; default: every non-loopback IPv4 "
+                          "address of this network namespace)");
+    return options;
+}
+
+std::string describe(const Mapping& m) {
+    std::string line = fmt::format("{} -> {}", to_string(m.node_port), to_string(m.backend));
+    if (!m.owner.empty())
+        line += " owner " + m.owner;
+    return line;
+}
+
+std::string describe(const std::vector<NodeAddr>& addrs) {
+    std::string out;
+    for (const auto& a : addrs)
+        out += fmt::format("{}{}{}", out.empty() ? "" : ", ", to_string(a.addr),
+                           a.interface.empty() ? "" : " (" + a.interface + ")");
+    return out.empty() ? "none" : out;
+}
+
+nlohmann::json to_json(const Mapping& m) {
+    return {{"proto", to_string(m.node_port.proto)},
+            {"port", m.node_port.port},
+            {"backend_ip", to_string(m.backend.addr)},
+            {"backend_port", m.backend.port},
+            {"owner", m.owner}};
+}
+
+int cmd_load(const Args& argv) {
+    po::options_description options = node_ip_description();
+    options.add_options()("cgroup", po::value<std::string>(),
+                          "cgroup v2 directory whose sockets are forwarded (default: the root of the hierarchy)");
+    auto inv = parse("load", argv, options);
+    if (!inv)
+        return exit_ok;
+    LoadOptions load_options{inv->pin_dir, {}, node_ip_options(*inv)};
+    if (inv->options.count("cgroup")) {
+        fs::path cgroup = inv->options["cgroup"].as<std::string>();
+        if (!fs::is_directory(cgroup))
+            throw UsageError(fmt::format("cgroup: '{}' is not a directory", cgroup.string()));
+        load_options.cgroup = cgroup;
+    } else {
+        load_options.cgroup = succeeded(cgroup2_root());
+    }
+    auto report = succeeded(load(load_options));
+    std::cout << fmt::format("loaded at {} on cgroup {}{}\nnode addresses: {}\n", inv->pin_dir.string(),
+                             load_options.cgroup->string(),
+                             report.reused_maps ? " (kept the pinned maps and their mappings)" : "",
+                             describe(report.node_addrs));
+    return exit_ok;
+}
+
+int cmd_unload(const Args& argv) {
+    auto inv = parse("unload", argv, po::options_description{});
+    if (!inv)
+        return exit_ok;
+    succeeded(unload(inv->pin_dir));
+    std::cout << "unloaded " << inv->pin_dir.string() << "\n";
+    return exit_ok;
+}
+
+int cmd_set(const Args& argv) {
+    po::options_description options;
+    options.add_options()("owner", po::value<std::string>(), "who holds the port (a sandbox id), checked by del --owner");
+    auto inv = parse("set", argv, options, {"node port", "backend"});
+    if (!inv)
+        return exit_ok;
+    Mapping mapping{valid(parse_node_port(inv->args[0])), valid(parse_backend(inv->args[1])),
+                    owner_option(*inv).value_or("")};
+    auto table = succeeded(PortTable::open(inv->pin_dir));
+    succeeded(table.set(mapping));
+    std::cout << describe(mapping) << "\n";
+    return exit_ok;
+}
+
+int cmd_del(const Args& argv) {
+    po::options_description options;
+    options.add_options()("owner", po::value<std::string>(), "delete only while this owner holds the port");
+    auto inv = parse("del", argv, options, {"node port"});
+    if (!inv)
+        return exit_ok;
+    NodePort node_port = valid(parse_node_port(inv->args[0]));
+    auto owner = owner_option(*inv);
+    auto table = succeeded(PortTable::open(inv->pin_dir));
+    auto result = succeeded(table.remove(node_port, owner));
+    switch (result.outcome) {
+    case RemoveOutcome::removed:
+        std::cout << to_string(node_port) << " removed\n";
+        break;
+    case RemoveOutcome::not_mapped:
+        std::cout << to_string(node_port) << " was not mapped\n";
+        break;
+    case RemoveOutcome::held_by_other:
+        std::cout << to_string(node_port) << " kept: owner '" << result.holder << "' holds it now\n";
+        break;
+    }
+    return exit_ok;
+}
+
+int cmd_get(const Args& argv) {
+    auto inv = parse("get", argv, po::options_description{}, {"node port"});
+    if (!inv)
+        return exit_ok;
+    NodePort node_port = valid(parse_node_port(inv->args[0]));
+    auto table = succeeded(PortTable::open(inv->pin_dir));
+    auto mapping = succeeded(table.get(node_port));
+    if (!mapping) {
+        std::cerr << "nodeport get: " << to_string(node_port) << " is not mapped\n";
+        return exit_failure;
+    }
+    std::cout << describe(*mapping) << "\n";
+    return exit_ok;
+}
+
+int cmd_list(const Args& argv) {
+    po::options_description options;
+    options.add_options()("json", "print a JSON array");
+    auto inv = parse("list", argv, options);
+    if (!inv)
+        return exit_ok;
+    auto table = succeeded(PortTable::open(inv->pin_dir));
+    auto mappings = succeeded(table.list());
+    if (inv->options.count("json")) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& m : mappings)
+            out.push_back(to_json(m));
+        std::cout << out.dump(2) << "\n";
+        return exit_ok;
+    }
+    std::cout << fmt::format("{:<12} {:<22} {}\n", "PORT", "BACKEND", "OWNER");
+    for (const auto& m : mappings)
+        std::cout << fmt::format("{:<12} {:<22} {}\n", to_string(m.node_port), to_string(m.backend), m.owner);
+    return exit_ok;
+}
+
+int cmd_flush(const Args& argv) {
+    auto inv = parse("flush", argv, po::options_description{});
+    if (!inv)
+        return exit_ok;
+    auto table = succeeded(PortTable::open(inv->pin_dir));
+    std::cout << "removed " << succeeded(table.flush()) << " mappings\n";
+    return exit_ok;
+}
+
+int cmd_refresh(const Args& argv) {
+    auto inv = parse("refresh", argv, node_ip_description());
+    if (!inv)
+        return exit_ok;
+    auto addrs = succeeded(refresh(inv->pin_dir, node_ip_options(*inv)));
+    std::cout << "node addresses: " << describe(addrs) << "\n";
+    return exit_ok;
+}
+
+}  // namespace
+
+const std::vector<Command>& commands() {
+    static const std::vector<Command> all = {
+        {"load", "load [--cgroup PATH] [--node-ip IP]...",
+         "attach the forwarding programs and pin them with the maps; idempotent, mappings survive", cmd_load},
+        {"unload", "unload", "detach everything nodeport attached and remove its pins", cmd_unload},
+        {"set", "set PROTO/PORT IP:PORT [--owner ID]",
+         "forward the node port to a sandbox, replacing any earlier target", cmd_set},
+        {"del", "del PROTO/PORT [--owner ID]",
+         "stop forwarding the node port; with --owner only while that owner holds it", cmd_del},
+        {"get", "get PROTO/PORT", "show where a node port goes (exit 1 when it is not mapped)", cmd_get},
+        {"list", "list [--json]", "show every mapping", cmd_list},
+        {"flush", "flush", "remove every mapping", cmd_flush},
+        {"refresh", "refresh [--node-ip IP]...", "re-read the node's addresses (after an address change)",
+         cmd_refresh},
+    };
+    return all;
+}
+
+}  // namespace nodeport::cli

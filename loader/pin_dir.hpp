@@ -1,0 +1,46 @@
+// Where nodeport keeps its pins, and the lock that serializes writers.
+//   <pin-dir>/ports, node_addrs, node_config, sock_xlat   maps
+//   <pin-dir>/links/<program>                         links (detached when unpinned)
+#pragma once
+
+#include <array>
+#include <filesystem>
+#include <string_view>
+
+#include "nodeport/fd.hpp"
+#include "nodeport/result.hpp"
+
+namespace nodeport::pin_dir {
+
+inline constexpr std::array<std::string_view, 4> map_names = {"ports", "node_addrs", "node_config", "sock_xlat"};
+
+inline std::filesystem::path links_dir(const std::filesystem::path& dir) {
+    return dir / "links";
+}
+
+// Creates the directory (mode 0700) on bpffs, mounting bpffs at /sys/fs/bpf
+// first when the machine booted without it, as bpftool does.
+Result<void> create(const std::filesystem::path& dir);
+
+// Opens the directory of a loaded nodeport; "not loaded" when it is missing.
+Result<Fd> open(const std::filesystem::path& dir);
+
+// Opens a pinned map of a loaded nodeport; "not loaded" when it is missing.
+Result<Fd> open_map(const std::filesystem::path& dir, std::string_view name);
+
+// Holds an exclusive flock on the pin directory for the scope's lifetime.
+class Lock {
+public:
+    static Result<Lock> take(int dir_fd);
+    Lock(Lock&& other) noexcept;
+    Lock(const Lock&) = delete;
+    Lock& operator=(const Lock&) = delete;
+    Lock& operator=(Lock&&) = delete;
+    ~Lock();
+
+private:
+    explicit Lock(int dir_fd) : fd_(dir_fd) {}
+    int fd_;
+};
+
+}  // namespace nodeport::pin_dir

@@ -1,0 +1,152 @@
+#include "nodeport/port_table.hpp"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "nodeport/abi.h"
+#include "map_keys.hpp"
+#include "pin_dir.hpp"
+
+namespace nodeport {
+namespace {
+
+np_port_key to_key(NodePort node_port) {
+    np_port_key key{};
+    key.proto = static_cast<__u8>(node_port.proto);
+    key.port_be = htons(node_port.port);
+    return key;
+}
+
+np_backend to_value(const Mapping& mapping) {
+    np_backend value{};
+    value.family = NP_FAMILY_IPV4;
+    value.port_be = htons(mapping.backend.port);
+    value.addr_be[0] = mapping.backend.addr.addr_be;
+    value.owner_id = owner_id(mapping.owner);
+    std::memcpy(value.owner, mapping.owner.data(), std::min(mapping.owner.size(), sizeof value.owner - 1));
+    return value;
+}
+
+std::string owner_of(const np_backend& value) {
+    return std::string(value.owner, strnlen(value.owner, sizeof value.owner));
+}
+
+Mapping to_mapping(const np_port_key& key, const np_backend& value) {
+    return Mapping{NodePort{static_cast<Proto>(key.proto), ntohs(key.port_be)},
+                   Backend{Ipv4{value.addr_be[0]}, ntohs(value.port_be)}, owner_of(value)};
+}
+
+}  // namespace
+
+// The process-wide mutex for threads sharing this PortTable, then the
+// flock of the pin directory for everyone else.
+class PortTable::WriteLock {
+public:
+    static Result<WriteLock> take(const PortTable& table) {
+        std::unique_lock guard(*table.mutex_);
+        auto lock = pin_dir::Lock::take(table.dir_.get());
+        if (!lock)
+            return std::unexpected(lock.error());
+        return WriteLock(std::move(guard), std::move(*lock));
+    }
+
+private:
+    WriteLock(std::unique_lock<std::mutex> guard, pin_dir::Lock lock)
+        : guard_(std::move(guard)), lock_(std::move(lock)) {}
+    std::unique_lock<std::mutex> guard_;
+    pin_dir::Lock lock_;
+};
+
+PortTable::PortTable(Fd dir, Fd map)
+    : dir_(std::move(dir)), map_(std::move(map)), mutex_(std::make_unique<std::mutex>()) {}
+
+Result<PortTable> PortTable::open(const std::filesystem::path& pin_dir) {
+    auto dir = pin_dir::open(pin_dir);
+    if (!dir)
+        return std::unexpected(dir.error());
+    auto map = pin_dir::open_map(pin_dir, "ports");
+    if (!map)
+        return std::unexpected(map.error());
+    return PortTable(std::move(*dir), std::move(*map));
+}
+
+Result<void> PortTable::set(const Mapping& mapping) {
+    auto lock = WriteLock::take(*this);
+    if (!lock)
+        return std::unexpected(lock.error());
+    np_port_key key = to_key(mapping.node_port);
+    np_backend value = to_value(mapping);
+    if (bpf_map_update_elem(map_.get(), &key, &value, BPF_ANY) != 0)
+        return errno_error(errno, "set " + to_string(mapping.node_port));
+    return {};
+}
+
+Result<RemoveResult> PortTable::remove(NodePort node_port, std::optional<std::string_view> owner) {
+    auto lock = WriteLock::take(*this);
+    if (!lock)
+        return std::unexpected(lock.error());
+    np_port_key key = to_key(node_port);
+    np_backend value{};
+    if (bpf_map_lookup_elem(map_.get(), &key, &value) != 0) {
+        if (errno == ENOENT)
+            return RemoveResult{RemoveOutcome::not_mapped, {}};
+        return errno_error(errno, "look up " + to_string(node_port));
+    }
+    if (owner && (value.owner_id != owner_id(*owner) || owner_of(value) != *owner))
+        return RemoveResult{RemoveOutcome::held_by_other, owner_of(value)};
+    if (bpf_map_delete_elem(map_.get(), &key) != 0 && errno != ENOENT)
+        return errno_error(errno, "delete " + to_string(node_port));
+    return RemoveResult{RemoveOutcome::removed, {}};
+}
+
+Result<std::optional<Mapping>> PortTable::get(NodePort node_port) const {
+    np_port_key key = to_key(node_port);
+    np_backend value{};
+    if (bpf_map_lookup_elem(map_.get(), &key, &value) != 0) {
+        if (errno == ENOENT)
+            return std::nullopt;
+        return errno_error(errno, "look up " + to_string(node_port));
+    }
+    return to_mapping(key, value);
+}
+
+Result<std::vector<Mapping>> PortTable::list() const {
+    auto keys = map_keys<np_port_key>(map_.get(), "ports");
+    if (!keys)
+        return std::unexpected(keys.error());
+    std::vector<Mapping> out;
+    for (const auto& key : *keys) {
+        np_backend value{};
+        if (bpf_map_lookup_elem(map_.get(), &key, &value) == 0)
+            out.push_back(to_mapping(key, value));
+        else if (errno != ENOENT)  // ENOENT: removed since the walk
+            return errno_error(errno, "read ports map");
+    }
+    std::ranges::sort(out, {}, [](const Mapping& m) { return m.node_port; });
+    auto dup = std::ranges::unique(out, {}, [](const Mapping& m) { return m.node_port; });
+    out.erase(dup.begin(), dup.end());
+    return out;
+}
+
+Result<std::size_t> PortTable::flush() {
+    auto lock = WriteLock::take(*this);
+    if (!lock)
+        return std::unexpected(lock.error());
+    auto keys = map_keys<np_port_key>(map_.get(), "ports");
+    if (!keys)
+        return std::unexpected(keys.error());
+    std::size_t removed = 0;
+    for (const auto& key : *keys) {
+        if (bpf_map_delete_elem(map_.get(), &key) == 0)
+            ++removed;
+        else if (errno != ENOENT)
+            return errno_error(errno, "flush ports map");
+    }
+    return removed;
+}
+
+}  // namespace nodeport

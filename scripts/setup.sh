@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs everything nodeport needs to build, test, demo and benchmark on Debian 12.
+# libbpf >= 1.4 and bpftool >= 7.5 come from bookworm-backports, added with the
+# mirror the machine's apt sources already use (never a hard-coded host).
+set -euo pipefail
+
+[ "$(id -u)" -eq 0 ] || { echo "setup.sh: run as root" >&2; exit 1; }
+
+# Prints the URI of the Debian main archive from the existing apt sources,
+# in either the deb822 (.sources) or the one-line (.list) format.
+debian_mirror_uri() {
+    local f
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        awk '
+            /^[[:space:]]*$/ { if (uri != "" && suites ~ /(^|[[:space:]])bookworm([[:space:]]|$)/) { print uri; exit }
+                               uri = ""; suites = ""; next }
+            tolower($1) == "uris:"   { uri = $2 }
+            tolower($1) == "suites:" { $1 = ""; suites = $0 }
+            END { if (uri != "" && suites ~ /(^|[[:space:]])bookworm([[:space:]]|$)/) print uri }
+        ' "$f"
+    done
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [ -f "$f" ] || continue
+        awk '$1 == "deb" { i = 2; if ($2 ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
+                           if ($(i + 1) == "bookworm") print $i }' "$f"
+    done
+}
+
+BACKPORTS=/etc/apt/sources.list.d/nodeport-bookworm-backports.sources
+if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    uri=$(debian_mirror_uri | head -n 1)
+    [ -n "$uri" ] || { echo "setup.sh: no bookworm entry in the apt sources to take the mirror from" >&2; exit 1; }
+    cat > "$BACKPORTS" <<SRC
+Types: deb
+URIs: $uri
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    echo "setup.sh: added bookworm-backports from $uri"
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq -t bookworm-backports libbpf-dev bpftool >/dev/null
+apt-get install -y -qq \
+    build-essential cmake clang llvm libelf-dev zlib1g-dev pkg-config \
+    libboost-program-options-dev libgtest-dev nlohmann-json3-dev libfmt-dev libmnl-dev \
+    iproute2 netcat-openbsd curl python3 socat iptables nftables iperf3 procps util-linux >/dev/null
+
+# bpffs: the pin directory lives there. Mount it if the machine booted without it.
+if ! grep -qs ' /sys/fs/bpf bpf ' /proc/mounts; then
+    mount -t bpf bpf /sys/fs/bpf
+fi
+echo "setup.sh: libbpf $(pkg-config --modversion libbpf), $(bpftool version | head -n 1)"
