@@ -1,0 +1,136 @@
+# Throw-away network topology for the demo, the tests and the benchmarks.
+# Source it, then call topo_init PREFIX once; everything made is named after
+# PREFIX and removed by topo_cleanup (call it from an EXIT trap).
+#
+#   client ns                node ns                         sandbox ns (one per sandbox)
+#   eth0 10.200.0.2/24 ----- ext0 10.200.0.1/24
+#                            br0  10.8.0.1/16  --- vsbN ---- eth0 10.8.x.y/16
+#
+# Addresses only exist inside these namespaces. Nothing is attached to the
+# root namespace or the root cgroup.
+
+TOPO_NODE_EXT_IP=10.200.0.1
+TOPO_CLIENT_IP=10.200.0.2
+TOPO_BRIDGE_IP=10.8.0.1
+
+topo_init() {
+    TOPO=$1
+    TOPO_CGROUP=""
+    TOPO_CGROUP_ROOT=$(awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' \
+        /proc/self/mountinfo | head -n 1)
+}
+
+topo_ns() { echo "$TOPO-$1"; }
+
+# Runs a command in one of our namespaces. nsenter switches only the network
+# namespace, so bpffs and the cgroup mount stay visible (ip netns exec
+# remounts /sys and hides them).
+topo_in() {
+    local ns=$1
+    shift
+    nsenter --net="/run/netns/$TOPO-$ns" "$@"
+}
+
+# Same, from inside the test cgroup, whose sockets the hooks translate.
+topo_in_cgroup() {
+    local ns=$1
+    shift
+    sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh "$TOPO_CGROUP" \
+        nsenter --net="/run/netns/$TOPO-$ns" "$@"
+}
+
+_topo_add_ns() {
+    ip netns add "$TOPO-$1"
+    ip -n "$TOPO-$1" link set lo up
+}
+
+# The node: a bridge for the sandboxes, forwarding on.
+topo_node() {
+    _topo_add_ns node
+    ip -n "$TOPO-node" link add br0 type bridge
+    ip -n "$TOPO-node" addr add "$TOPO_BRIDGE_IP/16" dev br0
+    ip -n "$TOPO-node" link set br0 up
+    topo_in node sysctl -qw net.ipv4.ip_forward=1
+}
+
+# A client machine on a link to the node's external interface ext0.
+topo_client() {
+    _topo_add_ns client
+    ip -n "$TOPO-node" link add ext0 type veth peer name eth0 netns "$TOPO-client"
+    ip -n "$TOPO-node" addr add "$TOPO_NODE_EXT_IP/24" dev ext0
+    ip -n "$TOPO-node" link set ext0 up
+    ip -n "$TOPO-client" addr add "$TOPO_CLIENT_IP/24" dev eth0
+    ip -n "$TOPO-client" link set eth0 up
+    ip -n "$TOPO-client" route add default via "$TOPO_NODE_EXT_IP"
+}
+
+# The IP of sandbox N (1..60000).
+topo_sandbox_ip() { echo "10.8.$(($1 / 250)).$(($1 % 250 + 2))"; }
+
+topo_sandbox() {
+    local n=$1
+    _topo_add_ns "sb$n"
+    ip -n "$TOPO-node" link add "vsb$n" type veth peer name eth0 netns "$TOPO-sb$n"
+    ip -n "$TOPO-node" link set "vsb$n" master br0 up
+    ip -n "$TOPO-sb$n" addr add "$(topo_sandbox_ip "$n")/16" dev eth0
+    ip -n "$TOPO-sb$n" link set eth0 up
+    ip -n "$TOPO-sb$n" route add default via "$TOPO_BRIDGE_IP"
+}
+
+# Kills a namespace's processes, then the namespace (its veth goes with it).
+topo_del_ns() {
+    local ns="$TOPO-$1" pids
+    [ -e "/run/netns/$ns" ] || return 0
+    pids=$(ip netns pids "$ns" 2>/dev/null)
+    if [ -n "$pids" ]; then
+        kill $pids 2>/dev/null
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            pids=$(ip netns pids "$ns" 2>/dev/null)
+            [ -z "$pids" ] && break
+            sleep 0.1
+        done
+        [ -n "$pids" ] && kill -9 $pids 2>/dev/null
+    fi
+    ip netns del "$ns" 2>/dev/null || true
+}
+
+topo_sandbox_del() { topo_del_ns "sb$1"; }
+
+# A child cgroup of the cgroup v2 root, for the socket hooks.
+topo_cgroup() {
+    [ -n "$TOPO_CGROUP_ROOT" ] || { echo "topology: no cgroup v2 mount" >&2; return 1; }
+    TOPO_CGROUP="$TOPO_CGROUP_ROOT/$TOPO"
+    mkdir -p "$TOPO_CGROUP"
+}
+
+# Starts scripts/identity_server.py in a namespace; it answers every TCP
+# connection and UDP datagram with "NAME CLIENT-IP". Waits until it listens.
+topo_serve() {
+    local ns=$1 name=$2 port=$3
+    topo_in "$ns" python3 "$(dirname "${BASH_SOURCE[0]}")/identity_server.py" --name "$name" --port "$port" \
+        >/dev/null 2>&1 &
+    for _ in $(seq 1 50); do
+        topo_in "$ns" ss -Hltn "sport = :$port" | grep -q . && return 0
+        sleep 0.1
+    done
+    echo "topology: server $name did not start in $ns" >&2
+    return 1
+}
+
+topo_cleanup() {
+    local ns
+    for ns in $(ip netns list | awk '{print $1}' | grep "^$TOPO-"); do
+        topo_del_ns "${ns#"$TOPO"-}"
+    done
+    if [ -n "$TOPO_CGROUP" ] && [ -d "$TOPO_CGROUP" ]; then
+        # Processes still in it (a stuck client) are moved out first.
+        local pid
+        for pid in $(cat "$TOPO_CGROUP/cgroup.procs" 2>/dev/null); do
+            kill -9 "$pid" 2>/dev/null
+        done
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            rmdir "$TOPO_CGROUP" 2>/dev/null && break
+            sleep 0.1
+        done
+    fi
+}

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The nodeport CLI as a script would use it: exit codes, one-line errors that
+# name the field, bad input changing nothing, concurrent writers.
+set -u
+NODEPORT=$1
+. "$(dirname "$0")/lib.sh"
+require_root
+
+topo_init "npcli$$"
+PIN=/sys/fs/bpf/nodeport-cli-test-$$
+cleanup() {
+    "$NODEPORT" unload --pin-dir "$PIN" >/dev/null 2>&1
+    topo_cleanup
+}
+trap cleanup EXIT
+topo_node
+topo_cgroup
+
+np() { "$NODEPORT" "$1" --pin-dir "$PIN" "${@:2}"; }
+
+# Before load: a runtime failure, exit 1, and it says what to do.
+out=$(np list 2>&1); rc=$?
+expect_eq "list before load exits 1" 1 "$rc"
+expect_match "list before load says not loaded" "not loaded at $PIN" "$out"
+
+out=$(topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" 2>&1)
+expect_eq "load exits 0" 0 $?
+expect_match "load reports the node's bridge address" "10\.8\.0\.1 \(br0\)" "$out"
+expect_match "load pins the maps" "" "$(ls "$PIN/ports" "$PIN/node_addrs" "$PIN/node_config" 2>&1 | grep -v 'No such')"
+
+np set tcp/6667 10.8.0.2:6667 --owner sb-1 >/dev/null
+np set udp/6667 10.8.0.2:6667 >/dev/null
+before=$(np list --json)
+
+# bad_input DESCRIPTION FIELD ARGS...: exit 2, one line naming FIELD, maps untouched.
+bad_input() {
+    local desc=$1 field=$2 out rc lines
+    shift 2
+    out=$("$NODEPORT" "$@" 2>&1 >/dev/null); rc=$?
+    lines=$(printf '%s\n' "$out" | wc -l)
+    if [ "$rc" -eq 2 ] && [ "$lines" -eq 1 ] && [[ "$out" == *"$field"* ]]; then
+        pass "$desc"
+    else
+        fail "$desc: exit $rc, $lines lines: $out"
+    fi
+    expect_eq "$desc changes nothing" "$before" "$(np list --json)"
+}
+
+bad_input "set port 0" "node port" set --pin-dir "$PIN" tcp/0 10.8.0.3:80
+bad_input "set port 65536" "node port" set --pin-dir "$PIN" tcp/65536 10.8.0.3:80
+bad_input "set port abc" "node port" set --pin-dir "$PIN" tcp/abc 10.8.0.3:80
+bad_input "set protocol sctp" "protocol" set --pin-dir "$PIN" sctp/80 10.8.0.3:80
+bad_input "set address 10.0.0.256" "backend address" set --pin-dir "$PIN" tcp/6667 10.0.0.256:80
+bad_input "set backend port 0" "backend port" set --pin-dir "$PIN" tcp/6667 10.8.0.3:0
+bad_input "set backend without port" "backend" set --pin-dir "$PIN" tcp/6667 10.8.0.3
+bad_input "set missing backend" "backend: missing" set --pin-dir "$PIN" tcp/6667
+bad_input "set missing everything" "node port: missing" set --pin-dir "$PIN"
+bad_input "set extra argument" "unexpected argument" set --pin-dir "$PIN" tcp/6667 10.8.0.3:80 extra
+bad_input "set unknown option" "--colour" set --pin-dir "$PIN" tcp/6667 10.8.0.3:80 --colour
+bad_input "set owner with a blank" "owner" set --pin-dir "$PIN" tcp/6667 10.8.0.3:80 --owner "sb 1"
+bad_input "set owner too long" "owner" set --pin-dir "$PIN" tcp/6667 10.8.0.3:80 --owner "$(printf 'x%.0s' $(seq 64))"
+bad_input "set owner without value" "owner" set --pin-dir "$PIN" tcp/6667 10.8.0.3:80 --owner
+bad_input "del port 0" "node port" del --pin-dir "$PIN" tcp/0
+bad_input "del missing port" "node port: missing" del --pin-dir "$PIN"
+bad_input "get bad protocol" "protocol" get --pin-dir "$PIN" icmp/1
+bad_input "list extra argument" "unexpected argument" list --pin-dir "$PIN" tcp/1
+bad_input "relative pin dir" "pin-dir" list --pin-dir relative/dir
+bad_input "load loopback node ip" "node-ip" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --node-ip 127.0.0.1
+bad_input "load bad node ip" "node-ip" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --node-ip 10.0.0.256
+bad_input "load missing cgroup" "cgroup" load --pin-dir "$PIN" --cgroup /nonexistent/cgroup
+bad_input "unknown command" "command" frobnicate
+
+out=$(np get tcp/6667); expect_eq "get shows the mapping" "tcp/6667 -> 10.8.0.2:6667 owner sb-1" "$out"
+out=$(np get tcp/7000 2>&1); rc=$?
+expect_eq "get of an unmapped port exits 1" 1 "$rc"
+expect_match "get of an unmapped port says so" "tcp/7000 is not mapped" "$out"
+np set --help >/dev/null; expect_eq "set --help exits 0" 0 $?
+"$NODEPORT" --help >/dev/null; expect_eq "--help exits 0" 0 $?
+
+# Owner-safe delete from the command line.
+np set tcp/6667 10.8.0.3:6667 --owner sb-2 >/dev/null
+out=$(np del tcp/6667 --owner sb-1); expect_eq "late del exits 0" 0 $?
+expect_match "late del says who holds the port" "kept: owner 'sb-2'" "$out"
+expect_eq "late del leaves the new owner's entry" "tcp/6667 -> 10.8.0.3:6667 owner sb-2" "$(np get tcp/6667)"
+np del tcp/6667 --owner sb-2 >/dev/null
+out=$(np get tcp/6667 2>&1); expect_eq "owner's del removes it" 1 $?
+
+# The table output and JSON agree.
+json=$(np list --json)
+expect_eq "list --json is valid JSON with the entry" "udp 6667 10.8.0.2 6667" \
+    "$(printf '%s' "$json" | python3 -c 'import json,sys; e=json.load(sys.stdin)[0]; print(e["proto"], e["port"], e["backend_ip"], e["backend_port"])')"
+
+# 8 concurrent CLI writers, 500 distinct ports each: all 4000 land.
+np flush >/dev/null
+errors=$(mktemp)
+for w in $(seq 0 7); do
+    (
+        for i in $(seq 0 499); do
+            port=$((20000 + w * 500 + i))
+            "$NODEPORT" set --pin-dir "$PIN" "tcp/$port" "10.8.0.2:$port" --owner "w$w" >/dev/null 2>>"$errors"
+        done
+    ) &
+done
+wait
+expect_eq "concurrent CLI writers report no error" "" "$(cat "$errors")"
+rm -f "$errors"
+expect_eq "8 concurrent writers x 500 ports: all present" 4000 "$(np list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')"
+out=$(np flush); expect_eq "flush reports what it removed" "removed 4000 mappings" "$out"
+
+# Load is idempotent and keeps the mappings.
+np set tcp/6667 10.8.0.2:6667 --owner sb-1 >/dev/null
+out=$(topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" 2>&1)
+expect_match "second load keeps the maps" "kept the pinned maps" "$out"
+expect_eq "second load keeps the mapping" "tcp/6667 -> 10.8.0.2:6667 owner sb-1" "$(np get tcp/6667)"
+expect_eq "second load attaches no second copy" 4 "$(bpftool cgroup show "$TOPO_CGROUP" | tail -n +2 | wc -l)"
+
+out=$(np unload); expect_eq "unload exits 0" 0 $?
+expect_eq "unload detaches everything" 0 "$(bpftool cgroup show "$TOPO_CGROUP" | tail -n +2 | wc -l)"
+expect_eq "unload removes the pin dir" no "$([ -e "$PIN" ] && echo yes || echo no)"
+out=$(np unload 2>&1); expect_eq "unload when not loaded exits 1" 1 $?
+
+finish

@@ -1,0 +1,96 @@
+// Tier 1: validation of everything a user types, without root.
+#include <gtest/gtest.h>
+
+#include <ostream>
+
+#include "nodeport/types.hpp"
+
+namespace nodeport {
+namespace {
+
+TEST(ParseNodePort, AcceptsProtocolAndPort) {
+    auto np = parse_node_port("tcp/6667");
+    ASSERT_TRUE(np);
+    EXPECT_EQ(np->proto, Proto::tcp);
+    EXPECT_EQ(np->port, 6667);
+    EXPECT_EQ(to_string(*np), "tcp/6667");
+    EXPECT_EQ(parse_node_port("UDP/53")->proto, Proto::udp);
+    EXPECT_EQ(parse_node_port("udp/65535")->port, 65535);
+    EXPECT_EQ(parse_node_port("tcp/1")->port, 1);
+}
+
+struct BadInput {
+    const char* text;
+    const char* field;
+};
+
+void PrintTo(const BadInput& input, std::ostream* os) {
+    *os << "'" << input.text << "'";
+}
+
+class BadNodePort : public testing::TestWithParam<BadInput> {};
+
+TEST_P(BadNodePort, NamesTheField) {
+    auto np = parse_node_port(GetParam().text);
+    ASSERT_FALSE(np) << GetParam().text;
+    EXPECT_EQ(np.error().field, GetParam().field) << np.error().message;
+    EXPECT_EQ(np.error().message.find('\n'), std::string::npos);  // one line
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, BadNodePort,
+                         testing::Values(BadInput{"tcp/0", "node port"}, BadInput{"tcp/65536", "node port"},
+                                         BadInput{"tcp/abc", "node port"}, BadInput{"tcp/-1", "node port"},
+                                         BadInput{"tcp/+80", "node port"}, BadInput{"tcp/ 80", "node port"},
+                                         BadInput{"tcp/80x", "node port"}, BadInput{"tcp/", "node port"},
+                                         BadInput{"tcp/99999999999", "node port"},
+                                         BadInput{"sctp/80", "protocol"}, BadInput{"/80", "protocol"},
+                                         BadInput{"6667", "node port"}, BadInput{"", "node port"}));
+
+TEST(ParseBackend, AcceptsAddressAndPort) {
+    auto be = parse_backend("10.8.32.126:6667");
+    ASSERT_TRUE(be);
+    EXPECT_EQ(to_string(*be), "10.8.32.126:6667");
+    EXPECT_EQ(be->port, 6667);
+}
+
+class BadBackend : public testing::TestWithParam<BadInput> {};
+
+TEST_P(BadBackend, NamesTheField) {
+    auto be = parse_backend(GetParam().text);
+    ASSERT_FALSE(be) << GetParam().text;
+    EXPECT_EQ(be.error().field, GetParam().field) << be.error().message;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, BadBackend,
+    testing::Values(BadInput{"10.0.0.256:80", "backend address"}, BadInput{"10.0.0:80", "backend address"},
+                    BadInput{"abc:80", "backend address"}, BadInput{":80", "backend address"},
+                    BadInput{"127.0.0.1:80", "backend address"}, BadInput{"0.0.0.0:80", "backend address"},
+                    BadInput{"224.0.0.1:80", "backend address"}, BadInput{"255.255.255.255:80", "backend address"},
+                    BadInput{"10.0.0.1:0", "backend port"}, BadInput{"10.0.0.1:65536", "backend port"},
+                    BadInput{"10.0.0.1:", "backend port"}, BadInput{"10.0.0.1", "backend"}));
+
+TEST(ParseNodeIp, RejectsLoopbackBecauseItIsMatchedPerNamespace) {
+    EXPECT_TRUE(parse_node_ip("192.168.1.10"));
+    EXPECT_EQ(parse_node_ip("127.0.0.1").error().field, "node-ip");
+    EXPECT_EQ(parse_node_ip("10.1.2").error().field, "node-ip");
+}
+
+TEST(ParseOwner, LimitsLengthAndCharacters) {
+    EXPECT_EQ(*parse_owner("sb-42"), "sb-42");
+    EXPECT_TRUE(parse_owner(std::string(63, 'a')));
+    EXPECT_EQ(parse_owner(std::string(64, 'a')).error().field, "owner");
+    EXPECT_EQ(parse_owner("").error().field, "owner");
+    EXPECT_EQ(parse_owner("sb 42").error().field, "owner");
+}
+
+TEST(OwnerId, IsFnv1a64AndZeroForNone) {
+    EXPECT_EQ(owner_id(""), 0u);
+    // Reference values of FNV-1a 64, so another language can compute the same id.
+    EXPECT_EQ(owner_id("a"), 0xaf63dc4c8601ec8cULL);
+    EXPECT_EQ(owner_id("foobar"), 0x85944171f73967e8ULL);
+    EXPECT_NE(owner_id("sb-41"), owner_id("sb-42"));
+}
+
+}  // namespace
+}  // namespace nodeport

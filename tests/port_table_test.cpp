@@ -1,0 +1,225 @@
+// The loader library against real, pinned maps in a private pin directory.
+// Nothing is attached: LoadOptions::cgroup stays empty.
+#include <bpf/bpf.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <set>
+#include <thread>
+
+#include "nodeport/abi.h"
+#include "nodeport/datapath.hpp"
+#include "nodeport/port_table.hpp"
+#include "map_keys.hpp"
+
+namespace nodeport {
+namespace {
+
+namespace fs = std::filesystem;
+
+Mapping mapping(Proto proto, std::uint16_t port, const char* ip, std::uint16_t backend_port, std::string owner = {}) {
+    return Mapping{NodePort{proto, port}, Backend{*parse_ipv4(ip, "ip"), backend_port}, std::move(owner)};
+}
+
+class PortTableTest : public testing::Test {
+protected:
+    void SetUp() override {
+        if (geteuid() != 0)
+            GTEST_SKIP() << "needs root to create BPF maps";
+        static std::atomic<int> counter;
+        pin_dir_ = fs::path("/sys/fs/bpf") / ("nodeport-test-" + std::to_string(getpid()) + "-" +
+                                               std::to_string(counter++));
+        LoadOptions options{pin_dir_, std::nullopt, {*parse_node_ip("10.99.0.1")}};
+        auto report = load(options);
+        ASSERT_TRUE(report) << report.error().message;
+        EXPECT_FALSE(report->reused_maps);
+        auto table = PortTable::open(pin_dir_);
+        ASSERT_TRUE(table) << table.error().message;
+        table_.emplace(std::move(*table));
+    }
+
+    void TearDown() override {
+        table_.reset();
+        if (!pin_dir_.empty() && fs::exists(pin_dir_)) {
+            auto gone = unload(pin_dir_);
+            EXPECT_TRUE(gone) << gone.error().message;
+        }
+    }
+
+    std::vector<Mapping> list() {
+        auto all = table_->list();
+        EXPECT_TRUE(all) << all.error().message;
+        return all ? *all : std::vector<Mapping>{};
+    }
+
+    fs::path pin_dir_;
+    std::optional<PortTable> table_;
+};
+
+TEST_F(PortTableTest, SetKeepsExactlyOneTargetPerPort) {
+    // 25 redeploys of the same node port: the iptables design had 25 rules,
+    // the first one stale. Here the last set wins and nothing else remains.
+    for (int i = 1; i <= 25; ++i) {
+        auto ip = "10.8.0." + std::to_string(i + 1);
+        ASSERT_TRUE(table_->set(mapping(Proto::tcp, 6667, ip.c_str(), 6667, "sb-" + std::to_string(i))));
+    }
+    EXPECT_EQ(list(), std::vector{mapping(Proto::tcp, 6667, "10.8.0.26", 6667, "sb-25")});
+}
+
+TEST_F(PortTableTest, ProtocolsAreSeparateKeys) {
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 53, "10.8.0.2", 53)));
+    ASSERT_TRUE(table_->set(mapping(Proto::udp, 53, "10.8.0.3", 5353)));
+    EXPECT_EQ(list(), (std::vector{mapping(Proto::tcp, 53, "10.8.0.2", 53), mapping(Proto::udp, 53, "10.8.0.3", 5353)}));
+    auto udp = table_->get(NodePort{Proto::udp, 53});
+    ASSERT_TRUE(udp && *udp);
+    EXPECT_EQ(**udp, mapping(Proto::udp, 53, "10.8.0.3", 5353));
+    auto none = table_->get(NodePort{Proto::udp, 54});
+    ASSERT_TRUE(none);
+    EXPECT_FALSE(*none);
+}
+
+TEST_F(PortTableTest, RemoveWithOwnerOnlyDeletesItsOwnEntry) {
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 6667, "10.8.0.2", 6667, "sb-1")));
+    // A redeploy overwrites the port, then the old sandbox's destroy runs late.
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 6667, "10.8.0.3", 6667, "sb-2")));
+    auto late = table_->remove(NodePort{Proto::tcp, 6667}, "sb-1");
+    ASSERT_TRUE(late);
+    EXPECT_EQ(late->outcome, RemoveOutcome::held_by_other);
+    EXPECT_EQ(late->holder, "sb-2");
+    EXPECT_EQ(list(), std::vector{mapping(Proto::tcp, 6667, "10.8.0.3", 6667, "sb-2")});
+
+    auto own = table_->remove(NodePort{Proto::tcp, 6667}, "sb-2");
+    ASSERT_TRUE(own);
+    EXPECT_EQ(own->outcome, RemoveOutcome::removed);
+    EXPECT_TRUE(list().empty());
+
+    auto again = table_->remove(NodePort{Proto::tcp, 6667}, "sb-2");
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->outcome, RemoveOutcome::not_mapped);
+}
+
+TEST_F(PortTableTest, RemoveWithoutOwnerDeletesWhateverIsThere) {
+    ASSERT_TRUE(table_->set(mapping(Proto::udp, 9000, "10.8.0.2", 9000, "sb-1")));
+    auto result = table_->remove(NodePort{Proto::udp, 9000});
+    ASSERT_TRUE(result);
+    EXPECT_EQ(result->outcome, RemoveOutcome::removed);
+    EXPECT_TRUE(list().empty());
+}
+
+TEST_F(PortTableTest, FlushRemovesEverything) {
+    for (std::uint16_t port = 1000; port < 1100; ++port)
+        ASSERT_TRUE(table_->set(mapping(Proto::tcp, port, "10.8.0.2", port)));
+    auto flushed = table_->flush();
+    ASSERT_TRUE(flushed);
+    EXPECT_EQ(*flushed, 100u);
+    EXPECT_TRUE(list().empty());
+}
+
+TEST_F(PortTableTest, LoadAgainKeepsMappings) {
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 6667, "10.8.0.2", 6667, "sb-1")));
+    auto again = load(LoadOptions{pin_dir_, std::nullopt, {*parse_node_ip("10.99.0.2")}});
+    ASSERT_TRUE(again) << again.error().message;
+    EXPECT_TRUE(again->reused_maps);
+    EXPECT_EQ(list(), std::vector{mapping(Proto::tcp, 6667, "10.8.0.2", 6667, "sb-1")});
+}
+
+TEST_F(PortTableTest, RefreshReplacesNodeAddresses) {
+    auto addrs = refresh(pin_dir_, {*parse_node_ip("10.99.0.7"), *parse_node_ip("10.99.0.8")});
+    ASSERT_TRUE(addrs) << addrs.error().message;
+    int fd = bpf_obj_get((pin_dir_ / "node_addrs").c_str());
+    ASSERT_GE(fd, 0);
+    auto keys = map_keys<np_node_addr>(fd, "node_addrs");
+    close(fd);
+    ASSERT_TRUE(keys);
+    std::set<std::uint32_t> in_map;
+    for (const auto& key : *keys)
+        in_map.insert(key.addr_be[0]);
+    EXPECT_EQ(in_map, (std::set{parse_ipv4("10.99.0.7", "")->addr_be, parse_ipv4("10.99.0.8", "")->addr_be}));
+}
+
+TEST_F(PortTableTest, RefusesPinnedMapsOfAnotherAbi) {
+    int fd = bpf_obj_get((pin_dir_ / "node_config").c_str());
+    ASSERT_GE(fd, 0);
+    __u32 zero = 0;
+    np_config cfg{};
+    ASSERT_EQ(bpf_map_lookup_elem(fd, &zero, &cfg), 0);
+    np_config future = cfg;
+    future.abi_version = NODEPORT_ABI_VERSION + 1;
+    ASSERT_EQ(bpf_map_update_elem(fd, &zero, &future, BPF_ANY), 0);
+
+    auto refused = load(LoadOptions{pin_dir_, std::nullopt, {*parse_node_ip("10.99.0.1")}});
+    ASSERT_FALSE(refused);
+    EXPECT_NE(refused.error().message.find("map ABI v" + std::to_string(NODEPORT_ABI_VERSION + 1)), std::string::npos)
+        << refused.error().message;
+
+    ASSERT_EQ(bpf_map_update_elem(fd, &zero, &cfg, BPF_ANY), 0);
+    close(fd);
+}
+
+TEST_F(PortTableTest, ConcurrentWritersLoseNoUpdate) {
+    // 8 writers, each with its own PortTable (its own flock), 500 ports each.
+    constexpr int writers = 8;
+    constexpr int ports_each = 500;
+    std::vector<std::thread> threads;
+    std::atomic<int> failures{0};
+    for (int w = 0; w < writers; ++w) {
+        threads.emplace_back([&, w] {
+            auto table = PortTable::open(pin_dir_);
+            if (!table) {
+                ++failures;
+                return;
+            }
+            for (int i = 0; i < ports_each; ++i) {
+                auto port = static_cast<std::uint16_t>(20000 + w * ports_each + i);
+                if (!table->set(mapping(Proto::tcp, port, "10.8.0.2", port, "w" + std::to_string(w))))
+                    ++failures;
+            }
+        });
+    }
+    for (auto& t : threads)
+        t.join();
+    EXPECT_EQ(failures, 0);
+    EXPECT_EQ(list().size(), static_cast<std::size_t>(writers * ports_each));
+}
+
+TEST_F(PortTableTest, OwnerCheckedRemoveRacingRedeployNeverDeletesTheNewOwner) {
+    // One thread redeploys the port (set by a new owner each time) while
+    // another deletes on behalf of the previous owner. Whatever the
+    // interleaving, the entry that remains belongs to the last owner set.
+    constexpr int rounds = 2000;
+    std::atomic<int> published{0};
+    std::thread deployer([&] {
+        auto table = PortTable::open(pin_dir_);
+        for (int i = 1; i <= rounds; ++i) {
+            ASSERT_TRUE(table->set(mapping(Proto::tcp, 7000, "10.8.0.2", 7000, "sb-" + std::to_string(i))));
+            published = i;
+        }
+    });
+    std::thread destroyer([&] {
+        auto table = PortTable::open(pin_dir_);
+        for (int seen = 0; seen < rounds;) {
+            int now = published;
+            if (now > 1 && now != seen) {
+                ASSERT_TRUE(table->remove(NodePort{Proto::tcp, 7000}, "sb-" + std::to_string(now - 1)));
+            }
+            seen = now;
+        }
+    });
+    deployer.join();
+    destroyer.join();
+    EXPECT_EQ(list(), std::vector{mapping(Proto::tcp, 7000, "10.8.0.2", 7000, "sb-" + std::to_string(rounds))});
+}
+
+TEST_F(PortTableTest, UnloadRemovesEveryPin) {
+    table_.reset();
+    ASSERT_TRUE(unload(pin_dir_));
+    EXPECT_FALSE(fs::exists(pin_dir_));
+    auto reopened = PortTable::open(pin_dir_);
+    ASSERT_FALSE(reopened);
+    EXPECT_NE(reopened.error().message.find("not loaded"), std::string::npos) << reopened.error().message;
+}
+
+}  // namespace
+}  // namespace nodeport
