@@ -27,27 +27,40 @@ debian_mirror_uri() {
     done
 }
 
-BACKPORTS=/etc/apt/sources.list.d/nodeport-bookworm-backports.sources
-if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    uri=$(debian_mirror_uri | head -n 1)
-    [ -n "$uri" ] || { echo "setup.sh: no bookworm entry in the apt sources to take the mirror from" >&2; exit 1; }
-    cat > "$BACKPORTS" <<SRC
+PACKAGES=(
+    build-essential cmake clang llvm libelf-dev zlib1g-dev pkg-config
+    libboost-program-options-dev libgtest-dev nlohmann-json3-dev libfmt-dev
+    iproute2 netcat-openbsd curl python3 iptables nftables iperf3 procps util-linux
+)
+
+# True when libbpf-dev >= 1.4, bpftool >= 7.5 and every other package are installed.
+have_everything() {
+    local v
+    v=$(dpkg-query -W -f='${Version}' libbpf-dev 2>/dev/null) && dpkg --compare-versions "$v" ge 1:1.4 || return 1
+    v=$(dpkg-query -W -f='${Version}' bpftool 2>/dev/null) && dpkg --compare-versions "$v" ge 7.5 || return 1
+    dpkg-query -W -f='${Status}\n' "${PACKAGES[@]}" 2>/dev/null | grep -vq 'install ok installed' && return 1
+    [ "$(dpkg-query -W -f='${Status}\n' "${PACKAGES[@]}" 2>/dev/null | wc -l)" -eq "${#PACKAGES[@]}" ]
+}
+
+if ! have_everything; then
+    BACKPORTS=/etc/apt/sources.list.d/nodeport-bookworm-backports.sources
+    if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+        uri=$(debian_mirror_uri | head -n 1)
+        [ -n "$uri" ] || { echo "setup.sh: no bookworm entry in the apt sources to take the mirror from" >&2; exit 1; }
+        cat > "$BACKPORTS" <<SRC
 Types: deb
 URIs: $uri
 Suites: bookworm-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-    echo "setup.sh: added bookworm-backports from $uri"
+        echo "setup.sh: added bookworm-backports from $uri"
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq -t bookworm-backports libbpf-dev bpftool >/dev/null
+    apt-get install -y -qq "${PACKAGES[@]}" >/dev/null
 fi
-
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq -t bookworm-backports libbpf-dev bpftool >/dev/null
-apt-get install -y -qq \
-    build-essential cmake clang llvm libelf-dev zlib1g-dev pkg-config \
-    libboost-program-options-dev libgtest-dev nlohmann-json3-dev libfmt-dev libmnl-dev \
-    iproute2 netcat-openbsd curl python3 socat iptables nftables iperf3 procps util-linux >/dev/null
 
 # bpffs: the pin directory lives there. Mount it if the machine booted without it.
 if ! grep -qs ' /sys/fs/bpf bpf ' /proc/mounts; then

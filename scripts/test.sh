@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine, as root: installs,
+# builds, runs every test (unit, packet, namespace end to end).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh
+# One test at a time: the namespace tests are quick and the machine has 2 cores.
+ctest --test-dir build --output-on-failure "$@"
