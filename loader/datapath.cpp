@@ -66,24 +66,33 @@ Result<std::uint64_t> cgroup_id(int cgroup_fd) {
     return st.st_ino;
 }
 
+// A second load must not move the hooks: refuse, before changing anything,
+// when the pinned cgroup links sit on another cgroup than the one asked for.
+Result<void> check_links_cgroup(const std::filesystem::path& dir, int cgroup_fd) {
+    if (cgroup_fd < 0)
+        return {};
+    auto want = cgroup_id(cgroup_fd);
+    if (!want)
+        return std::unexpected(want.error());
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(pin_dir::links_dir(dir), ec)) {
+        Fd link(bpf_obj_get(entry.path().c_str()));
+        bpf_link_info info{};
+        __u32 len = sizeof info;
+        if (!link.valid() || bpf_link_get_info_by_fd(link.get(), &info, &len) != 0)
+            return errno_error(errno, "read link " + entry.path().string());
+        if (info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id != *want)
+            return plain_error("nodeport is already attached to another cgroup (id " +
+                               std::to_string(info.cgroup.cgroup_id) + ") at " + dir.string() +
+                               "; unload it first");
+    }
+    return {};
+}
+
 // Keeps the pinned link and swaps its program in place (no moment without
 // a hook), or attaches a new link and pins it.
 Result<void> attach_or_update(bpf_program* prog, const std::filesystem::path& pin, int cgroup_fd) {
-    const std::string name = bpf_program__name(prog);
     if (Link existing(bpf_link__open(pin.c_str()), bpf_link__destroy); existing) {
-        if (cgroup_fd >= 0) {
-            bpf_link_info info{};
-            __u32 len = sizeof info;
-            auto want = cgroup_id(cgroup_fd);
-            if (!want)
-                return std::unexpected(want.error());
-            if (bpf_link_get_info_by_fd(bpf_link__fd(existing.get()), &info, &len) != 0)
-                return errno_error(errno, "read link info of " + pin.string());
-            if (info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id != *want)
-                return plain_error("nodeport is already attached to another cgroup (id " +
-                                                   std::to_string(info.cgroup.cgroup_id) +
-                                                   ") at this pin directory; unload it first");
-        }
         if (int err = bpf_link__update_program(existing.get(), prog); err != 0)
             return libbpf_error(-err, "replace program of link " + pin.string());
         return {};
@@ -92,7 +101,7 @@ Result<void> attach_or_update(bpf_program* prog, const std::filesystem::path& pi
         return {};
     Link link(bpf_program__attach_cgroup(prog, cgroup_fd), bpf_link__destroy);
     if (!link)
-        return libbpf_error(errno, "attach " + name + " to cgroup");
+        return libbpf_error(errno, std::string("attach ") + bpf_program__name(prog) + " to cgroup");
     if (int err = bpf_link__pin(link.get(), pin.c_str()); err != 0)
         return libbpf_error(-err, "pin link " + pin.string());
     return {};
@@ -138,6 +147,8 @@ Result<LoadReport> load(const LoadOptions& options) {
     auto reused = check_pinned_abi(dir);
     if (!reused)
         return std::unexpected(reused.error());
+    if (auto ok = check_links_cgroup(dir, cgroup.get()); !ok)
+        return std::unexpected(ok.error());
 
     const std::string pin_root = dir.string();
     LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = pin_root.c_str());

@@ -114,6 +114,13 @@ expect_match "second load keeps the maps" "kept the pinned maps" "$out"
 expect_eq "second load keeps the mapping" "tcp/6667 -> 10.8.0.2:6667 owner sb-1" "$(np get tcp/6667)"
 expect_eq "second load attaches no second copy" 4 "$(bpftool cgroup show "$TOPO_CGROUP" | tail -n +2 | wc -l)"
 
+mkdir -p "$TOPO_CGROUP/other"
+out=$(topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP/other" 2>&1); rc=$?
+expect_eq "load onto another cgroup while attached exits 1" 1 "$rc"
+expect_match "load onto another cgroup says why" "already attached to another cgroup" "$out"
+expect_eq "the refused load leaves the hooks where they were" 4 "$(bpftool cgroup show "$TOPO_CGROUP" | tail -n +2 | wc -l)"
+rmdir "$TOPO_CGROUP/other"
+
 out=$(np unload); expect_eq "unload exits 0" 0 $?
 expect_eq "unload detaches everything" 0 "$(bpftool cgroup show "$TOPO_CGROUP" | tail -n +2 | wc -l)"
 expect_eq "unload removes the pin dir" no "$([ -e "$PIN" ] && echo yes || echo no)"
