@@ -31,6 +31,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } node_config SEC(".maps");
 
+/* Loader bookkeeping, not read by the programs. Declared with the shared
+ * maps so whichever object loads first creates and pins it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NP_MAX_TC_ATTACHMENTS);
+	__type(key, __u32);
+	__type(value, struct np_tc_attachment);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} tc_attachments SEC(".maps");
+
 static __always_inline const struct np_backend *lookup_port(__u8 proto, __be16 port_be)
 {
 	struct np_port_key key = { .proto = proto, .port_be = port_be };

@@ -22,6 +22,9 @@ add_custom_command(
   COMMAND ${BPFTOOL} btf dump file ${VMLINUX_BTF} format c > ${BPF_GEN_DIR}/vmlinux.h.tmp
   COMMAND ${CMAKE_COMMAND} -E rename ${BPF_GEN_DIR}/vmlinux.h.tmp ${BPF_GEN_DIR}/vmlinux.h
   COMMENT "Generating vmlinux.h from ${VMLINUX_BTF}")
+# One target owns vmlinux.h: were it only a DEPENDS of every BPF object,
+# a parallel build would run its command once per object, racing on the rename.
+add_custom_target(vmlinux_h DEPENDS ${BPF_GEN_DIR}/vmlinux.h)
 
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
   set(BPF_TARGET_ARCH x86)
@@ -50,6 +53,7 @@ function(bpf_object NAME)
     DEPENDS ${obj}
     COMMENT "Generating ${NAME}.skel.h")
   add_custom_target(${NAME}_skel_gen DEPENDS ${skel})
+  add_dependencies(${NAME}_skel_gen vmlinux_h)
   add_library(${NAME}_skel INTERFACE)
   add_dependencies(${NAME}_skel ${NAME}_skel_gen)
   target_include_directories(${NAME}_skel INTERFACE ${BPF_GEN_DIR})

@@ -1,5 +1,5 @@
 // Where nodeport keeps its pins, and the lock that serializes writers.
-//   <pin-dir>/ports, node_addrs, node_config, sock_xlat   maps
+//   <pin-dir>/ports, node_addrs, node_config, sock_xlat, tc_attachments, flows   maps
 //   <pin-dir>/links/<program>                         links (detached when unpinned)
 #pragma once
 
@@ -12,7 +12,8 @@
 
 namespace nodeport::pin_dir {
 
-inline constexpr std::array<std::string_view, 4> map_names = {"ports", "node_addrs", "node_config", "sock_xlat"};
+inline constexpr std::array<std::string_view, 6> map_names = {"ports",     "node_addrs",     "node_config",
+                                                                "sock_xlat", "tc_attachments", "flows"};
 
 inline std::filesystem::path links_dir(const std::filesystem::path& dir) {
     return dir / "links";

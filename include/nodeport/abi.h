@@ -88,18 +88,81 @@ struct np_sock_xlat {
 	__u32 pad;
 };
 
+/* `tc_attachments` hash, key: __u32 ifindex. Where the TC programs are
+ * attached, written by `load`, so that `unload` removes exactly that. */
+#define NP_TC_TCX    1 /* tcx links, pinned under links/ */
+#define NP_TC_CLSACT 2 /* clsact filters with NP_TC_HANDLE / NP_TC_PRIORITY */
+#define NP_TC_HANDLE   0x4e50 /* "NP" */
+#define NP_TC_PRIORITY 0x4e50
+#define NP_MAX_TC_ATTACHMENTS 64
+
+struct np_tc_attachment {
+	__u32 ifindex;
+	__u8 mode;          /* NP_TC_TCX or NP_TC_CLSACT */
+	__u8 created_qdisc; /* clsact: nodeport added the qdisc, removed again when no filter is left */
+	__u8 pad[2];
+	__u64 netns_cookie; /* the namespace the ifindex belongs to */
+	char ifname[16];    /* the interface's name when attached, for people */
+};
+
+/* ---- Flow table of the external datapath (TC programs, bpf/tc.bpf.c) ----
+ *
+ * `flows` LRU hash: NAT state of the connections that entered through the
+ * node's external interface. Like conntrack, each NATed flow has TWO entries,
+ * one per direction, so each direction finds its translation with one lookup
+ * keyed by the packet's own addresses:
+ *  - NP_FLOW_TO_BACKEND, looked up on ingress with (src, dst) of the packet:
+ *    client = client addr/port, peer = node addr/port the client addressed;
+ *    the value is the backend the packet is sent to.
+ *  - NP_FLOW_TO_CLIENT, looked up on egress with (dst, src) of the reply:
+ *    client = client addr/port, peer = backend addr/port;
+ *    the value is the node addr/port restored as the reply's source.
+ * The value of one entry is the peer of the other, so either direction can
+ * find its partner (to mark both CLOSING or refresh both). */
+#define NP_MAX_FLOWS 262144 /* entries: two per flow */
+
+#define NP_FLOW_TO_BACKEND 1 /* np_flow_key.dir */
+#define NP_FLOW_TO_CLIENT  2
+
+#define NP_FLOW_OPEN    1 /* np_flow.state */
+#define NP_FLOW_CLOSING 2 /* TCP FIN or RST seen: a new SYN on the tuple starts a fresh flow */
+
+struct np_flow_key {
+	__be32 client_addr_be;
+	__be32 peer_addr_be;
+	__be16 client_port_be;
+	__be16 peer_port_be;
+	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 dir;   /* NP_FLOW_TO_BACKEND or NP_FLOW_TO_CLIENT */
+	__u8 pad[2]; /* always 0: part of the hashed key */
+};
+
+struct np_flow {
+	__be32 addr_be;      /* translated-to address: backend, or node address for replies */
+	__be16 port_be;      /* translated-to port */
+	__u8 state;          /* NP_FLOW_OPEN or NP_FLOW_CLOSING */
+	__u8 pad;
+	__u64 last_seen_ns;  /* bpf_ktime_get_ns() (CLOCK_MONOTONIC), refreshed at most once a second */
+};
+
 #ifdef __cplusplus
+static_assert(sizeof(struct np_tc_attachment) == 32, "np_tc_attachment ABI");
 static_assert(sizeof(struct np_port_key) == 4, "np_port_key ABI");
 static_assert(sizeof(struct np_backend) == 96, "np_backend ABI");
 static_assert(sizeof(struct np_node_addr) == 20, "np_node_addr ABI");
 static_assert(sizeof(struct np_config) == 16, "np_config ABI");
 static_assert(sizeof(struct np_sock_xlat) == 12 * NP_SOCK_XLAT_SLOTS + 8, "np_sock_xlat ABI");
+static_assert(sizeof(struct np_flow_key) == 16, "np_flow_key ABI");
+static_assert(sizeof(struct np_flow) == 16, "np_flow ABI");
 #else
+_Static_assert(sizeof(struct np_tc_attachment) == 32, "np_tc_attachment ABI");
 _Static_assert(sizeof(struct np_port_key) == 4, "np_port_key ABI");
 _Static_assert(sizeof(struct np_backend) == 96, "np_backend ABI");
 _Static_assert(sizeof(struct np_node_addr) == 20, "np_node_addr ABI");
 _Static_assert(sizeof(struct np_config) == 16, "np_config ABI");
 _Static_assert(sizeof(struct np_sock_xlat) == 12 * NP_SOCK_XLAT_SLOTS + 8, "np_sock_xlat ABI");
+_Static_assert(sizeof(struct np_flow_key) == 16, "np_flow_key ABI");
+_Static_assert(sizeof(struct np_flow) == 16, "np_flow ABI");
 #endif
 
 #endif /* NODEPORT_ABI_H */

@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Parsing of Ethernet / IPv4 / TCP|UDP for the TC programs. The result is a
+ * copy of the header fields plus offsets, never packet pointers: every helper
+ * that rewrites the packet invalidates all packet pointers, so code after a
+ * rewrite must not hold any. */
+#ifndef NODEPORT_PACKET_BPF_H
+#define NODEPORT_PACKET_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+/* UAPI #defines do not reach vmlinux.h (BTF carries types and enums only). */
+#ifndef TC_ACT_OK
+#define TC_ACT_OK       0
+#endif
+#ifndef TC_ACT_REDIRECT
+#define TC_ACT_REDIRECT 7
+#endif
+#define NP_ETH_HLEN   14
+#define NP_ETH_P_IP   0x0800
+#define NP_AF_INET    2
+#define NP_IP_MF      0x2000 /* more fragments */
+#define NP_IP_OFFSET  0x1fff /* fragment offset, in 8-byte units */
+#define NP_TCP_FIN    0x01
+#define NP_TCP_SYN    0x02
+#define NP_TCP_RST    0x04
+#define NP_TCP_ACK    0x10
+
+/* Offsets from skb->data. Only option-less IPv4 (ihl 5) is handled, so the
+ * L4 header always starts at the same place. Plain numbers, not offsetof():
+ * vmlinux.h marks every struct preserve_access_index, so offsetof() on them
+ * becomes a CO-RE relocation, and clang 14 miscompiles a ternary between two
+ * of those (it emitted a load from address 6 or 16). Wire formats do not
+ * move between kernels anyway. */
+#define NP_IP_OFF       NP_ETH_HLEN
+#define NP_IP_TTL_OFF   (NP_IP_OFF + 8)
+#define NP_IP_CSUM_OFF  (NP_IP_OFF + 10)
+#define NP_IP_SADDR_OFF (NP_IP_OFF + 12)
+#define NP_IP_DADDR_OFF (NP_IP_OFF + 16)
+#define NP_L4_OFF       (NP_IP_OFF + 20)
+/* TCP and UDP both start with source port, then destination port. */
+#define NP_L4_SPORT_OFF NP_L4_OFF
+#define NP_L4_DPORT_OFF (NP_L4_OFF + 2)
+#define NP_TCP_CSUM_OFF (NP_L4_OFF + 16)
+#define NP_UDP_CSUM_OFF (NP_L4_OFF + 6)
+#define NP_TCP_HLEN     20
+#define NP_UDP_HLEN     8
+
+struct pkt4 {
+	__be32 saddr_be;
+	__be32 daddr_be;
+	__be16 sport_be;
+	__be16 dport_be;
+	__u8 proto;     /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 tcp_flags; /* byte 13 of the TCP header, 0 for UDP */
+};
+
+/* Packet pointers, loaded fresh. barrier_var(skb) works around clang 14:
+ * it may compute skb + offsetof(data) once, keep it in a register across
+ * branches and helper calls, and load through it later; the verifier only
+ * accepts context loads at a constant offset from the context register
+ * itself ("dereference of modified ctx ptr"). The barrier makes the compiler
+ * forget what skb pointed to, so each load is `rX = *(u32 *)(skb + 76)`. */
+#define load_pkt(skb, data, data_end)                          \
+	do {                                                   \
+		barrier_var(skb);                              \
+		data = (void *)(long)(skb)->data;              \
+		data_end = (void *)(long)(skb)->data_end;      \
+	} while (0)
+
+/* True when the first `len` bytes are in the linear area, where direct packet
+ * access sees them. Headers of a forwarded or GRO-built skb may sit partly in
+ * paged data; pulling them is rare, so its cost (the skb may be unshared)
+ * does not matter. The pull fails on a packet shorter than `len`.
+ * Every caller must reload data/data_end afterwards: the helper invalidates
+ * all packet pointers. */
+static __always_inline bool headers_linear(struct __sk_buff *skb, __u32 len)
+{
+	void *data, *data_end;
+
+	load_pkt(skb, data, data_end);
+	if (data + len <= data_end)
+		return true;
+	return bpf_skb_pull_data(skb, len) == 0;
+}
+
+/* Fills `p` and returns true for an IPv4 TCP or UDP packet with no IP options
+ * and not a fragment; anything else is not ours to translate. */
+static __always_inline bool parse_pkt4(struct __sk_buff *skb, struct pkt4 *p)
+{
+	void *data, *data_end;
+	struct ethhdr *eth;
+	struct iphdr *iph;
+	__u32 l4_len;
+
+	if (!headers_linear(skb, NP_L4_OFF))
+		return false;
+	load_pkt(skb, data, data_end);
+	eth = data;
+	iph = data + NP_IP_OFF;
+	if ((void *)(iph + 1) > data_end)
+		return false;
+	if (eth->h_proto != bpf_htons(NP_ETH_P_IP))
+		return false;
+	/* First byte 0x45: version 4 and ihl 5. Options would move the L4 header
+	 * and are close to unused; they pass untranslated. */
+	if (*(__u8 *)iph != 0x45)
+		return false;
+	/* Only a first fragment carries ports, and the later ones could not be
+	 * matched to it: all fragments pass untranslated. */
+	if (iph->frag_off & bpf_htons(NP_IP_MF | NP_IP_OFFSET))
+		return false;
+	if (iph->protocol == IPPROTO_TCP)
+		l4_len = NP_TCP_HLEN;
+	else if (iph->protocol == IPPROTO_UDP)
+		l4_len = NP_UDP_HLEN;
+	else
+		return false;
+	p->saddr_be = iph->saddr;
+	p->daddr_be = iph->daddr;
+	p->proto = iph->protocol;
+	p->tcp_flags = 0;
+
+	if (!headers_linear(skb, NP_L4_OFF + l4_len))
+		return false;
+	/* Reloaded: headers_linear may have pulled. */
+	load_pkt(skb, data, data_end);
+	if (p->proto == IPPROTO_TCP) {
+		struct tcphdr *tcp = data + NP_L4_OFF;
+
+		if ((void *)(tcp + 1) > data_end)
+			return false;
+		p->sport_be = tcp->source;
+		p->dport_be = tcp->dest;
+		p->tcp_flags = ((__u8 *)tcp)[13];
+	} else {
+		struct udphdr *udp = data + NP_L4_OFF;
+
+		if ((void *)(udp + 1) > data_end)
+			return false;
+		p->sport_be = udp->source;
+		p->dport_be = udp->dest;
+	}
+	return true;
+}
+
+/* A TCP SYN without ACK: the only packet that may start a TCP flow. A SYN-ACK
+ * to a node port is the reply to one of the node's own connections. */
+static __always_inline bool is_tcp_syn(const struct pkt4 *p)
+{
+	return p->proto == IPPROTO_TCP && (p->tcp_flags & (NP_TCP_SYN | NP_TCP_ACK)) == NP_TCP_SYN;
+}
+
+static __always_inline bool is_tcp_fin_or_rst(const struct pkt4 *p)
+{
+	return p->proto == IPPROTO_TCP && (p->tcp_flags & (NP_TCP_FIN | NP_TCP_RST));
+}
+
+#endif /* NODEPORT_PACKET_BPF_H */
