@@ -8,27 +8,25 @@
 #include <sys/vfs.h>
 
 #include <cerrno>
+#include <fstream>
+#include <functional>
 #include <memory>
 
 #include "libbpf_log.hpp"
 #include "node_addrs.hpp"
 #include "nodeport/abi.h"
 #include "pin_dir.hpp"
+#include "pinned_link.hpp"
 #include "sock.skel.h"
+#include "tc.skel.h"
+#include "tc_attach.hpp"
+#include "netlink.hpp"
 
 namespace nodeport {
 namespace {
 
 using SockSkel = std::unique_ptr<sock_bpf, decltype(&sock_bpf__destroy)>;
-using Link = std::unique_ptr<bpf_link, decltype(&bpf_link__destroy)>;
-
-// A libbpf failure, with the tail of libbpf's own log when it has one.
-std::unexpected<Error> libbpf_error(int err, const std::string& what) {
-    auto failure = errno_error(err, what);
-    if (auto log = take_libbpf_log(); !log.empty())
-        failure.error().message += "\nlibbpf said:\n" + log;
-    return failure;
-}
+using TcSkel = std::unique_ptr<tc_bpf, decltype(&tc_bpf__destroy)>;
 
 // Refuses to reuse pinned maps written under another map ABI: their layout
 // would be misread. An upgrade that changes the ABI must migrate explicitly.
@@ -89,21 +87,17 @@ Result<void> check_links_cgroup(const std::filesystem::path& dir, int cgroup_fd)
     return {};
 }
 
-// Keeps the pinned link and swaps its program in place (no moment without
-// a hook), or attaches a new link and pins it.
-Result<void> attach_or_update(bpf_program* prog, const std::filesystem::path& pin, int cgroup_fd) {
-    if (Link existing(bpf_link__open(pin.c_str()), bpf_link__destroy); existing) {
-        if (int err = bpf_link__update_program(existing.get(), prog); err != 0)
-            return libbpf_error(-err, "replace program of link " + pin.string());
-        return {};
-    }
-    if (cgroup_fd < 0)
-        return {};
-    Link link(bpf_program__attach_cgroup(prog, cgroup_fd), bpf_link__destroy);
-    if (!link)
-        return libbpf_error(errno, std::string("attach ") + bpf_program__name(prog) + " to cgroup");
-    if (int err = bpf_link__pin(link.get(), pin.c_str()); err != 0)
-        return libbpf_error(-err, "pin link " + pin.string());
+// Either way of forwarding needs IPv4 forwarding on (the FIB lookup checks
+// it too): without it every translated packet would be dropped silently.
+Result<void> check_ip_forward() {
+    std::ifstream sysctl("/proc/sys/net/ipv4/ip_forward");
+    int enabled = 0;
+    if (!(sysctl >> enabled))
+        return plain_error("cannot read /proc/sys/net/ipv4/ip_forward");
+    if (enabled != 1)
+        return plain_error("net.ipv4.ip_forward is 0 in this network namespace, so the kernel would drop every "
+                           "packet nodeport translates; enable it (sysctl -w net.ipv4.ip_forward=1) or pass "
+                           "--local-only");
     return {};
 }
 
@@ -135,6 +129,9 @@ Result<LoadReport> load(const LoadOptions& options) {
             return std::unexpected(fd.error());
         cgroup = std::move(*fd);
     }
+    if (!options.interfaces.empty())
+        if (auto ok = check_ip_forward(); !ok)
+            return std::unexpected(ok.error());
     if (auto created = pin_dir::create(dir); !created)
         return std::unexpected(created.error());
     auto dir_fd = pin_dir::open(dir);
@@ -150,28 +147,44 @@ Result<LoadReport> load(const LoadOptions& options) {
     if (auto ok = check_links_cgroup(dir, cgroup.get()); !ok)
         return std::unexpected(ok.error());
 
+    // Both objects declare the shared maps pinned by name: the first to load
+    // creates and pins them, the second (and every later load) reuses them.
     const std::string pin_root = dir.string();
     LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = pin_root.c_str());
-    SockSkel skel(sock_bpf__open_opts(&open_opts), sock_bpf__destroy);
-    if (!skel)
-        return libbpf_error(errno, "open BPF object");
-    if (int err = sock_bpf__load(skel.get()); err != 0)
-        return libbpf_error(-err, "load BPF programs (needs root and Linux >= 5.14 with BTF)");
+    SockSkel sock(sock_bpf__open_opts(&open_opts), sock_bpf__destroy);
+    TcSkel tc(tc_bpf__open_opts(&open_opts), tc_bpf__destroy);
+    if (!sock || !tc)
+        return libbpf_error(errno, "open BPF objects");
+    const tc::Programs tc_programs{tc->progs.np_tc_ingress, tc->progs.np_tc_egress};
+    tc::prepare(tc_programs, options.tc_attach);
+    tc->rodata->fib_redirect = options.forwarding == Forwarding::fib;
+    if (int err = sock_bpf__load(sock.get()); err != 0)
+        return libbpf_error(-err, "load socket programs (needs root and Linux >= 5.14 with BTF)");
+    if (int err = tc_bpf__load(tc.get()); err != 0)
+        return libbpf_error(-err, "load TC programs (needs root and Linux >= 5.14 with BTF)");
 
-    if (auto ok = write_config(bpf_map__fd(skel->maps.node_config)); !ok)
+    if (auto ok = write_config(bpf_map__fd(sock->maps.node_config)); !ok)
         return std::unexpected(ok.error());
-    if (auto ok = write_node_addrs(bpf_map__fd(skel->maps.node_addrs), *addrs); !ok)
+    if (auto ok = write_node_addrs(bpf_map__fd(sock->maps.node_addrs), *addrs); !ok)
         return std::unexpected(ok.error());
 
-    LoadReport report{*reused, {}, *addrs};
+    LoadReport report{*reused, {}, *addrs, {}};
     bpf_program* prog;
-    bpf_object__for_each_program(prog, skel->obj) {
+    bpf_object__for_each_program(prog, sock->obj) {
         auto pin = pin_dir::links_dir(dir) / bpf_program__name(prog);
-        if (auto ok = attach_or_update(prog, pin, cgroup.get()); !ok)
+        std::function<bpf_link*()> attach;
+        if (cgroup.valid())
+            attach = [prog, fd = cgroup.get()] { return bpf_program__attach_cgroup(prog, fd); };
+        if (auto ok = attach_pinned(prog, pin, attach); !ok)
             return std::unexpected(ok.error());
         if (std::filesystem::exists(pin))
             report.links.push_back(pin.string());
     }
+    auto attached = tc::attach(dir, tc_programs, options.interfaces, options.tc_attach,
+                               bpf_map__fd(tc->maps.tc_attachments));
+    if (!attached)
+        return std::unexpected(attached.error());
+    report.interfaces = std::move(*attached);
     return report;
 }
 
@@ -185,7 +198,12 @@ Result<void> unload(const std::filesystem::path& dir) {
     if (!std::filesystem::exists(dir / "node_config"))
         return plain_error(dir.string() + " is not a nodeport pin directory (no node_config map)");
 
-    // Links first: unpinning the last reference detaches the program.
+    // TC first (clsact filters are not links), then the links: unpinning a
+    // link's last reference detaches its program.
+    if (auto attachments = pin_dir::open_map(dir, "tc_attachments"); attachments) {
+        if (auto ok = tc::detach_all(dir, attachments->get()); !ok)
+            return ok;
+    }
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(pin_dir::links_dir(dir), ec))
         if (::unlink(entry.path().c_str()) != 0)
@@ -216,6 +234,17 @@ Result<std::vector<NodeAddr>> refresh(const std::filesystem::path& dir, const st
     if (auto ok = write_node_addrs(map->get(), *addrs); !ok)
         return std::unexpected(ok.error());
     return *addrs;
+}
+
+Result<std::vector<TcAttachment>> external_interfaces(const std::filesystem::path& dir) {
+    auto attachments = pin_dir::open_map(dir, "tc_attachments");
+    if (!attachments)
+        return std::unexpected(attachments.error());
+    return tc::list(attachments->get());
+}
+
+Result<std::string> default_route_interface() {
+    return netlink::default_route_interface();
 }
 
 }  // namespace nodeport

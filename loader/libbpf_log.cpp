@@ -44,4 +44,11 @@ std::string take_libbpf_log() {
     return std::exchange(log_tail, {});
 }
 
+std::unexpected<Error> libbpf_error(int err, const std::string& what) {
+    auto failure = errno_error(err, what);
+    if (auto log = take_libbpf_log(); !log.empty())
+        failure.error().message += "\nlibbpf said:\n" + log;
+    return failure;
+}
+
 }  // namespace nodeport

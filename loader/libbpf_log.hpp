@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "nodeport/result.hpp"
+
 namespace nodeport {
 
 // Routes libbpf's messages: kept quiet, but the last warnings are remembered
@@ -11,5 +13,9 @@ void capture_libbpf_log();
 
 // The warnings captured since the last call, then forgets them.
 std::string take_libbpf_log();
+
+// A failed Result for a libbpf call, with the tail of libbpf's log (a
+// verifier message, a missing kernel feature) when there is one.
+std::unexpected<Error> libbpf_error(int err, const std::string& what);
 
 }  // namespace nodeport

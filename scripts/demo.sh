@@ -18,7 +18,7 @@ PORT=6667
 DEPLOYS=25
 PIN=/sys/fs/bpf/nodeport-demo-$$
 cleanup() {
-    "$NODEPORT" unload --pin-dir "$PIN" >/dev/null 2>&1 || true
+    "$NODEPORT" unload --pin-dir "$PIN" >/dev/null 2>&1 || rm -rf "$PIN"
     topo_cleanup
 }
 trap cleanup EXIT

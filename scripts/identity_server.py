@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """A sandbox's server: answers every TCP connection and every UDP datagram on
 PORT with one line, "NAME CLIENT-IP", so a client can tell which sandbox it
-reached and the sandbox's view of who connected."""
+reached and the sandbox's view of who connected.
+With --hold, a TCP connection stays open after that line, and every line the
+client sends is answered with "NAME LINE" (a long-lived connection)."""
 import argparse
 import selectors
 import socket
@@ -9,6 +11,7 @@ import socket
 parser = argparse.ArgumentParser()
 parser.add_argument("--name", required=True)
 parser.add_argument("--port", type=int, required=True)
+parser.add_argument("--hold", action="store_true")
 args = parser.parse_args()
 
 tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -28,8 +31,19 @@ while True:
             try:
                 conn.sendall(f"{args.name} {peer}\n".encode())
             except OSError:
-                pass
-            conn.close()
+                conn.close()
+                continue
+            if args.hold:
+                sel.register(conn, selectors.EVENT_READ)
+            else:
+                conn.close()
+        elif key.fileobj is not udp:  # a held connection
+            data = key.fileobj.recv(2048)
+            if data:
+                key.fileobj.sendall(f"{args.name} {data.decode().strip()}\n".encode())
+            else:
+                sel.unregister(key.fileobj)
+                key.fileobj.close()
         else:
             _, (peer, peer_port) = udp.recvfrom(2048)
             udp.sendto(f"{args.name} {peer}\n".encode(), (peer, peer_port))

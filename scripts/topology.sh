@@ -44,10 +44,13 @@ _topo_add_ns() {
     ip -n "$TOPO-$1" link set lo up
 }
 
-# The node: a bridge for the sandboxes, forwarding on.
+# The node: a bridge for the sandboxes, forwarding on. The bridge gets a MAC
+# of its own: otherwise it takes the lowest MAC of its ports and changes it
+# when a sandbox's veth goes, leaving the other sandboxes sending to a stale
+# gateway MAC until their neighbour entry expires.
 topo_node() {
     _topo_add_ns node
-    ip -n "$TOPO-node" link add br0 type bridge
+    ip -n "$TOPO-node" link add br0 address 02:6e:70:00:00:01 type bridge
     ip -n "$TOPO-node" addr add "$TOPO_BRIDGE_IP/16" dev br0
     ip -n "$TOPO-node" link set br0 up
     topo_in node sysctl -qw net.ipv4.ip_forward=1
@@ -105,9 +108,11 @@ topo_cgroup() {
 
 # Starts scripts/identity_server.py in a namespace; it answers every TCP
 # connection and UDP datagram with "NAME CLIENT-IP". Waits until it listens.
+# Extra arguments go to the server (--hold).
 topo_serve() {
     local ns=$1 name=$2 port=$3
-    topo_in "$ns" python3 "$(dirname "${BASH_SOURCE[0]}")/identity_server.py" --name "$name" --port "$port" \
+    shift 3
+    topo_in "$ns" python3 "$(dirname "${BASH_SOURCE[0]}")/identity_server.py" --name "$name" --port "$port" "$@" \
         >/dev/null 2>&1 &
     for _ in $(seq 1 50); do
         topo_in "$ns" ss -Hltn "sport = :$port" | grep -q . && return 0

@@ -10,6 +10,7 @@ topo_init "npcli$$"
 PIN=/sys/fs/bpf/nodeport-cli-test-$$
 cleanup() {
     "$NODEPORT" unload --pin-dir "$PIN" >/dev/null 2>&1
+    rm -rf "$PIN"  # if unload failed: the pins must not outlive the test
     topo_cleanup
 }
 trap cleanup EXIT
@@ -23,7 +24,20 @@ out=$(np list 2>&1); rc=$?
 expect_eq "list before load exits 1" 1 "$rc"
 expect_match "list before load says not loaded" "not loaded at $PIN" "$out"
 
-out=$(topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" 2>&1)
+out=$(topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" 2>&1); rc=$?
+expect_eq "load with no default route and no --iface exits 1" 1 "$rc"
+expect_match "and says what to do" "no IPv4 default route: name the node's external interfaces with --iface" "$out"
+expect_eq "and leaves nothing pinned" no "$([ -e "$PIN" ] && echo yes || echo no)"
+
+topo_in node sysctl -qw net.ipv4.ip_forward=0
+topo_in node ip link add ext0 type veth peer name ext0-peer
+out=$(topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface ext0 2>&1); rc=$?
+expect_eq "load --iface with ip_forward off exits 1" 1 "$rc"
+expect_match "and says why" "net.ipv4.ip_forward is 0" "$out"
+expect_eq "and leaves nothing pinned" no "$([ -e "$PIN" ] && echo yes || echo no)"
+topo_in node sysctl -qw net.ipv4.ip_forward=1
+
+out=$(topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --local-only 2>&1)
 expect_eq "load exits 0" 0 $?
 expect_match "load reports the node's bridge address" "10\.8\.0\.1 \(br0\)" "$out"
 expect_match "load pins the maps" "" "$(ls "$PIN/ports" "$PIN/node_addrs" "$PIN/node_config" 2>&1 | grep -v 'No such')"
@@ -68,6 +82,10 @@ bad_input "relative pin dir" "pin-dir" list --pin-dir relative/dir
 bad_input "load loopback node ip" "node-ip" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --node-ip 127.0.0.1
 bad_input "load bad node ip" "node-ip" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --node-ip 10.0.0.256
 bad_input "load missing cgroup" "cgroup" load --pin-dir "$PIN" --cgroup /nonexistent/cgroup
+bad_input "load unknown interface" "iface" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface nosuch0
+bad_input "load --iface with --local-only" "iface" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface lo --local-only
+bad_input "load bad --tc-attach" "tc-attach" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --tc-attach xdp
+bad_input "load bad --forward" "forward" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --forward xdp
 bad_input "unknown command" "command" frobnicate
 
 out=$(np get tcp/6667); expect_eq "get shows the mapping" "tcp/6667 -> 10.8.0.2:6667 owner sb-1" "$out"
@@ -109,13 +127,13 @@ out=$(np flush); expect_eq "flush reports what it removed" "removed 4000 mapping
 
 # Load is idempotent and keeps the mappings.
 np set tcp/6667 10.8.0.2:6667 --owner sb-1 >/dev/null
-out=$(topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" 2>&1)
+out=$(topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --local-only 2>&1)
 expect_match "second load keeps the maps" "kept the pinned maps" "$out"
 expect_eq "second load keeps the mapping" "tcp/6667 -> 10.8.0.2:6667 owner sb-1" "$(np get tcp/6667)"
 expect_eq "second load attaches no second copy" 4 "$(bpftool cgroup show "$TOPO_CGROUP" | tail -n +2 | wc -l)"
 
 mkdir -p "$TOPO_CGROUP/other"
-out=$(topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP/other" 2>&1); rc=$?
+out=$(topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP/other" --local-only 2>&1); rc=$?
 expect_eq "load onto another cgroup while attached exits 1" 1 "$rc"
 expect_match "load onto another cgroup says why" "already attached to another cgroup" "$out"
 expect_eq "the refused load leaves the hooks where they were" 4 "$(bpftool cgroup show "$TOPO_CGROUP" | tail -n +2 | wc -l)"

@@ -14,6 +14,7 @@ PORT=6667
 NODE_IP=$TOPO_NODE_EXT_IP
 cleanup() {
     "$NODEPORT" unload --pin-dir "$PIN" >/dev/null 2>&1
+    rm -rf "$PIN"  # if unload failed: the pins must not outlive the test
     topo_cleanup
 }
 trap cleanup EXIT
@@ -26,7 +27,7 @@ probe() { local ns=$1; shift; topo_in_cgroup "$ns" python3 "$PROBE" "$@"; }
 # What a node-side TCP client gets back: curl, as a user would check a port.
 curl_from() { topo_in_cgroup "$1" curl -s --http0.9 --max-time 3 "http://$2/"; }
 
-topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" >/dev/null || { fail "load"; finish; exit 1; }
+topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --local-only >/dev/null || { fail "load"; finish; exit 1; }
 
 sandbox() {  # sandbox N: a new sandbox serving its name on $PORT, TCP and UDP
     topo_sandbox "$1" && topo_serve "sb$1" "sb$1" "$PORT"

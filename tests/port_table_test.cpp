@@ -23,6 +23,14 @@ Mapping mapping(Proto proto, std::uint16_t port, const char* ip, std::uint16_t b
     return Mapping{NodePort{proto, port}, Backend{*parse_ipv4(ip, "ip"), backend_port}, std::move(owner)};
 }
 
+// Maps and programs in `dir`, nothing attached.
+LoadOptions unattached(const fs::path& dir, const char* node_ip) {
+    LoadOptions options;
+    options.pin_dir = dir;
+    options.node_ips = {*parse_node_ip(node_ip)};
+    return options;
+}
+
 class PortTableTest : public testing::Test {
 protected:
     void SetUp() override {
@@ -31,8 +39,7 @@ protected:
         static std::atomic<int> counter;
         pin_dir_ = fs::path("/sys/fs/bpf") / ("nodeport-test-" + std::to_string(getpid()) + "-" +
                                                std::to_string(counter++));
-        LoadOptions options{pin_dir_, std::nullopt, {*parse_node_ip("10.99.0.1")}};
-        auto report = load(options);
+        auto report = load(unattached(pin_dir_, "10.99.0.1"));
         ASSERT_TRUE(report) << report.error().message;
         EXPECT_FALSE(report->reused_maps);
         auto table = PortTable::open(pin_dir_);
@@ -45,6 +52,8 @@ protected:
         if (!pin_dir_.empty() && fs::exists(pin_dir_)) {
             auto gone = unload(pin_dir_);
             EXPECT_TRUE(gone) << gone.error().message;
+            std::error_code ignored;
+            fs::remove_all(pin_dir_, ignored);  // if unload failed: the pins must not outlive the test
         }
     }
 
@@ -119,7 +128,7 @@ TEST_F(PortTableTest, FlushRemovesEverything) {
 
 TEST_F(PortTableTest, LoadAgainKeepsMappings) {
     ASSERT_TRUE(table_->set(mapping(Proto::tcp, 6667, "10.8.0.2", 6667, "sb-1")));
-    auto again = load(LoadOptions{pin_dir_, std::nullopt, {*parse_node_ip("10.99.0.2")}});
+    auto again = load(unattached(pin_dir_, "10.99.0.2"));
     ASSERT_TRUE(again) << again.error().message;
     EXPECT_TRUE(again->reused_maps);
     EXPECT_EQ(list(), std::vector{mapping(Proto::tcp, 6667, "10.8.0.2", 6667, "sb-1")});
@@ -149,7 +158,7 @@ TEST_F(PortTableTest, RefusesPinnedMapsOfAnotherAbi) {
     future.abi_version = NODEPORT_ABI_VERSION + 1;
     ASSERT_EQ(bpf_map_update_elem(fd, &zero, &future, BPF_ANY), 0);
 
-    auto refused = load(LoadOptions{pin_dir_, std::nullopt, {*parse_node_ip("10.99.0.1")}});
+    auto refused = load(unattached(pin_dir_, "10.99.0.1"));
     ASSERT_FALSE(refused);
     EXPECT_NE(refused.error().message.find("map ABI v" + std::to_string(NODEPORT_ABI_VERSION + 1)), std::string::npos)
         << refused.error().message;

@@ -2,7 +2,8 @@
 """A client that prints what an application sees: the peer address the socket
 reports (getpeername for connected sockets, the recvfrom source for unconnected
 UDP) and the server's one-line answer.
-    probe.py tcp|udp|udp-connected IP PORT  ->  "PEER-IP:PEER-PORT ANSWER" """
+    probe.py tcp|udp|udp-connected IP PORT [LOCAL-PORT]  ->  "PEER-IP:PEER-PORT ANSWER"
+With LOCAL-PORT the socket is bound to that local port first."""
 import socket
 import sys
 
@@ -10,6 +11,9 @@ mode, ip, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 kind = socket.SOCK_STREAM if mode == "tcp" else socket.SOCK_DGRAM
 s = socket.socket(socket.AF_INET, kind)
 s.settimeout(3)
+if len(sys.argv) > 4:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", int(sys.argv[4])))
 try:
     if mode == "udp":
         s.sendto(b"hello", (ip, port))

@@ -20,6 +20,26 @@ struct NodeAddr {
     std::string interface;  // empty when given by hand
 };
 
+// How the TC programs are attached to an interface.
+enum class TcAttachMode {
+    automatic,  // tcx where the kernel has it (Linux >= 6.6), clsact otherwise
+    tcx,        // pinned tcx links
+    clsact,     // filters on a clsact qdisc (created when missing, removed when nodeport's were the last)
+};
+
+// How a client's packet goes on once its destination is the backend.
+enum class Forwarding {
+    kernel,  // the kernel routes it (IP forward path, netfilter sees it)
+    fib,     // bpf_fib_lookup + bpf_redirect_neigh from the TC program; conntrack never
+             // sees the client's packets, so a FORWARD rule dropping INVALID drops the replies
+};
+
+struct TcAttachment {
+    std::string interface;  // its name when it was attached
+    int ifindex = 0;
+    TcAttachMode mode = TcAttachMode::tcx;
+};
+
 struct LoadOptions {
     std::filesystem::path pin_dir = default_pin_dir;
     // cgroup v2 directory whose sockets get the local-forwarding hooks.
@@ -28,12 +48,17 @@ struct LoadOptions {
     // The node's addresses. Empty: every IPv4 address of the interfaces of
     // the calling thread's network namespace, loopback excepted.
     std::vector<Ipv4> node_ips;
+    // External interfaces for the TC programs; empty: none (local forwarding only).
+    std::vector<std::string> interfaces;
+    TcAttachMode tc_attach = TcAttachMode::automatic;
+    Forwarding forwarding = Forwarding::kernel;
 };
 
 struct LoadReport {
     bool reused_maps = false;        // pinned maps from an earlier load were kept, entries and all
     std::vector<std::string> links;  // pinned links, created or updated
     std::vector<NodeAddr> node_addrs;
+    std::vector<TcAttachment> interfaces;
 };
 
 // Idempotent: a second load reuses the pinned maps and replaces the programs
@@ -46,8 +71,12 @@ Result<void> unload(const std::filesystem::path& pin_dir);
 // Replaces the node address set (empty `node_ips`: discover them again).
 Result<std::vector<NodeAddr>> refresh(const std::filesystem::path& pin_dir, const std::vector<Ipv4>& node_ips);
 
+// The interfaces the TC programs are attached to.
+Result<std::vector<TcAttachment>> external_interfaces(const std::filesystem::path& pin_dir);
+
 // What `load` would use by default.
 Result<std::filesystem::path> cgroup2_root();
 Result<std::vector<NodeAddr>> discover_node_addrs();
+Result<std::string> default_route_interface();
 
 }  // namespace nodeport

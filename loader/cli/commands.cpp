@@ -2,6 +2,8 @@
 // act. A command that throws UsageError has changed nothing.
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <net/if.h>
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -10,6 +12,7 @@
 
 #include "cli.hpp"
 #include "nodeport/datapath.hpp"
+#include "nodeport/flows.hpp"
 #include "nodeport/port_table.hpp"
 
 namespace nodeport::cli {
@@ -111,27 +114,88 @@ nlohmann::json to_json(const Mapping& m) {
             {"owner", m.owner}};
 }
 
+TcAttachMode tc_attach_option(const Invocation& inv) {
+    const auto& text = inv.options["tc-attach"].as<std::string>();
+    if (text == "auto")
+        return TcAttachMode::automatic;
+    if (text == "tcx")
+        return TcAttachMode::tcx;
+    if (text == "clsact")
+        return TcAttachMode::clsact;
+    throw UsageError(fmt::format("tc-attach: '{}' is not auto, tcx or clsact", text));
+}
+
+Forwarding forwarding_option(const Invocation& inv) {
+    const auto& text = inv.options["forward"].as<std::string>();
+    if (text == "kernel")
+        return Forwarding::kernel;
+    if (text == "fib")
+        return Forwarding::fib;
+    throw UsageError(fmt::format("forward: '{}' is not kernel or fib", text));
+}
+
+// --iface values, checked to exist here; none given: the default route's
+// interface, unless --local-only.
+std::vector<std::string> interface_options(const Invocation& inv) {
+    bool local_only = inv.options.count("local-only") > 0;
+    if (inv.options.count("iface")) {
+        if (local_only)
+            throw UsageError("iface: --iface and --local-only exclude each other");
+        auto names = inv.options["iface"].as<std::vector<std::string>>();
+        for (const auto& name : names)
+            if (name.empty() || name.size() >= IF_NAMESIZE || if_nametoindex(name.c_str()) == 0)
+                throw UsageError(fmt::format("iface: '{}' is not an interface in this network namespace", name));
+        return names;
+    }
+    if (local_only)
+        return {};
+    auto name = default_route_interface();
+    if (!name)
+        throw Failure(name.error().message +
+                      ": name the node's external interfaces with --iface IF, or pass --local-only");
+    return {*name};
+}
+
+std::string describe(const std::vector<TcAttachment>& interfaces) {
+    std::string out;
+    for (const auto& a : interfaces)
+        out += fmt::format("{}{} ({})", out.empty() ? "" : ", ", a.interface,
+                           a.mode == TcAttachMode::tcx ? "tcx" : "clsact");
+    return out.empty() ? "none (local forwarding only)" : out;
+}
+
 int cmd_load(const Args& argv) {
     po::options_description options = node_ip_description();
-    options.add_options()("cgroup", po::value<std::string>(),
-                          "cgroup v2 directory whose sockets are forwarded (default: the root of the hierarchy)");
+    options.add_options()
+        ("cgroup", po::value<std::string>(),
+         "cgroup v2 directory whose sockets are forwarded (default: the root of the hierarchy)")
+        ("iface", po::value<std::vector<std::string>>()->composing(),
+         "an external interface for the TC programs (repeatable; default: the default route's interface)")
+        ("local-only", "attach no TC programs: forward only traffic that starts on the node")
+        ("tc-attach", po::value<std::string>()->default_value("auto"),
+         "auto (tcx where the kernel has it, else clsact), tcx or clsact")
+        ("forward", po::value<std::string>()->default_value("kernel"),
+         "kernel: the kernel routes translated packets; fib: the TC program does (bpf_fib_lookup + "
+         "bpf_redirect_neigh; conntrack does not see client packets)");
     auto inv = parse("load", argv, options);
     if (!inv)
         return exit_ok;
-    LoadOptions load_options{inv->pin_dir, {}, node_ip_options(*inv)};
+    LoadOptions load_options{inv->pin_dir, {}, node_ip_options(*inv), {}, tc_attach_option(*inv),
+                             forwarding_option(*inv)};
     if (inv->options.count("cgroup")) {
         fs::path cgroup = inv->options["cgroup"].as<std::string>();
         if (!fs::is_directory(cgroup))
             throw UsageError(fmt::format("cgroup: '{}' is not a directory", cgroup.string()));
         load_options.cgroup = cgroup;
-    } else {
-        load_options.cgroup = succeeded(cgroup2_root());
     }
+    load_options.interfaces = interface_options(*inv);
+    if (!load_options.cgroup)
+        load_options.cgroup = succeeded(cgroup2_root());
     auto report = succeeded(load(load_options));
-    std::cout << fmt::format("loaded at {} on cgroup {}{}\nnode addresses: {}\n", inv->pin_dir.string(),
-                             load_options.cgroup->string(),
+    std::cout << fmt::format("loaded at {} on cgroup {}{}\nnode addresses: {}\nexternal interfaces: {}\n",
+                             inv->pin_dir.string(), load_options.cgroup->string(),
                              report.reused_maps ? " (kept the pinned maps and their mappings)" : "",
-                             describe(report.node_addrs));
+                             describe(report.node_addrs), describe(report.interfaces));
     return exit_ok;
 }
 
@@ -205,16 +269,53 @@ int cmd_list(const Args& argv) {
         return exit_ok;
     auto table = succeeded(PortTable::open(inv->pin_dir));
     auto mappings = succeeded(table.list());
+    // Every mapped port is reachable from outside through the same interfaces.
+    std::vector<std::string> external;
+    for (const auto& a : succeeded(external_interfaces(inv->pin_dir)))
+        external.push_back(a.interface);
     if (inv->options.count("json")) {
         nlohmann::json out = nlohmann::json::array();
-        for (const auto& m : mappings)
-            out.push_back(to_json(m));
+        for (const auto& m : mappings) {
+            auto entry = to_json(m);
+            entry["external"] = external;
+            out.push_back(entry);
+        }
         std::cout << out.dump(2) << "\n";
         return exit_ok;
     }
-    std::cout << fmt::format("{:<12} {:<22} {}\n", "PORT", "BACKEND", "OWNER");
+    std::string reach = external.empty() ? "- (local only)" : fmt::format("{}", fmt::join(external, ","));
+    std::cout << fmt::format("{:<12} {:<22} {:<16} {}\n", "PORT", "BACKEND", "EXTERNAL", "OWNER");
     for (const auto& m : mappings)
-        std::cout << fmt::format("{:<12} {:<22} {}\n", to_string(m.node_port), to_string(m.backend), m.owner);
+        std::cout << fmt::format("{:<12} {:<22} {:<16} {}\n", to_string(m.node_port), to_string(m.backend), reach,
+                                 m.owner);
+    return exit_ok;
+}
+
+int cmd_flows(const Args& argv) {
+    po::options_description options;
+    options.add_options()("json", "print a JSON array");
+    auto inv = parse("flows", argv, options);
+    if (!inv)
+        return exit_ok;
+    auto flows = succeeded(list_flows(inv->pin_dir));
+    auto idle_s = [](const Flow& f) { return std::chrono::duration_cast<std::chrono::seconds>(f.idle).count(); };
+    if (inv->options.count("json")) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& f : flows)
+            out.push_back({{"proto", to_string(f.proto)},
+                           {"client", to_string(f.client)},
+                           {"node", to_string(f.node)},
+                           {"backend", to_string(f.backend)},
+                           {"state", f.closing ? "closing" : "open"},
+                           {"idle_seconds", idle_s(f)}});
+        std::cout << out.dump(2) << "\n";
+        return exit_ok;
+    }
+    std::cout << fmt::format("{:<5} {:<22} {:<22} {:<22} {:<8} {}\n", "PROTO", "CLIENT", "NODE", "BACKEND", "STATE",
+                             "IDLE");
+    for (const auto& f : flows)
+        std::cout << fmt::format("{:<5} {:<22} {:<22} {:<22} {:<8} {}s\n", to_string(f.proto), to_string(f.client),
+                                 to_string(f.node), to_string(f.backend), f.closing ? "closing" : "open", idle_s(f));
     return exit_ok;
 }
 
@@ -240,7 +341,7 @@ int cmd_refresh(const Args& argv) {
 
 const std::vector<Command>& commands() {
     static const std::vector<Command> all = {
-        {"load", "load [--cgroup PATH] [--node-ip IP]...",
+        {"load", "load [--cgroup PATH] [--node-ip IP]... [--iface IF]... [--local-only]",
          "attach the forwarding programs and pin them with the maps; idempotent, mappings survive", cmd_load},
         {"unload", "unload", "detach everything nodeport attached and remove its pins", cmd_unload},
         {"set", "set PROTO/PORT IP:PORT [--owner ID]",
@@ -249,6 +350,7 @@ const std::vector<Command>& commands() {
          "stop forwarding the node port; with --owner only while that owner holds it", cmd_del},
         {"get", "get PROTO/PORT", "show where a node port goes (exit 1 when it is not mapped)", cmd_get},
         {"list", "list [--json]", "show every mapping", cmd_list},
+        {"flows", "flows [--json]", "show the external connections being translated", cmd_flows},
         {"flush", "flush", "remove every mapping", cmd_flush},
         {"refresh", "refresh [--node-ip IP]...", "re-read the node's addresses (after an address change)",
          cmd_refresh},

@@ -1,0 +1,65 @@
+#include "netlink.hpp"
+
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <netlink/netlink.h>
+#include <netlink/route/classifier.h>
+#include <netlink/route/route.h>
+
+#include <memory>
+
+namespace nodeport::netlink {
+namespace {
+
+using Socket = std::unique_ptr<nl_sock, decltype(&nl_socket_free)>;
+using Cache = std::unique_ptr<nl_cache, decltype(&nl_cache_free)>;
+
+std::unexpected<Error> nl_failure(int err, const std::string& what) {
+    return plain_error(what + ": " + nl_geterror(err));
+}
+
+Result<Socket> connect() {
+    Socket sock(nl_socket_alloc(), nl_socket_free);
+    if (!sock)
+        return plain_error("allocate netlink socket");
+    if (int err = nl_connect(sock.get(), NETLINK_ROUTE); err < 0)
+        return nl_failure(err, "connect to rtnetlink");
+    return sock;
+}
+
+}  // namespace
+
+Result<std::string> default_route_interface() {
+    auto sock = connect();
+    if (!sock)
+        return std::unexpected(sock.error());
+    nl_cache* raw = nullptr;
+    if (int err = rtnl_route_alloc_cache(sock->get(), AF_INET, 0, &raw); err < 0)
+        return nl_failure(err, "list routes");
+    Cache routes(raw, nl_cache_free);
+    for (nl_object* obj = nl_cache_get_first(raw); obj; obj = nl_cache_get_next(obj)) {
+        auto* route = reinterpret_cast<rtnl_route*>(obj);
+        nl_addr* dst = rtnl_route_get_dst(route);
+        if (rtnl_route_get_table(route) != RT_TABLE_MAIN || !dst || nl_addr_get_prefixlen(dst) != 0 ||
+            rtnl_route_get_nnexthops(route) < 1)
+            continue;
+        char name[IF_NAMESIZE] = {};
+        int ifindex = rtnl_route_nh_get_ifindex(rtnl_route_nexthop_n(route, 0));
+        if (ifindex > 0 && if_indextoname(ifindex, name))
+            return std::string(name);
+    }
+    return plain_error("this network namespace has no IPv4 default route");
+}
+
+Result<int> count_tc_filters(int ifindex, std::uint32_t parent) {
+    auto sock = connect();
+    if (!sock)
+        return std::unexpected(sock.error());
+    nl_cache* raw = nullptr;
+    if (int err = rtnl_cls_alloc_cache(sock->get(), ifindex, parent, &raw); err < 0)
+        return nl_failure(err, "list tc filters");
+    Cache filters(raw, nl_cache_free);
+    return nl_cache_nitems(raw);
+}
+
+}  // namespace nodeport::netlink

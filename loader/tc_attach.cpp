@@ -1,0 +1,214 @@
+#include "tc_attach.hpp"
+
+#include <bpf/bpf.h>
+#include <linux/pkt_sched.h>
+#include <net/if.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <set>
+
+#include "map_keys.hpp"
+#include "netlink.hpp"
+#include "node_addrs.hpp"
+#include "nodeport/abi.h"
+#include "pin_dir.hpp"
+#include "pinned_link.hpp"
+#include "libbpf_log.hpp"
+
+namespace nodeport::tc {
+namespace {
+
+constexpr std::uint32_t clsact_ingress_parent = TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS);
+constexpr std::uint32_t clsact_egress_parent = TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS);
+
+// bpffs refuses names with a dot, hence "_if".
+std::filesystem::path link_pin(const std::filesystem::path& dir, bpf_program* prog, int ifindex) {
+    return pin_dir::links_dir(dir) / (std::string(bpf_program__name(prog)) + "_if" + std::to_string(ifindex));
+}
+
+std::string interface_name(int ifindex) {
+    char name[IF_NAMESIZE] = {};
+    return if_indextoname(ifindex, name) ? std::string(name) : "if" + std::to_string(ifindex);
+}
+
+// tcx: swap the program behind the pinned link, or attach and pin a new link.
+Result<void> attach_tcx(const std::filesystem::path& dir, bpf_program* prog, int ifindex) {
+    return attach_pinned(prog, link_pin(dir, prog, ifindex),
+                         [prog, ifindex] { return bpf_program__attach_tcx(prog, ifindex, nullptr); });
+}
+
+Result<void> detach_tcx(const std::filesystem::path& dir, const Programs& programs, int ifindex) {
+    for (bpf_program* prog : {programs.ingress, programs.egress})
+        if (::unlink(link_pin(dir, prog, ifindex).c_str()) != 0 && errno != ENOENT)
+            return errno_error(errno, "unpin " + link_pin(dir, prog, ifindex).string());
+    return {};
+}
+
+// clsact: a filter with nodeport's handle and priority on each direction,
+// replaced in place on a second load. Returns whether it created the qdisc.
+Result<bool> attach_clsact(const Programs& programs, int ifindex) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
+    int err = bpf_tc_hook_create(&hook);
+    if (err != 0 && err != -EEXIST)
+        return errno_error(-err, "add clsact qdisc to " + interface_name(ifindex));
+    for (auto [point, prog] : {std::pair{BPF_TC_INGRESS, programs.ingress}, std::pair{BPF_TC_EGRESS, programs.egress}}) {
+        hook.attach_point = point;
+        LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(prog), .flags = BPF_TC_F_REPLACE,
+                    .handle = NP_TC_HANDLE, .priority = NP_TC_PRIORITY);
+        if (int rc = bpf_tc_attach(&hook, &opts); rc != 0)
+            return libbpf_error(-rc, "attach " + std::string(bpf_program__name(prog)) + " to " +
+                                        interface_name(ifindex) + " (clsact)");
+    }
+    return err == 0;
+}
+
+Result<void> detach_clsact(const np_tc_attachment& record) {
+    auto cookie = current_netns_cookie();
+    if (!cookie)
+        return std::unexpected(cookie.error());
+    // An ifindex means another interface in another namespace.
+    if (*cookie != record.netns_cookie)
+        return plain_error("interface if" + std::to_string(record.ifindex) +
+                           " was attached from another network namespace; run unload there");
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(record.ifindex));
+    for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
+        hook.attach_point = point;
+        LIBBPF_OPTS(bpf_tc_opts, opts, .handle = NP_TC_HANDLE, .priority = NP_TC_PRIORITY);
+        if (int rc = bpf_tc_detach(&hook, &opts); rc != 0 && rc != -ENOENT && rc != -ENODEV && rc != -EINVAL)
+            return errno_error(-rc, "detach from " + interface_name(record.ifindex));
+    }
+    if (!record.created_qdisc)
+        return {};
+    // Only remove the qdisc nodeport added, and only when nothing else uses it.
+    auto ingress = netlink::count_tc_filters(record.ifindex, clsact_ingress_parent);
+    auto egress = netlink::count_tc_filters(record.ifindex, clsact_egress_parent);
+    if (ingress && egress && *ingress == 0 && *egress == 0) {
+        hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+        if (int rc = bpf_tc_hook_destroy(&hook); rc != 0 && rc != -ENOENT && rc != -ENODEV && rc != -EINVAL)
+            return errno_error(-rc, "remove clsact qdisc from " + interface_name(record.ifindex));
+    }
+    return {};
+}
+
+Result<void> detach_one(const std::filesystem::path& dir, const Programs* programs, const np_tc_attachment& record,
+                        int attachments_fd) {
+    if (record.mode == NP_TC_CLSACT) {
+        if (auto ok = detach_clsact(record); !ok)
+            return ok;
+    } else if (programs) {
+        if (auto ok = detach_tcx(dir, *programs, record.ifindex); !ok)
+            return ok;
+    }  // else: unload, which drops every link pin afterwards
+    if (bpf_map_delete_elem(attachments_fd, &record.ifindex) != 0 && errno != ENOENT)
+        return errno_error(errno, "forget attachment of if" + std::to_string(record.ifindex));
+    return {};
+}
+
+Result<std::vector<np_tc_attachment>> records(int attachments_fd) {
+    auto keys = map_keys<__u32>(attachments_fd, "tc_attachments");
+    if (!keys)
+        return std::unexpected(keys.error());
+    std::vector<np_tc_attachment> out;
+    for (__u32 ifindex : *keys) {
+        np_tc_attachment record{};
+        if (bpf_map_lookup_elem(attachments_fd, &ifindex, &record) == 0)
+            out.push_back(record);
+    }
+    return out;
+}
+
+}  // namespace
+
+void prepare(const Programs& programs, TcAttachMode mode) {
+    if (mode == TcAttachMode::clsact)
+        return;
+    // SEC("tc") programs load with no attach type; tcx links need one.
+    // clsact accepts these programs all the same, so automatic mode can
+    // still fall back to it after load.
+    bpf_program__set_expected_attach_type(programs.ingress, BPF_TCX_INGRESS);
+    bpf_program__set_expected_attach_type(programs.egress, BPF_TCX_EGRESS);
+}
+
+Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const Programs& programs,
+                                         const std::vector<std::string>& interfaces, TcAttachMode mode,
+                                         int attachments_fd) {
+    auto cookie = current_netns_cookie();
+    if (!cookie)
+        return std::unexpected(cookie.error());
+    auto existing = records(attachments_fd);
+    if (!existing)
+        return std::unexpected(existing.error());
+
+    std::vector<TcAttachment> attached;
+    std::set<__u32> wanted;
+    for (const auto& name : interfaces) {
+        int ifindex = static_cast<int>(if_nametoindex(name.c_str()));
+        if (ifindex == 0)
+            return plain_error("interface " + name + " does not exist in this network namespace");
+        wanted.insert(ifindex);
+        np_tc_attachment record{};
+        record.ifindex = ifindex;
+        record.netns_cookie = *cookie;
+        name.copy(record.ifname, sizeof record.ifname - 1);
+        np_tc_attachment before{};
+        bool had = bpf_map_lookup_elem(attachments_fd, &record.ifindex, &before) == 0;
+        // An interface keeps the mode it was attached with, so a reload swaps
+        // programs in place instead of attaching a second copy.
+        bool use_tcx = had ? before.mode == NP_TC_TCX : mode != TcAttachMode::clsact;
+        if (use_tcx) {
+            auto ok = attach_tcx(dir, programs.ingress, ifindex);
+            if (ok)
+                ok = attach_tcx(dir, programs.egress, ifindex);
+            if (ok) {
+                record.mode = NP_TC_TCX;
+            } else if (mode == TcAttachMode::automatic && !had) {
+                (void)detach_tcx(dir, programs, ifindex);
+                use_tcx = false;  // a kernel without tcx: fall back to clsact
+            } else {
+                return std::unexpected(ok.error());
+            }
+        }
+        if (!use_tcx) {
+            auto created = attach_clsact(programs, ifindex);
+            if (!created)
+                return std::unexpected(created.error());
+            record.mode = NP_TC_CLSACT;
+            record.created_qdisc = *created || (had && before.created_qdisc);
+        }
+        if (bpf_map_update_elem(attachments_fd, &record.ifindex, &record, BPF_ANY) != 0)
+            return errno_error(errno, "record attachment of " + name);
+        attached.push_back(TcAttachment{name, ifindex,
+                                        record.mode == NP_TC_TCX ? TcAttachMode::tcx : TcAttachMode::clsact});
+    }
+    for (const auto& record : *existing)
+        if (!wanted.contains(record.ifindex))
+            if (auto ok = detach_one(dir, &programs, record, attachments_fd); !ok)
+                return std::unexpected(ok.error());
+    return attached;
+}
+
+Result<void> detach_all(const std::filesystem::path& dir, int attachments_fd) {
+    auto existing = records(attachments_fd);
+    if (!existing)
+        return std::unexpected(existing.error());
+    for (const auto& record : *existing)
+        if (auto ok = detach_one(dir, nullptr, record, attachments_fd); !ok)
+            return ok;
+    return {};
+}
+
+Result<std::vector<TcAttachment>> list(int attachments_fd) {
+    auto existing = records(attachments_fd);
+    if (!existing)
+        return std::unexpected(existing.error());
+    std::vector<TcAttachment> out;
+    for (const auto& record : *existing)
+        out.push_back(TcAttachment{std::string(record.ifname, strnlen(record.ifname, sizeof record.ifname)),
+                                   static_cast<int>(record.ifindex),
+                                   record.mode == NP_TC_TCX ? TcAttachMode::tcx : TcAttachMode::clsact});
+    return out;
+}
+
+}  // namespace nodeport::tc

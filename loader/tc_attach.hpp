@@ -1,0 +1,38 @@
+// Attaching the TC programs to the node's external interfaces: tcx links
+// (pinned, Linux >= 6.6) or, on older kernels, clsact filters. Every
+// attachment is recorded in the `tc_attachments` map, so that unload (or a
+// load with fewer interfaces) removes exactly what nodeport attached.
+#pragma once
+
+#include <bpf/libbpf.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "nodeport/datapath.hpp"
+#include "nodeport/result.hpp"
+
+namespace nodeport::tc {
+
+struct Programs {
+    bpf_program* ingress;  // client -> node: DNAT to the backend
+    bpf_program* egress;   // backend -> client: restore the node address
+};
+
+// Before load: tcx links need the program's expected attach type.
+void prepare(const Programs& programs, TcAttachMode mode);
+
+// Makes the attachments exactly `interfaces`: attaches (or swaps the program
+// of) each, detaches interfaces attached earlier and no longer asked for.
+Result<std::vector<TcAttachment>> attach(const std::filesystem::path& pin_dir, const Programs& programs,
+                                         const std::vector<std::string>& interfaces, TcAttachMode mode,
+                                         int attachments_fd);
+
+// Removes every recorded attachment (unload).
+Result<void> detach_all(const std::filesystem::path& pin_dir, int attachments_fd);
+
+// What is recorded, with interface names as seen from this namespace.
+Result<std::vector<TcAttachment>> list(int attachments_fd);
+
+}  // namespace nodeport::tc
