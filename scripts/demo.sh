@@ -5,7 +5,8 @@
 #      deleted. The first matching rule keeps pointing at the first, dead
 #      sandbox, so the port stops working after the first redeploy.
 #   2. nodeport: one map entry per port, overwritten on deploy, removed on
-#      destroy by owner. The port follows every redeploy.
+#      destroy by owner. The port follows every redeploy, for node processes
+#      (127.0.0.1, the node IP) and for a client outside the node.
 # Installs what it needs and builds first. Run as root. Cleans up after itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,9 +25,12 @@ cleanup() {
 trap cleanup EXIT
 
 # reach NS ADDR: the first word a client in NS gets from ADDR:PORT (1 s timeout).
+# Node processes run in the node's cgroup; the client stands for another
+# machine, outside it, so its packets cross ext0 and meet the TC programs.
 reach() {
-    local out
-    out=$(topo_in_cgroup "$1" nc -w 1 "$2" "$PORT" </dev/null 2>/dev/null) || true
+    local out run=topo_in_cgroup
+    [ "$1" = client ] && run=topo_in
+    out=$($run "$1" nc -w 1 "$2" "$PORT" </dev/null 2>/dev/null) || true
     echo "${out%% *}"
 }
 
@@ -77,7 +81,7 @@ topo_client
 topo_cgroup
 # The demo attaches to a child cgroup and runs its clients there; on a real
 # node, `nodeport load` attaches to the root of the cgroup v2 hierarchy.
-topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" | sed 's/^/  /'
+topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface ext0 | sed 's/^/  /'
 for n in $(seq 1 "$DEPLOYS"); do
     deploy "$n"
     "$NODEPORT" set --pin-dir "$PIN" "tcp/$PORT" "$(topo_sandbox_ip "$n"):$PORT" --owner "sb-$n" >/dev/null
@@ -86,11 +90,14 @@ for n in $(seq 1 "$DEPLOYS"); do
         # The old sandbox's destroy: owner-checked, so it leaves sb-$n's entry alone.
         "$NODEPORT" del --pin-dir "$PIN" "tcp/$PORT" --owner "sb-$((n - 1))" >/dev/null
     fi
-    row "$n" node:127.0.0.1 "node:$TOPO_NODE_EXT_IP"
+    # Local traffic (socket hooks) and external traffic (TC on ext0).
+    row "$n" node:127.0.0.1 "node:$TOPO_NODE_EXT_IP" "client:$TOPO_NODE_EXT_IP"
 done
 echo
 echo "  \$ nodeport list"
 "$NODEPORT" list --pin-dir "$PIN" | sed 's/^/  /'
+echo "  \$ nodeport flows        # external connections being translated; the sandbox saw the client's own IP"
+"$NODEPORT" flows --pin-dir "$PIN" | sed 's/^/  /' | { head -n 1; tail -n 3; }
 echo "  \$ nodeport del tcp/$PORT --owner sb-$((DEPLOYS - 1))    # a destroy that runs late"
 "$NODEPORT" del --pin-dir "$PIN" "tcp/$PORT" --owner "sb-$((DEPLOYS - 1))" | sed 's/^/  /'
 echo "  127.0.0.1:$PORT still reaches: $(reach node 127.0.0.1)"
