@@ -134,12 +134,9 @@ Result<LoadReport> load(const LoadOptions& options) {
             return std::unexpected(ok.error());
     if (auto created = pin_dir::create(dir); !created)
         return std::unexpected(created.error());
-    auto dir_fd = pin_dir::open(dir);
-    if (!dir_fd)
-        return std::unexpected(dir_fd.error());
-    auto lock = pin_dir::Lock::take(dir_fd->get());
-    if (!lock)
-        return std::unexpected(lock.error());
+    auto locked = pin_dir::open_locked(dir);
+    if (!locked)
+        return std::unexpected(locked.error());
 
     auto reused = check_pinned_abi(dir);
     if (!reused)
@@ -189,12 +186,9 @@ Result<LoadReport> load(const LoadOptions& options) {
 }
 
 Result<void> unload(const std::filesystem::path& dir) {
-    auto dir_fd = pin_dir::open(dir);
-    if (!dir_fd)
-        return std::unexpected(dir_fd.error());
-    auto lock = pin_dir::Lock::take(dir_fd->get());
-    if (!lock)
-        return std::unexpected(lock.error());
+    auto locked = pin_dir::open_locked(dir);
+    if (!locked)
+        return std::unexpected(locked.error());
     if (!std::filesystem::exists(dir / "node_config"))
         return plain_error(dir.string() + " is not a nodeport pin directory (no node_config map)");
 
@@ -222,15 +216,12 @@ Result<std::vector<NodeAddr>> refresh(const std::filesystem::path& dir, const st
     auto addrs = resolve_node_addrs(node_ips);
     if (!addrs)
         return std::unexpected(addrs.error());
-    auto dir_fd = pin_dir::open(dir);
-    if (!dir_fd)
-        return std::unexpected(dir_fd.error());
+    auto locked = pin_dir::open_locked(dir);
+    if (!locked)
+        return std::unexpected(locked.error());
     auto map = pin_dir::open_map(dir, "node_addrs");
     if (!map)
         return std::unexpected(map.error());
-    auto lock = pin_dir::Lock::take(dir_fd->get());
-    if (!lock)
-        return std::unexpected(lock.error());
     if (auto ok = write_node_addrs(map->get(), *addrs); !ok)
         return std::unexpected(ok.error());
     return *addrs;

@@ -83,4 +83,14 @@ Lock::~Lock() {
         ::flock(fd_, LOCK_UN);
 }
 
+Result<Locked> open_locked(const std::filesystem::path& dir) {
+    auto fd = open(dir);
+    if (!fd)
+        return std::unexpected(fd.error());
+    auto lock = Lock::take(fd->get());
+    if (!lock)
+        return std::unexpected(lock.error());
+    return Locked{std::move(*fd), std::move(*lock)};
+}
+
 }  // namespace nodeport::pin_dir

@@ -44,4 +44,12 @@ private:
     int fd_;
 };
 
+// The pin directory of a loaded nodeport, open and locked while this lives
+// (members go in reverse order: unlock, then close).
+struct Locked {
+    Fd dir;
+    Lock lock;
+};
+Result<Locked> open_locked(const std::filesystem::path& dir);
+
 }  // namespace nodeport::pin_dir

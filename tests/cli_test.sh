@@ -6,18 +6,9 @@ NODEPORT=$1
 . "$(dirname "$0")/lib.sh"
 require_root
 
-topo_init "npcli$$"
-PIN=/sys/fs/bpf/nodeport-cli-test-$$
-cleanup() {
-    "$NODEPORT" unload --pin-dir "$PIN" >/dev/null 2>&1
-    rm -rf "$PIN"  # if unload failed: the pins must not outlive the test
-    topo_cleanup
-}
-trap cleanup EXIT
+test_begin cli
 topo_node
 topo_cgroup
-
-np() { "$NODEPORT" "$1" --pin-dir "$PIN" "${@:2}"; }
 
 # Before load: a runtime failure, exit 1, and it says what to do.
 out=$(np list 2>&1); rc=$?

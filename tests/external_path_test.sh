@@ -10,25 +10,19 @@ FORWARD=${3:-kernel}
 . "$(dirname "$0")/lib.sh"
 require_root
 
-topo_init "npext$$"
-PIN=/sys/fs/bpf/nodeport-ext-test-$$
+test_begin ext
 PROBE="$TESTS_DIR/probe.py"
 PORT=6667
 LONG_PORT=7000
 NODE_IP=$TOPO_NODE_EXT_IP
 CLIENT_IP=$TOPO_CLIENT_IP
-cleanup() {
+on_cleanup() {
     [ -n "${LONG_PID:-}" ] && kill "$LONG_PID" 2>/dev/null
-    topo_in node "$NODEPORT" unload --pin-dir "$PIN" >/dev/null 2>&1
-    rm -rf "$PIN"  # if unload failed: the pins must not outlive the test
-    topo_cleanup
 }
-trap cleanup EXIT
 
 topo_node
 topo_client
 topo_cgroup
-np() { "$NODEPORT" "$1" --pin-dir "$PIN" "${@:2}"; }
 from_client() { topo_in client "$@"; }
 curl_client() { from_client curl -s --http0.9 --max-time 3 "http://$NODE_IP:$1/"; }
 sandbox() {  # sandbox N: serves its name on $PORT, and holds connections on $LONG_PORT

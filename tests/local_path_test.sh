@@ -7,22 +7,14 @@ NODEPORT=$1
 . "$(dirname "$0")/lib.sh"
 require_root
 
-topo_init "nplocal$$"
-PIN=/sys/fs/bpf/nodeport-local-test-$$
+test_begin local
 PROBE="$TESTS_DIR/probe.py"
 PORT=6667
 NODE_IP=$TOPO_NODE_EXT_IP
-cleanup() {
-    "$NODEPORT" unload --pin-dir "$PIN" >/dev/null 2>&1
-    rm -rf "$PIN"  # if unload failed: the pins must not outlive the test
-    topo_cleanup
-}
-trap cleanup EXIT
 
 topo_node
 topo_client  # gives the node its external address $NODE_IP
 topo_cgroup
-np() { "$NODEPORT" "$1" --pin-dir "$PIN" "${@:2}"; }
 probe() { local ns=$1; shift; topo_in_cgroup "$ns" python3 "$PROBE" "$@"; }
 # What a node-side TCP client gets back: curl, as a user would check a port.
 curl_from() { topo_in_cgroup "$1" curl -s --http0.9 --max-time 3 "http://$2/"; }
