@@ -154,6 +154,10 @@ Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const
         name.copy(record.ifname, sizeof record.ifname - 1);
         np_tc_attachment before{};
         bool had = bpf_map_lookup_elem(attachments_fd, &record.ifindex, &before) == 0;
+        // The same index in another namespace is another interface.
+        if (had && before.netns_cookie != *cookie)
+            return plain_error("nodeport at " + dir.string() +
+                               " was attached from another network namespace; load and unload it there");
         // An interface keeps the mode it was attached with, so a reload swaps
         // programs in place instead of attaching a second copy.
         bool use_tcx = had ? before.mode == NP_TC_TCX : mode != TcAttachMode::clsact;
