@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# scripts/bench.sh --quick completes and prints every row with a measured
+# number. No speed threshold: these machines are shared and noisy; the
+# numbers are for people to read (docs/BENCHMARKS.md).
+set -u
+NODEPORT=$1
+. "$(dirname "$0")/lib.sh"
+require_root
+
+namespaces_before=$(ip netns list | sort)
+out=$(mktemp)
+json=$(mktemp)
+trap 'rm -f "$out" "$json"' EXIT
+bash "$TESTS_DIR/../scripts/bench.sh" --quick --build-dir "$(dirname "$NODEPORT")" --json "$json" >"$out"
+expect_eq "bench.sh --quick exits 0" 0 $?
+
+for row in "floor: client -> sandbox IP, no NAT" "iptables DNAT, matching rule first (N=0)" \
+    "iptables DNAT behind 1,000 stale sandboxes" "iptables DNAT behind 10,000 stale sandboxes" \
+    "nft \`dnat ... map\` with 10,000 entries" "nodeport external (TC), 1 port mapped" \
+    "nodeport external (TC), 65,535 ports mapped" "nodeport external (TC, --forward fib), 1 port mapped" \
+    "node floor: node ns -> sandbox IP, no NAT" "nodeport local (cgroup connect4), 127.0.0.1, 1 port mapped" \
+    "nodeport local (cgroup connect4), 127.0.0.1, 65,535 ports mapped" "nodeport external (TC, --forward fib) |" \
+    "nodeport C++ API \`PortTable::set\`" "\`nodeport set\` (CLI)" "\`iptables -A\` x3" "**total**"; do
+    line=$(grep -F -- "| $row" "$out" | head -n 1)
+    if [ -z "$line" ]; then
+        fail "row '$row' missing"
+    elif [[ "$line" == *"n/a ("* ]]; then
+        fail "row '$row' was not measured: $line"
+    else
+        pass "row '$row' measured"
+    fi
+done
+expect_eq "the JSON report parses" ok "$(python3 -c 'import json,sys; json.load(open(sys.argv[1])); print("ok")' "$json")"
+expect_eq "the benchmark leaves no namespace behind" "$namespaces_before" "$(ip netns list | sort)"
+finish
