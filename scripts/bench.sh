@@ -119,8 +119,8 @@ done
 
 topo_in sb1 "$BENCH_BIN/np-echo-server" --port 8080 --threads 1 --lifetime 1800 >/dev/null 2>&1 &
 topo_in sb1 timeout 1800 iperf3 -s -p 5201 >/dev/null 2>&1 &
-bench_wait_listen sb1 8080
-bench_wait_listen sb1 5201
+topo_wait_listen sb1 8080
+topo_wait_listen sb1 5201
 
 # --- nodeport --------------------------------------------------------------
 EXT=1

@@ -114,11 +114,17 @@ topo_serve() {
     shift 3
     topo_in "$ns" python3 "$(dirname "${BASH_SOURCE[0]}")/identity_server.py" --name "$name" --port "$port" "$@" \
         >/dev/null 2>&1 &
+    topo_wait_listen "$ns" "$port"
+}
+
+# Waits until something listens on a TCP port in a namespace (5 s at most).
+topo_wait_listen() {
+    local ns=$1 port=$2
     for _ in $(seq 1 50); do
         topo_in "$ns" ss -Hltn "sport = :$port" | grep -q . && return 0
         sleep 0.1
     done
-    echo "topology: server $name did not start in $ns" >&2
+    echo "topology: nothing listens on $port in $ns" >&2
     return 1
 }
 

@@ -22,17 +22,6 @@ bench_ns_sh() {
         '"$script" bench "$@"
 }
 
-# Waits until something listens on a TCP port in a namespace (5 s at most).
-bench_wait_listen() {
-    local ns=$1 port=$2
-    for _ in $(seq 1 50); do
-        topo_in "$ns" ss -Hltn "sport = :$port" | grep -q . && return 0
-        sleep 0.1
-    done
-    echo "bench: nothing listens on $port in $ns" >&2
-    return 1
-}
-
 # --- rule sets -------------------------------------------------------------
 
 # The address of stale sandbox I (topo_sandbox_ip I+100, without its fork per
