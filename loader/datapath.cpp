@@ -165,7 +165,7 @@ Result<LoadReport> load(const LoadOptions& options) {
     if (auto ok = write_node_addrs(bpf_map__fd(sock->maps.node_addrs), *addrs); !ok)
         return std::unexpected(ok.error());
 
-    LoadReport report{*reused, {}, *addrs, {}};
+    LoadReport report{*reused, *addrs, {}};
     bpf_program* prog;
     bpf_object__for_each_program(prog, sock->obj) {
         auto pin = pin_dir::links_dir(dir) / bpf_program__name(prog);
@@ -174,8 +174,6 @@ Result<LoadReport> load(const LoadOptions& options) {
             attach = [prog, fd = cgroup.get()] { return bpf_program__attach_cgroup(prog, fd); };
         if (auto ok = attach_pinned(prog, pin, attach); !ok)
             return std::unexpected(ok.error());
-        if (std::filesystem::exists(pin))
-            report.links.push_back(pin.string());
     }
     auto attached = tc::attach(dir, tc_programs, options.interfaces, options.tc_attach,
                                bpf_map__fd(tc->maps.tc_attachments));

@@ -56,7 +56,6 @@ struct LoadOptions {
 
 struct LoadReport {
     bool reused_maps = false;        // pinned maps from an earlier load were kept, entries and all
-    std::vector<std::string> links;  // pinned links, created or updated
     std::vector<NodeAddr> node_addrs;
     std::vector<TcAttachment> interfaces;
 };
