@@ -1,16 +1,17 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* The `flows` table of the external datapath: two entries per NATed flow
- * (layout and meaning in include/nodeport/abi.h), and the operations the TC
- * programs do on it. Only bpf/tc.bpf.c includes this. */
+/* The flow tables of the external datapath: two entries per NATed flow, in
+ * one of three tables (layout, meaning and why three: include/nodeport/abi.h),
+ * and the operations the TC programs do on them. Only bpf/tc.bpf.c includes
+ * this. */
 #ifndef NODEPORT_FLOWS_BPF_H
 #define NODEPORT_FLOWS_BPF_H
 
 #include "nodeport/abi.h"
 #include "packet.bpf.h"
 
-/* LRU: a flow whose FIN/RST we never saw (peer vanished, packet lost) is
- * evicted under pressure instead of filling the table for good. Pinned by
- * name so `nodeport flows` can read it and a reload keeps live flows. */
+/* LRU: a flow whose end we never saw (peer vanished, packet lost) is evicted
+ * under pressure instead of filling its table for good. Pinned by name so
+ * `nodeport flows` can read them and a reload keeps live flows. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, NP_MAX_FLOWS);
@@ -18,6 +19,36 @@ struct {
 	__type(value, struct np_flow);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NP_MAX_CLOSED_FLOWS);
+	__type(key, struct np_flow_key);
+	__type(value, struct np_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} closed_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NP_MAX_UDP_FLOWS);
+	__type(key, struct np_flow_key);
+	__type(value, struct np_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} udp_flows SEC(".maps");
+
+/* Lifetimes, written by `load` (LoadOptions::timeouts). An expired entry is
+ * inert: its packets pass untouched, and a SYN (or, for UDP, any datagram)
+ * on its tuple is decided afresh. A map, not rodata, so `nodeport flows` can
+ * say when a flow expires. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct np_flow_timeouts);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} flow_timeouts SEC(".maps");
+
+#define NSEC_PER_SEC 1000000000ULL
 
 /* last_seen_ns is written at most this often: each write dirties a cache
  * line that every CPU handling the flow then has to fetch again. */
@@ -62,79 +93,189 @@ static __always_inline struct np_flow_key partner_key(const struct np_flow_key *
 	};
 }
 
-/* Idle entries are dead, whatever their state. Written as `now > last +
- * idle` and not `now - last > idle`: another CPU may have stored a
- * last_seen_ns a little later than our `now`, and the subtraction would wrap
- * to a huge idle time. */
-static __always_inline bool flow_idle(const struct np_flow *f, __u64 now, __u64 idle_ns)
+/* The other direction's value: this entry's peer, with the same state. */
+static __always_inline struct np_flow partner_value(const struct np_flow_key *key, const struct np_flow *f)
 {
-	return now > f->last_seen_ns + idle_ns;
+	return (struct np_flow){
+		.addr_be = key->peer_addr_be,
+		.port_be = key->peer_port_be,
+		.state = f->state,
+		.fin_seen = f->fin_seen,
+		.last_seen_ns = f->last_seen_ns,
+	};
 }
 
-static __always_inline void flow_mark(struct np_flow *f, __u64 now, bool closing)
+/* Which table an entry was found in. Passed as a constant and turned into
+ * the map at each helper call: the verifier tracks one map per call site, and
+ * comparing map pointers at run time is not something to rely on. */
+enum flow_table { FLOWS_TCP, FLOWS_TCP_CLOSED, FLOWS_UDP };
+
+static __always_inline void *flow_map(enum flow_table t)
 {
-	f->last_seen_ns = now;
-	if (closing)
-		f->state = NP_FLOW_CLOSING;
+	if (t == FLOWS_UDP)
+		return &udp_flows;
+	if (t == FLOWS_TCP_CLOSED)
+		return &closed_flows;
+	return &flows;
 }
 
-/* A packet matched entry `f` under `key`: refresh it and its partner (so a
- * one-way stream keeps the reply direction alive too), and mark both CLOSING
- * on TCP FIN or RST. Racing CPUs write the same values, so no lock. */
-static __always_inline void flow_touch(const struct np_flow_key *key, struct np_flow *f, __u64 now,
-				       bool closing)
+/* How long an entry of table `t` in its state lives without a packet (in
+ * `closed_flows`: after the close). The fallbacks, used only if the array
+ * lookup failed, are the defaults `load` writes. */
+static __always_inline __u64 flow_lifetime(enum flow_table t, const struct np_flow *f)
 {
+	__u32 zero = 0;
+	const struct np_flow_timeouts *to = bpf_map_lookup_elem(&flow_timeouts, &zero);
+
+	if (t == FLOWS_UDP)
+		return to ? to->udp_idle_ns : 60 * NSEC_PER_SEC;
+	if (t == FLOWS_TCP_CLOSED || f->state == NP_FLOW_FIN_WAIT)
+		return to ? to->tcp_closing_ns : 120 * NSEC_PER_SEC;
+	if (f->state == NP_FLOW_SYN_SENT)
+		return to ? to->tcp_syn_ns : 60 * NSEC_PER_SEC;
+	return to ? to->tcp_established_ns : 7800 * NSEC_PER_SEC;
+}
+
+/* Written as `now > last + lifetime` and not `now - last > lifetime`: another
+ * CPU may have stored a last_seen_ns a little later than our `now`, and the
+ * subtraction would wrap to a huge idle time. */
+static __always_inline bool flow_expired(enum flow_table t, const struct np_flow *f, __u64 now)
+{
+	return now > f->last_seen_ns + flow_lifetime(t, f);
+}
+
+/* Writes both entries of a flow: `key` -> `f` and its partner. The partner
+ * first: when `key` is the forward entry, a forward entry without its reply
+ * entry would send traffic whose replies leave untranslated. */
+static __always_inline bool flow_pair_put(enum flow_table t, const struct np_flow_key *key, const struct np_flow *f)
+{
+	void *map = flow_map(t);
+	struct np_flow_key other_key = partner_key(key, f);
+	struct np_flow other = partner_value(key, f);
+
+	if (bpf_map_update_elem(map, &other_key, &other, BPF_ANY))
+		return false;
+	return bpf_map_update_elem(map, key, f, BPF_ANY) == 0;
+}
+
+/* Deletes both entries of the flow whose entry `key` holds `f` (a copy: the
+ * map value is gone after the first delete). */
+static __always_inline void flow_pair_delete(enum flow_table t, const struct np_flow_key *key, struct np_flow f)
+{
+	void *map = flow_map(t);
+	struct np_flow_key other_key = partner_key(key, &f);
+
+	bpf_map_delete_elem(map, &other_key);
+	bpf_map_delete_elem(map, key);
+}
+
+/* A packet matched entry `f` under `key`: refreshes it and its partner at
+ * most once a second, so a one-way stream keeps the reply direction alive
+ * too. A partner the LRU evicted is written again from this entry, so a
+ * flow never stays split. Racing CPUs write the same values, so no lock. */
+static __always_inline void flow_touch(enum flow_table t, const struct np_flow_key *key, struct np_flow *f,
+				       __u64 now)
+{
+	void *map = flow_map(t);
 	struct np_flow_key other_key;
 	struct np_flow *other;
+	struct np_flow rebuilt;
 
-	if (!closing && now < f->last_seen_ns + NP_FLOW_TOUCH_NS)
+	if (now < f->last_seen_ns + NP_FLOW_TOUCH_NS)
 		return;
-	flow_mark(f, now, closing);
+	f->last_seen_ns = now;
 	other_key = partner_key(key, f);
-	other = bpf_map_lookup_elem(&flows, &other_key);
-	if (other)
-		flow_mark(other, now, closing);
+	other = bpf_map_lookup_elem(map, &other_key);
+	if (other) {
+		other->last_seen_ns = now;
+		return;
+	}
+	rebuilt = partner_value(key, f);
+	bpf_map_update_elem(map, &other_key, &rebuilt, BPF_NOEXIST);
 }
 
-/* Records a new flow: the client in `p` sent to the node address/port in
- * `p`, and goes to `backend`. The reply entry is written first: a forward
- * entry without it would send traffic whose replies leave untranslated.
- * Returns false, recording nothing, when the table is full or when another
- * live flow already uses the reply key (the same client addr/port reaching
- * the same backend through another node address or port): the replies of the
- * two could not be told apart, so the second is not translated. */
-static __always_inline bool flow_create(const struct pkt4 *p, __be32 backend_addr_be, __be16 backend_port_be,
-					__u64 now, __u64 idle_ns)
+/* Sets the state of both entries of a live TCP flow. */
+static __always_inline void flow_set_state(const struct np_flow_key *key, struct np_flow *f, __u8 state,
+					   __u8 fin_seen, __u64 now)
+{
+	struct np_flow_key other_key = partner_key(key, f);
+	struct np_flow *other = bpf_map_lookup_elem(&flows, &other_key);
+
+	f->state = state;
+	f->fin_seen = fin_seen;
+	f->last_seen_ns = now;
+	if (other) {
+		other->state = state;
+		other->fin_seen = fin_seen;
+		other->last_seen_ns = now;
+	}
+}
+
+/* The TCP state machine, for a packet that is not a SYN and matched the live
+ * entry `f` under `key`. `fin_from` says which side sent it. The caller has
+ * copied the translation out of `f`: the entry may be gone afterwards.
+ *  - RST: the connection is over; both entries go at once.
+ *  - FIN: noted per side; FIN from both sides moves the flow to
+ *    `closed_flows` (TIME_WAIT) where it lives tcp_closing_ns, not longer,
+ *    and never pushes out a live flow.
+ *  - the client's first packet after its SYN: the handshake is done (OPEN);
+ *    from now on a SYN-ACK on this tuple is not ours to translate. */
+static __always_inline void tcp_track(const struct np_flow_key *key, struct np_flow *f, const struct pkt4 *p,
+				      __u8 fin_from, __u64 now)
+{
+	if (p->tcp_flags & NP_TCP_RST) {
+		flow_pair_delete(FLOWS_TCP, key, *f);
+		return;
+	}
+	if (p->tcp_flags & NP_TCP_FIN) {
+		__u8 fin_seen = f->fin_seen | fin_from;
+
+		if (fin_seen == (NP_FIN_FROM_CLIENT | NP_FIN_FROM_BACKEND)) {
+			struct np_flow closed = *f;
+
+			closed.state = NP_FLOW_TIME_WAIT;
+			closed.fin_seen = fin_seen;
+			closed.last_seen_ns = now;
+			/* Inserted before the live pair goes, so a packet on
+			 * another CPU finds one or the other. */
+			if (flow_pair_put(FLOWS_TCP_CLOSED, key, &closed))
+				flow_pair_delete(FLOWS_TCP, key, closed);
+			return;
+		}
+		if (fin_seen != f->fin_seen || f->state != NP_FLOW_FIN_WAIT)
+			flow_set_state(key, f, NP_FLOW_FIN_WAIT, fin_seen, now);
+		return;
+	}
+	if (f->state == NP_FLOW_SYN_SENT && fin_from == NP_FIN_FROM_CLIENT) {
+		flow_set_state(key, f, NP_FLOW_OPEN, f->fin_seen, now);
+		return;
+	}
+	flow_touch(FLOWS_TCP, key, f, now);
+}
+
+/* Records a new flow in table `t` (FLOWS_TCP or FLOWS_UDP): the client in
+ * `p` sent to the node address/port in `p`, and goes to the backend.
+ * Returns false, recording nothing, when the table refuses the write or when
+ * another live flow already uses the reply key (the same client addr/port
+ * reaching the same backend through another node address or port): the
+ * replies of the two could not be told apart, so the second is not
+ * translated. */
+static __always_inline bool flow_create(enum flow_table t, const struct pkt4 *p, __be32 backend_addr_be,
+					__be16 backend_port_be, __u8 state, __u64 now)
 {
 	struct np_flow_key fwd_key = to_backend_key(p);
-	struct np_flow_key rev_key = {
-		.client_addr_be = p->saddr_be,
-		.peer_addr_be = backend_addr_be,
-		.client_port_be = p->sport_be,
-		.peer_port_be = backend_port_be,
-		.proto = p->proto,
-		.dir = NP_FLOW_TO_CLIENT,
-	};
 	struct np_flow fwd = {
 		.addr_be = backend_addr_be,
 		.port_be = backend_port_be,
-		.state = NP_FLOW_OPEN,
+		.state = state,
 		.last_seen_ns = now,
 	};
-	struct np_flow rev = {
-		.addr_be = p->daddr_be,
-		.port_be = p->dport_be,
-		.state = NP_FLOW_OPEN,
-		.last_seen_ns = now,
-	};
-	struct np_flow *old = bpf_map_lookup_elem(&flows, &rev_key);
+	struct np_flow_key rev_key = partner_key(&fwd_key, &fwd);
+	struct np_flow *old = bpf_map_lookup_elem(flow_map(t), &rev_key);
 
-	if (old && old->state == NP_FLOW_OPEN && !flow_idle(old, now, idle_ns) &&
-	    (old->addr_be != p->daddr_be || old->port_be != p->dport_be))
+	if (old && !flow_expired(t, old, now) && (old->addr_be != p->daddr_be || old->port_be != p->dport_be))
 		return false;
-	if (bpf_map_update_elem(&flows, &rev_key, &rev, BPF_ANY))
-		return false;
-	return bpf_map_update_elem(&flows, &fwd_key, &fwd, BPF_ANY) == 0;
+	return flow_pair_put(t, &fwd_key, &fwd);
 }
 
 #endif /* NODEPORT_FLOWS_BPF_H */

@@ -48,6 +48,19 @@ static __always_inline const struct np_backend *lookup_port(__u8 proto, __be16 p
 	return bpf_map_lookup_elem(&ports, &key);
 }
 
+/* Copies an IPv4 backend out of a `ports` value, each field read exactly once
+ * (volatile: the compiler may otherwise load the field again at each use). A
+ * concurrent `set` rewrites the value in place, and whoever sends traffic to
+ * the backend must also remember that same backend for the reverse path. */
+static __always_inline bool read_backend4(const struct np_backend *be, __be32 *addr_be, __be16 *port_be)
+{
+	if (*(const volatile __u8 *)&be->family != NP_FAMILY_IPV4)
+		return false;
+	*addr_be = *(const volatile __be32 *)&be->addr_be[0];
+	*port_be = *(const volatile __be16 *)&be->port_be;
+	return true;
+}
+
 static __always_inline bool is_node_addr4(__be32 addr_be)
 {
 	struct np_node_addr key = { .family = NP_FAMILY_IPV4, .addr_be = { addr_be } };

@@ -12,16 +12,9 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "maps.bpf.h"
+#include "sock_xlat.bpf.h"
 
 #define ALLOW 1
-
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC); /* required for socket storage */
-	__type(key, int);
-	__type(value, struct np_sock_xlat);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sock_xlat SEC(".maps");
 
 static __always_inline bool is_loopback4(__be32 addr_be)
 {
@@ -74,18 +67,22 @@ static __always_inline void translate_dest4(struct bpf_sock_addr *ctx)
 	/* user_port holds the port in network order in its low 16 bits */
 	__be16 port_be = (__be16)ctx->user_port;
 	const struct np_backend *be;
+	__be32 backend_addr_be;
+	__be16 backend_port_be;
 
 	if (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP)
 		return;
 	be = lookup_port(ctx->protocol, port_be);
-	if (!be || be->family != NP_FAMILY_IPV4)
+	/* One read: the socket goes to the backend it remembers for replies
+	 * (and that `set` finds when it ends the old backend's sockets). */
+	if (!be || !read_backend4(be, &backend_addr_be, &backend_port_be))
 		return;
 	if (!is_node_dest4(ctx, addr_be))
 		return;
 
-	ctx->user_ip4 = be->addr_be[0];
-	ctx->user_port = be->port_be;
-	remember(ctx, addr_be, port_be, be->addr_be[0], be->port_be);
+	ctx->user_ip4 = backend_addr_be;
+	ctx->user_port = backend_port_be;
+	remember(ctx, addr_be, port_be, backend_addr_be, backend_port_be);
 }
 
 /* Reverse translation, shared by getpeername4 and recvmsg4: the application

@@ -24,24 +24,10 @@
 #include "flows.bpf.h"
 #include "fib.bpf.h"
 
-#define NSEC_PER_SEC 1000000000ULL
-
-/* Idle timeouts, set through skel->rodata before load. A flow idle for longer
- * is forgotten: its packets pass untouched and a new SYN (or, for UDP, any
- * packet) starts a fresh flow. The TCP default is above Linux's default
- * keepalive time (7200 s), so a keepalive probe still finds an idle
- * connection's flow. */
-const volatile __u64 tcp_idle_ns = 7800 * NSEC_PER_SEC;
-const volatile __u64 udp_idle_ns = 60 * NSEC_PER_SEC;
 /* Route translated client packets with bpf_fib_lookup + bpf_redirect_neigh
  * instead of the kernel's forward path; see fib.bpf.h for the catch. Replies
  * need nothing like it: egress already is their way out. */
 const volatile bool fib_redirect = false;
-
-static __always_inline __u64 idle_ns(const struct pkt4 *p)
-{
-	return p->proto == IPPROTO_TCP ? tcp_idle_ns : udp_idle_ns;
-}
 
 /* For UDP there is no SYN: a datagram to a node port starts a flow unless a
  * socket on the node owns its tuple (a reply to the node's own query from a
@@ -62,13 +48,6 @@ static __always_inline bool udp_owned_by_node(struct __sk_buff *skb, const struc
 	return true;
 }
 
-static __always_inline bool starts_flow(struct __sk_buff *skb, const struct pkt4 *p)
-{
-	if (p->proto == IPPROTO_TCP)
-		return is_tcp_syn(p);
-	return !udp_owned_by_node(skb, p);
-}
-
 /* Sends the client's packet to `addr_be`:`port_be`. */
 static __always_inline int to_backend(struct __sk_buff *skb, const struct pkt4 *p, __be32 addr_be, __be16 port_be)
 {
@@ -79,50 +58,194 @@ static __always_inline int to_backend(struct __sk_buff *skb, const struct pkt4 *
 	return TC_ACT_OK;
 }
 
-SEC("tc")
-int np_tc_ingress(struct __sk_buff *skb)
+/* The backend a node port maps to right now, read once (read_backend4):
+ * both the flow and the rewrite must use the same one. False when the
+ * destination is not a node address or the port is not mapped. */
+static __always_inline bool current_backend(const struct pkt4 *p, __be32 *addr_be, __be16 *port_be)
 {
-	struct np_flow_key key;
 	const struct np_backend *be;
+
+	if (!is_node_addr4(p->daddr_be))
+		return false;
+	be = lookup_port(p->proto, p->dport_be);
+	return be && read_backend4(be, addr_be, port_be);
+}
+
+/* A TCP SYN is always decided from the current map, whatever the table holds
+ * for its tuple: a SYN means the client has no connection there any more (a
+ * retransmitted one still gets the backend the map gives now, which answers
+ * it). The flow recorded for the tuple, open, half-open or closed, is
+ * dropped first, so when the port is no longer mapped this SYN and the rest
+ * of its connection pass untouched to whatever else serves the port: a
+ * server on the node, an iptables rule. */
+static __always_inline int tcp_syn_ingress(struct __sk_buff *skb, const struct pkt4 *p,
+					   const struct np_flow_key *key, __u64 now)
+{
+	__be32 addr_be;
+	__be16 port_be;
 	struct np_flow *f;
-	struct pkt4 p;
-	__u64 now;
 
-	if (!parse_pkt4(skb, &p))
+	f = bpf_map_lookup_elem(&flows, key);
+	if (f)
+		flow_pair_delete(FLOWS_TCP, key, *f);
+	f = bpf_map_lookup_elem(&closed_flows, key);
+	if (f)
+		flow_pair_delete(FLOWS_TCP_CLOSED, key, *f);
+
+	if (!current_backend(p, &addr_be, &port_be))
 		return TC_ACT_OK;
-	now = bpf_ktime_get_ns();
+	if (!flow_create(FLOWS_TCP, p, addr_be, port_be, NP_FLOW_SYN_SENT, now))
+		return TC_ACT_OK;
+	return to_backend(skb, p, addr_be, port_be);
+}
 
-	/* The flow table first: a flow keeps its backend after its port is
-	 * remapped. The node's own connections are never in the table, and
-	 * their packets never start a flow below (a SYN-ACK is not a SYN, a
-	 * datagram to a local socket is owned), so a node port that equals
-	 * their local port does not catch them. */
-	key = to_backend_key(&p);
+/* Client -> node, TCP. Live flows keep their backend when the port is
+ * remapped (an established connection stays on its sandbox); closed ones
+ * only carry the last packets of their close. */
+static __always_inline int tcp_ingress(struct __sk_buff *skb, const struct pkt4 *p)
+{
+	struct np_flow_key key = to_backend_key(p);
+	__u64 now = bpf_ktime_get_ns();
+	struct np_flow *f;
+
+	if (is_tcp_syn(p))
+		return tcp_syn_ingress(skb, p, &key, now);
+
 	f = bpf_map_lookup_elem(&flows, &key);
-	if (f && !flow_idle(f, now, idle_ns(&p)) && !(f->state == NP_FLOW_CLOSING && is_tcp_syn(&p))) {
+	if (f) {
+		if (flow_expired(FLOWS_TCP, f, now))
+			return TC_ACT_OK;
 		__be32 addr_be = f->addr_be;
 		__be16 port_be = f->port_be;
 
-		flow_touch(&key, f, now, is_tcp_fin_or_rst(&p));
-		return to_backend(skb, &p, addr_be, port_be);
+		tcp_track(&key, f, p, NP_FIN_FROM_CLIENT, now);
+		return to_backend(skb, p, addr_be, port_be);
+	}
+	f = bpf_map_lookup_elem(&closed_flows, &key);
+	if (f && !flow_expired(FLOWS_TCP_CLOSED, f, now)) {
+		__be32 addr_be = f->addr_be;
+		__be16 port_be = f->port_be;
+
+		if (p->tcp_flags & NP_TCP_RST)
+			flow_pair_delete(FLOWS_TCP_CLOSED, &key, *f);
+		return to_backend(skb, p, addr_be, port_be);
+	}
+	return TC_ACT_OK;
+}
+
+/* Client -> node, UDP. A flow follows the port's mapping: when the port was
+ * remapped or unmapped since the flow started, the flow is dropped and the
+ * datagram decided again, so a client that keeps its source port (DNS
+ * forwarders, statsd, QUIC, WireGuard) reaches the new sandbox with its very
+ * next datagram, the way kube-proxy clears a removed backend's UDP conntrack
+ * entries. */
+static __always_inline int udp_ingress(struct __sk_buff *skb, const struct pkt4 *p)
+{
+	struct np_flow_key key = to_backend_key(p);
+	__u64 now = bpf_ktime_get_ns();
+	__be32 addr_be;
+	__be16 port_be;
+	struct np_flow *f;
+
+	f = bpf_map_lookup_elem(&udp_flows, &key);
+	if (f) {
+		const struct np_backend *be = lookup_port(p->proto, p->dport_be);
+
+		if (be && read_backend4(be, &addr_be, &port_be) && addr_be == f->addr_be &&
+		    port_be == f->port_be && !flow_expired(FLOWS_UDP, f, now)) {
+			flow_touch(FLOWS_UDP, &key, f, now);
+			return to_backend(skb, p, addr_be, port_be);
+		}
+		flow_pair_delete(FLOWS_UDP, &key, *f);
 	}
 
-	/* A new flow: to a node address and a mapped port, and a flow start. */
-	if (!is_node_addr4(p.daddr_be))
+	if (!current_backend(p, &addr_be, &port_be))
 		return TC_ACT_OK;
-	be = lookup_port(p.proto, p.dport_be);
-	if (!be || be->family != NP_FAMILY_IPV4)
+	if (udp_owned_by_node(skb, p))
 		return TC_ACT_OK;
-	if (!starts_flow(skb, &p))
+	if (!flow_create(FLOWS_UDP, p, addr_be, port_be, NP_FLOW_OPEN, now))
 		return TC_ACT_OK;
-	/* Copied out: the map value may change under us, and both the flow and
-	 * the rewrite must use the same backend. */
-	__be32 backend_addr_be = be->addr_be[0];
-	__be16 backend_port_be = be->port_be;
+	return to_backend(skb, p, addr_be, port_be);
+}
 
-	if (!flow_create(&p, backend_addr_be, backend_port_be, now, idle_ns(&p)))
+/* The flow table is read before the port map: the node's own connections are
+ * never in it, and their packets never start a flow (a SYN-ACK is not a SYN,
+ * a datagram to a local socket is owned), so a node port that equals their
+ * local port does not catch them. */
+SEC("tc")
+int np_tc_ingress(struct __sk_buff *skb)
+{
+	struct pkt4 p;
+
+	if (!parse_pkt4(skb, &p))
 		return TC_ACT_OK;
-	return to_backend(skb, &p, backend_addr_be, backend_port_be);
+	if (p.proto == IPPROTO_TCP)
+		return tcp_ingress(skb, &p);
+	return udp_ingress(skb, &p);
+}
+
+/* Backend -> client, TCP. Only the backend's half of a handshake nodeport
+ * translated is rewritten: a SYN-ACK on the tuple of any other flow (the
+ * same client reaching the sandbox's own address from a port it used through
+ * the node port before) belongs to a connection nodeport never saw; it
+ * passes, and the old flow, now proven over, goes. */
+static __always_inline int tcp_egress(struct __sk_buff *skb, const struct pkt4 *p)
+{
+	struct np_flow_key key = to_client_key(p);
+	struct np_flow *f;
+	__u64 now;
+
+	f = bpf_map_lookup_elem(&flows, &key);
+	if (f) {
+		now = bpf_ktime_get_ns();
+		if (flow_expired(FLOWS_TCP, f, now))
+			return TC_ACT_OK;
+		if ((p->tcp_flags & NP_TCP_SYN) && f->state != NP_FLOW_SYN_SENT) {
+			flow_pair_delete(FLOWS_TCP, &key, *f);
+			return TC_ACT_OK;
+		}
+		__be32 node_addr_be = f->addr_be;
+		__be16 node_port_be = f->port_be;
+
+		tcp_track(&key, f, p, NP_FIN_FROM_BACKEND, now);
+		nat4_rewrite(skb, p, NAT_SRC, node_addr_be, node_port_be);
+		return TC_ACT_OK;
+	}
+	f = bpf_map_lookup_elem(&closed_flows, &key);
+	if (!f)
+		return TC_ACT_OK;
+	now = bpf_ktime_get_ns();
+	if (flow_expired(FLOWS_TCP_CLOSED, f, now))
+		return TC_ACT_OK;
+	__be32 node_addr_be = f->addr_be;
+	__be16 node_port_be = f->port_be;
+
+	if (p->tcp_flags & (NP_TCP_SYN | NP_TCP_RST))
+		flow_pair_delete(FLOWS_TCP_CLOSED, &key, *f);
+	if (p->tcp_flags & NP_TCP_SYN)
+		return TC_ACT_OK;
+	nat4_rewrite(skb, p, NAT_SRC, node_addr_be, node_port_be);
+	return TC_ACT_OK;
+}
+
+static __always_inline int udp_egress(struct __sk_buff *skb, const struct pkt4 *p)
+{
+	struct np_flow_key key = to_client_key(p);
+	struct np_flow *f;
+	__u64 now;
+
+	f = bpf_map_lookup_elem(&udp_flows, &key);
+	if (!f)
+		return TC_ACT_OK;
+	now = bpf_ktime_get_ns();
+	if (flow_expired(FLOWS_UDP, f, now))
+		return TC_ACT_OK;
+	__be32 node_addr_be = f->addr_be;
+	__be16 node_port_be = f->port_be;
+
+	flow_touch(FLOWS_UDP, &key, f, now);
+	nat4_rewrite(skb, p, NAT_SRC, node_addr_be, node_port_be);
+	return TC_ACT_OK;
 }
 
 /*
@@ -137,27 +260,13 @@ int np_tc_ingress(struct __sk_buff *skb)
 SEC("tc")
 int np_tc_egress(struct __sk_buff *skb)
 {
-	struct np_flow_key key;
-	struct np_flow *f;
 	struct pkt4 p;
-	__u64 now;
 
 	if (!parse_pkt4(skb, &p))
 		return TC_ACT_OK;
-	key = to_client_key(&p);
-	f = bpf_map_lookup_elem(&flows, &key);
-	if (!f)
-		return TC_ACT_OK;
-	now = bpf_ktime_get_ns();
-	if (flow_idle(f, now, idle_ns(&p)))
-		return TC_ACT_OK;
-
-	__be32 node_addr_be = f->addr_be;
-	__be16 node_port_be = f->port_be;
-
-	flow_touch(&key, f, now, is_tcp_fin_or_rst(&p));
-	nat4_rewrite(skb, &p, NAT_SRC, node_addr_be, node_port_be);
-	return TC_ACT_OK;
+	if (p.proto == IPPROTO_TCP)
+		return tcp_egress(skb, &p);
+	return udp_egress(skb, &p);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -18,6 +18,7 @@
 #include "pin_dir.hpp"
 #include "pinned_link.hpp"
 #include "sock.skel.h"
+#include "sock_end_install.hpp"
 #include "tc.skel.h"
 #include "tc_attach.hpp"
 #include "netlink.hpp"
@@ -101,6 +102,19 @@ Result<void> check_ip_forward() {
     return {};
 }
 
+Result<void> write_timeouts(int map_fd, const FlowTimeouts& t) {
+    using std::chrono::nanoseconds;
+    np_flow_timeouts value{};
+    value.tcp_established_ns = nanoseconds(t.tcp_established).count();
+    value.tcp_syn_ns = nanoseconds(t.tcp_syn).count();
+    value.tcp_closing_ns = nanoseconds(t.tcp_closing).count();
+    value.udp_idle_ns = nanoseconds(t.udp).count();
+    __u32 zero = 0;
+    if (bpf_map_update_elem(map_fd, &zero, &value, BPF_ANY) != 0)
+        return errno_error(errno, "write flow timeouts map");
+    return {};
+}
+
 Result<void> write_config(int config_fd) {
     auto cookie = current_netns_cookie();
     if (!cookie)
@@ -164,8 +178,10 @@ Result<LoadReport> load(const LoadOptions& options) {
         return std::unexpected(ok.error());
     if (auto ok = write_node_addrs(bpf_map__fd(sock->maps.node_addrs), *addrs); !ok)
         return std::unexpected(ok.error());
+    if (auto ok = write_timeouts(bpf_map__fd(tc->maps.flow_timeouts), options.timeouts); !ok)
+        return std::unexpected(ok.error());
 
-    LoadReport report{*reused, *addrs, {}};
+    LoadReport report{*reused, *addrs, {}, {}};
     bpf_program* prog;
     bpf_object__for_each_program(prog, sock->obj) {
         auto pin = pin_dir::links_dir(dir) / bpf_program__name(prog);
@@ -175,6 +191,10 @@ Result<LoadReport> load(const LoadOptions& options) {
         if (auto ok = attach_pinned(prog, pin, attach); !ok)
             return std::unexpected(ok.error());
     }
+    auto ending = sock_end::install(dir);
+    if (!ending)
+        return std::unexpected(ending.error());
+    report.socket_ending_unavailable = std::move(*ending);
     auto attached = tc::attach(dir, tc_programs, options.interfaces, options.tc_attach,
                                bpf_map__fd(tc->maps.tc_attachments));
     if (!attached)

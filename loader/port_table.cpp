@@ -61,8 +61,8 @@ private:
     pin_dir::Lock lock_;
 };
 
-PortTable::PortTable(Fd dir, Fd map)
-    : dir_(std::move(dir)), map_(std::move(map)), mutex_(std::make_unique<std::mutex>()) {}
+PortTable::PortTable(Fd dir, Fd map, SocketEnder ender)
+    : dir_(std::move(dir)), map_(std::move(map)), ender_(std::move(ender)), mutex_(std::make_unique<std::mutex>()) {}
 
 Result<PortTable> PortTable::open(const std::filesystem::path& pin_dir) {
     auto dir = pin_dir::open(pin_dir);
@@ -71,21 +71,42 @@ Result<PortTable> PortTable::open(const std::filesystem::path& pin_dir) {
     auto map = pin_dir::open_map(pin_dir, "ports");
     if (!map)
         return std::unexpected(map.error());
-    return PortTable(std::move(*dir), std::move(*map));
+    return PortTable(std::move(*dir), std::move(*map), SocketEnder::open(pin_dir));
 }
 
-Result<void> PortTable::set(const Mapping& mapping) {
+// Connected UDP sockets always follow a remap: there is no connection to
+// keep, and the old sandbox is usually gone. TCP only when asked.
+EndedSockets PortTable::end_sockets(NodePort node_port, Backend old_backend, ChangeOptions options) {
+    if (node_port.proto == Proto::tcp && !options.terminate)
+        return {};
+    return ender_.end(node_port, old_backend);
+}
+
+Result<SetResult> PortTable::set(const Mapping& mapping, ChangeOptions options) {
     auto lock = WriteLock::take(*this);
     if (!lock)
         return std::unexpected(lock.error());
     np_port_key key = to_key(mapping.node_port);
+    np_backend old{};
+    bool had = bpf_map_lookup_elem(map_.get(), &key, &old) == 0;
+    if (!had && errno != ENOENT)
+        return errno_error(errno, "look up " + to_string(mapping.node_port));
     np_backend value = to_value(mapping);
     if (bpf_map_update_elem(map_.get(), &key, &value, BPF_ANY) != 0)
         return errno_error(errno, "set " + to_string(mapping.node_port));
-    return {};
+    SetResult result;
+    if (had) {
+        Backend before = to_mapping(key, old).backend;
+        if (before != mapping.backend) {
+            result.replaced = before;
+            result.ended = end_sockets(mapping.node_port, before, options);
+        }
+    }
+    return result;
 }
 
-Result<RemoveResult> PortTable::remove(NodePort node_port, std::optional<std::string_view> owner) {
+Result<RemoveResult> PortTable::remove(NodePort node_port, std::optional<std::string_view> owner,
+                                       ChangeOptions options) {
     auto lock = WriteLock::take(*this);
     if (!lock)
         return std::unexpected(lock.error());
@@ -93,14 +114,14 @@ Result<RemoveResult> PortTable::remove(NodePort node_port, std::optional<std::st
     np_backend value{};
     if (bpf_map_lookup_elem(map_.get(), &key, &value) != 0) {
         if (errno == ENOENT)
-            return RemoveResult{RemoveOutcome::not_mapped, {}};
+            return RemoveResult{RemoveOutcome::not_mapped, {}, {}};
         return errno_error(errno, "look up " + to_string(node_port));
     }
     if (owner && (value.owner_id != owner_id(*owner) || owner_of(value) != *owner))
-        return RemoveResult{RemoveOutcome::held_by_other, owner_of(value)};
+        return RemoveResult{RemoveOutcome::held_by_other, owner_of(value), {}};
     if (bpf_map_delete_elem(map_.get(), &key) != 0 && errno != ENOENT)
         return errno_error(errno, "delete " + to_string(node_port));
-    return RemoveResult{RemoveOutcome::removed, {}};
+    return RemoveResult{RemoveOutcome::removed, {}, end_sockets(node_port, to_mapping(key, value).backend, options)};
 }
 
 Result<std::optional<Mapping>> PortTable::get(NodePort node_port) const {

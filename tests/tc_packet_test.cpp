@@ -266,10 +266,22 @@ protected:
         ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.node_addrs), &node, &info, BPF_ANY), 0);
         map_port(IPPROTO_TCP, kTcpPort, kBackend, 8080);
         map_port(IPPROTO_UDP, kUdpPort, kBackend, 5353);
+        const np_flow_timeouts t = timeouts();
+        const __u32 zero = 0;
+        ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.flow_timeouts), &zero, &t, BPF_ANY), 0);
     }
 
     // Rodata to set before load; fixtures for options override it.
     virtual void configure(tc_bpf::tc_bpf__rodata&) {}
+    // The flow lifetimes `load` would write; fixtures override them.
+    virtual np_flow_timeouts timeouts() { return {7800 * kSec, 60 * kSec, 120 * kSec, 60 * kSec}; }
+
+    void unmap_port(std::uint8_t proto, std::uint16_t port) {
+        np_port_key key{};
+        key.proto = proto;
+        key.port_be = htons(port);
+        ASSERT_EQ(bpf_map_delete_elem(bpf_map__fd(skel_->maps.ports), &key), 0);
+    }
 
     void map_port(std::uint8_t proto, std::uint16_t port, const char* backend, std::uint16_t backend_port) {
         np_port_key key{};
@@ -298,28 +310,45 @@ protected:
     RunResult ingress(const Bytes& in) { return run(skel_->progs.np_tc_ingress, in); }
     RunResult egress(const Bytes& in) { return run(skel_->progs.np_tc_egress, in); }
 
-    std::optional<np_flow> flow(const np_flow_key& key) {
+    // The three flow tables of bpf/flows.bpf.h.
+    enum class Table { tcp, closed, udp };
+    int table_fd(Table t) {
+        switch (t) {
+        case Table::tcp:
+            return bpf_map__fd(skel_->maps.flows);
+        case Table::closed:
+            return bpf_map__fd(skel_->maps.closed_flows);
+        case Table::udp:
+            break;
+        }
+        return bpf_map__fd(skel_->maps.udp_flows);
+    }
+    // UDP keys are looked up in the UDP table, TCP keys in `t`.
+    std::optional<np_flow> flow(const np_flow_key& key, Table t = Table::tcp) {
         np_flow value{};
-        if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.flows), &key, &value) != 0)
+        if (bpf_map_lookup_elem(table_fd(key.proto == IPPROTO_UDP ? Table::udp : t), &key, &value) != 0)
             return std::nullopt;
         return value;
     }
+    std::optional<np_flow> closed(const np_flow_key& key) { return flow(key, Table::closed); }
 
-    void put_flow(const np_flow_key& key, const np_flow& value) {
-        ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.flows), &key, &value, BPF_ANY), 0);
+    void put_flow(const np_flow_key& key, const np_flow& value, Table t = Table::tcp) {
+        ASSERT_EQ(bpf_map_update_elem(table_fd(key.proto == IPPROTO_UDP ? Table::udp : t), &key, &value, BPF_ANY), 0);
     }
 
-    std::size_t flow_count() {
+    std::size_t count(Table t) {
         std::size_t n = 0;
         np_flow_key key{}, next{};
         const np_flow_key* prev = nullptr;
-        while (bpf_map_get_next_key(bpf_map__fd(skel_->maps.flows), prev, &next) == 0) {
+        while (bpf_map_get_next_key(table_fd(t), prev, &next) == 0) {
             key = next;
             prev = &key;
             ++n;
         }
         return n;
     }
+    // Entries in all three tables.
+    std::size_t flow_count() { return count(Table::tcp) + count(Table::closed) + count(Table::udp); }
 
     // The two entries of the TCP flow kClient:kClientPort -> kNode:kTcpPort.
     np_flow_key tcp_fwd_key() { return flow_key(IPPROTO_TCP, kClient, kClientPort, kNode, kTcpPort, NP_FLOW_TO_BACKEND); }
@@ -445,14 +474,16 @@ TEST_P(NewFlow, RewritesDestinationAndRecordsBothDirections) {
     ASSERT_TRUE(fwd);
     EXPECT_EQ(fwd->addr_be, ip_be(kBackend));
     EXPECT_EQ(fwd->port_be, htons(backend_port));
-    EXPECT_EQ(fwd->state, NP_FLOW_OPEN);
+    const std::uint8_t state = in.proto == IPPROTO_TCP ? NP_FLOW_SYN_SENT : NP_FLOW_OPEN;
+    EXPECT_EQ(fwd->state, state);
     EXPECT_GE(fwd->last_seen_ns, before);
     EXPECT_LE(fwd->last_seen_ns, after);
     auto rev = flow(flow_key(in.proto, kClient, kClientPort, kBackend, backend_port, NP_FLOW_TO_CLIENT));
     ASSERT_TRUE(rev);
     EXPECT_EQ(rev->addr_be, ip_be(kNode));
     EXPECT_EQ(rev->port_be, htons(node_port));
-    EXPECT_EQ(rev->state, NP_FLOW_OPEN);
+    EXPECT_EQ(rev->state, state);
+    EXPECT_EQ(count(in.proto == IPPROTO_TCP ? Table::tcp : Table::udp), 2u);
     EXPECT_EQ(flow_count(), 2u);
 
     // The reply leaves with the node address and port as its source.
@@ -482,51 +513,214 @@ TEST_F(TcPacketTest, DataOfRecordedFlowFollowsIt) {
     expect_translated(r.out, at_backend(data));
 }
 
-TEST_F(TcPacketTest, RemapKeepsRecordedFlowOnItsBackend) {
+TEST_F(TcPacketTest, RemapKeepsEstablishedTcpFlowOnItsBackend) {
     ingress(build(to_node(IPPROTO_TCP)));
+    expect_translated(egress(build(from_backend(IPPROTO_TCP))).out, from_node(from_backend(IPPROTO_TCP)));
+    auto ack = to_node(IPPROTO_TCP, kAck);
+    expect_translated(ingress(build(ack)).out, at_backend(ack));
+    EXPECT_EQ(flow(tcp_fwd_key())->state, NP_FLOW_OPEN);
+    EXPECT_EQ(flow(tcp_rev_key())->state, NP_FLOW_OPEN);
     map_port(IPPROTO_TCP, kTcpPort, kBackend2, 8080);
 
-    auto data = to_node(IPPROTO_TCP, kAck);
+    auto data = to_node(IPPROTO_TCP, kAck | kPsh);
     expect_translated(ingress(build(data)).out, at_backend(data, kBackend));
-    // A SYN retransmitted on the open flow stays there too.
-    auto syn = to_node(IPPROTO_TCP);
-    expect_translated(ingress(build(syn)).out, at_backend(syn, kBackend));
+    auto reply = from_backend(IPPROTO_TCP, kAck | kPsh);
+    expect_translated(egress(build(reply)).out, from_node(reply));
 
     // A new connection goes to the new backend.
-    auto other = with(syn, [](Spec& s) { s.sport = kClientPort + 1; });
+    auto other = with(to_node(IPPROTO_TCP), [](Spec& s) { s.sport = kClientPort + 1; });
     expect_translated(ingress(build(other)).out, at_backend(other, kBackend2));
     EXPECT_EQ(flow_count(), 4u);
 }
 
-TEST_F(TcPacketTest, FinMarksBothEntriesClosingAndNextSynStartsFresh) {
+// A SYN means the client has no connection on that tuple any more: it is
+// decided from the current map even where a flow is recorded, and the old
+// pair goes (a retransmitted SYN is answered by the backend it now reaches).
+TEST_F(TcPacketTest, SynOnRecordedTupleIsDecidedFromTheCurrentMap) {
     ingress(build(to_node(IPPROTO_TCP)));
-    auto fin = to_node(IPPROTO_TCP, kFin | kAck);
-    expect_translated(ingress(build(fin)).out, at_backend(fin));
-    EXPECT_EQ(flow(tcp_fwd_key())->state, NP_FLOW_CLOSING);
-    EXPECT_EQ(flow(tcp_rev_key())->state, NP_FLOW_CLOSING);
-
-    // The rest of the close still flows both ways.
-    auto fin_back = from_backend(IPPROTO_TCP, kFin | kAck);
-    expect_translated(egress(build(fin_back)).out, from_node(fin_back));
-    auto last_ack = to_node(IPPROTO_TCP, kAck);
-    expect_translated(ingress(build(last_ack)).out, at_backend(last_ack));
-
-    // The client reuses its port after a remap: a fresh flow, new backend.
     map_port(IPPROTO_TCP, kTcpPort, kBackend2, 8080);
     auto syn = to_node(IPPROTO_TCP);
     expect_translated(ingress(build(syn)).out, at_backend(syn, kBackend2));
-    EXPECT_EQ(flow(tcp_fwd_key())->state, NP_FLOW_OPEN);
     EXPECT_EQ(flow(tcp_fwd_key())->addr_be, ip_be(kBackend2));
-    EXPECT_EQ(flow(tcp_rev_key(kBackend2))->state, NP_FLOW_OPEN);
+    EXPECT_TRUE(flow(tcp_rev_key(kBackend2)));
+    EXPECT_FALSE(flow(tcp_rev_key(kBackend))) << "the old backend's reply entry is gone";
+    EXPECT_EQ(flow_count(), 2u);
 }
 
-TEST_F(TcPacketTest, RstFromBackendMarksBothEntriesClosing) {
+TEST_F(TcPacketTest, FinFromOneSideHalfClosesBothEntries) {
+    ingress(build(to_node(IPPROTO_TCP)));
+    auto fin = to_node(IPPROTO_TCP, kFin | kAck);
+    expect_translated(ingress(build(fin)).out, at_backend(fin));
+    EXPECT_EQ(flow(tcp_fwd_key())->state, NP_FLOW_FIN_WAIT);
+    EXPECT_EQ(flow(tcp_rev_key())->state, NP_FLOW_FIN_WAIT);
+    EXPECT_EQ(flow(tcp_fwd_key())->fin_seen, NP_FIN_FROM_CLIENT);
+    // The other side keeps sending: a half-closed flow still translates.
+    auto data = from_backend(IPPROTO_TCP, kAck | kPsh);
+    expect_translated(egress(build(data)).out, from_node(data));
+    // A retransmitted FIN from the same side does not close it.
+    expect_translated(ingress(build(fin)).out, at_backend(fin));
+    EXPECT_EQ(count(Table::closed), 0u);
+}
+
+TEST_F(TcPacketTest, FinBothWaysMovesTheFlowToClosedFlowsWhereTheCloseStillTranslates) {
+    ingress(build(to_node(IPPROTO_TCP)));
+    auto fin = to_node(IPPROTO_TCP, kFin | kAck);
+    expect_translated(ingress(build(fin)).out, at_backend(fin));
+    auto fin_back = from_backend(IPPROTO_TCP, kFin | kAck);
+    expect_translated(egress(build(fin_back)).out, from_node(fin_back));
+
+    EXPECT_EQ(count(Table::tcp), 0u) << "a closed flow leaves the live table";
+    ASSERT_TRUE(closed(tcp_fwd_key()));
+    ASSERT_TRUE(closed(tcp_rev_key()));
+    EXPECT_EQ(closed(tcp_fwd_key())->state, NP_FLOW_TIME_WAIT);
+    EXPECT_EQ(closed(tcp_rev_key())->state, NP_FLOW_TIME_WAIT);
+
+    // The rest of the close still flows both ways.
+    auto last_ack = to_node(IPPROTO_TCP, kAck);
+    expect_translated(ingress(build(last_ack)).out, at_backend(last_ack));
+    expect_translated(egress(build(fin_back)).out, from_node(fin_back));
+}
+
+TEST_F(TcPacketTest, RstFromClientDeletesTheFlowAndLaterPacketsPass) {
+    ingress(build(to_node(IPPROTO_TCP)));
+    auto rst = to_node(IPPROTO_TCP, kRst | kAck);
+    rst.payload.clear();
+    expect_translated(ingress(build(rst)).out, at_backend(rst));
+    EXPECT_EQ(flow_count(), 0u);
+    const Bytes data = build(to_node(IPPROTO_TCP, kAck | kPsh));
+    EXPECT_EQ(ingress(data).out, data);
+    const Bytes reply = build(from_backend(IPPROTO_TCP, kAck | kPsh));
+    EXPECT_EQ(egress(reply).out, reply);
+}
+
+TEST_F(TcPacketTest, RstFromBackendDeletesTheFlow) {
     ingress(build(to_node(IPPROTO_TCP)));
     auto rst = from_backend(IPPROTO_TCP, kRst | kAck);
     rst.payload.clear();
     expect_translated(egress(build(rst)).out, from_node(rst));
-    EXPECT_EQ(flow(tcp_fwd_key())->state, NP_FLOW_CLOSING);
-    EXPECT_EQ(flow(tcp_rev_key())->state, NP_FLOW_CLOSING);
+    EXPECT_EQ(flow_count(), 0u);
+}
+
+// A closed flow on the client's tuple, then the client connects again from
+// the same port: with the port mapped, remapped or unmapped.
+class SynOnClosedTuple : public TcPacketTest {
+protected:
+    void SetUp() override {
+        TcPacketTest::SetUp();
+        if (IsSkipped())
+            return;
+        ingress(build(to_node(IPPROTO_TCP)));
+        ingress(build(to_node(IPPROTO_TCP, kFin | kAck)));
+        egress(build(from_backend(IPPROTO_TCP, kFin | kAck)));
+        ASSERT_TRUE(closed(tcp_fwd_key()));
+    }
+};
+
+TEST_F(SynOnClosedTuple, PortStillMappedStartsAFreshFlow) {
+    auto syn = to_node(IPPROTO_TCP);
+    expect_translated(ingress(build(syn)).out, at_backend(syn));
+    EXPECT_EQ(flow(tcp_fwd_key())->state, NP_FLOW_SYN_SENT);
+    EXPECT_EQ(count(Table::closed), 0u);
+    expect_translated(egress(build(from_backend(IPPROTO_TCP))).out, from_node(from_backend(IPPROTO_TCP)));
+    auto ack = to_node(IPPROTO_TCP, kAck);
+    expect_translated(ingress(build(ack)).out, at_backend(ack));
+    EXPECT_EQ(flow(tcp_fwd_key())->state, NP_FLOW_OPEN);
+}
+
+TEST_F(SynOnClosedTuple, PortRemappedGoesToTheNewBackendWithEveryLaterPacket) {
+    map_port(IPPROTO_TCP, kTcpPort, kBackend2, 8080);
+    auto syn = to_node(IPPROTO_TCP);
+    expect_translated(ingress(build(syn)).out, at_backend(syn, kBackend2));
+    EXPECT_EQ(count(Table::closed), 0u) << "the old flow's entries are gone";
+    auto synack = with(from_backend(IPPROTO_TCP), [](Spec& s) { s.src = kBackend2; });
+    expect_translated(egress(build(synack)).out, from_node(synack));
+    for (std::uint8_t flags : {kAck, std::uint8_t(kAck | kPsh)}) {
+        auto pkt = to_node(IPPROTO_TCP, flags);
+        expect_translated(ingress(build(pkt)).out, at_backend(pkt, kBackend2));
+    }
+    // The old backend's packets on this tuple are no longer translated.
+    const Bytes stale = build(from_backend(IPPROTO_TCP, kFin | kAck));
+    EXPECT_EQ(egress(stale).out, stale);
+}
+
+TEST_F(SynOnClosedTuple, PortUnmappedPassesTheSynAndEveryLaterPacket) {
+    unmap_port(IPPROTO_TCP, kTcpPort);
+    for (std::uint8_t flags : {kSyn, kAck, std::uint8_t(kAck | kPsh), std::uint8_t(kFin | kAck)}) {
+        const Bytes pkt = build(to_node(IPPROTO_TCP, flags));
+        EXPECT_EQ(ingress(pkt).out, pkt) << "flags " << int(flags);
+    }
+    EXPECT_EQ(flow_count(), 0u);
+}
+
+// The same client reaches the sandbox's own address from a port it used
+// through the node port before: the sandbox's SYN-ACK is not nodeport's.
+struct StaleFlowCase {
+    const char* name;
+    std::uint8_t state;
+    bool closed_table;
+};
+
+void PrintTo(const StaleFlowCase& c, std::ostream* os) {
+    *os << c.name;
+}
+
+class SynAckNotTranslatedByUs : public TcPacketTest, public testing::WithParamInterface<StaleFlowCase> {};
+
+TEST_P(SynAckNotTranslatedByUs, PassesUntouchedAndSoDoesTheRestOfItsConnection) {
+    const auto& c = GetParam();
+    const std::uint64_t now = monotonic_ns();
+    const Table t = c.closed_table ? Table::closed : Table::tcp;
+    put_flow(tcp_fwd_key(), np_flow{ip_be(kBackend), htons(8080), c.state, 3, now}, t);
+    put_flow(tcp_rev_key(), np_flow{ip_be(kNode), htons(kTcpPort), c.state, 3, now}, t);
+
+    // The client's SYN to the sandbox IP is forwarded, not addressed to the node.
+    const Bytes direct_syn = build(at_backend(to_node(IPPROTO_TCP)));
+    EXPECT_EQ(ingress(direct_syn).out, direct_syn);
+    const Bytes synack = build(from_backend(IPPROTO_TCP));
+    EXPECT_EQ(egress(synack).out, synack);
+    const Bytes data = build(from_backend(IPPROTO_TCP, kAck | kPsh));
+    EXPECT_EQ(egress(data).out, data);
+    EXPECT_EQ(flow_count(), 0u) << "the stale flow went with the SYN-ACK";
+}
+
+INSTANTIATE_TEST_SUITE_P(TcPacket, SynAckNotTranslatedByUs,
+                         testing::Values(StaleFlowCase{"time_wait", NP_FLOW_TIME_WAIT, true},
+                                         StaleFlowCase{"established", NP_FLOW_OPEN, false},
+                                         StaleFlowCase{"fin_wait", NP_FLOW_FIN_WAIT, false}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST_F(TcPacketTest, SynAckRetransmittedBeforeTheClientsAckIsStillTranslated) {
+    ingress(build(to_node(IPPROTO_TCP)));
+    const auto synack = from_backend(IPPROTO_TCP);
+    expect_translated(egress(build(synack)).out, from_node(synack));
+    expect_translated(egress(build(synack)).out, from_node(synack));
+    EXPECT_EQ(flow(tcp_fwd_key())->state, NP_FLOW_SYN_SENT);
+}
+
+// ---- UDP follows the port's mapping ----
+
+TEST_F(TcPacketTest, UdpDatagramAfterRemapGoesToTheNewBackend) {
+    auto dgram = to_node(IPPROTO_UDP);
+    expect_translated(ingress(build(dgram)).out, at_backend(dgram));
+    map_port(IPPROTO_UDP, kUdpPort, kBackend2, 5353);
+    expect_translated(ingress(build(dgram)).out, at_backend(dgram, kBackend2));
+
+    auto fwd = flow_key(IPPROTO_UDP, kClient, kClientPort, kNode, kUdpPort, NP_FLOW_TO_BACKEND);
+    EXPECT_EQ(flow(fwd)->addr_be, ip_be(kBackend2));
+    EXPECT_FALSE(flow(flow_key(IPPROTO_UDP, kClient, kClientPort, kBackend, 5353, NP_FLOW_TO_CLIENT)))
+        << "the old backend's reply entry is gone";
+    EXPECT_EQ(count(Table::udp), 2u);
+    auto reply = with(from_backend(IPPROTO_UDP), [](Spec& s) { s.src = kBackend2; });
+    expect_translated(egress(build(reply)).out, from_node(reply));
+}
+
+TEST_F(TcPacketTest, UdpDatagramAfterUnmapPassesAndTheFlowIsGone) {
+    auto dgram = to_node(IPPROTO_UDP);
+    expect_translated(ingress(build(dgram)).out, at_backend(dgram));
+    unmap_port(IPPROTO_UDP, kUdpPort);
+    const Bytes in = build(dgram);
+    EXPECT_EQ(ingress(in).out, in);
+    EXPECT_EQ(flow_count(), 0u);
 }
 
 TEST_F(TcPacketTest, ReplyOfAnotherBackendPortIsUntouched) {
@@ -539,10 +733,7 @@ TEST_F(TcPacketTest, ReplyOfAnotherBackendPortIsUntouched) {
 // Short timeouts, so a flow can be made idle without waiting or needing an
 // uptime longer than the default TCP timeout.
 class TcPacketIdleTest : public TcPacketTest {
-    void configure(tc_bpf::tc_bpf__rodata& rodata) override {
-        rodata.tcp_idle_ns = 2 * kSec;
-        rodata.udp_idle_ns = 2 * kSec;
-    }
+    np_flow_timeouts timeouts() override { return {2 * kSec, 2 * kSec, 2 * kSec, 2 * kSec}; }
 };
 
 TEST_F(TcPacketIdleTest, IdleTcpFlowIsForgottenAndSynStartsFresh) {
@@ -581,6 +772,50 @@ TEST_F(TcPacketIdleTest, RecentFlowIsKeptAndRefreshedBothWays) {
     expect_translated(ingress(build(data)).out, at_backend(data, kBackend2));
     EXPECT_GE(flow(tcp_fwd_key())->last_seen_ns, before);
     EXPECT_GE(flow(tcp_rev_key(kBackend2))->last_seen_ns, before);
+}
+
+// The LRU evicted the reply entry: the next refresh writes it again, so a
+// flow does not stay split.
+TEST_F(TcPacketIdleTest, EvictedPartnerIsRebuiltOnTheNextRefresh) {
+    const std::uint64_t ago = monotonic_ns() - 1500 * 1000 * 1000ULL;
+    put_flow(tcp_fwd_key(), np_flow{ip_be(kBackend), htons(8080), NP_FLOW_OPEN, 0, ago});
+    auto data = to_node(IPPROTO_TCP, kAck);
+    expect_translated(ingress(build(data)).out, at_backend(data));
+    auto rev = flow(tcp_rev_key());
+    ASSERT_TRUE(rev);
+    EXPECT_EQ(rev->addr_be, ip_be(kNode));
+    EXPECT_EQ(rev->port_be, htons(kTcpPort));
+    EXPECT_EQ(rev->state, NP_FLOW_OPEN);
+    auto reply = from_backend(IPPROTO_TCP, kAck);
+    expect_translated(egress(build(reply)).out, from_node(reply));
+}
+
+// A closed flow lives tcp_closing_ns after its close, packets or not.
+TEST_F(TcPacketIdleTest, ClosedFlowIsInertAfterTheClosingTimeout) {
+    const std::uint64_t closed_at = monotonic_ns() - 3 * kSec;
+    put_flow(tcp_fwd_key(), np_flow{ip_be(kBackend), htons(8080), NP_FLOW_TIME_WAIT, 3, closed_at}, Table::closed);
+    put_flow(tcp_rev_key(), np_flow{ip_be(kNode), htons(kTcpPort), NP_FLOW_TIME_WAIT, 3, closed_at}, Table::closed);
+    const Bytes ack = build(to_node(IPPROTO_TCP, kAck));
+    EXPECT_EQ(ingress(ack).out, ack);
+    const Bytes fin = build(from_backend(IPPROTO_TCP, kFin | kAck));
+    EXPECT_EQ(egress(fin).out, fin);
+}
+
+// FIN both ways with a real (short) timeout: translated right after the
+// close, untouched once tcp_closing_ns has passed.
+class TcPacketShortCloseTest : public TcPacketTest {
+    np_flow_timeouts timeouts() override { return {7800 * kSec, 60 * kSec, kSec / 5, 60 * kSec}; }
+};
+
+TEST_F(TcPacketShortCloseTest, FinBothWaysClosesAfterTheTimeout) {
+    ingress(build(to_node(IPPROTO_TCP)));
+    ingress(build(to_node(IPPROTO_TCP, kFin | kAck)));
+    egress(build(from_backend(IPPROTO_TCP, kFin | kAck)));
+    auto last_ack = to_node(IPPROTO_TCP, kAck);
+    expect_translated(ingress(build(last_ack)).out, at_backend(last_ack));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const Bytes late = build(last_ack);
+    EXPECT_EQ(ingress(late).out, late);
 }
 
 TEST_F(TcPacketTest, ClientPortReusedThroughAnotherNodePortToSameBackendIsNotTranslated) {

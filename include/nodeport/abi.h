@@ -105,12 +105,12 @@ struct np_tc_attachment {
 	char ifname[16];    /* the interface's name when attached, for people */
 };
 
-/* ---- Flow table of the external datapath (TC programs, bpf/tc.bpf.c) ----
+/* ---- Flow tables of the external datapath (TC programs, bpf/tc.bpf.c) ----
  *
- * `flows` LRU hash: NAT state of the connections that entered through the
- * node's external interface. Like conntrack, each NATed flow has TWO entries,
- * one per direction, so each direction finds its translation with one lookup
- * keyed by the packet's own addresses:
+ * NAT state of the connections that entered through the node's external
+ * interface. Like conntrack, each NATed flow has TWO entries, one per
+ * direction, so each direction finds its translation with one lookup keyed by
+ * the packet's own addresses:
  *  - NP_FLOW_TO_BACKEND, looked up on ingress with (src, dst) of the packet:
  *    client = client addr/port, peer = node addr/port the client addressed;
  *    the value is the backend the packet is sent to.
@@ -118,14 +118,35 @@ struct np_tc_attachment {
  *    client = client addr/port, peer = backend addr/port;
  *    the value is the node addr/port restored as the reply's source.
  * The value of one entry is the peer of the other, so either direction can
- * find its partner (to mark both CLOSING or refresh both). */
-#define NP_MAX_FLOWS 262144 /* entries: two per flow */
+ * find (or rebuild) its partner.
+ *
+ * Three LRU tables, so that one kind of flow can never push out another:
+ *  - `flows`: TCP flows from the SYN until they close. Only real connections
+ *    live here, so an idle established connection keeps its entry however
+ *    much UDP or connection churn passes.
+ *  - `closed_flows`: TCP flows that saw FIN both ways, kept only to translate
+ *    the last ACK and retransmitted FINs (TIME_WAIT); churn evicts the oldest.
+ *  - `udp_flows`: UDP flows; a flood evicts only other UDP flows, whose next
+ *    datagram is simply decided again from `ports`.
+ * A TCP RST deletes its flow at once. */
+#define NP_MAX_FLOWS        262144 /* `flows` entries: two per flow */
+#define NP_MAX_CLOSED_FLOWS 65536  /* `closed_flows` entries */
+#define NP_MAX_UDP_FLOWS    131072 /* `udp_flows` entries */
 
 #define NP_FLOW_TO_BACKEND 1 /* np_flow_key.dir */
 #define NP_FLOW_TO_CLIENT  2
 
-#define NP_FLOW_OPEN    1 /* np_flow.state */
-#define NP_FLOW_CLOSING 2 /* TCP FIN or RST seen: a new SYN on the tuple starts a fresh flow */
+/* np_flow.state, the same in both entries of a flow. Values 1 and 2 keep
+ * their ABI 1 meaning, so a reload over flows recorded by older programs
+ * reads them right. */
+#define NP_FLOW_OPEN      1 /* UDP, or TCP after the client's first packet following its SYN */
+#define NP_FLOW_FIN_WAIT  2 /* TCP FIN seen in one direction: half closed */
+#define NP_FLOW_SYN_SENT  3 /* TCP SYN translated; the backend's SYN-ACK is expected */
+#define NP_FLOW_TIME_WAIT 4 /* TCP FIN seen both ways; lives in `closed_flows` */
+
+/* np_flow.fin_seen bits */
+#define NP_FIN_FROM_CLIENT  1
+#define NP_FIN_FROM_BACKEND 2
 
 struct np_flow_key {
 	__be32 client_addr_be;
@@ -140,9 +161,37 @@ struct np_flow_key {
 struct np_flow {
 	__be32 addr_be;      /* translated-to address: backend, or node address for replies */
 	__be16 port_be;      /* translated-to port */
-	__u8 state;          /* NP_FLOW_OPEN or NP_FLOW_CLOSING */
-	__u8 pad;
-	__u64 last_seen_ns;  /* bpf_ktime_get_ns() (CLOCK_MONOTONIC), refreshed at most once a second */
+	__u8 state;          /* NP_FLOW_* */
+	__u8 fin_seen;       /* NP_FIN_FROM_* bits (TCP) */
+	/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the last packet, refreshed at
+	 * most once a second; in `closed_flows`, the time of the close (never
+	 * refreshed, so a closed flow is gone after a fixed time). */
+	__u64 last_seen_ns;
+};
+
+/* `flow_timeouts` array, one entry, written by `nodeport load`: how long each
+ * kind of flow lives (see bpf/flows.bpf.h). Read by the TC programs and by
+ * `nodeport flows`. */
+struct np_flow_timeouts {
+	__u64 tcp_established_ns; /* idle */
+	__u64 tcp_syn_ns;         /* a SYN not answered yet */
+	__u64 tcp_closing_ns;     /* idle when half closed; lifetime after FIN both ways */
+	__u64 udp_idle_ns;
+};
+
+/* Ending the node's sockets that still talk to a replaced backend
+ * (bpf/sock_end.bpf.c). The loader writes the request into the one-entry
+ * array `sock_end_request` under the pin directory lock, then runs the socket
+ * iterator of that protocol: every socket of the node's network namespace
+ * connected to the old backend, through a translation nodeport made for this
+ * node port, is ended with bpf_sock_destroy(). */
+struct np_sock_end_request {
+	__be32 backend_addr_be; /* the replaced backend */
+	__be16 backend_port_be;
+	__be16 node_port_be;    /* the node port it was mapped on */
+	__u8 proto;             /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad[3];
+	__u32 ended;            /* written by the iterator: sockets ended */
 };
 
 #ifdef __cplusplus
@@ -154,6 +203,8 @@ static_assert(sizeof(struct np_config) == 16, "np_config ABI");
 static_assert(sizeof(struct np_sock_xlat) == 12 * NP_SOCK_XLAT_SLOTS + 8, "np_sock_xlat ABI");
 static_assert(sizeof(struct np_flow_key) == 16, "np_flow_key ABI");
 static_assert(sizeof(struct np_flow) == 16, "np_flow ABI");
+static_assert(sizeof(struct np_sock_end_request) == 16, "np_sock_end_request ABI");
+static_assert(sizeof(struct np_flow_timeouts) == 32, "np_flow_timeouts ABI");
 #else
 _Static_assert(sizeof(struct np_tc_attachment) == 32, "np_tc_attachment ABI");
 _Static_assert(sizeof(struct np_port_key) == 4, "np_port_key ABI");
@@ -163,6 +214,8 @@ _Static_assert(sizeof(struct np_config) == 16, "np_config ABI");
 _Static_assert(sizeof(struct np_sock_xlat) == 12 * NP_SOCK_XLAT_SLOTS + 8, "np_sock_xlat ABI");
 _Static_assert(sizeof(struct np_flow_key) == 16, "np_flow_key ABI");
 _Static_assert(sizeof(struct np_flow) == 16, "np_flow ABI");
+_Static_assert(sizeof(struct np_sock_end_request) == 16, "np_sock_end_request ABI");
+_Static_assert(sizeof(struct np_flow_timeouts) == 32, "np_flow_timeouts ABI");
 #endif
 
 #endif /* NODEPORT_ABI_H */

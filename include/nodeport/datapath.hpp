@@ -3,6 +3,7 @@
 // and a later `load` (or an upgrade) finds and reuses the same maps.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -34,6 +35,15 @@ enum class Forwarding {
              // sees the client's packets, so a FORWARD rule dropping INVALID drops the replies
 };
 
+// How long the external path keeps a flow (bpf/flows.bpf.h); the defaults
+// are conntrack's. A TCP RST ends its flow at once.
+struct FlowTimeouts {
+    std::chrono::seconds tcp_established{7800};  // idle; above Linux's 7200 s default keepalive time
+    std::chrono::seconds tcp_syn{60};            // a SYN the backend did not answer
+    std::chrono::seconds tcp_closing{120};       // idle when half closed; lifetime after FIN both ways
+    std::chrono::seconds udp{60};                // idle
+};
+
 struct TcAttachment {
     std::string interface;  // its name when it was attached
     int ifindex = 0;
@@ -52,12 +62,16 @@ struct LoadOptions {
     std::vector<std::string> interfaces;
     TcAttachMode tc_attach = TcAttachMode::automatic;
     Forwarding forwarding = Forwarding::kernel;
+    FlowTimeouts timeouts;
 };
 
 struct LoadReport {
     bool reused_maps = false;        // pinned maps from an earlier load were kept, entries and all
     std::vector<NodeAddr> node_addrs;
     std::vector<TcAttachment> interfaces;
+    // Why the node's sockets cannot be ended on a remap (a kernel without
+    // bpf_sock_destroy); empty when they can. Not an error.
+    std::string socket_ending_unavailable;
 };
 
 // Idempotent: a second load reuses the pinned maps and replaces the programs

@@ -1,9 +1,12 @@
-// The external datapath's flow table, for `nodeport flows`: one entry per
+// The external datapath's flow tables, for `nodeport flows`: one entry per
 // connection that entered through an external interface and was translated.
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <filesystem>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 #include "nodeport/result.hpp"
@@ -11,16 +14,32 @@
 
 namespace nodeport {
 
+enum class FlowState {
+    syn_sent,     // TCP: SYN translated, handshake not finished
+    established,  // TCP connection, or a UDP flow
+    fin_wait,     // TCP: FIN seen from one side
+    time_wait,    // TCP: FIN seen both ways; kept for the last packets of the close
+};
+
+std::string_view to_string(FlowState state);  // "syn-sent", "established", ...
+
 struct Flow {
     Proto proto = Proto::tcp;
     Backend client;   // the client's address and port, as the sandbox sees them too
     Backend node;     // the node address and port the client addressed
     Backend backend;  // where the flow goes
-    bool closing = false;  // TCP FIN or RST seen
-    std::chrono::nanoseconds idle{0};  // since the last packet (refreshed about once a second)
+    FlowState state = FlowState::established;
+    std::chrono::nanoseconds idle{0};  // since the last packet (refreshed about once a second); time_wait: since the close
+    std::chrono::nanoseconds expires_in{0};  // until the entry is inert, unless a packet refreshes it
 };
 
-// Every recorded flow, sorted by client.
+// Every flow that is not expired, sorted by protocol, client and node port.
 Result<std::vector<Flow>> list_flows(const std::filesystem::path& pin_dir);
+
+// Forgets the flows of one node port (every flow when nullopt), both entries
+// of each; returns how many flows. Their packets then pass untranslated, so
+// established connections through the port break: this is for clearing
+// state by hand.
+Result<std::size_t> flush_flows(const std::filesystem::path& pin_dir, std::optional<NodePort> node_port);
 
 }  // namespace nodeport

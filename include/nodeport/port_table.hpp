@@ -14,10 +14,23 @@
 #include <vector>
 
 #include "nodeport/fd.hpp"
+#include "nodeport/sock_end.hpp"
 #include "nodeport/result.hpp"
 #include "nodeport/types.hpp"
 
 namespace nodeport {
+
+struct ChangeOptions {
+    // Also end the node's TCP connections to the replaced backend, for
+    // callers that know the old sandbox is gone. Established TCP otherwise
+    // keeps its sandbox across a remap.
+    bool terminate = false;
+};
+
+struct SetResult {
+    std::optional<Backend> replaced;  // the port's earlier backend, when the set changed it
+    EndedSockets ended;
+};
 
 enum class RemoveOutcome {
     removed,        // the entry was there (with the given owner, if one was given) and is gone
@@ -28,6 +41,7 @@ enum class RemoveOutcome {
 struct RemoveResult {
     RemoveOutcome outcome = RemoveOutcome::not_mapped;
     std::string holder;  // the owner that holds the port, for held_by_other
+    EndedSockets ended;  // for removed
 };
 
 class PortTable {
@@ -35,10 +49,16 @@ public:
     // Opens the pinned map of a loaded nodeport. Fails when it is not loaded.
     static Result<PortTable> open(const std::filesystem::path& pin_dir);
 
-    // Maps the node port to the backend, replacing whatever was there.
-    Result<void> set(const Mapping& mapping);
+    // Maps the node port to the backend, replacing whatever was there. When
+    // that changes the backend, the node's sockets translated to the old one
+    // are ended (see EndedSockets). External flows need nothing: a UDP flow
+    // follows the new mapping with its next datagram, a TCP connection keeps
+    // its backend until it closes.
+    Result<SetResult> set(const Mapping& mapping, ChangeOptions options = {});
     // Unmaps the node port; with an owner, only while that owner holds it.
-    Result<RemoveResult> remove(NodePort node_port, std::optional<std::string_view> owner = std::nullopt);
+    // The node's sockets translated to the removed backend are ended as for set.
+    Result<RemoveResult> remove(NodePort node_port, std::optional<std::string_view> owner = std::nullopt,
+                                ChangeOptions options = {});
     Result<std::optional<Mapping>> get(NodePort node_port) const;
     // Every mapping, sorted by protocol and port.
     Result<std::vector<Mapping>> list() const;
@@ -46,11 +66,13 @@ public:
     Result<std::size_t> flush();
 
 private:
-    PortTable(Fd dir, Fd map);
+    PortTable(Fd dir, Fd map, SocketEnder ender);
     class WriteLock;
+    EndedSockets end_sockets(NodePort node_port, Backend old_backend, ChangeOptions options);
 
     Fd dir_;  // the pin directory, flock'ed by writers
     Fd map_;
+    SocketEnder ender_;
     std::unique_ptr<std::mutex> mutex_;  // threads sharing one PortTable share dir_'s flock
 };
 

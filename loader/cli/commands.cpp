@@ -29,8 +29,10 @@ struct Invocation {
 
 // Parses the command's options plus --pin-dir and --help, and exactly the
 // named positional arguments. nullopt: --help was printed.
+// `optional_names` may follow the required ones.
 std::optional<Invocation> parse(std::string_view command, const Args& argv, po::options_description options,
-                                std::vector<std::string_view> positional_names = {}) {
+                                std::vector<std::string_view> positional_names = {},
+                                std::vector<std::string_view> optional_names = {}) {
     const Command* cmd = nullptr;
     for (const auto& c : commands())
         if (c.name == command)
@@ -60,9 +62,9 @@ std::optional<Invocation> parse(std::string_view command, const Args& argv, po::
     if (inv.args.size() < positional_names.size())
         throw UsageError(fmt::format("{}: missing argument (usage: nodeport {})",
                                      positional_names[inv.args.size()], cmd->usage));
-    if (inv.args.size() > positional_names.size())
+    if (inv.args.size() > positional_names.size() + optional_names.size())
         throw UsageError(fmt::format("unexpected argument '{}' (usage: nodeport {})",
-                                     inv.args[positional_names.size()], cmd->usage));
+                                     inv.args[positional_names.size() + optional_names.size()], cmd->usage));
     inv.pin_dir = inv.options["pin-dir"].as<std::string>();
     if (!inv.pin_dir.is_absolute())
         throw UsageError(fmt::format("pin-dir: '{}' is not an absolute path", inv.pin_dir.string()));
@@ -156,6 +158,25 @@ std::vector<std::string> interface_options(const Invocation& inv) {
     return {*name};
 }
 
+// A whole number of seconds, at least 1, for a --*-timeout option.
+std::chrono::seconds seconds_option(const Invocation& inv, const char* name, std::chrono::seconds fallback) {
+    if (!inv.options.count(name))
+        return fallback;
+    const auto& text = inv.options[name].as<std::string>();
+    auto value = parse_port(text, name);  // 1-65535 s: up to 18 hours
+    if (!value)
+        throw UsageError(fmt::format("{}: '{}' is not a number of seconds (1-65535)", name, text));
+    return std::chrono::seconds(*value);
+}
+
+FlowTimeouts timeout_options(const Invocation& inv) {
+    FlowTimeouts defaults;
+    return FlowTimeouts{seconds_option(inv, "tcp-timeout", defaults.tcp_established),
+                        seconds_option(inv, "tcp-syn-timeout", defaults.tcp_syn),
+                        seconds_option(inv, "tcp-closing-timeout", defaults.tcp_closing),
+                        seconds_option(inv, "udp-timeout", defaults.udp)};
+}
+
 std::string describe(const std::vector<TcAttachment>& interfaces) {
     std::string out;
     for (const auto& a : interfaces)
@@ -176,12 +197,17 @@ int cmd_load(const Args& argv) {
          "auto (tcx where the kernel has it, else clsact), tcx or clsact")
         ("forward", po::value<std::string>()->default_value("kernel"),
          "kernel: the kernel routes translated packets; fib: the TC program does (bpf_fib_lookup + "
-         "bpf_redirect_neigh; conntrack does not see client packets)");
+         "bpf_redirect_neigh; conntrack does not see client packets)")
+        ("tcp-timeout", po::value<std::string>(), "seconds an idle external TCP connection keeps its flow (7800)")
+        ("tcp-syn-timeout", po::value<std::string>(), "seconds a SYN the backend did not answer keeps its flow (60)")
+        ("tcp-closing-timeout", po::value<std::string>(),
+         "seconds a half-closed TCP flow may idle, and a closed one (FIN both ways) lives (120)")
+        ("udp-timeout", po::value<std::string>(), "seconds an idle external UDP flow lives (60)");
     auto inv = parse("load", argv, options);
     if (!inv)
         return exit_ok;
-    LoadOptions load_options{inv->pin_dir, {}, node_ip_options(*inv), {}, tc_attach_option(*inv),
-                             forwarding_option(*inv)};
+    LoadOptions load_options{inv->pin_dir,           {}, node_ip_options(*inv), {}, tc_attach_option(*inv),
+                             forwarding_option(*inv), timeout_options(*inv)};
     if (inv->options.count("cgroup")) {
         fs::path cgroup = inv->options["cgroup"].as<std::string>();
         if (!fs::is_directory(cgroup))
@@ -196,6 +222,9 @@ int cmd_load(const Args& argv) {
                              inv->pin_dir.string(), load_options.cgroup->string(),
                              report.reused_maps ? " (kept the pinned maps and their mappings)" : "",
                              describe(report.node_addrs), describe(report.interfaces));
+    if (!report.socket_ending_unavailable.empty())
+        std::cerr << "nodeport load: warning: node sockets will not be ended when a backend is replaced: "
+                  << report.socket_ending_unavailable << "\n";
     return exit_ok;
 }
 
@@ -208,8 +237,29 @@ int cmd_unload(const Args& argv) {
     return exit_ok;
 }
 
-int cmd_set(const Args& argv) {
+po::options_description terminate_description() {
     po::options_description options;
+    options.add_options()("terminate",
+                          "also end the node's TCP connections to the replaced backend (connected UDP sockets "
+                          "are always ended)");
+    return options;
+}
+
+ChangeOptions change_options(const Invocation& inv) {
+    return ChangeOptions{.terminate = inv.options.count("terminate") > 0};
+}
+
+// One line per socket effect, on stderr when nothing could be checked.
+void report(const EndedSockets& ended) {
+    if (ended.count > 0)
+        std::cout << fmt::format("ended {} node socket{} connected to the old backend\n", ended.count,
+                                 ended.count == 1 ? "" : "s");
+    if (!ended.not_checked.empty())
+        std::cerr << "nodeport: note: " << ended.not_checked << "\n";
+}
+
+int cmd_set(const Args& argv) {
+    po::options_description options = terminate_description();
     options.add_options()("owner", po::value<std::string>(), "who holds the port (a sandbox id), checked by del --owner");
     auto inv = parse("set", argv, options, {"node port", "backend"});
     if (!inv)
@@ -217,13 +267,14 @@ int cmd_set(const Args& argv) {
     Mapping mapping{valid(parse_node_port(inv->args[0])), valid(parse_backend(inv->args[1])),
                     owner_option(*inv).value_or("")};
     auto table = succeeded(PortTable::open(inv->pin_dir));
-    succeeded(table.set(mapping));
-    std::cout << describe(mapping) << "\n";
+    auto result = succeeded(table.set(mapping, change_options(*inv)));
+    std::cout << describe(mapping) << (result.replaced ? " (was " + to_string(*result.replaced) + ")" : "") << "\n";
+    report(result.ended);
     return exit_ok;
 }
 
 int cmd_del(const Args& argv) {
-    po::options_description options;
+    po::options_description options = terminate_description();
     options.add_options()("owner", po::value<std::string>(), "delete only while this owner holds the port");
     auto inv = parse("del", argv, options, {"node port"});
     if (!inv)
@@ -231,10 +282,11 @@ int cmd_del(const Args& argv) {
     NodePort node_port = valid(parse_node_port(inv->args[0]));
     auto owner = owner_option(*inv);
     auto table = succeeded(PortTable::open(inv->pin_dir));
-    auto result = succeeded(table.remove(node_port, owner));
+    auto result = succeeded(table.remove(node_port, owner, change_options(*inv)));
     switch (result.outcome) {
     case RemoveOutcome::removed:
         std::cout << to_string(node_port) << " removed\n";
+        report(result.ended);
         break;
     case RemoveOutcome::not_mapped:
         std::cout << to_string(node_port) << " was not mapped\n";
@@ -293,12 +345,26 @@ int cmd_list(const Args& argv) {
 
 int cmd_flows(const Args& argv) {
     po::options_description options;
-    options.add_options()("json", "print a JSON array");
-    auto inv = parse("flows", argv, options);
+    options.add_options()
+        ("json", "print a JSON array")
+        ("flush", "forget the flows (of PROTO/PORT only, when given); their connections break");
+    auto inv = parse("flows", argv, options, {}, {"node port"});
     if (!inv)
         return exit_ok;
+    std::optional<NodePort> only;
+    if (!inv->args.empty()) {
+        if (!inv->options.count("flush"))
+            throw UsageError("node port: a PROTO/PORT is taken only with --flush");
+        only = valid(parse_node_port(inv->args[0]));
+    }
+    if (inv->options.count("flush")) {
+        auto flushed = succeeded(flush_flows(inv->pin_dir, only));
+        std::cout << fmt::format("forgot {} flow{}{}\n", flushed, flushed == 1 ? "" : "s",
+                                 only ? " of " + to_string(*only) : "");
+        return exit_ok;
+    }
     auto flows = succeeded(list_flows(inv->pin_dir));
-    auto idle_s = [](const Flow& f) { return std::chrono::duration_cast<std::chrono::seconds>(f.idle).count(); };
+    auto secs = [](std::chrono::nanoseconds d) { return std::chrono::duration_cast<std::chrono::seconds>(d).count(); };
     if (inv->options.count("json")) {
         nlohmann::json out = nlohmann::json::array();
         for (const auto& f : flows)
@@ -306,16 +372,18 @@ int cmd_flows(const Args& argv) {
                            {"client", to_string(f.client)},
                            {"node", to_string(f.node)},
                            {"backend", to_string(f.backend)},
-                           {"state", f.closing ? "closing" : "open"},
-                           {"idle_seconds", idle_s(f)}});
+                           {"state", to_string(f.state)},
+                           {"idle_seconds", secs(f.idle)},
+                           {"expires_in_seconds", secs(f.expires_in)}});
         std::cout << out.dump(2) << "\n";
         return exit_ok;
     }
-    std::cout << fmt::format("{:<5} {:<22} {:<22} {:<22} {:<8} {}\n", "PROTO", "CLIENT", "NODE", "BACKEND", "STATE",
-                             "IDLE");
+    std::cout << fmt::format("{:<5} {:<22} {:<22} {:<22} {:<12} {:>6} {:>8}\n", "PROTO", "CLIENT", "NODE", "BACKEND",
+                             "STATE", "IDLE", "EXPIRES");
     for (const auto& f : flows)
-        std::cout << fmt::format("{:<5} {:<22} {:<22} {:<22} {:<8} {}s\n", to_string(f.proto), to_string(f.client),
-                                 to_string(f.node), to_string(f.backend), f.closing ? "closing" : "open", idle_s(f));
+        std::cout << fmt::format("{:<5} {:<22} {:<22} {:<22} {:<12} {:>5}s {:>7}s\n", to_string(f.proto),
+                                 to_string(f.client), to_string(f.node), to_string(f.backend), to_string(f.state),
+                                 secs(f.idle), secs(f.expires_in));
     return exit_ok;
 }
 
@@ -344,13 +412,14 @@ const std::vector<Command>& commands() {
         {"load", "load [--cgroup PATH] [--node-ip IP]... [--iface IF]... [--local-only]",
          "attach the forwarding programs and pin them with the maps; idempotent, mappings survive", cmd_load},
         {"unload", "unload", "detach everything nodeport attached and remove its pins", cmd_unload},
-        {"set", "set PROTO/PORT IP:PORT [--owner ID]",
+        {"set", "set PROTO/PORT IP:PORT [--owner ID] [--terminate]",
          "forward the node port to a sandbox, replacing any earlier target", cmd_set},
-        {"del", "del PROTO/PORT [--owner ID]",
+        {"del", "del PROTO/PORT [--owner ID] [--terminate]",
          "stop forwarding the node port; with --owner only while that owner holds it", cmd_del},
         {"get", "get PROTO/PORT", "show where a node port goes (exit 1 when it is not mapped)", cmd_get},
         {"list", "list [--json]", "show every mapping", cmd_list},
-        {"flows", "flows [--json]", "show the external connections being translated", cmd_flows},
+        {"flows", "flows [--json] | flows --flush [PROTO/PORT]",
+         "show the external connections being translated, or forget them", cmd_flows},
         {"flush", "flush", "remove every mapping", cmd_flush},
         {"refresh", "refresh [--node-ip IP]...", "re-read the node's addresses (after an address change)",
          cmd_refresh},

@@ -1,0 +1,16 @@
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "nodeport/result.hpp"
+
+namespace nodeport::sock_end {
+
+// At load: loads the socket iterators and pins their links under the pin
+// directory, replacing earlier ones. An empty string when they are in
+// place; otherwise why they are not (a kernel without bpf_sock_destroy),
+// which is not an error: nodeport works without them.
+Result<std::string> install(const std::filesystem::path& pin_dir);
+
+}  // namespace nodeport::sock_end

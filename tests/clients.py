@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Clients that behave like real ones across a redeploy, for the tests.
+
+  clients.py udp-steady IP PORT LOCAL-PORT SECONDS
+      One UDP socket bound to LOCAL-PORT (a DNS forwarder, a statsd agent),
+      a datagram every 0.1 s. Prints "TIME ANSWER" per reply, "TIME timeout"
+      per datagram left unanswered for 0.3 s (TIME: CLOCK_REALTIME seconds).
+  clients.py udp-connected IP PORT SECONDS
+      A connected UDP socket, a datagram every 0.1 s, as above; on an error
+      prints "TIME error NAME" and connects a new socket, as applications do.
+  clients.py tcp-churn IP PORT FIRST-PORT COUNT SECONDS rst|fin
+      Short connections from source ports FIRST-PORT.. round robin, each
+      reading the server's line, then closing (rst: SO_LINGER 0; fin: after
+      the server's close). Prints "OK FAILED".
+  clients.py tcp-each IP PORT FIRST-PORT COUNT
+      One connection from each source port. Prints "N ANSWER" per distinct
+      answer (or "N error NAME"), sorted.
+Every loop is bounded in time; nothing waits forever."""
+import collections
+import socket
+import struct
+import sys
+import time
+
+
+def answer(data):
+    return data.decode(errors="replace").strip()
+
+
+def udp_loop(sock_factory, seconds, connected):
+    sock = sock_factory()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        sent_at = time.monotonic()
+        try:
+            sock.send(b"hi") if connected else sock.sendto(b"hi", TARGET)
+            data = sock.recv(2048)
+            print(f"{time.time():.3f} {answer(data)}", flush=True)
+        except socket.timeout:
+            print(f"{time.time():.3f} timeout", flush=True)
+        except OSError as e:
+            print(f"{time.time():.3f} error {e.__class__.__name__}", flush=True)
+            sock.close()
+            sock = sock_factory()
+        time.sleep(max(0.0, 0.1 - (time.monotonic() - sent_at)))
+
+
+def udp_socket(local_port=None, connect=False):
+    def make():
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(0.3)
+        if local_port is not None:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("0.0.0.0", local_port))
+        if connect:
+            s.connect(TARGET)
+        return s
+    return make
+
+
+def tcp_connect(source_port, timeout=2.0):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", source_port))
+    s.connect(TARGET)
+    return s
+
+
+def read_line(s):
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = s.recv(2048)
+        if not chunk:
+            break
+        data += chunk
+    return answer(data)
+
+
+def tcp_churn(first, count, seconds, close):
+    ok = failed = 0
+    end = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < end:
+        port = first + i % count
+        i += 1
+        try:
+            s = tcp_connect(port)
+            read_line(s)
+            if close == "rst":
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            else:
+                s.recv(1)  # the server's FIN: it closes first, so no TIME_WAIT here
+            s.close()
+            ok += 1
+        except OSError:
+            failed += 1
+            time.sleep(0.01)
+    print(ok, failed)
+
+
+def tcp_each(first, count):
+    seen = collections.Counter()
+    for port in range(first, first + count):
+        try:
+            s = tcp_connect(port)
+            seen[read_line(s) or "closed"] += 1
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+        except OSError as e:
+            seen[f"error {e.__class__.__name__}"] += 1
+    for what, n in sorted(seen.items()):
+        print(n, what)
+
+
+mode, ip, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+TARGET = (ip, port)
+args = sys.argv[4:]
+if mode == "udp-steady":
+    udp_loop(udp_socket(local_port=int(args[0])), float(args[1]), connected=False)
+elif mode == "udp-connected":
+    udp_loop(udp_socket(connect=True), float(args[0]), connected=True)
+elif mode == "tcp-churn":
+    tcp_churn(int(args[0]), int(args[1]), float(args[2]), args[3])
+elif mode == "tcp-each":
+    tcp_each(int(args[0]), int(args[1]))
+else:
+    sys.exit(f"clients.py: unknown mode {mode}")
