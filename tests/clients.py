@@ -12,6 +12,10 @@
       Short connections from source ports FIRST-PORT.. round robin, each
       reading the server's line, then closing (rst: SO_LINGER 0; fin: after
       the server's close). Prints "OK FAILED".
+  clients.py udp-flood IP PORT COUNT SOURCE-IP...
+      COUNT datagrams, each from a socket of its own (a new source port),
+      bound to the source addresses in turn: that many distinct flows.
+      Prints the number sent.
   clients.py tcp-each IP PORT FIRST-PORT COUNT
       One connection from each source port. Prints "N ANSWER" per distinct
       answer (or "N error NAME"), sorted.
@@ -113,6 +117,19 @@ def tcp_each(first, count):
         print(n, what)
 
 
+def udp_flood(count, sources):
+    sent = 0
+    for i in range(count):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((sources[i % len(sources)], 0))
+            try:
+                s.sendto(b"flood", TARGET)
+                sent += 1
+            except OSError:
+                pass
+    print(sent)
+
+
 mode, ip, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 TARGET = (ip, port)
 args = sys.argv[4:]
@@ -122,6 +139,8 @@ elif mode == "udp-connected":
     udp_loop(udp_socket(connect=True), float(args[0]), connected=True)
 elif mode == "tcp-churn":
     tcp_churn(int(args[0]), int(args[1]), float(args[2]), args[3])
+elif mode == "udp-flood":
+    udp_flood(int(args[0]), args[1:])
 elif mode == "tcp-each":
     tcp_each(int(args[0]), int(args[1]))
 else:

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Table pressure: an idle established TCP connection through the node port
+# keeps working while a UDP flood from many source addresses and ports and
+# 100,000 closed TCP connections pass through nodeport. Closed flows and UDP
+# flows live in tables of their own (include/nodeport/abi.h), so neither can
+# push the live connection's flow out.
+set -u
+NODEPORT=$1
+BENCH_BIN=$(dirname "$NODEPORT")  # np-connbench and np-echo-server are built beside the CLI
+. "$(dirname "$0")/lib.sh"
+require_root
+
+test_begin press
+CLIENTS="$TESTS_DIR/clients.py"
+NODE_IP=$TOPO_NODE_EXT_IP
+CLIENT_IP=$TOPO_CLIENT_IP
+on_cleanup() {
+    [ -n "${LONG_PID:-}" ] && { kill "$LONG_PID"; wait "$LONG_PID"; } 2>/dev/null
+}
+
+topo_node
+topo_client
+topo_cgroup
+np_node() { topo_in node "$NODEPORT" "$1" --pin-dir "$PIN" "${@:2}"; }
+np_node load --cgroup "$TOPO_CGROUP" --iface ext0 >/dev/null || { fail "load"; finish; exit 1; }
+
+topo_sandbox 1
+SB=$(topo_sandbox_ip 1)
+topo_serve sb1 sb1 7000 --hold
+topo_serve sb1 sb1 6667
+topo_in sb1 "$BENCH_BIN/np-echo-server" --port 8080 --lifetime 300 >/dev/null 2>&1 &
+topo_wait_listen sb1 8080
+np_node set tcp/7000 "$SB:7000" >/dev/null
+np_node set udp/6667 "$SB:6667" >/dev/null
+np_node set tcp/8080 "$SB:8080" >/dev/null
+
+coproc LONG { topo_in client python3 -u "$TESTS_DIR/long_client.py" "$NODE_IP" 7000; }
+LONG_PID=$LONG_PID
+read -r -t 5 line <&"${LONG[0]}"
+expect_eq "the long-lived connection reaches the sandbox" "sb1 $CLIENT_IP" "$line"
+
+# UDP flood: 200,000 flows from 16 addresses, more than udp_flows holds.
+SOURCES=()
+for i in $(seq 100 115); do
+    ip -n "$TOPO-client" addr add "10.200.0.$i/24" dev eth0
+    SOURCES+=("10.200.0.$i")
+done
+sent=$(topo_in client python3 "$CLIENTS" udp-flood "$NODE_IP" 6667 200000 "${SOURCES[@]}")
+expect_eq "the UDP flood sent 200,000 datagrams, each a new flow" 200000 "$sent"
+
+# 100,000 TCP connections, each closed with FIN both ways.
+out=$(topo_in client "$BENCH_BIN/np-connbench" --target "$NODE_IP:8080" --count 100000 --concurrency 2 \
+    --duration 120 --warmup 0)
+expect_eq "100,000 short TCP connections through the node port, none failed" "100000 0" \
+    "$(jq -r '"\(.connections) \(.errors)"' <<<"$out")"
+closed=$(np_node flows --json | jq '[.[] | select(.state == "time-wait")] | length')
+echo "     closed flows kept for their TIME_WAIT right after the churn: $closed (closed_flows holds 32,768)"
+
+echo ping >&"${LONG[1]}"
+read -r -t 5 line <&"${LONG[0]}"
+expect_eq "the idle established connection still works" "sb1 ping" "$line"
+expect_eq "its flow is listed as established" 1 \
+    "$(np_node flows --json | jq '[.[] | select(.node == "'"$NODE_IP"':7000" and .state == "established")] | length')"
+
+finish
