@@ -1,6 +1,7 @@
 // The loader library against real, pinned maps in a private pin directory.
 // Nothing is attached: LoadOptions::cgroup stays empty.
 #include <bpf/bpf.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -37,8 +38,7 @@ protected:
         if (geteuid() != 0)
             GTEST_SKIP() << "needs root to create BPF maps";
         static std::atomic<int> counter;
-        pin_dir_ = fs::path("/sys/fs/bpf") / ("nodeport-test-" + std::to_string(getpid()) + "-" +
-                                               std::to_string(counter++));
+        pin_dir_ = fs::path("/sys/fs/bpf") / fmt::format("nodeport-test-{}-{}", getpid(), counter++);
         auto report = load(unattached(pin_dir_, "10.99.0.1"));
         ASSERT_TRUE(report) << report.error().message;
         EXPECT_FALSE(report->reused_maps);
@@ -71,8 +71,8 @@ TEST_F(PortTableTest, SetKeepsExactlyOneTargetPerPort) {
     // 25 redeploys of the same node port: the iptables design had 25 rules,
     // the first one stale. Here the last set wins and nothing else remains.
     for (int i = 1; i <= 25; ++i) {
-        auto ip = "10.8.0." + std::to_string(i + 1);
-        ASSERT_TRUE(table_->set(mapping(Proto::tcp, 6667, ip.c_str(), 6667, "sb-" + std::to_string(i))));
+        auto ip = fmt::format("10.8.0.{}", i + 1);
+        ASSERT_TRUE(table_->set(mapping(Proto::tcp, 6667, ip.c_str(), 6667, fmt::format("sb-{}", i))));
     }
     EXPECT_EQ(list(), std::vector{mapping(Proto::tcp, 6667, "10.8.0.26", 6667, "sb-25")});
 }
@@ -160,7 +160,7 @@ TEST_F(PortTableTest, RefusesPinnedMapsOfAnotherAbi) {
 
     auto refused = load(unattached(pin_dir_, "10.99.0.1"));
     ASSERT_FALSE(refused);
-    EXPECT_NE(refused.error().message.find("map ABI v" + std::to_string(NODEPORT_ABI_VERSION + 1)), std::string::npos)
+    EXPECT_NE(refused.error().message.find(fmt::format("map ABI v{}", NODEPORT_ABI_VERSION + 1)), std::string::npos)
         << refused.error().message;
 
     ASSERT_EQ(bpf_map_update_elem(fd, &zero, &cfg, BPF_ANY), 0);
@@ -182,7 +182,7 @@ TEST_F(PortTableTest, ConcurrentWritersLoseNoUpdate) {
             }
             for (int i = 0; i < ports_each; ++i) {
                 auto port = static_cast<std::uint16_t>(20000 + w * ports_each + i);
-                if (!table->set(mapping(Proto::tcp, port, "10.8.0.2", port, "w" + std::to_string(w))))
+                if (!table->set(mapping(Proto::tcp, port, "10.8.0.2", port, fmt::format("w{}", w))))
                     ++failures;
             }
         });
@@ -202,7 +202,7 @@ TEST_F(PortTableTest, OwnerCheckedRemoveRacingRedeployNeverDeletesTheNewOwner) {
     std::thread deployer([&] {
         auto table = PortTable::open(pin_dir_);
         for (int i = 1; i <= rounds; ++i) {
-            ASSERT_TRUE(table->set(mapping(Proto::tcp, 7000, "10.8.0.2", 7000, "sb-" + std::to_string(i))));
+            ASSERT_TRUE(table->set(mapping(Proto::tcp, 7000, "10.8.0.2", 7000, fmt::format("sb-{}", i))));
             published = i;
         }
     });
@@ -211,14 +211,14 @@ TEST_F(PortTableTest, OwnerCheckedRemoveRacingRedeployNeverDeletesTheNewOwner) {
         for (int seen = 0; seen < rounds;) {
             int now = published;
             if (now > 1 && now != seen) {
-                ASSERT_TRUE(table->remove(NodePort{Proto::tcp, 7000}, "sb-" + std::to_string(now - 1)));
+                ASSERT_TRUE(table->remove(NodePort{Proto::tcp, 7000}, fmt::format("sb-{}", now - 1)));
             }
             seen = now;
         }
     });
     deployer.join();
     destroyer.join();
-    EXPECT_EQ(list(), std::vector{mapping(Proto::tcp, 7000, "10.8.0.2", 7000, "sb-" + std::to_string(rounds))});
+    EXPECT_EQ(list(), std::vector{mapping(Proto::tcp, 7000, "10.8.0.2", 7000, fmt::format("sb-{}", rounds))});
 }
 
 TEST_F(PortTableTest, UnloadRemovesEveryPin) {
