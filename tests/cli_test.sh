@@ -77,6 +77,15 @@ bad_input "load unknown interface" "iface" load --pin-dir "$PIN" --cgroup "$TOPO
 bad_input "load --iface with --local-only" "iface" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface lo --local-only
 bad_input "load bad --tc-attach" "tc-attach" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --tc-attach xdp
 bad_input "load bad --forward" "forward" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --forward xdp
+bad_input "load --tcp-timeout 0" "tcp-timeout" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --tcp-timeout 0
+bad_input "load --tcp-closing-timeout abc" "tcp-closing-timeout" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" \
+    --tcp-closing-timeout abc
+bad_input "load --udp-timeout 70000" "udp-timeout" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --udp-timeout 70000
+bad_input "load --tcp-syn-timeout -5" "tcp-syn-timeout" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --tcp-syn-timeout -5
+bad_input "flows with a port but no --flush" "node port" flows --pin-dir "$PIN" tcp/6667
+bad_input "flows --flush bad port" "node port" flows --pin-dir "$PIN" --flush tcp/0
+bad_input "flows --flush extra argument" "unexpected argument" flows --pin-dir "$PIN" --flush tcp/1 tcp/2
+bad_input "set --terminate with a value" "terminate" set --pin-dir "$PIN" tcp/6667 10.8.0.3:80 --terminate=yes
 bad_input "unknown command" "command" frobnicate
 
 out=$(np get tcp/6667); expect_eq "get shows the mapping" "tcp/6667 -> 10.8.0.2:6667 owner sb-1" "$out"
@@ -84,6 +93,12 @@ out=$(np get tcp/7000 2>&1); rc=$?
 expect_eq "get of an unmapped port exits 1" 1 "$rc"
 expect_match "get of an unmapped port says so" "tcp/7000 is not mapped" "$out"
 np set --help >/dev/null; expect_eq "set --help exits 0" 0 $?
+expect_eq "set reports the backend it replaced" "tcp/6667 -> 10.8.0.4:6667 owner sb-1 (was 10.8.0.2:6667)" \
+    "$(np set tcp/6667 10.8.0.4:6667 --owner sb-1 2>/dev/null)"
+np set tcp/6667 10.8.0.2:6667 --owner sb-1 >/dev/null 2>&1
+expect_eq "flows --flush exits 0 and says how many" "forgot 0 flows" "$(np flows --flush)"
+expect_eq "flows --flush PROTO/PORT names the port" "forgot 0 flows of udp/53" "$(np flows --flush udp/53)"
+expect_eq "flows lists nothing yet (header only)" 1 "$(np flows | wc -l)"
 "$NODEPORT" --help >/dev/null; expect_eq "--help exits 0" 0 $?
 
 # Owner-safe delete from the command line.

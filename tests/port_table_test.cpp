@@ -77,6 +77,29 @@ TEST_F(PortTableTest, SetKeepsExactlyOneTargetPerPort) {
     EXPECT_EQ(list(), std::vector{mapping(Proto::tcp, 6667, "10.8.0.26", 6667, "sb-25")});
 }
 
+// What set tells the caller: the backend it replaced, only when it changed,
+// and that the socket iterators ran (load installed them: Linux >= 6.5).
+TEST_F(PortTableTest, SetReportsTheBackendItReplaced) {
+    auto first = table_->set(mapping(Proto::udp, 6667, "10.8.0.2", 6667, "sb-1"));
+    ASSERT_TRUE(first);
+    EXPECT_FALSE(first->replaced);
+    auto same = table_->set(mapping(Proto::udp, 6667, "10.8.0.2", 6667, "sb-2"));
+    ASSERT_TRUE(same);
+    EXPECT_FALSE(same->replaced) << "a new owner on the same backend replaces no backend";
+    auto moved = table_->set(mapping(Proto::udp, 6667, "10.8.0.3", 6667, "sb-3"));
+    ASSERT_TRUE(moved);
+    ASSERT_TRUE(moved->replaced);
+    EXPECT_EQ(to_string(*moved->replaced), "10.8.0.2:6667");
+    EXPECT_EQ(moved->ended.count, 0u) << "no socket of this test was translated";
+    EXPECT_EQ(moved->ended.not_checked, "") << "load ran in this namespace, with the iterators";
+    auto tcp = table_->set(mapping(Proto::tcp, 6667, "10.8.0.3", 6667), ChangeOptions{.terminate = true});
+    ASSERT_TRUE(tcp);
+    auto removed = table_->remove(NodePort{Proto::tcp, 6667}, std::nullopt, ChangeOptions{.terminate = true});
+    ASSERT_TRUE(removed);
+    EXPECT_EQ(removed->outcome, RemoveOutcome::removed);
+    EXPECT_EQ(removed->ended.not_checked, "");
+}
+
 TEST_F(PortTableTest, ProtocolsAreSeparateKeys) {
     ASSERT_TRUE(table_->set(mapping(Proto::tcp, 53, "10.8.0.2", 53)));
     ASSERT_TRUE(table_->set(mapping(Proto::udp, 53, "10.8.0.3", 5353)));
