@@ -223,6 +223,17 @@ for rep in $(seq 1 "$REPS"); do
     fi
 done
 
+# --- what each program costs -----------------------------------------------
+if err=$(np_load 2>&1) && err=$(np set "tcp/$NP" "$SB:8080" 2>&1 >/dev/null); then
+    bench_log "per-program cost"
+    bench_prog_cost nodeport-local cgroup "127.0.0.1:$NP" "${SRC[nodeport-local]}" "$PIN"
+    [ "$EXT" = 1 ] && bench_prog_cost nodeport-ext client "$NODE:$NP" "${SRC[nodeport-ext]}" "$PIN"
+    np_unload
+else
+    bench_skip progcost "nodeport load/set failed: $err"
+    np_unload 2>/dev/null || true
+fi
+
 # --- bulk throughput -------------------------------------------------------
 for rep in $(seq 1 "$IPERF_REPS"); do
     bench_log "throughput: rep $rep/$IPERF_REPS"

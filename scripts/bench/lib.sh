@@ -105,6 +105,27 @@ bench_conn() {
     fi
 }
 
+# bench_prog_cost CONTENDER WHERE IP:PORT SOURCE-IP PIN -- np-connbench as in
+# bench_conn, under BPF run-time statistics: what each of nodeport's programs
+# cost per run and per connection. Not a rate to compare: the statistics add
+# two clock reads to every program run.
+bench_prog_cost() {
+    local name=$1 where=$2 target=$3 source=$4 pin=$5 out
+    local cmd=(nsenter --net="/run/netns/$TOPO-node" "$BENCH_BIN/np-connbench" --target "$target"
+        --duration "$BENCH_DURATION" --warmup 0 --source "$source")
+    case $where in
+        client) cmd[1]=--net="/run/netns/$TOPO-client" ;;
+        cgroup) cmd=(sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$TOPO_CGROUP" "${cmd[@]}") ;;
+    esac
+    if out=$(python3 "$(dirname "${BASH_SOURCE[0]}")/prog_stats.py" "$pin" -- "${cmd[@]}" 2>&1) &&
+        jq -e '.output.connections > 0' <<<"$out" >/dev/null 2>&1; then
+        jq -c --arg c "$name" '{kind: "progcost", contender: $c, connections: .output.connections,
+                                programs: .programs}' <<<"$out" >>"$BENCH_RAW"
+    else
+        bench_skip "progcost-$name" "np-connbench under prog_stats.py failed: ${out:0:300}"
+    fi
+}
+
 # bench_iperf CONTENDER REP IP:PORT [SOURCE-IP] -- iperf3 from the client namespace.
 bench_iperf() {
     local name=$1 rep=$2 target=$3 source=${4:-} out
@@ -316,6 +337,28 @@ for r in pop:
         p(f"| {r['label']} | n/a | n/a (failed: {' '.join(r['failure'].split())[:100]}) | | |"); continue
     p(f"| {r['label']} | {r['count']:,} | {r['seconds']:.3f} s | {r['seconds'] / r['count'] * 1e6:.1f} µs | {r['count'] / r['seconds']:,.0f}/s |")
     out["populate"][r["label"]] = r
+p("")
+
+# --- per-program cost
+cost = [r for r in recs if r["kind"] == "progcost"]
+p("### What each program costs (BPF run-time statistics)")
+p("")
+p("One run of each path with `BPF_ENABLE_STATS` on (`run_time_ns / run_cnt` of the programs behind nodeport's "
+  "pinned links), apart from the rates above: the statistics add two clock reads to every run.")
+p("")
+out["program_cost"] = {}
+if not cost:
+    p("n/a (" + " ".join(v for k, v in skips.items() if k.startswith("progcost")) + ")")
+else:
+    p("| path | program | runs per connection | ns per run | µs per connection |")
+    p("|---|---|---|---|---|")
+    for r in cost:
+        for prog, s in sorted(r["programs"].items()):
+            if not s["run_cnt"]: continue
+            per_conn = s["run_cnt"] / r["connections"]
+            p(f"| {r['contender']} | `{prog}` | {per_conn:.1f} | {s['ns_per_run']:.0f} | "
+              f"{s['run_time_ns'] / r['connections'] / 1000:.2f} |")
+        out["program_cost"][r["contender"]] = r
 p("")
 
 # --- memory
