@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* The flow tables of the external datapath: two entries per NATed flow, in
- * one of three tables (layout, meaning and why three: include/nodeport/abi.h),
+ * the TCP or the UDP table (layout, meaning and why two: include/nodeport/abi.h),
  * and the operations the TC programs do on them. Only bpf/tc.bpf.c includes
  * this. */
 #ifndef NODEPORT_FLOWS_BPF_H
@@ -19,14 +19,6 @@ struct {
 	__type(value, struct np_flow);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } flows SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, NP_MAX_CLOSED_FLOWS);
-	__type(key, struct np_flow_key);
-	__type(value, struct np_flow);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} closed_flows SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -108,20 +100,16 @@ static __always_inline struct np_flow partner_value(const struct np_flow_key *ke
 /* Which table an entry was found in. Passed as a constant and turned into
  * the map at each helper call: the verifier tracks one map per call site, and
  * comparing map pointers at run time is not something to rely on. */
-enum flow_table { FLOWS_TCP, FLOWS_TCP_CLOSED, FLOWS_UDP };
+enum flow_table { FLOWS_TCP, FLOWS_UDP };
 
 static __always_inline void *flow_map(enum flow_table t)
 {
-	if (t == FLOWS_UDP)
-		return &udp_flows;
-	if (t == FLOWS_TCP_CLOSED)
-		return &closed_flows;
-	return &flows;
+	return t == FLOWS_UDP ? (void *)&udp_flows : (void *)&flows;
 }
 
-/* How long an entry of table `t` in its state lives without a packet (in
- * `closed_flows`: after the close). The fallbacks, used only if the array
- * lookup failed, are the defaults `load` writes. */
+/* How long an entry of table `t` in its state lives without a packet. The
+ * fallbacks, used only if the array lookup failed, are the defaults `load`
+ * writes. */
 static __always_inline __u64 flow_lifetime(enum flow_table t, const struct np_flow *f)
 {
 	__u32 zero = 0;
@@ -129,7 +117,7 @@ static __always_inline __u64 flow_lifetime(enum flow_table t, const struct np_fl
 
 	if (t == FLOWS_UDP)
 		return to ? to->udp_idle_ns : 60 * NSEC_PER_SEC;
-	if (t == FLOWS_TCP_CLOSED || f->state == NP_FLOW_FIN_WAIT)
+	if (f->state == NP_FLOW_FIN_WAIT || f->state == NP_FLOW_LAST_ACK)
 		return to ? to->tcp_closing_ns : 120 * NSEC_PER_SEC;
 	if (f->state == NP_FLOW_SYN_SENT)
 		return to ? to->tcp_syn_ns : 60 * NSEC_PER_SEC;
@@ -194,60 +182,98 @@ static __always_inline void flow_touch(enum flow_table t, const struct np_flow_k
 	bpf_map_update_elem(map, &other_key, &rebuilt, BPF_NOEXIST);
 }
 
-/* Sets the state of both entries of a live TCP flow. */
-static __always_inline void flow_set_state(const struct np_flow_key *key, struct np_flow *f, __u8 state,
-					   __u8 fin_seen, __u64 now)
+/* Sets the state of both entries of a live TCP flow. Byte stores: the state
+ * shares a word with fin_seen, which only flow_add_fin() writes. */
+static __always_inline void flow_set_state(const struct np_flow_key *key, struct np_flow *f, __u8 state, __u64 now)
 {
 	struct np_flow_key other_key = partner_key(key, f);
 	struct np_flow *other = bpf_map_lookup_elem(&flows, &other_key);
 
 	f->state = state;
-	f->fin_seen = fin_seen;
 	f->last_seen_ns = now;
 	if (other) {
 		other->state = state;
-		other->fin_seen = fin_seen;
 		other->last_seen_ns = now;
 	}
 }
+
+/* The word of an entry that holds port_be, state and fin_seen. */
+union np_flow_word {
+	__u32 word;
+	struct {
+		__be16 port_be;
+		__u8 state;
+		__u8 fin_seen;
+	};
+};
+
+/* The forward entry of the flow that `f` (under `key`) belongs to: the one
+ * whose fin_seen counts. NULL when the LRU evicted it. */
+static __always_inline struct np_flow *forward_entry(const struct np_flow_key *key, struct np_flow *f)
+{
+	struct np_flow_key fwd_key;
+
+	if (key->dir == NP_FLOW_TO_BACKEND)
+		return f;
+	fwd_key = partner_key(key, f);
+	return bpf_map_lookup_elem(&flows, &fwd_key);
+}
+
+/* Notes a FIN from `fin_from` and returns every side's FIN seen so far. The
+ * bit is OR-ed atomically into the forward entry's word: the two FINs of a
+ * close often cross on two CPUs at once, and with a plain read-modify-write
+ * each would keep only its own bit, leaving the flow half closed for good. */
+static __always_inline __u8 flow_add_fin(const struct np_flow_key *key, struct np_flow *f, __u8 fin_from)
+{
+	struct np_flow *fwd = forward_entry(key, f);
+	union np_flow_word bit = { .fin_seen = fin_from }, old;
+
+	if (!fwd)
+		return fin_from;
+	old.word = __sync_fetch_and_or((__u32 *)&fwd->port_be, bit.word);
+	return old.fin_seen | fin_from;
+}
+
+#define NP_FIN_BOTH (NP_FIN_FROM_CLIENT | NP_FIN_FROM_BACKEND)
 
 /* The TCP state machine, for a packet that is not a SYN and matched the live
  * entry `f` under `key`. `fin_from` says which side sent it. The caller has
  * copied the translation out of `f`: the entry may be gone afterwards.
  *  - RST: the connection is over; both entries go at once.
- *  - FIN: noted per side; FIN from both sides moves the flow to
- *    `closed_flows` (TIME_WAIT) where it lives tcp_closing_ns, not longer,
- *    and never pushes out a live flow.
+ *  - FIN: noted per side (half closed); after FIN from both sides, the final
+ *    ACK ends the flow. A retransmission after that (the final ACK lost
+ *    beyond the node) passes untranslated and is answered with an RST, which
+ *    ends the peer's socket as surely; keeping closed flows for a TIME_WAIT
+ *    instead would let connection churn fill the table.
  *  - the client's first packet after its SYN: the handshake is done (OPEN);
  *    from now on a SYN-ACK on this tuple is not ours to translate. */
 static __always_inline void tcp_track(const struct np_flow_key *key, struct np_flow *f, const struct pkt4 *p,
 				      __u8 fin_from, __u64 now)
 {
+	struct np_flow *fwd;
+
 	if (p->tcp_flags & NP_TCP_RST) {
 		flow_pair_delete(FLOWS_TCP, key, *f);
 		return;
 	}
 	if (p->tcp_flags & NP_TCP_FIN) {
-		__u8 fin_seen = f->fin_seen | fin_from;
+		__u8 state = flow_add_fin(key, f, fin_from) == NP_FIN_BOTH ? NP_FLOW_LAST_ACK : NP_FLOW_FIN_WAIT;
 
-		if (fin_seen == (NP_FIN_FROM_CLIENT | NP_FIN_FROM_BACKEND)) {
-			struct np_flow closed = *f;
-
-			closed.state = NP_FLOW_TIME_WAIT;
-			closed.fin_seen = fin_seen;
-			closed.last_seen_ns = now;
-			/* Inserted before the live pair goes, so a packet on
-			 * another CPU finds one or the other. */
-			if (flow_pair_put(FLOWS_TCP_CLOSED, key, &closed))
-				flow_pair_delete(FLOWS_TCP, key, closed);
-			return;
-		}
-		if (fin_seen != f->fin_seen || f->state != NP_FLOW_FIN_WAIT)
-			flow_set_state(key, f, NP_FLOW_FIN_WAIT, fin_seen, now);
+		if (f->state != state)
+			flow_set_state(key, f, state, now);
 		return;
 	}
+	/* The state bytes are hints (a CPU noting the first FIN may write
+	 * FIN_WAIT after the other wrote LAST_ACK); the FIN bits decide. */
+	if (f->state == NP_FLOW_FIN_WAIT || f->state == NP_FLOW_LAST_ACK) {
+		fwd = forward_entry(key, f);
+		if (fwd && fwd->fin_seen == NP_FIN_BOTH) {
+			flow_pair_delete(FLOWS_TCP, key, *f);
+			return;
+		}
+	}
 	if (f->state == NP_FLOW_SYN_SENT && fin_from == NP_FIN_FROM_CLIENT) {
-		flow_set_state(key, f, NP_FLOW_OPEN, f->fin_seen, now);
+		flow_set_state(key, f, NP_FLOW_OPEN, now);
 		return;
 	}
 	flow_touch(FLOWS_TCP, key, f, now);

@@ -41,7 +41,8 @@ function(bpf_object NAME)
   file(GLOB bpf_headers ${CMAKE_SOURCE_DIR}/bpf/*.bpf.h ${CMAKE_SOURCE_DIR}/include/nodeport/abi.h)
   add_custom_command(
     OUTPUT ${obj}
-    COMMAND ${CLANG} -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_${BPF_TARGET_ARCH}
+    # -mcpu=v3: atomic fetch-and-or (Linux >= 5.12) for the flow table's FIN bits.
+    COMMAND ${CLANG} -g -O2 -Wall -Werror -target bpf -mcpu=v3 -D__TARGET_ARCH_${BPF_TARGET_ARCH}
             -I${BPF_GEN_DIR} -I${CMAKE_SOURCE_DIR}/bpf -I${CMAKE_SOURCE_DIR}/include
             -c ${src} -o ${obj}
     DEPENDS ${src} ${bpf_headers} ${BPF_GEN_DIR}/vmlinux.h

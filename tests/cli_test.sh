@@ -80,7 +80,7 @@ bad_input "load bad --forward" "forward" load --pin-dir "$PIN" --cgroup "$TOPO_C
 bad_input "load --tcp-timeout 0" "tcp-timeout" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --tcp-timeout 0
 bad_input "load --tcp-closing-timeout abc" "tcp-closing-timeout" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" \
     --tcp-closing-timeout abc
-bad_input "load --udp-timeout 70000" "udp-timeout" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --udp-timeout 70000
+bad_input "load --udp-timeout 31 days" "udp-timeout" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --udp-timeout 2678400
 bad_input "load --tcp-syn-timeout -5" "tcp-syn-timeout" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --tcp-syn-timeout -5
 bad_input "flows with a port but no --flush" "node port" flows --pin-dir "$PIN" tcp/6667
 bad_input "flows --flush bad port" "node port" flows --pin-dir "$PIN" --flush tcp/0

@@ -57,7 +57,7 @@ expect_eq "connected UDP from the client" "$NODE_IP:$PORT sb1 $CLIENT_IP" \
     "$(from_client python3 "$PROBE" udp-connected "$NODE_IP" "$PORT")"
 out=$(from_client curl -s --http0.9 --max-time 2 "http://$NODE_IP:8080/"); rc=$?
 expect_match "an unmapped port is untouched (refused by the node)" "^7$" "$rc"
-expect_match "flows shows the client's flows" "tcp +$CLIENT_IP:[0-9]+ +$NODE_IP:$PORT +$SB1:$PORT" "$(np flows)"
+expect_eq "closed connections leave no flow behind" "" "$(np flows --json | jq -r '.[] | select(.proto == "tcp") | .node')"
 
 # --- The node's own outbound connections that use the node port locally ---
 topo_serve client outside 9000
@@ -71,6 +71,8 @@ coproc LONG { from_client python3 -u "$TESTS_DIR/long_client.py" "$NODE_IP" "$LO
 LONG_PID=$LONG_PID
 read -r -t 5 greeting <&"${LONG[0]}"
 expect_eq "long-lived connection reaches sandbox 1" "sb1 $CLIENT_IP" "$greeting"
+expect_match "flows shows it, established" "tcp +$CLIENT_IP:[0-9]+ +$NODE_IP:$LONG_PORT +$SB1:$LONG_PORT +established" \
+    "$(np flows)"
 sandbox 2
 SB2=$(topo_sandbox_ip 2)
 np set "tcp/$LONG_PORT" "$SB2:$LONG_PORT" --owner sb-2 >/dev/null

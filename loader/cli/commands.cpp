@@ -6,6 +6,8 @@
 #include <net/if.h>
 #include <nlohmann/json.hpp>
 
+#include <cctype>
+#include <charconv>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -158,15 +160,19 @@ std::vector<std::string> interface_options(const Invocation& inv) {
     return {*name};
 }
 
-// A whole number of seconds, at least 1, for a --*-timeout option.
+// A --*-timeout option: whole seconds, 1 s to 30 days (conntrack's longest
+// default, established TCP, is 5 days).
 std::chrono::seconds seconds_option(const Invocation& inv, const char* name, std::chrono::seconds fallback) {
+    constexpr unsigned max_seconds = 30 * 24 * 3600;
     if (!inv.options.count(name))
         return fallback;
     const auto& text = inv.options[name].as<std::string>();
-    auto value = parse_port(text, name);  // 1-65535 s: up to 18 hours
-    if (!value)
-        throw UsageError(fmt::format("{}: '{}' is not a number of seconds (1-65535)", name, text));
-    return std::chrono::seconds(*value);
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])) || ec != std::errc{} ||
+        end != text.data() + text.size() || value < 1 || value > max_seconds)
+        throw UsageError(fmt::format("{}: '{}' is not a number of seconds (1-{})", name, text, max_seconds));
+    return std::chrono::seconds(value);
 }
 
 FlowTimeouts timeout_options(const Invocation& inv) {
@@ -206,7 +212,7 @@ int cmd_load(const Args& argv) {
     auto inv = parse("load", argv, options);
     if (!inv)
         return exit_ok;
-    LoadOptions load_options{inv->pin_dir,           {}, node_ip_options(*inv), {}, tc_attach_option(*inv),
+    LoadOptions load_options{inv->pin_dir, {}, node_ip_options(*inv), {}, tc_attach_option(*inv),
                              forwarding_option(*inv), timeout_options(*inv)};
     if (inv->options.count("cgroup")) {
         fs::path cgroup = inv->options["cgroup"].as<std::string>();
