@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* The flow tables of the external datapath: two entries per NATed flow, in
- * the TCP or the UDP table (layout, meaning and why two: include/nodeport/abi.h),
+ * one of three tables (layout, meaning and why three: include/nodeport/abi.h),
  * and the operations the TC programs do on them. Only bpf/tc.bpf.c includes
  * this. */
 #ifndef NODEPORT_FLOWS_BPF_H
@@ -19,6 +19,14 @@ struct {
 	__type(value, struct np_flow);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NP_MAX_CLOSED_FLOWS);
+	__type(key, struct np_flow_key);
+	__type(value, struct np_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} closed_flows SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -100,16 +108,20 @@ static __always_inline struct np_flow partner_value(const struct np_flow_key *ke
 /* Which table an entry was found in. Passed as a constant and turned into
  * the map at each helper call: the verifier tracks one map per call site, and
  * comparing map pointers at run time is not something to rely on. */
-enum flow_table { FLOWS_TCP, FLOWS_UDP };
+enum flow_table { FLOWS_TCP, FLOWS_TCP_CLOSED, FLOWS_UDP };
 
 static __always_inline void *flow_map(enum flow_table t)
 {
-	return t == FLOWS_UDP ? (void *)&udp_flows : (void *)&flows;
+	if (t == FLOWS_UDP)
+		return &udp_flows;
+	if (t == FLOWS_TCP_CLOSED)
+		return &closed_flows;
+	return &flows;
 }
 
-/* How long an entry of table `t` in its state lives without a packet. The
- * fallbacks, used only if the array lookup failed, are the defaults `load`
- * writes. */
+/* How long an entry of table `t` in its state lives without a packet (in
+ * `closed_flows`: after the close). The fallbacks, used only if the array
+ * lookup failed, are the defaults `load` writes. */
 static __always_inline __u64 flow_lifetime(enum flow_table t, const struct np_flow *f)
 {
 	__u32 zero = 0;
@@ -117,7 +129,7 @@ static __always_inline __u64 flow_lifetime(enum flow_table t, const struct np_fl
 
 	if (t == FLOWS_UDP)
 		return to ? to->udp_idle_ns : 60 * NSEC_PER_SEC;
-	if (f->state == NP_FLOW_FIN_WAIT || f->state == NP_FLOW_LAST_ACK)
+	if (t == FLOWS_TCP_CLOSED || f->state == NP_FLOW_FIN_WAIT)
 		return to ? to->tcp_closing_ns : 120 * NSEC_PER_SEC;
 	if (f->state == NP_FLOW_SYN_SENT)
 		return to ? to->tcp_syn_ns : 60 * NSEC_PER_SEC;
@@ -207,70 +219,63 @@ union np_flow_word {
 	};
 };
 
-/* The forward entry of the flow that `f` (under `key`) belongs to: the one
- * whose fin_seen counts. NULL when the LRU evicted it. */
-static __always_inline struct np_flow *forward_entry(const struct np_flow_key *key, struct np_flow *f)
-{
-	struct np_flow_key fwd_key;
-
-	if (key->dir == NP_FLOW_TO_BACKEND)
-		return f;
-	fwd_key = partner_key(key, f);
-	return bpf_map_lookup_elem(&flows, &fwd_key);
-}
-
 /* Notes a FIN from `fin_from` and returns every side's FIN seen so far. The
- * bit is OR-ed atomically into the forward entry's word: the two FINs of a
- * close often cross on two CPUs at once, and with a plain read-modify-write
- * each would keep only its own bit, leaving the flow half closed for good. */
+ * bits count in the forward entry, OR-ed in atomically: the two FINs of a
+ * close often cross on two CPUs, and with a plain read-modify-write each
+ * would keep only its own bit, leaving the flow half closed for good (448 of
+ * 200,000 connections did). */
 static __always_inline __u8 flow_add_fin(const struct np_flow_key *key, struct np_flow *f, __u8 fin_from)
 {
-	struct np_flow *fwd = forward_entry(key, f);
+	struct np_flow_key fwd_key;
+	struct np_flow *fwd = f;
 	union np_flow_word bit = { .fin_seen = fin_from }, old;
 
-	if (!fwd)
-		return fin_from;
+	if (key->dir != NP_FLOW_TO_BACKEND) {
+		fwd_key = partner_key(key, f);
+		fwd = bpf_map_lookup_elem(&flows, &fwd_key);
+		if (!fwd)
+			return fin_from;
+	}
 	old.word = __sync_fetch_and_or((__u32 *)&fwd->port_be, bit.word);
 	return old.fin_seen | fin_from;
 }
-
-#define NP_FIN_BOTH (NP_FIN_FROM_CLIENT | NP_FIN_FROM_BACKEND)
 
 /* The TCP state machine, for a packet that is not a SYN and matched the live
  * entry `f` under `key`. `fin_from` says which side sent it. The caller has
  * copied the translation out of `f`: the entry may be gone afterwards.
  *  - RST: the connection is over; both entries go at once.
- *  - FIN: noted per side (half closed); after FIN from both sides, the final
- *    ACK ends the flow. A retransmission after that (the final ACK lost
- *    beyond the node) passes untranslated and is answered with an RST, which
- *    ends the peer's socket as surely; keeping closed flows for a TIME_WAIT
- *    instead would let connection churn fill the table.
+ *  - FIN: noted per side; FIN from both sides moves the flow to
+ *    `closed_flows` (TIME_WAIT) where it lives tcp_closing_ns, not longer,
+ *    and never pushes out a live flow. It must live on: both sides may have
+ *    closed at once, and then each still sends an ACK, which only sequence
+ *    numbers (not kept here) could tell from a final one.
  *  - the client's first packet after its SYN: the handshake is done (OPEN);
  *    from now on a SYN-ACK on this tuple is not ours to translate. */
 static __always_inline void tcp_track(const struct np_flow_key *key, struct np_flow *f, const struct pkt4 *p,
 				      __u8 fin_from, __u64 now)
 {
-	struct np_flow *fwd;
-
 	if (p->tcp_flags & NP_TCP_RST) {
 		flow_pair_delete(FLOWS_TCP, key, *f);
 		return;
 	}
 	if (p->tcp_flags & NP_TCP_FIN) {
-		__u8 state = flow_add_fin(key, f, fin_from) == NP_FIN_BOTH ? NP_FLOW_LAST_ACK : NP_FLOW_FIN_WAIT;
+		__u8 fin_seen = flow_add_fin(key, f, fin_from);
 
-		if (f->state != state)
-			flow_set_state(key, f, state, now);
-		return;
-	}
-	/* The state bytes are hints (a CPU noting the first FIN may write
-	 * FIN_WAIT after the other wrote LAST_ACK); the FIN bits decide. */
-	if (f->state == NP_FLOW_FIN_WAIT || f->state == NP_FLOW_LAST_ACK) {
-		fwd = forward_entry(key, f);
-		if (fwd && fwd->fin_seen == NP_FIN_BOTH) {
-			flow_pair_delete(FLOWS_TCP, key, *f);
+		if (fin_seen == (NP_FIN_FROM_CLIENT | NP_FIN_FROM_BACKEND)) {
+			struct np_flow closed = *f;
+
+			closed.state = NP_FLOW_TIME_WAIT;
+			closed.fin_seen = fin_seen;
+			closed.last_seen_ns = now;
+			/* Inserted before the live pair goes, so a packet on
+			 * another CPU finds one or the other. */
+			if (flow_pair_put(FLOWS_TCP_CLOSED, key, &closed))
+				flow_pair_delete(FLOWS_TCP, key, closed);
 			return;
 		}
+		if (f->state != NP_FLOW_FIN_WAIT)
+			flow_set_state(key, f, NP_FLOW_FIN_WAIT, now);
+		return;
 	}
 	if (f->state == NP_FLOW_SYN_SENT && fin_from == NP_FIN_FROM_CLIENT) {
 		flow_set_state(key, f, NP_FLOW_OPEN, now);

@@ -74,7 +74,7 @@ static __always_inline bool current_backend(const struct pkt4 *p, __be32 *addr_b
 /* A TCP SYN is always decided from the current map, whatever the table holds
  * for its tuple: a SYN means the client has no connection there any more (a
  * retransmitted one still gets the backend the map gives now, which answers
- * it). The flow recorded for the tuple, open, half-open or closing, is
+ * it). The flow recorded for the tuple, open, half-open or closed, is
  * dropped first, so when the port is no longer mapped this SYN and the rest
  * of its connection pass untouched to whatever else serves the port: a
  * server on the node, an iptables rule. */
@@ -88,6 +88,9 @@ static __always_inline int tcp_syn_ingress(struct __sk_buff *skb, const struct p
 	f = bpf_map_lookup_elem(&flows, key);
 	if (f)
 		flow_pair_delete(FLOWS_TCP, key, *f);
+	f = bpf_map_lookup_elem(&closed_flows, key);
+	if (f)
+		flow_pair_delete(FLOWS_TCP_CLOSED, key, *f);
 
 	if (!current_backend(p, &addr_be, &port_be))
 		return TC_ACT_OK;
@@ -96,8 +99,9 @@ static __always_inline int tcp_syn_ingress(struct __sk_buff *skb, const struct p
 	return to_backend(skb, p, addr_be, port_be);
 }
 
-/* Client -> node, TCP. A flow keeps its backend when the port is remapped:
- * an established connection stays on its sandbox until it closes. */
+/* Client -> node, TCP. Live flows keep their backend when the port is
+ * remapped (an established connection stays on its sandbox); closed ones
+ * only carry the last packets of their close. */
 static __always_inline int tcp_ingress(struct __sk_buff *skb, const struct pkt4 *p)
 {
 	struct np_flow_key key = to_backend_key(p);
@@ -108,13 +112,25 @@ static __always_inline int tcp_ingress(struct __sk_buff *skb, const struct pkt4 
 		return tcp_syn_ingress(skb, p, &key, now);
 
 	f = bpf_map_lookup_elem(&flows, &key);
-	if (!f || flow_expired(FLOWS_TCP, f, now))
-		return TC_ACT_OK;
-	__be32 addr_be = f->addr_be;
-	__be16 port_be = f->port_be;
+	if (f) {
+		if (flow_expired(FLOWS_TCP, f, now))
+			return TC_ACT_OK;
+		__be32 addr_be = f->addr_be;
+		__be16 port_be = f->port_be;
 
-	tcp_track(&key, f, p, NP_FIN_FROM_CLIENT, now);
-	return to_backend(skb, p, addr_be, port_be);
+		tcp_track(&key, f, p, NP_FIN_FROM_CLIENT, now);
+		return to_backend(skb, p, addr_be, port_be);
+	}
+	f = bpf_map_lookup_elem(&closed_flows, &key);
+	if (f && !flow_expired(FLOWS_TCP_CLOSED, f, now)) {
+		__be32 addr_be = f->addr_be;
+		__be16 port_be = f->port_be;
+
+		if (p->tcp_flags & NP_TCP_RST)
+			flow_pair_delete(FLOWS_TCP_CLOSED, &key, *f);
+		return to_backend(skb, p, addr_be, port_be);
+	}
+	return TC_ACT_OK;
 }
 
 /* Client -> node, UDP. A flow follows the port's mapping: when the port was
@@ -180,19 +196,34 @@ static __always_inline int tcp_egress(struct __sk_buff *skb, const struct pkt4 *
 	__u64 now;
 
 	f = bpf_map_lookup_elem(&flows, &key);
+	if (f) {
+		now = bpf_ktime_get_ns();
+		if (flow_expired(FLOWS_TCP, f, now))
+			return TC_ACT_OK;
+		if ((p->tcp_flags & NP_TCP_SYN) && f->state != NP_FLOW_SYN_SENT) {
+			flow_pair_delete(FLOWS_TCP, &key, *f);
+			return TC_ACT_OK;
+		}
+		__be32 node_addr_be = f->addr_be;
+		__be16 node_port_be = f->port_be;
+
+		tcp_track(&key, f, p, NP_FIN_FROM_BACKEND, now);
+		nat4_rewrite(skb, p, NAT_SRC, node_addr_be, node_port_be);
+		return TC_ACT_OK;
+	}
+	f = bpf_map_lookup_elem(&closed_flows, &key);
 	if (!f)
 		return TC_ACT_OK;
 	now = bpf_ktime_get_ns();
-	if (flow_expired(FLOWS_TCP, f, now))
+	if (flow_expired(FLOWS_TCP_CLOSED, f, now))
 		return TC_ACT_OK;
-	if ((p->tcp_flags & NP_TCP_SYN) && f->state != NP_FLOW_SYN_SENT) {
-		flow_pair_delete(FLOWS_TCP, &key, *f);
-		return TC_ACT_OK;
-	}
 	__be32 node_addr_be = f->addr_be;
 	__be16 node_port_be = f->port_be;
 
-	tcp_track(&key, f, p, NP_FIN_FROM_BACKEND, now);
+	if (p->tcp_flags & (NP_TCP_SYN | NP_TCP_RST))
+		flow_pair_delete(FLOWS_TCP_CLOSED, &key, *f);
+	if (p->tcp_flags & NP_TCP_SYN)
+		return TC_ACT_OK;
 	nat4_rewrite(skb, p, NAT_SRC, node_addr_be, node_port_be);
 	return TC_ACT_OK;
 }

@@ -18,8 +18,8 @@ namespace {
 
 using std::chrono::nanoseconds;
 
-// The tables of bpf/flows.bpf.h.
-constexpr std::array<std::string_view, 2> flow_maps = {"flows", "udp_flows"};
+// The tables of bpf/flows.bpf.h, in the order the datapath reads them.
+constexpr std::array<std::string_view, 3> flow_maps = {"flows", "closed_flows", "udp_flows"};
 
 nanoseconds monotonic_now() {
     timespec now{};
@@ -27,10 +27,9 @@ nanoseconds monotonic_now() {
     return std::chrono::seconds(now.tv_sec) + nanoseconds(now.tv_nsec);
 }
 
-// Of a forward entry, whose FIN bits decide (bpf/flows.bpf.h, tcp_track).
-FlowState state_of(const np_flow& f) {
-    if (f.state == NP_FLOW_LAST_ACK || f.fin_seen == (NP_FIN_FROM_CLIENT | NP_FIN_FROM_BACKEND))
-        return FlowState::last_ack;
+FlowState state_of(std::string_view map, const np_flow& f) {
+    if (map == "closed_flows" || f.state == NP_FLOW_TIME_WAIT)
+        return FlowState::time_wait;
     if (f.state == NP_FLOW_SYN_SENT)
         return FlowState::syn_sent;
     if (f.state == NP_FLOW_FIN_WAIT)
@@ -48,7 +47,7 @@ nanoseconds lifetime(std::string_view map, FlowState state, const np_flow_timeou
     case FlowState::established:
         return nanoseconds(t.tcp_established_ns);
     case FlowState::fin_wait:
-    case FlowState::last_ack:
+    case FlowState::time_wait:
         break;
     }
     return nanoseconds(t.tcp_closing_ns);
@@ -104,8 +103,8 @@ std::string_view to_string(FlowState state) {
         return "established";
     case FlowState::fin_wait:
         return "fin-wait";
-    case FlowState::last_ack:
-        return "last-ack";
+    case FlowState::time_wait:
+        return "time-wait";
     }
     return "?";
 }
@@ -125,7 +124,7 @@ Result<std::vector<Flow>> list_flows(const std::filesystem::path& dir) {
         flow.client = Backend{Ipv4{key.client_addr_be}, ntohs(key.client_port_be)};
         flow.node = Backend{Ipv4{key.peer_addr_be}, ntohs(key.peer_port_be)};
         flow.backend = Backend{Ipv4{value.addr_be}, ntohs(value.port_be)};
-        flow.state = state_of(value);
+        flow.state = state_of(name, value);
         flow.idle = std::max(now - nanoseconds(value.last_seen_ns), nanoseconds(0));
         flow.expires_in = lifetime(name, flow.state, *timeouts) - flow.idle;
         if (flow.expires_in >= nanoseconds(0))  // expired entries are inert, waiting for the LRU
@@ -134,7 +133,11 @@ Result<std::vector<Flow>> list_flows(const std::filesystem::path& dir) {
     });
     if (!walked)
         return std::unexpected(walked.error());
-    std::ranges::sort(out, {}, [](const Flow& f) { return std::tuple(f.proto, f.client, f.node); });
+    auto order = [](const Flow& f) { return std::tuple(f.proto, f.client, f.node); };
+    std::ranges::sort(out, {}, order);
+    // A flow can show twice while it moves to closed_flows; keep the first.
+    auto dup = std::ranges::unique(out, {}, order);
+    out.erase(dup.begin(), dup.end());
     return out;
 }
 

@@ -1,5 +1,5 @@
 // Where nodeport keeps its pins, and the lock that serializes writers.
-//   <pin-dir>/ports, node_addrs, ..., flows, udp_flows                        maps (map_names)
+//   <pin-dir>/ports, node_addrs, ..., flows, closed_flows, udp_flows         maps (map_names)
 //   <pin-dir>/links/<program>                         links (detached when unpinned)
 #pragma once
 
@@ -12,9 +12,9 @@
 
 namespace nodeport::pin_dir {
 
-inline constexpr std::array<std::string_view, 9> map_names = {
-    "ports", "node_addrs", "node_config", "sock_xlat", "tc_attachments", "flows", "udp_flows", "flow_timeouts",
-    "sock_end_request"};
+inline constexpr std::array<std::string_view, 10> map_names = {
+    "ports", "node_addrs", "node_config", "sock_xlat", "tc_attachments", "flows", "closed_flows", "udp_flows",
+    "flow_timeouts", "sock_end_request"};
 
 inline std::filesystem::path links_dir(const std::filesystem::path& dir) {
     return dir / "links";

@@ -310,20 +310,30 @@ protected:
     RunResult ingress(const Bytes& in) { return run(skel_->progs.np_tc_ingress, in); }
     RunResult egress(const Bytes& in) { return run(skel_->progs.np_tc_egress, in); }
 
-    // The two flow tables of bpf/flows.bpf.h.
-    enum class Table { tcp, udp };
-    int table_fd(Table t) { return bpf_map__fd(t == Table::tcp ? skel_->maps.flows : skel_->maps.udp_flows); }
-    Table table_of(const np_flow_key& key) { return key.proto == IPPROTO_UDP ? Table::udp : Table::tcp; }
-
-    std::optional<np_flow> flow(const np_flow_key& key) {
+    // The three flow tables of bpf/flows.bpf.h.
+    enum class Table { tcp, closed, udp };
+    int table_fd(Table t) {
+        switch (t) {
+        case Table::tcp:
+            return bpf_map__fd(skel_->maps.flows);
+        case Table::closed:
+            return bpf_map__fd(skel_->maps.closed_flows);
+        case Table::udp:
+            break;
+        }
+        return bpf_map__fd(skel_->maps.udp_flows);
+    }
+    // UDP keys are looked up in the UDP table, TCP keys in `t`.
+    std::optional<np_flow> flow(const np_flow_key& key, Table t = Table::tcp) {
         np_flow value{};
-        if (bpf_map_lookup_elem(table_fd(table_of(key)), &key, &value) != 0)
+        if (bpf_map_lookup_elem(table_fd(key.proto == IPPROTO_UDP ? Table::udp : t), &key, &value) != 0)
             return std::nullopt;
         return value;
     }
+    std::optional<np_flow> closed(const np_flow_key& key) { return flow(key, Table::closed); }
 
-    void put_flow(const np_flow_key& key, const np_flow& value) {
-        ASSERT_EQ(bpf_map_update_elem(table_fd(table_of(key)), &key, &value, BPF_ANY), 0);
+    void put_flow(const np_flow_key& key, const np_flow& value, Table t = Table::tcp) {
+        ASSERT_EQ(bpf_map_update_elem(table_fd(key.proto == IPPROTO_UDP ? Table::udp : t), &key, &value, BPF_ANY), 0);
     }
 
     std::size_t count(Table t) {
@@ -337,8 +347,8 @@ protected:
         }
         return n;
     }
-    // Entries in both tables.
-    std::size_t flow_count() { return count(Table::tcp) + count(Table::udp); }
+    // Entries in all three tables.
+    std::size_t flow_count() { return count(Table::tcp) + count(Table::closed) + count(Table::udp); }
 
     // The two entries of the TCP flow kClient:kClientPort -> kNode:kTcpPort.
     np_flow_key tcp_fwd_key() { return flow_key(IPPROTO_TCP, kClient, kClientPort, kNode, kTcpPort, NP_FLOW_TO_BACKEND); }
@@ -549,39 +559,26 @@ TEST_F(TcPacketTest, FinFromOneSideHalfClosesBothEntries) {
     expect_translated(egress(build(data)).out, from_node(data));
     // A retransmitted FIN from the same side does not close it.
     expect_translated(ingress(build(fin)).out, at_backend(fin));
-    EXPECT_EQ(flow(tcp_fwd_key())->state, NP_FLOW_FIN_WAIT);
+    EXPECT_EQ(count(Table::closed), 0u);
 }
 
-// FIN both ways, then the final ACK (from either side) ends the flow: churn
-// leaves nothing behind in the table.
-TEST_F(TcPacketTest, FinBothWaysThenTheFinalAckEndsTheFlow) {
-    for (bool client_closes_first : {true, false}) {
-        SCOPED_TRACE(client_closes_first ? "client closes first" : "backend closes first");
-        ingress(build(to_node(IPPROTO_TCP)));
-        auto fin = to_node(IPPROTO_TCP, kFin | kAck);
-        auto fin_back = from_backend(IPPROTO_TCP, kFin | kAck);
-        if (client_closes_first) {
-            expect_translated(ingress(build(fin)).out, at_backend(fin));
-            expect_translated(egress(build(fin_back)).out, from_node(fin_back));
-        } else {
-            expect_translated(egress(build(fin_back)).out, from_node(fin_back));
-            expect_translated(ingress(build(fin)).out, at_backend(fin));
-        }
-        EXPECT_EQ(flow(tcp_fwd_key())->state, NP_FLOW_LAST_ACK);
-        EXPECT_EQ(flow(tcp_rev_key())->state, NP_FLOW_LAST_ACK);
-        // A retransmitted FIN still translates and keeps the flow.
-        expect_translated(ingress(build(fin)).out, at_backend(fin));
-        EXPECT_EQ(count(Table::tcp), 2u);
+TEST_F(TcPacketTest, FinBothWaysMovesTheFlowToClosedFlowsWhereTheCloseStillTranslates) {
+    ingress(build(to_node(IPPROTO_TCP)));
+    auto fin = to_node(IPPROTO_TCP, kFin | kAck);
+    expect_translated(ingress(build(fin)).out, at_backend(fin));
+    auto fin_back = from_backend(IPPROTO_TCP, kFin | kAck);
+    expect_translated(egress(build(fin_back)).out, from_node(fin_back));
 
-        if (client_closes_first) {
-            auto last_ack = from_backend(IPPROTO_TCP, kAck);
-            expect_translated(egress(build(last_ack)).out, from_node(last_ack));
-        } else {
-            auto last_ack = to_node(IPPROTO_TCP, kAck);
-            expect_translated(ingress(build(last_ack)).out, at_backend(last_ack));
-        }
-        EXPECT_EQ(flow_count(), 0u) << "the final ACK ended the flow";
-    }
+    EXPECT_EQ(count(Table::tcp), 0u) << "a closed flow leaves the live table";
+    ASSERT_TRUE(closed(tcp_fwd_key()));
+    ASSERT_TRUE(closed(tcp_rev_key()));
+    EXPECT_EQ(closed(tcp_fwd_key())->state, NP_FLOW_TIME_WAIT);
+    EXPECT_EQ(closed(tcp_rev_key())->state, NP_FLOW_TIME_WAIT);
+
+    // The rest of the close still flows both ways.
+    auto last_ack = to_node(IPPROTO_TCP, kAck);
+    expect_translated(ingress(build(last_ack)).out, at_backend(last_ack));
+    expect_translated(egress(build(fin_back)).out, from_node(fin_back));
 }
 
 TEST_F(TcPacketTest, RstFromClientDeletesTheFlowAndLaterPacketsPass) {
@@ -604,21 +601,8 @@ TEST_F(TcPacketTest, RstFromBackendDeletesTheFlow) {
     EXPECT_EQ(flow_count(), 0u);
 }
 
-// The two FINs crossed on two CPUs: the FIN bits (OR-ed atomically into the
-// forward entry) are complete, but the later state write left "half closed".
-// The final ACK still ends the flow.
-TEST_F(TcPacketTest, FinalAckEndsTheFlowWhenOnlyTheFinBitsSayClosed) {
-    const std::uint64_t now = monotonic_ns();
-    put_flow(tcp_fwd_key(), np_flow{ip_be(kBackend), htons(8080), NP_FLOW_FIN_WAIT, NP_FIN_FROM_CLIENT | NP_FIN_FROM_BACKEND, now});
-    put_flow(tcp_rev_key(), np_flow{ip_be(kNode), htons(kTcpPort), NP_FLOW_FIN_WAIT, 0, now});
-    auto last_ack = from_backend(IPPROTO_TCP, kAck);
-    expect_translated(egress(build(last_ack)).out, from_node(last_ack));
-    EXPECT_EQ(flow_count(), 0u);
-}
-
-// A closing flow on the client's tuple (FIN both ways, its final ACK lost),
-// then the client connects again from the same port: with the port mapped,
-// remapped or unmapped.
+// A closed flow on the client's tuple, then the client connects again from
+// the same port: with the port mapped, remapped or unmapped.
 class SynOnClosedTuple : public TcPacketTest {
 protected:
     void SetUp() override {
@@ -628,7 +612,7 @@ protected:
         ingress(build(to_node(IPPROTO_TCP)));
         ingress(build(to_node(IPPROTO_TCP, kFin | kAck)));
         egress(build(from_backend(IPPROTO_TCP, kFin | kAck)));
-        ASSERT_EQ(flow(tcp_fwd_key())->state, NP_FLOW_LAST_ACK);
+        ASSERT_TRUE(closed(tcp_fwd_key()));
     }
 };
 
@@ -636,7 +620,7 @@ TEST_F(SynOnClosedTuple, PortStillMappedStartsAFreshFlow) {
     auto syn = to_node(IPPROTO_TCP);
     expect_translated(ingress(build(syn)).out, at_backend(syn));
     EXPECT_EQ(flow(tcp_fwd_key())->state, NP_FLOW_SYN_SENT);
-    EXPECT_EQ(flow_count(), 2u);
+    EXPECT_EQ(count(Table::closed), 0u);
     expect_translated(egress(build(from_backend(IPPROTO_TCP))).out, from_node(from_backend(IPPROTO_TCP)));
     auto ack = to_node(IPPROTO_TCP, kAck);
     expect_translated(ingress(build(ack)).out, at_backend(ack));
@@ -647,8 +631,7 @@ TEST_F(SynOnClosedTuple, PortRemappedGoesToTheNewBackendWithEveryLaterPacket) {
     map_port(IPPROTO_TCP, kTcpPort, kBackend2, 8080);
     auto syn = to_node(IPPROTO_TCP);
     expect_translated(ingress(build(syn)).out, at_backend(syn, kBackend2));
-    EXPECT_FALSE(flow(tcp_rev_key())) << "the old flow's reply entry is gone";
-    EXPECT_EQ(flow_count(), 2u);
+    EXPECT_EQ(count(Table::closed), 0u) << "the old flow's entries are gone";
     auto synack = with(from_backend(IPPROTO_TCP), [](Spec& s) { s.src = kBackend2; });
     expect_translated(egress(build(synack)).out, from_node(synack));
     for (std::uint8_t flags : {kAck, std::uint8_t(kAck | kPsh)}) {
@@ -674,6 +657,7 @@ TEST_F(SynOnClosedTuple, PortUnmappedPassesTheSynAndEveryLaterPacket) {
 struct StaleFlowCase {
     const char* name;
     std::uint8_t state;
+    bool closed_table;
 };
 
 void PrintTo(const StaleFlowCase& c, std::ostream* os) {
@@ -685,8 +669,9 @@ class SynAckNotTranslatedByUs : public TcPacketTest, public testing::WithParamIn
 TEST_P(SynAckNotTranslatedByUs, PassesUntouchedAndSoDoesTheRestOfItsConnection) {
     const auto& c = GetParam();
     const std::uint64_t now = monotonic_ns();
-    put_flow(tcp_fwd_key(), np_flow{ip_be(kBackend), htons(8080), c.state, 0, now});
-    put_flow(tcp_rev_key(), np_flow{ip_be(kNode), htons(kTcpPort), c.state, 0, now});
+    const Table t = c.closed_table ? Table::closed : Table::tcp;
+    put_flow(tcp_fwd_key(), np_flow{ip_be(kBackend), htons(8080), c.state, 3, now}, t);
+    put_flow(tcp_rev_key(), np_flow{ip_be(kNode), htons(kTcpPort), c.state, 3, now}, t);
 
     // The client's SYN to the sandbox IP is forwarded, not addressed to the node.
     const Bytes direct_syn = build(at_backend(to_node(IPPROTO_TCP)));
@@ -699,9 +684,9 @@ TEST_P(SynAckNotTranslatedByUs, PassesUntouchedAndSoDoesTheRestOfItsConnection) 
 }
 
 INSTANTIATE_TEST_SUITE_P(TcPacket, SynAckNotTranslatedByUs,
-                         testing::Values(StaleFlowCase{"last_ack", NP_FLOW_LAST_ACK},
-                                         StaleFlowCase{"established", NP_FLOW_OPEN},
-                                         StaleFlowCase{"fin_wait", NP_FLOW_FIN_WAIT}),
+                         testing::Values(StaleFlowCase{"time_wait", NP_FLOW_TIME_WAIT, true},
+                                         StaleFlowCase{"established", NP_FLOW_OPEN, false},
+                                         StaleFlowCase{"fin_wait", NP_FLOW_FIN_WAIT, false}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 TEST_F(TcPacketTest, SynAckRetransmittedBeforeTheClientsAckIsStillTranslated) {
@@ -805,34 +790,32 @@ TEST_F(TcPacketIdleTest, EvictedPartnerIsRebuiltOnTheNextRefresh) {
     expect_translated(egress(build(reply)).out, from_node(reply));
 }
 
-// A flow whose final ACK never came is inert after tcp_closing_ns.
-TEST_F(TcPacketIdleTest, ClosingFlowIsInertAfterTheClosingTimeout) {
+// A closed flow lives tcp_closing_ns after its close, packets or not.
+TEST_F(TcPacketIdleTest, ClosedFlowIsInertAfterTheClosingTimeout) {
     const std::uint64_t closed_at = monotonic_ns() - 3 * kSec;
-    put_flow(tcp_fwd_key(), np_flow{ip_be(kBackend), htons(8080), NP_FLOW_LAST_ACK, 3, closed_at});
-    put_flow(tcp_rev_key(), np_flow{ip_be(kNode), htons(kTcpPort), NP_FLOW_LAST_ACK, 3, closed_at});
+    put_flow(tcp_fwd_key(), np_flow{ip_be(kBackend), htons(8080), NP_FLOW_TIME_WAIT, 3, closed_at}, Table::closed);
+    put_flow(tcp_rev_key(), np_flow{ip_be(kNode), htons(kTcpPort), NP_FLOW_TIME_WAIT, 3, closed_at}, Table::closed);
     const Bytes ack = build(to_node(IPPROTO_TCP, kAck));
     EXPECT_EQ(ingress(ack).out, ack);
     const Bytes fin = build(from_backend(IPPROTO_TCP, kFin | kAck));
     EXPECT_EQ(egress(fin).out, fin);
 }
 
-// FIN both ways with a real (short) timeout and the final ACK lost:
-// translated right after the close, untouched once tcp_closing_ns has passed.
+// FIN both ways with a real (short) timeout: translated right after the
+// close, untouched once tcp_closing_ns has passed.
 class TcPacketShortCloseTest : public TcPacketTest {
     np_flow_timeouts timeouts() override { return {7800 * kSec, 60 * kSec, kSec / 5, 60 * kSec}; }
 };
 
-TEST_F(TcPacketShortCloseTest, FinBothWaysWithoutFinalAckClosesAfterTheTimeout) {
+TEST_F(TcPacketShortCloseTest, FinBothWaysClosesAfterTheTimeout) {
     ingress(build(to_node(IPPROTO_TCP)));
     ingress(build(to_node(IPPROTO_TCP, kFin | kAck)));
-    auto fin_back = from_backend(IPPROTO_TCP, kFin | kAck);
-    egress(build(fin_back));
-    expect_translated(egress(build(fin_back)).out, from_node(fin_back));
+    egress(build(from_backend(IPPROTO_TCP, kFin | kAck)));
+    auto last_ack = to_node(IPPROTO_TCP, kAck);
+    expect_translated(ingress(build(last_ack)).out, at_backend(last_ack));
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    const Bytes late = build(fin_back);
-    EXPECT_EQ(egress(late).out, late);
-    const Bytes last_ack = build(to_node(IPPROTO_TCP, kAck));
-    EXPECT_EQ(ingress(last_ack).out, last_ack);
+    const Bytes late = build(last_ack);
+    EXPECT_EQ(ingress(late).out, late);
 }
 
 TEST_F(TcPacketTest, ClientPortReusedThroughAnotherNodePortToSameBackendIsNotTranslated) {

@@ -120,16 +120,18 @@ struct np_tc_attachment {
  * The value of one entry is the peer of the other, so either direction can
  * find (or rebuild) its partner.
  *
- * Two LRU tables, so that one kind of flow can never push out another:
- *  - `flows`: TCP flows from the SYN until they close. A closed flow does not
- *    stay: an RST deletes it, and after FIN both ways the final ACK does (or,
- *    when that ACK is lost, the closing timeout ends it). So connection churn
- *    leaves nothing behind, and an idle established connection keeps its
- *    entry.
+ * Three LRU tables, so that one kind of flow can never push out another:
+ *  - `flows`: TCP flows from the SYN until they close. Only real connections
+ *    live here, so an idle established connection keeps its entry however
+ *    much UDP or connection churn passes.
+ *  - `closed_flows`: TCP flows that saw FIN both ways, kept only to translate
+ *    the last ACK and retransmitted FINs (TIME_WAIT); churn evicts the oldest.
  *  - `udp_flows`: UDP flows; a flood evicts only other UDP flows, whose next
- *    datagram is simply decided again from `ports`. */
-#define NP_MAX_FLOWS     262144 /* `flows` entries: two per flow */
-#define NP_MAX_UDP_FLOWS 131072 /* `udp_flows` entries */
+ *    datagram is simply decided again from `ports`.
+ * A TCP RST deletes its flow at once. */
+#define NP_MAX_FLOWS        262144 /* `flows` entries: two per flow */
+#define NP_MAX_CLOSED_FLOWS 65536  /* `closed_flows` entries */
+#define NP_MAX_UDP_FLOWS    131072 /* `udp_flows` entries */
 
 #define NP_FLOW_TO_BACKEND 1 /* np_flow_key.dir */
 #define NP_FLOW_TO_CLIENT  2
@@ -140,7 +142,7 @@ struct np_tc_attachment {
 #define NP_FLOW_OPEN      1 /* UDP, or TCP after the client's first packet following its SYN */
 #define NP_FLOW_FIN_WAIT  2 /* TCP FIN seen in one direction: half closed */
 #define NP_FLOW_SYN_SENT  3 /* TCP SYN translated; the backend's SYN-ACK is expected */
-#define NP_FLOW_LAST_ACK  4 /* TCP FIN seen both ways: the next ACK ends the flow */
+#define NP_FLOW_TIME_WAIT 4 /* TCP FIN seen both ways; lives in `closed_flows` */
 
 /* np_flow.fin_seen bits */
 #define NP_FIN_FROM_CLIENT  1
@@ -160,9 +162,10 @@ struct np_flow {
 	__be32 addr_be;      /* translated-to address: backend, or node address for replies */
 	__be16 port_be;      /* translated-to port */
 	__u8 state;          /* NP_FLOW_* */
-	__u8 fin_seen;       /* NP_FIN_FROM_* bits (TCP), kept in the NP_FLOW_TO_BACKEND entry */
+	__u8 fin_seen;       /* NP_FIN_FROM_* bits (TCP); the NP_FLOW_TO_BACKEND entry's count */
 	/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the last packet, refreshed at
-	 * most once a second, and at every change of state. */
+	 * most once a second; in `closed_flows`, the time of the close (never
+	 * refreshed, so a closed flow is gone after a fixed time). */
 	__u64 last_seen_ns;
 };
 
@@ -172,7 +175,7 @@ struct np_flow {
 struct np_flow_timeouts {
 	__u64 tcp_established_ns; /* idle */
 	__u64 tcp_syn_ns;         /* a SYN not answered yet */
-	__u64 tcp_closing_ns;     /* idle after a FIN: half closed, or waiting for the last ACK */
+	__u64 tcp_closing_ns;     /* idle when half closed; lifetime after FIN both ways (TIME_WAIT) */
 	__u64 udp_idle_ns;
 };
 

@@ -18,7 +18,7 @@ enum class FlowState {
     syn_sent,     // TCP: SYN translated, handshake not finished
     established,  // TCP connection, or a UDP flow
     fin_wait,     // TCP: FIN seen from one side
-    last_ack,     // TCP: FIN seen both ways; the final ACK ends the flow
+    time_wait,    // TCP: FIN seen both ways; kept for the last packets of the close
 };
 
 std::string_view to_string(FlowState state);  // "syn-sent", "established", ...
@@ -29,7 +29,7 @@ struct Flow {
     Backend node;     // the node address and port the client addressed
     Backend backend;  // where the flow goes
     FlowState state = FlowState::established;
-    std::chrono::nanoseconds idle{0};  // since the last packet (refreshed about once a second)
+    std::chrono::nanoseconds idle{0};  // since the last packet (refreshed about once a second); time_wait: since the close
     std::chrono::nanoseconds expires_in{0};  // until the entry is inert, unless a packet refreshes it
 };
 
