@@ -14,7 +14,7 @@ namespace nodeport::pin_dir {
 
 inline constexpr std::array<std::string_view, 10> map_names = {
     "ports", "node_addrs", "node_config", "sock_xlat", "tc_attachments", "flows", "closed_flows", "udp_flows",
-    "flow_timeouts", "sock_end_request"};
+    "flow_timeouts", "sock_end_targets"};
 
 inline std::filesystem::path links_dir(const std::filesystem::path& dir) {
     return dir / "links";

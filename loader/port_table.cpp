@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <map>
 
 #include "nodeport/abi.h"
 #include "map_keys.hpp"
@@ -76,10 +77,10 @@ Result<PortTable> PortTable::open(const std::filesystem::path& pin_dir) {
 
 // Connected UDP sockets always follow a remap: there is no connection to
 // keep, and the old sandbox is usually gone. TCP only when asked.
-EndedSockets PortTable::end_sockets(NodePort node_port, Backend old_backend, ChangeOptions options) {
-    if (node_port.proto == Proto::tcp && !options.terminate)
-        return {};
-    return ender_.end(node_port, old_backend);
+EndedSockets PortTable::end_sockets(std::vector<SocketEnder::Target> replaced, ChangeOptions options) {
+    if (!options.terminate)
+        std::erase_if(replaced, [](const auto& t) { return t.node_port.proto == Proto::tcp; });
+    return ender_.end(replaced);
 }
 
 Result<SetResult> PortTable::set(const Mapping& mapping, ChangeOptions options) {
@@ -99,7 +100,7 @@ Result<SetResult> PortTable::set(const Mapping& mapping, ChangeOptions options) 
         Backend before = to_mapping(key, old).backend;
         if (before != mapping.backend) {
             result.replaced = before;
-            result.ended = end_sockets(mapping.node_port, before, options);
+            result.ended = end_sockets({{mapping.node_port, before}}, options);
         }
     }
     return result;
@@ -121,7 +122,7 @@ Result<RemoveResult> PortTable::remove(NodePort node_port, std::optional<std::st
         return RemoveResult{RemoveOutcome::held_by_other, owner_of(value), {}};
     if (bpf_map_delete_elem(map_.get(), &key) != 0 && errno != ENOENT)
         return errno_error(errno, "delete " + to_string(node_port));
-    return RemoveResult{RemoveOutcome::removed, {}, end_sockets(node_port, to_mapping(key, value).backend, options)};
+    return RemoveResult{RemoveOutcome::removed, {}, end_sockets({{node_port, to_mapping(key, value).backend}}, options)};
 }
 
 Result<std::optional<Mapping>> PortTable::get(NodePort node_port) const {
@@ -168,6 +169,48 @@ Result<std::size_t> PortTable::flush() {
             return errno_error(errno, "flush ports map");
     }
     return removed;
+}
+
+Result<SyncPlan> PortTable::plan(const std::vector<Mapping>& desired) const {
+    auto current = list();
+    if (!current)
+        return std::unexpected(current.error());
+    return plan_sync(*current, desired);
+}
+
+Result<SyncResult> PortTable::sync(const std::vector<Mapping>& desired, ChangeOptions options) {
+    auto lock = WriteLock::take(*this);
+    if (!lock)
+        return std::unexpected(lock.error());
+    auto current = list();
+    if (!current)
+        return std::unexpected(current.error());
+    SyncPlan plan = plan_sync(*current, desired);
+    std::map<NodePort, Backend> before;
+    for (const auto& m : *current)
+        before.emplace(m.node_port, m.backend);
+
+    SyncResult result{plan.add.size(), plan.update.size(), plan.remove.size(), plan.unchanged, {}};
+    for (const auto* group : {&plan.add, &plan.update}) {
+        for (const auto& m : *group) {
+            np_port_key key = to_key(m.node_port);
+            np_backend value = to_value(m);
+            if (bpf_map_update_elem(map_.get(), &key, &value, BPF_ANY) != 0)
+                return errno_error(errno, "sync: set " + to_string(m.node_port));
+        }
+    }
+    std::vector<SocketEnder::Target> replaced;
+    for (const auto& m : plan.update)
+        if (auto old = before.at(m.node_port); old != m.backend)
+            replaced.push_back({m.node_port, old});
+    for (const auto& m : plan.remove) {
+        np_port_key key = to_key(m.node_port);
+        if (bpf_map_delete_elem(map_.get(), &key) != 0 && errno != ENOENT)
+            return errno_error(errno, "sync: delete " + to_string(m.node_port));
+        replaced.push_back({m.node_port, m.backend});
+    }
+    result.ended = end_sockets(std::move(replaced), options);
+    return result;
 }
 
 }  // namespace nodeport

@@ -42,18 +42,31 @@ Result<void> pin_iterator(const std::filesystem::path& dir, bpf_program* prog) {
     return {};
 }
 
-// Runs an iterator to its end; its program does the work, it prints nothing.
-Result<void> run_iterator(int link_fd) {
+// Runs an iterator to its end; returns the bytes it wrote (one per socket ended).
+Result<unsigned> run_iterator(int link_fd) {
     Fd iter(bpf_iter_create(link_fd));
     if (!iter.valid())
         return errno_error(errno, "start socket iterator");
-    char buf[64];
-    ssize_t n;
-    while ((n = ::read(iter.get(), buf, sizeof buf)) != 0) {
+    unsigned total = 0;
+    char buf[256];
+    for (;;) {
+        ssize_t n = ::read(iter.get(), buf, sizeof buf);
+        if (n == 0)
+            return total;
         if (n < 0 && errno != EINTR)
             return errno_error(errno, "run socket iterator");
+        if (n > 0)
+            total += static_cast<unsigned>(n);
     }
-    return {};
+}
+
+np_sock_end_target to_key(const SocketEnder::Target& t) {
+    np_sock_end_target key{};
+    key.backend_addr_be = t.backend.addr.addr_be;
+    key.backend_port_be = htons(t.backend.port);
+    key.node_port_be = htons(t.node_port.port);
+    key.proto = static_cast<__u8>(t.node_port.proto);
+    return key;
 }
 
 }  // namespace
@@ -81,14 +94,14 @@ Result<std::string> sock_end::install(const std::filesystem::path& dir) {
 
 SocketEnder SocketEnder::open(const std::filesystem::path& dir) {
     SocketEnder ender;
-    auto request = pin_dir::open_map(dir, "sock_end_request");
+    auto targets = pin_dir::open_map(dir, "sock_end_targets");
     ender.udp_link_ = Fd(bpf_obj_get((pin_dir::links_dir(dir) / "np_end_udp").c_str()));
     ender.tcp_link_ = Fd(bpf_obj_get((pin_dir::links_dir(dir) / "np_end_tcp").c_str()));
-    if (!request || !ender.udp_link_.valid() || !ender.tcp_link_.valid()) {
+    if (!targets || !ender.udp_link_.valid() || !ender.tcp_link_.valid()) {
         ender.unavailable_ = "socket iterators not loaded (bpf_sock_destroy needs Linux >= 6.5; see nodeport load)";
         return ender;
     }
-    ender.request_ = std::move(*request);
+    ender.targets_ = std::move(*targets);
     if (auto config = pin_dir::open_map(dir, "node_config"); config) {
         __u32 zero = 0;
         np_config cfg{};
@@ -98,35 +111,40 @@ SocketEnder SocketEnder::open(const std::filesystem::path& dir) {
     return ender;
 }
 
-EndedSockets SocketEnder::end(NodePort node_port, Backend backend) const {
+EndedSockets SocketEnder::end(const std::vector<Target>& targets) const {
     EndedSockets ended;
+    if (targets.empty())
+        return ended;
     if (!unavailable_.empty()) {
         ended.not_checked = unavailable_;
         return ended;
     }
-    np_sock_end_request req{};
-    req.backend_addr_be = backend.addr.addr_be;
-    req.backend_port_be = htons(backend.port);
-    req.node_port_be = htons(node_port.port);
-    req.proto = static_cast<__u8>(node_port.proto);
-    __u32 zero = 0;
-    int link = node_port.proto == Proto::udp ? udp_link_.get() : tcp_link_.get();
-    if (bpf_map_update_elem(request_.get(), &zero, &req, BPF_ANY) != 0) {
-        ended.not_checked = std::string("write the socket end request: ") + std::strerror(errno);
-        return ended;
+    bool tcp = false, udp = false;
+    const __u8 unused = 0;
+    for (const auto& t : targets) {
+        np_sock_end_target key = to_key(t);
+        if (bpf_map_update_elem(targets_.get(), &key, &unused, BPF_ANY) != 0) {
+            ended.not_checked = std::string("write the socket end targets: ") + std::strerror(errno);
+            break;
+        }
+        (t.node_port.proto == Proto::tcp ? tcp : udp) = true;
     }
-    auto ran = run_iterator(link);
-    np_sock_end_request done{};
-    if (bpf_map_lookup_elem(request_.get(), &zero, &done) == 0)
-        ended.count = done.ended;
-    // A spent request must match nothing if an iterator ever runs without one.
-    np_sock_end_request none{};
-    bpf_map_update_elem(request_.get(), &zero, &none, BPF_ANY);
-    if (!ran) {
-        ended.not_checked = ran.error().message;
-        return ended;
+    for (auto [wanted, link] : {std::pair{udp, udp_link_.get()}, std::pair{tcp, tcp_link_.get()}}) {
+        if (!wanted || !ended.not_checked.empty())
+            continue;
+        if (auto n = run_iterator(link); n)
+            ended.count += *n;
+        else
+            ended.not_checked = n.error().message;
     }
-    // The iterator walks the sockets of the caller's network namespace only.
+    // Emptied again: a target must match nothing once its remap is done.
+    for (const auto& t : targets) {
+        np_sock_end_target key = to_key(t);
+        bpf_map_delete_elem(targets_.get(), &key);
+    }
+    if (!ended.not_checked.empty())
+        return ended;
+    // The iterators walk the sockets of the caller's network namespace only.
     auto cookie = current_netns_cookie();
     if (!cookie || *cookie != node_netns_cookie_)
         ended.not_checked = "the node's sockets were not checked: this runs outside the network namespace nodeport "

@@ -86,6 +86,18 @@ bad_input "flows with a port but no --flush" "node port" flows --pin-dir "$PIN" 
 bad_input "flows --flush bad port" "node port" flows --pin-dir "$PIN" --flush tcp/0
 bad_input "flows --flush extra argument" "unexpected argument" flows --pin-dir "$PIN" --flush tcp/1 tcp/2
 bad_input "set --terminate with a value" "terminate" set --pin-dir "$PIN" tcp/6667 10.8.0.3:80 --terminate=yes
+SYNC_DIR=$(mktemp -d)
+on_cleanup() { rm -rf "$SYNC_DIR"; }
+printf '[{"proto": "tcp", "port": 1, "backend": "10.8.0.2:80"}, {"proto": "tcp", "port": 0, "backend": "10.8.0.2:80"}]' \
+    >"$SYNC_DIR/bad-port.json"
+printf '[{"proto": "udp", "port": 5, "backend": "10.8.0.2:80"}, {"proto": "udp", "port": 5, "backend": "10.8.0.3:80"}]' \
+    >"$SYNC_DIR/twice.json"
+printf '{"proto": "tcp"' >"$SYNC_DIR/broken.json"
+bad_input "sync without --file" "file: missing" sync --pin-dir "$PIN"
+bad_input "sync of a missing file" "file" sync --pin-dir "$PIN" --file "$SYNC_DIR/nonexistent.json"
+bad_input "sync of broken JSON" "file" sync --pin-dir "$PIN" --file "$SYNC_DIR/broken.json"
+bad_input "sync with a bad port in entry 1" "entry 1: port" sync --pin-dir "$PIN" --file "$SYNC_DIR/bad-port.json"
+bad_input "sync with a port listed twice" "entry 1: node port" sync --pin-dir "$PIN" --file "$SYNC_DIR/twice.json"
 bad_input "unknown command" "command" frobnicate
 
 out=$(np get tcp/6667); expect_eq "get shows the mapping" "tcp/6667 -> 10.8.0.2:6667 owner sb-1" "$out"
@@ -99,6 +111,22 @@ np set tcp/6667 10.8.0.2:6667 --owner sb-1 >/dev/null 2>&1
 expect_eq "flows --flush exits 0 and says how many" "forgot 0 flows" "$(np flows --flush)"
 expect_eq "flows --flush PROTO/PORT names the port" "forgot 0 flows of udp/53" "$(np flows --flush udp/53)"
 expect_eq "flows lists nothing yet (header only)" 1 "$(np flows | wc -l)"
+
+# sync: the controller's whole state; a dry run changes nothing.
+WANT='[{"proto": "tcp", "port": 6667, "backend": "10.8.0.2:6667", "owner": "sb-1"},
+       {"proto": "tcp", "port": 7001, "backend": "10.8.0.7:7001", "owner": "sb-7"}]'
+before_sync=$(np list --json)
+expect_eq "sync --dry-run prints the plan" "+ tcp/7001 -> 10.8.0.7:7001 owner sb-7
+- udp/6667 -> 10.8.0.2:6667
+would be: 1 added, 0 updated, 1 removed, 1 unchanged" "$(np sync --dry-run --file - <<<"$WANT")"
+expect_eq "sync --dry-run changes nothing" "$before_sync" "$(np list --json)"
+expect_eq "sync --json from standard input prints the counts" \
+    '{"added":1,"dry_run":false,"removed":1,"sockets_ended":0,"unchanged":1,"updated":0}' \
+    "$(np sync --json --file - <<<"$WANT" 2>/dev/null)"
+expect_eq "after sync the table is the desired set" "tcp/6667 10.8.0.2:6667 sb-1,tcp/7001 10.8.0.7:7001 sb-7" \
+    "$(np list --json | jq -r 'map("\(.proto)/\(.port) \(.backend_ip):\(.backend_port) \(.owner)") | join(",")')"
+np set udp/6667 10.8.0.2:6667 >/dev/null
+np del tcp/7001 >/dev/null
 "$NODEPORT" --help >/dev/null; expect_eq "--help exits 0" 0 $?
 
 # Owner-safe delete from the command line.

@@ -5,6 +5,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <array>
+#include <chrono>
+#include <iostream>
+
 #include <atomic>
 #include <filesystem>
 #include <set>
@@ -98,6 +102,50 @@ TEST_F(PortTableTest, SetReportsTheBackendItReplaced) {
     ASSERT_TRUE(removed);
     EXPECT_EQ(removed->outcome, RemoveOutcome::removed);
     EXPECT_EQ(removed->ended.not_checked, "");
+}
+
+TEST_F(PortTableTest, SyncMakesTheTableEqualToTheDesiredSet) {
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 1, "10.8.0.2", 80, "a")));
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 2, "10.8.0.2", 80, "a")));
+    ASSERT_TRUE(table_->set(mapping(Proto::udp, 3, "10.8.0.2", 80, "a")));
+    const std::vector want = {mapping(Proto::tcp, 1, "10.8.0.2", 80, "a"), mapping(Proto::tcp, 2, "10.8.0.5", 80, "b"),
+                              mapping(Proto::tcp, 9, "10.8.0.6", 90, "c")};
+    auto plan = table_->plan(want);
+    ASSERT_TRUE(plan);
+    EXPECT_EQ(plan->add.size(), 1u);
+    EXPECT_EQ(list().size(), 3u) << "plan changes nothing";
+    auto synced = table_->sync(want);
+    ASSERT_TRUE(synced) << synced.error().message;
+    EXPECT_EQ((std::array{synced->added, synced->updated, synced->removed, synced->unchanged}),
+              (std::array<std::size_t, 4>{1, 1, 1, 1}));
+    EXPECT_EQ(list(), want);
+    auto again = table_->sync(want);
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again->unchanged, 3u) << "a second sync changes nothing";
+    ASSERT_TRUE(table_->sync({}));
+    EXPECT_EQ(list().size(), 0u);
+}
+
+// What a controller pays after its restart: the whole table, then the whole
+// table remapped. Printed, not asserted (shared, noisy machines).
+TEST_F(PortTableTest, SyncOf65535Entries) {
+    auto all = [](const char* ip) {
+        std::vector<Mapping> v;
+        for (unsigned p = 1; p <= 65535; ++p)
+            v.push_back(mapping(p % 2 ? Proto::tcp : Proto::udp, std::uint16_t(p), ip, 80, fmt::format("sb-{}", p)));
+        return v;
+    };
+    for (const auto& [what, want] : {std::pair{"into an empty table", all("10.8.0.2")},
+                                     std::pair{"remapping every entry", all("10.8.0.3")}}) {
+        auto start = std::chrono::steady_clock::now();
+        auto synced = table_->sync(want);
+        auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        ASSERT_TRUE(synced) << synced.error().message;
+        EXPECT_EQ(synced->added + synced->updated, 65535u);
+        std::cout << fmt::format("sync of 65,535 entries {}: {:.3f} s\n", what, took);
+        RecordProperty(what, fmt::format("{:.3f} s", took));
+    }
+    EXPECT_EQ(list().size(), 65535u);
 }
 
 TEST_F(PortTableTest, ProtocolsAreSeparateKeys) {

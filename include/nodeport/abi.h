@@ -180,18 +180,21 @@ struct np_flow_timeouts {
 };
 
 /* Ending the node's sockets that still talk to a replaced backend
- * (bpf/sock_end.bpf.c). The loader writes the request into the one-entry
- * array `sock_end_request` under the pin directory lock, then runs the socket
- * iterator of that protocol: every socket of the node's network namespace
- * connected to the old backend, through a translation nodeport made for this
- * node port, is ended with bpf_sock_destroy(). */
-struct np_sock_end_request {
+ * (bpf/sock_end.bpf.c). Under the pin directory lock the loader fills the
+ * hash `sock_end_targets` with what was replaced, reads the socket iterator of
+ * each protocol once (one walk for any number of targets), and empties it
+ * again: every socket of the caller's network namespace connected to a
+ * target's backend through a translation nodeport made for its node port is
+ * ended with bpf_sock_destroy(), and the iterator writes one byte per socket
+ * ended. Value: __u8, unused. */
+#define NP_MAX_SOCK_END_TARGETS NP_MAX_PORTS
+
+struct np_sock_end_target {
 	__be32 backend_addr_be; /* the replaced backend */
 	__be16 backend_port_be;
 	__be16 node_port_be;    /* the node port it was mapped on */
 	__u8 proto;             /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 pad[3];
-	__u32 ended;            /* written by the iterator: sockets ended */
+	__u8 pad[3];            /* always 0: part of the hashed key */
 };
 
 #ifdef __cplusplus
@@ -203,7 +206,7 @@ static_assert(sizeof(struct np_config) == 16, "np_config ABI");
 static_assert(sizeof(struct np_sock_xlat) == 12 * NP_SOCK_XLAT_SLOTS + 8, "np_sock_xlat ABI");
 static_assert(sizeof(struct np_flow_key) == 16, "np_flow_key ABI");
 static_assert(sizeof(struct np_flow) == 16, "np_flow ABI");
-static_assert(sizeof(struct np_sock_end_request) == 16, "np_sock_end_request ABI");
+static_assert(sizeof(struct np_sock_end_target) == 12, "np_sock_end_target ABI");
 static_assert(sizeof(struct np_flow_timeouts) == 32, "np_flow_timeouts ABI");
 #else
 _Static_assert(sizeof(struct np_tc_attachment) == 32, "np_tc_attachment ABI");
@@ -214,7 +217,7 @@ _Static_assert(sizeof(struct np_config) == 16, "np_config ABI");
 _Static_assert(sizeof(struct np_sock_xlat) == 12 * NP_SOCK_XLAT_SLOTS + 8, "np_sock_xlat ABI");
 _Static_assert(sizeof(struct np_flow_key) == 16, "np_flow_key ABI");
 _Static_assert(sizeof(struct np_flow) == 16, "np_flow ABI");
-_Static_assert(sizeof(struct np_sock_end_request) == 16, "np_sock_end_request ABI");
+_Static_assert(sizeof(struct np_sock_end_target) == 12, "np_sock_end_target ABI");
 _Static_assert(sizeof(struct np_flow_timeouts) == 32, "np_flow_timeouts ABI");
 #endif
 

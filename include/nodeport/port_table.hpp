@@ -15,6 +15,7 @@
 
 #include "nodeport/fd.hpp"
 #include "nodeport/sock_end.hpp"
+#include "nodeport/sync.hpp"
 #include "nodeport/result.hpp"
 #include "nodeport/types.hpp"
 
@@ -30,6 +31,14 @@ struct ChangeOptions {
 struct SetResult {
     std::optional<Backend> replaced;  // the port's earlier backend, when the set changed it
     EndedSockets ended;
+};
+
+struct SyncResult {
+    std::size_t added = 0;
+    std::size_t updated = 0;
+    std::size_t removed = 0;
+    std::size_t unchanged = 0;
+    EndedSockets ended;  // node sockets of replaced or removed backends (see set)
 };
 
 enum class RemoveOutcome {
@@ -64,11 +73,20 @@ public:
     Result<std::vector<Mapping>> list() const;
     // Removes every mapping; returns how many there were.
     Result<std::size_t> flush();
+    // What sync(desired) would do now.
+    Result<SyncPlan> plan(const std::vector<Mapping>& desired) const;
+    // Makes the table equal to `desired` (each node port at most once, as
+    // parse_mappings_json guarantees): adds and overwrites first, removals
+    // last, all under the write lock, so a port that stays mapped is never
+    // missing and no other writer interleaves. A failure part-way leaves the
+    // table between the two states; running sync again converges.
+    Result<SyncResult> sync(const std::vector<Mapping>& desired, ChangeOptions options = {});
 
 private:
     PortTable(Fd dir, Fd map, SocketEnder ender);
     class WriteLock;
-    EndedSockets end_sockets(NodePort node_port, Backend old_backend, ChangeOptions options);
+    // Ends the node's sockets to replaced backends: UDP always, TCP when asked.
+    EndedSockets end_sockets(std::vector<SocketEnder::Target> replaced, ChangeOptions options);
 
     Fd dir_;  // the pin directory, flock'ed by writers
     Fd map_;

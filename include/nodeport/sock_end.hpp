@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "nodeport/fd.hpp"
 #include "nodeport/types.hpp"
@@ -28,13 +29,20 @@ public:
     // nothing.
     static SocketEnder open(const std::filesystem::path& pin_dir);
 
+    // A backend that `node_port` no longer leads to.
+    struct Target {
+        NodePort node_port;
+        Backend backend;
+    };
+
     // Ends the sockets of the calling thread's network namespace that are
-    // connected to `backend` through a translation of `node_port`. The
-    // caller holds the pin directory lock: the request is one shared slot.
-    EndedSockets end(NodePort node_port, Backend backend) const;
+    // connected to a target's backend through a translation of its node
+    // port: one walk of each protocol's sockets, however many targets. The
+    // caller holds the pin directory lock: the target map is shared.
+    EndedSockets end(const std::vector<Target>& targets) const;
 
 private:
-    Fd request_;  // the `sock_end_request` map
+    Fd targets_;  // the `sock_end_targets` map
     Fd udp_link_;
     Fd tcp_link_;
     std::uint64_t node_netns_cookie_ = 0;

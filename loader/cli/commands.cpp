@@ -9,6 +9,8 @@
 #include <cctype>
 #include <charconv>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <iostream>
 #include <optional>
 
@@ -16,6 +18,7 @@
 #include "nodeport/datapath.hpp"
 #include "nodeport/flows.hpp"
 #include "nodeport/port_table.hpp"
+#include "nodeport/sync.hpp"
 
 namespace nodeport::cli {
 namespace {
@@ -402,6 +405,66 @@ int cmd_flush(const Args& argv) {
     return exit_ok;
 }
 
+// The text of --file: a path, or - for standard input.
+std::string read_input(const std::string& name) {
+    std::ifstream file;
+    if (name != "-") {
+        file.open(name);
+        if (!file)
+            throw UsageError(fmt::format("file: cannot read '{}'", name));
+    }
+    std::istream& in = name == "-" ? std::cin : file;
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::string describe_plan(const SyncPlan& plan) {
+    std::string out;
+    for (const auto& m : plan.add)
+        out += "+ " + describe(m) + "\n";
+    for (const auto& m : plan.update)
+        out += "~ " + describe(m) + "\n";
+    for (const auto& m : plan.remove)
+        out += "- " + describe(m) + "\n";
+    return out;
+}
+
+int cmd_sync(const Args& argv) {
+    po::options_description options = terminate_description();
+    options.add_options()
+        ("file", po::value<std::string>(), "the complete desired set, a JSON array (- for standard input)")
+        ("dry-run", "print what would change, change nothing")
+        ("json", "print the counts as a JSON object");
+    auto inv = parse("sync", argv, options);
+    if (!inv)
+        return exit_ok;
+    if (!inv->options.count("file"))
+        throw UsageError("file: missing (--file FILE, or --file - for standard input)");
+    auto desired = valid(parse_mappings_json(read_input(inv->options["file"].as<std::string>())));
+    auto table = succeeded(PortTable::open(inv->pin_dir));
+    const bool dry_run = inv->options.count("dry-run") > 0;
+    SyncResult counts;
+    if (dry_run) {
+        auto plan = succeeded(table.plan(desired));
+        if (!inv->options.count("json"))
+            std::cout << describe_plan(plan);
+        counts = SyncResult{plan.add.size(), plan.update.size(), plan.remove.size(), plan.unchanged, {}};
+    } else {
+        counts = succeeded(table.sync(desired, change_options(*inv)));
+    }
+    if (inv->options.count("json")) {
+        std::cout << nlohmann::json{{"added", counts.added},         {"updated", counts.updated},
+                                    {"removed", counts.removed},     {"unchanged", counts.unchanged},
+                                    {"sockets_ended", counts.ended.count}, {"dry_run", dry_run}}
+                         .dump()
+                  << "\n";
+    } else {
+        std::cout << fmt::format("{}{} added, {} updated, {} removed, {} unchanged\n", dry_run ? "would be: " : "",
+                                 counts.added, counts.updated, counts.removed, counts.unchanged);
+        report(counts.ended);
+    }
+    return exit_ok;
+}
+
 int cmd_refresh(const Args& argv) {
     auto inv = parse("refresh", argv, node_ip_description());
     if (!inv)
@@ -427,6 +490,10 @@ const std::vector<Command>& commands() {
         {"flows", "flows [--json] | flows --flush [PROTO/PORT]",
          "show the external connections being translated, or forget them", cmd_flows},
         {"flush", "flush", "remove every mapping", cmd_flush},
+        {"sync", "sync --file FILE|- [--dry-run] [--json] [--terminate]",
+         "make the table equal to a JSON list of mappings (a controller's whole state): adds and overwrites first, "
+         "removals last",
+         cmd_sync},
         {"refresh", "refresh [--node-ip IP]...", "re-read the node's addresses (after an address change)",
          cmd_refresh},
     };

@@ -1,0 +1,111 @@
+// Tier 1: reading a controller's desired set and planning a sync, no root.
+#include <gtest/gtest.h>
+
+#include <ostream>
+#include <string>
+
+#include "nodeport/sync.hpp"
+
+namespace nodeport {
+namespace {
+
+Mapping mapping(Proto proto, std::uint16_t port, const char* backend, std::string owner = {}) {
+    return Mapping{NodePort{proto, port}, *parse_backend(backend), std::move(owner)};
+}
+
+TEST(ParseMappingsJson, ReadsEveryField) {
+    auto parsed = parse_mappings_json(R"([
+        {"proto": "tcp", "port": 6667, "backend": "10.8.32.126:6667", "owner": "sb-42"},
+        {"proto": "UDP", "port": 53, "backend": "10.8.0.3:5353"}
+    ])");
+    ASSERT_TRUE(parsed) << parsed.error().field << ": " << parsed.error().message;
+    EXPECT_EQ(*parsed, (std::vector{mapping(Proto::tcp, 6667, "10.8.32.126:6667", "sb-42"),
+                                    mapping(Proto::udp, 53, "10.8.0.3:5353")}));
+    EXPECT_EQ(parse_mappings_json("[]")->size(), 0u) << "an empty set is valid: it unmaps everything";
+}
+
+struct BadSet {
+    const char* name;
+    const char* json;
+    const char* field;  // what the error must name
+};
+
+void PrintTo(const BadSet& c, std::ostream* os) {
+    *os << c.name;
+}
+
+class ParseMappingsJsonBad : public testing::TestWithParam<BadSet> {};
+
+TEST_P(ParseMappingsJsonBad, NamesTheEntryAndField) {
+    auto parsed = parse_mappings_json(GetParam().json);
+    ASSERT_FALSE(parsed);
+    EXPECT_EQ(parsed.error().field, GetParam().field) << parsed.error().message;
+    EXPECT_FALSE(parsed.error().message.empty());
+}
+
+constexpr const char* kGood = R"({"proto": "tcp", "port": 1, "backend": "10.8.0.2:80"})";
+
+std::string with_second(const char* entry) {
+    return std::string("[") + kGood + ", " + entry + "]";
+}
+
+const std::string kBadPort = with_second(R"({"proto": "tcp", "port": 65536, "backend": "10.8.0.2:80"})");
+const std::string kPortString = with_second(R"({"proto": "tcp", "port": "80", "backend": "10.8.0.2:80"})");
+const std::string kBadProto = with_second(R"({"proto": "sctp", "port": 2, "backend": "10.8.0.2:80"})");
+const std::string kBadAddr = with_second(R"({"proto": "tcp", "port": 2, "backend": "10.8.0.256:80"})");
+const std::string kLoopback = with_second(R"({"proto": "tcp", "port": 2, "backend": "127.0.0.1:80"})");
+const std::string kNoBackendPort = with_second(R"({"proto": "tcp", "port": 2, "backend": "10.8.0.2"})");
+const std::string kMissing = with_second(R"({"proto": "tcp", "port": 2})");
+const std::string kUnknown = with_second(R"({"proto": "tcp", "port": 2, "backend": "10.8.0.2:80", "ownr": "x"})");
+const std::string kBadOwner = with_second(R"({"proto": "tcp", "port": 2, "backend": "10.8.0.2:80", "owner": "a b"})");
+const std::string kTwice = with_second(kGood);
+const std::string kNotObject = with_second("42");
+
+INSTANTIATE_TEST_SUITE_P(
+    Sync, ParseMappingsJsonBad,
+    testing::Values(BadSet{"not_json", "[{", "file"}, BadSet{"not_array", R"({"proto": "tcp"})", "file"},
+                    BadSet{"port_out_of_range", kBadPort.c_str(), "entry 1: port"},
+                    BadSet{"port_as_string", kPortString.c_str(), "entry 1: port"},
+                    BadSet{"protocol", kBadProto.c_str(), "entry 1: protocol"},
+                    BadSet{"address", kBadAddr.c_str(), "entry 1: backend address"},
+                    BadSet{"loopback_backend", kLoopback.c_str(), "entry 1: backend address"},
+                    BadSet{"backend_without_port", kNoBackendPort.c_str(), "entry 1: backend"},
+                    BadSet{"missing_backend", kMissing.c_str(), "entry 1: backend"},
+                    BadSet{"unknown_field", kUnknown.c_str(), "entry 1: ownr"},
+                    BadSet{"owner_with_blank", kBadOwner.c_str(), "entry 1: owner"},
+                    BadSet{"port_listed_twice", kTwice.c_str(), "entry 1: node port"},
+                    BadSet{"entry_not_object", kNotObject.c_str(), "entry 1: entry"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(PlanSync, AddsUpdatesAndRemovesWhatDiffers) {
+    const std::vector current = {mapping(Proto::tcp, 1, "10.8.0.2:80", "a"), mapping(Proto::tcp, 2, "10.8.0.2:80", "a"),
+                                 mapping(Proto::tcp, 3, "10.8.0.2:80", "a"), mapping(Proto::udp, 1, "10.8.0.2:80")};
+    const std::vector desired = {mapping(Proto::tcp, 1, "10.8.0.2:80", "a"),   // unchanged
+                                 mapping(Proto::tcp, 2, "10.8.0.9:80", "b"),   // new backend
+                                 mapping(Proto::tcp, 3, "10.8.0.2:80", "c"),   // new owner only
+                                 mapping(Proto::tcp, 4, "10.8.0.2:80", "d")};  // new port
+    auto plan = plan_sync(current, desired);
+    EXPECT_EQ(plan.add, std::vector{mapping(Proto::tcp, 4, "10.8.0.2:80", "d")});
+    EXPECT_EQ(plan.update, (std::vector{mapping(Proto::tcp, 2, "10.8.0.9:80", "b"), mapping(Proto::tcp, 3, "10.8.0.2:80", "c")}));
+    EXPECT_EQ(plan.remove, std::vector{mapping(Proto::udp, 1, "10.8.0.2:80")});
+    EXPECT_EQ(plan.unchanged, 1u);
+}
+
+// A port that stays mapped is only ever overwritten, never removed, so it is
+// reachable through the whole sync.
+TEST(PlanSync, NeverRemovesAPortThatStaysMapped) {
+    std::vector<Mapping> current, desired;
+    for (std::uint16_t p = 1; p <= 100; ++p) {
+        current.push_back(mapping(Proto::tcp, p, "10.8.0.2:80", "old"));
+        if (p % 3)
+            desired.push_back(mapping(p % 2 ? Proto::tcp : Proto::udp, p, "10.8.0.3:80", "new"));
+    }
+    auto plan = plan_sync(current, desired);
+    for (const auto& m : plan.remove)
+        for (const auto& d : desired)
+            EXPECT_NE(m.node_port, d.node_port) << to_string(m.node_port);
+    EXPECT_EQ(plan.add.size() + plan.update.size() + plan.unchanged, desired.size());
+}
+
+}  // namespace
+}  // namespace nodeport
