@@ -98,6 +98,7 @@ bad_input "sync of a missing file" "file" sync --pin-dir "$PIN" --file "$SYNC_DI
 bad_input "sync of broken JSON" "file" sync --pin-dir "$PIN" --file "$SYNC_DIR/broken.json"
 bad_input "sync with a bad port in entry 1" "entry 1: port" sync --pin-dir "$PIN" --file "$SYNC_DIR/bad-port.json"
 bad_input "sync with a port listed twice" "entry 1: node port" sync --pin-dir "$PIN" --file "$SYNC_DIR/twice.json"
+bad_input "version with an argument" "unexpected argument" version extra
 bad_input "unknown command" "command" frobnicate
 
 out=$(np get tcp/6667); expect_eq "get shows the mapping" "tcp/6667 -> 10.8.0.2:6667 owner sb-1" "$out"
@@ -128,6 +129,9 @@ expect_eq "after sync the table is the desired set" "tcp/6667 10.8.0.2:6667 sb-1
 np set udp/6667 10.8.0.2:6667 >/dev/null
 np del tcp/7001 >/dev/null
 "$NODEPORT" --help >/dev/null; expect_eq "--help exits 0" 0 $?
+expect_match "--version names the version, commit, map ABI and libbpf" \
+    "^nodeport [0-9]+\.[0-9]+\.[0-9]+ \(commit ([0-9a-f]+|unknown)\), map ABI 1, libbpf [0-9]+\.[0-9]+$" "$("$NODEPORT" --version)"
+expect_eq "version --json has the map ABI" 1 "$("$NODEPORT" version --json | jq .abi)"
 
 # Owner-safe delete from the command line.
 np set tcp/6667 10.8.0.3:6667 --owner sb-2 >/dev/null

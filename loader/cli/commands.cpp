@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <net/if.h>
+#include <bpf/libbpf.h>
 #include <nlohmann/json.hpp>
 
 #include <cctype>
@@ -15,6 +16,7 @@
 #include <optional>
 
 #include "cli.hpp"
+#include "nodeport/abi.h"
 #include "nodeport/datapath.hpp"
 #include "nodeport/flows.hpp"
 #include "nodeport/port_table.hpp"
@@ -474,6 +476,27 @@ int cmd_refresh(const Args& argv) {
     return exit_ok;
 }
 
+int cmd_version(const Args& argv) {
+    po::options_description options;
+    options.add_options()("json", "print a JSON object");
+    auto inv = parse("version", argv, options);
+    if (!inv)
+        return exit_ok;
+    const auto libbpf = fmt::format("{}.{}", libbpf_major_version(), libbpf_minor_version());
+    if (inv->options.count("json")) {
+        std::cout << nlohmann::json{{"version", NODEPORT_VERSION},
+                                    {"commit", NODEPORT_GIT_COMMIT},
+                                    {"abi", NODEPORT_ABI_VERSION},
+                                    {"libbpf", libbpf}}
+                         .dump()
+                  << "\n";
+        return exit_ok;
+    }
+    std::cout << fmt::format("nodeport {} (commit {}), map ABI {}, libbpf {}\n", NODEPORT_VERSION,
+                             NODEPORT_GIT_COMMIT, NODEPORT_ABI_VERSION, libbpf);
+    return exit_ok;
+}
+
 }  // namespace
 
 const std::vector<Command>& commands() {
@@ -496,6 +519,8 @@ const std::vector<Command>& commands() {
          cmd_sync},
         {"refresh", "refresh [--node-ip IP]...", "re-read the node's addresses (after an address change)",
          cmd_refresh},
+        {"version", "version [--json]", "print the version, the commit, the map ABI and libbpf's version (also --version)",
+         cmd_version},
     };
     return all;
 }

@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
         return exit_usage;
     }
     std::string name = argv[1];
+    if (name == "--version")
+        name = "version";
     if (name == "--help" || name == "-h" || name == "help") {
         print_help(std::cout);
         return exit_ok;
