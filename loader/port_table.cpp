@@ -75,6 +75,14 @@ Result<PortTable> PortTable::open(const std::filesystem::path& pin_dir) {
     return PortTable(std::move(*dir), std::move(*map), SocketEnder::open(pin_dir));
 }
 
+Result<void> PortTable::put(const Mapping& mapping) {
+    np_port_key key = to_key(mapping.node_port);
+    np_backend value = to_value(mapping);
+    if (bpf_map_update_elem(map_.get(), &key, &value, BPF_ANY) != 0)
+        return errno_error(errno, "set " + to_string(mapping.node_port));
+    return {};
+}
+
 // Connected UDP sockets always follow a remap: there is no connection to
 // keep, and the old sandbox is usually gone. TCP only when asked.
 EndedSockets PortTable::end_sockets(std::vector<SocketEnder::Target> replaced, ChangeOptions options) {
@@ -92,9 +100,8 @@ Result<SetResult> PortTable::set(const Mapping& mapping, ChangeOptions options) 
     bool had = bpf_map_lookup_elem(map_.get(), &key, &old) == 0;
     if (!had && errno != ENOENT)
         return errno_error(errno, "look up " + to_string(mapping.node_port));
-    np_backend value = to_value(mapping);
-    if (bpf_map_update_elem(map_.get(), &key, &value, BPF_ANY) != 0)
-        return errno_error(errno, "set " + to_string(mapping.node_port));
+    if (auto ok = put(mapping); !ok)
+        return std::unexpected(ok.error());
     SetResult result;
     if (had) {
         Backend before = to_mapping(key, old).backend;
@@ -191,14 +198,10 @@ Result<SyncResult> PortTable::sync(const std::vector<Mapping>& desired, ChangeOp
         before.emplace(m.node_port, m.backend);
 
     SyncResult result{plan.add.size(), plan.update.size(), plan.remove.size(), plan.unchanged, {}};
-    for (const auto* group : {&plan.add, &plan.update}) {
-        for (const auto& m : *group) {
-            np_port_key key = to_key(m.node_port);
-            np_backend value = to_value(m);
-            if (bpf_map_update_elem(map_.get(), &key, &value, BPF_ANY) != 0)
-                return errno_error(errno, "sync: set " + to_string(m.node_port));
-        }
-    }
+    for (const auto* group : {&plan.add, &plan.update})
+        for (const auto& m : *group)
+            if (auto ok = put(m); !ok)
+                return std::unexpected(ok.error());
     std::vector<SocketEnder::Target> replaced;
     for (const auto& m : plan.update)
         if (auto old = before.at(m.node_port); old != m.backend)

@@ -85,6 +85,8 @@ public:
 private:
     PortTable(Fd dir, Fd map, SocketEnder ender);
     class WriteLock;
+    // Writes one entry; the caller holds the write lock.
+    Result<void> put(const Mapping& mapping);
     // Ends the node's sockets to replaced backends: UDP always, TCP when asked.
     EndedSockets end_sockets(std::vector<SocketEnder::Target> replaced, ChangeOptions options);
 
