@@ -32,12 +32,14 @@ using TcSkel = std::unique_ptr<tc_bpf, decltype(&tc_bpf__destroy)>;
 // Refuses to reuse pinned maps written under another map ABI: their layout
 // would be misread. An upgrade that changes the ABI must migrate explicitly.
 Result<bool> check_pinned_abi(const std::filesystem::path& dir) {
-    Fd config(bpf_obj_get((dir / "node_config").c_str()));
-    if (!config.valid())
+    if (!std::filesystem::exists(dir / "node_config"))
         return false;  // nothing pinned yet
+    auto config = pin_dir::open_map(dir, "node_config");  // checks it is nodeport's layout first
+    if (!config)
+        return std::unexpected(config.error());
     __u32 zero = 0;
     np_config cfg{};
-    if (bpf_map_lookup_elem(config.get(), &zero, &cfg) != 0)
+    if (bpf_map_lookup_elem(config->get(), &zero, &cfg) != 0)
         return errno_error(errno, "read pinned config map");
     if (cfg.abi_version != 0 && cfg.abi_version != NODEPORT_ABI_VERSION)
         return plain_error(
@@ -152,6 +154,12 @@ Result<LoadReport> load(const LoadOptions& options) {
     if (!locked)
         return std::unexpected(locked.error());
 
+    // Pins of another layout would make libbpf refuse to reuse them with a
+    // bare "parameter mismatch": name the map first.
+    for (auto name : pin_dir::map_names)
+        if (std::filesystem::exists(dir / name))
+            if (auto map = pin_dir::open_map(dir, name); !map)
+                return std::unexpected(map.error());
     auto reused = check_pinned_abi(dir);
     if (!reused)
         return std::unexpected(reused.error());

@@ -1,6 +1,8 @@
 #include "pin_dir.hpp"
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fmt/format.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/file.h>
@@ -9,7 +11,13 @@
 #include <sys/vfs.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
 #include <utility>
+
+#include "nodeport/abi.h"
 
 namespace nodeport::pin_dir {
 namespace {
@@ -24,6 +32,49 @@ bool on_bpffs(const std::filesystem::path& path) {
 std::unexpected<Error> not_loaded(const std::filesystem::path& dir) {
     return std::unexpected(Error{ENOENT, "nodeport is not loaded at " + dir.string() + " (run: nodeport load --pin-dir " +
                              dir.string() + ")"});
+}
+
+// What each of nodeport's maps is, from include/nodeport/abi.h: a pinned
+// file of that name that is anything else (another program's map, another
+// layout) must not be read or written as if it were ours.
+struct Shape {
+    bpf_map_type type;
+    std::uint32_t key_size;
+    std::uint32_t value_size;
+};
+
+std::optional<Shape> expected_shape(std::string_view name) {
+    static const std::map<std::string_view, Shape, std::less<>> shapes = {
+        {"ports", {BPF_MAP_TYPE_HASH, sizeof(np_port_key), sizeof(np_backend)}},
+        {"node_addrs", {BPF_MAP_TYPE_HASH, sizeof(np_node_addr), sizeof(np_node_addr_info)}},
+        {"node_config", {BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(np_config)}},
+        {"sock_xlat", {BPF_MAP_TYPE_SK_STORAGE, sizeof(int), sizeof(np_sock_xlat)}},
+        {"tc_attachments", {BPF_MAP_TYPE_HASH, sizeof(__u32), sizeof(np_tc_attachment)}},
+        {"flows", {BPF_MAP_TYPE_LRU_HASH, sizeof(np_flow_key), sizeof(np_flow)}},
+        {"closed_flows", {BPF_MAP_TYPE_LRU_HASH, sizeof(np_flow_key), sizeof(np_flow)}},
+        {"udp_flows", {BPF_MAP_TYPE_LRU_HASH, sizeof(np_flow_key), sizeof(np_flow)}},
+        {"flow_timeouts", {BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(np_flow_timeouts)}},
+        {"sock_end_targets", {BPF_MAP_TYPE_HASH, sizeof(np_sock_end_target), sizeof(__u8)}},
+    };
+    auto it = shapes.find(name);
+    return it == shapes.end() ? std::nullopt : std::optional(it->second);
+}
+
+Result<void> check_shape(int fd, const std::filesystem::path& path, std::string_view name) {
+    auto want = expected_shape(name);
+    if (!want)
+        return {};
+    bpf_map_info info{};
+    __u32 len = sizeof info;
+    if (bpf_map_get_info_by_fd(fd, &info, &len) != 0)
+        return plain_error(path.string() + " is not a BPF map, so not nodeport's; remove it or use another --pin-dir");
+    if (info.type != want->type || info.key_size != want->key_size || info.value_size != want->value_size)
+        return plain_error(fmt::format("{} is not nodeport's {} map (it is a {} with {}-byte keys and {}-byte values, "
+                                       "nodeport's is a {} with {} and {}); remove it or use another --pin-dir",
+                                       path.string(), name, libbpf_bpf_map_type_str(bpf_map_type(info.type)),
+                                       info.key_size, info.value_size, libbpf_bpf_map_type_str(want->type),
+                                       want->key_size, want->value_size));
+    return {};
 }
 
 }  // namespace
@@ -63,6 +114,8 @@ Result<Fd> open_map(const std::filesystem::path& dir, std::string_view name) {
     Fd fd(bpf_obj_get(path.c_str()));
     if (!fd.valid())
         return errno == ENOENT ? not_loaded(dir) : errno_error(errno, "open pinned map " + path.string());
+    if (auto ok = check_shape(fd.get(), path, name); !ok)
+        return std::unexpected(ok.error());
     return fd;
 }
 
