@@ -29,26 +29,6 @@ namespace {
 using SockSkel = std::unique_ptr<sock_bpf, decltype(&sock_bpf__destroy)>;
 using TcSkel = std::unique_ptr<tc_bpf, decltype(&tc_bpf__destroy)>;
 
-// Refuses to reuse pinned maps written under another map ABI: their layout
-// would be misread. An upgrade that changes the ABI must migrate explicitly.
-Result<bool> check_pinned_abi(const std::filesystem::path& dir) {
-    if (!std::filesystem::exists(dir / "node_config"))
-        return false;  // nothing pinned yet
-    auto config = pin_dir::open_map(dir, "node_config");  // checks it is nodeport's layout first
-    if (!config)
-        return std::unexpected(config.error());
-    __u32 zero = 0;
-    np_config cfg{};
-    if (bpf_map_lookup_elem(config->get(), &zero, &cfg) != 0)
-        return errno_error(errno, "read pinned config map");
-    if (cfg.abi_version != 0 && cfg.abi_version != NODEPORT_ABI_VERSION)
-        return plain_error(
-            "the maps pinned at " + dir.string() + " use map ABI v" + std::to_string(cfg.abi_version) +
-            ", this nodeport uses v" + std::to_string(NODEPORT_ABI_VERSION) +
-            "; unload with the nodeport that loaded them first");
-    return true;
-}
-
 Result<Fd> open_cgroup(const std::filesystem::path& cgroup) {
     Fd fd(::open(cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd.valid())
@@ -160,9 +140,9 @@ Result<LoadReport> load(const LoadOptions& options) {
         if (std::filesystem::exists(dir / name))
             if (auto map = pin_dir::open_map(dir, name); !map)
                 return std::unexpected(map.error());
-    auto reused = check_pinned_abi(dir);
-    if (!reused)
-        return std::unexpected(reused.error());
+    // open_locked checked the map ABI recorded there; maps are reused when
+    // an earlier load pinned them.
+    const bool reused = std::filesystem::exists(dir / "node_config");
     if (auto ok = check_links_cgroup(dir, cgroup.get()); !ok)
         return std::unexpected(ok.error());
 
@@ -189,7 +169,7 @@ Result<LoadReport> load(const LoadOptions& options) {
     if (auto ok = write_timeouts(bpf_map__fd(tc->maps.flow_timeouts), options.timeouts); !ok)
         return std::unexpected(ok.error());
 
-    LoadReport report{*reused, *addrs, {}, {}};
+    LoadReport report{reused, *addrs, {}, {}};
     bpf_program* prog;
     bpf_object__for_each_program(prog, sock->obj) {
         auto pin = pin_dir::links_dir(dir) / bpf_program__name(prog);

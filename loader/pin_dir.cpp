@@ -67,13 +67,33 @@ Result<void> check_shape(int fd, const std::filesystem::path& path, std::string_
     bpf_map_info info{};
     __u32 len = sizeof info;
     if (bpf_map_get_info_by_fd(fd, &info, &len) != 0)
-        return plain_error(path.string() + " is not a BPF map, so not nodeport's; remove it or use another --pin-dir");
+        return plain_error("not a nodeport map: " + path.string() + " (not a BPF map): remove it or use another --pin-dir");
     if (info.type != want->type || info.key_size != want->key_size || info.value_size != want->value_size)
-        return plain_error(fmt::format("{} is not nodeport's {} map (it is a {} with {}-byte keys and {}-byte values, "
-                                       "nodeport's is a {} with {} and {}); remove it or use another --pin-dir",
-                                       path.string(), name, libbpf_bpf_map_type_str(bpf_map_type(info.type)),
-                                       info.key_size, info.value_size, libbpf_bpf_map_type_str(want->type),
+        return plain_error(fmt::format("not a nodeport map: {} (a {} with {}-byte keys and {}-byte values; nodeport's "
+                                       "{} is a {} with {} and {}): remove it or use another --pin-dir",
+                                       path.string(), libbpf_bpf_map_type_str(bpf_map_type(info.type)),
+                                       info.key_size, info.value_size, name, libbpf_bpf_map_type_str(want->type),
                                        want->key_size, want->value_size));
+    return {};
+}
+
+// The map ABI recorded in node_config, when there is one: maps of another
+// version are laid out differently and must not be read as ours.
+Result<void> check_abi(const std::filesystem::path& dir) {
+    auto path = dir / "node_config";
+    Fd config(bpf_obj_get(path.c_str()));
+    if (!config.valid())
+        return errno == ENOENT ? Result<void>{} : errno_error(errno, "open pinned map " + path.string());
+    if (auto ok = check_shape(config.get(), path, "node_config"); !ok)
+        return ok;
+    __u32 zero = 0;
+    np_config cfg{};
+    if (bpf_map_lookup_elem(config.get(), &zero, &cfg) != 0)
+        return errno_error(errno, "read " + path.string());
+    if (cfg.abi_version != 0 && cfg.abi_version != NODEPORT_ABI_VERSION)
+        return plain_error(fmt::format("not a nodeport map: {} (the maps pinned at {} use map ABI v{}, this nodeport "
+                                       "uses v{}): use the nodeport that loaded them, or unload with it first",
+                                       path.string(), dir.string(), cfg.abi_version, NODEPORT_ABI_VERSION));
     return {};
 }
 
@@ -106,6 +126,8 @@ Result<Fd> open(const std::filesystem::path& dir) {
     Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!fd.valid())
         return errno == ENOENT ? not_loaded(dir) : errno_error(errno, "open " + dir.string());
+    if (auto ok = check_abi(dir); !ok)
+        return std::unexpected(ok.error());
     return fd;
 }
 
@@ -116,6 +138,9 @@ Result<Fd> open_map(const std::filesystem::path& dir, std::string_view name) {
         return errno == ENOENT ? not_loaded(dir) : errno_error(errno, "open pinned map " + path.string());
     if (auto ok = check_shape(fd.get(), path, name); !ok)
         return std::unexpected(ok.error());
+    if (name != "node_config")
+        if (auto ok = check_abi(dir); !ok)
+            return std::unexpected(ok.error());
     return fd;
 }
 

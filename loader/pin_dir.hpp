@@ -24,10 +24,13 @@ inline std::filesystem::path links_dir(const std::filesystem::path& dir) {
 // first when the machine booted without it, as bpftool does.
 Result<void> create(const std::filesystem::path& dir);
 
-// Opens the directory of a loaded nodeport; "not loaded" when it is missing.
+// Opens the directory of a loaded nodeport; "not loaded" when it is missing,
+// "not a nodeport map" when node_config records another map ABI.
 Result<Fd> open(const std::filesystem::path& dir);
 
-// Opens a pinned map of a loaded nodeport; "not loaded" when it is missing.
+// Opens a pinned map of a loaded nodeport; "not loaded" when it is missing,
+// "not a nodeport map" when it is not a map of the type and key and value
+// sizes abi.h gives that name, or the pins are of another map ABI.
 Result<Fd> open_map(const std::filesystem::path& dir, std::string_view name);
 
 // Holds an exclusive flock on the pin directory for the scope's lifetime.
