@@ -113,6 +113,20 @@ std::uint64_t owner_id(std::string_view owner) {
     return hash;
 }
 
+std::string printable(std::string_view text, bool keep_newlines) {
+    std::string out;
+    out.reserve(text.size());
+    for (unsigned char c : text) {
+        if (c == '\\')
+            out += "\\\\";
+        else if ((c >= 0x20 && c < 0x7f) || (keep_newlines && c == '\n'))
+            out += static_cast<char>(c);
+        else
+            out += fmt::format("\\x{:02x}", c);
+    }
+    return out;
+}
+
 std::string_view to_string(Proto proto) {
     return proto == Proto::tcp ? "tcp" : "udp";
 }

@@ -113,6 +113,25 @@ expect_eq "flows --flush exits 0 and says how many" "forgot 0 flows" "$(np flows
 expect_eq "flows --flush PROTO/PORT names the port" "forgot 0 flows of udp/53" "$(np flows --flush udp/53)"
 expect_eq "flows lists nothing yet (header only)" 1 "$(np flows | wc -l)"
 
+# An owner another writer stored with bytes nodeport would never write (0xff,
+# an escape sequence, a newline): every output stays one escaped line, and
+# --json still parses. np_backend: family 4, flags, port 80, reserved,
+# 10.8.0.2, owner_id 0, then the 64 owner bytes.
+bpftool map update pinned "$PIN/ports" key 6 0 0x1e 0x61 value 4 0 0 80 0 0 0 0 10 8 0 2 $(printf '0 %.0s' $(seq 20)) \
+    0x73 0x62 0xff 0x1b 0x5b 0x33 0x31 0x6d 0x0a 0x7a $(printf '0 %.0s' $(seq 54))
+OWNER_SHOWN='sb\xff\x1b[31m\x0az'
+expect_eq "get shows a foreign owner escaped, on one line" "tcp/7777 -> 10.8.0.2:80 owner $OWNER_SHOWN" "$(np get tcp/7777)"
+expect_eq "list shows it escaped, no control byte reaches the terminal" "0 1" \
+    "$(np list | grep -c $'\x1b') $(np list | grep -cF "$OWNER_SHOWN")"
+expect_eq "list --json parses and carries the escaped owner" "$OWNER_SHOWN" \
+    "$(np list --json | jq -r '.[] | select(.port == 7777) | .owner')"
+expect_eq "a late del names the foreign holder escaped" "tcp/7777 kept: owner '$OWNER_SHOWN' holds it now" \
+    "$(np del tcp/7777 --owner sb-1)"
+np del tcp/7777 >/dev/null
+bad_input "bad input with an escape sequence is echoed escaped" 'node port' set --pin-dir "$PIN" $'tcp/1\e[2J' 10.8.0.2:80
+expect_eq "and no escape byte reaches the terminal" 0 \
+    "$("$NODEPORT" set --pin-dir "$PIN" $'tcp/1\e[2J' 10.8.0.2:80 2>&1 | grep -c $'\x1b')"
+
 # sync: the controller's whole state; a dry run changes nothing.
 WANT='[{"proto": "tcp", "port": 6667, "backend": "10.8.0.2:6667", "owner": "sb-1"},
        {"proto": "tcp", "port": 7001, "backend": "10.8.0.7:7001", "owner": "sb-7"}]'

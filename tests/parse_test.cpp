@@ -94,3 +94,16 @@ TEST(OwnerId, IsFnv1a64AndZeroForNone) {
 
 }  // namespace
 }  // namespace nodeport
+
+namespace nodeport {
+namespace {
+
+TEST(Printable, KeepsPrintableAsciiAndEscapesEverythingElse) {
+    EXPECT_EQ(printable("sandbox/app-svc-7xK9"), "sandbox/app-svc-7xK9");
+    EXPECT_EQ(printable(std::string("sb\xff\x1b[31m\n\0x", 11)), "sb\\xff\\x1b[31m\\x0a\\x00x");
+    EXPECT_EQ(printable("a\\x41"), "a\\\\x41") << "a backslash is escaped, so the output reads one way";
+    EXPECT_EQ(printable("log\nline\x07", true), "log\nline\\x07") << "keep_newlines keeps only newlines";
+}
+
+}  // namespace
+}  // namespace nodeport

@@ -63,6 +63,13 @@ Parsed<std::string> parse_owner(std::string_view text);
 // The owner id stored beside the owner name: FNV-1a 64 of the name, 0 for none.
 std::uint64_t owner_id(std::string_view owner);
 
+// Text that came from outside (an owner another writer stored, input echoed
+// in an error) made safe to print and to put in JSON: printable ASCII stays,
+// a backslash becomes \\, every other byte \xNN. Control characters never
+// reach a terminal, and invalid UTF-8 never reaches a JSON encoder. With
+// `keep_newlines`, \n stays (a multi-line log of our own).
+std::string printable(std::string_view text, bool keep_newlines = false);
+
 std::string_view to_string(Proto proto);
 std::string to_string(Ipv4 addr);
 std::string to_string(NodePort node_port);  // "tcp/6667"

@@ -103,7 +103,7 @@ po::options_description node_ip_description() {
 std::string describe(const Mapping& m) {
     std::string line = fmt::format("{} -> {}", to_string(m.node_port), to_string(m.backend));
     if (!m.owner.empty())
-        line += " owner " + m.owner;
+        line += " owner " + printable(m.owner);
     return line;
 }
 
@@ -120,7 +120,7 @@ nlohmann::json to_json(const Mapping& m) {
             {"port", m.node_port.port},
             {"backend_ip", to_string(m.backend.addr)},
             {"backend_port", m.backend.port},
-            {"owner", m.owner}};
+            {"owner", printable(m.owner)}};
 }
 
 TcAttachMode tc_attach_option(const Invocation& inv) {
@@ -303,7 +303,7 @@ int cmd_del(const Args& argv) {
         std::cout << to_string(node_port) << " was not mapped\n";
         break;
     case RemoveOutcome::held_by_other:
-        std::cout << to_string(node_port) << " kept: owner '" << result.holder << "' holds it now\n";
+        std::cout << to_string(node_port) << " kept: owner '" << printable(result.holder) << "' holds it now\n";
         break;
     }
     return exit_ok;
@@ -350,7 +350,7 @@ int cmd_list(const Args& argv) {
     std::cout << fmt::format("{:<12} {:<22} {:<16} {}\n", "PORT", "BACKEND", "EXTERNAL", "OWNER");
     for (const auto& m : mappings)
         std::cout << fmt::format("{:<12} {:<22} {:<16} {}\n", to_string(m.node_port), to_string(m.backend), reach,
-                                 m.owner);
+                                 printable(m.owner));
     return exit_ok;
 }
 

@@ -1,6 +1,7 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "nodeport/types.hpp"
 
 namespace {
 
@@ -34,16 +35,15 @@ int main(int argc, char** argv) {
         try {
             return cmd.run(Args(argv + 2, argv + argc));
         } catch (const UsageError& e) {
-            std::cerr << "nodeport " << name << ": " << e.what() << "\n";
+            // Bad input is echoed: one line, escaped whatever was typed.
+            std::cerr << "nodeport " << name << ": " << nodeport::printable(e.what()) << "\n";
             return exit_usage;
-        } catch (const Failure& e) {
-            std::cerr << "nodeport " << name << ": " << e.what() << "\n";
-            return exit_failure;
         } catch (const std::exception& e) {
-            std::cerr << "nodeport " << name << ": " << e.what() << "\n";
+            // A runtime failure may carry a multi-line libbpf log.
+            std::cerr << "nodeport " << name << ": " << nodeport::printable(e.what(), true) << "\n";
             return exit_failure;
         }
     }
-    std::cerr << "nodeport: command: '" << name << "' is not a command (see nodeport --help)\n";
+    std::cerr << "nodeport: command: '" << nodeport::printable(name) << "' is not a command (see nodeport --help)\n";
     return exit_usage;
 }
