@@ -128,12 +128,12 @@ static __always_inline __u64 flow_lifetime(enum flow_table t, const struct np_fl
 	const struct np_flow_timeouts *to = bpf_map_lookup_elem(&flow_timeouts, &zero);
 
 	if (t == FLOWS_UDP)
-		return to ? to->udp_idle_ns : 60 * NSEC_PER_SEC;
+		return to ? to->udp_idle_ns : NP_DEFAULT_UDP_IDLE_S * NSEC_PER_SEC;
 	if (t == FLOWS_TCP_CLOSED || f->state == NP_FLOW_FIN_WAIT)
-		return to ? to->tcp_closing_ns : 120 * NSEC_PER_SEC;
+		return to ? to->tcp_closing_ns : NP_DEFAULT_TCP_CLOSING_S * NSEC_PER_SEC;
 	if (f->state == NP_FLOW_SYN_SENT)
-		return to ? to->tcp_syn_ns : 60 * NSEC_PER_SEC;
-	return to ? to->tcp_established_ns : 7800 * NSEC_PER_SEC;
+		return to ? to->tcp_syn_ns : NP_DEFAULT_TCP_SYN_S * NSEC_PER_SEC;
+	return to ? to->tcp_established_ns : NP_DEFAULT_TCP_ESTABLISHED_S * NSEC_PER_SEC;
 }
 
 /* Written as `now > last + lifetime` and not `now - last > lifetime`: another

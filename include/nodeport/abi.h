@@ -172,6 +172,14 @@ struct np_flow {
 /* `flow_timeouts` array, one entry, written by `nodeport load`: how long each
  * kind of flow lives (see bpf/flows.bpf.h). Read by the TC programs and by
  * `nodeport flows`. */
+/* Their defaults, in seconds (conntrack's, and above Linux's 7200 s keepalive
+ * time for established TCP): LoadOptions::timeouts starts from these, and the
+ * programs fall back to them should the array lookup ever fail. */
+#define NP_DEFAULT_TCP_ESTABLISHED_S 7800
+#define NP_DEFAULT_TCP_SYN_S         60
+#define NP_DEFAULT_TCP_CLOSING_S     120
+#define NP_DEFAULT_UDP_IDLE_S        60
+
 struct np_flow_timeouts {
 	__u64 tcp_established_ns; /* idle */
 	__u64 tcp_syn_ns;         /* a SYN not answered yet */

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "nodeport/abi.h"
 #include "nodeport/result.hpp"
 #include "nodeport/types.hpp"
 
@@ -36,12 +37,12 @@ enum class Forwarding {
 };
 
 // How long the external path keeps a flow (bpf/flows.bpf.h); the defaults
-// are conntrack's. A TCP RST ends its flow at once.
+// (abi.h) are conntrack's. A TCP RST ends its flow at once.
 struct FlowTimeouts {
-    std::chrono::seconds tcp_established{7800};  // idle; above Linux's 7200 s default keepalive time
-    std::chrono::seconds tcp_syn{60};            // a SYN the backend did not answer
-    std::chrono::seconds tcp_closing{120};       // idle when half closed; lifetime after FIN both ways
-    std::chrono::seconds udp{60};                // idle
+    std::chrono::seconds tcp_established{NP_DEFAULT_TCP_ESTABLISHED_S};  // idle
+    std::chrono::seconds tcp_syn{NP_DEFAULT_TCP_SYN_S};                  // a SYN the backend did not answer
+    std::chrono::seconds tcp_closing{NP_DEFAULT_TCP_CLOSING_S};  // idle when half closed; lifetime after FIN both ways
+    std::chrono::seconds udp{NP_DEFAULT_UDP_IDLE_S};             // idle
 };
 
 struct TcAttachment {
