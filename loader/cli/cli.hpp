@@ -38,6 +38,11 @@ struct Command {
 
 const std::vector<Command>& commands();
 
+// Commands defined outside commands.cpp, one file per group.
+int cmd_load(const Args& argv);
+int cmd_unload(const Args& argv);
+int cmd_refresh(const Args& argv);
+
 // Unwraps a parse result or throws UsageError naming the field.
 template <class T>
 T valid(Parsed<T> parsed) {

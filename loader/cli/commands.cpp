@@ -3,12 +3,9 @@
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <net/if.h>
 #include <bpf/libbpf.h>
 #include <nlohmann/json.hpp>
 
-#include <cctype>
-#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -16,6 +13,7 @@
 #include <optional>
 
 #include "cli.hpp"
+#include "invocation.hpp"
 #include "nodeport/abi.h"
 #include "nodeport/datapath.hpp"
 #include "nodeport/flows.hpp"
@@ -26,78 +24,11 @@ namespace nodeport::cli {
 namespace {
 
 namespace po = boost::program_options;
-namespace fs = std::filesystem;
-
-struct Invocation {
-    fs::path pin_dir;
-    po::variables_map options;
-    std::vector<std::string> args;  // the positional arguments, one per name given
-};
-
-// Parses the command's options plus --pin-dir and --help, and exactly the
-// named positional arguments. nullopt: --help was printed.
-// `optional_names` may follow the required ones.
-std::optional<Invocation> parse(std::string_view command, const Args& argv, po::options_description options,
-                                std::vector<std::string_view> positional_names = {},
-                                std::vector<std::string_view> optional_names = {}) {
-    const Command* cmd = nullptr;
-    for (const auto& c : commands())
-        if (c.name == command)
-            cmd = &c;
-    options.add_options()
-        ("pin-dir", po::value<std::string>()->default_value(default_pin_dir.string()),
-         "bpffs directory holding nodeport's maps and links")
-        ("help,h", "show this help");
-    po::options_description all;
-    all.add(options).add_options()("positional", po::value<std::vector<std::string>>(), "");
-    po::positional_options_description positional;
-    positional.add("positional", -1);
-
-    Invocation inv;
-    try {
-        po::store(po::command_line_parser(argv).options(all).positional(positional).run(), inv.options);
-        po::notify(inv.options);
-    } catch (const po::error& e) {
-        throw UsageError(e.what());
-    }
-    if (inv.options.count("help")) {
-        std::cout << "usage: nodeport " << cmd->usage << "\n" << cmd->summary << "\n\n" << options;
-        return std::nullopt;
-    }
-    if (inv.options.count("positional"))
-        inv.args = inv.options["positional"].as<std::vector<std::string>>();
-    if (inv.args.size() < positional_names.size())
-        throw UsageError(fmt::format("{}: missing argument (usage: nodeport {})",
-                                     positional_names[inv.args.size()], cmd->usage));
-    if (inv.args.size() > positional_names.size() + optional_names.size())
-        throw UsageError(fmt::format("unexpected argument '{}' (usage: nodeport {})",
-                                     inv.args[positional_names.size() + optional_names.size()], cmd->usage));
-    inv.pin_dir = inv.options["pin-dir"].as<std::string>();
-    if (!inv.pin_dir.is_absolute())
-        throw UsageError(fmt::format("pin-dir: '{}' is not an absolute path", inv.pin_dir.string()));
-    return inv;
-}
 
 std::optional<std::string> owner_option(const Invocation& inv) {
     if (!inv.options.count("owner"))
         return std::nullopt;
     return valid(parse_owner(inv.options["owner"].as<std::string>()));
-}
-
-std::vector<Ipv4> node_ip_options(const Invocation& inv) {
-    std::vector<Ipv4> ips;
-    if (inv.options.count("node-ip"))
-        for (const auto& text : inv.options["node-ip"].as<std::vector<std::string>>())
-            ips.push_back(valid(parse_node_ip(text)));
-    return ips;
-}
-
-po::options_description node_ip_description() {
-    po::options_description options;
-    options.add_options()("node-ip", po::value<std::vector<std::string>>()->composing(),
-                          "an address of the node (repeatable; default: every non-loopback IPv4 "
-                          "address of this network namespace)");
-    return options;
 }
 
 std::string describe(const Mapping& m) {
@@ -107,145 +38,12 @@ std::string describe(const Mapping& m) {
     return line;
 }
 
-std::string describe(const std::vector<NodeAddr>& addrs) {
-    std::string out;
-    for (const auto& a : addrs)
-        out += fmt::format("{}{}{}", out.empty() ? "" : ", ", to_string(a.addr),
-                           a.interface.empty() ? "" : " (" + a.interface + ")");
-    return out.empty() ? "none" : out;
-}
-
 nlohmann::json to_json(const Mapping& m) {
     return {{"proto", to_string(m.node_port.proto)},
             {"port", m.node_port.port},
             {"backend_ip", to_string(m.backend.addr)},
             {"backend_port", m.backend.port},
             {"owner", printable(m.owner)}};
-}
-
-TcAttachMode tc_attach_option(const Invocation& inv) {
-    const auto& text = inv.options["tc-attach"].as<std::string>();
-    if (text == "auto")
-        return TcAttachMode::automatic;
-    if (text == "tcx")
-        return TcAttachMode::tcx;
-    if (text == "clsact")
-        return TcAttachMode::clsact;
-    throw UsageError(fmt::format("tc-attach: '{}' is not auto, tcx or clsact", text));
-}
-
-Forwarding forwarding_option(const Invocation& inv) {
-    const auto& text = inv.options["forward"].as<std::string>();
-    if (text == "kernel")
-        return Forwarding::kernel;
-    if (text == "fib")
-        return Forwarding::fib;
-    throw UsageError(fmt::format("forward: '{}' is not kernel or fib", text));
-}
-
-// --iface values, checked to exist here; none given: the default route's
-// interface, unless --local-only.
-std::vector<std::string> interface_options(const Invocation& inv) {
-    bool local_only = inv.options.count("local-only") > 0;
-    if (inv.options.count("iface")) {
-        if (local_only)
-            throw UsageError("iface: --iface and --local-only exclude each other");
-        auto names = inv.options["iface"].as<std::vector<std::string>>();
-        for (const auto& name : names)
-            if (name.empty() || name.size() >= IF_NAMESIZE || if_nametoindex(name.c_str()) == 0)
-                throw UsageError(fmt::format("iface: '{}' is not an interface in this network namespace", name));
-        return names;
-    }
-    if (local_only)
-        return {};
-    auto name = default_route_interface();
-    if (!name)
-        throw Failure(name.error().message +
-                      ": name the node's external interfaces with --iface IF, or pass --local-only");
-    return {*name};
-}
-
-// A --*-timeout option: whole seconds, 1 s to 30 days (conntrack's longest
-// default, established TCP, is 5 days).
-std::chrono::seconds seconds_option(const Invocation& inv, const char* name, std::chrono::seconds fallback) {
-    constexpr unsigned max_seconds = 30 * 24 * 3600;
-    if (!inv.options.count(name))
-        return fallback;
-    const auto& text = inv.options[name].as<std::string>();
-    unsigned value = 0;
-    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])) || ec != std::errc{} ||
-        end != text.data() + text.size() || value < 1 || value > max_seconds)
-        throw UsageError(fmt::format("{}: '{}' is not a number of seconds (1-{})", name, text, max_seconds));
-    return std::chrono::seconds(value);
-}
-
-FlowTimeouts timeout_options(const Invocation& inv) {
-    FlowTimeouts defaults;
-    return FlowTimeouts{seconds_option(inv, "tcp-timeout", defaults.tcp_established),
-                        seconds_option(inv, "tcp-syn-timeout", defaults.tcp_syn),
-                        seconds_option(inv, "tcp-closing-timeout", defaults.tcp_closing),
-                        seconds_option(inv, "udp-timeout", defaults.udp)};
-}
-
-std::string describe(const std::vector<TcAttachment>& interfaces) {
-    std::string out;
-    for (const auto& a : interfaces)
-        out += fmt::format("{}{} ({})", out.empty() ? "" : ", ", a.interface,
-                           a.mode == TcAttachMode::tcx ? "tcx" : "clsact");
-    return out.empty() ? "none (local forwarding only)" : out;
-}
-
-int cmd_load(const Args& argv) {
-    po::options_description options = node_ip_description();
-    options.add_options()
-        ("cgroup", po::value<std::string>(),
-         "cgroup v2 directory whose sockets are forwarded (default: the root of the hierarchy)")
-        ("iface", po::value<std::vector<std::string>>()->composing(),
-         "an external interface for the TC programs (repeatable; default: the default route's interface)")
-        ("local-only", "attach no TC programs: forward only traffic that starts on the node")
-        ("tc-attach", po::value<std::string>()->default_value("auto"),
-         "auto (tcx where the kernel has it, else clsact), tcx or clsact")
-        ("forward", po::value<std::string>()->default_value("kernel"),
-         "kernel: the kernel routes translated packets; fib: the TC program does (bpf_fib_lookup + "
-         "bpf_redirect_neigh; conntrack does not see client packets)")
-        ("tcp-timeout", po::value<std::string>(), "seconds an idle external TCP connection keeps its flow (7800)")
-        ("tcp-syn-timeout", po::value<std::string>(), "seconds a SYN the backend did not answer keeps its flow (60)")
-        ("tcp-closing-timeout", po::value<std::string>(),
-         "seconds a half-closed TCP flow may idle, and a closed one (FIN both ways) lives (120)")
-        ("udp-timeout", po::value<std::string>(), "seconds an idle external UDP flow lives (60)");
-    auto inv = parse("load", argv, options);
-    if (!inv)
-        return exit_ok;
-    LoadOptions load_options{inv->pin_dir, {}, node_ip_options(*inv), {}, tc_attach_option(*inv),
-                             forwarding_option(*inv), timeout_options(*inv)};
-    if (inv->options.count("cgroup")) {
-        fs::path cgroup = inv->options["cgroup"].as<std::string>();
-        if (!fs::is_directory(cgroup))
-            throw UsageError(fmt::format("cgroup: '{}' is not a directory", cgroup.string()));
-        load_options.cgroup = cgroup;
-    }
-    load_options.interfaces = interface_options(*inv);
-    if (!load_options.cgroup)
-        load_options.cgroup = succeeded(cgroup2_root());
-    auto report = succeeded(load(load_options));
-    std::cout << fmt::format("loaded at {} on cgroup {}{}\nnode addresses: {}\nexternal interfaces: {}\n",
-                             inv->pin_dir.string(), load_options.cgroup->string(),
-                             report.reused_maps ? " (kept the pinned maps and their mappings)" : "",
-                             describe(report.node_addrs), describe(report.interfaces));
-    if (!report.socket_ending_unavailable.empty())
-        std::cerr << "nodeport load: warning: node sockets will not be ended when a backend is replaced: "
-                  << report.socket_ending_unavailable << "\n";
-    return exit_ok;
-}
-
-int cmd_unload(const Args& argv) {
-    auto inv = parse("unload", argv, po::options_description{});
-    if (!inv)
-        return exit_ok;
-    succeeded(unload(inv->pin_dir));
-    std::cout << "unloaded " << inv->pin_dir.string() << "\n";
-    return exit_ok;
 }
 
 po::options_description terminate_description() {
@@ -464,15 +262,6 @@ int cmd_sync(const Args& argv) {
                                  counts.added, counts.updated, counts.removed, counts.unchanged);
         report(counts.ended);
     }
-    return exit_ok;
-}
-
-int cmd_refresh(const Args& argv) {
-    auto inv = parse("refresh", argv, node_ip_description());
-    if (!inv)
-        return exit_ok;
-    auto addrs = succeeded(refresh(inv->pin_dir, node_ip_options(*inv)));
-    std::cout << "node addresses: " << describe(addrs) << "\n";
     return exit_ok;
 }
 

@@ -1,0 +1,76 @@
+#include "invocation.hpp"
+
+#include <fmt/format.h>
+
+#include <iostream>
+
+namespace nodeport::cli {
+
+namespace po = boost::program_options;
+
+std::optional<Invocation> parse(std::string_view command, const Args& argv, po::options_description options,
+                                std::vector<std::string_view> positional_names,
+                                std::vector<std::string_view> optional_names) {
+    const Command* cmd = nullptr;
+    for (const auto& c : commands())
+        if (c.name == command)
+            cmd = &c;
+    options.add_options()
+        ("pin-dir", po::value<std::string>()->default_value(default_pin_dir.string()),
+         "bpffs directory holding nodeport's maps and links")
+        ("help,h", "show this help");
+    po::options_description all;
+    all.add(options).add_options()("positional", po::value<std::vector<std::string>>(), "");
+    po::positional_options_description positional;
+    positional.add("positional", -1);
+
+    Invocation inv;
+    try {
+        po::store(po::command_line_parser(argv).options(all).positional(positional).run(), inv.options);
+        po::notify(inv.options);
+    } catch (const po::error& e) {
+        throw UsageError(e.what());
+    }
+    if (inv.options.count("help")) {
+        std::cout << "usage: nodeport " << cmd->usage << "\n" << cmd->summary << "\n\n" << options;
+        return std::nullopt;
+    }
+    if (inv.options.count("positional"))
+        inv.args = inv.options["positional"].as<std::vector<std::string>>();
+    if (inv.args.size() < positional_names.size())
+        throw UsageError(fmt::format("{}: missing argument (usage: nodeport {})",
+                                     positional_names[inv.args.size()], cmd->usage));
+    if (inv.args.size() > positional_names.size() + optional_names.size())
+        throw UsageError(fmt::format("unexpected argument '{}' (usage: nodeport {})",
+                                     inv.args[positional_names.size() + optional_names.size()], cmd->usage));
+    inv.pin_dir = inv.options["pin-dir"].as<std::string>();
+    if (!inv.pin_dir.is_absolute())
+        throw UsageError(fmt::format("pin-dir: '{}' is not an absolute path", inv.pin_dir.string()));
+    return inv;
+}
+
+std::vector<Ipv4> node_ip_options(const Invocation& inv) {
+    std::vector<Ipv4> ips;
+    if (inv.options.count("node-ip"))
+        for (const auto& text : inv.options["node-ip"].as<std::vector<std::string>>())
+            ips.push_back(valid(parse_node_ip(text)));
+    return ips;
+}
+
+po::options_description node_ip_description() {
+    po::options_description options;
+    options.add_options()("node-ip", po::value<std::vector<std::string>>()->composing(),
+                          "an address of the node (repeatable; default: every non-loopback IPv4 "
+                          "address of this network namespace)");
+    return options;
+}
+
+std::string describe(const std::vector<NodeAddr>& addrs) {
+    std::string out;
+    for (const auto& a : addrs)
+        out += fmt::format("{}{}{}", out.empty() ? "" : ", ", to_string(a.addr),
+                           a.interface.empty() ? "" : " (" + a.interface + ")");
+    return out.empty() ? "none" : out;
+}
+
+}  // namespace nodeport::cli

@@ -1,0 +1,38 @@
+// Reading a command's arguments: the options every command shares, and the
+// ones several commands take.
+#pragma once
+
+#include <boost/program_options.hpp>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cli.hpp"
+#include "nodeport/datapath.hpp"
+
+namespace nodeport::cli {
+
+struct Invocation {
+    std::filesystem::path pin_dir;
+    boost::program_options::variables_map options;
+    std::vector<std::string> args;  // the positional arguments, one per name given
+};
+
+// Parses the command's options plus --pin-dir and --help, and exactly the
+// named positional arguments. nullopt: --help was printed.
+// `optional_names` may follow the required ones.
+std::optional<Invocation> parse(std::string_view command, const Args& argv,
+                                boost::program_options::options_description options,
+                                std::vector<std::string_view> positional_names = {},
+                                std::vector<std::string_view> optional_names = {});
+
+// --node-ip, repeatable.
+boost::program_options::options_description node_ip_description();
+std::vector<Ipv4> node_ip_options(const Invocation& inv);
+
+std::string describe(const std::vector<NodeAddr>& addrs);
+
+}  // namespace nodeport::cli
