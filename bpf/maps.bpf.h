@@ -7,9 +7,12 @@
 
 #include "nodeport/abi.h"
 
+/* Not preallocated: a value is 288 bytes (the owner), and a node maps far
+ * fewer ports than the 131,072 it may, so memory follows the mappings. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, NP_MAX_PORTS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct np_port_key);
 	__type(value, struct np_backend);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -43,21 +46,21 @@ struct {
 
 static __always_inline const struct np_backend *lookup_port(__u8 proto, __be16 port_be)
 {
-	struct np_port_key key = { .proto = proto, .port_be = port_be };
+	struct np_port_key key = { .proto = proto, .port = bpf_ntohs(port_be) };
 
 	return bpf_map_lookup_elem(&ports, &key);
 }
 
 /* Copies an IPv4 backend out of a `ports` value, each field read exactly once
- * (volatile: the compiler may otherwise load the field again at each use). A
- * concurrent `set` rewrites the value in place, and whoever sends traffic to
- * the backend must also remember that same backend for the reverse path. */
+ * (volatile: the compiler may otherwise load the field again at each use), so
+ * whoever sends traffic to the backend remembers that same backend for the
+ * reverse path. */
 static __always_inline bool read_backend4(const struct np_backend *be, __be32 *addr_be, __be16 *port_be)
 {
 	if (*(const volatile __u8 *)&be->family != NP_FAMILY_IPV4)
 		return false;
-	*addr_be = *(const volatile __be32 *)&be->addr_be[0];
-	*port_be = *(const volatile __be16 *)&be->port_be;
+	*addr_be = *(const volatile __be32 *)&be->addr[0];
+	*port_be = bpf_htons(*(const volatile __u16 *)&be->port);
 	return true;
 }
 

@@ -1,6 +1,5 @@
 #include "nodeport/port_table.hpp"
 
-#include <arpa/inet.h>
 #include <bpf/bpf.h>
 
 #include <algorithm>
@@ -18,15 +17,15 @@ namespace {
 np_port_key to_key(NodePort node_port) {
     np_port_key key{};
     key.proto = static_cast<__u8>(node_port.proto);
-    key.port_be = htons(node_port.port);
+    key.port = node_port.port;
     return key;
 }
 
 np_backend to_value(const Mapping& mapping) {
     np_backend value{};
     value.family = NP_FAMILY_IPV4;
-    value.port_be = htons(mapping.backend.port);
-    value.addr_be[0] = mapping.backend.addr.addr_be;
+    value.port = mapping.backend.port;
+    std::memcpy(value.addr, &mapping.backend.addr.addr_be, sizeof mapping.backend.addr.addr_be);
     value.owner_id = owner_id(mapping.owner);
     std::memcpy(value.owner, mapping.owner.data(), std::min(mapping.owner.size(), sizeof value.owner - 1));
     return value;
@@ -37,8 +36,9 @@ std::string owner_of(const np_backend& value) {
 }
 
 Mapping to_mapping(const np_port_key& key, const np_backend& value) {
-    return Mapping{NodePort{static_cast<Proto>(key.proto), ntohs(key.port_be)},
-                   Backend{Ipv4{value.addr_be[0]}, ntohs(value.port_be)}, owner_of(value)};
+    Ipv4 addr{};
+    std::memcpy(&addr.addr_be, value.addr, sizeof addr.addr_be);
+    return Mapping{NodePort{static_cast<Proto>(key.proto), key.port}, Backend{addr, value.port}, owner_of(value)};
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "nodeport/abi.h"
+
 namespace nodeport {
 namespace {
 
@@ -95,8 +97,8 @@ Parsed<Backend> parse_backend(std::string_view text) {
 }
 
 Parsed<std::string> parse_owner(std::string_view text) {
-    if (text.empty() || text.size() > 63)
-        return bad("owner", fmt::format("must be 1 to 63 characters, got {}", text.size()));
+    if (text.empty() || text.size() > NP_MAX_OWNER_LEN)
+        return bad("owner", fmt::format("must be 1 to {} characters, got {}", NP_MAX_OWNER_LEN, text.size()));
     if (!std::ranges::all_of(text, [](unsigned char c) { return c > 0x20 && c < 0x7f; }))
         return bad("owner", fmt::format("'{}' has a blank or non-ASCII character", text));
     return std::string(text);

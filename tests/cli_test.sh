@@ -63,7 +63,7 @@ bad_input "set missing everything" "node port: missing" set --pin-dir "$PIN"
 bad_input "set extra argument" "unexpected argument" set --pin-dir "$PIN" tcp/6667 10.8.0.3:80 extra
 bad_input "set unknown option" "--colour" set --pin-dir "$PIN" tcp/6667 10.8.0.3:80 --colour
 bad_input "set owner with a blank" "owner" set --pin-dir "$PIN" tcp/6667 10.8.0.3:80 --owner "sb 1"
-bad_input "set owner too long" "owner" set --pin-dir "$PIN" tcp/6667 10.8.0.3:80 --owner "$(printf 'x%.0s' $(seq 64))"
+bad_input "set owner too long" "owner" set --pin-dir "$PIN" tcp/6667 10.8.0.3:80 --owner "$(printf 'x%.0s' $(seq 256))"
 bad_input "set owner without value" "owner" set --pin-dir "$PIN" tcp/6667 10.8.0.3:80 --owner
 bad_input "del port 0" "node port" del --pin-dir "$PIN" tcp/0
 bad_input "del missing port" "node port: missing" del --pin-dir "$PIN"
@@ -115,10 +115,11 @@ expect_eq "flows lists nothing yet (header only)" 1 "$(np flows | wc -l)"
 
 # An owner another writer stored with bytes nodeport would never write (0xff,
 # an escape sequence, a newline): every output stays one escaped line, and
-# --json still parses. np_backend: family 4, flags, port 80, reserved,
-# 10.8.0.2, owner_id 0, then the 64 owner bytes.
-bpftool map update pinned "$PIN/ports" key 6 0 0x1e 0x61 value 4 0 0 80 0 0 0 0 10 8 0 2 $(printf '0 %.0s' $(seq 20)) \
-    0x73 0x62 0xff 0x1b 0x5b 0x33 0x31 0x6d 0x0a 0x7a $(printf '0 %.0s' $(seq 54))
+# --json still parses. Key: tcp, pad, port 7777 in host order (x86: little
+# endian). np_backend: family 4, flags, port 80, reserved, 10.8.0.2 and 12
+# zero bytes, owner_id 0, then the 256 owner bytes.
+bpftool map update pinned "$PIN/ports" key 6 0 0x61 0x1e value 4 0 80 0 0 0 0 0 10 8 0 2 $(printf '0 %.0s' $(seq 20)) \
+    0x73 0x62 0xff 0x1b 0x5b 0x33 0x31 0x6d 0x0a 0x7a $(printf '0 %.0s' $(seq 246))
 OWNER_SHOWN='sb\xff\x1b[31m\x0az'
 expect_eq "get shows a foreign owner escaped, on one line" "tcp/7777 -> 10.8.0.2:80 owner $OWNER_SHOWN" "$(np get tcp/7777)"
 expect_eq "list shows it escaped, no control byte reaches the terminal" "0 1" \
@@ -149,8 +150,8 @@ np set udp/6667 10.8.0.2:6667 >/dev/null
 np del tcp/7001 >/dev/null
 "$NODEPORT" --help >/dev/null; expect_eq "--help exits 0" 0 $?
 expect_match "--version names the version, commit, map ABI and libbpf" \
-    "^nodeport [0-9]+\.[0-9]+\.[0-9]+ \(commit ([0-9a-f]+|unknown)\), map ABI 1, libbpf [0-9]+\.[0-9]+$" "$("$NODEPORT" --version)"
-expect_eq "version --json has the map ABI" 1 "$("$NODEPORT" version --json | jq .abi)"
+    "^nodeport [0-9]+\.[0-9]+\.[0-9]+ \(commit ([0-9a-f]+|unknown)\), map ABI 2, libbpf [0-9]+\.[0-9]+$" "$("$NODEPORT" --version)"
+expect_eq "version --json has the map ABI" 2 "$("$NODEPORT" version --json | jq .abi)"
 
 # Owner-safe delete from the command line.
 np set tcp/6667 10.8.0.3:6667 --owner sb-2 >/dev/null

@@ -78,8 +78,10 @@ TEST(ParseNodeIp, RejectsLoopbackBecauseItIsMatchedPerNamespace) {
 
 TEST(ParseOwner, LimitsLengthAndCharacters) {
     EXPECT_EQ(*parse_owner("sb-42"), "sb-42");
-    EXPECT_TRUE(parse_owner(std::string(63, 'a')));
-    EXPECT_EQ(parse_owner(std::string(64, 'a')).error().field, "owner");
+    // The runtime's sandbox ids: sandbox/<app>-<service>-<22 base58 characters>.
+    EXPECT_TRUE(parse_owner("sandbox/checkout-payments-7Hq3xKpLmN2vR8sTzY4wBc"));
+    EXPECT_TRUE(parse_owner(std::string(255, 'a')));
+    EXPECT_EQ(parse_owner(std::string(256, 'a')).error().field, "owner");
     EXPECT_EQ(parse_owner("").error().field, "owner");
     EXPECT_EQ(parse_owner("sb 42").error().field, "owner");
 }

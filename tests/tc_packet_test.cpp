@@ -279,18 +279,19 @@ protected:
     void unmap_port(std::uint8_t proto, std::uint16_t port) {
         np_port_key key{};
         key.proto = proto;
-        key.port_be = htons(port);
+        key.port = port;
         ASSERT_EQ(bpf_map_delete_elem(bpf_map__fd(skel_->maps.ports), &key), 0);
     }
 
     void map_port(std::uint8_t proto, std::uint16_t port, const char* backend, std::uint16_t backend_port) {
         np_port_key key{};
         key.proto = proto;
-        key.port_be = htons(port);
+        key.port = port;
         np_backend be{};
         be.family = NP_FAMILY_IPV4;
-        be.port_be = htons(backend_port);
-        be.addr_be[0] = ip_be(backend);
+        be.port = backend_port;
+        const __be32 addr = ip_be(backend);
+        std::memcpy(be.addr, &addr, sizeof addr);
         ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.ports), &key, &be, BPF_ANY), 0);
     }
 

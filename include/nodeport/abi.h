@@ -5,7 +5,9 @@
  * maps (a Go controller, bpftool) all use these layouts.
  *
  * Rules, so the layout is the same for every compiler and stays readable:
- *  - fixed-width fields only, byte order in the name (_be = network order);
+ *  - fixed-width fields only, byte order in the name (_be = network order,
+ *    none = host order); an address as bytes (`__u8 addr[]`) is in network
+ *    order and prints as its dotted quad in `bpftool map dump`;
  *  - explicit padding, no implicit holes (map keys are hashed byte for byte);
  *  - sizes pinned by static asserts;
  *  - a change to any layout bumps NODEPORT_ABI_VERSION, which the loader stores
@@ -18,7 +20,7 @@
 #include <linux/types.h>
 #endif
 
-#define NODEPORT_ABI_VERSION 1
+#define NODEPORT_ABI_VERSION 2 /* 1: `ports` with __be16 ports, __be32 addresses and 63-byte owners */
 
 /* Address families as stored in maps: readable in a bpftool dump. */
 #define NP_FAMILY_IPV4 4
@@ -27,24 +29,28 @@
 /* Map capacities. Two protocols times every port number. */
 #define NP_MAX_PORTS      131072
 #define NP_MAX_NODE_ADDRS 1024
-#define NP_MAX_OWNER_LEN  63
+#define NP_MAX_OWNER_LEN  255
 
-/* `ports` key: one entry per (protocol, node port). */
+/* `ports` key: one entry per (protocol, node port). Host order, so that
+ * `bpftool map dump` shows the port a person typed: "port": 6667. */
 struct np_port_key {
-	__u8 proto;     /* IPPROTO_TCP (6) or IPPROTO_UDP (17) */
-	__u8 pad;       /* always 0: part of the hashed key */
-	__be16 port_be; /* node port */
+	__u8 proto; /* IPPROTO_TCP (6) or IPPROTO_UDP (17) */
+	__u8 pad;   /* always 0: part of the hashed key */
+	__u16 port; /* node port */
 };
 
-/* `ports` value: where the node port goes and who asked for it. */
+/* `ports` value: where the node port goes and who asked for it. In a dump:
+ * "port": 6667, "addr": [10,8,32,126,0,...], "owner": "sb-42". Only the first
+ * 32 bytes are read per packet; the owner is for people and controllers. */
 struct np_backend {
-	__u8 family;       /* NP_FAMILY_IPV4 */
-	__u8 flags;        /* reserved, 0 */
-	__be16 port_be;    /* backend (sandbox) port */
-	__u32 reserved;    /* 0; room for per-port options */
-	__be32 addr_be[4]; /* IPv4 in addr_be[0], the rest 0; IPv6 will use all 16 bytes */
-	__u64 owner_id;    /* FNV-1a 64 of `owner`, 0 when there is none */
-	/* NUL-padded owner name (a sandbox id). char, not __u8, so that
+	__u8 family;    /* NP_FAMILY_IPV4 */
+	__u8 flags;     /* reserved, 0 */
+	__u16 port;     /* backend (sandbox) port */
+	__u32 reserved; /* 0; room for per-port options */
+	__u8 addr[16];  /* network order: IPv4 in addr[0..3], the rest 0; IPv6 will use all 16 */
+	__u64 owner_id; /* FNV-1a 64 of `owner`, 0 when there is none */
+	/* NUL-padded owner name (a sandbox id such as
+	 * "sandbox/<app>-<service>-<22 base58 chars>"). char, not __u8, so that
 	 * bpftool prints it as a string. */
 	char owner[NP_MAX_OWNER_LEN + 1];
 };
@@ -208,7 +214,7 @@ struct np_sock_end_target {
 #ifdef __cplusplus
 static_assert(sizeof(struct np_tc_attachment) == 32, "np_tc_attachment ABI");
 static_assert(sizeof(struct np_port_key) == 4, "np_port_key ABI");
-static_assert(sizeof(struct np_backend) == 96, "np_backend ABI");
+static_assert(sizeof(struct np_backend) == 288, "np_backend ABI");
 static_assert(sizeof(struct np_node_addr) == 20, "np_node_addr ABI");
 static_assert(sizeof(struct np_config) == 16, "np_config ABI");
 static_assert(sizeof(struct np_sock_xlat) == 12 * NP_SOCK_XLAT_SLOTS + 8, "np_sock_xlat ABI");
@@ -219,7 +225,7 @@ static_assert(sizeof(struct np_flow_timeouts) == 32, "np_flow_timeouts ABI");
 #else
 _Static_assert(sizeof(struct np_tc_attachment) == 32, "np_tc_attachment ABI");
 _Static_assert(sizeof(struct np_port_key) == 4, "np_port_key ABI");
-_Static_assert(sizeof(struct np_backend) == 96, "np_backend ABI");
+_Static_assert(sizeof(struct np_backend) == 288, "np_backend ABI");
 _Static_assert(sizeof(struct np_node_addr) == 20, "np_node_addr ABI");
 _Static_assert(sizeof(struct np_config) == 16, "np_config ABI");
 _Static_assert(sizeof(struct np_sock_xlat) == 12 * NP_SOCK_XLAT_SLOTS + 8, "np_sock_xlat ABI");

@@ -57,7 +57,7 @@ Parsed<Ipv4> parse_ipv4(std::string_view text, std::string_view field);
 Parsed<Ipv4> parse_node_ip(std::string_view text);
 // A port number 1-65535; `field` names the argument in the error.
 Parsed<std::uint16_t> parse_port(std::string_view text, std::string_view field);
-// 1-63 printable, non-blank ASCII characters.
+// 1-255 (NP_MAX_OWNER_LEN) printable, non-blank ASCII characters.
 Parsed<std::string> parse_owner(std::string_view text);
 
 // The owner id stored beside the owner name: FNV-1a 64 of the name, 0 for none.
