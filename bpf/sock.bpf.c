@@ -13,6 +13,7 @@
 #include <bpf/bpf_endian.h>
 #include "maps.bpf.h"
 #include "sock_xlat.bpf.h"
+#include "test_variant.bpf.h"
 
 #define ALLOW 1
 
@@ -110,6 +111,7 @@ static __always_inline void translate_source4(struct bpf_sock_addr *ctx)
 SEC("cgroup/connect4")
 int np_connect4(struct bpf_sock_addr *ctx)
 {
+	NP_TEST_VARIANT_MARK();
 	translate_dest4(ctx);
 	return ALLOW;
 }
@@ -117,6 +119,7 @@ int np_connect4(struct bpf_sock_addr *ctx)
 SEC("cgroup/sendmsg4")
 int np_sendmsg4(struct bpf_sock_addr *ctx)
 {
+	NP_TEST_VARIANT_MARK();
 	translate_dest4(ctx);
 	return ALLOW;
 }
@@ -124,6 +127,7 @@ int np_sendmsg4(struct bpf_sock_addr *ctx)
 SEC("cgroup/recvmsg4")
 int np_recvmsg4(struct bpf_sock_addr *ctx)
 {
+	NP_TEST_VARIANT_MARK();
 	translate_source4(ctx);
 	return ALLOW;
 }
@@ -131,6 +135,7 @@ int np_recvmsg4(struct bpf_sock_addr *ctx)
 SEC("cgroup/getpeername4")
 int np_getpeername4(struct bpf_sock_addr *ctx)
 {
+	NP_TEST_VARIANT_MARK();
 	translate_source4(ctx);
 	return ALLOW;
 }

@@ -23,6 +23,7 @@
 #include "nat.bpf.h"
 #include "flows.bpf.h"
 #include "fib.bpf.h"
+#include "test_variant.bpf.h"
 
 /* Route translated client packets with bpf_fib_lookup + bpf_redirect_neigh
  * instead of the kernel's forward path; see fib.bpf.h for the catch. Replies
@@ -177,6 +178,7 @@ int np_tc_ingress(struct __sk_buff *skb)
 {
 	struct pkt4 p;
 
+	NP_TEST_VARIANT_MARK();
 	if (!parse_pkt4(skb, &p))
 		return TC_ACT_OK;
 	if (p.proto == IPPROTO_TCP)
@@ -262,6 +264,7 @@ int np_tc_egress(struct __sk_buff *skb)
 {
 	struct pkt4 p;
 
+	NP_TEST_VARIANT_MARK();
 	if (!parse_pkt4(skb, &p))
 		return TC_ACT_OK;
 	if (p.proto == IPPROTO_TCP)

@@ -34,6 +34,11 @@ else()
   set(BPF_TARGET_ARCH ${CMAKE_SYSTEM_PROCESSOR})
 endif()
 
+set(BPF_VARIANT_FLAGS "")
+if(NODEPORT_BPF_TEST_VARIANT)
+  set(BPF_VARIANT_FLAGS -DNP_TEST_VARIANT)
+endif()
+
 function(bpf_object NAME)
   set(src ${CMAKE_SOURCE_DIR}/bpf/${NAME}.bpf.c)
   set(obj ${BPF_GEN_DIR}/${NAME}.bpf.o)
@@ -42,7 +47,7 @@ function(bpf_object NAME)
   add_custom_command(
     OUTPUT ${obj}
     # -mcpu=v3: atomic fetch-and-or (Linux >= 5.12) for the flow table's FIN bits.
-    COMMAND ${CLANG} -g -O2 -Wall -Werror -target bpf -mcpu=v3 -D__TARGET_ARCH_${BPF_TARGET_ARCH}
+    COMMAND ${CLANG} -g -O2 -Wall -Werror -target bpf -mcpu=v3 -D__TARGET_ARCH_${BPF_TARGET_ARCH} ${BPF_VARIANT_FLAGS}
             -I${BPF_GEN_DIR} -I${CMAKE_SOURCE_DIR}/bpf -I${CMAKE_SOURCE_DIR}/include
             -c ${src} -o ${obj}
     DEPENDS ${src} ${bpf_headers} ${BPF_GEN_DIR}/vmlinux.h

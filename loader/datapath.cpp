@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fmt/format.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
@@ -12,7 +13,9 @@
 #include <functional>
 #include <memory>
 
+#include "abi1_migration.hpp"
 #include "libbpf_log.hpp"
+#include "map_catalog.hpp"
 #include "node_addrs.hpp"
 #include "nodeport/abi.h"
 #include "pin_dir.hpp"
@@ -110,6 +113,35 @@ Result<void> write_config(int config_fd) {
     return {};
 }
 
+// Checks the pins a load finds before it changes anything: every map of this
+// build's ABI has its layout; pins of ABI 1 are planned for migration.
+Result<std::optional<Abi1Migration>> check_pins(const std::filesystem::path& dir) {
+    auto migration = Abi1Migration::plan(dir);
+    if (!migration || *migration)
+        return migration;
+    // Pins of another layout would make libbpf refuse to reuse them with a
+    // bare "parameter mismatch": name the map first.
+    for (const auto& map : map_catalog::pinned_maps())
+        if (std::filesystem::exists(dir / map.name))
+            if (auto fd = pin_dir::open_map(dir, map.name); !fd)
+                return std::unexpected(fd.error());
+    return migration;
+}
+
+// Loads both objects. Both declare the shared maps pinned by name: the first
+// to load creates and pins them, the second (and every later load) reuses
+// them. A migration's new `ports` is filled here, before any program that
+// reads it is attached.
+Result<void> load_objects(sock_bpf* sock, tc_bpf* tc, const Abi1Migration* migration) {
+    if (int err = sock_bpf__load(sock); err != 0)
+        return libbpf_error(-err, "load socket programs (needs root and Linux >= 5.14 with BTF)");
+    if (int err = tc_bpf__load(tc); err != 0)
+        return libbpf_error(-err, "load TC programs (needs root and Linux >= 5.14 with BTF)");
+    if (migration)
+        return migration->fill(bpf_map__fd(sock->maps.ports));
+    return {};
+}
+
 }  // namespace
 
 Result<LoadReport> load(const LoadOptions& options) {
@@ -130,24 +162,16 @@ Result<LoadReport> load(const LoadOptions& options) {
             return std::unexpected(ok.error());
     if (auto created = pin_dir::create(dir); !created)
         return std::unexpected(created.error());
-    auto locked = pin_dir::open_locked(dir);
+    auto locked = pin_dir::open_locked_any_abi(dir);
     if (!locked)
         return std::unexpected(locked.error());
-
-    // Pins of another layout would make libbpf refuse to reuse them with a
-    // bare "parameter mismatch": name the map first.
-    for (auto name : pin_dir::map_names)
-        if (std::filesystem::exists(dir / name))
-            if (auto map = pin_dir::open_map(dir, name); !map)
-                return std::unexpected(map.error());
-    // open_locked checked the map ABI recorded there; maps are reused when
-    // an earlier load pinned them.
+    auto migration = check_pins(dir);
+    if (!migration)
+        return std::unexpected(migration.error());
     const bool reused = std::filesystem::exists(dir / "node_config");
     if (auto ok = check_links_cgroup(dir, cgroup.get()); !ok)
         return std::unexpected(ok.error());
 
-    // Both objects declare the shared maps pinned by name: the first to load
-    // creates and pins them, the second (and every later load) reuses them.
     const std::string pin_root = dir.string();
     LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = pin_root.c_str());
     SockSkel sock(sock_bpf__open_opts(&open_opts), sock_bpf__destroy);
@@ -157,19 +181,29 @@ Result<LoadReport> load(const LoadOptions& options) {
     const tc::Programs tc_programs{tc->progs.np_tc_ingress, tc->progs.np_tc_egress};
     tc::prepare(tc_programs, options.tc_attach);
     tc->rodata->fib_redirect = options.forwarding == Forwarding::fib;
-    if (int err = sock_bpf__load(sock.get()); err != 0)
-        return libbpf_error(-err, "load socket programs (needs root and Linux >= 5.14 with BTF)");
-    if (int err = tc_bpf__load(tc.get()); err != 0)
-        return libbpf_error(-err, "load TC programs (needs root and Linux >= 5.14 with BTF)");
 
-    if (auto ok = write_config(bpf_map__fd(sock->maps.node_config)); !ok)
-        return std::unexpected(ok.error());
+    // Until node_config records this ABI, a failure puts the old pins back,
+    // and the old programs, never detached, go on as before.
+    Abi1Migration* migrating = *migration ? &**migration : nullptr;
+    if (migrating)
+        if (auto ok = migrating->set_aside(); !ok)
+            return std::unexpected(ok.error());
+    auto loaded = load_objects(sock.get(), tc.get(), migrating);
+    if (loaded)
+        loaded = write_config(bpf_map__fd(sock->maps.node_config));
+    if (!loaded) {
+        if (migrating)
+            migrating->undo();
+        return std::unexpected(loaded.error());
+    }
     if (auto ok = write_node_addrs(bpf_map__fd(sock->maps.node_addrs), *addrs); !ok)
         return std::unexpected(ok.error());
     if (auto ok = write_timeouts(bpf_map__fd(tc->maps.flow_timeouts), options.timeouts); !ok)
         return std::unexpected(ok.error());
 
-    LoadReport report{reused, *addrs, {}, {}};
+    LoadReport report{reused, *addrs, {}, {}, std::nullopt};
+    if (migrating)
+        report.migrated = MigrationReport{1, migrating->entries()};
     bpf_program* prog;
     bpf_object__for_each_program(prog, sock->obj) {
         auto pin = pin_dir::links_dir(dir) / bpf_program__name(prog);
@@ -188,19 +222,30 @@ Result<LoadReport> load(const LoadOptions& options) {
     if (!attached)
         return std::unexpected(attached.error());
     report.interfaces = std::move(*attached);
+    // Every program now reads the new `ports`: the old one may go.
+    if (auto ok = Abi1Migration::remove_leftover(dir); !ok)
+        return std::unexpected(ok.error());
     return report;
 }
 
 Result<void> unload(const std::filesystem::path& dir) {
-    auto locked = pin_dir::open_locked(dir);
+    // Pins this build can migrate it can also remove: only tc_attachments is
+    // read, and its layout is the same in every ABI so far.
+    auto locked = pin_dir::open_locked_any_abi(dir);
     if (!locked)
         return std::unexpected(locked.error());
     if (!std::filesystem::exists(dir / "node_config"))
         return plain_error(dir.string() + " is not a nodeport pin directory (no node_config map)");
+    if (auto abi = pin_dir::recorded_abi(dir); !abi)
+        return std::unexpected(abi.error());
+    else if (*abi != 1 && *abi != NODEPORT_ABI_VERSION)
+        return plain_error(fmt::format("the maps pinned at {} use map ABI v{}, unknown to this nodeport (v{}): "
+                                       "unload with the nodeport that loaded them",
+                                       dir.string(), *abi, NODEPORT_ABI_VERSION));
 
     // TC first (clsact filters are not links), then the links: unpinning a
     // link's last reference detaches its program.
-    if (auto attachments = pin_dir::open_map(dir, "tc_attachments"); attachments) {
+    if (auto attachments = pin_dir::open_map_any_abi(dir, "tc_attachments"); attachments) {
         if (auto ok = tc::detach_all(dir, attachments->get()); !ok)
             return ok;
     }
@@ -210,9 +255,11 @@ Result<void> unload(const std::filesystem::path& dir) {
             return errno_error(errno, "unpin " + entry.path().string());
     if (::rmdir(pin_dir::links_dir(dir).c_str()) != 0 && errno != ENOENT)
         return errno_error(errno, "remove " + pin_dir::links_dir(dir).string());
-    for (auto name : pin_dir::map_names)
-        if (::unlink((dir / name).c_str()) != 0 && errno != ENOENT)
-            return errno_error(errno, "unpin " + (dir / name).string());
+    for (const auto& map : map_catalog::pinned_maps())
+        if (::unlink((dir / map.name).c_str()) != 0 && errno != ENOENT)
+            return errno_error(errno, "unpin " + (dir / map.name).string());
+    if (auto ok = Abi1Migration::remove_leftover(dir); !ok)
+        return ok;
     if (::rmdir(dir.c_str()) != 0)
         return errno_error(errno, "remove " + dir.string() + " (something else is pinned there)");
     return {};

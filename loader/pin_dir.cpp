@@ -12,11 +12,9 @@
 
 #include <cerrno>
 #include <cstdint>
-#include <functional>
-#include <map>
-#include <optional>
 #include <utility>
 
+#include "map_catalog.hpp"
 #include "nodeport/abi.h"
 
 namespace nodeport::pin_dir {
@@ -34,70 +32,61 @@ std::unexpected<Error> not_loaded(const std::filesystem::path& dir) {
                              dir.string() + ")"});
 }
 
-// What each of nodeport's maps is, from include/nodeport/abi.h: a pinned
-// file of that name that is anything else (another program's map, another
-// layout) must not be read or written as if it were ours.
-struct Shape {
-    bpf_map_type type;
-    std::uint32_t key_size;
-    std::uint32_t value_size;
-};
-
-std::optional<Shape> expected_shape(std::string_view name) {
-    static const std::map<std::string_view, Shape, std::less<>> shapes = {
-        {"ports", {BPF_MAP_TYPE_HASH, sizeof(np_port_key), sizeof(np_backend)}},
-        {"node_addrs", {BPF_MAP_TYPE_HASH, sizeof(np_node_addr), sizeof(np_node_addr_info)}},
-        {"node_config", {BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(np_config)}},
-        {"sock_xlat", {BPF_MAP_TYPE_SK_STORAGE, sizeof(int), sizeof(np_sock_xlat)}},
-        {"tc_attachments", {BPF_MAP_TYPE_HASH, sizeof(__u32), sizeof(np_tc_attachment)}},
-        {"flows", {BPF_MAP_TYPE_LRU_HASH, sizeof(np_flow_key), sizeof(np_flow)}},
-        {"closed_flows", {BPF_MAP_TYPE_LRU_HASH, sizeof(np_flow_key), sizeof(np_flow)}},
-        {"udp_flows", {BPF_MAP_TYPE_LRU_HASH, sizeof(np_flow_key), sizeof(np_flow)}},
-        {"flow_timeouts", {BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(np_flow_timeouts)}},
-        {"sock_end_targets", {BPF_MAP_TYPE_HASH, sizeof(np_sock_end_target), sizeof(__u8)}},
-    };
-    auto it = shapes.find(name);
-    return it == shapes.end() ? std::nullopt : std::optional(it->second);
+// Pins of another map ABI are laid out differently and must not be read as
+// ours; `load` migrates them.
+Result<void> check_abi(const std::filesystem::path& dir) {
+    auto abi = recorded_abi(dir);
+    if (!abi)
+        return std::unexpected(abi.error());
+    if (*abi == 1)
+        return plain_error(fmt::format("the maps pinned at {} use map ABI v1, this nodeport uses v{}: run this "
+                                       "nodeport's load to migrate them (mappings and connections are kept)",
+                                       dir.string(), NODEPORT_ABI_VERSION));
+    if (*abi != 0 && *abi != NODEPORT_ABI_VERSION)
+        return plain_error(fmt::format("not a nodeport map: {} (the maps pinned at {} use map ABI v{}, this nodeport "
+                                       "uses v{}): use the nodeport that loaded them, or unload with it first",
+                                       (dir / "node_config").string(), dir.string(), *abi, NODEPORT_ABI_VERSION));
+    return {};
 }
 
-Result<void> check_shape(int fd, const std::filesystem::path& path, std::string_view name) {
-    auto want = expected_shape(name);
+// The shape this build gives a pinned map of that name, checked when it has one.
+Result<void> check_catalog_shape(int fd, const std::filesystem::path& path, std::string_view name) {
+    const auto* want = map_catalog::find(name);
     if (!want)
         return {};
+    return check_shape(fd, path, name, want->type, want->key_size, want->value_size);
+}
+
+}  // namespace
+
+Result<void> check_shape(int fd, const std::filesystem::path& path, std::string_view name, bpf_map_type type,
+                         std::uint32_t key_size, std::uint32_t value_size) {
     bpf_map_info info{};
     __u32 len = sizeof info;
     if (bpf_map_get_info_by_fd(fd, &info, &len) != 0)
         return plain_error("not a nodeport map: " + path.string() + " (not a BPF map): remove it or use another --pin-dir");
-    if (info.type != want->type || info.key_size != want->key_size || info.value_size != want->value_size)
+    if (info.type != type || info.key_size != key_size || info.value_size != value_size)
         return plain_error(fmt::format("not a nodeport map: {} (a {} with {}-byte keys and {}-byte values; nodeport's "
                                        "{} is a {} with {} and {}): remove it or use another --pin-dir",
                                        path.string(), libbpf_bpf_map_type_str(bpf_map_type(info.type)),
-                                       info.key_size, info.value_size, name, libbpf_bpf_map_type_str(want->type),
-                                       want->key_size, want->value_size));
+                                       info.key_size, info.value_size, name, libbpf_bpf_map_type_str(type), key_size,
+                                       value_size));
     return {};
 }
 
-// The map ABI recorded in node_config, when there is one: maps of another
-// version are laid out differently and must not be read as ours.
-Result<void> check_abi(const std::filesystem::path& dir) {
+Result<unsigned> recorded_abi(const std::filesystem::path& dir) {
     auto path = dir / "node_config";
     Fd config(bpf_obj_get(path.c_str()));
     if (!config.valid())
-        return errno == ENOENT ? Result<void>{} : errno_error(errno, "open pinned map " + path.string());
-    if (auto ok = check_shape(config.get(), path, "node_config"); !ok)
-        return ok;
+        return errno == ENOENT ? Result<unsigned>{0u} : errno_error(errno, "open pinned map " + path.string());
+    if (auto ok = check_catalog_shape(config.get(), path, "node_config"); !ok)
+        return std::unexpected(ok.error());
     __u32 zero = 0;
     np_config cfg{};
     if (bpf_map_lookup_elem(config.get(), &zero, &cfg) != 0)
         return errno_error(errno, "read " + path.string());
-    if (cfg.abi_version != 0 && cfg.abi_version != NODEPORT_ABI_VERSION)
-        return plain_error(fmt::format("not a nodeport map: {} (the maps pinned at {} use map ABI v{}, this nodeport "
-                                       "uses v{}): use the nodeport that loaded them, or unload with it first",
-                                       path.string(), dir.string(), cfg.abi_version, NODEPORT_ABI_VERSION));
-    return {};
+    return cfg.abi_version;
 }
-
-}  // namespace
 
 Result<void> create(const std::filesystem::path& dir) {
     if (!dir.is_absolute())
@@ -132,15 +121,22 @@ Result<Fd> open(const std::filesystem::path& dir) {
 }
 
 Result<Fd> open_map(const std::filesystem::path& dir, std::string_view name) {
+    auto fd = open_map_any_abi(dir, name);
+    if (!fd)
+        return fd;
+    if (name != "node_config")
+        if (auto ok = check_abi(dir); !ok)
+            return std::unexpected(ok.error());
+    return fd;
+}
+
+Result<Fd> open_map_any_abi(const std::filesystem::path& dir, std::string_view name) {
     auto path = dir / name;
     Fd fd(bpf_obj_get(path.c_str()));
     if (!fd.valid())
         return errno == ENOENT ? not_loaded(dir) : errno_error(errno, "open pinned map " + path.string());
-    if (auto ok = check_shape(fd.get(), path, name); !ok)
+    if (auto ok = check_catalog_shape(fd.get(), path, name); !ok)
         return std::unexpected(ok.error());
-    if (name != "node_config")
-        if (auto ok = check_abi(dir); !ok)
-            return std::unexpected(ok.error());
     return fd;
 }
 
@@ -162,13 +158,22 @@ Lock::~Lock() {
 }
 
 Result<Locked> open_locked(const std::filesystem::path& dir) {
-    auto fd = open(dir);
-    if (!fd)
-        return std::unexpected(fd.error());
-    auto lock = Lock::take(fd->get());
+    auto locked = open_locked_any_abi(dir);
+    if (!locked)
+        return locked;
+    if (auto ok = check_abi(dir); !ok)
+        return std::unexpected(ok.error());
+    return locked;
+}
+
+Result<Locked> open_locked_any_abi(const std::filesystem::path& dir) {
+    Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid())
+        return errno == ENOENT ? not_loaded(dir) : errno_error(errno, "open " + dir.string());
+    auto lock = Lock::take(fd.get());
     if (!lock)
         return std::unexpected(lock.error());
-    return Locked{std::move(*fd), std::move(*lock)};
+    return Locked{std::move(fd), std::move(*lock)};
 }
 
 }  // namespace nodeport::pin_dir

@@ -1,9 +1,11 @@
 // Where nodeport keeps its pins, and the lock that serializes writers.
-//   <pin-dir>/ports, node_addrs, ..., flows, closed_flows, udp_flows         maps (map_names)
-//   <pin-dir>/links/<program>                         links (detached when unpinned)
+//   <pin-dir>/ports, node_addrs, ..., flows, closed_flows, udp_flows   maps (map_catalog: what the objects pin)
+//   <pin-dir>/links/<program>                                        links (detached when unpinned)
 #pragma once
 
-#include <array>
+#include <bpf/bpf.h>
+
+#include <cstdint>
 #include <filesystem>
 #include <string_view>
 
@@ -11,10 +13,6 @@
 #include "nodeport/result.hpp"
 
 namespace nodeport::pin_dir {
-
-inline constexpr std::array<std::string_view, 10> map_names = {
-    "ports", "node_addrs", "node_config", "sock_xlat", "tc_attachments", "flows", "closed_flows", "udp_flows",
-    "flow_timeouts", "sock_end_targets"};
 
 inline std::filesystem::path links_dir(const std::filesystem::path& dir) {
     return dir / "links";
@@ -28,10 +26,22 @@ Result<void> create(const std::filesystem::path& dir);
 // "not a nodeport map" when node_config records another map ABI.
 Result<Fd> open(const std::filesystem::path& dir);
 
+// The map ABI recorded in <dir>/node_config; 0 when there is none.
+Result<unsigned> recorded_abi(const std::filesystem::path& dir);
+
+// Checks that the pinned map at `path` has the type and key and value sizes
+// given; "not a nodeport map: <path> (...)" otherwise.
+Result<void> check_shape(int map_fd, const std::filesystem::path& path, std::string_view name, bpf_map_type type,
+                         std::uint32_t key_size, std::uint32_t value_size);
+
 // Opens a pinned map of a loaded nodeport; "not loaded" when it is missing,
 // "not a nodeport map" when it is not a map of the type and key and value
 // sizes abi.h gives that name, or the pins are of another map ABI.
 Result<Fd> open_map(const std::filesystem::path& dir, std::string_view name);
+
+// Like open_map, without looking at the map ABI recorded in node_config:
+// for `load`, which migrates pins of an older one.
+Result<Fd> open_map_any_abi(const std::filesystem::path& dir, std::string_view name);
 
 // Holds an exclusive flock on the pin directory for the scope's lifetime.
 class Lock {
@@ -55,5 +65,9 @@ struct Locked {
     Lock lock;
 };
 Result<Locked> open_locked(const std::filesystem::path& dir);
+
+// Like open_locked, without looking at the map ABI: for `load`, which
+// migrates pins of an older one.
+Result<Locked> open_locked_any_abi(const std::filesystem::path& dir);
 
 }  // namespace nodeport::pin_dir

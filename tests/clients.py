@@ -19,8 +19,16 @@
   clients.py tcp-each IP PORT FIRST-PORT COUNT
       One connection from each source port. Prints "N ANSWER" per distinct
       answer (or "N error NAME"), sorted.
+  clients.py tcp-until IP PORT STOP-FILE
+      New connections one after another (ephemeral source ports), each
+      reading the server's line, until STOP-FILE exists (300 s at most).
+      Prints "OK FAILED"; each failure also goes to stderr with its time.
+  clients.py tcp-hold IP PORT STOP-FILE
+      One connection to a --hold server, a line every 0.05 s, each answer
+      awaited, until STOP-FILE exists (300 s at most). Prints "OK FAILED".
 Every loop is bounded in time; nothing waits forever."""
 import collections
+import os
 import socket
 import struct
 import sys
@@ -117,6 +125,54 @@ def tcp_each(first, count):
         print(n, what)
 
 
+def stopped(stop_file, end):
+    return os.path.exists(stop_file) or time.monotonic() > end
+
+
+def failure(what):
+    print(f"{time.time():.3f} {what}", file=sys.stderr, flush=True)
+
+
+def tcp_until(stop_file):
+    ok = failed = 0
+    end = time.monotonic() + 300
+    while not stopped(stop_file, end):
+        try:
+            with socket.create_connection(TARGET, timeout=2.0) as s:
+                line = read_line(s)
+            if line:
+                ok += 1
+            else:
+                failed += 1
+                failure("closed without an answer")
+        except OSError as e:
+            failed += 1
+            failure(f"error {e.__class__.__name__}")
+            time.sleep(0.01)
+    print(ok, failed)
+
+
+def tcp_hold(stop_file):
+    ok = failed = 0
+    end = time.monotonic() + 300
+    s = socket.create_connection(TARGET, timeout=2.0)
+    reader = s.makefile("r")
+    reader.readline()  # the greeting
+    while not stopped(stop_file, end):
+        try:
+            s.sendall(b"ping\n")
+            if reader.readline().strip().endswith("ping"):
+                ok += 1
+            else:
+                failed += 1
+                failure("no answer")
+        except OSError as e:
+            failed += 1
+            failure(f"error {e.__class__.__name__}")
+        time.sleep(0.05)
+    print(ok, failed)
+
+
 def udp_flood(count, sources):
     sent = 0
     for i in range(count):
@@ -143,5 +199,9 @@ elif mode == "udp-flood":
     udp_flood(int(args[0]), args[1:])
 elif mode == "tcp-each":
     tcp_each(int(args[0]), int(args[1]))
+elif mode == "tcp-until":
+    tcp_until(args[0])
+elif mode == "tcp-hold":
+    tcp_hold(args[0])
 else:
     sys.exit(f"clients.py: unknown mode {mode}")

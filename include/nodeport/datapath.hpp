@@ -66,6 +66,13 @@ struct LoadOptions {
     FlowTimeouts timeouts;
 };
 
+// A load that found the maps of an older nodeport and moved them to this
+// build's layout (entries kept, programs switched in place).
+struct MigrationReport {
+    unsigned from_abi = 0;
+    std::size_t mappings = 0;  // entries of `ports` carried over
+};
+
 struct LoadReport {
     bool reused_maps = false;        // pinned maps from an earlier load were kept, entries and all
     std::vector<NodeAddr> node_addrs;
@@ -73,10 +80,13 @@ struct LoadReport {
     // Why the node's sockets cannot be ended on a remap (a kernel without
     // bpf_sock_destroy); empty when they can. Not an error.
     std::string socket_ending_unavailable;
+    std::optional<MigrationReport> migrated;
 };
 
 // Idempotent: a second load reuses the pinned maps and replaces the programs
-// behind the pinned links in place.
+// behind the pinned links in place, so mappings and connections survive it.
+// Pins of map ABI 1 are migrated (abi1_migration.hpp); pins it cannot use
+// are refused before anything changes.
 Result<LoadReport> load(const LoadOptions& options);
 
 // Detaches what nodeport attached and removes its pins. Not loaded: an error.

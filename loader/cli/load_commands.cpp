@@ -129,6 +129,9 @@ int cmd_load(const Args& argv) {
                              inv->pin_dir.string(), load_options.cgroup->string(),
                              report.reused_maps ? " (kept the pinned maps and their mappings)" : "",
                              describe(report.node_addrs), describe(report.interfaces));
+    if (report.migrated)
+        std::cout << fmt::format("migrated {} mappings from map ABI v{} to v{}\n", report.migrated->mappings,
+                                 report.migrated->from_abi, NODEPORT_ABI_VERSION);
     if (!report.socket_ending_unavailable.empty())
         std::cerr << "nodeport load: warning: node sockets will not be ended when a backend is replaced: "
                   << report.socket_ending_unavailable << "\n";

@@ -1,0 +1,169 @@
+#include "abi1_migration.hpp"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <map>
+
+#include "map_catalog.hpp"
+#include "map_keys.hpp"
+#include "pin_dir.hpp"
+
+namespace nodeport {
+namespace {
+
+// The `ports` layout of map ABI 1 (include/nodeport/abi.h before ABI 2).
+struct V1PortKey {
+    __u8 proto;
+    __u8 pad;
+    __be16 port_be;
+};
+
+struct V1Backend {
+    __u8 family;
+    __u8 flags;
+    __be16 port_be;
+    __u32 reserved;
+    __be32 addr_be[4];
+    __u64 owner_id;
+    char owner[64];
+};
+
+static_assert(sizeof(V1PortKey) == 4 && sizeof(V1Backend) == 96, "map ABI 1 layout");
+
+// Where the old `ports` pin waits while the new programs are put in place.
+// bpffs names cannot hold a dot.
+constexpr const char* set_aside_name = "ports_abi1";
+
+std::string describe(const V1PortKey& key) {
+    const char* proto = key.proto == IPPROTO_TCP ? "tcp" : key.proto == IPPROTO_UDP ? "udp" : nullptr;
+    return proto ? fmt::format("{}/{}", proto, ntohs(key.port_be))
+                 : fmt::format("protocol {} port {}", key.proto, ntohs(key.port_be));
+}
+
+// The ABI 2 entry for an ABI 1 one, or why there is none.
+Result<std::pair<np_port_key, np_backend>> convert(const V1PortKey& key, const V1Backend& value) {
+    if ((key.proto != IPPROTO_TCP && key.proto != IPPROTO_UDP) || key.pad != 0 || key.port_be == 0)
+        return plain_error("its key is not a nodeport mapping");
+    if (value.family != NP_FAMILY_IPV4 || value.port_be == 0)
+        return plain_error(fmt::format("its backend (family {}, port {}) is not an IPv4 address and port",
+                                       value.family, ntohs(value.port_be)));
+    np_port_key new_key{};
+    new_key.proto = key.proto;
+    new_key.port = ntohs(key.port_be);
+    np_backend new_value{};
+    new_value.family = NP_FAMILY_IPV4;
+    new_value.flags = value.flags;
+    new_value.port = ntohs(value.port_be);
+    new_value.reserved = value.reserved;
+    std::memcpy(new_value.addr, &value.addr_be[0], sizeof value.addr_be[0]);
+    new_value.owner_id = value.owner_id;
+    // At most 64 bytes, so it always fits the new 255.
+    std::memcpy(new_value.owner, value.owner, strnlen(value.owner, sizeof value.owner));
+    return std::pair{new_key, new_value};
+}
+
+// Every other pinned map must already have this build's layout: ABI 2
+// changed only `ports`.
+Result<void> check_unchanged_maps(const std::filesystem::path& dir) {
+    for (const auto& map : map_catalog::pinned_maps()) {
+        if (map.name == "ports" || !std::filesystem::exists(dir / map.name))
+            continue;
+        if (auto fd = pin_dir::open_map_any_abi(dir, map.name); !fd)
+            return std::unexpected(fd.error());
+    }
+    return {};
+}
+
+}  // namespace
+
+Result<std::optional<Abi1Migration>> Abi1Migration::plan(const std::filesystem::path& dir) {
+    auto abi = pin_dir::recorded_abi(dir);
+    if (!abi)
+        return std::unexpected(abi.error());
+    if (*abi == 0 || *abi == NODEPORT_ABI_VERSION)
+        return std::nullopt;
+    if (*abi != 1)
+        return plain_error(fmt::format("the maps pinned at {} use map ABI v{}, which this nodeport (v{}) cannot "
+                                       "migrate: nothing was changed; unload with the nodeport that loaded them",
+                                       dir.string(), *abi, NODEPORT_ABI_VERSION));
+    // A migration that crashed after setting the old pin aside resumes from it.
+    const bool resumed = std::filesystem::exists(dir / set_aside_name);
+    const auto source = dir / (resumed ? set_aside_name : "ports");
+    Fd ports(bpf_obj_get(source.c_str()));
+    if (!ports.valid())
+        return errno_error(errno, "open pinned map " + source.string());
+    if (auto ok = pin_dir::check_shape(ports.get(), source, "ports (map ABI 1)", BPF_MAP_TYPE_HASH, sizeof(V1PortKey),
+                                       sizeof(V1Backend));
+        !ok)
+        return std::unexpected(ok.error());
+    if (auto ok = check_unchanged_maps(dir); !ok)
+        return std::unexpected(ok.error());
+
+    auto keys = map_keys<V1PortKey>(ports.get(), source.string());
+    if (!keys)
+        return std::unexpected(keys.error());
+    std::map<std::pair<__u8, __u16>, std::pair<np_port_key, np_backend>> converted;
+    for (const auto& key : *keys) {
+        V1Backend value{};
+        if (bpf_map_lookup_elem(ports.get(), &key, &value) != 0)
+            continue;  // deleted by another writer during the walk
+        auto entry = convert(key, value);
+        if (!entry)
+            return plain_error(fmt::format("cannot migrate {} to map ABI v{}: entry {}: {}; nothing was changed "
+                                           "(delete it with the nodeport that loaded it, then load again)",
+                                           source.string(), NODEPORT_ABI_VERSION, describe(key),
+                                           entry.error().message));
+        converted[{entry->first.proto, entry->first.port}] = *entry;
+    }
+    std::vector<std::pair<np_port_key, np_backend>> entries;
+    for (const auto& [_, entry] : converted)
+        entries.push_back(entry);
+    return Abi1Migration(dir, resumed, std::move(entries));
+}
+
+Result<void> Abi1Migration::set_aside() {
+    const auto ports = dir_ / "ports";
+    const auto aside = dir_ / set_aside_name;
+    if (resumed_) {
+        // A new `ports` a crashed migration left half filled is filled again.
+        if (::unlink(ports.c_str()) != 0 && errno != ENOENT)
+            return errno_error(errno, "remove " + ports.string());
+        return {};
+    }
+    if (std::rename(ports.c_str(), aside.c_str()) != 0)
+        return errno_error(errno, "move " + ports.string() + " to " + aside.string());
+    set_aside_ = true;
+    return {};
+}
+
+Result<void> Abi1Migration::fill(int ports_fd) const {
+    for (const auto& [key, value] : entries_)
+        if (bpf_map_update_elem(ports_fd, &key, &value, BPF_ANY) != 0)
+            return errno_error(errno, fmt::format("write migrated mapping {}/{}",
+                                                  key.proto == IPPROTO_TCP ? "tcp" : "udp", key.port));
+    return {};
+}
+
+void Abi1Migration::undo() {
+    if (!set_aside_)
+        return;
+    const auto ports = dir_ / "ports";
+    ::unlink(ports.c_str());
+    std::rename((dir_ / set_aside_name).c_str(), ports.c_str());
+    set_aside_ = false;
+}
+
+Result<void> Abi1Migration::remove_leftover(const std::filesystem::path& dir) {
+    const auto aside = dir / set_aside_name;
+    if (::unlink(aside.c_str()) != 0 && errno != ENOENT)
+        return errno_error(errno, "remove " + aside.string());
+    return {};
+}
+
+}  // namespace nodeport

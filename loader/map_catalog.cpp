@@ -1,0 +1,63 @@
+#include "map_catalog.hpp"
+
+#include <bpf/libbpf.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+
+#include "sock.skel.h"
+#include "sock_end.skel.h"
+#include "tc.skel.h"
+
+namespace nodeport::map_catalog {
+namespace {
+
+// Opening a skeleton parses the embedded object (no kernel call); the maps'
+// types and sizes then come from the same BTF the kernel will see.
+void collect(bpf_object* obj, std::vector<PinnedMap>& out) {
+    bpf_map* map;
+    bpf_object__for_each_map(map, obj) {
+        if (!bpf_map__pin_path(map))
+            continue;  // not pinned: .rodata, .bss and per-object maps
+        std::string name = bpf_map__name(map);
+        bool seen = false;
+        for (const auto& known : out)
+            seen = seen || known.name == name;
+        if (!seen)
+            out.push_back(PinnedMap{name, bpf_map__type(map), bpf_map__key_size(map), bpf_map__value_size(map)});
+    }
+}
+
+template <class Skel>
+void collect_from(Skel* (*open)(), void (*destroy)(Skel*), std::vector<PinnedMap>& out) {
+    std::unique_ptr<Skel, void (*)(Skel*)> skel(open(), destroy);
+    if (!skel) {
+        // The objects are compiled in: failing to parse them is a broken build.
+        std::fputs("nodeport: cannot open an embedded BPF object\n", stderr);
+        std::abort();
+    }
+    collect(skel->obj, out);
+}
+
+}  // namespace
+
+const std::vector<PinnedMap>& pinned_maps() {
+    static const std::vector<PinnedMap> maps = [] {
+        std::vector<PinnedMap> out;
+        collect_from(sock_bpf__open, sock_bpf__destroy, out);
+        collect_from(tc_bpf__open, tc_bpf__destroy, out);
+        collect_from(sock_end_bpf__open, sock_end_bpf__destroy, out);
+        return out;
+    }();
+    return maps;
+}
+
+const PinnedMap* find(std::string_view name) {
+    for (const auto& map : pinned_maps())
+        if (map.name == name)
+            return &map;
+    return nullptr;
+}
+
+}  // namespace nodeport::map_catalog

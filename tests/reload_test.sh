@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Restart and in-place upgrade under traffic: `load` over a loaded nodeport
+# swaps the programs behind the pinned links and keeps the pinned maps, so
+# no connection fails. Ten loads in a row alternate this build and a
+# test-only variant whose programs really differ (cmake
+# -DNODEPORT_BPF_TEST_VARIANT=ON: another program tag), while new connections
+# loop through the external and the local path and a long-lived external
+# connection exchanges a line every 50 ms.
+set -u
+NODEPORT=$1
+. "$(dirname "$0")/lib.sh"
+. "$TESTS_DIR/upgrade_lib.sh"
+require_root
+
+test_begin reload
+WORK=$(mktemp -d /tmp/np-reload.XXXXXX)
+on_cleanup() {
+    stop_traffic_on_cleanup
+    rm -rf "$WORK"
+}
+
+VARIANT=$(build_cli variant "$(dirname "$TESTS_DIR")" -DNODEPORT_BPF_TEST_VARIANT=ON) ||
+    { fail "the test variant builds"; finish; exit; }
+pass "the test variant builds"
+
+topo_node
+topo_client
+topo_cgroup
+topo_sandbox 1
+topo_serve sb1 sb1 7000 --hold
+load_with() { topo_in node "$1" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface ext0 >/dev/null; }
+
+load_with "$NODEPORT" || { fail "first load"; finish; exit; }
+np set tcp/7000 "$(topo_sandbox_ip 1):7000" --owner sb-1 >/dev/null
+TC_LINK=$(ls "$PIN"/links/np_tc_ingress_if* | head -n 1)
+tags_of() { echo "$(prog_tag "$PIN/links/np_connect4") $(prog_tag "$TC_LINK")"; }
+THIS_TAGS=$(tags_of)
+
+start_traffic 7000
+failed_loads=0
+seen_tags=()
+for i in $(seq 1 10); do
+    cli=$NODEPORT
+    [ $((i % 2)) -eq 1 ] && cli=$VARIANT
+    load_with "$cli" || failed_loads=$((failed_loads + 1))
+    seen_tags+=("$(tags_of)")
+    sleep 0.3
+done
+# And a restart: the same build twice in a row.
+load_with "$NODEPORT" && load_with "$NODEPORT" || failed_loads=$((failed_loads + 1))
+sleep 0.3
+stop_traffic
+
+expect_eq "all 12 loads exit 0" 0 "$failed_loads"
+alternating=yes
+for i in $(seq 0 9); do
+    want=$THIS_TAGS
+    [ $((i % 2)) -eq 0 ] && want=variant
+    if [ "$want" = variant ]; then [ "${seen_tags[$i]}" != "$THIS_TAGS" ] || alternating=no
+    else [ "${seen_tags[$i]}" = "$THIS_TAGS" ] || alternating=no; fi
+done
+expect_eq "the attached programs alternate between the two builds (connect4 and TC ingress tags)" yes "$alternating"
+expect_eq "the variant's programs differ from this build's" 2 \
+    "$(printf '%s\n' "${seen_tags[@]}" | sort -u | wc -l)"
+expect_eq "the mapping survives every load" "tcp/7000 -> $(topo_sandbox_ip 1):7000 owner sb-1" "$(np get tcp/7000)"
+expect_eq "one link per hook: no second copy attached" 1 \
+    "$(topo_in node bpftool net show dev ext0 -j | jq '[.[0].tc[] | select(.name == "np_tc_ingress")] | length')"
+finish
