@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Upgrading a node that runs a nodeport of map ABI 1 (built here from the git
+# history: the parent of the commit that introduced ABI 2) to this build,
+# under traffic: `load` migrates every mapping, keeps established external
+# connections and loses no new one; pins it cannot migrate are refused before
+# anything changes.
+set -u
+NODEPORT=$1
+. "$(dirname "$0")/lib.sh"
+. "$TESTS_DIR/upgrade_lib.sh"
+require_root
+SRC=$(dirname "$TESTS_DIR")
+
+# ctest reports exit 77 as skipped (SKIP_RETURN_CODE in tests/CMakeLists.txt).
+ABI2_COMMIT=$(git -C "$SRC" log -1 --format=%H -S'#define NODEPORT_ABI_VERSION 2' -- include/nodeport/abi.h 2>/dev/null)
+if [ -z "$ABI2_COMMIT" ] || ! git -C "$SRC" cat-file -e "$ABI2_COMMIT^" 2>/dev/null; then
+    echo "skipped: the ABI 1 build comes from the git history, and this checkout has none (a shallow clone?)"
+    exit 77
+fi
+
+test_begin abimig
+WORK=$(mktemp -d /tmp/np-abimig.XXXXXX)
+on_cleanup() {
+    stop_traffic_on_cleanup
+    # The ABI 1 CLI unloads what it loaded should a check fail before the migration.
+    [ -x "${OLD:-}" ] && topo_in node "$OLD" unload --pin-dir "$PIN" >/dev/null 2>&1
+    rm -rf "$WORK"
+}
+
+mkdir "$WORK/abi1-src"
+git -C "$SRC" archive "$ABI2_COMMIT^" | tar -x -C "$WORK/abi1-src"
+OLD=$(build_cli abi1 "$WORK/abi1-src") || { fail "the ABI 1 commit builds"; finish; exit; }
+expect_match "the ABI 1 build says so" "map ABI 1," "$("$OLD" --version)"
+
+topo_node
+topo_client
+topo_cgroup
+topo_sandbox 1
+topo_serve sb1 sb1 7000 --hold
+SB1=$(topo_sandbox_ip 1)
+old() { topo_in node "$OLD" "$1" --pin-dir "$PIN" "${@:2}"; }
+new() { topo_in node "$NODEPORT" "$1" --pin-dir "$PIN" "${@:2}"; }
+
+old load --cgroup "$TOPO_CGROUP" --iface ext0 >/dev/null || { fail "ABI 1 load"; finish; exit; }
+old set tcp/7000 "$SB1:7000" --owner sb-1 >/dev/null
+# Fifty more mappings of both protocols, the longest owner ABI 1 takes.
+for port in $(seq 20000 20024); do
+    old set "tcp/$port" "10.8.1.$((port % 200 + 2)):$((port + 1))" --owner "sandbox/app-$port" >/dev/null
+    old set "udp/$port" "10.8.2.$((port % 200 + 2)):53" --owner "$(printf 'o%.0s' $(seq 63))" >/dev/null
+done
+BEFORE=$(old list --json | jq -c 'sort_by(.proto, .port)')
+expect_eq "ABI 1 holds 51 mappings" 51 "$(jq length <<<"$BEFORE")"
+
+# --- Refused before anything changes ---
+PORTS_ID=$(bpftool -j map show pinned "$PIN/ports" | jq .id)
+# An entry no nodeport writes (family 9): the new load names it and stops.
+bpftool map update pinned "$PIN/ports" key 6 0 0x1f 0x40 value 9 0 0 80 $(printf '0 %.0s' $(seq 92))
+out=$(new load --cgroup "$TOPO_CGROUP" --iface ext0 2>&1)
+expect_eq "an entry that cannot be migrated: load exits 1" 1 "$?"
+expect_match "and names the entry and says nothing changed" "cannot migrate .*/ports .*entry tcp/8000: .*family 9.*nothing was changed" "$out"
+expect_eq "the ABI 1 ports map is still the one pinned" "$PORTS_ID" "$(bpftool -j map show pinned "$PIN/ports" | jq .id)"
+expect_eq "the ABI 1 CLI still works" 52 "$(old list --json | jq length)"
+old del tcp/8000 >/dev/null
+# A map ABI this build does not know: node_config's abi_version set to 3
+# (its first byte), the rest of the record kept.
+CONFIG=$(bpftool -j map lookup pinned "$PIN/node_config" key 0 0 0 0 | jq -r '.value | join(" ")')
+bpftool map update pinned "$PIN/node_config" key 0 0 0 0 value 3 $(cut -d' ' -f2- <<<"$CONFIG")
+out=$(new load --cgroup "$TOPO_CGROUP" --iface ext0 2>&1)
+expect_match "an unknown map ABI is refused" "map ABI v3, which this nodeport \(v2\) cannot migrate: nothing was changed" "$out"
+bpftool map update pinned "$PIN/node_config" key 0 0 0 0 value $CONFIG
+expect_eq "still ABI 1 afterwards, same map" "$PORTS_ID 51" \
+    "$(bpftool -j map show pinned "$PIN/ports" | jq .id) $(old list --json | jq length)"
+
+# --- The migration, under traffic ---
+start_traffic 7000
+out=$(new load --cgroup "$TOPO_CGROUP" --iface ext0 2>&1)
+expect_eq "load of this build over ABI 1 exits 0" 0 "$?"
+expect_match "and says what it migrated" "migrated 51 mappings from map ABI v1 to v2" "$out"
+sleep 0.5
+stop_traffic
+
+AFTER=$(new list --json | jq -c 'sort_by(.proto, .port)')
+expect_eq "every mapping is kept, backends and owners byte for byte" "$BEFORE" "$AFTER"
+expect_eq "the old ports map is gone (no pin left aside)" "" "$(ls "$PIN" | grep -v -x -e links -e ports -e node_addrs \
+    -e node_config -e sock_xlat -e tc_attachments -e flows -e closed_flows -e udp_flows -e flow_timeouts -e sock_end_targets)"
+expect_eq "bpftool shows the node port, the backend and its port as typed" "7000 $SB1 7000 sb-1" \
+    "$(bpftool -j map lookup pinned "$PIN/ports" key 6 0 0x58 0x1b |
+        jq -r '.formatted | "\(.key.port) \(.value.addr[0:4] | join(".")) \(.value.port) \(.value.owner)"')"
+expect_eq "the migrated table works: new connections reach sandbox 1" "sb1 $TOPO_CLIENT_IP" \
+    "$(topo_in client python3 "$TESTS_DIR/probe.py" tcp "$TOPO_NODE_EXT_IP" 7000 2>&1 | awk '{print $2, $3}')"
+out=$(old list 2>&1)
+expect_eq "the ABI 1 CLI now refuses the pins" 1 "$?"
+expect_match "naming the map ABI" "map ABI v2" "$out"
+expect_eq "owners longer than ABI 1's 63 bytes now fit" \
+    "tcp/7001 -> $SB1:7001 owner sandbox/checkout-payments-7Hq3xKpLmN2vR8sTzY4wBc$(printf 'x%.0s' $(seq 200))" \
+    "$(new set tcp/7001 "$SB1:7001" --owner "sandbox/checkout-payments-7Hq3xKpLmN2vR8sTzY4wBc$(printf 'x%.0s' $(seq 200))")"
+expect_eq "unload removes every pin" "unloaded $PIN" "$(new unload)"
+expect_eq "nothing is left of the pin directory" no "$([ -e "$PIN" ] && echo yes || echo no)"
+
+# --- A migration killed after it set the old map aside resumes from it ---
+old load --cgroup "$TOPO_CGROUP" --iface ext0 >/dev/null
+old set tcp/7000 "$SB1:7000" --owner sb-1 >/dev/null
+old set udp/7000 "$SB1:7000" --owner sb-1 >/dev/null
+mv "$PIN/ports" "$PIN/ports_abi1"  # what load does first, as a SIGKILL would leave it
+expect_match "the next load migrates from the set-aside map" "migrated 2 mappings from map ABI v1 to v2" \
+    "$(new load --cgroup "$TOPO_CGROUP" --iface ext0 2>&1)"
+expect_eq "with both mappings, and the set-aside pin removed" "2 no" \
+    "$(new list --json | jq length) $([ -e "$PIN/ports_abi1" ] && echo yes || echo no)"
+expect_eq "and traffic flows" "sb1 $TOPO_CLIENT_IP" \
+    "$(topo_in client python3 "$TESTS_DIR/probe.py" tcp "$TOPO_NODE_EXT_IP" 7000 2>&1 | awk '{print $2, $3}')"
+finish
