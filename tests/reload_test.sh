@@ -6,8 +6,10 @@
 # -DNODEPORT_BPF_TEST_VARIANT=ON: another program tag), while new connections
 # loop through the external and the local path and a long-lived external
 # connection exchanges a line every 50 ms.
+#   reload_test.sh NODEPORT [auto|clsact]   (how the TC programs are attached)
 set -u
 NODEPORT=$1
+MODE=${2:-auto}
 . "$(dirname "$0")/lib.sh"
 . "$TESTS_DIR/upgrade_lib.sh"
 require_root
@@ -28,12 +30,20 @@ topo_client
 topo_cgroup
 topo_sandbox 1
 topo_serve sb1 sb1 7000 --hold
-load_with() { topo_in node "$1" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface ext0 >/dev/null; }
+load_with() {
+    topo_in node "$1" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface ext0 --tc-attach "$MODE" >/dev/null
+}
 
 load_with "$NODEPORT" || { fail "first load"; finish; exit; }
 np set tcp/7000 "$(topo_sandbox_ip 1):7000" --owner sb-1 >/dev/null
-TC_LINK=$(ls "$PIN"/links/np_tc_ingress_if* | head -n 1)
-tags_of() { echo "$(prog_tag "$PIN/links/np_connect4") $(prog_tag "$TC_LINK")"; }
+# The programs attached now: connect4 (its pinned link) and TC ingress on ext0
+# (tcx link or clsact filter, as bpftool lists it).
+tc_ingress_tag() {
+    local id
+    id=$(topo_in node bpftool -j net show dev ext0 | jq '.[0].tc[] | select(.name | startswith("np_tc_ingress")) | .id')
+    bpftool -j prog show id "$id" | jq -r '.tag'
+}
+tags_of() { echo "$(prog_tag "$PIN/links/np_connect4") $(tc_ingress_tag)"; }
 THIS_TAGS=$(tags_of)
 
 start_traffic 7000
@@ -64,5 +74,5 @@ expect_eq "the variant's programs differ from this build's" 2 \
     "$(printf '%s\n' "${seen_tags[@]}" | sort -u | wc -l)"
 expect_eq "the mapping survives every load" "tcp/7000 -> $(topo_sandbox_ip 1):7000 owner sb-1" "$(np get tcp/7000)"
 expect_eq "one link per hook: no second copy attached" 1 \
-    "$(topo_in node bpftool net show dev ext0 -j | jq '[.[0].tc[] | select(.name == "np_tc_ingress")] | length')"
+    "$(topo_in node bpftool -j net show dev ext0 | jq '[.[0].tc[] | select(.name | startswith("np_tc_ingress"))] | length')"
 finish
