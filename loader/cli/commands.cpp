@@ -308,6 +308,9 @@ const std::vector<Command>& commands() {
          cmd_sync},
         {"refresh", "refresh [--node-ip IP]...", "re-read the node's addresses (after an address change)",
          cmd_refresh},
+        {"legacy-iptables", "legacy-iptables --bridge NAME [--dry-run] [--json]",
+         "find the old runtime's per-port iptables DNAT/MASQUERADE rules, report what they shadow, delete them",
+         cmd_legacy_iptables},
         {"version", "version [--json]", "print the version, the commit, the map ABI and libbpf's version (also --version)",
          cmd_version},
     };
