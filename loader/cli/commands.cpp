@@ -308,6 +308,10 @@ const std::vector<Command>& commands() {
          cmd_sync},
         {"refresh", "refresh [--node-ip IP]...", "re-read the node's addresses (after an address change)",
          cmd_refresh},
+        {"status", "status [--json]",
+         "what is loaded and attached, and what makes a mapped port unreachable (exit 0 healthy, 1 not loaded, "
+         "3 degraded)",
+         cmd_status},
         {"legacy-iptables", "legacy-iptables --bridge NAME [--dry-run] [--json]",
          "find the old runtime's per-port iptables DNAT/MASQUERADE rules, report what they shadow, delete them",
          cmd_legacy_iptables},
