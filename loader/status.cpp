@@ -13,6 +13,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "libbpf_log.hpp"
 #include "map_keys.hpp"
 #include "node_addrs.hpp"
 #include "nodeport/abi.h"
@@ -71,7 +72,9 @@ Result<std::vector<ProgramStatus>> read_programs(const std::filesystem::path& di
 std::uint32_t clsact_prog_id(int ifindex, bpf_tc_attach_point point) {
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
     LIBBPF_OPTS(bpf_tc_opts, opts, .handle = NP_TC_HANDLE, .priority = NP_TC_PRIORITY);
-    return bpf_tc_query(&hook, &opts) == 0 ? opts.prog_id : 0;
+    int rc = bpf_tc_query(&hook, &opts);
+    (void)take_libbpf_log();  // a missing filter is an answer here, not an error to explain
+    return rc == 0 ? opts.prog_id : 0;
 }
 
 // The id behind a tcx link pinned for this interface, when the link is still
@@ -253,6 +256,7 @@ std::string_view to_string(ProblemKind kind) {
 }
 
 Result<Status> read_status(const std::filesystem::path& dir) {
+    capture_libbpf_log();  // libbpf would print a kernel message for every filter it does not find
     Status status;
     auto abi = read_abi(dir);  // "not loaded" (ENOENT) when there is no node_config
     if (!abi)

@@ -141,4 +141,19 @@ expect_eq "and the problem says which ports it cost" yes \
 expect_eq "ext1 is shown missing, ext0 present" "ext0 true,ext1 false" \
     "$(jqr '[.interfaces[] | "\(.name) \(.present)"] | join(",")')"
 
+# --- clsact: program ids from nodeport's filters, and a filter someone removed ---
+topo_in node "$NODEPORT" unload --pin-dir "$PIN" >/dev/null
+topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface ext0 --tc-attach clsact >/dev/null
+expect_eq "load --tc-attach clsact exits 0" 0 $?
+np set tcp/6667 "$SB1:6667" >/dev/null
+json=$(status --json); rc=$?
+expect_eq "clsact: healthy, exit 0" 0 "$rc"
+expect_eq "clsact: ext0 with both filters' program ids" "ext0 clsact true true" \
+    "$(jqr '.interfaces[] | "\(.name) \(.mode) \(.present) \(.ingress_prog_id > 0 and .egress_prog_id > 0)"')"
+expect_eq "clsact: the ingress id is the one tc shows" \
+    "$(topo_in node tc -j filter show dev ext0 ingress | jq '[.[] | .options.prog.id // empty][0]')" \
+    "$(jqr '.interfaces[0].ingress_prog_id')"
+topo_in node tc filter del dev ext0 ingress
+expect_degraded "clsact filter removed by hand" tc_detached "ext0"
+
 finish
