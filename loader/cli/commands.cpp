@@ -313,7 +313,9 @@ const std::vector<Command>& commands() {
          "3 degraded)",
          cmd_status},
         {"legacy-iptables", "legacy-iptables --bridge NAME [--dry-run] [--json]",
-         "find the old runtime's per-port iptables DNAT/MASQUERADE rules, report what they shadow, delete them",
+         "find the old runtime's per-port iptables DNAT/MASQUERADE rules, report what they shadow, delete every "
+         "copy; a target is dead when it is not the port's current nodeport backend (unmapped port, or nodeport "
+         "not loaded: every target)",
          cmd_legacy_iptables},
         {"version", "version [--json]", "print the version, the commit, the map ABI and libbpf's version (also --version)",
          cmd_version},
