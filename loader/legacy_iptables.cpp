@@ -374,11 +374,4 @@ Result<std::vector<Subnet>> interface_subnets(const std::string& interface) {
     return out;
 }
 
-Result<std::string> iptables_version() {
-    auto result = run_iptables({"iptables", "-V"});
-    if (!result)
-        return std::unexpected(result.error());
-    return result->out.substr(0, result->out.find('\n'));
-}
-
 }  // namespace nodeport

@@ -125,7 +125,4 @@ Result<void> delete_nat_rule(const NatRule& rule);
 // when it has no IPv4 address, an error when it does not exist.
 Result<std::vector<Subnet>> interface_subnets(const std::string& interface);
 
-// "iptables v1.8.9 (nf_tables)": which backend the node's iptables drives.
-Result<std::string> iptables_version();
-
 }  // namespace nodeport
