@@ -106,6 +106,8 @@ Result<void> detach_one(const std::filesystem::path& dir, const Programs* progra
     return {};
 }
 
+}  // namespace
+
 Result<std::vector<np_tc_attachment>> records(int attachments_fd) {
     auto keys = map_keys<__u32>(attachments_fd, "tc_attachments");
     if (!keys)
@@ -118,8 +120,6 @@ Result<std::vector<np_tc_attachment>> records(int attachments_fd) {
     }
     return out;
 }
-
-}  // namespace
 
 void prepare(const Programs& programs, TcAttachMode mode) {
     if (mode == TcAttachMode::clsact)

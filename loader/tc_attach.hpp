@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "nodeport/abi.h"
 #include "nodeport/datapath.hpp"
 #include "nodeport/result.hpp"
 
@@ -32,7 +33,10 @@ Result<std::vector<TcAttachment>> attach(const std::filesystem::path& pin_dir, c
 // Removes every recorded attachment (unload).
 Result<void> detach_all(const std::filesystem::path& pin_dir, int attachments_fd);
 
-// What is recorded, with interface names as seen from this namespace.
+// The raw records (status compares their netns cookie and names with this namespace).
+Result<std::vector<np_tc_attachment>> records(int attachments_fd);
+
+// What is recorded, with the interface names given at load.
 Result<std::vector<TcAttachment>> list(int attachments_fd);
 
 }  // namespace nodeport::tc

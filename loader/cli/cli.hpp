@@ -16,6 +16,8 @@ namespace nodeport::cli {
 inline constexpr int exit_ok = 0;
 inline constexpr int exit_failure = 1;
 inline constexpr int exit_usage = 2;
+// `status` only: loaded, but something makes a mapped port unreachable.
+inline constexpr int exit_degraded = 3;
 
 // Bad input: a one-line message naming the field; exit 2.
 struct UsageError : std::runtime_error {
@@ -42,6 +44,8 @@ const std::vector<Command>& commands();
 int cmd_load(const Args& argv);
 int cmd_unload(const Args& argv);
 int cmd_refresh(const Args& argv);
+int cmd_legacy_iptables(const Args& argv);
+int cmd_status(const Args& argv);
 
 // Unwraps a parse result or throws UsageError naming the field.
 template <class T>

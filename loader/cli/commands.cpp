@@ -308,6 +308,15 @@ const std::vector<Command>& commands() {
          cmd_sync},
         {"refresh", "refresh [--node-ip IP]...", "re-read the node's addresses (after an address change)",
          cmd_refresh},
+        {"status", "status [--json]",
+         "what is loaded and attached, and what makes a mapped port unreachable (exit 0 healthy, 1 not loaded, "
+         "3 degraded)",
+         cmd_status},
+        {"legacy-iptables", "legacy-iptables --bridge NAME [--dry-run] [--json]",
+         "find the old runtime's per-port iptables DNAT/MASQUERADE rules, report what they shadow, delete every "
+         "copy; a target is dead when it is not the port's current nodeport backend (unmapped port, or nodeport "
+         "not loaded: every target)",
+         cmd_legacy_iptables},
         {"version", "version [--json]", "print the version, the commit, the map ABI and libbpf's version (also --version)",
          cmd_version},
     };

@@ -1,0 +1,80 @@
+// What a loaded nodeport is doing, and what on the node can make a mapped
+// port unreachable despite it (`nodeport status`). Reads only.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "nodeport/datapath.hpp"
+#include "nodeport/result.hpp"
+#include "nodeport/types.hpp"
+
+namespace nodeport {
+
+// A pinned link under <pin-dir>/links/.
+struct ProgramStatus {
+    std::string pin;              // np_connect4, np_tc_ingress_if3, np_end_udp, ...
+    std::uint32_t prog_id = 0;    // the program running behind the link now
+    std::string link_type;        // libbpf's name: "cgroup", "tcx", "iter"
+    std::string attach_type;      // "cgroup_inet4_connect", "tcx_ingress", ... ("" for iter)
+    std::uint64_t cgroup_id = 0;  // cgroup links
+    int ifindex = 0;              // tcx links; 0 once their interface is gone
+};
+
+// A tc_attachments record, checked against the interfaces of this namespace.
+struct InterfaceStatus {
+    std::string name;  // as recorded at load
+    int ifindex = 0;
+    TcAttachMode mode = TcAttachMode::tcx;
+    // The ifindex still exists in this network namespace with the same name.
+    // nullopt: not checked (recorded from another network namespace).
+    std::optional<bool> present;
+    std::uint32_t ingress_prog_id = 0;  // 0: not attached (or not checked)
+    std::uint32_t egress_prog_id = 0;
+};
+
+struct FlowCounts {
+    std::size_t tcp = 0;         // `flows`: TCP from SYN to close
+    std::size_t tcp_closed = 0;  // `closed_flows`: TCP after FIN both ways
+    std::size_t udp = 0;         // `udp_flows`
+};
+
+enum class ProblemKind {
+    iptables_dnat,      // an iptables nat rule DNATs/REDIRECTs a mapped port
+    nft_dnat,           // an nft rule does
+    listener,           // a node socket is bound to a mapped port
+    missing_interface,  // a recorded interface is gone, or its index has another name
+    tc_detached,        // the interface is there, nodeport's TC program is not
+    ip_forward_off,     // external interfaces attached, net.ipv4.ip_forward = 0
+};
+std::string_view to_string(ProblemKind kind);  // "iptables_dnat", ...
+
+struct Problem {
+    ProblemKind kind = ProblemKind::iptables_dnat;
+    std::optional<NodePort> port;  // the mapped port it concerns, when it concerns one
+    std::string detail;            // one line for people; may quote rule text from the node
+};
+
+struct Status {
+    std::uint32_t abi = 0;  // the map ABI recorded in node_config
+    std::vector<ProgramStatus> programs;
+    std::vector<InterfaceStatus> interfaces;
+    std::vector<Ipv4> node_addrs;
+    bool ip_forward = false;
+    std::size_t ports = 0;  // mapped (protocol, port) pairs
+    FlowCounts flows;       // flows recorded (expired ones the LRU has not evicted yet included)
+    std::vector<Problem> problems;       // empty: healthy
+    std::vector<std::string> not_checked;  // checks that could not run, and why (no nft binary, ...)
+};
+
+// Reads everything. Not loaded at `pin_dir`: an error with errno ENOENT whose
+// message names the directory. Checks that need a tool that is missing land
+// in `not_checked`, not in the error.
+Result<Status> read_status(const std::filesystem::path& pin_dir);
+
+}  // namespace nodeport

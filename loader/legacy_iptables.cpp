@@ -1,0 +1,377 @@
+#include "nodeport/legacy_iptables.hpp"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <charconv>
+#include <memory>
+
+#include "run_tool.hpp"
+
+namespace nodeport {
+namespace {
+
+// The chains the old runtime appended to. Rules in user chains are never
+// its own, and survive.
+constexpr std::string_view legacy_chains[] = {"PREROUTING", "OUTPUT", "POSTROUTING"};
+
+// Splits an `iptables -S` line into arguments. iptables quotes an argument
+// holding blanks or quotes ("hello world \"x\""), escaping " and \ inside.
+std::optional<std::vector<std::string>> split_arguments(std::string_view line) {
+    std::vector<std::string> args;
+    std::string current;
+    bool in_token = false, quoted = false;
+    for (std::size_t i = 0; i < line.size(); ++i) {
+        char c = line[i];
+        if (quoted) {
+            if (c == '\\' && i + 1 < line.size())
+                current += line[++i];
+            else if (c == '"')
+                quoted = false;
+            else
+                current += c;
+        } else if (c == ' ' || c == '\t' || c == '\n') {
+            if (in_token)
+                args.push_back(std::move(current));
+            current.clear();
+            in_token = false;
+        } else {
+            in_token = true;
+            if (c == '"')
+                quoted = true;
+            else
+                current += c;
+        }
+    }
+    if (quoted)
+        return std::nullopt;
+    if (in_token)
+        args.push_back(std::move(current));
+    return args;
+}
+
+std::optional<std::uint16_t> parse_port_number(std::string_view text) {
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || value > 65535)
+        return std::nullopt;
+    return static_cast<std::uint16_t>(value);
+}
+
+// "6667" or "8000:8010".
+std::optional<NatRule::PortRange> parse_port_range(std::string_view text) {
+    auto colon = text.find(':');
+    auto first = parse_port_number(text.substr(0, colon));
+    auto last = colon == std::string_view::npos ? first : parse_port_number(text.substr(colon + 1));
+    if (!first || !last || *first > *last)
+        return std::nullopt;
+    return NatRule::PortRange{*first, *last};
+}
+
+// "10.8.32.126/32" or "10.8.32.126": one host.
+std::optional<Ipv4> parse_host(std::string_view text) {
+    if (text.ends_with("/32"))
+        text.remove_suffix(3);
+    auto addr = parse_ipv4(text, "address");
+    return addr ? std::optional(*addr) : std::nullopt;
+}
+
+bool is_loopback_host(const std::optional<std::string>& text) {
+    if (!text)
+        return false;
+    auto addr = parse_host(*text);
+    return addr && (ntohl(addr->addr_be) >> 24) == 127;
+}
+
+bool in_subnets(Ipv4 addr, const std::vector<Subnet>& subnets) {
+    return std::ranges::any_of(subnets, [addr](const Subnet& s) { return s.contains(addr); });
+}
+
+bool single_port(const NatRule& rule) {
+    return rule.proto && rule.dports.size() == 1 && rule.dports[0].first == rule.dports[0].second;
+}
+
+// PREROUTING / OUTPUT: -p P --dport N -j DNAT --to-destination A[:N'], A in the bridge's subnets.
+std::optional<LegacyRule> classify_dnat(const NatRule& rule, std::string_view bridge,
+                                        const std::vector<Subnet>& subnets) {
+    if (rule.target != "DNAT" || !rule.to_destination || !single_port(rule) || rule.out || rule.source)
+        return std::nullopt;
+    auto target = parse_dnat_destination(*rule.to_destination);
+    if (!target || !in_subnets(target->addr, subnets))
+        return std::nullopt;
+    if (rule.chain == "PREROUTING") {
+        // Traffic arriving from outside the bridge: "! -i <bridge>", or no -i at all.
+        bool in_ok = !rule.in || (rule.in->negated && rule.in->name == bridge);
+        if (!in_ok || rule.destination || rule.dst_type_local)
+            return std::nullopt;
+    } else {  // OUTPUT: the node's own connections, to loopback or any local address
+        if (rule.in || (rule.destination && !is_loopback_host(rule.destination)))
+            return std::nullopt;
+    }
+    NodePort port{*rule.proto, rule.dports[0].first};
+    if (target->port == 0)
+        target->port = port.port;  // DNAT without a port keeps the packet's
+    return LegacyRule{rule, port, target};
+}
+
+// POSTROUTING: -s 127.0.0.1 {-d A | -o <bridge>} [-p P --dport N] -j MASQUERADE.
+std::optional<LegacyRule> classify_masquerade(const NatRule& rule, std::string_view bridge,
+                                              const std::vector<Subnet>& subnets) {
+    if (rule.target != "MASQUERADE" || rule.source != "127.0.0.1/32" || rule.in || rule.dst_type_local ||
+        rule.to_destination)
+        return std::nullopt;
+    bool to_bridge_host = false;
+    if (rule.destination) {
+        auto host = parse_host(*rule.destination);
+        to_bridge_host = host && in_subnets(*host, subnets) && !rule.out;
+    }
+    bool out_bridge = !rule.destination && rule.out && !rule.out->negated && rule.out->name == bridge;
+    if (!to_bridge_host && !out_bridge)
+        return std::nullopt;
+    if (rule.dports.empty())
+        return LegacyRule{rule, std::nullopt, std::nullopt};
+    if (!single_port(rule))
+        return std::nullopt;
+    return LegacyRule{rule, NodePort{*rule.proto, rule.dports[0].first}, std::nullopt};
+}
+
+std::unexpected<Error> tool_failed(const std::vector<std::string>& argv, const ToolOutput& result) {
+    std::string command;
+    for (const auto& a : argv)
+        command += (command.empty() ? "" : " ") + a;
+    std::string why = result.err.substr(0, result.err.find('\n'));
+    return plain_error(command + ": exit " + std::to_string(result.exit_code) + (why.empty() ? "" : ": " + why));
+}
+
+// Runs iptables; a missing binary is said plainly.
+Result<ToolOutput> run_iptables(const std::vector<std::string>& argv) {
+    auto result = run_tool(argv);
+    if (!result && result.error().errno_value == ENOENT)
+        return plain_error("iptables is not installed (the iptables package provides it, for either backend)");
+    if (!result)
+        return std::unexpected(result.error());
+    if (result->exit_code != 0)
+        return tool_failed(argv, *result);
+    return result;
+}
+
+}  // namespace
+
+std::string NatRule::text() const {
+    std::string line = "-A " + chain;
+    for (const auto& a : spec)
+        line += " " + a;
+    return line;
+}
+
+bool NatRule::matches_port(NodePort port) const {
+    return proto == port.proto && std::ranges::any_of(dports, [&](const PortRange& r) {
+               return r.first <= port.port && port.port <= r.second;
+           });
+}
+
+std::optional<NatRule> parse_nat_rule(std::string_view line) {
+    auto args = split_arguments(line);
+    if (!args || args->size() < 2 || (*args)[0] != "-A")
+        return std::nullopt;
+    NatRule rule;
+    rule.chain = (*args)[1];
+    rule.spec.assign(args->begin() + 2, args->end());
+    const auto& spec = rule.spec;
+    bool negated = false;
+    for (std::size_t i = 0; i < spec.size(); ++i) {
+        const std::string& opt = spec[i];
+        const bool has_value = i + 1 < spec.size();
+        const std::string value = has_value ? spec[i + 1] : "";
+        auto other = [&](bool with_value) {
+            if (negated)
+                rule.other.push_back("!");
+            rule.other.push_back(opt);
+            if (with_value && has_value)
+                rule.other.push_back(value);
+        };
+        if (opt == "!") {
+            negated = true;
+            continue;
+        }
+        bool took_value = has_value;
+        if (opt == "-p" && !negated && (value == "tcp" || value == "udp")) {
+            rule.proto = value == "tcp" ? Proto::tcp : Proto::udp;
+        } else if (opt == "-m" && (value == "tcp" || value == "udp" || value == "multiport" || value == "addrtype")) {
+            // The modules whose options are read below; any other module's
+            // options land in `other`.
+        } else if ((opt == "--dport" || opt == "--destination-port") && !negated && parse_port_range(value)) {
+            rule.dports.push_back(*parse_port_range(value));
+        } else if ((opt == "--dports" || opt == "--destination-ports") && !negated) {
+            std::string_view list = value;
+            bool ok = true;
+            std::vector<NatRule::PortRange> ranges;
+            while (ok && !list.empty()) {
+                auto comma = list.find(',');
+                auto range = parse_port_range(list.substr(0, comma));
+                ok = range.has_value();
+                if (ok)
+                    ranges.push_back(*range);
+                list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+            }
+            if (ok && !ranges.empty())
+                rule.dports.insert(rule.dports.end(), ranges.begin(), ranges.end());
+            else
+                other(true);
+        } else if (opt == "-i" || opt == "-o") {
+            (opt == "-i" ? rule.in : rule.out) = NatRule::Interface{value, negated};
+        } else if ((opt == "-s" || opt == "-d") && !negated) {
+            (opt == "-s" ? rule.source : rule.destination) = value;
+        } else if (opt == "--dst-type" && !negated && value == "LOCAL") {
+            rule.dst_type_local = true;
+        } else if (opt == "-j") {
+            rule.target = value;
+        } else if (opt == "--to-destination") {
+            rule.to_destination = value;
+        } else {
+            // Unknown: keep the token alone; its values (if any) follow as
+            // their own unknown tokens.
+            other(false);
+            took_value = false;
+        }
+        if (took_value)
+            ++i;
+        negated = false;
+    }
+    return rule;
+}
+
+std::optional<Backend> parse_dnat_destination(std::string_view text) {
+    auto colon = text.find(':');
+    auto addr = parse_ipv4(text.substr(0, colon), "address");
+    if (!addr)
+        return std::nullopt;
+    if (colon == std::string_view::npos)
+        return Backend{*addr, 0};
+    auto port = parse_port_number(text.substr(colon + 1));
+    if (!port || *port == 0)
+        return std::nullopt;
+    return Backend{*addr, *port};
+}
+
+bool Subnet::contains(Ipv4 addr) const {
+    std::uint32_t mask = prefix_len == 0 ? 0 : ~std::uint32_t{0} << (32 - prefix_len);
+    return (ntohl(addr.addr_be) & mask) == (ntohl(network.addr_be) & mask);
+}
+
+std::string to_string(const Subnet& subnet) {
+    return to_string(subnet.network) + "/" + std::to_string(subnet.prefix_len);
+}
+
+std::optional<LegacyRule> classify_legacy(const NatRule& rule, std::string_view bridge,
+                                          const std::vector<Subnet>& subnets) {
+    if (!rule.other.empty())
+        return std::nullopt;
+    if (rule.chain == "PREROUTING" || rule.chain == "OUTPUT")
+        return classify_dnat(rule, bridge, subnets);
+    if (rule.chain == "POSTROUTING")
+        return classify_masquerade(rule, bridge, subnets);
+    return std::nullopt;
+}
+
+LegacySummary summarize_legacy(const std::vector<LegacyRule>& rules, const std::map<NodePort, Backend>& mapped) {
+    LegacySummary summary;
+    std::map<NodePort, LegacyPort> ports;
+    for (const auto& legacy : rules) {
+        ++summary.rule_count;
+        if (!legacy.port) {
+            summary.portless.push_back(legacy);
+            continue;
+        }
+        auto [it, fresh] = ports.try_emplace(*legacy.port);
+        LegacyPort& port = it->second;
+        if (fresh) {
+            port.port = *legacy.port;
+            if (auto m = mapped.find(port.port); m != mapped.end())
+                port.nodeport_backend = m->second;
+        }
+        port.rules.push_back(legacy);
+        ++port.by_chain[legacy.rule.chain];
+        if (!legacy.target)
+            continue;
+        port.first_match.try_emplace(legacy.rule.chain, *legacy.target);
+        if (legacy.target != port.nodeport_backend && std::ranges::find(port.dead_targets, *legacy.target) ==
+                                                          port.dead_targets.end())
+            port.dead_targets.push_back(*legacy.target);
+    }
+    for (auto& [node_port, port] : ports) {
+        port.shadows_nodeport =
+            port.nodeport_backend && std::ranges::any_of(port.first_match, [&](const auto& first) {
+                return first.second != *port.nodeport_backend;
+            });
+        summary.ports.push_back(std::move(port));
+    }
+    return summary;
+}
+
+Result<std::vector<NatRule>> read_nat_rules(std::string_view chain) {
+    // -w: wait for the xtables lock instead of failing while another tool
+    // holds it (iptables-legacy; iptables-nft ignores it).
+    std::vector<std::string> argv{"iptables", "-w", "-t", "nat", "-S"};
+    if (!chain.empty())
+        argv.emplace_back(chain);
+    auto result = run_iptables(argv);
+    if (!result)
+        return std::unexpected(result.error());
+    std::vector<NatRule> rules;
+    std::string_view text = result->out;
+    while (!text.empty()) {
+        auto end = text.find('\n');
+        if (auto rule = parse_nat_rule(text.substr(0, end)))
+            rules.push_back(std::move(*rule));
+        text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
+    }
+    return rules;
+}
+
+Result<std::vector<LegacyRule>> find_legacy_rules(std::string_view bridge, const std::vector<Subnet>& subnets) {
+    std::vector<LegacyRule> found;
+    for (auto chain : legacy_chains) {
+        auto rules = read_nat_rules(chain);
+        if (!rules)
+            return std::unexpected(rules.error());
+        for (const auto& rule : *rules)
+            if (auto legacy = classify_legacy(rule, bridge, subnets))
+                found.push_back(std::move(*legacy));
+    }
+    return found;
+}
+
+Result<void> delete_nat_rule(const NatRule& rule) {
+    std::vector<std::string> argv{"iptables", "-w", "-t", "nat", "-D", rule.chain};
+    argv.insert(argv.end(), rule.spec.begin(), rule.spec.end());
+    auto result = run_iptables(argv);
+    if (!result)
+        return std::unexpected(result.error());
+    return {};
+}
+
+Result<std::vector<Subnet>> interface_subnets(const std::string& interface) {
+    if (interface.empty() || interface.size() >= IF_NAMESIZE || ::if_nametoindex(interface.c_str()) == 0)
+        return std::unexpected(Error{ENODEV, "interface '" + interface + "' does not exist in this network namespace"});
+    ifaddrs* raw = nullptr;
+    if (::getifaddrs(&raw) != 0)
+        return errno_error(errno, "list interface addresses");
+    std::unique_ptr<ifaddrs, decltype(&::freeifaddrs)> list(raw, ::freeifaddrs);
+    std::vector<Subnet> out;
+    for (const ifaddrs* ifa = raw; ifa; ifa = ifa->ifa_next) {
+        if (!ifa->ifa_addr || !ifa->ifa_netmask || ifa->ifa_addr->sa_family != AF_INET || interface != ifa->ifa_name)
+            continue;
+        std::uint32_t addr = ntohl(reinterpret_cast<const sockaddr_in*>(ifa->ifa_addr)->sin_addr.s_addr);
+        std::uint32_t mask = ntohl(reinterpret_cast<const sockaddr_in*>(ifa->ifa_netmask)->sin_addr.s_addr);
+        out.push_back(Subnet{Ipv4{htonl(addr & mask)}, std::popcount(mask)});
+    }
+    return out;
+}
+
+}  // namespace nodeport

@@ -1,0 +1,308 @@
+#include "nodeport/status.hpp"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <net/if.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <tuple>
+
+#include "libbpf_log.hpp"
+#include "map_keys.hpp"
+#include "node_addrs.hpp"
+#include "nodeport/abi.h"
+#include "nodeport/legacy_iptables.hpp"
+#include "nodeport/port_table.hpp"
+#include "pin_dir.hpp"
+#include "run_tool.hpp"
+#include "status_checks.hpp"
+#include "tc_attach.hpp"
+
+namespace nodeport {
+namespace {
+
+Result<std::uint32_t> read_abi(const std::filesystem::path& dir) {
+    auto config = pin_dir::open_map(dir, "node_config");
+    if (!config)
+        return std::unexpected(config.error());
+    __u32 zero = 0;
+    np_config cfg{};
+    if (bpf_map_lookup_elem(config->get(), &zero, &cfg) != 0)
+        return errno_error(errno, "read node_config");
+    return cfg.abi_version;
+}
+
+std::string or_empty(const char* text) {
+    return text ? text : "";
+}
+
+Result<std::vector<ProgramStatus>> read_programs(const std::filesystem::path& dir) {
+    std::vector<ProgramStatus> programs;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(pin_dir::links_dir(dir), ec)) {
+        Fd link(bpf_obj_get(entry.path().c_str()));
+        bpf_link_info info{};
+        __u32 len = sizeof info;
+        if (!link.valid() || bpf_link_get_info_by_fd(link.get(), &info, &len) != 0)
+            return errno_error(errno, "read link " + entry.path().string());
+        ProgramStatus p;
+        p.pin = entry.path().filename().string();
+        p.prog_id = info.prog_id;
+        p.link_type = or_empty(libbpf_bpf_link_type_str(bpf_link_type(info.type)));
+        if (info.type == BPF_LINK_TYPE_CGROUP) {
+            p.cgroup_id = info.cgroup.cgroup_id;
+            p.attach_type = or_empty(libbpf_bpf_attach_type_str(bpf_attach_type(info.cgroup.attach_type)));
+        } else if (info.type == BPF_LINK_TYPE_TCX) {
+            p.ifindex = static_cast<int>(info.tcx.ifindex);
+            p.attach_type = or_empty(libbpf_bpf_attach_type_str(bpf_attach_type(info.tcx.attach_type)));
+        }
+        programs.push_back(std::move(p));
+    }
+    std::ranges::sort(programs, {}, &ProgramStatus::pin);
+    return programs;
+}
+
+// The program nodeport's clsact filter runs in one direction; 0 when it is not there.
+std::uint32_t clsact_prog_id(int ifindex, bpf_tc_attach_point point) {
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = point);
+    LIBBPF_OPTS(bpf_tc_opts, opts, .handle = NP_TC_HANDLE, .priority = NP_TC_PRIORITY);
+    int rc = bpf_tc_query(&hook, &opts);
+    (void)take_libbpf_log();  // a missing filter is an answer here, not an error to explain
+    return rc == 0 ? opts.prog_id : 0;
+}
+
+// The id behind a tcx link pinned for this interface, when the link is still
+// attached to it (a link whose interface went reports ifindex 0).
+std::uint32_t tcx_prog_id(const std::vector<ProgramStatus>& programs, std::string_view name, int ifindex) {
+    auto pin = std::string(name) + "_if" + std::to_string(ifindex);
+    auto it = std::ranges::find(programs, pin, &ProgramStatus::pin);
+    return it != programs.end() && it->ifindex == ifindex ? it->prog_id : 0;
+}
+
+// The recorded attachments, and the problems of those that no longer work.
+Result<std::vector<InterfaceStatus>> read_interfaces(const std::filesystem::path& dir,
+                                                     const std::vector<ProgramStatus>& programs,
+                                                     const std::vector<NodePort>& mapped, Status& status) {
+    auto map = pin_dir::open_map(dir, "tc_attachments");
+    if (!map)
+        return std::unexpected(map.error());
+    auto records = tc::records(map->get());
+    if (!records)
+        return std::unexpected(records.error());
+    auto cookie = current_netns_cookie();
+    if (!cookie)
+        return std::unexpected(cookie.error());
+    // Every mapped port is reachable through every external interface.
+    std::string lost = "no port is mapped";
+    if (!mapped.empty()) {
+        lost.clear();
+        for (const auto& port : mapped)
+            lost += (lost.empty() ? "" : ", ") + to_string(port);
+        lost += " cannot be reached through it";
+    }
+    std::vector<InterfaceStatus> out;
+    for (const auto& r : *records) {
+        InterfaceStatus s;
+        s.name = std::string(r.ifname, strnlen(r.ifname, sizeof r.ifname));
+        s.ifindex = static_cast<int>(r.ifindex);
+        s.mode = r.mode == NP_TC_TCX ? TcAttachMode::tcx : TcAttachMode::clsact;
+        if (r.netns_cookie != *cookie) {
+            // An ifindex names another interface in another namespace.
+            status.not_checked.push_back("interface " + s.name + ": attached from another network namespace; run "
+                                         "status there");
+            out.push_back(std::move(s));
+            continue;
+        }
+        char now[IF_NAMESIZE] = {};
+        bool exists = if_indextoname(r.ifindex, now) != nullptr;
+        s.present = exists && s.name == now;
+        if (!exists) {
+            status.problems.push_back({ProblemKind::missing_interface, std::nullopt,
+                                       "interface " + s.name + " (if" + std::to_string(s.ifindex) +
+                                           ") that nodeport is attached to no longer exists: " + lost});
+        } else if (!*s.present) {
+            status.problems.push_back({ProblemKind::missing_interface, std::nullopt,
+                                       "interface " + s.name + " (if" + std::to_string(s.ifindex) + ") is now " +
+                                           now + ": the interface nodeport was attached to is gone: " + lost});
+        } else {
+            if (s.mode == TcAttachMode::clsact) {
+                s.ingress_prog_id = clsact_prog_id(s.ifindex, BPF_TC_INGRESS);
+                s.egress_prog_id = clsact_prog_id(s.ifindex, BPF_TC_EGRESS);
+            } else {
+                s.ingress_prog_id = tcx_prog_id(programs, "np_tc_ingress", s.ifindex);
+                s.egress_prog_id = tcx_prog_id(programs, "np_tc_egress", s.ifindex);
+            }
+            if (s.ingress_prog_id == 0 || s.egress_prog_id == 0)
+                status.problems.push_back({ProblemKind::tc_detached, std::nullopt,
+                                           "interface " + s.name + ": nodeport's TC programs are no longer attached "
+                                           "(run load again): " + lost});
+        }
+        out.push_back(std::move(s));
+    }
+    std::ranges::sort(out, {}, &InterfaceStatus::name);
+    return out;
+}
+
+Result<std::vector<Ipv4>> read_node_addrs(const std::filesystem::path& dir) {
+    auto map = pin_dir::open_map(dir, "node_addrs");
+    if (!map)
+        return std::unexpected(map.error());
+    auto keys = map_keys<np_node_addr>(map->get(), "node_addrs");
+    if (!keys)
+        return std::unexpected(keys.error());
+    std::vector<Ipv4> addrs;
+    for (const auto& key : *keys)
+        if (key.family == NP_FAMILY_IPV4)
+            addrs.push_back(Ipv4{key.addr_be[0]});
+    std::ranges::sort(addrs, {}, [](Ipv4 a) { return ntohl(a.addr_be); });
+    auto dup = std::ranges::unique(addrs);
+    addrs.erase(dup.begin(), dup.end());
+    return addrs;
+}
+
+// Connections, not entries: each flow has a client-to-backend entry and a reply entry.
+Result<std::size_t> count_flows(const std::filesystem::path& dir, std::string_view name) {
+    auto map = pin_dir::open_map(dir, name);
+    if (!map)
+        return std::unexpected(map.error());
+    auto keys = map_keys<np_flow_key>(map->get(), std::string(name));
+    if (!keys)
+        return std::unexpected(keys.error());
+    std::ranges::sort(*keys, {}, [](const np_flow_key& k) {
+        return std::tuple(k.client_addr_be, k.peer_addr_be, k.client_port_be, k.peer_port_be, k.proto, k.dir);
+    });
+    auto dup = std::ranges::unique(*keys, [](const np_flow_key& a, const np_flow_key& b) {
+        return std::memcmp(&a, &b, sizeof a) == 0;
+    });  // a walk restarted by a concurrent delete can give a key twice
+    return static_cast<std::size_t>(
+        std::count_if(keys->begin(), dup.begin(), [](const np_flow_key& k) { return k.dir == NP_FLOW_TO_BACKEND; }));
+}
+
+bool read_ip_forward() {
+    std::ifstream sysctl("/proc/sys/net/ipv4/ip_forward");
+    int enabled = 0;
+    return (sysctl >> enabled) && enabled == 1;
+}
+
+void append(std::vector<Problem>& to, std::vector<Problem> from) {
+    to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+}
+
+void check_iptables(const std::vector<NodePort>& mapped, Status& status) {
+    auto rules = read_nat_rules();
+    if (!rules) {
+        status.not_checked.push_back("iptables: " + rules.error().message);
+        return;
+    }
+    append(status.problems, status_checks::iptables_dnat(*rules, mapped));
+}
+
+void check_nft(const std::vector<NodePort>& mapped, Status& status) {
+    auto result = run_tool({"nft", "-j", "list", "ruleset"});
+    if (!result) {
+        status.not_checked.push_back(result.error().errno_value == ENOENT ? "nft: not installed"
+                                                                          : "nft: " + result.error().message);
+        return;
+    }
+    if (result->exit_code != 0) {
+        status.not_checked.push_back("nft -j list ruleset: exit " + std::to_string(result->exit_code) + ": " +
+                                     result->err.substr(0, result->err.find('\n')));
+        return;
+    }
+    auto problems = status_checks::nft_dnat(result->out, mapped);
+    if (!problems) {
+        status.not_checked.push_back(problems.error().message);
+        return;
+    }
+    append(status.problems, std::move(*problems));
+}
+
+void check_listeners(const std::vector<NodePort>& mapped, Status& status) {
+    for (auto [file, proto] : {std::pair{"tcp", Proto::tcp}, std::pair{"tcp6", Proto::tcp},
+                               std::pair{"udp", Proto::udp}, std::pair{"udp6", Proto::udp}}) {
+        std::ifstream in(std::string("/proc/net/") + file);
+        if (!in)
+            continue;  // no IPv6 on this node
+        std::stringstream text;
+        text << in.rdbuf();
+        append(status.problems, status_checks::listeners(text.str(), proto, mapped));
+    }
+}
+
+}  // namespace
+
+std::string_view to_string(ProblemKind kind) {
+    switch (kind) {
+    case ProblemKind::iptables_dnat:
+        return "iptables_dnat";
+    case ProblemKind::nft_dnat:
+        return "nft_dnat";
+    case ProblemKind::listener:
+        return "listener";
+    case ProblemKind::missing_interface:
+        return "missing_interface";
+    case ProblemKind::tc_detached:
+        return "tc_detached";
+    case ProblemKind::ip_forward_off:
+        return "ip_forward_off";
+    }
+    return "?";
+}
+
+Result<Status> read_status(const std::filesystem::path& dir) {
+    capture_libbpf_log();  // libbpf would print a kernel message for every filter it does not find
+    Status status;
+    auto abi = read_abi(dir);  // "not loaded" (ENOENT) when there is no node_config
+    if (!abi)
+        return std::unexpected(abi.error());
+    status.abi = *abi;
+    auto table = PortTable::open(dir);
+    if (!table)
+        return std::unexpected(table.error());
+    auto mappings = table->list();
+    if (!mappings)
+        return std::unexpected(mappings.error());
+    std::vector<NodePort> mapped;
+    for (const auto& m : *mappings)
+        mapped.push_back(m.node_port);
+    status.ports = mapped.size();
+
+    auto programs = read_programs(dir);
+    if (!programs)
+        return std::unexpected(programs.error());
+    status.programs = std::move(*programs);
+    auto interfaces = read_interfaces(dir, status.programs, mapped, status);
+    if (!interfaces)
+        return std::unexpected(interfaces.error());
+    status.interfaces = std::move(*interfaces);
+    auto addrs = read_node_addrs(dir);
+    if (!addrs)
+        return std::unexpected(addrs.error());
+    status.node_addrs = std::move(*addrs);
+    for (auto [name, count] : {std::pair{"flows", &status.flows.tcp}, std::pair{"closed_flows", &status.flows.tcp_closed},
+                               std::pair{"udp_flows", &status.flows.udp}}) {
+        auto n = count_flows(dir, name);
+        if (!n)
+            return std::unexpected(n.error());
+        *count = *n;
+    }
+    status.ip_forward = read_ip_forward();
+    if (!status.ip_forward && !status.interfaces.empty())
+        status.problems.push_back({ProblemKind::ip_forward_off, std::nullopt,
+                                   "net.ipv4.ip_forward is 0: the kernel drops every packet the TC programs "
+                                   "translate (sysctl -w net.ipv4.ip_forward=1)"});
+
+    // What else on the node acts on the mapped ports' traffic.
+    check_iptables(mapped, status);
+    check_nft(mapped, status);
+    check_listeners(mapped, status);
+    return status;
+}
+
+}  // namespace nodeport

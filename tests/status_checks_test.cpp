@@ -1,0 +1,98 @@
+// Tier 1: status's readers of iptables rules, `nft -j list ruleset` and
+// /proc/net, on output captured from nft 1.0.6 and Linux 6.18, without root.
+#include <gtest/gtest.h>
+
+#include "nodeport/legacy_iptables.hpp"
+#include "status_checks.hpp"
+
+namespace nodeport::status_checks {
+namespace {
+
+const std::vector<NodePort> mapped = {{Proto::tcp, 6667}, {Proto::udp, 5353}};
+
+TEST(IptablesDnat, MappedPortsOnlyDuplicatesCounted) {
+    std::vector<NatRule> rules;
+    for (const char* line : {
+             "-A PREROUTING -p tcp -m tcp --dport 6667 -j DNAT --to-destination 10.8.9.9:6667",
+             "-A PREROUTING -p tcp -m tcp --dport 6667 -j DNAT --to-destination 10.8.9.9:6667",
+             "-A MYCHAIN -p udp -m multiport --dports 53,5353 -j DNAT --to-destination 10.8.9.9",
+             "-A OUTPUT -p tcp -m tcp --dport 7777 -j DNAT --to-destination 10.8.9.9:7777",  // not mapped
+             "-A PREROUTING -p udp -m udp --dport 6667 -j DNAT --to-destination 10.8.9.9",   // other protocol
+             "-A POSTROUTING -p tcp -m tcp --dport 6667 -j MASQUERADE",                      // not a DNAT
+             "-A PREROUTING -p tcp -m tcp --dport 6000:7000 -j REDIRECT --to-ports 8080",
+         })
+        rules.push_back(*parse_nat_rule(line));
+    auto problems = iptables_dnat(rules, mapped);
+    ASSERT_EQ(problems.size(), 3u);
+    EXPECT_EQ(problems[0].port, mapped[0]);
+    EXPECT_EQ(problems[0].detail,
+              "iptables -t nat rule (x2): -A PREROUTING -p tcp -m tcp --dport 6667 -j DNAT --to-destination "
+              "10.8.9.9:6667");
+    EXPECT_EQ(problems[1].port, mapped[1]);
+    EXPECT_EQ(problems[2].port, mapped[0]);  // the REDIRECT of a range holding it
+}
+
+TEST(NftDnat, ReadsPortsSetsRangesAndNegation) {
+    const char* json = R"({"nftables": [
+      {"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}},
+      {"table": {"family": "inet", "name": "mynat", "handle": 1}},
+      {"rule": {"family": "inet", "table": "mynat", "chain": "pre", "handle": 2, "expr": [
+        {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 6667}},
+        {"dnat": {"family": "ip", "addr": "10.8.0.9", "port": 6667}}]}},
+      {"rule": {"family": "inet", "table": "mynat", "chain": "pre", "handle": 4, "expr": [
+        {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": {"set": [53, 5353]}}},
+        {"dnat": {"family": "ip", "addr": "10.8.0.9"}}]}},
+      {"rule": {"family": "inet", "table": "mynat", "chain": "pre", "handle": 5, "expr": [
+        {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": {"range": [7000, 7010]}}},
+        {"dnat": {"family": "ip", "addr": "10.8.0.9"}}]}},
+      {"rule": {"family": "inet", "table": "mynat", "chain": "pre", "handle": 6, "expr": [
+        {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "1.2.3.4"}},
+        {"match": {"op": "!=", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}},
+        {"dnat": {"family": "ip", "addr": "10.8.0.9"}}]}},
+      {"rule": {"family": "ip", "table": "nat", "chain": "PREROUTING", "handle": 2, "expr": [
+        {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 6667}},
+        {"counter": {"packets": 0, "bytes": 0}},
+        {"xt": {"type": "target", "name": "DNAT"}}]}},
+      {"rule": {"family": "inet", "table": "f", "chain": "in", "handle": 9, "expr": [
+        {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 6667}},
+        {"accept": null}]}}
+    ]})";
+    auto problems = nft_dnat(json, mapped);
+    ASSERT_TRUE(problems) << problems.error().message;
+    ASSERT_EQ(problems->size(), 3u);
+    EXPECT_EQ((*problems)[0].port, mapped[0]);
+    EXPECT_EQ((*problems)[0].detail, "nft table inet mynat, chain pre, rule handle 2: dnat to 10.8.0.9:6667");
+    EXPECT_EQ((*problems)[1].port, mapped[1]);  // the set
+    EXPECT_EQ((*problems)[2].port, mapped[0]);  // "!= 22" selects 6667 too
+    EXPECT_NE((*problems)[2].detail.find("handle 6"), std::string::npos);
+    EXPECT_FALSE(nft_dnat("not json", mapped));
+}
+
+TEST(Listeners, TcpInListenAndUdpInAnyState) {
+    const char* tcp =
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+        "   0: 00000000:1A0B 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 "
+        "0000000000000000 100 0 0 10 0\n"
+        "   1: 0100007F:1A0B 0200080A:9C40 01 00000000:00000000 00:00000000 00000000     0        0 12346 1 "
+        "0000000000000000 20 4 30 10 -1\n"  // established: a connection, not a listener
+        "   2: 0100007F:1E61 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12347 1 "
+        "0000000000000000 100 0 0 10 0\n";  // 7777: not mapped
+    auto problems = listeners(tcp, Proto::tcp, mapped);
+    ASSERT_EQ(problems.size(), 1u);
+    EXPECT_EQ(problems[0].port, mapped[0]);
+    EXPECT_EQ(problems[0].detail, "a tcp socket on the node is bound to 0.0.0.0:6667 (listening)");
+
+    const char* udp6 =
+        "  sl  local_address                         remote_address                        st tx_queue rx_queue tr "
+        "tm->when retrnsmt   uid  timeout inode ref pointer drops\n"
+        "  123: 00000000000000000000000000000000:14E9 00000000000000000000000000000000:0000 07 00000000:00000000 "
+        "00:00000000 00000000     0        0 2345 2 0000000000000000 0\n";
+    problems = listeners(udp6, Proto::udp, mapped);
+    ASSERT_EQ(problems.size(), 1u);
+    EXPECT_EQ(problems[0].port, mapped[1]);
+    EXPECT_EQ(problems[0].detail, "a udp socket on the node is bound to [::]:5353");
+    EXPECT_TRUE(listeners(udp6, Proto::udp, {}).empty());
+}
+
+}  // namespace
+}  // namespace nodeport::status_checks
