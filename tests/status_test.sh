@@ -64,7 +64,7 @@ expect_eq "one connection through the node port" "sb1 $TOPO_CLIENT_IP" \
 
 json=$(status --json); rc=$?
 expect_eq "healthy: exit 0" 0 "$rc"
-expect_eq "healthy: loaded, healthy, ABI 1, no problems" "true true 1 0" \
+expect_eq "healthy: loaded, healthy, ABI 2, no problems" "true true 2 0" \
     "$(jqr '"\(.loaded) \(.healthy) \(.abi) \(.problems | length)"')"
 cgroup_id=$(stat -c %i "$TOPO_CGROUP")
 expect_eq "the socket hooks: cgroup links on the test cgroup, with program ids" \
