@@ -250,9 +250,17 @@ Result<void> unload(const std::filesystem::path& dir) {
             return ok;
     }
     std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(pin_dir::links_dir(dir), ec))
+    for (const auto& entry : std::filesystem::directory_iterator(pin_dir::links_dir(dir), ec)) {
+        // Removing a link's last pin detaches it only later (the kernel frees
+        // the file after RCU and the link from a work queue): detach it now,
+        // so nothing is attached once unload returns. Iterator links cannot
+        // be detached and attach to nothing.
+        if (Fd link(bpf_obj_get(entry.path().c_str())); link.valid())
+            if (bpf_link_detach(link.get()) != 0 && errno != EOPNOTSUPP && errno != EINVAL)
+                return errno_error(errno, "detach " + entry.path().string());
         if (::unlink(entry.path().c_str()) != 0)
             return errno_error(errno, "unpin " + entry.path().string());
+    }
     if (::rmdir(pin_dir::links_dir(dir).c_str()) != 0 && errno != ENOENT)
         return errno_error(errno, "remove " + pin_dir::links_dir(dir).string());
     for (const auto& map : map_catalog::pinned_maps())
