@@ -40,7 +40,7 @@ Forwarding forwarding_option(const Invocation& inv) {
 // --iface values, checked to exist here; none given: the default route's
 // interface, unless --local-only.
 std::vector<std::string> interface_options(const Invocation& inv) {
-    bool local_only = inv.options.count("local-only") > 0;
+    bool local_only = inv.options["local-only"].as<bool>();
     if (inv.options.count("iface")) {
         if (local_only)
             throw UsageError("iface: --iface and --local-only exclude each other");
@@ -97,9 +97,10 @@ int cmd_load(const Args& argv) {
     options.add_options()
         ("cgroup", po::value<std::string>(),
          "cgroup v2 directory whose sockets are forwarded (default: the root of the hierarchy)")
-        ("iface", po::value<std::vector<std::string>>()->composing(),
+        ("iface", po::value<std::vector<std::string>>(),
          "an external interface for the TC programs (repeatable; default: the default route's interface)")
-        ("local-only", "attach no TC programs: forward only traffic that starts on the node")
+        // A bool_switch, so a config file says `local-only = true` (or false).
+        ("local-only", po::bool_switch(), "attach no TC programs: forward only traffic that starts on the node")
         ("tc-attach", po::value<std::string>()->default_value("auto"),
          "auto (tcx where the kernel has it, else clsact), tcx or clsact")
         ("forward", po::value<std::string>()->default_value("kernel"),
@@ -110,7 +111,7 @@ int cmd_load(const Args& argv) {
         ("tcp-closing-timeout", po::value<std::string>(),
          "seconds a half-closed TCP flow may idle, and a closed one (FIN both ways) lives (120)")
         ("udp-timeout", po::value<std::string>(), "seconds an idle external UDP flow lives (60)");
-    auto inv = parse("load", argv, options);
+    auto inv = parse_with_config("load", argv, options);
     if (!inv)
         return exit_ok;
     LoadOptions load_options{inv->pin_dir, {}, node_ip_options(*inv), {}, tc_attach_option(*inv),
