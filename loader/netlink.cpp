@@ -4,6 +4,7 @@
 #include <net/if.h>
 #include <netlink/netlink.h>
 #include <netlink/route/classifier.h>
+#include <netlink/route/link.h>
 #include <netlink/route/route.h>
 
 #include <memory>
@@ -49,6 +50,24 @@ Result<std::string> default_route_interface() {
             return std::string(name);
     }
     return plain_error("this network namespace has no IPv4 default route");
+}
+
+Result<std::vector<Link>> list_links() {
+    auto sock = connect();
+    if (!sock)
+        return std::unexpected(sock.error());
+    nl_cache* raw = nullptr;
+    if (int err = rtnl_link_alloc_cache(sock->get(), AF_UNSPEC, &raw); err < 0)
+        return nl_failure(err, "list interfaces");
+    Cache links(raw, nl_cache_free);
+    std::vector<Link> out;
+    for (nl_object* obj = nl_cache_get_first(raw); obj; obj = nl_cache_get_next(obj)) {
+        auto* link = reinterpret_cast<rtnl_link*>(obj);
+        const char* name = rtnl_link_get_name(link);
+        out.push_back(Link{name ? name : "", rtnl_link_get_ifindex(link), rtnl_link_get_master(link),
+                           (rtnl_link_get_flags(link) & IFF_LOOPBACK) != 0});
+    }
+    return out;
 }
 
 Result<int> count_tc_filters(int ifindex, std::uint32_t parent) {

@@ -64,7 +64,7 @@ expect_eq "the example has a commented-out '#name = default' line for every load
 # command line replace the example's values.
 sed -nE 's/^#([a-z-]+ = .*)/\1/p' "$EXAMPLE" >"$STAGE/example.conf"
 out=$(topo_in node "$NODEPORT" load --config "$STAGE/example.conf" --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" \
-    --iface ext0 --node-ip "$TOPO_NODE_EXT_IP" 2>&1)
+    --iface all --exclude br0 --node-ip "$TOPO_NODE_EXT_IP" 2>&1)
 expect_eq "load --config <the example, uncommented> with this node's options exits 0" 0 $?
 expect_eq "and the command line's options win" \
     "loaded at $PIN on cgroup $TOPO_CGROUP|node addresses: $TOPO_NODE_EXT_IP|external interfaces: ext0 (tcx)" \

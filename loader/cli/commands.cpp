@@ -290,7 +290,9 @@ int cmd_version(const Args& argv) {
 
 const std::vector<Command>& commands() {
     static const std::vector<Command> all = {
-        {"load", "load [--config FILE] [--cgroup PATH] [--node-ip IP]... [--iface IF]... [--local-only]",
+        {"load",
+         "load [--config FILE] [--cgroup PATH] [--node-ip IP]... [--iface IF... | --iface all [--exclude IF]...] "
+         "[--local-only]",
          "attach the forwarding programs and pin them with the maps; idempotent, mappings survive", cmd_load},
         {"unload", "unload", "detach everything nodeport attached and remove its pins", cmd_unload},
         {"set", "set PROTO/PORT IP:PORT [--owner ID] [--terminate]",

@@ -122,4 +122,12 @@ std::string describe(const std::vector<NodeAddr>& addrs) {
     return out.empty() ? "none" : out;
 }
 
+std::string describe(const std::vector<TcAttachment>& interfaces) {
+    std::string out;
+    for (const auto& a : interfaces)
+        out += fmt::format("{}{} ({})", out.empty() ? "" : ", ", a.interface,
+                           a.mode == TcAttachMode::tcx ? "tcx" : "clsact");
+    return out.empty() ? "none (local forwarding only)" : out;
+}
+
 }  // namespace nodeport::cli

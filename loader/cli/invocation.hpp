@@ -42,5 +42,6 @@ boost::program_options::options_description node_ip_description();
 std::vector<Ipv4> node_ip_options(const Invocation& inv);
 
 std::string describe(const std::vector<NodeAddr>& addrs);
+std::string describe(const std::vector<TcAttachment>& interfaces);
 
 }  // namespace nodeport::cli
