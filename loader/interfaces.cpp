@@ -8,6 +8,9 @@
 #include <algorithm>
 
 #include "netlink.hpp"
+#include "pin_dir.hpp"
+#include "tc_attach.hpp"
+#include "tc_programs.hpp"
 
 namespace nodeport {
 namespace {
@@ -48,6 +51,22 @@ Result<std::vector<std::string>> choose_interfaces(const InterfaceChoice& choice
             out.push_back(link.name);
     std::ranges::sort(out);
     return out;
+}
+
+Result<std::vector<TcAttachment>> attach_interfaces(const std::filesystem::path& dir,
+                                                    const std::vector<std::string>& interfaces, TcAttachMode mode) {
+    auto locked = pin_dir::open_locked(dir);
+    if (!locked)
+        return std::unexpected(locked.error());
+    // Opened under the lock: a load running meanwhile has pinned its programs.
+    auto programs = tc::open_pinned_programs(dir);
+    if (!programs)
+        return std::unexpected(programs.error());
+    auto attachments = pin_dir::open_map(dir, "tc_attachments");
+    if (!attachments)
+        return std::unexpected(attachments.error());
+    return tc::attach(dir, tc::ProgramFds{programs->ingress.get(), programs->egress.get()}, interfaces, mode,
+                      attachments->get());
 }
 
 }  // namespace nodeport
