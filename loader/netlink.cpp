@@ -1,12 +1,15 @@
 #include "netlink.hpp"
 
 #include <linux/rtnetlink.h>
+#include <sys/socket.h>
 #include <net/if.h>
 #include <netlink/netlink.h>
 #include <netlink/route/classifier.h>
 #include <netlink/route/link.h>
 #include <netlink/route/route.h>
 
+#include <array>
+#include <cerrno>
 #include <memory>
 
 namespace nodeport::netlink {
@@ -68,6 +71,30 @@ Result<std::vector<Link>> list_links() {
                            (rtnl_link_get_flags(link) & IFF_LOOPBACK) != 0});
     }
     return out;
+}
+
+Result<Fd> subscribe(bool routes) {
+    Fd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE));
+    if (!fd.valid())
+        return errno_error(errno, "open rtnetlink socket");
+    sockaddr_nl addr{};
+    addr.nl_family = AF_NETLINK;
+    addr.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | (routes ? RTMGRP_IPV4_ROUTE : 0);
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+        return errno_error(errno, "subscribe to rtnetlink link and address notifications");
+    return fd;
+}
+
+Result<void> drain(int fd) {
+    std::array<char, 16384> buf;
+    for (;;) {
+        ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+        if (n > 0 || (n < 0 && (errno == EINTR || errno == ENOBUFS)))
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return {};
+        return errno_error(n == 0 ? EPIPE : errno, "read rtnetlink notifications");
+    }
 }
 
 Result<int> count_tc_filters(int ifindex, std::uint32_t parent) {

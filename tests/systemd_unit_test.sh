@@ -25,7 +25,7 @@ cache() { sed -n "s/^$1:[A-Z]*=//p" "$BUILD/CMakeCache.txt"; }
 PREFIX=$(cache CMAKE_INSTALL_PREFIX)
 UNIT_DIR=$(cache NODEPORT_SYSTEMD_UNIT_DIR)
 [[ "$UNIT_DIR" = /* ]] || UNIT_DIR="$PREFIX/$UNIT_DIR"
-UNITS="nodeport.service"
+UNITS="nodeport.service nodeport-watch.service"
 for f in "$PREFIX/sbin/nodeport" "$PREFIX/share/doc/nodeport/nodeport.conf.example" \
     $(for u in $UNITS; do echo "$UNIT_DIR/$u"; done); do
     expect_eq "installed $f" yes "$([ -s "$STAGE/root$f" ] && echo yes || echo no)"
@@ -37,6 +37,12 @@ expect_eq "nodeport.service runs the install prefix's binary with the node's con
 expect_eq "nodeport.service is a oneshot that stays active" "Type=oneshot RemainAfterExit=yes" \
     "$(grep -E '^(Type|RemainAfterExit)=' "$LOAD_UNIT" | tr '\n' ' ' | sed 's/ $//')"
 expect_eq "stopping nodeport.service does not unload (no ExecStop)" "" "$(grep -E '^ExecStop' "$LOAD_UNIT")"
+WATCH_UNIT="$STAGE/root$UNIT_DIR/nodeport-watch.service"
+expect_eq "nodeport-watch.service runs watch with the same config" \
+    "ExecStart=$PREFIX/sbin/nodeport watch --config /etc/nodeport/nodeport.conf" "$(grep '^ExecStart=' "$WATCH_UNIT")"
+expect_eq "nodeport-watch.service is a simple service after nodeport.service, restarted on failure" \
+    "Requires=nodeport.service After=nodeport.service Type=simple Restart=on-failure" \
+    "$(grep -E '^(Requires|After|Type|Restart)=' "$WATCH_UNIT" | tr '\n' ' ' | sed 's/ $//')"
 
 # systemd-analyze verify refuses a unit whose ExecStart binary is missing,
 # and the binary sits under DESTDIR, not at its installed path. So verify a

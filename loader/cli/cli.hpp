@@ -42,6 +42,7 @@ const std::vector<Command>& commands();
 int cmd_load(const Args& argv);
 int cmd_unload(const Args& argv);
 int cmd_refresh(const Args& argv);
+int cmd_watch(const Args& argv);
 
 // Unwraps a parse result or throws UsageError naming the field.
 template <class T>
