@@ -13,7 +13,11 @@ require_root
 
 test_begin unit
 STAGE=$(mktemp -d /tmp/np-unit.XXXXXX)
-on_cleanup() { rm -rf "$STAGE"; }
+WATCH_PID=""
+on_cleanup() {
+    [ -n "$WATCH_PID" ] && kill "$WATCH_PID" 2>/dev/null
+    rm -rf "$STAGE"
+}
 topo_node
 topo_client
 topo_cgroup
@@ -118,6 +122,21 @@ out=$(topo_in node "$NODEPORT" load --config "$CONF" --udp-timeout 44 --node-ip 
 expect_eq "load --config with options on the command line exits 0" 0 $?
 expect_eq "--udp-timeout on the command line replaces the file's" 44 "$(udp_timeout)"
 expect_match "--node-ip on the command line replaces both of the file's" "node addresses: $TOPO_NODE_EXT_IP"$'\n' "$out"
+
+# nodeport-watch.service reads the same file.
+WATCH_LOG="$STAGE/watch.log"
+nsenter --net="/run/netns/$(topo_ns node)" "$NODEPORT" watch --config "$CONF" >"$WATCH_LOG" 2>&1 &
+WATCH_PID=$!
+for _ in $(seq 1 50); do
+    grep -q '^node addresses:' "$WATCH_LOG" && break
+    sleep 0.1
+done
+kill -TERM "$WATCH_PID"
+wait "$WATCH_PID"
+expect_eq "watch --config runs with the file's options and exits 0 on SIGTERM" \
+    "0|watching the interfaces and addresses of this network namespace|external interfaces: ext0 (tcx)|node addresses: $TOPO_NODE_EXT_IP, 10.200.0.7|stopped by TERM; the datapath stays attached" \
+    "$?|$(tr '\n' '|' <"$WATCH_LOG" | sed 's/|$//')"
+expect_eq "the mapping is still there" "tcp/6667 -> $(topo_sandbox_ip 1):6667 owner sb-1" "$(np get tcp/6667)"
 
 # bad_conf DESCRIPTION WANT-IN-MESSAGE FILE-LINE: exit 2, one line, nothing changed.
 bad_conf() {

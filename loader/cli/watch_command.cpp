@@ -44,6 +44,9 @@ public:
                       << std::endl;
             return;
         }
+        if (!started_)
+            std::cout << "watching the interfaces and addresses of this network namespace" << std::endl;
+        started_ = true;
         auto interfaces = describe(state->interfaces);
         auto addrs = describe(state->node_addrs);
         if (interfaces != interfaces_)
@@ -55,6 +58,7 @@ public:
     }
 
 private:
+    bool started_ = false;
     std::string interfaces_;
     std::string addrs_;
 };
@@ -69,8 +73,6 @@ int cmd_watch(const Args& argv) {
     WatchOptions options{inv->pin_dir, std::move(choice), std::move(load_options.node_ips), load_options.tc_attach};
     Fd stop = stop_signals();
     Reporter reporter;
-    std::cout << "watching the interfaces and addresses of this network namespace for " << inv->pin_dir.string()
-              << std::endl;
     succeeded(watch(options, stop.get(), std::ref(reporter)));
     signalfd_siginfo info{};
     ssize_t n = ::read(stop.get(), &info, sizeof info);
