@@ -114,7 +114,7 @@ expect_eq "a second load --config exits 0" 0 $?
 expect_match "and keeps the pinned maps" "kept the pinned maps" "$out"
 expect_eq "the mapping survives it" "tcp/6667 -> $(topo_sandbox_ip 1):6667 owner sb-1" "$(np get tcp/6667)"
 expect_eq "one copy of each program on ext0" "1 1" \
-    "$(topo_in node bpftool net show dev ext0 | grep -c np_tc_ingress) $(topo_in node bpftool net show dev ext0 | grep -c np_tc_egress)"
+    "$(for p in np_tc_ingress np_tc_egress; do topo_in node bpftool net show dev ext0 | grep -c "$p"; done | xargs)"
 expect_eq "the client still reaches the sandbox" "sb1 $TOPO_CLIENT_IP" "$(curl_client)"
 
 # The command line wins, for a single value and for a repeatable one.
@@ -134,7 +134,8 @@ done
 kill -TERM "$WATCH_PID"
 wait "$WATCH_PID"
 expect_eq "watch --config runs with the file's options and exits 0 on SIGTERM" \
-    "0|watching the interfaces and addresses of this network namespace|external interfaces: ext0 (tcx)|node addresses: $TOPO_NODE_EXT_IP, 10.200.0.7|stopped by TERM; the datapath stays attached" \
+    "0|watching the interfaces and addresses of this network namespace|external interfaces: ext0 (tcx)|\
+node addresses: $TOPO_NODE_EXT_IP, 10.200.0.7|stopped by TERM; the datapath stays attached" \
     "$?|$(tr '\n' '|' <"$WATCH_LOG" | sed 's/|$//')"
 expect_eq "the mapping is still there" "tcp/6667 -> $(topo_sandbox_ip 1):6667 owner sb-1" "$(np get tcp/6667)"
 

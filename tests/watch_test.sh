@@ -124,7 +124,8 @@ forgotten() { [ "$(recorded)" = ext0 ] && ! ls "$PIN/links" | grep -q "_if$EXT1_
 expect_fast "watch forgets the deleted interface (record and link pins) within ${MAX_LATENCY_MS} ms" \
     "$(wait_until forgotten)"
 expect_eq "node_addrs is the node's addresses again" "$TOPO_NODE_EXT_IP,$TOPO_BRIDGE_IP" "$(node_addrs)"
-expect_eq "watch reported no error" "" "$(grep -v -E '^(watching|external interfaces|node addresses):? ' "$WORK/watch.log")"
+expect_eq "watch reported no error" "" \
+    "$(grep -v -E '^(watching|external interfaces|node addresses):? ' "$WORK/watch.log")"
 
 # --- SIGTERM: exit 0, the datapath stays ---
 kill -TERM "$WATCH_PID"

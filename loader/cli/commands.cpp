@@ -313,7 +313,8 @@ const std::vector<Command>& commands() {
         {"watch",
          "watch [--config FILE] [--node-ip IP]... [--iface IF... | --iface all [--exclude IF]...] [--local-only]",
          "follow the node: attach to interfaces as they appear, forget those that go, re-read the node's addresses; "
-         "takes load's options, runs until SIGTERM and leaves the datapath attached",
+         "takes load's options (uses iface, exclude, node-ip, tc-attach), runs until SIGTERM and leaves the datapath "
+         "attached",
          cmd_watch},
         {"version", "version [--json]", "print the version, the commit, the map ABI and libbpf's version (also --version)",
          cmd_version},

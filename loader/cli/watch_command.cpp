@@ -8,8 +8,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <iostream>
-#include <optional>
 
 #include "cli.hpp"
 #include "invocation.hpp"
@@ -69,6 +69,8 @@ int cmd_watch(const Args& argv) {
     auto inv = parse_with_config("watch", argv, load_description());
     if (!inv)
         return exit_ok;
+    // Every load option is checked; watch uses the interfaces, node-ip and
+    // tc-attach (cgroup, forward and the timeouts are load's alone).
     auto [load_options, choice] = load_choices(*inv);
     WatchOptions options{inv->pin_dir, std::move(choice), std::move(load_options.node_ips), load_options.tc_attach};
     Fd stop = stop_signals();
@@ -76,8 +78,8 @@ int cmd_watch(const Args& argv) {
     succeeded(watch(options, stop.get(), std::ref(reporter)));
     signalfd_siginfo info{};
     ssize_t n = ::read(stop.get(), &info, sizeof info);
-    std::cout << "stopped" << (n == sizeof info ? fmt::format(" by {}", sigabbrev_np(static_cast<int>(info.ssi_signo))) : "")
-              << "; the datapath stays attached" << std::endl;
+    std::string by = n == sizeof info ? fmt::format(" by {}", sigabbrev_np(static_cast<int>(info.ssi_signo))) : "";
+    std::cout << "stopped" << by << "; the datapath stays attached" << std::endl;
     return exit_ok;
 }
 
