@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "libbpf_log.hpp"
 #include "netlink.hpp"
 #include "pin_dir.hpp"
 #include "tc_attach.hpp"
@@ -55,6 +56,11 @@ Result<std::vector<std::string>> choose_interfaces(const InterfaceChoice& choice
 
 Result<std::vector<TcAttachment>> attach_interfaces(const std::filesystem::path& dir,
                                                     const std::vector<std::string>& interfaces, TcAttachMode mode) {
+    // libbpf's messages are kept for errors, not printed: re-adding a clsact
+    // qdisc that exists, on every resync, makes the kernel say so. Whatever
+    // an earlier call left is stale.
+    capture_libbpf_log();
+    (void)take_libbpf_log();
     auto locked = pin_dir::open_locked(dir);
     if (!locked)
         return std::unexpected(locked.error());
