@@ -5,8 +5,10 @@
 # an interface that appears, within 1 s, adds its address to the node
 # addresses, so a client reaches a sandbox through it, forgets both when they
 # go, and on SIGTERM exits 0 leaving the datapath attached and forwarding.
+# MODE (argument 2): tcx or clsact, for load and watch alike.
 set -u
 NODEPORT=$1
+MODE=${2:-tcx}
 . "$(dirname "$0")/lib.sh"
 require_root
 
@@ -66,9 +68,10 @@ topo_serve sb1 sb1 "$PORT"
 SB1=$(topo_sandbox_ip 1)
 
 # --- load --iface all: not loopback, not the excluded bridge, not its ports ---
-out=$(topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface all --exclude br0 2>&1)
+out=$(topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface all --exclude br0 \
+    --tc-attach "$MODE" 2>&1)
 expect_eq "load --iface all --exclude br0 exits 0" 0 $?
-expect_match "it attaches to ext0 only" "external interfaces: ext0 \(tcx\)$" "$out"
+expect_match "it attaches to ext0 only, with $MODE" "external interfaces: ext0 \($MODE\)$" "$out"
 expect_eq "programs on ext0, none on br0, the sandbox's veth vsb1 or lo" "2 0 0 0" \
     "$(programs_on ext0) $(programs_on br0) $(programs_on vsb1) $(programs_on lo)"
 expect_eq "load pinned the two TC programs for later interfaces" "np_tc_egress np_tc_ingress" \
@@ -79,12 +82,12 @@ expect_eq "a client reaches the sandbox through ext0" "sb1 $TOPO_CLIENT_IP" \
 
 # --- watch, in the node namespace (nsenter keeps /sys/fs/bpf visible) ---
 nsenter --net="/run/netns/$(topo_ns node)" "$NODEPORT" watch --pin-dir "$PIN" --iface all --exclude br0 \
-    >"$WORK/watch.log" 2>&1 &
+    --tc-attach "$MODE" >"$WORK/watch.log" 2>&1 &
 WATCH_PID=$!
 T0=$(now_ms)
 watch_ready() { grep -q '^node addresses:' "$WORK/watch.log"; }
 wait_until watch_ready >/dev/null
-expect_eq "watch starts and reports the interfaces it keeps" "external interfaces: ext0 (tcx)" \
+expect_eq "watch starts and reports the interfaces it keeps" "external interfaces: ext0 ($MODE)" \
     "$(grep '^external interfaces:' "$WORK/watch.log" | head -n 1)"
 
 # A new interface: a second link to the client.
