@@ -24,6 +24,7 @@
 #include "sock_end_install.hpp"
 #include "tc.skel.h"
 #include "tc_attach.hpp"
+#include "tc_programs.hpp"
 #include "netlink.hpp"
 
 namespace nodeport {
@@ -217,6 +218,9 @@ Result<LoadReport> load(const LoadOptions& options) {
     if (!ending)
         return std::unexpected(ending.error());
     report.socket_ending_unavailable = std::move(*ending);
+    // For interfaces that appear after this load (nodeport watch).
+    if (auto ok = tc::pin_programs(dir, tc_programs); !ok)
+        return std::unexpected(ok.error());
     auto attached = tc::attach(dir, tc_programs, options.interfaces, options.tc_attach,
                                bpf_map__fd(tc->maps.tc_attachments));
     if (!attached)
@@ -263,6 +267,8 @@ Result<void> unload(const std::filesystem::path& dir) {
     }
     if (::rmdir(pin_dir::links_dir(dir).c_str()) != 0 && errno != ENOENT)
         return errno_error(errno, "remove " + pin_dir::links_dir(dir).string());
+    if (auto ok = tc::unpin_programs(dir); !ok)
+        return ok;
     for (const auto& map : map_catalog::pinned_maps())
         if (::unlink((dir / map.name).c_str()) != 0 && errno != ENOENT)
             return errno_error(errno, "unpin " + (dir / map.name).string());

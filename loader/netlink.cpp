@@ -1,11 +1,15 @@
 #include "netlink.hpp"
 
 #include <linux/rtnetlink.h>
+#include <sys/socket.h>
 #include <net/if.h>
 #include <netlink/netlink.h>
 #include <netlink/route/classifier.h>
+#include <netlink/route/link.h>
 #include <netlink/route/route.h>
 
+#include <array>
+#include <cerrno>
 #include <memory>
 
 namespace nodeport::netlink {
@@ -49,6 +53,48 @@ Result<std::string> default_route_interface() {
             return std::string(name);
     }
     return plain_error("this network namespace has no IPv4 default route");
+}
+
+Result<std::vector<Link>> list_links() {
+    auto sock = connect();
+    if (!sock)
+        return std::unexpected(sock.error());
+    nl_cache* raw = nullptr;
+    if (int err = rtnl_link_alloc_cache(sock->get(), AF_UNSPEC, &raw); err < 0)
+        return nl_failure(err, "list interfaces");
+    Cache links(raw, nl_cache_free);
+    std::vector<Link> out;
+    for (nl_object* obj = nl_cache_get_first(raw); obj; obj = nl_cache_get_next(obj)) {
+        auto* link = reinterpret_cast<rtnl_link*>(obj);
+        const char* name = rtnl_link_get_name(link);
+        out.push_back(Link{name ? name : "", rtnl_link_get_ifindex(link), rtnl_link_get_master(link),
+                           (rtnl_link_get_flags(link) & IFF_LOOPBACK) != 0});
+    }
+    return out;
+}
+
+Result<Fd> subscribe(bool routes) {
+    Fd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE));
+    if (!fd.valid())
+        return errno_error(errno, "open rtnetlink socket");
+    sockaddr_nl addr{};
+    addr.nl_family = AF_NETLINK;
+    addr.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | (routes ? RTMGRP_IPV4_ROUTE : 0);
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+        return errno_error(errno, "subscribe to rtnetlink link and address notifications");
+    return fd;
+}
+
+Result<void> drain(int fd) {
+    std::array<char, 16384> buf;
+    for (;;) {
+        ssize_t n = ::recv(fd, buf.data(), buf.size(), 0);
+        if (n > 0 || (n < 0 && (errno == EINTR || errno == ENOBUFS)))
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return {};
+        return errno_error(n == 0 ? EPIPE : errno, "read rtnetlink notifications");
+    }
 }
 
 Result<int> count_tc_filters(int ifindex, std::uint32_t parent) {

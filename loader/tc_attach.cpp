@@ -8,13 +8,13 @@
 #include <cstring>
 #include <memory>
 #include <set>
+#include <tuple>
 
 #include "map_keys.hpp"
 #include "netlink.hpp"
 #include "node_addrs.hpp"
 #include "nodeport/abi.h"
 #include "pin_dir.hpp"
-#include "pinned_link.hpp"
 #include "libbpf_log.hpp"
 
 namespace nodeport::tc {
@@ -24,8 +24,8 @@ constexpr std::uint32_t clsact_ingress_parent = TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_
 constexpr std::uint32_t clsact_egress_parent = TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS);
 
 // bpffs refuses names with a dot, hence "_if".
-std::filesystem::path link_pin(const std::filesystem::path& dir, bpf_program* prog, int ifindex) {
-    return pin_dir::links_dir(dir) / (std::string(bpf_program__name(prog)) + "_if" + std::to_string(ifindex));
+std::filesystem::path link_pin(const std::filesystem::path& dir, std::string_view prog, int ifindex) {
+    return pin_dir::links_dir(dir) / (std::string(prog) + "_if" + std::to_string(ifindex));
 }
 
 std::string interface_name(int ifindex) {
@@ -33,33 +33,47 @@ std::string interface_name(int ifindex) {
     return if_indextoname(ifindex, name) ? std::string(name) : "if" + std::to_string(ifindex);
 }
 
-// tcx: swap the program behind the pinned link, or attach and pin a new link.
-Result<void> attach_tcx(const std::filesystem::path& dir, bpf_program* prog, int ifindex) {
-    return attach_pinned(prog, link_pin(dir, prog, ifindex),
-                         [prog, ifindex] { return bpf_program__attach_tcx(prog, ifindex, nullptr); });
+// tcx: swap the program behind the pinned link, so there is no moment
+// without it, or attach and pin a new link. Program fds rather than libbpf
+// objects, so that programs pinned by an earlier load attach the same way.
+Result<void> attach_tcx(const std::filesystem::path& dir, int prog_fd, std::string_view name,
+                        bpf_attach_type type, int ifindex) {
+    auto pin = link_pin(dir, name, ifindex);
+    if (Fd existing(bpf_obj_get(pin.c_str())); existing.valid()) {
+        if (int rc = bpf_link_update(existing.get(), prog_fd, nullptr); rc != 0)
+            return libbpf_error(-rc, "replace the program of " + pin.string());
+        return {};
+    }
+    LIBBPF_OPTS(bpf_link_create_opts, opts);
+    Fd link(bpf_link_create(prog_fd, ifindex, type, &opts));
+    if (!link.valid())
+        return libbpf_error(errno, "attach " + std::string(name) + " to " + interface_name(ifindex) + " (tcx)");
+    if (int rc = bpf_obj_pin(link.get(), pin.c_str()); rc != 0)
+        return libbpf_error(-rc, "pin " + pin.string());
+    return {};
 }
 
-Result<void> detach_tcx(const std::filesystem::path& dir, const Programs& programs, int ifindex) {
-    for (bpf_program* prog : {programs.ingress, programs.egress})
-        if (::unlink(link_pin(dir, prog, ifindex).c_str()) != 0 && errno != ENOENT)
-            return errno_error(errno, "unpin " + link_pin(dir, prog, ifindex).string());
+Result<void> detach_tcx(const std::filesystem::path& dir, int ifindex) {
+    for (auto name : {ingress_name, egress_name})
+        if (::unlink(link_pin(dir, name, ifindex).c_str()) != 0 && errno != ENOENT)
+            return errno_error(errno, "unpin " + link_pin(dir, name, ifindex).string());
     return {};
 }
 
 // clsact: a filter with nodeport's handle and priority on each direction,
 // replaced in place on a second load. Returns whether it created the qdisc.
-Result<bool> attach_clsact(const Programs& programs, int ifindex) {
+Result<bool> attach_clsact(const ProgramFds& programs, int ifindex) {
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
     int err = bpf_tc_hook_create(&hook);
     if (err != 0 && err != -EEXIST)
         return errno_error(-err, "add clsact qdisc to " + interface_name(ifindex));
-    for (auto [point, prog] : {std::pair{BPF_TC_INGRESS, programs.ingress}, std::pair{BPF_TC_EGRESS, programs.egress}}) {
+    for (auto [point, prog, name] : {std::tuple{BPF_TC_INGRESS, programs.ingress, ingress_name},
+                                     std::tuple{BPF_TC_EGRESS, programs.egress, egress_name}}) {
         hook.attach_point = point;
-        LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(prog), .flags = BPF_TC_F_REPLACE,
-                    .handle = NP_TC_HANDLE, .priority = NP_TC_PRIORITY);
+        LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog, .flags = BPF_TC_F_REPLACE, .handle = NP_TC_HANDLE,
+                    .priority = NP_TC_PRIORITY);
         if (int rc = bpf_tc_attach(&hook, &opts); rc != 0)
-            return libbpf_error(-rc, "attach " + std::string(bpf_program__name(prog)) + " to " +
-                                        interface_name(ifindex) + " (clsact)");
+            return libbpf_error(-rc, "attach " + std::string(name) + " to " + interface_name(ifindex) + " (clsact)");
     }
     return err == 0;
 }
@@ -92,15 +106,16 @@ Result<void> detach_clsact(const np_tc_attachment& record) {
     return {};
 }
 
-Result<void> detach_one(const std::filesystem::path& dir, const Programs* programs, const np_tc_attachment& record,
+// `unpin_links` false: unload, which drops every link pin afterwards.
+Result<void> detach_one(const std::filesystem::path& dir, bool unpin_links, const np_tc_attachment& record,
                         int attachments_fd) {
     if (record.mode == NP_TC_CLSACT) {
         if (auto ok = detach_clsact(record); !ok)
             return ok;
-    } else if (programs) {
-        if (auto ok = detach_tcx(dir, *programs, record.ifindex); !ok)
+    } else if (unpin_links) {
+        if (auto ok = detach_tcx(dir, record.ifindex); !ok)
             return ok;
-    }  // else: unload, which drops every link pin afterwards
+    }
     if (bpf_map_delete_elem(attachments_fd, &record.ifindex) != 0 && errno != ENOENT)
         return errno_error(errno, "forget attachment of if" + std::to_string(record.ifindex));
     return {};
@@ -134,6 +149,13 @@ void prepare(const Programs& programs, TcAttachMode mode) {
 Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const Programs& programs,
                                          const std::vector<std::string>& interfaces, TcAttachMode mode,
                                          int attachments_fd) {
+    return attach(dir, ProgramFds{bpf_program__fd(programs.ingress), bpf_program__fd(programs.egress)}, interfaces,
+                  mode, attachments_fd);
+}
+
+Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const ProgramFds& programs,
+                                         const std::vector<std::string>& interfaces, TcAttachMode mode,
+                                         int attachments_fd) {
     auto cookie = current_netns_cookie();
     if (!cookie)
         return std::unexpected(cookie.error());
@@ -162,13 +184,13 @@ Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const
         // programs in place instead of attaching a second copy.
         bool use_tcx = had ? before.mode == NP_TC_TCX : mode != TcAttachMode::clsact;
         if (use_tcx) {
-            auto ok = attach_tcx(dir, programs.ingress, ifindex);
+            auto ok = attach_tcx(dir, programs.ingress, ingress_name, BPF_TCX_INGRESS, ifindex);
             if (ok)
-                ok = attach_tcx(dir, programs.egress, ifindex);
+                ok = attach_tcx(dir, programs.egress, egress_name, BPF_TCX_EGRESS, ifindex);
             if (ok) {
                 record.mode = NP_TC_TCX;
             } else if (mode == TcAttachMode::automatic && !had) {
-                (void)detach_tcx(dir, programs, ifindex);
+                (void)detach_tcx(dir, ifindex);
                 use_tcx = false;  // a kernel without tcx: fall back to clsact
             } else {
                 return std::unexpected(ok.error());
@@ -188,7 +210,7 @@ Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const
     }
     for (const auto& record : *existing)
         if (!wanted.contains(record.ifindex))
-            if (auto ok = detach_one(dir, &programs, record, attachments_fd); !ok)
+            if (auto ok = detach_one(dir, true, record, attachments_fd); !ok)
                 return std::unexpected(ok.error());
     return attached;
 }
@@ -198,7 +220,7 @@ Result<void> detach_all(const std::filesystem::path& dir, int attachments_fd) {
     if (!existing)
         return std::unexpected(existing.error());
     for (const auto& record : *existing)
-        if (auto ok = detach_one(dir, nullptr, record, attachments_fd); !ok)
+        if (auto ok = detach_one(dir, false, record, attachments_fd); !ok)
             return ok;
     return {};
 }

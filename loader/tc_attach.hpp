@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "nodeport/abi.h"
@@ -16,9 +17,20 @@
 
 namespace nodeport::tc {
 
+// The programs' names in bpf/tc.bpf.c, which name their pins too.
+inline constexpr std::string_view ingress_name = "np_tc_ingress";
+inline constexpr std::string_view egress_name = "np_tc_egress";
+
 struct Programs {
     bpf_program* ingress;  // client -> node: DNAT to the backend
     bpf_program* egress;   // backend -> client: restore the node address
+};
+
+// The same programs as file descriptors: loaded ones, or the pins that load
+// left (tc_programs.hpp).
+struct ProgramFds {
+    int ingress;
+    int egress;
 };
 
 // Before load: tcx links need the program's expected attach type.
@@ -27,6 +39,9 @@ void prepare(const Programs& programs, TcAttachMode mode);
 // Makes the attachments exactly `interfaces`: attaches (or swaps the program
 // of) each, detaches interfaces attached earlier and no longer asked for.
 Result<std::vector<TcAttachment>> attach(const std::filesystem::path& pin_dir, const Programs& programs,
+                                         const std::vector<std::string>& interfaces, TcAttachMode mode,
+                                         int attachments_fd);
+Result<std::vector<TcAttachment>> attach(const std::filesystem::path& pin_dir, const ProgramFds& programs,
                                          const std::vector<std::string>& interfaces, TcAttachMode mode,
                                          int attachments_fd);
 

@@ -75,6 +75,14 @@ bad_input "load bad node ip" "node-ip" load --pin-dir "$PIN" --cgroup "$TOPO_CGR
 bad_input "load missing cgroup" "cgroup" load --pin-dir "$PIN" --cgroup /nonexistent/cgroup
 bad_input "load unknown interface" "iface" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface nosuch0
 bad_input "load --iface with --local-only" "iface" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface lo --local-only
+bad_input "load --iface all with a name" "iface" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface all --iface lo
+bad_input "load --exclude without --iface all" "exclude" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface lo \
+    --exclude br0
+bad_input "load --exclude with a blank" "exclude" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface all \
+    --exclude "br 0"
+bad_input "load --config of a missing file" "config" load --pin-dir "$PIN" --config /nonexistent/nodeport.conf
+bad_input "watch --exclude without --iface all" "exclude" watch --pin-dir "$PIN" --exclude br0
+bad_input "watch with an unknown option" "--colour" watch --pin-dir "$PIN" --colour
 bad_input "load bad --tc-attach" "tc-attach" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --tc-attach xdp
 bad_input "load bad --forward" "forward" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --forward xdp
 bad_input "load --tcp-timeout 0" "tcp-timeout" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --tcp-timeout 0

@@ -46,6 +46,7 @@ int cmd_unload(const Args& argv);
 int cmd_refresh(const Args& argv);
 int cmd_legacy_iptables(const Args& argv);
 int cmd_status(const Args& argv);
+int cmd_watch(const Args& argv);
 
 // Unwraps a parse result or throws UsageError naming the field.
 template <class T>

@@ -290,7 +290,9 @@ int cmd_version(const Args& argv) {
 
 const std::vector<Command>& commands() {
     static const std::vector<Command> all = {
-        {"load", "load [--cgroup PATH] [--node-ip IP]... [--iface IF]... [--local-only]",
+        {"load",
+         "load [--config FILE] [--cgroup PATH] [--node-ip IP]... [--iface IF... | --iface all [--exclude IF]...] "
+         "[--local-only]",
          "attach the forwarding programs and pin them with the maps; idempotent, mappings survive", cmd_load},
         {"unload", "unload", "detach everything nodeport attached and remove its pins", cmd_unload},
         {"set", "set PROTO/PORT IP:PORT [--owner ID] [--terminate]",
@@ -317,6 +319,12 @@ const std::vector<Command>& commands() {
          "copy; a target is dead when it is not the port's current nodeport backend (unmapped port, or nodeport "
          "not loaded: every target)",
          cmd_legacy_iptables},
+        {"watch",
+         "watch [--config FILE] [--node-ip IP]... [--iface IF... | --iface all [--exclude IF]...] [--local-only]",
+         "follow the node: attach to interfaces as they appear, forget those that go, re-read the node's addresses; "
+         "takes load's options (uses iface, exclude, node-ip, tc-attach), runs until SIGTERM and leaves the datapath "
+         "attached",
+         cmd_watch},
         {"version", "version [--json]", "print the version, the commit, the map ABI and libbpf's version (also --version)",
          cmd_version},
     };

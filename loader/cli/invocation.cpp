@@ -2,38 +2,73 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <iostream>
 
 namespace nodeport::cli {
 
 namespace po = boost::program_options;
 
-std::optional<Invocation> parse(std::string_view command, const Args& argv, po::options_description options,
-                                std::vector<std::string_view> positional_names,
-                                std::vector<std::string_view> optional_names) {
+namespace {
+
+// Options from --config FILE, stored after the command line's: po::store
+// keeps the first value stored for an option, so the command line wins, also
+// for a repeatable option (the file's values are not added to it; none of
+// ours is `composing`). A key the command does not know is bad input.
+void store_config_file(const po::options_description& file_options, po::variables_map& vm) {
+    const auto path = vm["config"].as<std::string>();
+    std::ifstream file(path);
+    if (!file)
+        throw UsageError(fmt::format("config: cannot read '{}': {}", path, std::strerror(errno)));
+    try {
+        po::store(po::parse_config_file(file, file_options, false), vm);
+    } catch (const po::error& e) {
+        throw UsageError(fmt::format("config: {}: {}", path, e.what()));
+    }
+}
+
+std::optional<Invocation> parse_options(std::string_view command, const Args& argv, po::options_description options,
+                                        std::vector<std::string_view> positional_names,
+                                        std::vector<std::string_view> optional_names, bool with_config) {
     const Command* cmd = nullptr;
     for (const auto& c : commands())
         if (c.name == command)
             cmd = &c;
+    // What a config file may set: the command's options and --pin-dir.
     options.add_options()
         ("pin-dir", po::value<std::string>()->default_value(default_pin_dir.string()),
-         "bpffs directory holding nodeport's maps and links")
-        ("help,h", "show this help");
+         "bpffs directory holding nodeport's maps and links");
+    po::options_description extra;
+    if (with_config)
+        extra.add_options()("config", po::value<std::string>(),
+                            "read options from FILE (KEY = VALUE lines, the long option names; a repeatable "
+                            "option is a repeated key); the command line wins over the file");
+    extra.add_options()("help,h", "show this help");
+    po::options_description visible;
+    visible.add(options).add(extra);
     po::options_description all;
-    all.add(options).add_options()("positional", po::value<std::vector<std::string>>(), "");
+    all.add(visible).add_options()("positional", po::value<std::vector<std::string>>(), "");
     po::positional_options_description positional;
     positional.add("positional", -1);
 
     Invocation inv;
     try {
         po::store(po::command_line_parser(argv).options(all).positional(positional).run(), inv.options);
-        po::notify(inv.options);
     } catch (const po::error& e) {
         throw UsageError(e.what());
     }
     if (inv.options.count("help")) {
-        std::cout << "usage: nodeport " << cmd->usage << "\n" << cmd->summary << "\n\n" << options;
+        std::cout << "usage: nodeport " << cmd->usage << "\n" << cmd->summary << "\n\n" << visible;
         return std::nullopt;
+    }
+    if (with_config && inv.options.count("config"))
+        store_config_file(options, inv.options);
+    try {
+        po::notify(inv.options);
+    } catch (const po::error& e) {
+        throw UsageError(e.what());
     }
     if (inv.options.count("positional"))
         inv.args = inv.options["positional"].as<std::vector<std::string>>();
@@ -49,6 +84,20 @@ std::optional<Invocation> parse(std::string_view command, const Args& argv, po::
     return inv;
 }
 
+}  // namespace
+
+std::optional<Invocation> parse(std::string_view command, const Args& argv, po::options_description options,
+                                std::vector<std::string_view> positional_names,
+                                std::vector<std::string_view> optional_names) {
+    return parse_options(command, argv, std::move(options), std::move(positional_names), std::move(optional_names),
+                         false);
+}
+
+std::optional<Invocation> parse_with_config(std::string_view command, const Args& argv,
+                                            po::options_description options) {
+    return parse_options(command, argv, std::move(options), {}, {}, true);
+}
+
 std::vector<Ipv4> node_ip_options(const Invocation& inv) {
     std::vector<Ipv4> ips;
     if (inv.options.count("node-ip"))
@@ -59,7 +108,7 @@ std::vector<Ipv4> node_ip_options(const Invocation& inv) {
 
 po::options_description node_ip_description() {
     po::options_description options;
-    options.add_options()("node-ip", po::value<std::vector<std::string>>()->composing(),
+    options.add_options()("node-ip", po::value<std::vector<std::string>>(),
                           "an address of the node (repeatable; default: every non-loopback IPv4 "
                           "address of this network namespace)");
     return options;
@@ -71,6 +120,14 @@ std::string describe(const std::vector<NodeAddr>& addrs) {
         out += fmt::format("{}{}{}", out.empty() ? "" : ", ", to_string(a.addr),
                            a.interface.empty() ? "" : " (" + a.interface + ")");
     return out.empty() ? "none" : out;
+}
+
+std::string describe(const std::vector<TcAttachment>& interfaces) {
+    std::string out;
+    for (const auto& a : interfaces)
+        out += fmt::format("{}{} ({})", out.empty() ? "" : ", ", a.interface,
+                           a.mode == TcAttachMode::tcx ? "tcx" : "clsact");
+    return out.empty() ? "none (local forwarding only)" : out;
 }
 
 }  // namespace nodeport::cli

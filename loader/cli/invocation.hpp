@@ -29,10 +29,19 @@ std::optional<Invocation> parse(std::string_view command, const Args& argv,
                                 std::vector<std::string_view> positional_names = {},
                                 std::vector<std::string_view> optional_names = {});
 
+// parse() for a command that also reads its options from --config FILE
+// (Boost.Program_options config file syntax: `name = value` lines with the
+// long option names, `#` comments, a repeatable option as a repeated key).
+// The command line wins over the file; a key the command does not know, or a
+// file that cannot be read, is bad input naming it. No positional arguments.
+std::optional<Invocation> parse_with_config(std::string_view command, const Args& argv,
+                                            boost::program_options::options_description options);
+
 // --node-ip, repeatable.
 boost::program_options::options_description node_ip_description();
 std::vector<Ipv4> node_ip_options(const Invocation& inv);
 
 std::string describe(const std::vector<NodeAddr>& addrs);
+std::string describe(const std::vector<TcAttachment>& interfaces);
 
 }  // namespace nodeport::cli

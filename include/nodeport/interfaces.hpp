@@ -1,0 +1,43 @@
+// Which of the node's interfaces get the TC programs, and attaching to a set
+// of them after load (`nodeport watch`, as interfaces come and go).
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "nodeport/datapath.hpp"
+#include "nodeport/result.hpp"
+
+namespace nodeport {
+
+struct InterfaceChoice {
+    enum class Kind {
+        none,           // local forwarding only
+        named,          // exactly `names` (those that exist now)
+        all,            // every interface but loopback, ports of another device, and `exclude`
+        default_route,  // the interface of the IPv4 default route
+    };
+    Kind kind = Kind::default_route;
+    std::vector<std::string> names;
+    // fnmatch(3) patterns of interface names `all` leaves out, e.g. the
+    // sandboxes' bridge "br0", or "cali*".
+    std::vector<std::string> exclude;
+};
+
+// The interfaces of the calling thread's network namespace that `choice`
+// names now. `all` leaves out loopback, every interface with a master
+// (IFLA_MASTER: a bridge port such as a sandbox's veth, a bond slave; the
+// traffic for the node's addresses reaches the master, which is chosen
+// unless excluded) and the excluded ones. Sandbox veths without a master
+// (routed, one per sandbox) must be excluded by pattern.
+Result<std::vector<std::string>> choose_interfaces(const InterfaceChoice& choice);
+
+// Makes the TC attachments of a loaded nodeport exactly `interfaces`, with
+// the programs `load` pinned (no reload): attaches new ones, keeps the
+// others, detaches and forgets those no longer wanted or gone. Under the pin
+// directory lock. `mode` applies to new interfaces only.
+Result<std::vector<TcAttachment>> attach_interfaces(const std::filesystem::path& pin_dir,
+                                                    const std::vector<std::string>& interfaces, TcAttachMode mode);
+
+}  // namespace nodeport

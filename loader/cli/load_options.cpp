@@ -1,0 +1,146 @@
+#include "load_options.hpp"
+
+#include <fmt/format.h>
+#include <net/if.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+
+namespace nodeport::cli {
+namespace {
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+TcAttachMode tc_attach_option(const Invocation& inv) {
+    const auto& text = inv.options["tc-attach"].as<std::string>();
+    if (text == "auto")
+        return TcAttachMode::automatic;
+    if (text == "tcx")
+        return TcAttachMode::tcx;
+    if (text == "clsact")
+        return TcAttachMode::clsact;
+    throw UsageError(fmt::format("tc-attach: '{}' is not auto, tcx or clsact", text));
+}
+
+Forwarding forwarding_option(const Invocation& inv) {
+    const auto& text = inv.options["forward"].as<std::string>();
+    if (text == "kernel")
+        return Forwarding::kernel;
+    if (text == "fib")
+        return Forwarding::fib;
+    throw UsageError(fmt::format("forward: '{}' is not kernel or fib", text));
+}
+
+// A --*-timeout option: whole seconds, 1 s to 30 days (conntrack's longest
+// default, established TCP, is 5 days).
+std::chrono::seconds seconds_option(const Invocation& inv, const char* name, std::chrono::seconds fallback) {
+    constexpr unsigned max_seconds = 30 * 24 * 3600;
+    if (!inv.options.count(name))
+        return fallback;
+    const auto& text = inv.options[name].as<std::string>();
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])) || ec != std::errc{} ||
+        end != text.data() + text.size() || value < 1 || value > max_seconds)
+        throw UsageError(fmt::format("{}: '{}' is not a number of seconds (1-{})", name, text, max_seconds));
+    return std::chrono::seconds(value);
+}
+
+FlowTimeouts timeout_options(const Invocation& inv) {
+    FlowTimeouts defaults;
+    return FlowTimeouts{seconds_option(inv, "tcp-timeout", defaults.tcp_established),
+                        seconds_option(inv, "tcp-syn-timeout", defaults.tcp_syn),
+                        seconds_option(inv, "tcp-closing-timeout", defaults.tcp_closing),
+                        seconds_option(inv, "udp-timeout", defaults.udp)};
+}
+
+// An --exclude value: an interface name or an fnmatch(3) pattern of names.
+std::string exclude_pattern(const std::string& text) {
+    if (text.empty() || text.size() >= IF_NAMESIZE ||
+        std::ranges::any_of(text, [](unsigned char c) { return c == '/' || std::isspace(c) || !std::isprint(c); }))
+        throw UsageError(fmt::format("exclude: '{}' is not an interface name or pattern", text));
+    return text;
+}
+
+// --iface IF... (checked to exist here), --iface all [--exclude IF...],
+// --local-only, or none of them: the default route's interface.
+InterfaceChoice interface_choice(const Invocation& inv) {
+    bool local_only = inv.options["local-only"].as<bool>();
+    std::vector<std::string> exclude;
+    if (inv.options.count("exclude"))
+        for (const auto& text : inv.options["exclude"].as<std::vector<std::string>>())
+            exclude.push_back(exclude_pattern(text));
+    if (!inv.options.count("iface")) {
+        if (!exclude.empty())
+            throw UsageError("exclude: only with --iface all");
+        return InterfaceChoice{local_only ? InterfaceChoice::Kind::none : InterfaceChoice::Kind::default_route, {}, {}};
+    }
+    if (local_only)
+        throw UsageError("iface: --iface and --local-only exclude each other");
+    auto names = inv.options["iface"].as<std::vector<std::string>>();
+    if (std::ranges::find(names, "all") != names.end()) {
+        if (names.size() != 1)
+            throw UsageError("iface: 'all' cannot be combined with interface names (leave some out with --exclude)");
+        return InterfaceChoice{InterfaceChoice::Kind::all, {}, std::move(exclude)};
+    }
+    if (!exclude.empty())
+        throw UsageError("exclude: only with --iface all");
+    for (const auto& name : names)
+        if (name.empty() || name.size() >= IF_NAMESIZE || if_nametoindex(name.c_str()) == 0)
+            throw UsageError(fmt::format("iface: '{}' is not an interface in this network namespace", name));
+    return InterfaceChoice{InterfaceChoice::Kind::named, std::move(names), {}};
+}
+
+}  // namespace
+
+po::options_description load_description() {
+    po::options_description options = node_ip_description();
+    options.add_options()
+        ("cgroup", po::value<std::string>(),
+         "cgroup v2 directory whose sockets are forwarded (default: the root of the hierarchy)")
+        ("iface", po::value<std::vector<std::string>>(),
+         "an external interface for the TC programs (repeatable; default: the default route's interface), or "
+         "all: every interface but loopback, bridge and bond ports (a sandbox's veth) and --exclude")
+        ("exclude", po::value<std::vector<std::string>>(),
+         "with --iface all: an interface to leave out, such as the sandboxes' bridge; a name or an fnmatch "
+         "pattern ('cali*'), repeatable")
+        // A bool_switch, so a config file says `local-only = true` (or false).
+        ("local-only", po::bool_switch(), "attach no TC programs: forward only traffic that starts on the node")
+        ("tc-attach", po::value<std::string>()->default_value("auto"),
+         "auto (tcx where the kernel has it, else clsact), tcx or clsact")
+        ("forward", po::value<std::string>()->default_value("kernel"),
+         "kernel: the kernel routes translated packets; fib: the TC program does (bpf_fib_lookup + "
+         "bpf_redirect_neigh; conntrack does not see client packets)")
+        ("tcp-timeout", po::value<std::string>(), "seconds an idle external TCP connection keeps its flow (7800)")
+        ("tcp-syn-timeout", po::value<std::string>(), "seconds a SYN the backend did not answer keeps its flow (60)")
+        ("tcp-closing-timeout", po::value<std::string>(),
+         "seconds a half-closed TCP flow may idle, and a closed one (FIN both ways) lives (120)")
+        ("udp-timeout", po::value<std::string>(), "seconds an idle external UDP flow lives (60)");
+    return options;
+}
+
+LoadChoices load_choices(const Invocation& inv) {
+    LoadChoices out;
+    out.options = LoadOptions{inv.pin_dir, {}, node_ip_options(inv), {}, tc_attach_option(inv),
+                              forwarding_option(inv), timeout_options(inv)};
+    if (inv.options.count("cgroup")) {
+        fs::path cgroup = inv.options["cgroup"].as<std::string>();
+        if (!fs::is_directory(cgroup))
+            throw UsageError(fmt::format("cgroup: '{}' is not a directory", cgroup.string()));
+        out.options.cgroup = cgroup;
+    }
+    out.choice = interface_choice(inv);
+    return out;
+}
+
+std::vector<std::string> chosen_interfaces(const InterfaceChoice& choice) {
+    auto names = choose_interfaces(choice);
+    if (!names && choice.kind == InterfaceChoice::Kind::default_route)
+        throw Failure(names.error().message +
+                      ": name the node's external interfaces with --iface IF (or all), or pass --local-only");
+    return succeeded(std::move(names));
+}
+
+}  // namespace nodeport::cli

@@ -1,0 +1,30 @@
+// The options of `load`, which `watch` takes too: one config file serves
+// both units, and watch recomputes the interface set load was given.
+#pragma once
+
+#include <boost/program_options.hpp>
+
+#include <filesystem>
+#include <optional>
+
+#include "invocation.hpp"
+#include "nodeport/datapath.hpp"
+#include "nodeport/interfaces.hpp"
+
+namespace nodeport::cli {
+
+boost::program_options::options_description load_description();
+
+// Every load option, validated (bad input: UsageError naming the field).
+// `interfaces` stays empty: they are chosen from `choice` when acting.
+struct LoadChoices {
+    LoadOptions options;
+    InterfaceChoice choice;
+};
+LoadChoices load_choices(const Invocation& inv);
+
+// The interfaces `choice` names now; a default route that is missing says
+// what to pass instead.
+std::vector<std::string> chosen_interfaces(const InterfaceChoice& choice);
+
+}  // namespace nodeport::cli

@@ -1,0 +1,78 @@
+#include "tc_programs.hpp"
+
+#include <bpf/bpf.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "libbpf_log.hpp"
+
+namespace nodeport::tc {
+namespace {
+
+// bpffs refuses names with a dot, hence "_new".
+std::filesystem::path pin_path(const std::filesystem::path& dir, std::string_view name, bool staged = false) {
+    return progs_dir(dir) / (std::string(name) + (staged ? "_new" : ""));
+}
+
+Result<void> pin_one(const std::filesystem::path& dir, bpf_program* prog, std::string_view name) {
+    auto staged = pin_path(dir, name, true);
+    ::unlink(staged.c_str());  // left by a load that died between pin and rename
+    if (int err = bpf_program__pin(prog, staged.c_str()); err != 0)
+        return libbpf_error(-err, "pin " + staged.string());
+    if (::rename(staged.c_str(), pin_path(dir, name).c_str()) != 0) {
+        int err = errno;
+        ::unlink(staged.c_str());
+        return errno_error(err, "rename " + staged.string() + " to " + pin_path(dir, name).string());
+    }
+    return {};
+}
+
+Result<Fd> open_one(const std::filesystem::path& dir, std::string_view name) {
+    auto path = pin_path(dir, name);
+    Fd fd(bpf_obj_get(path.c_str()));
+    if (!fd.valid())
+        return errno == ENOENT ? plain_error("no pinned TC program " + path.string() +
+                                             " (pinned by load since this version: run nodeport load again)")
+                               : errno_error(errno, "open pinned program " + path.string());
+    bpf_prog_info info{};
+    __u32 len = sizeof info;
+    if (bpf_prog_get_info_by_fd(fd.get(), &info, &len) != 0 || info.type != BPF_PROG_TYPE_SCHED_CLS ||
+        std::string_view(info.name) != name.substr(0, sizeof info.name - 1))
+        return plain_error("not a nodeport program: " + path.string() + ": remove it or use another --pin-dir");
+    return fd;
+}
+
+}  // namespace
+
+Result<void> pin_programs(const std::filesystem::path& dir, const Programs& programs) {
+    if (::mkdir(progs_dir(dir).c_str(), 0700) != 0 && errno != EEXIST)
+        return errno_error(errno, "create " + progs_dir(dir).string());
+    if (auto ok = pin_one(dir, programs.ingress, ingress_name); !ok)
+        return ok;
+    return pin_one(dir, programs.egress, egress_name);
+}
+
+Result<PinnedPrograms> open_pinned_programs(const std::filesystem::path& dir) {
+    auto ingress = open_one(dir, ingress_name);
+    if (!ingress)
+        return std::unexpected(ingress.error());
+    auto egress = open_one(dir, egress_name);
+    if (!egress)
+        return std::unexpected(egress.error());
+    return PinnedPrograms{std::move(*ingress), std::move(*egress)};
+}
+
+Result<void> unpin_programs(const std::filesystem::path& dir) {
+    for (auto name : {ingress_name, egress_name})
+        for (bool staged : {false, true})
+            if (::unlink(pin_path(dir, name, staged).c_str()) != 0 && errno != ENOENT)
+                return errno_error(errno, "unpin " + pin_path(dir, name, staged).string());
+    if (::rmdir(progs_dir(dir).c_str()) != 0 && errno != ENOENT)
+        return errno_error(errno, "remove " + progs_dir(dir).string());
+    return {};
+}
+
+}  // namespace nodeport::tc

@@ -1,0 +1,35 @@
+// The two TC programs, pinned at <pin-dir>/progs/ by load, so that an
+// interface that appears later gets the programs already running
+// (`nodeport watch`) without loading them again.
+#pragma once
+
+#include <filesystem>
+#include <string_view>
+
+#include "nodeport/fd.hpp"
+#include "nodeport/result.hpp"
+#include "tc_attach.hpp"
+
+namespace nodeport::tc {
+
+inline std::filesystem::path progs_dir(const std::filesystem::path& dir) {
+    return dir / "progs";
+}
+
+// Pins both programs, replacing earlier pins one by one atomically (pin
+// beside, then rename): a watch that opens them meanwhile gets the old
+// programs or the new ones, never none.
+Result<void> pin_programs(const std::filesystem::path& dir, const Programs& programs);
+
+struct PinnedPrograms {
+    Fd ingress;
+    Fd egress;
+};
+// The pinned programs, checked to be TC programs of those names; "not
+// loaded" (run load) when they are missing, e.g. pins of an older nodeport.
+Result<PinnedPrograms> open_pinned_programs(const std::filesystem::path& dir);
+
+// Removes the pins and the directory (unload); missing ones are fine.
+Result<void> unpin_programs(const std::filesystem::path& dir);
+
+}  // namespace nodeport::tc
