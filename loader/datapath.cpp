@@ -16,6 +16,7 @@
 #include "abi1_migration.hpp"
 #include "libbpf_log.hpp"
 #include "map_catalog.hpp"
+#include "netns.hpp"
 #include "node_addrs.hpp"
 #include "nodeport/abi.h"
 #include "pin_dir.hpp"
@@ -102,7 +103,7 @@ Result<void> write_timeouts(int map_fd, const FlowTimeouts& t) {
 }
 
 Result<void> write_config(int config_fd) {
-    auto cookie = current_netns_cookie();
+    auto cookie = netns::current_cookie();
     if (!cookie)
         return std::unexpected(cookie.error());
     __u32 zero = 0;
@@ -169,6 +170,11 @@ Result<LoadReport> load(const LoadOptions& options) {
     auto migration = check_pins(dir);
     if (!migration)
         return std::unexpected(migration.error());
+    auto recorded = pin_dir::recorded_config(dir);
+    if (!recorded)
+        return std::unexpected(recorded.error());
+    if (auto ok = netns::check_same(recorded->node_netns_cookie, dir, "load"); !ok)
+        return std::unexpected(ok.error());
     const bool reused = std::filesystem::exists(dir / "node_config");
     if (auto ok = check_links_cgroup(dir, cgroup.get()); !ok)
         return std::unexpected(ok.error());
@@ -232,7 +238,7 @@ Result<LoadReport> load(const LoadOptions& options) {
     return report;
 }
 
-Result<void> unload(const std::filesystem::path& dir) {
+Result<UnloadReport> unload(const std::filesystem::path& dir) {
     // Pins this build can migrate it can also remove: only tc_attachments is
     // read, and its layout is the same in every ABI so far.
     auto locked = pin_dir::open_locked_any_abi(dir);
@@ -249,9 +255,10 @@ Result<void> unload(const std::filesystem::path& dir) {
 
     // TC first (clsact filters are not links), then the links: unpinning a
     // link's last reference detaches its program.
+    UnloadReport report;
     if (auto attachments = pin_dir::open_map_any_abi(dir, "tc_attachments"); attachments) {
-        if (auto ok = tc::detach_all(dir, attachments->get()); !ok)
-            return ok;
+        if (auto ok = tc::detach_all(dir, attachments->get(), report); !ok)
+            return std::unexpected(ok.error());
     }
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(pin_dir::links_dir(dir), ec)) {
@@ -264,19 +271,23 @@ Result<void> unload(const std::filesystem::path& dir) {
                 return errno_error(errno, "detach " + entry.path().string());
         if (::unlink(entry.path().c_str()) != 0)
             return errno_error(errno, "unpin " + entry.path().string());
+        ++report.links;
     }
     if (::rmdir(pin_dir::links_dir(dir).c_str()) != 0 && errno != ENOENT)
         return errno_error(errno, "remove " + pin_dir::links_dir(dir).string());
     if (auto ok = tc::unpin_programs(dir); !ok)
-        return ok;
-    for (const auto& map : map_catalog::pinned_maps())
-        if (::unlink((dir / map.name).c_str()) != 0 && errno != ENOENT)
+        return std::unexpected(ok.error());
+    for (const auto& map : map_catalog::pinned_maps()) {
+        if (::unlink((dir / map.name).c_str()) == 0)
+            ++report.maps;
+        else if (errno != ENOENT)
             return errno_error(errno, "unpin " + (dir / map.name).string());
+    }
     if (auto ok = Abi1Migration::remove_leftover(dir); !ok)
-        return ok;
+        return std::unexpected(ok.error());
     if (::rmdir(dir.c_str()) != 0)
         return errno_error(errno, "remove " + dir.string() + " (something else is pinned there)");
-    return {};
+    return report;
 }
 
 Result<std::vector<NodeAddr>> refresh(const std::filesystem::path& dir, const std::vector<Ipv4>& node_ips) {
@@ -286,6 +297,12 @@ Result<std::vector<NodeAddr>> refresh(const std::filesystem::path& dir, const st
     auto locked = pin_dir::open_locked(dir);
     if (!locked)
         return std::unexpected(locked.error());
+    auto recorded = pin_dir::recorded_config(dir);
+    if (!recorded)
+        return std::unexpected(recorded.error());
+    // Another namespace's addresses would replace the node's.
+    if (auto ok = netns::check_same(recorded->node_netns_cookie, dir, "refresh"); !ok)
+        return std::unexpected(ok.error());
     auto map = pin_dir::open_map(dir, "node_addrs");
     if (!map)
         return std::unexpected(map.error());

@@ -89,18 +89,4 @@ Result<void> write_node_addrs(int map_fd, const std::vector<NodeAddr>& addrs) {
     return {};
 }
 
-Result<std::uint64_t> current_netns_cookie() {
-#ifndef SO_NETNS_COOKIE
-    constexpr int SO_NETNS_COOKIE = 71;
-#endif
-    Fd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    if (!sock.valid())
-        return errno_error(errno, "open socket to read netns cookie");
-    std::uint64_t cookie = 0;
-    socklen_t len = sizeof cookie;
-    if (::getsockopt(sock.get(), SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) != 0)
-        return errno_error(errno, "read netns cookie (SO_NETNS_COOKIE needs Linux 5.14)");
-    return cookie;
-}
-
 }  // namespace nodeport

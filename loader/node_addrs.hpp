@@ -15,7 +15,4 @@ Result<std::vector<NodeAddr>> resolve_node_addrs(const std::vector<Ipv4>& given)
 // Makes the map hold exactly these addresses.
 Result<void> write_node_addrs(int map_fd, const std::vector<NodeAddr>& addrs);
 
-// The cookie of the calling thread's network namespace.
-Result<std::uint64_t> current_netns_cookie();
-
 }  // namespace nodeport

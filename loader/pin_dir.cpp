@@ -74,18 +74,25 @@ Result<void> check_shape(int fd, const std::filesystem::path& path, std::string_
     return {};
 }
 
-Result<unsigned> recorded_abi(const std::filesystem::path& dir) {
+Result<np_config> recorded_config(const std::filesystem::path& dir) {
     auto path = dir / "node_config";
     Fd config(bpf_obj_get(path.c_str()));
     if (!config.valid())
-        return errno == ENOENT ? Result<unsigned>{0u} : errno_error(errno, "open pinned map " + path.string());
+        return errno == ENOENT ? Result<np_config>{np_config{}} : errno_error(errno, "open pinned map " + path.string());
     if (auto ok = check_catalog_shape(config.get(), path, "node_config"); !ok)
         return std::unexpected(ok.error());
     __u32 zero = 0;
     np_config cfg{};
     if (bpf_map_lookup_elem(config.get(), &zero, &cfg) != 0)
         return errno_error(errno, "read " + path.string());
-    return cfg.abi_version;
+    return cfg;
+}
+
+Result<unsigned> recorded_abi(const std::filesystem::path& dir) {
+    auto config = recorded_config(dir);
+    if (!config)
+        return std::unexpected(config.error());
+    return config->abi_version;
 }
 
 Result<void> create(const std::filesystem::path& dir) {

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <string_view>
 
+#include "nodeport/abi.h"
 #include "nodeport/fd.hpp"
 #include "nodeport/result.hpp"
 
@@ -26,6 +27,10 @@ Result<void> create(const std::filesystem::path& dir);
 // Opens the directory of a loaded nodeport; "not loaded" when it is missing,
 // "not a nodeport map" when node_config records another map ABI.
 Result<Fd> open(const std::filesystem::path& dir);
+
+// The record `load` keeps in <dir>/node_config (map ABI, network namespace);
+// all zero when there is none.
+Result<np_config> recorded_config(const std::filesystem::path& dir);
 
 // The map ABI recorded in <dir>/node_config; 0 when there is none.
 Result<unsigned> recorded_abi(const std::filesystem::path& dir);

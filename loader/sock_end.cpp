@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "libbpf_log.hpp"
+#include "netns.hpp"
 #include "node_addrs.hpp"
 #include "nodeport/abi.h"
 #include "pin_dir.hpp"
@@ -145,7 +146,7 @@ EndedSockets SocketEnder::end(const std::vector<Target>& targets) const {
     if (!ended.not_checked.empty())
         return ended;
     // The iterators walk the sockets of the caller's network namespace only.
-    auto cookie = current_netns_cookie();
+    auto cookie = netns::current_cookie();
     if (!cookie || *cookie != node_netns_cookie_)
         ended.not_checked = "the node's sockets were not checked: this runs outside the network namespace nodeport "
                             "was loaded in";

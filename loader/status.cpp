@@ -15,6 +15,7 @@
 
 #include "libbpf_log.hpp"
 #include "map_keys.hpp"
+#include "netns.hpp"
 #include "node_addrs.hpp"
 #include "nodeport/abi.h"
 #include "nodeport/legacy_iptables.hpp"
@@ -95,7 +96,7 @@ Result<std::vector<InterfaceStatus>> read_interfaces(const std::filesystem::path
     auto records = tc::records(map->get());
     if (!records)
         return std::unexpected(records.error());
-    auto cookie = current_netns_cookie();
+    auto cookie = netns::current_cookie();
     if (!cookie)
         return std::unexpected(cookie.error());
     // Every mapped port is reachable through every external interface.

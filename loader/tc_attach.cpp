@@ -1,17 +1,20 @@
 #include "tc_attach.hpp"
 
 #include <bpf/bpf.h>
+#include <fmt/format.h>
 #include <linux/pkt_sched.h>
 #include <net/if.h>
 
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <set>
 #include <tuple>
 
 #include "map_keys.hpp"
 #include "netlink.hpp"
+#include "netns.hpp"
 #include "node_addrs.hpp"
 #include "nodeport/abi.h"
 #include "pin_dir.hpp"
@@ -78,14 +81,9 @@ Result<bool> attach_clsact(const ProgramFds& programs, int ifindex) {
     return err == 0;
 }
 
-Result<void> detach_clsact(const np_tc_attachment& record) {
-    auto cookie = current_netns_cookie();
-    if (!cookie)
-        return std::unexpected(cookie.error());
-    // An ifindex means another interface in another namespace.
-    if (*cookie != record.netns_cookie)
-        return plain_error("interface if" + std::to_string(record.ifindex) +
-                           " was attached from another network namespace; run unload there");
+// Removes nodeport's filters (and the qdisc it added, when nothing else uses
+// it) from an interface of the calling thread's namespace.
+Result<void> detach_clsact_here(const np_tc_attachment& record) {
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(record.ifindex));
     for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
         hook.attach_point = point;
@@ -106,19 +104,49 @@ Result<void> detach_clsact(const np_tc_attachment& record) {
     return {};
 }
 
+std::string recorded_name(const np_tc_attachment& record) {
+    return std::string(record.ifname, strnlen(record.ifname, sizeof record.ifname));
+}
+
+// An ifindex means another interface in another namespace: the filters are
+// removed from inside the namespace they were attached in. nullopt when
+// they were removed; otherwise why they could not be (that namespace is gone,
+// and the filters went with its interfaces, or nothing visible refers to it).
+Result<std::optional<std::string>> detach_clsact(const np_tc_attachment& record) {
+    auto cookie = netns::current_cookie();
+    if (!cookie)
+        return std::unexpected(cookie.error());
+    if (*cookie == record.netns_cookie) {
+        if (auto ok = detach_clsact_here(record); !ok)
+            return std::unexpected(ok.error());
+        return std::nullopt;
+    }
+    auto there = netns::find(record.netns_cookie);
+    if (!there)
+        return fmt::format("clsact filters on {} (if{}) in {}: not removed; they go with that namespace's interfaces",
+                           recorded_name(record), record.ifindex, netns::describe(record.netns_cookie, there));
+    if (auto ok = netns::run_in(there->path, [&] { return detach_clsact_here(record); }); !ok)
+        return std::unexpected(ok.error());
+    return std::nullopt;
+}
+
 // `unpin_links` false: unload, which drops every link pin afterwards.
-Result<void> detach_one(const std::filesystem::path& dir, bool unpin_links, const np_tc_attachment& record,
-                        int attachments_fd) {
+// Returns what was left attached (see detach_clsact), or nullopt.
+Result<std::optional<std::string>> detach_one(const std::filesystem::path& dir, bool unpin_links,
+                                              const np_tc_attachment& record, int attachments_fd) {
+    std::optional<std::string> left;
     if (record.mode == NP_TC_CLSACT) {
-        if (auto ok = detach_clsact(record); !ok)
-            return ok;
+        auto detached = detach_clsact(record);
+        if (!detached)
+            return std::unexpected(detached.error());
+        left = *detached;
     } else if (unpin_links) {
         if (auto ok = detach_tcx(dir, record.ifindex); !ok)
-            return ok;
+            return std::unexpected(ok.error());
     }
     if (bpf_map_delete_elem(attachments_fd, &record.ifindex) != 0 && errno != ENOENT)
         return errno_error(errno, "forget attachment of if" + std::to_string(record.ifindex));
-    return {};
+    return left;
 }
 
 }  // namespace
@@ -156,7 +184,7 @@ Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const
 Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const ProgramFds& programs,
                                          const std::vector<std::string>& interfaces, TcAttachMode mode,
                                          int attachments_fd) {
-    auto cookie = current_netns_cookie();
+    auto cookie = netns::current_cookie();
     if (!cookie)
         return std::unexpected(cookie.error());
     auto existing = records(attachments_fd);
@@ -215,13 +243,19 @@ Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const
     return attached;
 }
 
-Result<void> detach_all(const std::filesystem::path& dir, int attachments_fd) {
+Result<void> detach_all(const std::filesystem::path& dir, int attachments_fd, UnloadReport& report) {
     auto existing = records(attachments_fd);
     if (!existing)
         return std::unexpected(existing.error());
-    for (const auto& record : *existing)
-        if (auto ok = detach_one(dir, false, record, attachments_fd); !ok)
-            return ok;
+    for (const auto& record : *existing) {
+        auto left = detach_one(dir, false, record, attachments_fd);
+        if (!left)
+            return std::unexpected(left.error());
+        if (*left)
+            report.left.push_back(**left);
+        else if (record.mode == NP_TC_CLSACT)
+            report.clsact_interfaces.push_back(recorded_name(record));
+    }
     return {};
 }
 

@@ -45,8 +45,9 @@ Result<std::vector<TcAttachment>> attach(const std::filesystem::path& pin_dir, c
                                          const std::vector<std::string>& interfaces, TcAttachMode mode,
                                          int attachments_fd);
 
-// Removes every recorded attachment (unload).
-Result<void> detach_all(const std::filesystem::path& pin_dir, int attachments_fd);
+// Removes every recorded attachment (unload), from the namespace each was
+// attached in; what cannot be reached is reported in `report.left`.
+Result<void> detach_all(const std::filesystem::path& pin_dir, int attachments_fd, UnloadReport& report);
 
 // The raw records (status compares their netns cookie and names with this namespace).
 Result<std::vector<np_tc_attachment>> records(int attachments_fd);

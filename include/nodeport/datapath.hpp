@@ -89,8 +89,17 @@ struct LoadReport {
 // are refused before anything changes.
 Result<LoadReport> load(const LoadOptions& options);
 
-// Detaches what nodeport attached and removes its pins. Not loaded: an error.
-Result<void> unload(const std::filesystem::path& pin_dir);
+// What unload did, for people: each line names one thing.
+struct UnloadReport {
+    std::vector<std::string> clsact_interfaces;  // whose clsact filters were removed
+    std::size_t links = 0;                       // pinned links detached (cgroup hooks, tcx, iterators)
+    std::size_t maps = 0;                        // maps unpinned
+    std::vector<std::string> left;               // what could not be reached, and why (a namespace that is gone)
+};
+
+// Detaches what nodeport attached and removes its pins, also those of a load
+// that failed half-way. Not loaded: an error.
+Result<UnloadReport> unload(const std::filesystem::path& pin_dir);
 
 // Replaces the node address set (empty `node_ips`: discover them again).
 Result<std::vector<NodeAddr>> refresh(const std::filesystem::path& pin_dir, const std::vector<Ipv4>& node_ips);

@@ -1,5 +1,6 @@
 // The commands that attach and detach the datapath: load, unload, refresh.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <iostream>
 
@@ -38,8 +39,15 @@ int cmd_unload(const Args& argv) {
     auto inv = parse("unload", argv, po::options_description{});
     if (!inv)
         return exit_ok;
-    succeeded(unload(inv->pin_dir));
-    std::cout << "unloaded " << inv->pin_dir.string() << "\n";
+    auto report = succeeded(unload(inv->pin_dir));
+    std::cout << fmt::format("unloaded {} ({} links detached, {} maps unpinned{})\n", inv->pin_dir.string(),
+                             report.links, report.maps,
+                             report.clsact_interfaces.empty()
+                                 ? ""
+                                 : fmt::format(", clsact filters removed from {}",
+                                               fmt::join(report.clsact_interfaces, ", ")));
+    for (const auto& what : report.left)
+        std::cerr << "nodeport unload: warning: " << what << "\n";
     return exit_ok;
 }
 
