@@ -77,8 +77,12 @@ Result<std::vector<TcAttachment>> attach_interfaces(const std::filesystem::path&
     auto attachments = pin_dir::open_map(dir, "tc_attachments");
     if (!attachments)
         return std::unexpected(attachments.error());
+    // What attached is kept even when another interface fails: a resync is
+    // done again at the next change.
+    UndoLog kept;
+    kept.commit();
     return tc::attach(dir, tc::ProgramFds{programs->ingress.get(), programs->egress.get()}, interfaces, mode,
-                      attachments->get());
+                      attachments->get(), kept);
 }
 
 }  // namespace nodeport

@@ -1,5 +1,8 @@
 #include "pinned_link.hpp"
 
+#include <bpf/bpf.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <memory>
 #include <string>
@@ -8,23 +11,42 @@
 
 namespace nodeport {
 
-using Link = std::unique_ptr<bpf_link, decltype(&bpf_link__destroy)>;
+Result<Fd> program_of_link(int link_fd) {
+    bpf_link_info info{};
+    __u32 len = sizeof info;
+    if (bpf_link_get_info_by_fd(link_fd, &info, &len) != 0)
+        return errno_error(errno, "read link info");
+    Fd prog(bpf_prog_get_fd_by_id(info.prog_id));
+    if (!prog.valid())
+        return errno_error(errno, "open program " + std::to_string(info.prog_id));
+    return prog;
+}
 
-Result<void> attach_pinned(bpf_program* prog, const std::filesystem::path& pin,
-                           const std::function<bpf_link*()>& attach) {
-    // bpf_link__destroy only closes our fd: the pin keeps the link attached.
-    if (Link existing(bpf_link__open(pin.c_str()), bpf_link__destroy); existing) {
-        if (int err = bpf_link__update_program(existing.get(), prog); err != 0)
-            return libbpf_error(-err, "replace the program of " + pin.string());
+Result<void> attach_pinned(int prog_fd, const std::filesystem::path& pin, const std::function<int()>& make_link,
+                           const std::string& what, UndoLog& undo) {
+    // Closing our fd leaves the link attached: the pin holds it.
+    if (auto existing = std::make_shared<Fd>(bpf_obj_get(pin.c_str())); existing->valid()) {
+        auto old = program_of_link(existing->get());
+        if (!old)
+            return std::unexpected(old.error());
+        if (bpf_link_update(existing->get(), prog_fd, nullptr) != 0)
+            return libbpf_error(errno, "replace the program of " + pin.string());
+        undo.add([existing, old = std::make_shared<Fd>(std::move(*old))] {
+            bpf_link_update(existing->get(), old->get(), nullptr);
+        });
         return {};
     }
-    if (!attach)
+    if (!make_link)
         return {};
-    Link link(attach(), bpf_link__destroy);
-    if (!link)
-        return libbpf_error(errno, "attach " + std::string(bpf_program__name(prog)) + " (" + pin.filename().string() + ")");
-    if (int err = bpf_link__pin(link.get(), pin.c_str()); err != 0)
-        return libbpf_error(-err, "pin " + pin.string());
+    auto link = std::make_shared<Fd>(make_link());
+    if (!link->valid())
+        return libbpf_error(errno, "attach " + what);
+    if (bpf_obj_pin(link->get(), pin.c_str()) != 0)
+        return libbpf_error(errno, "pin " + pin.string());
+    undo.add([link, pin] {
+        bpf_link_detach(link->get());
+        ::unlink(pin.c_str());
+    });
     return {};
 }
 

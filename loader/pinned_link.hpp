@@ -1,20 +1,27 @@
+// Links pinned under <pin-dir>/links: replaced in place on a reload, and
+// taken back when the load that changed them fails.
 #pragma once
-
-#include <bpf/libbpf.h>
 
 #include <filesystem>
 #include <functional>
 
+#include "nodeport/fd.hpp"
 #include "nodeport/result.hpp"
+#include "undo_log.hpp"
 
 namespace nodeport {
 
-// Makes `prog` run behind the link pinned at `pin`. A link pinned there
-// already keeps its attachment and gets the new program in place, so there
-// is no moment without a hook (a reload, an upgrade). Otherwise `attach`
-// makes a new link (NULL and errno on failure), which is pinned; an empty
-// `attach` means nothing new is attached.
-Result<void> attach_pinned(bpf_program* prog, const std::filesystem::path& pin,
-                           const std::function<bpf_link*()>& attach);
+// Makes the program `prog_fd` run behind the link pinned at `pin`. A link
+// pinned there already keeps its attachment and gets the new program in
+// place, so there is no moment without a hook (a reload, an upgrade).
+// Otherwise `make_link` makes a new link (an fd, or -1 and errno), which is
+// pinned; an empty `make_link` means nothing new is attached. `undo` gets
+// the way back: the old program swapped in again, or the new link detached
+// and unpinned. `what` names the attachment in errors.
+Result<void> attach_pinned(int prog_fd, const std::filesystem::path& pin, const std::function<int()>& make_link,
+                           const std::string& what, UndoLog& undo);
+
+// The program a link runs.
+Result<Fd> program_of_link(int link_fd);
 
 }  // namespace nodeport

@@ -18,6 +18,7 @@
 #include "node_addrs.hpp"
 #include "nodeport/abi.h"
 #include "pin_dir.hpp"
+#include "pinned_link.hpp"
 #include "libbpf_log.hpp"
 
 namespace nodeport::tc {
@@ -40,20 +41,14 @@ std::string interface_name(int ifindex) {
 // without it, or attach and pin a new link. Program fds rather than libbpf
 // objects, so that programs pinned by an earlier load attach the same way.
 Result<void> attach_tcx(const std::filesystem::path& dir, int prog_fd, std::string_view name,
-                        bpf_attach_type type, int ifindex) {
-    auto pin = link_pin(dir, name, ifindex);
-    if (Fd existing(bpf_obj_get(pin.c_str())); existing.valid()) {
-        if (int rc = bpf_link_update(existing.get(), prog_fd, nullptr); rc != 0)
-            return libbpf_error(-rc, "replace the program of " + pin.string());
-        return {};
-    }
-    LIBBPF_OPTS(bpf_link_create_opts, opts);
-    Fd link(bpf_link_create(prog_fd, ifindex, type, &opts));
-    if (!link.valid())
-        return libbpf_error(errno, "attach " + std::string(name) + " to " + interface_name(ifindex) + " (tcx)");
-    if (int rc = bpf_obj_pin(link.get(), pin.c_str()); rc != 0)
-        return libbpf_error(-rc, "pin " + pin.string());
-    return {};
+                        bpf_attach_type type, int ifindex, UndoLog& undo) {
+    return attach_pinned(
+        prog_fd, link_pin(dir, name, ifindex),
+        [&] {
+            LIBBPF_OPTS(bpf_link_create_opts, opts);
+            return bpf_link_create(prog_fd, ifindex, type, &opts);
+        },
+        std::string(name) + " to " + interface_name(ifindex) + " (tcx)", undo);
 }
 
 Result<void> detach_tcx(const std::filesystem::path& dir, int ifindex) {
@@ -63,20 +58,50 @@ Result<void> detach_tcx(const std::filesystem::path& dir, int ifindex) {
     return {};
 }
 
+// The program of nodeport's clsact filter on one side of an interface, if
+// there is one.
+std::optional<Fd> clsact_program(bpf_tc_hook& hook) {
+    LIBBPF_OPTS(bpf_tc_opts, query, .handle = NP_TC_HANDLE, .priority = NP_TC_PRIORITY);
+    if (bpf_tc_query(&hook, &query) != 0)
+        return std::nullopt;
+    Fd prog(bpf_prog_get_fd_by_id(query.prog_id));
+    return prog.valid() ? std::optional<Fd>(std::move(prog)) : std::nullopt;
+}
+
 // clsact: a filter with nodeport's handle and priority on each direction,
 // replaced in place on a second load. Returns whether it created the qdisc.
-Result<bool> attach_clsact(const ProgramFds& programs, int ifindex) {
+// `undo` gets the old filters back, or the new ones (and the qdisc) removed.
+Result<bool> attach_clsact(const ProgramFds& programs, int ifindex, UndoLog& undo) {
     LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
     int err = bpf_tc_hook_create(&hook);
     if (err != 0 && err != -EEXIST)
         return errno_error(-err, "add clsact qdisc to " + interface_name(ifindex));
+    if (err == 0)
+        undo.add([ifindex] {
+            LIBBPF_OPTS(bpf_tc_hook, created, .ifindex = ifindex,
+                        .attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
+            bpf_tc_hook_destroy(&created);
+        });
     for (auto [point, prog, name] : {std::tuple{BPF_TC_INGRESS, programs.ingress, ingress_name},
                                      std::tuple{BPF_TC_EGRESS, programs.egress, egress_name}}) {
         hook.attach_point = point;
+        auto old = std::make_shared<std::optional<Fd>>(clsact_program(hook));
         LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = prog, .flags = BPF_TC_F_REPLACE, .handle = NP_TC_HANDLE,
                     .priority = NP_TC_PRIORITY);
         if (int rc = bpf_tc_attach(&hook, &opts); rc != 0)
             return libbpf_error(-rc, "attach " + std::string(name) + " to " + interface_name(ifindex) + " (clsact)");
+        undo.add([ifindex, point, old] {
+            LIBBPF_OPTS(bpf_tc_hook, side, .ifindex = ifindex, .attach_point = point);
+            LIBBPF_OPTS(bpf_tc_opts, back, .flags = BPF_TC_F_REPLACE, .handle = NP_TC_HANDLE,
+                        .priority = NP_TC_PRIORITY);
+            if (*old) {
+                back.prog_fd = (*old)->get();
+                bpf_tc_attach(&side, &back);
+            } else {
+                back.flags = 0;
+                bpf_tc_detach(&side, &back);
+            }
+        });
     }
     return err == 0;
 }
@@ -176,14 +201,14 @@ void prepare(const Programs& programs, TcAttachMode mode) {
 
 Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const Programs& programs,
                                          const std::vector<std::string>& interfaces, TcAttachMode mode,
-                                         int attachments_fd) {
+                                         int attachments_fd, UndoLog& undo) {
     return attach(dir, ProgramFds{bpf_program__fd(programs.ingress), bpf_program__fd(programs.egress)}, interfaces,
-                  mode, attachments_fd);
+                  mode, attachments_fd, undo);
 }
 
 Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const ProgramFds& programs,
                                          const std::vector<std::string>& interfaces, TcAttachMode mode,
-                                         int attachments_fd) {
+                                         int attachments_fd, UndoLog& undo) {
     auto cookie = netns::current_cookie();
     if (!cookie)
         return std::unexpected(cookie.error());
@@ -198,12 +223,8 @@ Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const
         if (ifindex == 0)
             return plain_error("interface " + name + " does not exist in this network namespace");
         wanted.insert(ifindex);
-        np_tc_attachment record{};
-        record.ifindex = ifindex;
-        record.netns_cookie = *cookie;
-        name.copy(record.ifname, sizeof record.ifname - 1);
         np_tc_attachment before{};
-        bool had = bpf_map_lookup_elem(attachments_fd, &record.ifindex, &before) == 0;
+        const bool had = bpf_map_lookup_elem(attachments_fd, &ifindex, &before) == 0;
         // The same index in another namespace is another interface.
         if (had && before.netns_cookie != *cookie)
             return plain_error("nodeport at " + dir.string() +
@@ -211,31 +232,56 @@ Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const
         // An interface keeps the mode it was attached with, so a reload swaps
         // programs in place instead of attaching a second copy.
         bool use_tcx = had ? before.mode == NP_TC_TCX : mode != TcAttachMode::clsact;
+        np_tc_attachment record{};
+        record.ifindex = ifindex;
+        record.netns_cookie = *cookie;
+        name.copy(record.ifname, sizeof record.ifname - 1);
+        auto write_record = [&]() -> Result<void> {
+            if (bpf_map_update_elem(attachments_fd, &record.ifindex, &record, BPF_ANY) != 0)
+                return errno_error(errno, "record attachment of " + name);
+            return {};
+        };
+        // Recorded before anything is attached: a clsact filter is held by no
+        // file descriptor, so a load killed right after adding one must have
+        // left a record for unload to find it by. A qdisc is counted as ours
+        // until we know it was there before.
+        record.mode = use_tcx ? NP_TC_TCX : NP_TC_CLSACT;
+        record.created_qdisc = !use_tcx && (!had || before.created_qdisc);
+        if (auto ok = write_record(); !ok)
+            return std::unexpected(ok.error());
+        undo.add([attachments_fd, had, before, ifindex] {
+            if (had)
+                bpf_map_update_elem(attachments_fd, &ifindex, &before, BPF_ANY);
+            else
+                bpf_map_delete_elem(attachments_fd, &ifindex);
+        });
         if (use_tcx) {
-            auto ok = attach_tcx(dir, programs.ingress, ingress_name, BPF_TCX_INGRESS, ifindex);
+            auto ok = attach_tcx(dir, programs.ingress, ingress_name, BPF_TCX_INGRESS, ifindex, undo);
             if (ok)
-                ok = attach_tcx(dir, programs.egress, egress_name, BPF_TCX_EGRESS, ifindex);
-            if (ok) {
-                record.mode = NP_TC_TCX;
-            } else if (mode == TcAttachMode::automatic && !had) {
+                ok = attach_tcx(dir, programs.egress, egress_name, BPF_TCX_EGRESS, ifindex, undo);
+            if (!ok && (mode != TcAttachMode::automatic || had))
+                return std::unexpected(ok.error());
+            if (!ok) {
                 (void)detach_tcx(dir, ifindex);
                 use_tcx = false;  // a kernel without tcx: fall back to clsact
-            } else {
-                return std::unexpected(ok.error());
+                record.mode = NP_TC_CLSACT;
+                record.created_qdisc = 1;
+                if (auto written = write_record(); !written)
+                    return std::unexpected(written.error());
             }
         }
         if (!use_tcx) {
-            auto created = attach_clsact(programs, ifindex);
+            auto created = attach_clsact(programs, ifindex, undo);
             if (!created)
                 return std::unexpected(created.error());
-            record.mode = NP_TC_CLSACT;
             record.created_qdisc = *created || (had && before.created_qdisc);
+            if (auto ok = write_record(); !ok)
+                return std::unexpected(ok.error());
         }
-        if (bpf_map_update_elem(attachments_fd, &record.ifindex, &record, BPF_ANY) != 0)
-            return errno_error(errno, "record attachment of " + name);
         attached.push_back(TcAttachment{name, ifindex,
                                         record.mode == NP_TC_TCX ? TcAttachMode::tcx : TcAttachMode::clsact});
     }
+    // Last, so that every step before it can be taken back.
     for (const auto& record : *existing)
         if (!wanted.contains(record.ifindex))
             if (auto ok = detach_one(dir, true, record, attachments_fd); !ok)

@@ -14,6 +14,7 @@
 #include "nodeport/abi.h"
 #include "nodeport/datapath.hpp"
 #include "nodeport/result.hpp"
+#include "undo_log.hpp"
 
 namespace nodeport::tc {
 
@@ -38,12 +39,14 @@ void prepare(const Programs& programs, TcAttachMode mode);
 
 // Makes the attachments exactly `interfaces`: attaches (or swaps the program
 // of) each, detaches interfaces attached earlier and no longer asked for.
+// Each step is recorded in `undo`, which takes them back should the caller
+// fail later (detaching what is no longer asked for comes last and is not).
 Result<std::vector<TcAttachment>> attach(const std::filesystem::path& pin_dir, const Programs& programs,
                                          const std::vector<std::string>& interfaces, TcAttachMode mode,
-                                         int attachments_fd);
+                                         int attachments_fd, UndoLog& undo);
 Result<std::vector<TcAttachment>> attach(const std::filesystem::path& pin_dir, const ProgramFds& programs,
                                          const std::vector<std::string>& interfaces, TcAttachMode mode,
-                                         int attachments_fd);
+                                         int attachments_fd, UndoLog& undo);
 
 // Removes every recorded attachment (unload), from the namespace each was
 // attached in; what cannot be reached is reported in `report.left`.

@@ -17,11 +17,11 @@ std::filesystem::path pin_path(const std::filesystem::path& dir, std::string_vie
     return progs_dir(dir) / (std::string(name) + (staged ? "_new" : ""));
 }
 
-Result<void> pin_one(const std::filesystem::path& dir, bpf_program* prog, std::string_view name) {
+Result<void> pin_one(const std::filesystem::path& dir, int prog_fd, std::string_view name) {
     auto staged = pin_path(dir, name, true);
     ::unlink(staged.c_str());  // left by a load that died between pin and rename
-    if (int err = bpf_program__pin(prog, staged.c_str()); err != 0)
-        return libbpf_error(-err, "pin " + staged.string());
+    if (bpf_obj_pin(prog_fd, staged.c_str()) != 0)
+        return libbpf_error(errno, "pin " + staged.string());
     if (::rename(staged.c_str(), pin_path(dir, name).c_str()) != 0) {
         int err = errno;
         ::unlink(staged.c_str());
@@ -47,7 +47,7 @@ Result<Fd> open_one(const std::filesystem::path& dir, std::string_view name) {
 
 }  // namespace
 
-Result<void> pin_programs(const std::filesystem::path& dir, const Programs& programs) {
+Result<void> pin_programs(const std::filesystem::path& dir, const ProgramFds& programs) {
     if (::mkdir(progs_dir(dir).c_str(), 0700) != 0 && errno != EEXIST)
         return errno_error(errno, "create " + progs_dir(dir).string());
     if (auto ok = pin_one(dir, programs.ingress, ingress_name); !ok)

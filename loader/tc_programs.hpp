@@ -19,7 +19,7 @@ inline std::filesystem::path progs_dir(const std::filesystem::path& dir) {
 // Pins both programs, replacing earlier pins one by one atomically (pin
 // beside, then rename): a watch that opens them meanwhile gets the old
 // programs or the new ones, never none.
-Result<void> pin_programs(const std::filesystem::path& dir, const Programs& programs);
+Result<void> pin_programs(const std::filesystem::path& dir, const ProgramFds& programs);
 
 struct PinnedPrograms {
     Fd ingress;

@@ -1,0 +1,339 @@
+// Loading nodeport: the BPF objects, their maps pinned by name, the links
+// and TC attachments, each step recorded so that a load that fails half-way
+// is taken back whole (undo_log.hpp).
+#include "nodeport/datapath.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <functional>
+#include <memory>
+
+#include "abi1_migration.hpp"
+#include "libbpf_log.hpp"
+#include "map_catalog.hpp"
+#include "map_keys.hpp"
+#include "netns.hpp"
+#include "node_addrs.hpp"
+#include "nodeport/abi.h"
+#include "pin_dir.hpp"
+#include "pin_removal.hpp"
+#include "pinned_link.hpp"
+#include "sock.skel.h"
+#include "sock_end_install.hpp"
+#include "tc.skel.h"
+#include "tc_attach.hpp"
+#include "tc_programs.hpp"
+#include "test_hook.hpp"
+#include "undo_log.hpp"
+
+namespace nodeport {
+namespace {
+
+using SockSkel = std::unique_ptr<sock_bpf, decltype(&sock_bpf__destroy)>;
+using TcSkel = std::unique_ptr<tc_bpf, decltype(&tc_bpf__destroy)>;
+
+Result<Fd> open_cgroup(const std::filesystem::path& cgroup) {
+    Fd fd(::open(cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid())
+        return errno_error(errno, "open cgroup " + cgroup.string());
+    struct statfs st{};
+    if (::fstatfs(fd.get(), &st) != 0 || st.f_type != CGROUP2_SUPER_MAGIC)
+        return plain_error(cgroup.string() + " is not a cgroup v2 directory");
+    return fd;
+}
+
+// On cgroup2 a directory's inode number is the cgroup id that link info reports.
+Result<std::uint64_t> cgroup_id(int cgroup_fd) {
+    struct stat st{};
+    if (::fstat(cgroup_fd, &st) != 0)
+        return errno_error(errno, "stat cgroup");
+    return st.st_ino;
+}
+
+// A second load must not move the hooks: refuse, before changing anything,
+// when the pinned cgroup links sit on another cgroup than the one asked for.
+// Returns the links whose cgroup is gone (removed, perhaps made again at
+// the same path): they hold nothing, and this load attaches anew.
+Result<std::vector<std::filesystem::path>> check_links_cgroup(const std::filesystem::path& dir, int cgroup_fd) {
+    std::vector<std::filesystem::path> defunct;
+    if (cgroup_fd < 0)
+        return defunct;
+    auto want = cgroup_id(cgroup_fd);
+    if (!want)
+        return std::unexpected(want.error());
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(pin_dir::links_dir(dir), ec)) {
+        Fd link(bpf_obj_get(entry.path().c_str()));
+        bpf_link_info info{};
+        __u32 len = sizeof info;
+        if (!link.valid() || bpf_link_get_info_by_fd(link.get(), &info, &len) != 0)
+            return errno_error(errno, "read link " + entry.path().string());
+        if (info.type != BPF_LINK_TYPE_CGROUP)
+            continue;
+        if (info.cgroup.cgroup_id == 0)
+            defunct.push_back(entry.path());
+        else if (info.cgroup.cgroup_id != *want)
+            return plain_error("nodeport is already attached to another cgroup (id " +
+                               std::to_string(info.cgroup.cgroup_id) + ") at " + dir.string() +
+                               "; unload it first");
+    }
+    return defunct;
+}
+
+// Either way of forwarding needs IPv4 forwarding on (the FIB lookup checks
+// it too): without it every translated packet would be dropped silently.
+Result<void> check_ip_forward() {
+    std::ifstream sysctl("/proc/sys/net/ipv4/ip_forward");
+    int enabled = 0;
+    if (!(sysctl >> enabled))
+        return plain_error("cannot read /proc/sys/net/ipv4/ip_forward");
+    if (enabled != 1)
+        return plain_error("net.ipv4.ip_forward is 0 in this network namespace, so the kernel would drop every "
+                           "packet nodeport translates; enable it (sysctl -w net.ipv4.ip_forward=1) or pass "
+                           "--local-only");
+    return {};
+}
+
+Result<void> write_timeouts(int map_fd, const FlowTimeouts& t) {
+    using std::chrono::nanoseconds;
+    np_flow_timeouts value{};
+    value.tcp_established_ns = nanoseconds(t.tcp_established).count();
+    value.tcp_syn_ns = nanoseconds(t.tcp_syn).count();
+    value.tcp_closing_ns = nanoseconds(t.tcp_closing).count();
+    value.udp_idle_ns = nanoseconds(t.udp).count();
+    __u32 zero = 0;
+    if (bpf_map_update_elem(map_fd, &zero, &value, BPF_ANY) != 0)
+        return errno_error(errno, "write flow timeouts map");
+    return {};
+}
+
+Result<void> write_config(int config_fd) {
+    auto cookie = netns::current_cookie();
+    if (!cookie)
+        return std::unexpected(cookie.error());
+    __u32 zero = 0;
+    np_config cfg{};
+    cfg.abi_version = NODEPORT_ABI_VERSION;
+    cfg.node_netns_cookie = *cookie;
+    if (bpf_map_update_elem(config_fd, &zero, &cfg, BPF_ANY) != 0)
+        return errno_error(errno, "write config map");
+    return {};
+}
+
+// Checks the pins a load finds before it changes anything: every map of this
+// build's ABI has its layout; pins of ABI 1 are planned for migration.
+Result<std::optional<Abi1Migration>> check_pins(const std::filesystem::path& dir) {
+    auto migration = Abi1Migration::plan(dir);
+    if (!migration || *migration)
+        return migration;
+    // Pins of another layout would make libbpf refuse to reuse them with a
+    // bare "parameter mismatch": name the map first.
+    for (const auto& map : map_catalog::pinned_maps())
+        if (std::filesystem::exists(dir / map.name))
+            if (auto fd = pin_dir::open_map(dir, map.name); !fd)
+                return std::unexpected(fd.error());
+    return migration;
+}
+
+// Loads both objects. Both declare the shared maps pinned by name: the first
+// to load creates and pins them, the second (and every later load) reuses
+// them. A migration's new `ports` is filled here, before any program that
+// reads it is attached.
+Result<void> load_objects(sock_bpf* sock, tc_bpf* tc, const Abi1Migration* migration) {
+    if (int err = sock_bpf__load(sock); err != 0)
+        return libbpf_error(-err, "load socket programs (needs root and Linux >= 5.14 with BTF)");
+    if (int err = tc_bpf__load(tc); err != 0)
+        return libbpf_error(-err, "load TC programs (needs root and Linux >= 5.14 with BTF)");
+    if (migration)
+        return migration->fill(bpf_map__fd(sock->maps.ports));
+    return {};
+}
+
+
+// Puts a value back into an array map's entry 0 when a load is taken back.
+template <class Value>
+void restore_on_undo(UndoLog& undo, int map_fd) {
+    __u32 zero = 0;
+    Value old{};
+    if (bpf_map_lookup_elem(map_fd, &zero, &old) != 0)
+        return;
+    undo.add([map_fd, old] {
+        __u32 key = 0;
+        bpf_map_update_elem(map_fd, &key, &old, BPF_ANY);
+    });
+}
+
+// The node addresses as they were, put back when a load is taken back.
+void restore_node_addrs_on_undo(UndoLog& undo, int map_fd) {
+    auto keys = map_keys<np_node_addr>(map_fd, "node_addrs");
+    if (!keys)
+        return;
+    std::vector<std::pair<np_node_addr, np_node_addr_info>> old;
+    for (const auto& key : *keys)
+        if (np_node_addr_info info{}; bpf_map_lookup_elem(map_fd, &key, &info) == 0)
+            old.emplace_back(key, info);
+    undo.add([map_fd, old] {
+        if (auto now = map_keys<np_node_addr>(map_fd, "node_addrs"))
+            for (const auto& key : *now)
+                bpf_map_delete_elem(map_fd, &key);
+        for (const auto& [key, info] : old)
+            bpf_map_update_elem(map_fd, &key, &info, BPF_ANY);
+    });
+}
+
+// Links whose cgroup is gone are unpinned, so that new ones are attached;
+// taken back, they are pinned again.
+Result<void> unpin_defunct(const std::vector<std::filesystem::path>& links, UndoLog& undo) {
+    for (const auto& pin : links) {
+        auto link = std::make_shared<Fd>(bpf_obj_get(pin.c_str()));
+        if (!link->valid() || ::unlink(pin.c_str()) != 0)
+            return errno_error(errno, "unpin " + pin.string() + " (its cgroup is gone)");
+        undo.add([link, pin] { bpf_obj_pin(link->get(), pin.c_str()); });
+    }
+    return {};
+}
+
+// The TC programs an earlier load pinned, pinned again when this one is taken back.
+void restore_pinned_programs_on_undo(UndoLog& undo, const std::filesystem::path& dir) {
+    auto old = tc::open_pinned_programs(dir);
+    if (!old)
+        return;
+    auto kept = std::make_shared<tc::PinnedPrograms>(std::move(*old));
+    undo.add([dir, kept] { (void)tc::pin_programs(dir, tc::ProgramFds{kept->ingress.get(), kept->egress.get()}); });
+}
+
+}  // namespace
+
+Result<LoadReport> load(const LoadOptions& options) {
+    capture_libbpf_log();
+    const auto& dir = options.pin_dir;
+    if (options.interfaces.size() > NP_MAX_TC_ATTACHMENTS)
+        return plain_error(fmt::format("{} external interfaces: nodeport attaches to at most {}",
+                                       options.interfaces.size(), NP_MAX_TC_ATTACHMENTS));
+    auto addrs = resolve_node_addrs(options.node_ips);
+    if (!addrs)
+        return std::unexpected(addrs.error());
+    Fd cgroup;
+    if (options.cgroup) {
+        auto fd = open_cgroup(*options.cgroup);
+        if (!fd)
+            return std::unexpected(fd.error());
+        cgroup = std::move(*fd);
+    }
+    if (!options.interfaces.empty())
+        if (auto ok = check_ip_forward(); !ok)
+            return std::unexpected(ok.error());
+    const bool dir_existed = std::filesystem::exists(dir);
+    if (auto created = pin_dir::create(dir); !created)
+        return std::unexpected(created.error());
+    auto locked = pin_dir::open_locked_any_abi(dir);
+    if (!locked)
+        return std::unexpected(locked.error());
+    auto migration = check_pins(dir);
+    if (!migration)
+        return std::unexpected(migration.error());
+    auto recorded = pin_dir::recorded_config(dir);
+    if (!recorded)
+        return std::unexpected(recorded.error());
+    if (auto ok = netns::check_same(recorded->node_netns_cookie, dir, "load"); !ok)
+        return std::unexpected(ok.error());
+    const bool reused = std::filesystem::exists(dir / "node_config");
+    auto defunct_links = check_links_cgroup(dir, cgroup.get());
+    if (!defunct_links)
+        return std::unexpected(defunct_links.error());
+
+    const std::string pin_root = dir.string();
+    LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = pin_root.c_str());
+    SockSkel sock(sock_bpf__open_opts(&open_opts), sock_bpf__destroy);
+    TcSkel tc(tc_bpf__open_opts(&open_opts), tc_bpf__destroy);
+    if (!sock || !tc)
+        return libbpf_error(errno, "open BPF objects");
+    const tc::Programs tc_programs{tc->progs.np_tc_ingress, tc->progs.np_tc_egress};
+    tc::prepare(tc_programs, options.tc_attach);
+    tc->rodata->fib_redirect = options.forwarding == Forwarding::fib;
+
+    // From here on every change is recorded, and a failure takes them all
+    // back (the log's destructor): a first load leaves no pin and nothing
+    // attached (whatever a killed earlier attempt left goes too), a reload
+    // leaves the node running what it ran before.
+    UndoLog undo;
+    if (!reused)
+        undo.add([dir, dir_existed] {
+            UnloadReport ignored;
+            (void)remove_pins(dir, ignored, /*remove_dir=*/!dir_existed);
+        });
+    Abi1Migration* migrating = *migration ? &**migration : nullptr;
+    if (migrating) {
+        if (auto ok = migrating->set_aside(); !ok)
+            return std::unexpected(ok.error());
+        undo.add([migrating] { migrating->undo(); });
+    }
+    if (auto ok = load_objects(sock.get(), tc.get(), migrating); !ok)
+        return std::unexpected(ok.error());
+    restore_on_undo<np_config>(undo, bpf_map__fd(sock->maps.node_config));
+    if (auto ok = write_config(bpf_map__fd(sock->maps.node_config)); !ok)
+        return std::unexpected(ok.error());
+    restore_node_addrs_on_undo(undo, bpf_map__fd(sock->maps.node_addrs));
+    if (auto ok = write_node_addrs(bpf_map__fd(sock->maps.node_addrs), *addrs); !ok)
+        return std::unexpected(ok.error());
+    restore_on_undo<np_flow_timeouts>(undo, bpf_map__fd(tc->maps.flow_timeouts));
+    if (auto ok = write_timeouts(bpf_map__fd(tc->maps.flow_timeouts), options.timeouts); !ok)
+        return std::unexpected(ok.error());
+    if (auto ok = test_hook("load:maps"); !ok)
+        return std::unexpected(ok.error());
+
+    LoadReport report{reused, *addrs, {}, {}, std::nullopt};
+    if (migrating)
+        report.migrated = MigrationReport{1, migrating->entries()};
+    if (auto ok = unpin_defunct(*defunct_links, undo); !ok)
+        return std::unexpected(ok.error());
+    bpf_program* prog;
+    bpf_object__for_each_program(prog, sock->obj) {
+        std::function<int()> make_link;
+        if (cgroup.valid())
+            make_link = [prog, fd = cgroup.get()] {
+                return bpf_link_create(bpf_program__fd(prog), fd, bpf_program__expected_attach_type(prog), nullptr);
+            };
+        if (auto ok = attach_pinned(bpf_program__fd(prog), pin_dir::links_dir(dir) / bpf_program__name(prog),
+                                    make_link, bpf_program__name(prog), undo);
+            !ok)
+            return std::unexpected(ok.error());
+    }
+    if (auto ok = test_hook("load:cgroup"); !ok)
+        return std::unexpected(ok.error());
+    auto ending = sock_end::install(dir);
+    if (!ending)
+        return std::unexpected(ending.error());
+    report.socket_ending_unavailable = std::move(*ending);
+    // For interfaces that appear after this load (nodeport watch).
+    restore_pinned_programs_on_undo(undo, dir);
+    if (auto ok = tc::pin_programs(dir, tc::ProgramFds{bpf_program__fd(tc_programs.ingress),
+                                                       bpf_program__fd(tc_programs.egress)});
+        !ok)
+        return std::unexpected(ok.error());
+    auto attached = tc::attach(dir, tc_programs, options.interfaces, options.tc_attach,
+                               bpf_map__fd(tc->maps.tc_attachments), undo);
+    if (!attached)
+        return std::unexpected(attached.error());
+    report.interfaces = std::move(*attached);
+    if (auto ok = test_hook("load:tc"); !ok)
+        return std::unexpected(ok.error());
+    // Every program now reads the new `ports`: the old one may go.
+    if (auto ok = Abi1Migration::remove_leftover(dir); !ok)
+        return std::unexpected(ok.error());
+    undo.commit();
+    if (auto ok = test_hook("load:end"); !ok)
+        return std::unexpected(ok.error());
+    return report;
+}
+
+}  // namespace nodeport

@@ -1,0 +1,26 @@
+#include "test_hook.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace nodeport {
+
+Result<void> test_hook(std::string_view point) {
+    const char* hook = std::getenv("NODEPORT_TEST_HOOK");
+    if (!hook)
+        return {};
+    const std::string_view spec = hook;
+    if (spec == "fail:" + std::string(point))
+        return plain_error("test hook: failing at " + std::string(point));
+    if (spec == "pause:" + std::string(point)) {
+        std::fprintf(stderr, "nodeport: test hook: paused at %.*s\n", static_cast<int>(point.size()), point.data());
+        std::fflush(stderr);
+        ::sleep(60);
+    }
+    return {};
+}
+
+}  // namespace nodeport
