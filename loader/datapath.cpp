@@ -169,10 +169,18 @@ Result<LoadReport> load(const LoadOptions& options) {
     auto migration = check_pins(dir);
     if (!migration)
         return std::unexpected(migration.error());
+    if (auto ok = pin_dir::check_adoptable(locked->dir.get(), dir); !ok)
+        return std::unexpected(ok.error());
     const bool reused = std::filesystem::exists(dir / "node_config");
     if (auto ok = check_links_cgroup(dir, cgroup.get()); !ok)
         return std::unexpected(ok.error());
 
+    if (auto ok = pin_dir::make_links_dir(locked->dir.get(), dir); !ok)
+        return std::unexpected(ok.error());
+
+    // libbpf pins and reuses maps by path: safe, as the pin directory and
+    // everything above it passed pin_dir's checks (only root can change
+    // them), and check_pins opened every existing pin without following links.
     const std::string pin_root = dir.string();
     LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = pin_root.c_str());
     SockSkel sock(sock_bpf__open_opts(&open_opts), sock_bpf__destroy);
