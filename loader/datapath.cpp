@@ -59,13 +59,16 @@ Result<void> check_links_cgroup(const std::filesystem::path& dir, int cgroup_fd)
     auto want = cgroup_id(cgroup_fd);
     if (!want)
         return std::unexpected(want.error());
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(pin_dir::links_dir(dir), ec)) {
-        Fd link(bpf_obj_get(entry.path().c_str()));
+    auto names = pin_dir::link_names(dir);
+    if (!names)
+        return std::unexpected(names.error());
+    for (const auto& name : *names) {
+        const auto pin = pin_dir::links_dir(dir) / name;
+        Fd link(pin_dir::obj_get(pin));
         bpf_link_info info{};
         __u32 len = sizeof info;
         if (!link.valid() || bpf_link_get_info_by_fd(link.get(), &info, &len) != 0)
-            return errno_error(errno, "read link " + entry.path().string());
+            return errno_error(errno, "read link " + pin.string());
         if (info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id != *want)
             return plain_error("nodeport is already attached to another cgroup (id " +
                                std::to_string(info.cgroup.cgroup_id) + ") at " + dir.string() +
@@ -123,7 +126,7 @@ Result<std::optional<Abi1Migration>> check_pins(const std::filesystem::path& dir
     // Pins of another layout would make libbpf refuse to reuse them with a
     // bare "parameter mismatch": name the map first.
     for (const auto& map : map_catalog::pinned_maps())
-        if (std::filesystem::exists(dir / map.name))
+        if (pin_dir::exists(dir / map.name))
             if (auto fd = pin_dir::open_map(dir, map.name); !fd)
                 return std::unexpected(fd.error());
     return migration;
@@ -171,7 +174,7 @@ Result<LoadReport> load(const LoadOptions& options) {
         return std::unexpected(migration.error());
     if (auto ok = pin_dir::check_adoptable(locked->dir.get(), dir); !ok)
         return std::unexpected(ok.error());
-    const bool reused = std::filesystem::exists(dir / "node_config");
+    const bool reused = pin_dir::exists(dir / "node_config");
     if (auto ok = check_links_cgroup(dir, cgroup.get()); !ok)
         return std::unexpected(ok.error());
 
@@ -246,7 +249,7 @@ Result<void> unload(const std::filesystem::path& dir) {
     auto locked = pin_dir::open_locked_any_abi(dir);
     if (!locked)
         return std::unexpected(locked.error());
-    if (!std::filesystem::exists(dir / "node_config"))
+    if (!pin_dir::exists(dir / "node_config"))
         return plain_error(dir.string() + " is not a nodeport pin directory (no node_config map)");
     if (auto abi = pin_dir::recorded_abi(dir); !abi)
         return std::unexpected(abi.error());
@@ -261,24 +264,28 @@ Result<void> unload(const std::filesystem::path& dir) {
         if (auto ok = tc::detach_all(dir, attachments->get()); !ok)
             return ok;
     }
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(pin_dir::links_dir(dir), ec)) {
+    auto names = pin_dir::link_names(dir);
+    if (!names)
+        return std::unexpected(names.error());
+    for (const auto& name : *names) {
+        const auto pin = pin_dir::links_dir(dir) / name;
         // Removing a link's last pin detaches it only later (the kernel frees
         // the file after RCU and the link from a work queue): detach it now,
         // so nothing is attached once unload returns. Iterator links cannot
         // be detached and attach to nothing.
-        if (Fd link(bpf_obj_get(entry.path().c_str())); link.valid())
+        // A symbolic link is not followed (obj_get refuses it), only removed.
+        if (Fd link(pin_dir::obj_get(pin)); link.valid())
             if (bpf_link_detach(link.get()) != 0 && errno != EOPNOTSUPP && errno != EINVAL)
-                return errno_error(errno, "detach " + entry.path().string());
-        if (::unlink(entry.path().c_str()) != 0)
-            return errno_error(errno, "unpin " + entry.path().string());
+                return errno_error(errno, "detach " + pin.string());
+        if (pin_dir::unlink(pin) != 0)
+            return errno_error(errno, "unpin " + pin.string());
     }
     if (::rmdir(pin_dir::links_dir(dir).c_str()) != 0 && errno != ENOENT)
         return errno_error(errno, "remove " + pin_dir::links_dir(dir).string());
     if (auto ok = tc::unpin_programs(dir); !ok)
         return ok;
     for (const auto& map : map_catalog::pinned_maps())
-        if (::unlink((dir / map.name).c_str()) != 0 && errno != ENOENT)
+        if (pin_dir::unlink(dir / map.name) != 0 && errno != ENOENT)
             return errno_error(errno, "unpin " + (dir / map.name).string());
     if (auto ok = Abi1Migration::remove_leftover(dir); !ok)
         return ok;

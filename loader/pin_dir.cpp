@@ -141,7 +141,95 @@ Result<void> check_catalog_shape(int fd, const std::filesystem::path& path, std:
     return check_shape(fd, path, name, want->type, want->key_size, want->value_size);
 }
 
+// The directory that holds a pin, opened without following a symbolic link
+// in its last component (above it is the checked pin directory).
+Fd open_parent(const std::filesystem::path& pin) {
+    return Fd(::open(pin.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+}
+
 }  // namespace
+
+int obj_get(const std::filesystem::path& pin) {
+    Fd parent = open_parent(pin);
+    if (!parent.valid())
+        return -1;
+    const auto name = pin.filename();
+    struct stat st{};
+    if (::fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return -1;
+    // BPF_OBJ_GET follows a symbolic link in the last component
+    // (user_path_at with LOOKUP_FOLLOW): refuse one before asking it. No
+    // race: only a trusted owner can write the directory.
+    if (!S_ISREG(st.st_mode)) {
+        errno = S_ISLNK(st.st_mode) ? ELOOP : EINVAL;
+        return -1;
+    }
+    LIBBPF_OPTS(bpf_obj_get_opts, opts, .file_flags = BPF_F_PATH_FD, .path_fd = parent.get());
+    int fd = bpf_obj_get_opts(name.c_str(), &opts);
+    if (fd < 0 && errno == EINVAL) {
+        // A kernel before 6.5 has no path_fd: the same directory through procfs.
+        auto via_proc = fmt::format("/proc/self/fd/{}/{}", parent.get(), name.string());
+        fd = bpf_obj_get(via_proc.c_str());
+    }
+    return fd;
+}
+
+int obj_pin(int fd, const std::filesystem::path& pin) {
+    Fd parent = open_parent(pin);
+    if (!parent.valid())
+        return -errno;
+    const auto name = pin.filename();
+    LIBBPF_OPTS(bpf_obj_pin_opts, opts, .file_flags = BPF_F_PATH_FD, .path_fd = parent.get());
+    int rc = bpf_obj_pin_opts(fd, name.c_str(), &opts);
+    if (rc == -EINVAL) {
+        auto via_proc = fmt::format("/proc/self/fd/{}/{}", parent.get(), name.string());
+        rc = bpf_obj_pin(fd, via_proc.c_str());
+    }
+    return rc;
+}
+
+int unlink(const std::filesystem::path& pin) {
+    Fd parent = open_parent(pin);
+    if (!parent.valid())
+        return -1;
+    // unlinkat never follows the last component: a symbolic link there is
+    // removed itself, never what it points to.
+    return ::unlinkat(parent.get(), pin.filename().c_str(), 0);
+}
+
+int rename(const std::filesystem::path& from, const std::filesystem::path& to) {
+    Fd parent = open_parent(from);
+    if (!parent.valid())
+        return -1;
+    if (from.parent_path() != to.parent_path()) {
+        errno = EXDEV;
+        return -1;
+    }
+    return ::renameat(parent.get(), from.filename().c_str(), parent.get(), to.filename().c_str());
+}
+
+Result<std::vector<std::string>> link_names(const std::filesystem::path& dir) {
+    Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!dir_fd.valid())
+        return errno_error(errno, "open " + dir.string());
+    struct stat st{};
+    if (::fstatat(dir_fd.get(), "links", &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT)
+        return std::vector<std::string>{};
+    auto listing = list(dir_fd.get(), "links", links_dir(dir));
+    if (!listing)
+        return std::unexpected(listing.error());
+    std::vector<std::string> names;
+    while (const dirent* entry = ::readdir(listing->get()))
+        if (std::string_view(entry->d_name) != "." && std::string_view(entry->d_name) != "..")
+            names.emplace_back(entry->d_name);
+    return names;
+}
+
+bool exists(const std::filesystem::path& pin) {
+    Fd parent = open_parent(pin);
+    struct stat st{};
+    return parent.valid() && ::fstatat(parent.get(), pin.filename().c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
 
 Result<void> check_shape(int fd, const std::filesystem::path& path, std::string_view name, bpf_map_type type,
                          std::uint32_t key_size, std::uint32_t value_size) {
@@ -159,8 +247,10 @@ Result<void> check_shape(int fd, const std::filesystem::path& path, std::string_
 }
 
 Result<unsigned> recorded_abi(const std::filesystem::path& dir) {
+    if (auto checked = open_checked(dir); !checked)
+        return checked.error().errno_value == ENOENT ? Result<unsigned>{0u} : std::unexpected(checked.error());
     auto path = dir / "node_config";
-    Fd config(bpf_obj_get(path.c_str()));
+    Fd config(obj_get(path));
     if (!config.valid())
         return errno == ENOENT ? Result<unsigned>{0u} : errno_error(errno, "open pinned map " + path.string());
     if (auto ok = check_catalog_shape(config.get(), path, "node_config"); !ok)
@@ -260,8 +350,10 @@ Result<Fd> open_map(const std::filesystem::path& dir, std::string_view name) {
 }
 
 Result<Fd> open_map_any_abi(const std::filesystem::path& dir, std::string_view name) {
+    if (auto checked = open_checked(dir); !checked)
+        return std::unexpected(checked.error());
     auto path = dir / name;
-    Fd fd(bpf_obj_get(path.c_str()));
+    Fd fd(obj_get(path));
     if (!fd.valid())
         return errno == ENOENT ? not_loaded(dir) : errno_error(errno, "open pinned map " + path.string());
     if (auto ok = check_catalog_shape(fd.get(), path, name); !ok)

@@ -10,7 +10,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "nodeport/fd.hpp"
 #include "nodeport/result.hpp"
@@ -50,6 +52,21 @@ struct CloseDir {
 };
 using Listing = std::unique_ptr<DIR, CloseDir>;
 Result<Listing> list(int dir_fd, const char* name, const std::filesystem::path& shown);
+
+// Pins inside the pin directory, never through a symbolic link: the
+// directory holding the pin is opened with O_NOFOLLOW, the pin itself must be
+// a bpffs object (a regular file), and the work is done relative to that
+// directory's fd. Drop-in replacements for bpf_obj_get, bpf_obj_pin, unlink
+// and rename with their return conventions (a symbolic link: ELOOP).
+int obj_get(const std::filesystem::path& pin);
+int obj_pin(int fd, const std::filesystem::path& pin);
+int unlink(const std::filesystem::path& pin);
+int rename(const std::filesystem::path& from, const std::filesystem::path& to);  // within one directory
+// The names in <dir>/links, listed without following a symbolic link;
+// none when it is missing.
+Result<std::vector<std::string>> link_names(const std::filesystem::path& dir);
+// Whether something (a symbolic link included) is at that name.
+bool exists(const std::filesystem::path& pin);
 
 // Opens the directory of a loaded nodeport; "not loaded" when it is missing,
 // "not a nodeport map" when node_config records another map ABI.

@@ -39,7 +39,7 @@ std::string interface_name(int ifindex) {
 Result<void> attach_tcx(const std::filesystem::path& dir, int prog_fd, std::string_view name,
                         bpf_attach_type type, int ifindex) {
     auto pin = link_pin(dir, name, ifindex);
-    if (Fd existing(bpf_obj_get(pin.c_str())); existing.valid()) {
+    if (Fd existing(pin_dir::obj_get(pin)); existing.valid()) {
         if (int rc = bpf_link_update(existing.get(), prog_fd, nullptr); rc != 0)
             return libbpf_error(-rc, "replace the program of " + pin.string());
         return {};
@@ -48,14 +48,14 @@ Result<void> attach_tcx(const std::filesystem::path& dir, int prog_fd, std::stri
     Fd link(bpf_link_create(prog_fd, ifindex, type, &opts));
     if (!link.valid())
         return libbpf_error(errno, "attach " + std::string(name) + " to " + interface_name(ifindex) + " (tcx)");
-    if (int rc = bpf_obj_pin(link.get(), pin.c_str()); rc != 0)
+    if (int rc = pin_dir::obj_pin(link.get(), pin); rc != 0)
         return libbpf_error(-rc, "pin " + pin.string());
     return {};
 }
 
 Result<void> detach_tcx(const std::filesystem::path& dir, int ifindex) {
     for (auto name : {ingress_name, egress_name})
-        if (::unlink(link_pin(dir, name, ifindex).c_str()) != 0 && errno != ENOENT)
+        if (pin_dir::unlink(link_pin(dir, name, ifindex)) != 0 && errno != ENOENT)
             return errno_error(errno, "unpin " + link_pin(dir, name, ifindex).string());
     return {};
 }
