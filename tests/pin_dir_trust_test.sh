@@ -50,13 +50,24 @@ every_command_refuses() {
     refused "$what" "$reason" "$dir" flows
 }
 
-# 1. A user's pin directory whose links and node_config are symbolic links.
+# A real nodeport, loaded into the test cgroup, for the symbolic links below.
+out=$(np load --local-only --cgroup "$TOPO_CGROUP" 2>&1)
+expect_eq "load into a new pin directory" 0 "$?"
+expect_eq "the new pin directory has mode 0700" 700 "$(stat -c %a "$PIN")"
+np set tcp/7000 10.8.0.2:80 >/dev/null
+
+# 1. A user's pin directory whose node_config is a symbolic link to the real
+#    one (so that it passes for nodeport's) and whose links point at the
+#    canary: an unload that followed them deleted the canary.
 setpriv --reuid=nobody --regid=nogroup --clear-groups \
-    sh -c "mkdir '$EVIL' && ln -s '$CANARY' '$EVIL/links' && ln -s /tmp '$EVIL/node_config' && ln -s '$CANARY' '$EVIL/progs'"
+    sh -c "mkdir '$EVIL' && ln -s '$CANARY' '$EVIL/links' && ln -s '$PIN/node_config' '$EVIL/node_config' &&
+           ln -s '$CANARY' '$EVIL/progs'"
+before=$(bpftool cgroup show "$TOPO_CGROUP" | tail -n +2)
 expect_eq "nobody made the evil pin directory" "$(id -u nobody)" "$(stat -c %u "$EVIL")"
 every_command_refuses "a directory owned by nobody" "it is owned by uid $(id -u nobody), not root" "$EVIL"
 canary_ok "owned by nobody"
-expect_eq "nothing was attached to the test cgroup" "" "$(bpftool cgroup show "$TOPO_CGROUP" | tail -n +2)"
+expect_eq "only the real nodeport is attached to the test cgroup" "$(sort <<<"$before")" \
+    "$(bpftool cgroup show "$TOPO_CGROUP" | tail -n +2 | sort)"
 
 # 2. Root's, but writable by everyone.
 mkdir -m 0777 "$WIDE"
@@ -73,11 +84,7 @@ out=$(unshare -m sh -c 'mount -t bpf bpf "$1" && chmod 0700 "$1" && "$2" list --
 expect_eq "a bpffs mount root: list exits 1" 1 "$?"
 expect_match "a bpffs mount root: list says why" "is not safe: it is the root of a bpf filesystem mount" "$out"
 
-# 4. A real pin directory of a loaded nodeport...
-out=$(np load --local-only --cgroup "$TOPO_CGROUP" 2>&1)
-expect_eq "load into a new pin directory" 0 "$?"
-expect_eq "the new pin directory has mode 0700" 700 "$(stat -c %a "$PIN")"
-np set tcp/7000 10.8.0.2:80 >/dev/null
+# 4. The real pin directory of the loaded nodeport...
 # ... reached through a symbolic link to it.
 ln -s "$PIN" "$LINKED"
 every_command_refuses "a symbolic link to a pin directory" "it is a symbolic link" "$LINKED"
