@@ -72,7 +72,7 @@ Result<std::pair<np_port_key, np_backend>> convert(const V1PortKey& key, const V
 // changed only `ports`.
 Result<void> check_unchanged_maps(const std::filesystem::path& dir) {
     for (const auto& map : map_catalog::pinned_maps()) {
-        if (map.name == "ports" || !std::filesystem::exists(dir / map.name))
+        if (map.name == "ports" || !pin_dir::exists(dir / map.name))
             continue;
         if (auto fd = pin_dir::open_map_any_abi(dir, map.name); !fd)
             return std::unexpected(fd.error());
@@ -93,9 +93,9 @@ Result<std::optional<Abi1Migration>> Abi1Migration::plan(const std::filesystem::
                                        "migrate: nothing was changed; unload with the nodeport that loaded them",
                                        dir.string(), *abi, NODEPORT_ABI_VERSION));
     // A migration that crashed after setting the old pin aside resumes from it.
-    const bool resumed = std::filesystem::exists(dir / set_aside_name);
+    const bool resumed = pin_dir::exists(dir / set_aside_name);
     const auto source = dir / (resumed ? set_aside_name : "ports");
-    Fd ports(bpf_obj_get(source.c_str()));
+    Fd ports(pin_dir::obj_get(source));
     if (!ports.valid())
         return errno_error(errno, "open pinned map " + source.string());
     if (auto ok = pin_dir::check_shape(ports.get(), source, "ports (map ABI 1)", BPF_MAP_TYPE_HASH, sizeof(V1PortKey),
@@ -132,11 +132,11 @@ Result<void> Abi1Migration::set_aside() {
     const auto aside = dir_ / set_aside_name;
     if (resumed_) {
         // A new `ports` a crashed migration left half filled is filled again.
-        if (::unlink(ports.c_str()) != 0 && errno != ENOENT)
+        if (pin_dir::unlink(ports) != 0 && errno != ENOENT)
             return errno_error(errno, "remove " + ports.string());
         return {};
     }
-    if (std::rename(ports.c_str(), aside.c_str()) != 0)
+    if (pin_dir::rename(ports, aside) != 0)
         return errno_error(errno, "move " + ports.string() + " to " + aside.string());
     set_aside_ = true;
     return {};
@@ -154,14 +154,14 @@ void Abi1Migration::undo() {
     if (!set_aside_)
         return;
     const auto ports = dir_ / "ports";
-    ::unlink(ports.c_str());
-    std::rename((dir_ / set_aside_name).c_str(), ports.c_str());
+    pin_dir::unlink(ports);
+    pin_dir::rename(dir_ / set_aside_name, ports);
     set_aside_ = false;
 }
 
 Result<void> Abi1Migration::remove_leftover(const std::filesystem::path& dir) {
     const auto aside = dir / set_aside_name;
-    if (::unlink(aside.c_str()) != 0 && errno != ENOENT)
+    if (pin_dir::unlink(aside) != 0 && errno != ENOENT)
         return errno_error(errno, "remove " + aside.string());
     return {};
 }

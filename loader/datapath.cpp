@@ -31,33 +31,27 @@
 
 namespace nodeport {
 
-namespace {
-
-// What a pin directory of nodeport may hold; anything else is another's.
-bool is_nodeport_pin(const std::string& name) {
-    return name == "links" || name == tc::progs_dir("").string() || name == "ports_abi1" ||
-           map_catalog::find(name) != nullptr;
-}
-
-}  // namespace
-
 Result<void> remove_pins(const std::filesystem::path& dir, UnloadReport& report, bool remove_dir) {
     // TC first (clsact filters are not links), then the links.
     if (auto attachments = pin_dir::open_map_any_abi(dir, "tc_attachments"); attachments) {
         if (auto ok = tc::detach_all(dir, attachments->get(), report); !ok)
             return ok;
     }
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(pin_dir::links_dir(dir), ec)) {
+    auto names = pin_dir::link_names(dir);
+    if (!names)
+        return std::unexpected(names.error());
+    for (const auto& name : *names) {
+        const auto pin = pin_dir::links_dir(dir) / name;
         // Removing a link's last pin detaches it only later (the kernel frees
         // the file after RCU and the link from a work queue): detach it now,
         // so nothing is attached once unload returns. Iterator links cannot
-        // be detached and attach to nothing.
-        if (Fd link(bpf_obj_get(entry.path().c_str())); link.valid())
+        // be detached and attach to nothing. A symbolic link is not followed
+        // (obj_get refuses it), only removed.
+        if (Fd link(pin_dir::obj_get(pin)); link.valid())
             if (bpf_link_detach(link.get()) != 0 && errno != EOPNOTSUPP && errno != EINVAL)
-                return errno_error(errno, "detach " + entry.path().string());
-        if (::unlink(entry.path().c_str()) != 0)
-            return errno_error(errno, "unpin " + entry.path().string());
+                return errno_error(errno, "detach " + pin.string());
+        if (pin_dir::unlink(pin) != 0)
+            return errno_error(errno, "unpin " + pin.string());
         ++report.links;
     }
     if (::rmdir(pin_dir::links_dir(dir).c_str()) != 0 && errno != ENOENT)
@@ -65,7 +59,7 @@ Result<void> remove_pins(const std::filesystem::path& dir, UnloadReport& report,
     if (auto ok = tc::unpin_programs(dir); !ok)
         return ok;
     for (const auto& map : map_catalog::pinned_maps()) {
-        if (::unlink((dir / map.name).c_str()) == 0)
+        if (pin_dir::unlink(dir / map.name) == 0)
             ++report.maps;
         else if (errno != ENOENT)
             return errno_error(errno, "unpin " + (dir / map.name).string());
@@ -91,13 +85,8 @@ Result<UnloadReport> unload(const std::filesystem::path& dir) {
                                        dir.string(), *abi, NODEPORT_ABI_VERSION));
     // No node_config: a load killed before it pinned its maps, whose other
     // pins go all the same; a directory holding anything else is another's.
-    if (!std::filesystem::exists(dir / "node_config")) {
-        std::error_code ec;
-        for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
-            if (!is_nodeport_pin(entry.path().filename().string()))
-                return plain_error(dir.string() + " is not a nodeport pin directory (it holds " +
-                                   entry.path().filename().string() + " and no node_config map)");
-    }
+    if (auto ok = pin_dir::check_adoptable(locked->dir.get(), dir); !ok)
+        return std::unexpected(ok.error());
     UnloadReport report;
     if (auto ok = test_hook("unload:start"); !ok)
         return std::unexpected(ok.error());

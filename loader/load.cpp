@@ -70,17 +70,20 @@ Result<std::vector<std::filesystem::path>> check_links_cgroup(const std::filesys
     auto want = cgroup_id(cgroup_fd);
     if (!want)
         return std::unexpected(want.error());
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(pin_dir::links_dir(dir), ec)) {
-        Fd link(bpf_obj_get(entry.path().c_str()));
+    auto names = pin_dir::link_names(dir);
+    if (!names)
+        return std::unexpected(names.error());
+    for (const auto& name : *names) {
+        const auto pin = pin_dir::links_dir(dir) / name;
+        Fd link(pin_dir::obj_get(pin));
         bpf_link_info info{};
         __u32 len = sizeof info;
         if (!link.valid() || bpf_link_get_info_by_fd(link.get(), &info, &len) != 0)
-            return errno_error(errno, "read link " + entry.path().string());
+            return errno_error(errno, "read link " + pin.string());
         if (info.type != BPF_LINK_TYPE_CGROUP)
             continue;
         if (info.cgroup.cgroup_id == 0)
-            defunct.push_back(entry.path());
+            defunct.push_back(pin);
         else if (info.cgroup.cgroup_id != *want)
             return plain_error("nodeport is already attached to another cgroup (id " +
                                std::to_string(info.cgroup.cgroup_id) + ") at " + dir.string() +
@@ -138,7 +141,7 @@ Result<std::optional<Abi1Migration>> check_pins(const std::filesystem::path& dir
     // Pins of another layout would make libbpf refuse to reuse them with a
     // bare "parameter mismatch": name the map first.
     for (const auto& map : map_catalog::pinned_maps())
-        if (std::filesystem::exists(dir / map.name))
+        if (pin_dir::exists(dir / map.name))
             if (auto fd = pin_dir::open_map(dir, map.name); !fd)
                 return std::unexpected(fd.error());
     return migration;
@@ -194,10 +197,10 @@ void restore_node_addrs_on_undo(UndoLog& undo, int map_fd) {
 // taken back, they are pinned again.
 Result<void> unpin_defunct(const std::vector<std::filesystem::path>& links, UndoLog& undo) {
     for (const auto& pin : links) {
-        auto link = std::make_shared<Fd>(bpf_obj_get(pin.c_str()));
-        if (!link->valid() || ::unlink(pin.c_str()) != 0)
+        auto link = std::make_shared<Fd>(pin_dir::obj_get(pin));
+        if (!link->valid() || pin_dir::unlink(pin) != 0)
             return errno_error(errno, "unpin " + pin.string() + " (its cgroup is gone)");
-        undo.add([link, pin] { bpf_obj_pin(link->get(), pin.c_str()); });
+        undo.add([link, pin] { pin_dir::obj_pin(link->get(), pin); });
     }
     return {};
 }
@@ -246,11 +249,16 @@ Result<LoadReport> load(const LoadOptions& options) {
         return std::unexpected(recorded.error());
     if (auto ok = netns::check_same(recorded->node_netns_cookie, dir, "load"); !ok)
         return std::unexpected(ok.error());
-    const bool reused = std::filesystem::exists(dir / "node_config");
+    if (auto ok = pin_dir::check_adoptable(locked->dir.get(), dir); !ok)
+        return std::unexpected(ok.error());
+    const bool reused = pin_dir::exists(dir / "node_config");
     auto defunct_links = check_links_cgroup(dir, cgroup.get());
     if (!defunct_links)
         return std::unexpected(defunct_links.error());
 
+    // libbpf pins and reuses maps by path: safe, as the pin directory and
+    // everything above it passed pin_dir's checks (only root can change
+    // them), and check_pins opened every existing pin without following links.
     const std::string pin_root = dir.string();
     LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = pin_root.c_str());
     SockSkel sock(sock_bpf__open_opts(&open_opts), sock_bpf__destroy);
@@ -271,6 +279,8 @@ Result<LoadReport> load(const LoadOptions& options) {
             UnloadReport ignored;
             (void)remove_pins(dir, ignored, /*remove_dir=*/!dir_existed);
         });
+    if (auto ok = pin_dir::make_links_dir(locked->dir.get(), dir); !ok)
+        return std::unexpected(ok.error());
     Abi1Migration* migrating = *migration ? &**migration : nullptr;
     if (migrating) {
         if (auto ok = migrating->set_aside(); !ok)

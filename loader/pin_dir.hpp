@@ -5,10 +5,14 @@
 #pragma once
 
 #include <bpf/bpf.h>
+#include <dirent.h>
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "nodeport/abi.h"
 #include "nodeport/fd.hpp"
@@ -20,9 +24,50 @@ inline std::filesystem::path links_dir(const std::filesystem::path& dir) {
     return dir / "links";
 }
 
+// Trust: every function here that opens the pin directory first checks,
+// on an fd opened without following a symbolic link, that it is a real
+// directory on bpffs, owned by root (or the user running nodeport), not
+// writable by group or others, not the root of a bpffs mount, and that every
+// directory above it is a trusted owner's and writable by others only when
+// sticky; "pin directory <dir> is not safe: <reason>" otherwise. Only a
+// trusted owner can then change anything inside, so a name checked not to
+// be a symbolic link stays so until it is opened.
+
 // Creates the directory (mode 0700) on bpffs, mounting bpffs at /sys/fs/bpf
-// first when the machine booted without it, as bpftool does.
+// first when the machine booted without it, as bpftool does. An existing one
+// must pass the checks above.
 Result<void> create(const std::filesystem::path& dir);
+
+// For load: a directory without node_config is adopted only when it holds
+// nothing but names nodeport pins (a load killed before pinning node_config
+// must converge); anything else belongs to someone else.
+Result<void> check_adoptable(int dir_fd, const std::filesystem::path& dir);
+
+// Creates <dir>/links if missing, and checks it is a directory.
+Result<void> make_links_dir(int dir_fd, const std::filesystem::path& dir);
+
+// The entries of the directory `name` under dir_fd, opened without following
+// a symbolic link; `shown` names it in errors.
+struct CloseDir {
+    void operator()(DIR* d) const { ::closedir(d); }
+};
+using Listing = std::unique_ptr<DIR, CloseDir>;
+Result<Listing> list(int dir_fd, const char* name, const std::filesystem::path& shown);
+
+// Pins inside the pin directory, never through a symbolic link: the
+// directory holding the pin is opened with O_NOFOLLOW, the pin itself must be
+// a bpffs object (a regular file), and the work is done relative to that
+// directory's fd. Drop-in replacements for bpf_obj_get, bpf_obj_pin, unlink
+// and rename with their return conventions (a symbolic link: ELOOP).
+int obj_get(const std::filesystem::path& pin);
+int obj_pin(int fd, const std::filesystem::path& pin);
+int unlink(const std::filesystem::path& pin);
+int rename(const std::filesystem::path& from, const std::filesystem::path& to);  // within one directory
+// The names in <dir>/links, listed without following a symbolic link;
+// none when it is missing.
+Result<std::vector<std::string>> link_names(const std::filesystem::path& dir);
+// Whether something (a symbolic link included) is at that name.
+bool exists(const std::filesystem::path& pin);
 
 // Opens the directory of a loaded nodeport; "not loaded" when it is missing,
 // "not a nodeport map" when node_config records another map ABI.

@@ -1,13 +1,13 @@
 #include "pinned_link.hpp"
 
 #include <bpf/bpf.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <memory>
 #include <string>
 
 #include "libbpf_log.hpp"
+#include "pin_dir.hpp"
 
 namespace nodeport {
 
@@ -25,7 +25,7 @@ Result<Fd> program_of_link(int link_fd) {
 Result<void> attach_pinned(int prog_fd, const std::filesystem::path& pin, const std::function<int()>& make_link,
                            const std::string& what, UndoLog& undo) {
     // Closing our fd leaves the link attached: the pin holds it.
-    if (auto existing = std::make_shared<Fd>(bpf_obj_get(pin.c_str())); existing->valid()) {
+    if (auto existing = std::make_shared<Fd>(pin_dir::obj_get(pin)); existing->valid()) {
         auto old = program_of_link(existing->get());
         if (!old)
             return std::unexpected(old.error());
@@ -41,11 +41,11 @@ Result<void> attach_pinned(int prog_fd, const std::filesystem::path& pin, const 
     auto link = std::make_shared<Fd>(make_link());
     if (!link->valid())
         return libbpf_error(errno, "attach " + what);
-    if (bpf_obj_pin(link->get(), pin.c_str()) != 0)
-        return libbpf_error(errno, "pin " + pin.string());
+    if (int err = pin_dir::obj_pin(link->get(), pin); err != 0)
+        return libbpf_error(-err, "pin " + pin.string());
     undo.add([link, pin] {
         bpf_link_detach(link->get());
-        ::unlink(pin.c_str());
+        pin_dir::unlink(pin);
     });
     return {};
 }

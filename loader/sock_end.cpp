@@ -36,9 +36,9 @@ Result<void> pin_iterator(const std::filesystem::path& dir, bpf_program* prog) {
     if (!link)
         return libbpf_error(errno, std::string("attach iterator ") + bpf_program__name(prog));
     auto pin = link_pin(dir, prog);
-    if (::unlink(pin.c_str()) != 0 && errno != ENOENT)
+    if (pin_dir::unlink(pin) != 0 && errno != ENOENT)
         return errno_error(errno, "unpin " + pin.string());
-    if (int err = bpf_link__pin(link.get(), pin.c_str()); err != 0)
+    if (int err = pin_dir::obj_pin(bpf_link__fd(link.get()), pin); err != 0)
         return libbpf_error(-err, "pin " + pin.string());
     return {};
 }
@@ -84,7 +84,7 @@ Result<std::string> sock_end::install(const std::filesystem::path& dir) {
         auto why = libbpf_error(-err, "load the socket iterators (bpf_sock_destroy needs Linux >= 6.5)");
         // Unpin what an earlier load of a newer build may have left.
         for (const char* name : {"np_end_udp", "np_end_tcp"})
-            ::unlink((pin_dir::links_dir(dir) / name).c_str());
+            pin_dir::unlink(pin_dir::links_dir(dir) / name);
         return why.error().message;
     }
     for (bpf_program* prog : {skel->progs.np_end_udp, skel->progs.np_end_tcp})
@@ -96,8 +96,8 @@ Result<std::string> sock_end::install(const std::filesystem::path& dir) {
 SocketEnder SocketEnder::open(const std::filesystem::path& dir) {
     SocketEnder ender;
     auto targets = pin_dir::open_map(dir, "sock_end_targets");
-    ender.udp_link_ = Fd(bpf_obj_get((pin_dir::links_dir(dir) / "np_end_udp").c_str()));
-    ender.tcp_link_ = Fd(bpf_obj_get((pin_dir::links_dir(dir) / "np_end_tcp").c_str()));
+    ender.udp_link_ = Fd(pin_dir::obj_get(pin_dir::links_dir(dir) / "np_end_udp"));
+    ender.tcp_link_ = Fd(pin_dir::obj_get(pin_dir::links_dir(dir) / "np_end_tcp"));
     if (!targets || !ender.udp_link_.valid() || !ender.tcp_link_.valid()) {
         ender.unavailable_ = "socket iterators not loaded (bpf_sock_destroy needs Linux >= 6.5; see nodeport load)";
         return ender;

@@ -45,15 +45,18 @@ std::string or_empty(const char* text) {
 
 Result<std::vector<ProgramStatus>> read_programs(const std::filesystem::path& dir) {
     std::vector<ProgramStatus> programs;
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(pin_dir::links_dir(dir), ec)) {
-        Fd link(bpf_obj_get(entry.path().c_str()));
+    auto names = pin_dir::link_names(dir);
+    if (!names)
+        return std::unexpected(names.error());
+    for (const auto& name : *names) {
+        const auto pin = pin_dir::links_dir(dir) / name;
+        Fd link(pin_dir::obj_get(pin));
         bpf_link_info info{};
         __u32 len = sizeof info;
         if (!link.valid() || bpf_link_get_info_by_fd(link.get(), &info, &len) != 0)
-            return errno_error(errno, "read link " + entry.path().string());
+            return errno_error(errno, "read link " + pin.string());
         ProgramStatus p;
-        p.pin = entry.path().filename().string();
+        p.pin = name;
         p.prog_id = info.prog_id;
         p.link_type = or_empty(libbpf_bpf_link_type_str(bpf_link_type(info.type)));
         if (info.type == BPF_LINK_TYPE_CGROUP) {

@@ -53,7 +53,7 @@ Result<void> attach_tcx(const std::filesystem::path& dir, int prog_fd, std::stri
 
 Result<void> detach_tcx(const std::filesystem::path& dir, int ifindex) {
     for (auto name : {ingress_name, egress_name})
-        if (::unlink(link_pin(dir, name, ifindex).c_str()) != 0 && errno != ENOENT)
+        if (pin_dir::unlink(link_pin(dir, name, ifindex)) != 0 && errno != ENOENT)
             return errno_error(errno, "unpin " + link_pin(dir, name, ifindex).string());
     return {};
 }

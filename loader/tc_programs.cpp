@@ -8,6 +8,7 @@
 #include <string>
 
 #include "libbpf_log.hpp"
+#include "pin_dir.hpp"
 
 namespace nodeport::tc {
 namespace {
@@ -19,12 +20,12 @@ std::filesystem::path pin_path(const std::filesystem::path& dir, std::string_vie
 
 Result<void> pin_one(const std::filesystem::path& dir, int prog_fd, std::string_view name) {
     auto staged = pin_path(dir, name, true);
-    ::unlink(staged.c_str());  // left by a load that died between pin and rename
-    if (bpf_obj_pin(prog_fd, staged.c_str()) != 0)
-        return libbpf_error(errno, "pin " + staged.string());
-    if (::rename(staged.c_str(), pin_path(dir, name).c_str()) != 0) {
+    pin_dir::unlink(staged);  // left by a load that died between pin and rename
+    if (int err = pin_dir::obj_pin(prog_fd, staged); err != 0)
+        return libbpf_error(-err, "pin " + staged.string());
+    if (pin_dir::rename(staged, pin_path(dir, name)) != 0) {
         int err = errno;
-        ::unlink(staged.c_str());
+        pin_dir::unlink(staged);
         return errno_error(err, "rename " + staged.string() + " to " + pin_path(dir, name).string());
     }
     return {};
@@ -32,7 +33,7 @@ Result<void> pin_one(const std::filesystem::path& dir, int prog_fd, std::string_
 
 Result<Fd> open_one(const std::filesystem::path& dir, std::string_view name) {
     auto path = pin_path(dir, name);
-    Fd fd(bpf_obj_get(path.c_str()));
+    Fd fd(pin_dir::obj_get(path));
     if (!fd.valid())
         return errno == ENOENT ? plain_error("no pinned TC program " + path.string() +
                                              " (pinned by load since this version: run nodeport load again)")
@@ -50,6 +51,7 @@ Result<Fd> open_one(const std::filesystem::path& dir, std::string_view name) {
 Result<void> pin_programs(const std::filesystem::path& dir, const ProgramFds& programs) {
     if (::mkdir(progs_dir(dir).c_str(), 0700) != 0 && errno != EEXIST)
         return errno_error(errno, "create " + progs_dir(dir).string());
+    // pin_dir::obj_pin refuses a progs that is a symbolic link (O_NOFOLLOW).
     if (auto ok = pin_one(dir, programs.ingress, ingress_name); !ok)
         return ok;
     return pin_one(dir, programs.egress, egress_name);
@@ -68,7 +70,7 @@ Result<PinnedPrograms> open_pinned_programs(const std::filesystem::path& dir) {
 Result<void> unpin_programs(const std::filesystem::path& dir) {
     for (auto name : {ingress_name, egress_name})
         for (bool staged : {false, true})
-            if (::unlink(pin_path(dir, name, staged).c_str()) != 0 && errno != ENOENT)
+            if (pin_dir::unlink(pin_path(dir, name, staged)) != 0 && errno != ENOENT)
                 return errno_error(errno, "unpin " + pin_path(dir, name, staged).string());
     if (::rmdir(progs_dir(dir).c_str()) != 0 && errno != ENOENT)
         return errno_error(errno, "remove " + progs_dir(dir).string());
