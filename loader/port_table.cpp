@@ -10,6 +10,7 @@
 #include "nodeport/abi.h"
 #include "map_keys.hpp"
 #include "pin_dir.hpp"
+#include "test_hook.hpp"
 
 namespace nodeport {
 namespace {
@@ -95,6 +96,8 @@ Result<SetResult> PortTable::set(const Mapping& mapping, ChangeOptions options) 
     auto lock = WriteLock::take(*this);
     if (!lock)
         return std::unexpected(lock.error());
+    if (auto ok = test_hook("set:locked"); !ok)
+        return std::unexpected(ok.error());
     np_port_key key = to_key(mapping.node_port);
     np_backend old{};
     bool had = bpf_map_lookup_elem(map_.get(), &key, &old) == 0;
@@ -202,6 +205,8 @@ Result<SyncResult> PortTable::sync(const std::vector<Mapping>& desired, ChangeOp
         for (const auto& m : *group)
             if (auto ok = put(m); !ok)
                 return std::unexpected(ok.error());
+    if (auto ok = test_hook("sync:added"); !ok)
+        return std::unexpected(ok.error());
     std::vector<SocketEnder::Target> replaced;
     for (const auto& m : plan.update)
         if (auto old = before.at(m.node_port); old != m.backend)

@@ -4,7 +4,7 @@
 // `pause` says so on stderr ("nodeport: test hook: paused at POINT") and
 // sleeps up to a minute (the test SIGKILLs it there), `fail` makes the step
 // fail. Points: load:maps, load:cgroup, load:tc, load:end, set:locked,
-// sync:added, unload:tc, unload:links.
+// sync:added, unload:start.
 #pragma once
 
 #include <string_view>
