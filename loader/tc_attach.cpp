@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <linux/pkt_sched.h>
 #include <net/if.h>
 
@@ -191,12 +192,21 @@ Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const
     if (!existing)
         return std::unexpected(existing.error());
 
+    // One interface that fails (gone mid-way, refused by the kernel) keeps
+    // neither the others from being attached nor gone ones from being
+    // forgotten: each failure is collected, and all are named in one error.
+    std::vector<std::string> failed;
+    auto failure = [&](const std::string& name, const std::string& why) {
+        failed.push_back("interface " + name + ": " + why);
+    };
     std::vector<TcAttachment> attached;
     std::set<__u32> wanted;
     for (const auto& name : interfaces) {
         int ifindex = static_cast<int>(if_nametoindex(name.c_str()));
-        if (ifindex == 0)
-            return plain_error("interface " + name + " does not exist in this network namespace");
+        if (ifindex == 0) {
+            failure(name, "does not exist in this network namespace");
+            continue;
+        }
         wanted.insert(ifindex);
         np_tc_attachment record{};
         record.ifindex = ifindex;
@@ -205,9 +215,11 @@ Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const
         np_tc_attachment before{};
         bool had = bpf_map_lookup_elem(attachments_fd, &record.ifindex, &before) == 0;
         // The same index in another namespace is another interface.
-        if (had && before.netns_cookie != *cookie)
-            return plain_error("nodeport at " + dir.string() +
-                               " was attached from another network namespace; load and unload it there");
+        if (had && before.netns_cookie != *cookie) {
+            failure(name, "nodeport at " + dir.string() +
+                              " was attached to it from another network namespace (load and unload it there)");
+            continue;
+        }
         // An interface keeps the mode it was attached with, so a reload swaps
         // programs in place instead of attaching a second copy.
         bool use_tcx = had ? before.mode == NP_TC_TCX : mode != TcAttachMode::clsact;
@@ -221,25 +233,38 @@ Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const
                 (void)detach_tcx(dir, ifindex);
                 use_tcx = false;  // a kernel without tcx: fall back to clsact
             } else {
-                return std::unexpected(ok.error());
+                failure(name, ok.error().message);
+                continue;
             }
         }
         if (!use_tcx) {
             auto created = attach_clsact(programs, ifindex);
-            if (!created)
-                return std::unexpected(created.error());
+            if (!created) {
+                failure(name, created.error().message);
+                continue;
+            }
             record.mode = NP_TC_CLSACT;
             record.created_qdisc = *created || (had && before.created_qdisc);
         }
-        if (bpf_map_update_elem(attachments_fd, &record.ifindex, &record, BPF_ANY) != 0)
-            return errno_error(errno, "record attachment of " + name);
+        if (bpf_map_update_elem(attachments_fd, &record.ifindex, &record, BPF_ANY) != 0) {
+            failure(name, errno_error(errno, "record its attachment").error().message);
+            continue;
+        }
         attached.push_back(TcAttachment{name, ifindex,
                                         record.mode == NP_TC_TCX ? TcAttachMode::tcx : TcAttachMode::clsact});
     }
-    for (const auto& record : *existing)
-        if (!wanted.contains(record.ifindex))
-            if (auto ok = detach_one(dir, true, record, attachments_fd); !ok)
-                return std::unexpected(ok.error());
+    for (const auto& record : *existing) {
+        // A tcx record of another namespace: its ifindex names an interface
+        // there, so that no interface here wants it says nothing about it. It
+        // stays, for unload. (detach_one removes a clsact record's filters
+        // from inside its own namespace.)
+        if (wanted.contains(record.ifindex) || (record.mode == NP_TC_TCX && record.netns_cookie != *cookie))
+            continue;
+        if (auto ok = detach_one(dir, true, record, attachments_fd); !ok)
+            failure(recorded_name(record), ok.error().message);
+    }
+    if (!failed.empty())
+        return plain_error(fmt::format("{}", fmt::join(failed, "; ")));
     return attached;
 }
 

@@ -37,7 +37,10 @@ struct ProgramFds {
 void prepare(const Programs& programs, TcAttachMode mode);
 
 // Makes the attachments exactly `interfaces`: attaches (or swaps the program
-// of) each, detaches interfaces attached earlier and no longer asked for.
+// of) each, detaches interfaces attached earlier and no longer asked for
+// (tcx records of another network namespace excepted). An interface that
+// fails does not stop the others: the error names every one that failed,
+// and what succeeded stays attached and recorded.
 Result<std::vector<TcAttachment>> attach(const std::filesystem::path& pin_dir, const Programs& programs,
                                          const std::vector<std::string>& interfaces, TcAttachMode mode,
                                          int attachments_fd);
