@@ -56,6 +56,15 @@ FlowTimeouts timeout_options(const Invocation& inv) {
                         .udp = seconds_option(inv, "udp-timeout", defaults.udp)};
 }
 
+// What the kernel accepts as an interface name (dev_valid_name): 1 to 15
+// bytes, not "." or "..", no '/', ':' or blank; nor, here, anything unprintable.
+bool valid_interface_name(const std::string& name) {
+    return !name.empty() && name.size() < IF_NAMESIZE && name != "." && name != ".." &&
+           std::ranges::none_of(name, [](unsigned char c) {
+               return c == '/' || c == ':' || std::isspace(c) || !std::isprint(c);
+           });
+}
+
 // An --exclude value: an interface name or an fnmatch(3) pattern of names.
 std::string exclude_pattern(const std::string& text) {
     if (text.empty() || text.size() >= IF_NAMESIZE ||
@@ -64,9 +73,9 @@ std::string exclude_pattern(const std::string& text) {
     return text;
 }
 
-// --iface IF... (checked to exist here), --iface all [--exclude IF...],
+// --iface IF... (checked as `check` says), --iface all [--exclude IF...],
 // --local-only, or none of them: the default route's interface.
-InterfaceChoice interface_choice(const Invocation& inv) {
+InterfaceChoice interface_choice(const Invocation& inv, InterfaceCheck check) {
     bool local_only = inv.options["local-only"].as<bool>();
     std::vector<std::string> exclude;
     if (inv.options.count("exclude"))
@@ -89,9 +98,12 @@ InterfaceChoice interface_choice(const Invocation& inv) {
     }
     if (!exclude.empty())
         throw UsageError("exclude: only with --iface all");
-    for (const auto& name : names)
-        if (name.empty() || name.size() >= IF_NAMESIZE || if_nametoindex(name.c_str()) == 0)
+    for (const auto& name : names) {
+        if (!valid_interface_name(name))
+            throw UsageError(fmt::format("iface: '{}' is not an interface name", name));
+        if (check == InterfaceCheck::exists && if_nametoindex(name.c_str()) == 0)
             throw UsageError(fmt::format("iface: '{}' is not an interface in this network namespace", name));
+    }
     return InterfaceChoice{.kind = InterfaceChoice::Kind::named, .names = std::move(names), .exclude = {}};
 }
 
@@ -123,7 +135,7 @@ po::options_description load_description() {
     return options;
 }
 
-LoadChoices load_choices(const Invocation& inv) {
+LoadChoices load_choices(const Invocation& inv, InterfaceCheck check) {
     LoadChoices out;
     out.options = LoadOptions{.pin_dir = inv.pin_dir,
                               .cgroup = std::nullopt,  // --cgroup, checked below
@@ -138,7 +150,7 @@ LoadChoices load_choices(const Invocation& inv) {
             throw UsageError(fmt::format("cgroup: '{}' is not a directory", cgroup.string()));
         out.options.cgroup = cgroup;
     }
-    out.choice = interface_choice(inv);
+    out.choice = interface_choice(inv, check);
     return out;
 }
 
