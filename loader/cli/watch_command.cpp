@@ -83,11 +83,13 @@ private:
 }  // namespace
 
 int cmd_watch(const Args& argv) {
+    // Blocked first, so a SIGHUP that comes early (a reload while starting)
+    // waits for the loop instead of ending the process.
+    Fd signals = control_signals();
     auto inv = parse_with_config("watch", argv, load_description());
     if (!inv)
         return exit_ok;
     WatchOptions options = watch_options(*inv);
-    Fd signals = control_signals();
     int stopped_by = 0;
     // SIGHUP: the same command line and --config file, read again; bad input
     // is logged and the options in use are kept.
