@@ -61,12 +61,10 @@ Result<void> watch(WatchOptions options, int control_fd, const std::function<Wat
     constexpr auto none = Clock::time_point::max();
     auto due = Clock::now();  // the first one
     auto retry = options.retry_first;
-    bool reloaded = false;
     for (;;) {
         if (due != none && Clock::now() >= due) {
             due = none;
-            Resync resync{sync_node(options), std::chrono::milliseconds{0}, reloaded};
-            reloaded = false;
+            Resync resync{sync_node(options), std::chrono::milliseconds{0}};
             if (resync.state) {
                 retry = options.retry_first;
             } else {
@@ -99,7 +97,6 @@ Result<void> watch(WatchOptions options, int control_fd, const std::function<Wat
                 }
                 options = std::move(*control.reload);
                 retry = options.retry_first;
-                reloaded = true;
                 due = Clock::now();
             }
         }

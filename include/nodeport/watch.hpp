@@ -56,7 +56,6 @@ struct Resync {
     Result<NodeState> state;
     // When it failed: how long until it is tried again (sooner at a notification).
     std::chrono::milliseconds retry_in{0};
-    bool reloaded = false;  // the first resync with options from WatchControl::reload
 };
 
 // Checks at start what no resync can fix (not loaded, pins of another map
