@@ -123,8 +123,4 @@ Result<std::vector<TcAttachment>> external_interfaces(const std::filesystem::pat
     return tc::list(attachments->get());
 }
 
-Result<std::string> default_route_interface() {
-    return netlink::default_route_interface();
-}
-
 }  // namespace nodeport

@@ -78,11 +78,12 @@ Result<std::vector<TcAttachment>> attach_interfaces(const std::filesystem::path&
     if (!attachments)
         return std::unexpected(attachments.error());
     // What attached is kept even when another interface fails: a resync is
-    // done again at the next change.
+    // done again at the next change or retry.
     UndoLog kept;
+    auto attached = tc::attach(dir, tc::ProgramFds{programs->ingress.get(), programs->egress.get()}, interfaces, mode,
+                               attachments->get(), kept, tc::OnFailure::keep_going);
     kept.commit();
-    return tc::attach(dir, tc::ProgramFds{programs->ingress.get(), programs->egress.get()}, interfaces, mode,
-                      attachments->get(), kept);
+    return attached;
 }
 
 }  // namespace nodeport

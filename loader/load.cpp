@@ -331,7 +331,7 @@ Result<LoadReport> load(const LoadOptions& options) {
         !ok)
         return std::unexpected(ok.error());
     auto attached = tc::attach(dir, tc_programs, options.interfaces, options.tc_attach,
-                               bpf_map__fd(tc->maps.tc_attachments), undo);
+                               bpf_map__fd(tc->maps.tc_attachments), undo, tc::OnFailure::stop);
     if (!attached)
         return std::unexpected(attached.error());
     report.interfaces = std::move(*attached);

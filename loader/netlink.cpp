@@ -67,7 +67,7 @@ Result<std::vector<Link>> list_links() {
     for (nl_object* obj = nl_cache_get_first(raw); obj; obj = nl_cache_get_next(obj)) {
         auto* link = reinterpret_cast<rtnl_link*>(obj);
         const char* name = rtnl_link_get_name(link);
-        out.push_back(Link{name ? name : "", rtnl_link_get_ifindex(link), rtnl_link_get_master(link),
+        out.push_back(Link{name ? name : "", rtnl_link_get_master(link),
                            (rtnl_link_get_flags(link) & IFF_LOOPBACK) != 0});
     }
     return out;

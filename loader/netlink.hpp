@@ -16,7 +16,6 @@ Result<std::string> default_route_interface();
 
 struct Link {
     std::string name;
-    int ifindex = 0;
     int master = 0;         // IFLA_MASTER: the bridge (bond, VRF) it is a port of; 0 for none
     bool loopback = false;  // IFF_LOOPBACK
 };

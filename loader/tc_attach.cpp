@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <linux/pkt_sched.h>
 #include <net/if.h>
 
@@ -201,14 +202,81 @@ void prepare(const Programs& programs, TcAttachMode mode) {
 
 Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const Programs& programs,
                                          const std::vector<std::string>& interfaces, TcAttachMode mode,
-                                         int attachments_fd, UndoLog& undo) {
+                                         int attachments_fd, UndoLog& undo, OnFailure on_failure) {
     return attach(dir, ProgramFds{bpf_program__fd(programs.ingress), bpf_program__fd(programs.egress)}, interfaces,
-                  mode, attachments_fd, undo);
+                  mode, attachments_fd, undo, on_failure);
 }
+
+namespace {
+
+// Attaches both programs to one interface, or swaps them in place, and
+// records it. Every step goes into `undo`.
+Result<TcAttachMode> attach_one(const std::filesystem::path& dir, const ProgramFds& programs, const std::string& name,
+                                int ifindex, TcAttachMode mode, std::uint64_t cookie, int attachments_fd,
+                                UndoLog& undo) {
+    np_tc_attachment before{};
+    const bool had = bpf_map_lookup_elem(attachments_fd, &ifindex, &before) == 0;
+    // The same index in another namespace is another interface.
+    if (had && before.netns_cookie != cookie)
+        return plain_error("nodeport at " + dir.string() +
+                           " was attached to it from another network namespace (load and unload it there)");
+    // An interface keeps the mode it was attached with, so a reload swaps
+    // programs in place instead of attaching a second copy.
+    bool use_tcx = had ? before.mode == NP_TC_TCX : mode != TcAttachMode::clsact;
+    np_tc_attachment record{};
+    record.ifindex = ifindex;
+    record.netns_cookie = cookie;
+    name.copy(record.ifname, sizeof record.ifname - 1);
+    auto write_record = [&]() -> Result<void> {
+        if (bpf_map_update_elem(attachments_fd, &record.ifindex, &record, BPF_ANY) != 0)
+            return errno_error(errno, "record its attachment");
+        return {};
+    };
+    // Recorded before anything is attached: a clsact filter is held by no
+    // file descriptor, so a load killed right after adding one must have
+    // left a record for unload to find it by. A qdisc is counted as ours
+    // until we know it was there before.
+    record.mode = use_tcx ? NP_TC_TCX : NP_TC_CLSACT;
+    record.created_qdisc = !use_tcx && (!had || before.created_qdisc);
+    if (auto ok = write_record(); !ok)
+        return std::unexpected(ok.error());
+    undo.add([attachments_fd, had, before, ifindex] {
+        if (had)
+            bpf_map_update_elem(attachments_fd, &ifindex, &before, BPF_ANY);
+        else
+            bpf_map_delete_elem(attachments_fd, &ifindex);
+    });
+    if (use_tcx) {
+        auto ok = attach_tcx(dir, programs.ingress, ingress_name, BPF_TCX_INGRESS, ifindex, undo);
+        if (ok)
+            ok = attach_tcx(dir, programs.egress, egress_name, BPF_TCX_EGRESS, ifindex, undo);
+        if (!ok && (mode != TcAttachMode::automatic || had))
+            return std::unexpected(ok.error());
+        if (!ok) {
+            (void)detach_tcx(dir, ifindex);
+            use_tcx = false;  // a kernel without tcx: fall back to clsact
+            record.mode = NP_TC_CLSACT;
+            record.created_qdisc = 1;
+            if (auto written = write_record(); !written)
+                return std::unexpected(written.error());
+        }
+    }
+    if (!use_tcx) {
+        auto created = attach_clsact(programs, ifindex, undo);
+        if (!created)
+            return std::unexpected(created.error());
+        record.created_qdisc = *created || (had && before.created_qdisc);
+        if (auto ok = write_record(); !ok)
+            return std::unexpected(ok.error());
+    }
+    return use_tcx ? TcAttachMode::tcx : TcAttachMode::clsact;
+}
+
+}  // namespace
 
 Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const ProgramFds& programs,
                                          const std::vector<std::string>& interfaces, TcAttachMode mode,
-                                         int attachments_fd, UndoLog& undo) {
+                                         int attachments_fd, UndoLog& undo, OnFailure on_failure) {
     auto cookie = netns::current_cookie();
     if (!cookie)
         return std::unexpected(cookie.error());
@@ -216,76 +284,43 @@ Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const
     if (!existing)
         return std::unexpected(existing.error());
 
+    // keep_going (watch): one interface that fails (gone mid-way, refused by
+    // the kernel) keeps neither the others from being attached nor gone
+    // ones from being forgotten; its own half-done steps are taken back, and
+    // all failures are named in one error. stop (load): the first failure
+    // ends it, and the caller takes everything back.
+    std::vector<std::string> failed;
     std::vector<TcAttachment> attached;
     std::set<__u32> wanted;
     for (const auto& name : interfaces) {
         int ifindex = static_cast<int>(if_nametoindex(name.c_str()));
-        if (ifindex == 0)
-            return plain_error("interface " + name + " does not exist in this network namespace");
-        wanted.insert(ifindex);
-        np_tc_attachment before{};
-        const bool had = bpf_map_lookup_elem(attachments_fd, &ifindex, &before) == 0;
-        // The same index in another namespace is another interface.
-        if (had && before.netns_cookie != *cookie)
-            return plain_error("nodeport at " + dir.string() +
-                               " was attached from another network namespace; load and unload it there");
-        // An interface keeps the mode it was attached with, so a reload swaps
-        // programs in place instead of attaching a second copy.
-        bool use_tcx = had ? before.mode == NP_TC_TCX : mode != TcAttachMode::clsact;
-        np_tc_attachment record{};
-        record.ifindex = ifindex;
-        record.netns_cookie = *cookie;
-        name.copy(record.ifname, sizeof record.ifname - 1);
-        auto write_record = [&]() -> Result<void> {
-            if (bpf_map_update_elem(attachments_fd, &record.ifindex, &record, BPF_ANY) != 0)
-                return errno_error(errno, "record attachment of " + name);
-            return {};
-        };
-        // Recorded before anything is attached: a clsact filter is held by no
-        // file descriptor, so a load killed right after adding one must have
-        // left a record for unload to find it by. A qdisc is counted as ours
-        // until we know it was there before.
-        record.mode = use_tcx ? NP_TC_TCX : NP_TC_CLSACT;
-        record.created_qdisc = !use_tcx && (!had || before.created_qdisc);
-        if (auto ok = write_record(); !ok)
-            return std::unexpected(ok.error());
-        undo.add([attachments_fd, had, before, ifindex] {
-            if (had)
-                bpf_map_update_elem(attachments_fd, &ifindex, &before, BPF_ANY);
-            else
-                bpf_map_delete_elem(attachments_fd, &ifindex);
-        });
-        if (use_tcx) {
-            auto ok = attach_tcx(dir, programs.ingress, ingress_name, BPF_TCX_INGRESS, ifindex, undo);
-            if (ok)
-                ok = attach_tcx(dir, programs.egress, egress_name, BPF_TCX_EGRESS, ifindex, undo);
-            if (!ok && (mode != TcAttachMode::automatic || had))
-                return std::unexpected(ok.error());
-            if (!ok) {
-                (void)detach_tcx(dir, ifindex);
-                use_tcx = false;  // a kernel without tcx: fall back to clsact
-                record.mode = NP_TC_CLSACT;
-                record.created_qdisc = 1;
-                if (auto written = write_record(); !written)
-                    return std::unexpected(written.error());
-            }
+        UndoLog steps;
+        auto done = ifindex == 0 ? plain_error("does not exist in this network namespace")
+                                 : attach_one(dir, programs, name, ifindex, mode, *cookie, attachments_fd, steps);
+        if (ifindex != 0)
+            wanted.insert(ifindex);
+        if (!done) {
+            if (on_failure == OnFailure::stop)
+                return plain_error("interface " + name + ": " + done.error().message);
+            failed.push_back("interface " + name + ": " + done.error().message);
+            continue;
         }
-        if (!use_tcx) {
-            auto created = attach_clsact(programs, ifindex, undo);
-            if (!created)
-                return std::unexpected(created.error());
-            record.created_qdisc = *created || (had && before.created_qdisc);
-            if (auto ok = write_record(); !ok)
-                return std::unexpected(ok.error());
-        }
-        attached.push_back(TcAttachment{name, ifindex,
-                                        record.mode == NP_TC_TCX ? TcAttachMode::tcx : TcAttachMode::clsact});
+        undo.adopt(steps);
+        attached.push_back(TcAttachment{name, ifindex, *done});
     }
     // Last, so that every step before it can be taken back.
-    for (const auto& record : *existing)
-        if (!wanted.contains(record.ifindex))
-            if (auto ok = detach_one(dir, true, record, attachments_fd); !ok)
-                return std::unexpected(ok.error());
+    for (const auto& record : *existing) {
+        // A tcx record of another namespace: its ifindex names an interface
+        // there, so that no interface here wants it says nothing about it. It
+        // stays, for unload. (detach_one removes a clsact record's filters
+        // from inside its own namespace.)
+        if (wanted.contains(record.ifindex) || (record.mode == NP_TC_TCX && record.netns_cookie != *cookie))
+            continue;
+        if (auto ok = detach_one(dir, true, record, attachments_fd); !ok)
+            failed.push_back("interface " + recorded_name(record) + ": " + ok.error().message);
+    }
+    if (!failed.empty())
+        return plain_error(fmt::format("{}", fmt::join(failed, "; ")));
     return attached;
 }
 

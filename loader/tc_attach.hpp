@@ -38,15 +38,20 @@ struct ProgramFds {
 void prepare(const Programs& programs, TcAttachMode mode);
 
 // Makes the attachments exactly `interfaces`: attaches (or swaps the program
-// of) each, detaches interfaces attached earlier and no longer asked for.
-// Each step is recorded in `undo`, which takes them back should the caller
-// fail later (detaching what is no longer asked for comes last and is not).
+// of) each, detaches interfaces attached earlier and no longer asked for
+// (tcx records of another network namespace excepted). Each step is
+// recorded in `undo`, which takes them back should the caller fail later
+// (detaching what is no longer asked for comes last and is not).
+// OnFailure::stop (load): the first interface that fails ends it.
+// OnFailure::keep_going (watch): an interface that fails has its own steps
+// taken back and does not stop the others; the error names every one.
+enum class OnFailure { stop, keep_going };
 Result<std::vector<TcAttachment>> attach(const std::filesystem::path& pin_dir, const Programs& programs,
                                          const std::vector<std::string>& interfaces, TcAttachMode mode,
-                                         int attachments_fd, UndoLog& undo);
+                                         int attachments_fd, UndoLog& undo, OnFailure on_failure);
 Result<std::vector<TcAttachment>> attach(const std::filesystem::path& pin_dir, const ProgramFds& programs,
                                          const std::vector<std::string>& interfaces, TcAttachMode mode,
-                                         int attachments_fd, UndoLog& undo);
+                                         int attachments_fd, UndoLog& undo, OnFailure on_failure);
 
 // Removes every recorded attachment (unload), from the namespace each was
 // attached in; what cannot be reached is reported in `report.left`.

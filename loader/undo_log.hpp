@@ -24,6 +24,14 @@ public:
 
     void add(std::function<void()> undo) { steps_.push_back(std::move(undo)); }
 
+    // Takes over the steps of another log, which is left empty (and
+    // committed): they are taken back with this log's.
+    void adopt(UndoLog& other) {
+        for (auto& step : other.steps_)
+            steps_.push_back(std::move(step));
+        other.commit();
+    }
+
     // Everything succeeded: keep it.
     void commit() {
         committed_ = true;

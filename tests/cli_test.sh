@@ -83,6 +83,10 @@ bad_input "load --exclude with a blank" "exclude" load --pin-dir "$PIN" --cgroup
 bad_input "load --config of a missing file" "config" load --pin-dir "$PIN" --config /nonexistent/nodeport.conf
 bad_input "watch --exclude without --iface all" "exclude" watch --pin-dir "$PIN" --exclude br0
 bad_input "watch with an unknown option" "--colour" watch --pin-dir "$PIN" --colour
+# watch checks only a name's syntax (a missing interface is attached when it appears).
+bad_input "watch --iface with a blank" "iface" watch --pin-dir "$PIN" --iface "ext 0"
+bad_input "watch --iface of 16 bytes" "iface" watch --pin-dir "$PIN" --iface eth0123456789abc
+bad_input "watch --iface with a slash" "iface" watch --pin-dir "$PIN" --iface eth0/1
 bad_input "load bad --tc-attach" "tc-attach" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --tc-attach xdp
 bad_input "load bad --forward" "forward" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --forward xdp
 bad_input "load --tcp-timeout 0" "tcp-timeout" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --tcp-timeout 0

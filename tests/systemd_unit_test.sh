@@ -47,6 +47,11 @@ expect_eq "nodeport-watch.service runs watch with the same config" \
 expect_eq "nodeport-watch.service is a simple service after nodeport.service, restarted on failure" \
     "Requires=nodeport.service After=nodeport.service Type=simple Restart=on-failure" \
     "$(grep -E '^(Requires|After|Type|Restart)=' "$WATCH_UNIT" | tr '\n' ' ' | sed 's/ $//')"
+# A reload of nodeport.service (load with the config's new options) must
+# reach the watch, or it restores the old interface set at the next change.
+expect_eq "nodeport-watch.service reloads with nodeport.service, by SIGHUP (watch re-reads the config)" \
+    'ReloadPropagatedFrom=nodeport.service ExecReload=/bin/kill -HUP $MAINPID' \
+    "$(grep -E '^(ReloadPropagatedFrom|ExecReload)=' "$WATCH_UNIT" | tr '\n' ' ' | sed 's/ $//')"
 
 # systemd-analyze verify refuses a unit whose ExecStart binary is missing,
 # and the binary sits under DESTDIR, not at its installed path. So verify a
@@ -57,7 +62,14 @@ for u in $UNITS; do
 done
 out=$(cd "$STAGE/verify" && systemd-analyze verify $UNITS 2>&1); rc=$?
 # verify exits 0 on unknown keys too, and only warns: it must say nothing.
+# (It parses every line: a misspelt key such as ReloadPropagateFrom= warns.)
 expect_eq "systemd-analyze verify passes on $UNITS, without a warning" "0 " "$rc $out"
+# And it does warn, so the check above can fail: the same units with a misspelt key.
+sed 's/^ReloadPropagatedFrom=/ReloadPropagateFrom=/' "$STAGE/verify/nodeport-watch.service" \
+    >"$STAGE/verify/nodeport-watch.service.bad" && mv "$STAGE/verify/nodeport-watch.service.bad" \
+    "$STAGE/verify/nodeport-watch.service"
+out=$(cd "$STAGE/verify" && systemd-analyze verify $UNITS 2>&1)
+expect_match "systemd-analyze verify warns about a misspelt reload key" "ReloadPropagateFrom" "$out"
 
 # --- The example documents every option of load ---
 missing=""

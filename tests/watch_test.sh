@@ -40,10 +40,10 @@ node_addrs() {
         | "\(. % 256).\(. / 256 | floor % 256).\(. / 65536 | floor % 256).\(. / 16777216 | floor)"] | sort | join(",")'
 }
 now_ms() { date +%s%3N; }
-# wait_until COMMAND...: polls every 10 ms, 5 s at most; prints the
+# wait_until COMMAND...: polls every 10 ms, WAIT_MS (5 s) at most; prints the
 # milliseconds from $T0 to the first success, or "timeout".
 wait_until() {
-    local deadline=$(($(now_ms) + 5000))
+    local deadline=$(($(now_ms) + ${WAIT_MS:-5000}))
     while [ "$(now_ms)" -lt "$deadline" ]; do
         if "$@"; then
             echo $(($(now_ms) - T0))
@@ -139,6 +139,96 @@ expect_eq "and says the datapath stays" "stopped by TERM; the datapath stays att
 expect_eq "the programs stay on ext0" 2 "$(programs_on ext0)"
 expect_eq "a client still reaches the sandbox through ext0" "sb1 $TOPO_CLIENT_IP" \
     "$(topo_in client curl -s --http0.9 --max-time 3 "http://$TOPO_NODE_EXT_IP:$PORT/")"
+
+# --- watch --config with named interfaces: missing ones, failures, retries, SIGHUP ---
+# The file names ext1, ext2 and ext0; ext1 and ext2 do not exist yet.
+CONF="$WORK/nodeport.conf"
+write_conf() {
+    { echo "pin-dir = $PIN"; echo "tc-attach = $MODE"; for i in "$@"; do echo "iface = $i"; done; } >"$CONF"
+}
+write_conf ext1 ext2 ext0
+# A tcx record left by a load in another network namespace (a cookie that is
+# not this one's) for ifindex 4242, which ext1 will get: attaching ext1 fails
+# until it is removed.
+GHOST_KEY="92 10 00 00"  # 4242, little-endian
+ghost_add() {
+    bpftool map update pinned "$PIN/tc_attachments" key hex $GHOST_KEY \
+        value hex $GHOST_KEY 01 00 00 00 f0 ff ff ff ff ff ff ff 67 68 6f 73 74 00 00 00 00 00 00 00 00 00 00 00
+}
+ghost_add
+expect_eq "a tcx record of another namespace, 'ghost', is in tc_attachments" "ext0,ghost" "$(recorded)"
+
+WATCH_LOG="$WORK/watch-config.log"
+nsenter --net="/run/netns/$(topo_ns node)" "$NODEPORT" watch --config "$CONF" >"$WATCH_LOG" 2>&1 &
+WATCH_PID=$!
+watch_config_ready() { grep -q '^node addresses:' "$WATCH_LOG"; }
+T0=$(now_ms)
+wait_until watch_config_ready >/dev/null
+expect_eq "watch --config with --iface ext1 and ext2 missing starts (no exit 2) and attaches ext0" \
+    "running|external interfaces: ext0 ($MODE)" \
+    "$(kill -0 "$WATCH_PID" 2>/dev/null && echo running)|$(grep '^external interfaces:' "$WATCH_LOG" | head -n 1)"
+expect_eq "its resync keeps the other namespace's tcx record (not detached from here)" "ext0,ghost" "$(recorded)"
+
+# ext1 (ifindex 4242, the ghost's) fails; ext2, named after it, is attached all the same.
+T0=$(now_ms)
+ip -n "$(topo_ns node)" link add ext1 index 4242 type veth peer name eth1 netns "$(topo_ns client)"
+ip -n "$(topo_ns node)" link add ext2 type veth peer name eth2 netns "$(topo_ns client)"
+ext2_attached() { [ "$(programs_on ext2)" = 2 ]; }
+expect_fast "watch attaches ext2, named after ext1 which fails, within ${MAX_LATENCY_MS} ms" \
+    "$(wait_until ext2_attached)"
+ext1_failed() { grep -q 'interface ext1: .*another network namespace.* (retried in [0-9.]* s, or at the next change)$' \
+    "$WATCH_LOG"; }
+expect_eq "the failure is logged, naming ext1 and when it is retried" "" \
+    "$(wait_until ext1_failed >/dev/null || grep -v -E '^(watching|external interfaces|node addresses):? ' "$WATCH_LOG")"
+expect_eq "ext1 has no program, ext2 is recorded" "0 ext0,ext2,ghost" "$(programs_on ext1) $(recorded)"
+EXT2_INDEX=$(ip -n "$(topo_ns node)" -j link show ext2 | jq .[0].ifindex)
+T0=$(now_ms)
+ip -n "$(topo_ns node)" link del ext2
+ext2_forgotten() { [ "$(recorded)" = ext0,ghost ] && ! ls "$PIN/links" | grep -q "_if$EXT2_INDEX\$"; }
+expect_fast "watch forgets ext2 when it goes, while ext1 still fails, within ${MAX_LATENCY_MS} ms" \
+    "$(wait_until ext2_forgotten)"
+
+# The ghost goes: no rtnetlink notification, only the retry can attach ext1
+# (0.5 s after the first failure, doubling, so a few seconds at most here).
+T0=$(now_ms)
+bpftool map delete pinned "$PIN/tc_attachments" key hex $GHOST_KEY
+ext1_attached() { [ "$(programs_on ext1)" = 2 ]; }
+took=$(WAIT_MS=10000 wait_until ext1_attached)
+if [ "$took" != timeout ]; then pass "the retry attaches ext1 with no notification ($took ms)"; else
+    fail "ext1 not attached 10 s after the ghost record went: $(tail -n 3 "$WATCH_LOG")"; fi
+expect_eq "and records it" "ext0,ext1" "$(recorded)"
+
+# SIGHUP with a bad config file: logged, the options in use kept.
+write_conf ext0
+echo "colour = red" >>"$CONF"
+kill -HUP "$WATCH_PID"
+bad_reload_logged() { grep -q "^nodeport watch: SIGHUP: config: $CONF: unrecognised option 'colour' (the options in use are kept)$" \
+    "$WATCH_LOG"; }
+T0=$(now_ms)
+expect_eq "SIGHUP with a bad config is logged, naming the key, and watch goes on" "running" \
+    "$(wait_until bad_reload_logged >/dev/null; kill -0 "$WATCH_PID" 2>/dev/null && echo running)"
+ip -n "$(topo_ns node)" link set ext1 up
+sleep 0.5
+expect_eq "at the next change, the old options stay: ext1 still attached and recorded" "2 ext0,ext1" \
+    "$(programs_on ext1) $(recorded)"
+
+# SIGHUP with the file's new interface set (ext1 left out), as
+# `systemctl reload nodeport` propagates it: applied now, and kept at the next change.
+write_conf ext0
+T0=$(now_ms)
+kill -HUP "$WATCH_PID"
+ext1_dropped() { [ "$(programs_on ext1)" = 0 ] && [ "$(recorded)" = ext0 ]; }
+expect_fast "after SIGHUP, watch applies the file's new set: ext1 detached and forgotten within ${MAX_LATENCY_MS} ms" \
+    "$(wait_until ext1_dropped)"
+expect_eq "and says it re-read the options" 1 "$(grep -c '^re-read the options on SIGHUP$' "$WATCH_LOG")"
+ip -n "$(topo_ns node)" link set ext1 down
+sleep 0.5
+expect_eq "the next change does not bring ext1 back" "0 ext0" "$(programs_on ext1) $(recorded)"
+kill -TERM "$WATCH_PID"
+wait "$WATCH_PID"
+expect_eq "watch --config exits 0 on SIGTERM" 0 $?
+WATCH_PID=""
+ip -n "$(topo_ns node)" link del ext1
 
 # --- unload removes the pinned programs with the rest ---
 topo_in node "$NODEPORT" unload --pin-dir "$PIN" >/dev/null

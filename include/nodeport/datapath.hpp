@@ -110,6 +110,5 @@ Result<std::vector<TcAttachment>> external_interfaces(const std::filesystem::pat
 // What `load` would use by default.
 Result<std::filesystem::path> cgroup2_root();
 Result<std::vector<NodeAddr>> discover_node_addrs();
-Result<std::string> default_route_interface();
 
 }  // namespace nodeport

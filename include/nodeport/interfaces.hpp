@@ -36,7 +36,8 @@ Result<std::vector<std::string>> choose_interfaces(const InterfaceChoice& choice
 // Makes the TC attachments of a loaded nodeport exactly `interfaces`, with
 // the programs `load` pinned (no reload): attaches new ones, keeps the
 // others, detaches and forgets those no longer wanted or gone. Under the pin
-// directory lock. `mode` applies to new interfaces only.
+// directory lock. `mode` applies to new interfaces only. One interface that
+// fails does not stop the others; the error names every one that failed.
 Result<std::vector<TcAttachment>> attach_interfaces(const std::filesystem::path& pin_dir,
                                                     const std::vector<std::string>& interfaces, TcAttachMode mode);
 

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "nodeport/datapath.hpp"
@@ -23,6 +24,11 @@ struct WatchOptions {
     // Notifications come in bursts (a veth pair: two links, then up, an
     // address, its routes): wait this long after the first, then resync once.
     std::chrono::milliseconds settle{100};
+    // A failed resync is tried again without waiting for a notification:
+    // after retry_first, then twice as long after each failure in a row, at
+    // most retry_max apart.
+    std::chrono::milliseconds retry_first{500};
+    std::chrono::milliseconds retry_max{30'000};
 };
 
 // What the datapath follows after one resync.
@@ -33,16 +39,34 @@ struct NodeState {
 
 // One resync of a loaded nodeport with the node as it is now: the chosen
 // interfaces attached (attach_interfaces), the node addresses rewritten
-// (refresh).
+// (refresh). The addresses are rewritten even when an interface failed; the
+// error then names every interface that did.
 Result<NodeState> sync_node(const WatchOptions& options);
 
-// Resyncs at start (its failure is returned: not loaded, bad pins), then
-// after each burst of link or address notifications, until `stop_fd` is
-// readable (e.g. a signalfd for SIGTERM); then returns, leaving everything
-// attached. Every resync's outcome goes to `report`; a failed one (an
-// interface gone while being attached) does not stop the watch, the next
-// notification retries.
-Result<void> watch(const WatchOptions& options, int stop_fd,
-                   const std::function<void(const Result<NodeState>&)>& report);
+// What the owner of watch's control fd wants, read when the fd is readable
+// (e.g. a signalfd: SIGTERM stops, SIGHUP re-reads the config).
+struct WatchControl {
+    bool stop = false;
+    // New options: resync with them now, and follow them from now on.
+    std::optional<WatchOptions> reload;
+};
+
+// How one resync went, for the log.
+struct Resync {
+    Result<NodeState> state;
+    // When it failed: how long until it is tried again (sooner at a notification).
+    std::chrono::milliseconds retry_in{0};
+};
+
+// Checks at start what no resync can fix (not loaded, pins of another map
+// ABI, loaded in another network namespace) and returns that error. Then
+// resyncs at start, after each burst of link or address notifications, after
+// a reload, and after a failed resync (with a capped backoff), until
+// `on_control` asks to stop; then returns, leaving everything attached.
+// `on_control` is called when `control_fd` is readable. Every resync's
+// outcome goes to `report`; a failed one (an interface gone while being
+// attached, one the kernel refused) does not stop the watch.
+Result<void> watch(WatchOptions options, int control_fd, const std::function<WatchControl()>& on_control,
+                   const std::function<void(const Resync&)>& report);
 
 }  // namespace nodeport

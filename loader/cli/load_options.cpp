@@ -50,10 +50,19 @@ std::chrono::seconds seconds_option(const Invocation& inv, const char* name, std
 
 FlowTimeouts timeout_options(const Invocation& inv) {
     FlowTimeouts defaults;
-    return FlowTimeouts{seconds_option(inv, "tcp-timeout", defaults.tcp_established),
-                        seconds_option(inv, "tcp-syn-timeout", defaults.tcp_syn),
-                        seconds_option(inv, "tcp-closing-timeout", defaults.tcp_closing),
-                        seconds_option(inv, "udp-timeout", defaults.udp)};
+    return FlowTimeouts{.tcp_established = seconds_option(inv, "tcp-timeout", defaults.tcp_established),
+                        .tcp_syn = seconds_option(inv, "tcp-syn-timeout", defaults.tcp_syn),
+                        .tcp_closing = seconds_option(inv, "tcp-closing-timeout", defaults.tcp_closing),
+                        .udp = seconds_option(inv, "udp-timeout", defaults.udp)};
+}
+
+// What the kernel accepts as an interface name (dev_valid_name): 1 to 15
+// bytes, not "." or "..", no '/', ':' or blank; nor, here, anything unprintable.
+bool valid_interface_name(const std::string& name) {
+    return !name.empty() && name.size() < IF_NAMESIZE && name != "." && name != ".." &&
+           std::ranges::none_of(name, [](unsigned char c) {
+               return c == '/' || c == ':' || std::isspace(c) || !std::isprint(c);
+           });
 }
 
 // An --exclude value: an interface name or an fnmatch(3) pattern of names.
@@ -64,9 +73,9 @@ std::string exclude_pattern(const std::string& text) {
     return text;
 }
 
-// --iface IF... (checked to exist here), --iface all [--exclude IF...],
+// --iface IF... (checked as `check` says), --iface all [--exclude IF...],
 // --local-only, or none of them: the default route's interface.
-InterfaceChoice interface_choice(const Invocation& inv) {
+InterfaceChoice interface_choice(const Invocation& inv, InterfaceCheck check) {
     bool local_only = inv.options["local-only"].as<bool>();
     std::vector<std::string> exclude;
     if (inv.options.count("exclude"))
@@ -75,7 +84,9 @@ InterfaceChoice interface_choice(const Invocation& inv) {
     if (!inv.options.count("iface")) {
         if (!exclude.empty())
             throw UsageError("exclude: only with --iface all");
-        return InterfaceChoice{local_only ? InterfaceChoice::Kind::none : InterfaceChoice::Kind::default_route, {}, {}};
+        return InterfaceChoice{.kind = local_only ? InterfaceChoice::Kind::none : InterfaceChoice::Kind::default_route,
+                               .names = {},
+                               .exclude = {}};
     }
     if (local_only)
         throw UsageError("iface: --iface and --local-only exclude each other");
@@ -83,14 +94,17 @@ InterfaceChoice interface_choice(const Invocation& inv) {
     if (std::ranges::find(names, "all") != names.end()) {
         if (names.size() != 1)
             throw UsageError("iface: 'all' cannot be combined with interface names (leave some out with --exclude)");
-        return InterfaceChoice{InterfaceChoice::Kind::all, {}, std::move(exclude)};
+        return InterfaceChoice{.kind = InterfaceChoice::Kind::all, .names = {}, .exclude = std::move(exclude)};
     }
     if (!exclude.empty())
         throw UsageError("exclude: only with --iface all");
-    for (const auto& name : names)
-        if (name.empty() || name.size() >= IF_NAMESIZE || if_nametoindex(name.c_str()) == 0)
+    for (const auto& name : names) {
+        if (!valid_interface_name(name))
+            throw UsageError(fmt::format("iface: '{}' is not an interface name", name));
+        if (check == InterfaceCheck::exists && if_nametoindex(name.c_str()) == 0)
             throw UsageError(fmt::format("iface: '{}' is not an interface in this network namespace", name));
-    return InterfaceChoice{InterfaceChoice::Kind::named, std::move(names), {}};
+    }
+    return InterfaceChoice{.kind = InterfaceChoice::Kind::named, .names = std::move(names), .exclude = {}};
 }
 
 }  // namespace
@@ -121,17 +135,22 @@ po::options_description load_description() {
     return options;
 }
 
-LoadChoices load_choices(const Invocation& inv) {
+LoadChoices load_choices(const Invocation& inv, InterfaceCheck check) {
     LoadChoices out;
-    out.options = LoadOptions{inv.pin_dir, {}, node_ip_options(inv), {}, tc_attach_option(inv),
-                              forwarding_option(inv), timeout_options(inv)};
+    out.options = LoadOptions{.pin_dir = inv.pin_dir,
+                              .cgroup = std::nullopt,  // --cgroup, checked below
+                              .node_ips = node_ip_options(inv),
+                              .interfaces = {},  // chosen from `choice` when acting
+                              .tc_attach = tc_attach_option(inv),
+                              .forwarding = forwarding_option(inv),
+                              .timeouts = timeout_options(inv)};
     if (inv.options.count("cgroup")) {
         fs::path cgroup = inv.options["cgroup"].as<std::string>();
         if (!fs::is_directory(cgroup))
             throw UsageError(fmt::format("cgroup: '{}' is not a directory", cgroup.string()));
         out.options.cgroup = cgroup;
     }
-    out.choice = interface_choice(inv);
+    out.choice = interface_choice(inv, check);
     return out;
 }
 

@@ -15,13 +15,18 @@ namespace nodeport::cli {
 
 boost::program_options::options_description load_description();
 
+// How --iface names are checked: `exists` (load: a name that is not an
+// interface here is bad input) or `syntax` (watch: one that is missing now is
+// attached when it appears).
+enum class InterfaceCheck { exists, syntax };
+
 // Every load option, validated (bad input: UsageError naming the field).
 // `interfaces` stays empty: they are chosen from `choice` when acting.
 struct LoadChoices {
     LoadOptions options;
     InterfaceChoice choice;
 };
-LoadChoices load_choices(const Invocation& inv);
+LoadChoices load_choices(const Invocation& inv, InterfaceCheck check = InterfaceCheck::exists);
 
 // The interfaces `choice` names now; a default route that is missing says
 // what to pass instead.

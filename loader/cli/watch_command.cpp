@@ -1,6 +1,7 @@
 // `nodeport watch`: a long-running process (nodeport-watch.service) that
 // keeps a loaded datapath on the node's interfaces and addresses as they
-// change. It takes load's options, so both units read one config file.
+// change. It takes load's options, so both units read one config file, and
+// reads them again on SIGHUP (a reload of the units after the file changed).
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -8,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <iostream>
 
@@ -20,35 +22,50 @@
 namespace nodeport::cli {
 namespace {
 
-// SIGTERM and SIGINT as a readable fd. Blocked, so a signal ends the watch
+// SIGTERM, SIGINT and SIGHUP as a readable fd. Blocked, so a signal acts
 // between two resyncs, never halfway through attaching an interface.
-Fd stop_signals() {
+Fd control_signals() {
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
     if (::sigprocmask(SIG_BLOCK, &mask, nullptr) != 0)
-        throw Failure(fmt::format("block SIGTERM and SIGINT: {}", std::strerror(errno)));
+        throw Failure(fmt::format("block SIGTERM, SIGINT and SIGHUP: {}", std::strerror(errno)));
     Fd fd(::signalfd(-1, &mask, SFD_CLOEXEC));
     if (!fd.valid())
         throw Failure(fmt::format("signalfd: {}", std::strerror(errno)));
     return fd;
 }
 
+// The command line (and --config file) read into watch's options; bad input
+// throws UsageError. Only the interface names' syntax is checked: a named
+// interface that is missing now is attached when it appears.
+WatchOptions watch_options(const Invocation& inv) {
+    // Every load option is checked; watch uses the interfaces, node-ip and
+    // tc-attach (cgroup, forward and the timeouts are load's alone).
+    auto [load_options, choice] = load_choices(inv, InterfaceCheck::syntax);
+    return WatchOptions{.pin_dir = inv.pin_dir,
+                        .interfaces = std::move(choice),
+                        .node_ips = std::move(load_options.node_ips),
+                        .tc_attach = load_options.tc_attach};
+}
+
 // One line per change, so the journal tells when an interface came or went.
 class Reporter {
 public:
-    void operator()(const Result<NodeState>& state) {
-        if (!state) {
-            std::cerr << "nodeport watch: " << printable(state.error().message, true) << " (retried at the next change)"
-                      << std::endl;
-            return;
-        }
+    void operator()(const Resync& resync) {
         if (!started_)
             std::cout << "watching the interfaces and addresses of this network namespace" << std::endl;
         started_ = true;
-        auto interfaces = describe(state->interfaces);
-        auto addrs = describe(state->node_addrs);
+        if (!resync.state) {
+            std::cerr << "nodeport watch: " << printable(resync.state.error().message, true)
+                      << fmt::format(" (retried in {} s, or at the next change)", resync.retry_in.count() / 1000.0)
+                      << std::endl;
+            return;
+        }
+        auto interfaces = describe(resync.state->interfaces);
+        auto addrs = describe(resync.state->node_addrs);
         if (interfaces != interfaces_)
             std::cout << "external interfaces: " << interfaces << std::endl;
         if (addrs != addrs_)
@@ -66,19 +83,41 @@ private:
 }  // namespace
 
 int cmd_watch(const Args& argv) {
+    // Blocked first, so a SIGHUP that comes early (a reload while starting)
+    // waits for the loop instead of ending the process.
+    Fd signals = control_signals();
     auto inv = parse_with_config("watch", argv, load_description());
     if (!inv)
         return exit_ok;
-    // Every load option is checked; watch uses the interfaces, node-ip and
-    // tc-attach (cgroup, forward and the timeouts are load's alone).
-    auto [load_options, choice] = load_choices(*inv);
-    WatchOptions options{inv->pin_dir, std::move(choice), std::move(load_options.node_ips), load_options.tc_attach};
-    Fd stop = stop_signals();
+    WatchOptions options = watch_options(*inv);
+    int stopped_by = 0;
+    // SIGHUP: the same command line and --config file, read again; bad input
+    // is logged and the options in use are kept.
+    auto on_signal = [&]() -> WatchControl {
+        signalfd_siginfo info{};
+        if (::read(signals.get(), &info, sizeof info) != sizeof info)
+            return {};
+        int signo = static_cast<int>(info.ssi_signo);
+        if (signo != SIGHUP) {
+            stopped_by = signo;
+            return WatchControl{.stop = true, .reload = std::nullopt};
+        }
+        try {
+            auto again = parse_with_config("watch", argv, load_description());
+            if (!again)
+                return {};
+            auto reloaded = watch_options(*again);
+            std::cout << "re-read the options on SIGHUP" << std::endl;
+            return WatchControl{.stop = false, .reload = std::move(reloaded)};
+        } catch (const std::exception& e) {
+            std::cerr << "nodeport watch: SIGHUP: " << printable(e.what(), true)
+                      << " (the options in use are kept)" << std::endl;
+            return {};
+        }
+    };
     Reporter reporter;
-    succeeded(watch(options, stop.get(), std::ref(reporter)));
-    signalfd_siginfo info{};
-    ssize_t n = ::read(stop.get(), &info, sizeof info);
-    std::string by = n == sizeof info ? fmt::format(" by {}", sigabbrev_np(static_cast<int>(info.ssi_signo))) : "";
+    succeeded(watch(std::move(options), signals.get(), on_signal, std::ref(reporter)));
+    std::string by = stopped_by ? fmt::format(" by {}", sigabbrev_np(stopped_by)) : "";
     std::cout << "stopped" << by << "; the datapath stays attached" << std::endl;
     return exit_ok;
 }
