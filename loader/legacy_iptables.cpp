@@ -55,6 +55,20 @@ std::optional<std::vector<std::string>> split_arguments(std::string_view line) {
     return args;
 }
 
+// An argument as iptables-restore reads it back: quoted when it holds a
+// blank or a quote, with " and \\ escaped inside (split_arguments' inverse).
+std::string quote_argument(std::string_view arg) {
+    if (!arg.empty() && arg.find_first_of(" \t\"\\'") == std::string_view::npos)
+        return std::string(arg);
+    std::string quoted = "\"";
+    for (char c : arg) {
+        if (c == '"' || c == '\\')
+            quoted += '\\';
+        quoted += c;
+    }
+    return quoted + "\"";
+}
+
 std::optional<std::uint16_t> parse_port_number(std::string_view text) {
     unsigned value = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -140,23 +154,15 @@ std::optional<LegacyRule> classify_masquerade(const NatRule& rule, std::string_v
     return LegacyRule{rule, NodePort{*rule.proto, rule.dports[0].first}, std::nullopt};
 }
 
-std::unexpected<Error> tool_failed(const std::vector<std::string>& argv, const ToolOutput& result) {
-    std::string command;
-    for (const auto& a : argv)
-        command += (command.empty() ? "" : " ") + a;
-    std::string why = result.err.substr(0, result.err.find('\n'));
-    return plain_error(command + ": exit " + std::to_string(result.exit_code) + (why.empty() ? "" : ": " + why));
-}
-
 // Runs iptables; a missing binary is said plainly.
-Result<ToolOutput> run_iptables(const std::vector<std::string>& argv) {
-    auto result = run_tool(argv);
+Result<ToolOutput> run_iptables(const std::vector<std::string>& argv, const ToolOptions& options = {}) {
+    auto result = run_tool(argv, options);
     if (!result && result.error().errno_value == ENOENT)
-        return plain_error("iptables is not installed (the iptables package provides it, for either backend)");
+        return plain_error(argv[0] + " is not installed (the iptables package provides it, for either backend)");
     if (!result)
         return std::unexpected(result.error());
     if (result->exit_code != 0)
-        return tool_failed(argv, *result);
+        return plain_error(describe_failure(argv, *result));
     return result;
 }
 
@@ -315,9 +321,9 @@ LegacySummary summarize_legacy(const std::vector<LegacyRule>& rules, const std::
 }
 
 Result<std::vector<NatRule>> read_nat_rules(std::string_view chain) {
-    // -w: wait for the xtables lock instead of failing while another tool
-    // holds it (iptables-legacy; iptables-nft ignores it).
-    std::vector<std::string> argv{"iptables", "-w", "-t", "nat", "-S"};
+    // -w 5: wait for the xtables lock instead of failing while another tool
+    // holds it (iptables-legacy; iptables-nft ignores it), but not forever.
+    std::vector<std::string> argv{"iptables", "-w", "5", "-t", "nat", "-S"};
     if (!chain.empty())
         argv.emplace_back(chain);
     auto result = run_iptables(argv);
@@ -347,10 +353,23 @@ Result<std::vector<LegacyRule>> find_legacy_rules(std::string_view bridge, const
     return found;
 }
 
-Result<void> delete_nat_rule(const NatRule& rule) {
-    std::vector<std::string> argv{"iptables", "-w", "-t", "nat", "-D", rule.chain};
-    argv.insert(argv.end(), rule.spec.begin(), rule.spec.end());
-    auto result = run_iptables(argv);
+Result<void> delete_nat_rules(const std::vector<NatRule>& rules) {
+    if (rules.empty())
+        return {};
+    // One iptables-restore run is one transaction (one netlink batch for
+    // iptables-nft, one table replace for iptables-legacy): all the rules go
+    // or none, and the table is read and written once, not once per rule.
+    // Each -D removes the first rule equal to its spec, so N copies take N lines.
+    std::string input = "*nat\n";
+    for (const auto& rule : rules) {
+        input += "-D " + quote_argument(rule.chain);
+        for (const auto& a : rule.spec)
+            input += " " + quote_argument(a);
+        input += "\n";
+    }
+    input += "COMMIT\n";
+    std::vector<std::string> argv{"iptables-restore", "-w", "5", "--noflush"};
+    auto result = run_iptables(argv, {.input = input, .timeout = std::chrono::minutes(2)});
     if (!result)
         return std::unexpected(result.error());
     return {};

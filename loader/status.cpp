@@ -28,6 +28,10 @@
 namespace nodeport {
 namespace {
 
+// How long status waits for nft: a tool stuck on a lock or a huge ruleset
+// must not hang status (the check lands in not_checked instead).
+constexpr std::chrono::seconds tool_timeout{10};
+
 Result<std::uint32_t> read_abi(const std::filesystem::path& dir) {
     auto config = pin_dir::open_map(dir, "node_config");
     if (!config)
@@ -205,15 +209,15 @@ void check_iptables(const std::vector<NodePort>& mapped, Status& status) {
 }
 
 void check_nft(const std::vector<NodePort>& mapped, Status& status) {
-    auto result = run_tool({"nft", "-j", "list", "ruleset"});
+    const std::vector<std::string> argv{"nft", "-j", "list", "ruleset"};
+    auto result = run_tool(argv, {.input = {}, .timeout = tool_timeout});
     if (!result) {
         status.not_checked.push_back(result.error().errno_value == ENOENT ? "nft: not installed"
-                                                                          : "nft: " + result.error().message);
+                                                                          : result.error().message);
         return;
     }
     if (result->exit_code != 0) {
-        status.not_checked.push_back("nft -j list ruleset: exit " + std::to_string(result->exit_code) + ": " +
-                                     result->err.substr(0, result->err.find('\n')));
+        status.not_checked.push_back(describe_failure(argv, *result));
         return;
     }
     auto problems = status_checks::nft_dnat(result->out, mapped);

@@ -2,7 +2,11 @@
 // /proc/net, on output captured from nft 1.0.6 and Linux 6.18, without root.
 #include <gtest/gtest.h>
 
+#include <cerrno>
+#include <chrono>
+
 #include "nodeport/legacy_iptables.hpp"
+#include "run_tool.hpp"
 #include "status_checks.hpp"
 
 namespace nodeport::status_checks {
@@ -92,6 +96,46 @@ TEST(Listeners, TcpInListenAndUdpInAnyState) {
     EXPECT_EQ(problems[0].port, mapped[1]);
     EXPECT_EQ(problems[0].detail, "a udp socket on the node is bound to [::]:5353");
     EXPECT_TRUE(listeners(udp6, Proto::udp, {}).empty());
+}
+
+using namespace std::chrono_literals;
+
+TEST(RunTool, StdinIsWrittenWhileOutputIsRead) {
+    std::string input(1 << 20, 'x');  // more than a pipe holds, both ways
+    auto result = run_tool({"cat"}, {.input = input, .timeout = 10s});
+    ASSERT_TRUE(result) << result.error().message;
+    EXPECT_EQ(result->exit_code, 0);
+    EXPECT_EQ(result->out, input);
+    // A tool that stops reading early: no SIGPIPE for us, its own exit code.
+    result = run_tool({"head", "-c", "1"}, {.input = input, .timeout = 10s});
+    ASSERT_TRUE(result) << result.error().message;
+    EXPECT_EQ(result->out, "x");
+}
+
+TEST(RunTool, ADeadlineKillsAndReapsTheTool) {
+    auto start = std::chrono::steady_clock::now();
+    auto result = run_tool({"sleep", "30"}, {.input = {}, .timeout = 300ms});
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().errno_value, ETIMEDOUT);
+    EXPECT_EQ(result.error().message, "sleep: timed out after 0.3 s");
+    // A tool that closed its output and keeps running, and one that fills a
+    // pipe and never exits: both end at the deadline too.
+    result = run_tool({"sh", "-c", "exec >&- 2>&-; sleep 30"}, {.input = {}, .timeout = 300ms});
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().errno_value, ETIMEDOUT);
+    result = run_tool({"sh", "-c", "head -c 1000000 /dev/zero; exec sleep 30"}, {.input = {}, .timeout = 1s});
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().message, "sh: timed out after 1 s");
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+}
+
+TEST(RunTool, FailureNamesTheCommandAndTheFirstLineOfStderr) {
+    auto result = run_tool({"sh", "-c", "echo first >&2; echo second >&2; exit 4"});
+    ASSERT_TRUE(result) << result.error().message;
+    EXPECT_EQ(describe_failure({"sh", "-c", "x"}, *result), "sh -c x: exit 4: first");
+    auto missing = run_tool({"no-such-tool-nodeport"});
+    ASSERT_FALSE(missing);
+    EXPECT_EQ(missing.error().errno_value, ENOENT);
 }
 
 }  // namespace

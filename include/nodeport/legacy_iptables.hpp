@@ -118,8 +118,10 @@ Result<std::vector<NatRule>> read_nat_rules(std::string_view chain = {});
 // The legacy rules in the built-in chains the old runtime appended to.
 Result<std::vector<LegacyRule>> find_legacy_rules(std::string_view bridge, const std::vector<Subnet>& subnets);
 
-// Deletes one copy of the rule (`iptables -t nat -D CHAIN spec...`).
-Result<void> delete_nat_rule(const NatRule& rule);
+// Deletes the rules, one copy per entry (a rule listed N times: N copies),
+// in one `iptables-restore --noflush` transaction: all of them or, when
+// one is not there, none.
+Result<void> delete_nat_rules(const std::vector<NatRule>& rules);
 
 // The IPv4 subnets of an interface of this network namespace; an empty list
 // when it has no IPv4 address, an error when it does not exist.

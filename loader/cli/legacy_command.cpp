@@ -175,10 +175,10 @@ int cmd_legacy_iptables(const Args& argv) {
     auto rules = succeeded(find_legacy_rules(bridge.name, bridge.subnets));
     auto summary = summarize_legacy(rules, mapped.value_or(std::map<NodePort, Backend>{}));
     if (!dry_run) {
-        // One -D per copy: iptables deletes the first rule equal to the spec,
-        // so N copies take N calls.
+        std::vector<NatRule> doomed;
         for (const auto& r : rules)
-            succeeded(delete_nat_rule(r.rule));
+            doomed.push_back(r.rule);
+        succeeded(delete_nat_rules(doomed));
         auto left = succeeded(find_legacy_rules(bridge.name, bridge.subnets));
         if (!left.empty())
             throw Failure(fmt::format("{} legacy rules are still there after deleting {} (another writer adding "
