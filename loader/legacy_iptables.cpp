@@ -11,6 +11,7 @@
 #include <charconv>
 #include <memory>
 
+#include "nodeport/text.hpp"
 #include "run_tool.hpp"
 
 namespace nodeport {
@@ -176,7 +177,9 @@ std::string NatRule::text() const {
 }
 
 bool NatRule::matches_port(NodePort port) const {
-    return proto == port.proto && std::ranges::any_of(dports, [&](const PortRange& r) {
+    if (proto ? *proto != port.proto : other_proto)
+        return false;
+    return dports.empty() || std::ranges::any_of(dports, [&](const PortRange& r) {
                return r.first <= port.port && port.port <= r.second;
            });
 }
@@ -208,6 +211,9 @@ std::optional<NatRule> parse_nat_rule(std::string_view line) {
         bool took_value = has_value;
         if (opt == "-p" && !negated && (value == "tcp" || value == "udp")) {
             rule.proto = value == "tcp" ? Proto::tcp : Proto::udp;
+        } else if (opt == "-p" && !negated && has_value && value != "all" && value != "0") {
+            rule.other_proto = true;
+            other(true);  // never the old runtime's
         } else if (opt == "-m" && (value == "tcp" || value == "udp" || value == "multiport" || value == "addrtype")) {
             // The modules whose options are read below; any other module's
             // options land in `other`.
@@ -330,13 +336,9 @@ Result<std::vector<NatRule>> read_nat_rules(std::string_view chain) {
     if (!result)
         return std::unexpected(result.error());
     std::vector<NatRule> rules;
-    std::string_view text = result->out;
-    while (!text.empty()) {
-        auto end = text.find('\n');
-        if (auto rule = parse_nat_rule(text.substr(0, end)))
+    for (std::string_view line : split_lines(result->out))
+        if (auto rule = parse_nat_rule(line))
             rules.push_back(std::move(*rule));
-        text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
-    }
     return rules;
 }
 

@@ -36,6 +36,7 @@ struct NatRule {
     std::string chain;
     std::vector<std::string> spec;  // the arguments after "-A CHAIN", unquoted
     std::optional<Proto> proto;     // -p tcp|udp
+    bool other_proto = false;       // -p of another protocol (icmp, sctp, ...): no tcp or udp packet matches
     std::vector<PortRange> dports;  // --dport N, --dport A:B, --dports a,b:c; empty: any port
     std::optional<Interface> in;    // -i
     std::optional<Interface> out;   // -o
@@ -50,7 +51,10 @@ struct NatRule {
 
     // The line as `iptables -S` prints it (quoting aside): "-A CHAIN spec...".
     std::string text() const;
-    // Whether the rule matches this protocol and destination port.
+    // Whether the rule's protocol and port matches let this protocol and
+    // destination port through: a rule without -p takes either protocol, one
+    // without a port match every port. (What it cannot read, like a negated
+    // --dport, counts as matching: "may match".)
     bool matches_port(NodePort port) const;
 };
 

@@ -13,6 +13,7 @@
 #include "invocation.hpp"
 #include "nodeport/legacy_iptables.hpp"
 #include "nodeport/port_table.hpp"
+#include "nodeport/text.hpp"
 
 namespace nodeport::cli {
 namespace {
@@ -54,16 +55,10 @@ std::optional<std::map<NodePort, Backend>> nodeport_mappings(const std::filesyst
 
 // Distinct rule lines in the order first seen, with how often each appears.
 std::vector<std::pair<std::string, std::size_t>> counted_lines(const std::vector<LegacyRule>& rules) {
-    std::vector<std::pair<std::string, std::size_t>> lines;
-    for (const auto& r : rules) {
-        auto text = printable(r.rule.text());
-        auto it = std::ranges::find(lines, text, &std::pair<std::string, std::size_t>::first);
-        if (it == lines.end())
-            lines.emplace_back(text, 1);
-        else
-            ++it->second;
-    }
-    return lines;
+    std::vector<std::string> lines;
+    for (const auto& r : rules)
+        lines.push_back(printable(r.rule.text()));
+    return count_lines(lines);
 }
 
 std::string describe_chains(const std::map<std::string, std::size_t>& by_chain) {
