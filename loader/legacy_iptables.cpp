@@ -1,20 +1,21 @@
 #include "nodeport/legacy_iptables.hpp"
 
 #include <arpa/inet.h>
-#include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
 
 #include <algorithm>
-#include <bit>
 #include <cerrno>
 #include <charconv>
-#include <memory>
 
 #include "nodeport/text.hpp"
+#include "node_addrs.hpp"
 #include "run_tool.hpp"
 
 namespace nodeport {
+
+using legacy::Subnet;
+
 namespace {
 
 // The chains the old runtime appended to. Rules in user chains are never
@@ -271,14 +272,34 @@ std::optional<Backend> parse_dnat_destination(std::string_view text) {
     return Backend{*addr, *port};
 }
 
+namespace legacy {
+
 bool Subnet::contains(Ipv4 addr) const {
     std::uint32_t mask = prefix_len == 0 ? 0 : ~std::uint32_t{0} << (32 - prefix_len);
     return (ntohl(addr.addr_be) & mask) == (ntohl(network.addr_be) & mask);
 }
 
 std::string to_string(const Subnet& subnet) {
-    return to_string(subnet.network) + "/" + std::to_string(subnet.prefix_len);
+    return nodeport::to_string(subnet.network) + "/" + std::to_string(subnet.prefix_len);
 }
+
+Result<std::vector<Subnet>> interface_subnets(const std::string& interface) {
+    if (interface.empty() || interface.size() >= IF_NAMESIZE || ::if_nametoindex(interface.c_str()) == 0)
+        return std::unexpected(Error{ENODEV, "interface '" + interface + "' does not exist in this network namespace"});
+    auto addrs = interface_addrs();
+    if (!addrs)
+        return std::unexpected(addrs.error());
+    std::vector<Subnet> out;
+    for (const auto& a : *addrs) {
+        if (a.interface != interface)
+            continue;
+        std::uint32_t mask = a.prefix_len == 0 ? 0 : ~std::uint32_t{0} << (32 - a.prefix_len);
+        out.push_back(Subnet{Ipv4{htonl(ntohl(a.addr.addr_be) & mask)}, a.prefix_len});
+    }
+    return out;
+}
+
+}  // namespace legacy
 
 std::optional<LegacyRule> classify_legacy(const NatRule& rule, std::string_view bridge,
                                           const std::vector<Subnet>& subnets) {
@@ -375,24 +396,6 @@ Result<void> delete_nat_rules(const std::vector<NatRule>& rules) {
     if (!result)
         return std::unexpected(result.error());
     return {};
-}
-
-Result<std::vector<Subnet>> interface_subnets(const std::string& interface) {
-    if (interface.empty() || interface.size() >= IF_NAMESIZE || ::if_nametoindex(interface.c_str()) == 0)
-        return std::unexpected(Error{ENODEV, "interface '" + interface + "' does not exist in this network namespace"});
-    ifaddrs* raw = nullptr;
-    if (::getifaddrs(&raw) != 0)
-        return errno_error(errno, "list interface addresses");
-    std::unique_ptr<ifaddrs, decltype(&::freeifaddrs)> list(raw, ::freeifaddrs);
-    std::vector<Subnet> out;
-    for (const ifaddrs* ifa = raw; ifa; ifa = ifa->ifa_next) {
-        if (!ifa->ifa_addr || !ifa->ifa_netmask || ifa->ifa_addr->sa_family != AF_INET || interface != ifa->ifa_name)
-            continue;
-        std::uint32_t addr = ntohl(reinterpret_cast<const sockaddr_in*>(ifa->ifa_addr)->sin_addr.s_addr);
-        std::uint32_t mask = ntohl(reinterpret_cast<const sockaddr_in*>(ifa->ifa_netmask)->sin_addr.s_addr);
-        out.push_back(Subnet{Ipv4{htonl(addr & mask)}, std::popcount(mask)});
-    }
-    return out;
 }
 
 }  // namespace nodeport

@@ -8,6 +8,8 @@
 namespace nodeport {
 namespace {
 
+using legacy::Subnet;
+
 const std::vector<Subnet> bridge_subnets = {Subnet{*parse_ipv4("10.8.0.0", "x"), 16}};
 
 Backend backend(const char* text) {

@@ -22,7 +22,7 @@ namespace po = boost::program_options;
 
 struct BridgeArg {
     std::string name;
-    std::vector<Subnet> subnets;
+    std::vector<legacy::Subnet> subnets;
 };
 
 BridgeArg bridge_option(const Invocation& inv) {
@@ -30,7 +30,7 @@ BridgeArg bridge_option(const Invocation& inv) {
         throw UsageError("bridge: missing (--bridge NAME: the bridge the sandboxes are on, whose subnets the old "
                          "rules DNAT to)");
     BridgeArg bridge{inv.options["bridge"].as<std::string>(), {}};
-    auto subnets = interface_subnets(bridge.name);
+    auto subnets = legacy::interface_subnets(bridge.name);
     if (!subnets && subnets.error().errno_value == ENODEV)
         throw UsageError(fmt::format("bridge: '{}' is not an interface in this network namespace", bridge.name));
     if (!subnets)
