@@ -191,7 +191,7 @@ void append(std::vector<Problem>& to, std::vector<Problem> from) {
 void check_iptables(const std::vector<NodePort>& mapped, Status& status) {
     auto rules = read_nat_rules();
     if (!rules) {
-        status.not_checked.push_back("iptables: " + rules.error().message);
+        status.not_checked.push_back(rules.error().message);  // names iptables: "iptables: timed out after 30 s", ...
         return;
     }
     append(status.problems, status_checks::iptables_dnat(*rules, mapped));

@@ -13,6 +13,7 @@ require_root
 test_begin status
 on_cleanup() {
     [ -n "${LISTENER_PID:-}" ] && kill "$LISTENER_PID" 2>/dev/null
+    [ -n "${STUCK:-}" ] && rm -rf "$STUCK"
 }
 topo_node
 topo_client
@@ -142,6 +143,15 @@ expect_eq "nft dnat by a named map: exit 0, not checked, saying why" "0 1" \
     "$rc $(jqr '[.not_checked[] | select(contains("map @m") or contains("cannot be read"))] | length')"
 topo_in node nft delete table ip nptest
 expect_healthy "nft table removed again"
+
+# An nft that never answers: status gives up on it after 10 s and says so.
+STUCK=$(mktemp -d)
+printf '#!/bin/sh\nexec sleep 60\n' >"$STUCK/nft"; chmod +x "$STUCK/nft"
+start=$(date +%s)
+json=$(topo_in node env PATH="$STUCK:$PATH" "$NODEPORT" status --pin-dir "$PIN" --json); rc=$?
+expect_eq "a stuck nft: exit 0 within 15 s, not checked: timed out" "0 yes 1" \
+    "$rc $([ $(($(date +%s) - start)) -lt 15 ] && echo yes) $(jqr '[.not_checked[] | select(. == "nft: timed out after 10 s")] | length')"
+rm -rf "$STUCK"; STUCK=
 
 # --- Listeners on the node bound to mapped ports ---
 # nsenter itself, not topo_in (a shell function): $! must be the python process.
