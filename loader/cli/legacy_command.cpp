@@ -74,8 +74,9 @@ void print_human(const BridgeArg& bridge, const LegacySummary& summary, bool loa
     for (const auto& s : bridge.subnets)
         subnets.push_back(to_string(s));
     std::cout << fmt::format("bridge {} ({}); {}\n", printable(bridge.name), fmt::join(subnets, ", "),
-                             loaded ? "nodeport loaded at " + pin_dir.string()
-                                    : "nodeport not loaded at " + pin_dir.string() + ": every target counts as dead");
+                             loaded ? "nodeport loaded at " + printable(pin_dir.string())
+                                    : "nodeport not loaded at " + printable(pin_dir.string()) +
+                                          ": every target counts as dead");
     for (const auto& port : summary.ports) {
         std::vector<std::string> first;
         for (const auto& [chain, target] : port.first_match)
