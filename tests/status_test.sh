@@ -198,6 +198,13 @@ while kill -0 "$RELOADER" 2>/dev/null; do
 done
 wait "$RELOADER"
 expect_eq "$runs status runs during 30 loads: never exit 1 (not loaded)" 0 "$not_loaded"
+# The same, made certain: an entry listed under links/ whose open finds
+# nothing (a dangling symlink on bpffs, as a pin unlinked after the listing).
+ln -s /nonexistent "$PIN/links/np_vanished"
+json=$(status --json); rc=$?
+expect_eq "a link gone between the listing and its open: exit 0, loaded, left out" "0 true 0" \
+    "$rc $(jqr .loaded) $(jqr '[.programs[] | select(.pin == "np_vanished")] | length')"
+rm -f "$PIN/links/np_vanished"
 
 # --- A deleted interface ---
 topo_in node ip link del ext1
