@@ -1,19 +1,21 @@
 #include "nodeport/legacy_iptables.hpp"
 
 #include <arpa/inet.h>
-#include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
 
 #include <algorithm>
-#include <bit>
 #include <cerrno>
 #include <charconv>
-#include <memory>
 
+#include "nodeport/text.hpp"
+#include "node_addrs.hpp"
 #include "run_tool.hpp"
 
 namespace nodeport {
+
+using legacy::Subnet;
+
 namespace {
 
 // The chains the old runtime appended to. Rules in user chains are never
@@ -53,6 +55,20 @@ std::optional<std::vector<std::string>> split_arguments(std::string_view line) {
     if (in_token)
         args.push_back(std::move(current));
     return args;
+}
+
+// An argument as iptables-restore reads it back: quoted when it holds a
+// blank or a quote, with " and \\ escaped inside (split_arguments' inverse).
+std::string quote_argument(std::string_view arg) {
+    if (!arg.empty() && arg.find_first_of(" \t\"\\'") == std::string_view::npos)
+        return std::string(arg);
+    std::string quoted = "\"";
+    for (char c : arg) {
+        if (c == '"' || c == '\\')
+            quoted += '\\';
+        quoted += c;
+    }
+    return quoted + "\"";
 }
 
 std::optional<std::uint16_t> parse_port_number(std::string_view text) {
@@ -140,23 +156,15 @@ std::optional<LegacyRule> classify_masquerade(const NatRule& rule, std::string_v
     return LegacyRule{rule, NodePort{*rule.proto, rule.dports[0].first}, std::nullopt};
 }
 
-std::unexpected<Error> tool_failed(const std::vector<std::string>& argv, const ToolOutput& result) {
-    std::string command;
-    for (const auto& a : argv)
-        command += (command.empty() ? "" : " ") + a;
-    std::string why = result.err.substr(0, result.err.find('\n'));
-    return plain_error(command + ": exit " + std::to_string(result.exit_code) + (why.empty() ? "" : ": " + why));
-}
-
 // Runs iptables; a missing binary is said plainly.
-Result<ToolOutput> run_iptables(const std::vector<std::string>& argv) {
-    auto result = run_tool(argv);
+Result<ToolOutput> run_iptables(const std::vector<std::string>& argv, const ToolOptions& options = {}) {
+    auto result = run_tool(argv, options);
     if (!result && result.error().errno_value == ENOENT)
-        return plain_error("iptables is not installed (the iptables package provides it, for either backend)");
+        return plain_error(argv[0] + " is not installed (the iptables package provides it, for either backend)");
     if (!result)
         return std::unexpected(result.error());
     if (result->exit_code != 0)
-        return tool_failed(argv, *result);
+        return plain_error(describe_failure(argv, *result));
     return result;
 }
 
@@ -170,7 +178,9 @@ std::string NatRule::text() const {
 }
 
 bool NatRule::matches_port(NodePort port) const {
-    return proto == port.proto && std::ranges::any_of(dports, [&](const PortRange& r) {
+    if (proto ? *proto != port.proto : other_proto)
+        return false;
+    return dports.empty() || std::ranges::any_of(dports, [&](const PortRange& r) {
                return r.first <= port.port && port.port <= r.second;
            });
 }
@@ -202,6 +212,9 @@ std::optional<NatRule> parse_nat_rule(std::string_view line) {
         bool took_value = has_value;
         if (opt == "-p" && !negated && (value == "tcp" || value == "udp")) {
             rule.proto = value == "tcp" ? Proto::tcp : Proto::udp;
+        } else if (opt == "-p" && !negated && has_value && value != "all" && value != "0") {
+            rule.other_proto = true;
+            other(true);  // never the old runtime's
         } else if (opt == "-m" && (value == "tcp" || value == "udp" || value == "multiport" || value == "addrtype")) {
             // The modules whose options are read below; any other module's
             // options land in `other`.
@@ -259,14 +272,34 @@ std::optional<Backend> parse_dnat_destination(std::string_view text) {
     return Backend{*addr, *port};
 }
 
+namespace legacy {
+
 bool Subnet::contains(Ipv4 addr) const {
     std::uint32_t mask = prefix_len == 0 ? 0 : ~std::uint32_t{0} << (32 - prefix_len);
     return (ntohl(addr.addr_be) & mask) == (ntohl(network.addr_be) & mask);
 }
 
 std::string to_string(const Subnet& subnet) {
-    return to_string(subnet.network) + "/" + std::to_string(subnet.prefix_len);
+    return nodeport::to_string(subnet.network) + "/" + std::to_string(subnet.prefix_len);
 }
+
+Result<std::vector<Subnet>> interface_subnets(const std::string& interface) {
+    if (interface.empty() || interface.size() >= IF_NAMESIZE || ::if_nametoindex(interface.c_str()) == 0)
+        return std::unexpected(Error{ENODEV, "interface '" + interface + "' does not exist in this network namespace"});
+    auto addrs = interface_addrs();
+    if (!addrs)
+        return std::unexpected(addrs.error());
+    std::vector<Subnet> out;
+    for (const auto& a : *addrs) {
+        if (a.interface != interface)
+            continue;
+        std::uint32_t mask = a.prefix_len == 0 ? 0 : ~std::uint32_t{0} << (32 - a.prefix_len);
+        out.push_back(Subnet{Ipv4{htonl(ntohl(a.addr.addr_be) & mask)}, a.prefix_len});
+    }
+    return out;
+}
+
+}  // namespace legacy
 
 std::optional<LegacyRule> classify_legacy(const NatRule& rule, std::string_view bridge,
                                           const std::vector<Subnet>& subnets) {
@@ -315,22 +348,18 @@ LegacySummary summarize_legacy(const std::vector<LegacyRule>& rules, const std::
 }
 
 Result<std::vector<NatRule>> read_nat_rules(std::string_view chain) {
-    // -w: wait for the xtables lock instead of failing while another tool
-    // holds it (iptables-legacy; iptables-nft ignores it).
-    std::vector<std::string> argv{"iptables", "-w", "-t", "nat", "-S"};
+    // -w 5: wait for the xtables lock instead of failing while another tool
+    // holds it (iptables-legacy; iptables-nft ignores it), but not forever.
+    std::vector<std::string> argv{"iptables", "-w", "5", "-t", "nat", "-S"};
     if (!chain.empty())
         argv.emplace_back(chain);
     auto result = run_iptables(argv);
     if (!result)
         return std::unexpected(result.error());
     std::vector<NatRule> rules;
-    std::string_view text = result->out;
-    while (!text.empty()) {
-        auto end = text.find('\n');
-        if (auto rule = parse_nat_rule(text.substr(0, end)))
+    for (std::string_view line : split_lines(result->out))
+        if (auto rule = parse_nat_rule(line))
             rules.push_back(std::move(*rule));
-        text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
-    }
     return rules;
 }
 
@@ -347,31 +376,26 @@ Result<std::vector<LegacyRule>> find_legacy_rules(std::string_view bridge, const
     return found;
 }
 
-Result<void> delete_nat_rule(const NatRule& rule) {
-    std::vector<std::string> argv{"iptables", "-w", "-t", "nat", "-D", rule.chain};
-    argv.insert(argv.end(), rule.spec.begin(), rule.spec.end());
-    auto result = run_iptables(argv);
+Result<void> delete_nat_rules(const std::vector<NatRule>& rules) {
+    if (rules.empty())
+        return {};
+    // One iptables-restore run is one transaction (one netlink batch for
+    // iptables-nft, one table replace for iptables-legacy): all the rules go
+    // or none, and the table is read and written once, not once per rule.
+    // Each -D removes the first rule equal to its spec, so N copies take N lines.
+    std::string input = "*nat\n";
+    for (const auto& rule : rules) {
+        input += "-D " + quote_argument(rule.chain);
+        for (const auto& a : rule.spec)
+            input += " " + quote_argument(a);
+        input += "\n";
+    }
+    input += "COMMIT\n";
+    std::vector<std::string> argv{"iptables-restore", "-w", "5", "--noflush"};
+    auto result = run_iptables(argv, {.input = input, .timeout = std::chrono::minutes(2)});
     if (!result)
         return std::unexpected(result.error());
     return {};
-}
-
-Result<std::vector<Subnet>> interface_subnets(const std::string& interface) {
-    if (interface.empty() || interface.size() >= IF_NAMESIZE || ::if_nametoindex(interface.c_str()) == 0)
-        return std::unexpected(Error{ENODEV, "interface '" + interface + "' does not exist in this network namespace"});
-    ifaddrs* raw = nullptr;
-    if (::getifaddrs(&raw) != 0)
-        return errno_error(errno, "list interface addresses");
-    std::unique_ptr<ifaddrs, decltype(&::freeifaddrs)> list(raw, ::freeifaddrs);
-    std::vector<Subnet> out;
-    for (const ifaddrs* ifa = raw; ifa; ifa = ifa->ifa_next) {
-        if (!ifa->ifa_addr || !ifa->ifa_netmask || ifa->ifa_addr->sa_family != AF_INET || interface != ifa->ifa_name)
-            continue;
-        std::uint32_t addr = ntohl(reinterpret_cast<const sockaddr_in*>(ifa->ifa_addr)->sin_addr.s_addr);
-        std::uint32_t mask = ntohl(reinterpret_cast<const sockaddr_in*>(ifa->ifa_netmask)->sin_addr.s_addr);
-        out.push_back(Subnet{Ipv4{htonl(addr & mask)}, std::popcount(mask)});
-    }
-    return out;
 }
 
 }  // namespace nodeport

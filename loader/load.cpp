@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <fstream>
 #include <functional>
 #include <memory>
 
@@ -29,6 +28,7 @@
 #include "pinned_link.hpp"
 #include "sock.skel.h"
 #include "sock_end_install.hpp"
+#include "sysctl.hpp"
 #include "tc.skel.h"
 #include "tc_attach.hpp"
 #include "tc_programs.hpp"
@@ -95,11 +95,10 @@ Result<std::vector<std::filesystem::path>> check_links_cgroup(const std::filesys
 // Either way of forwarding needs IPv4 forwarding on (the FIB lookup checks
 // it too): without it every translated packet would be dropped silently.
 Result<void> check_ip_forward() {
-    std::ifstream sysctl("/proc/sys/net/ipv4/ip_forward");
-    int enabled = 0;
-    if (!(sysctl >> enabled))
-        return plain_error("cannot read /proc/sys/net/ipv4/ip_forward");
-    if (enabled != 1)
+    auto enabled = read_ip_forward();
+    if (!enabled)
+        return std::unexpected(enabled.error());
+    if (!*enabled)
         return plain_error("net.ipv4.ip_forward is 0 in this network namespace, so the kernel would drop every "
                            "packet nodeport translates; enable it (sysctl -w net.ipv4.ip_forward=1) or pass "
                            "--local-only");

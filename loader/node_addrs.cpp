@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <memory>
 #include <set>
@@ -33,19 +34,31 @@ np_node_addr to_key(Ipv4 addr) {
 
 }  // namespace
 
-Result<std::vector<NodeAddr>> discover_node_addrs() {
+Result<std::vector<InterfaceAddr>> interface_addrs() {
     ifaddrs* raw = nullptr;
     if (::getifaddrs(&raw) != 0)
         return errno_error(errno, "list interface addresses");
     std::unique_ptr<ifaddrs, decltype(&::freeifaddrs)> list(raw, ::freeifaddrs);
-    std::vector<NodeAddr> out;
+    std::vector<InterfaceAddr> out;
     for (const ifaddrs* ifa = raw; ifa; ifa = ifa->ifa_next) {
         if (!ifa->ifa_addr || ifa->ifa_addr->sa_family != AF_INET)
             continue;
-        Ipv4 addr{reinterpret_cast<const sockaddr_in*>(ifa->ifa_addr)->sin_addr.s_addr};
-        if (!is_loopback(addr))
-            out.push_back(NodeAddr{addr, ifa->ifa_name});
+        std::uint32_t mask =
+            ifa->ifa_netmask ? ntohl(reinterpret_cast<const sockaddr_in*>(ifa->ifa_netmask)->sin_addr.s_addr) : ~0u;
+        out.push_back(InterfaceAddr{ifa->ifa_name, Ipv4{reinterpret_cast<const sockaddr_in*>(ifa->ifa_addr)->sin_addr.s_addr},
+                                    std::popcount(mask)});
     }
+    return out;
+}
+
+Result<std::vector<NodeAddr>> discover_node_addrs() {
+    auto addrs = interface_addrs();
+    if (!addrs)
+        return std::unexpected(addrs.error());
+    std::vector<NodeAddr> out;
+    for (const auto& a : *addrs)
+        if (!is_loopback(a.addr))
+            out.push_back(NodeAddr{a.addr, a.interface});
     return out;
 }
 

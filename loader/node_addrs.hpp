@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "nodeport/datapath.hpp"
@@ -8,6 +9,17 @@
 #include "nodeport/result.hpp"
 
 namespace nodeport {
+
+// An IPv4 address of an interface of the current network namespace.
+struct InterfaceAddr {
+    std::string interface;
+    Ipv4 addr;
+    int prefix_len = 32;
+};
+
+// Every IPv4 address of the interfaces of the current network namespace
+// (getifaddrs), loopback included.
+Result<std::vector<InterfaceAddr>> interface_addrs();
 
 // The given addresses, or the discovered ones when none are given.
 Result<std::vector<NodeAddr>> resolve_node_addrs(const std::vector<Ipv4>& given);

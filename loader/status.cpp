@@ -23,26 +23,23 @@
 #include "pin_dir.hpp"
 #include "run_tool.hpp"
 #include "status_checks.hpp"
+#include "sysctl.hpp"
 #include "tc_attach.hpp"
 
 namespace nodeport {
 namespace {
 
-Result<std::uint32_t> read_abi(const std::filesystem::path& dir) {
-    auto config = pin_dir::open_map(dir, "node_config");
-    if (!config)
-        return std::unexpected(config.error());
-    __u32 zero = 0;
-    np_config cfg{};
-    if (bpf_map_lookup_elem(config->get(), &zero, &cfg) != 0)
-        return errno_error(errno, "read node_config");
-    return cfg.abi_version;
-}
+// How long status waits for nft: a tool stuck on a lock or a huge ruleset
+// must not hang status (the check lands in not_checked instead).
+constexpr std::chrono::seconds tool_timeout{10};
 
 std::string or_empty(const char* text) {
     return text ? text : "";
 }
 
+// status takes no lock (it only reads, and must answer while a load or
+// watch holds it), so a link can be unpinned between the directory listing
+// and its open: such a link is gone, not an error, and not "not loaded".
 Result<std::vector<ProgramStatus>> read_programs(const std::filesystem::path& dir) {
     std::vector<ProgramStatus> programs;
     auto names = pin_dir::link_names(dir);
@@ -51,6 +48,8 @@ Result<std::vector<ProgramStatus>> read_programs(const std::filesystem::path& di
     for (const auto& name : *names) {
         const auto pin = pin_dir::links_dir(dir) / name;
         Fd link(pin_dir::obj_get(pin));
+        if (!link.valid() && errno == ENOENT)
+            continue;  // unpinned since the listing
         bpf_link_info info{};
         __u32 len = sizeof info;
         if (!link.valid() || bpf_link_get_info_by_fd(link.get(), &info, &len) != 0)
@@ -84,7 +83,7 @@ std::uint32_t clsact_prog_id(int ifindex, bpf_tc_attach_point point) {
 // The id behind a tcx link pinned for this interface, when the link is still
 // attached to it (a link whose interface went reports ifindex 0).
 std::uint32_t tcx_prog_id(const std::vector<ProgramStatus>& programs, std::string_view name, int ifindex) {
-    auto pin = std::string(name) + "_if" + std::to_string(ifindex);
+    auto pin = tc::link_pin_name(name, ifindex);
     auto it = std::ranges::find(programs, pin, &ProgramStatus::pin);
     return it != programs.end() && it->ifindex == ifindex ? it->prog_id : 0;
 }
@@ -103,19 +102,13 @@ Result<std::vector<InterfaceStatus>> read_interfaces(const std::filesystem::path
     if (!cookie)
         return std::unexpected(cookie.error());
     // Every mapped port is reachable through every external interface.
-    std::string lost = "no port is mapped";
-    if (!mapped.empty()) {
-        lost.clear();
-        for (const auto& port : mapped)
-            lost += (lost.empty() ? "" : ", ") + to_string(port);
-        lost += " cannot be reached through it";
-    }
+    const std::string lost = status_checks::lost_ports(mapped);
     std::vector<InterfaceStatus> out;
     for (const auto& r : *records) {
         InterfaceStatus s;
         s.name = std::string(r.ifname, strnlen(r.ifname, sizeof r.ifname));
         s.ifindex = static_cast<int>(r.ifindex);
-        s.mode = r.mode == NP_TC_TCX ? TcAttachMode::tcx : TcAttachMode::clsact;
+        s.mode = tc::mode_of(r);
         if (r.netns_cookie != *cookie) {
             // An ifindex names another interface in another namespace.
             status.not_checked.push_back("interface " + s.name + ": attached from another network namespace; run "
@@ -139,8 +132,8 @@ Result<std::vector<InterfaceStatus>> read_interfaces(const std::filesystem::path
                 s.ingress_prog_id = clsact_prog_id(s.ifindex, BPF_TC_INGRESS);
                 s.egress_prog_id = clsact_prog_id(s.ifindex, BPF_TC_EGRESS);
             } else {
-                s.ingress_prog_id = tcx_prog_id(programs, "np_tc_ingress", s.ifindex);
-                s.egress_prog_id = tcx_prog_id(programs, "np_tc_egress", s.ifindex);
+                s.ingress_prog_id = tcx_prog_id(programs, tc::ingress_name, s.ifindex);
+                s.egress_prog_id = tcx_prog_id(programs, tc::egress_name, s.ifindex);
             }
             if (s.ingress_prog_id == 0 || s.egress_prog_id == 0)
                 status.problems.push_back({ProblemKind::tc_detached, std::nullopt,
@@ -188,12 +181,6 @@ Result<std::size_t> count_flows(const std::filesystem::path& dir, std::string_vi
         std::count_if(keys->begin(), dup.begin(), [](const np_flow_key& k) { return k.dir == NP_FLOW_TO_BACKEND; }));
 }
 
-bool read_ip_forward() {
-    std::ifstream sysctl("/proc/sys/net/ipv4/ip_forward");
-    int enabled = 0;
-    return (sysctl >> enabled) && enabled == 1;
-}
-
 void append(std::vector<Problem>& to, std::vector<Problem> from) {
     to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
 }
@@ -201,30 +188,31 @@ void append(std::vector<Problem>& to, std::vector<Problem> from) {
 void check_iptables(const std::vector<NodePort>& mapped, Status& status) {
     auto rules = read_nat_rules();
     if (!rules) {
-        status.not_checked.push_back("iptables: " + rules.error().message);
+        status.not_checked.push_back(rules.error().message);  // names iptables: "iptables: timed out after 30 s", ...
         return;
     }
     append(status.problems, status_checks::iptables_dnat(*rules, mapped));
 }
 
 void check_nft(const std::vector<NodePort>& mapped, Status& status) {
-    auto result = run_tool({"nft", "-j", "list", "ruleset"});
+    const std::vector<std::string> argv{"nft", "-j", "list", "ruleset"};
+    auto result = run_tool(argv, {.input = {}, .timeout = tool_timeout});
     if (!result) {
         status.not_checked.push_back(result.error().errno_value == ENOENT ? "nft: not installed"
-                                                                          : "nft: " + result.error().message);
+                                                                          : result.error().message);
         return;
     }
     if (result->exit_code != 0) {
-        status.not_checked.push_back("nft -j list ruleset: exit " + std::to_string(result->exit_code) + ": " +
-                                     result->err.substr(0, result->err.find('\n')));
+        status.not_checked.push_back(describe_failure(argv, *result));
         return;
     }
-    auto problems = status_checks::nft_dnat(result->out, mapped);
-    if (!problems) {
-        status.not_checked.push_back(problems.error().message);
+    auto found = status_checks::nft_dnat(result->out, mapped);
+    if (!found) {
+        status.not_checked.push_back(found.error().message);
         return;
     }
-    append(status.problems, std::move(*problems));
+    append(status.problems, std::move(found->problems));
+    status.not_checked.insert(status.not_checked.end(), found->not_checked.begin(), found->not_checked.end());
 }
 
 void check_listeners(const std::vector<NodePort>& mapped, Status& status) {
@@ -262,9 +250,15 @@ std::string_view to_string(ProblemKind kind) {
 Result<Status> read_status(const std::filesystem::path& dir) {
     capture_libbpf_log();  // libbpf would print a kernel message for every filter it does not find
     Status status;
-    auto abi = read_abi(dir);  // "not loaded" (ENOENT) when there is no node_config
+    // Only node_config's absence means "not loaded" (ENOENT, naming the
+    // directory); open() also refuses pins of another map ABI.
+    if (auto opened = pin_dir::open(dir); !opened)
+        return std::unexpected(opened.error());
+    auto abi = pin_dir::recorded_abi(dir);
     if (!abi)
         return std::unexpected(abi.error());
+    if (*abi == 0)
+        return std::unexpected(Error{ENOENT, "nodeport is not loaded at " + dir.string() + " (no node_config there)"});
     status.abi = *abi;
     auto table = PortTable::open(dir);
     if (!table)
@@ -296,8 +290,11 @@ Result<Status> read_status(const std::filesystem::path& dir) {
             return std::unexpected(n.error());
         *count = *n;
     }
-    status.ip_forward = read_ip_forward();
-    if (!status.ip_forward && !status.interfaces.empty())
+    auto ip_forward = read_ip_forward();
+    if (!ip_forward)
+        status.not_checked.push_back("ip_forward: " + ip_forward.error().message);
+    status.ip_forward = ip_forward.value_or(false);
+    if (ip_forward && !status.ip_forward && !status.interfaces.empty())
         status.problems.push_back({ProblemKind::ip_forward_off, std::nullopt,
                                    "net.ipv4.ip_forward is 0: the kernel drops every packet the TC programs "
                                    "translate (sysctl -w net.ipv4.ip_forward=1)"});

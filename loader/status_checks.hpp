@@ -3,6 +3,7 @@
 // running anything, so they are unit-tested on real output.
 #pragma once
 
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -13,21 +14,37 @@
 
 namespace nodeport::status_checks {
 
+// What losing an interface costs: "2 mapped ports cannot be reached through
+// it: tcp/6667, udp/5353"; past `shown` ports, the first `shown` and
+// "and N more" (65,535 ports must not make a line of hundreds of KB).
+std::string lost_ports(const std::vector<NodePort>& mapped, std::size_t shown = 5);
+
 // iptables nat rules that DNAT (or REDIRECT) a mapped port, in any chain:
-// one problem per distinct rule and port, duplicates counted in the detail.
+// one problem per distinct rule and port, duplicates counted in the detail;
+// a rule without a port match takes every mapped port (of its protocol, if
+// it has one) and is one problem with no port.
 std::vector<Problem> iptables_dnat(const std::vector<NatRule>& rules, const std::vector<NodePort>& mapped);
 
-// `nft -j list ruleset` rules with a dnat or redirect statement whose
-// tcp/udp/th dport matches select a mapped port. Rules iptables-nft wrote
-// carry an `xt` target instead and are reported through iptables_dnat.
-// Other matches in the rule (addresses, interfaces) are not weighed: such a
-// rule may act on the port's traffic, so it is reported.
-Result<std::vector<Problem>> nft_dnat(std::string_view json_text, const std::vector<NodePort>& mapped);
+// `nft -j list ruleset` rules with a dnat or redirect statement that select a
+// mapped port: through their tcp/udp/th dport matches, or an inline map of
+// the statement keyed by dport (`dnat to tcp dport map { 6667 : ... }`),
+// within what `meta l4proto` lets through. A rule with neither takes every
+// port: one problem with no port. A rule whose selection cannot be read (a
+// named set or map: `tcp dport @s`, `dnat to tcp dport map @m`) lands in
+// not_checked. Rules iptables-nft wrote carry an `xt` target instead and
+// are reported through iptables_dnat. Other matches in the rule (addresses,
+// interfaces) are not weighed: such a rule may act on the port's traffic,
+// so it is reported.
+struct NftFindings {
+    std::vector<Problem> problems;
+    std::vector<std::string> not_checked;
+};
+Result<NftFindings> nft_dnat(std::string_view json_text, const std::vector<NodePort>& mapped);
 
 // Sockets of /proc/net/{tcp,tcp6,udp,udp6} (the reading process's network
-// namespace) on a mapped port: TCP in LISTEN, UDP in any state (a bound UDP
-// socket owns the datagrams to its port, which the TC program then leaves
-// alone).
+// namespace) on a mapped port: TCP in LISTEN, UDP unconnected (no remote
+// address: such a socket takes the datagrams to its port, which the TC
+// program then leaves alone; a connected one only its peer's).
 std::vector<Problem> listeners(std::string_view proc_net_text, Proto proto, const std::vector<NodePort>& mapped);
 
 }  // namespace nodeport::status_checks

@@ -28,9 +28,8 @@ namespace {
 constexpr std::uint32_t clsact_ingress_parent = TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS);
 constexpr std::uint32_t clsact_egress_parent = TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS);
 
-// bpffs refuses names with a dot, hence "_if".
 std::filesystem::path link_pin(const std::filesystem::path& dir, std::string_view prog, int ifindex) {
-    return pin_dir::links_dir(dir) / (std::string(prog) + "_if" + std::to_string(ifindex));
+    return pin_dir::links_dir(dir) / link_pin_name(prog, ifindex);
 }
 
 std::string interface_name(int ifindex) {
@@ -347,8 +346,7 @@ Result<std::vector<TcAttachment>> list(int attachments_fd) {
     std::vector<TcAttachment> out;
     for (const auto& record : *existing)
         out.push_back(TcAttachment{std::string(record.ifname, strnlen(record.ifname, sizeof record.ifname)),
-                                   static_cast<int>(record.ifindex),
-                                   record.mode == NP_TC_TCX ? TcAttachMode::tcx : TcAttachMode::clsact});
+                                   static_cast<int>(record.ifindex), mode_of(record)});
     return out;
 }
 

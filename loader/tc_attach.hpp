@@ -22,6 +22,17 @@ namespace nodeport::tc {
 inline constexpr std::string_view ingress_name = "np_tc_ingress";
 inline constexpr std::string_view egress_name = "np_tc_egress";
 
+// The tcx link pinned for program `prog` on an interface, under
+// <pin-dir>/links/: "np_tc_ingress_if3" (bpffs refuses names with a dot).
+inline std::string link_pin_name(std::string_view prog, int ifindex) {
+    return std::string(prog) + "_if" + std::to_string(ifindex);
+}
+
+// How a recorded attachment is attached.
+inline TcAttachMode mode_of(const np_tc_attachment& record) {
+    return record.mode == NP_TC_TCX ? TcAttachMode::tcx : TcAttachMode::clsact;
+}
+
 struct Programs {
     bpf_program* ingress;  // client -> node: DNAT to the backend
     bpf_program* egress;   // backend -> client: restore the node address

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "nodeport/abi.h"
+#include "nodeport/datapath.hpp"
 
 namespace nodeport {
 namespace {
@@ -146,6 +147,18 @@ std::string to_string(NodePort node_port) {
 
 std::string to_string(Backend backend) {
     return fmt::format("{}:{}", to_string(backend.addr), backend.port);
+}
+
+std::string_view to_string(TcAttachMode mode) {
+    switch (mode) {
+    case TcAttachMode::automatic:
+        return "auto";
+    case TcAttachMode::tcx:
+        return "tcx";
+    case TcAttachMode::clsact:
+        return "clsact";
+    }
+    return "?";
 }
 
 }  // namespace nodeport

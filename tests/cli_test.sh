@@ -161,6 +161,7 @@ expect_eq "after sync the table is the desired set" "tcp/6667 10.8.0.2:6667 sb-1
 np set udp/6667 10.8.0.2:6667 >/dev/null
 np del tcp/7001 >/dev/null
 "$NODEPORT" --help >/dev/null; expect_eq "--help exits 0" 0 $?
+expect_match "--help lists exit status 3 (status degraded)" "3 degraded" "$("$NODEPORT" --help)"
 expect_match "--version names the version, commit, map ABI and libbpf" \
     "^nodeport [0-9]+\.[0-9]+\.[0-9]+ \(commit ([0-9a-f]+|unknown)\), map ABI 2, libbpf [0-9]+\.[0-9]+$" "$("$NODEPORT" --version)"
 expect_eq "version --json has the map ABI" 2 "$("$NODEPORT" version --json | jq .abi)"

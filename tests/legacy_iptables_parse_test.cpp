@@ -8,6 +8,8 @@
 namespace nodeport {
 namespace {
 
+using legacy::Subnet;
+
 const std::vector<Subnet> bridge_subnets = {Subnet{*parse_ipv4("10.8.0.0", "x"), 16}};
 
 Backend backend(const char* text) {
@@ -70,7 +72,15 @@ TEST(ParseNatRule, PortRangesAndLists) {
     EXPECT_FALSE(list->matches_port({Proto::tcp, 85}));
     auto any = parse_nat_rule("-A PREROUTING -p tcp -j DNAT --to-destination 10.8.0.5");
     ASSERT_TRUE(any);
-    EXPECT_FALSE(any->matches_port({Proto::tcp, 80}));  // no port match: not "for a port"
+    EXPECT_TRUE(any->matches_port({Proto::tcp, 80}));  // no port match: every port of its protocol
+    EXPECT_FALSE(any->matches_port({Proto::udp, 80}));
+    auto all = parse_nat_rule("-A PREROUTING -j DNAT --to-destination 10.8.0.5");
+    ASSERT_TRUE(all);
+    EXPECT_TRUE(all->matches_port({Proto::udp, 53}));  // no -p either: every port of both
+    auto icmp = parse_nat_rule("-A PREROUTING -p icmp -j DNAT --to-destination 10.8.0.5");
+    ASSERT_TRUE(icmp);
+    EXPECT_FALSE(icmp->matches_port({Proto::tcp, 80}));  // no port of ours
+    EXPECT_FALSE(classify_legacy(*any, "br0", bridge_subnets));  // and none of them is the old runtime's
 }
 
 TEST(ParseDnatDestination, OneAddressAndPort) {

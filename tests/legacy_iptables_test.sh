@@ -10,6 +10,8 @@ NODEPORT=$1
 require_root
 
 test_begin legacy
+WRAP=$(mktemp -d)
+on_cleanup() { rm -rf "$WRAP"; }
 topo_node
 topo_cgroup
 ipt() { topo_in node iptables "$@"; }
@@ -127,12 +129,26 @@ expect_match "human report: duplicates counted" "   5x -A PREROUTING ! -i br0 -p
 expect_match "human report: dry run said" "dry run: would delete 300 legacy rules; nothing changed" "$out"
 expect_eq "still nothing changed" "$before" "$(ruleset)"
 
+# --- One transaction: a rule another writer removes between the read and the
+# delete fails the whole delete, and nothing else is deleted ---
+# (an iptables-restore that first deletes one legacy rule, then runs the real one)
+one="-A PREROUTING ! -i br0 -p udp -m udp --dport 6667 -j DNAT --to-destination $(dead_ip 6667 4):6667"
+printf '#!/bin/sh\niptables -t nat -D %s\nexec %s "$@"\n' "${one#-A }" "$(command -v iptables-restore)" \
+    >"$WRAP/iptables-restore"
+chmod +x "$WRAP/iptables-restore"
+expected=$(ruleset | awk -v r="$one" '$0 == r && !done { done = 1; next } 1')
+out=$(topo_in node env PATH="$WRAP:$PATH" "$NODEPORT" legacy-iptables --pin-dir "$PIN" --bridge br0 2>&1); rc=$?
+expect_eq "a rule gone under the delete: exit 1" 1 "$rc"
+expect_match "and it names iptables-restore" "iptables-restore -w 5 --noflush: exit" "$out"
+expect_eq "all or nothing: only the rule the other writer removed is gone" "$expected" "$(ruleset)"
+expect_eq "299 legacy rules left" 299 "$(legacy --bridge br0 --dry-run --json | jq .found)"
+
 # --- The real run: every legacy rule and duplicate gone, the node's own rules byte for byte ---
 start=$(date +%s.%N)
 json=$(legacy --bridge br0 --json); rc=$?
-echo "     (deleting 300 rules took $(echo "$(date +%s.%N) - $start" | bc) s)"
+echo "     (deleting 299 rules took $(echo "$(date +%s.%N) - $start" | bc) s)"
 expect_eq "real run exits 0" 0 "$rc"
-expect_eq "300 found, 300 deleted" "300 300" "$(jqr '"\(.found) \(.deleted)"')"
+expect_eq "299 found, 299 deleted" "299 299" "$(jqr '"\(.found) \(.deleted)"')"
 expect_eq "the ruleset is exactly the node's own rules again" "$own" "$(ruleset)"
 expect_eq "the user chain's rule survived" 1 "$(ipt -t nat -S SANDBOX-DNAT | grep -c 'DNAT --to-destination 10.8.1.167:6667')"
 expect_eq "the filter rule survived" 1 "$(ipt -S FORWARD | grep -c '10.8.1.167')"
@@ -146,5 +162,22 @@ echo "-A PREROUTING ! -i br0 -p tcp --dport 9000 -j DNAT --to-destination 10.8.9
 json=$(topo_in node "$NODEPORT" legacy-iptables --pin-dir "$PIN-none" --bridge br0 --dry-run --json)
 expect_eq "not loaded: reported, target dead" "false 10.8.9.9:9000" \
     "$(jqr '"\(.nodeport_loaded) \(.ports[0].dead_targets[0])"')"
+
+# --- Scale: 1,000 stale triples (3,000 rules, 3,001 with the one above) in one transaction ---
+{
+    echo "*nat"
+    for i in $(seq 1 1000); do
+        port=$((10000 + i)) ip=10.8.$((i % 200)).$((i % 250 + 1))
+        echo "-A PREROUTING ! -i br0 -p tcp --dport $port -j DNAT --to-destination $ip:$port"
+        echo "-A OUTPUT -p tcp --dport $port -j DNAT --to-destination $ip:$port"
+        echo "-A POSTROUTING -s 127.0.0.1 -o br0 -p tcp --dport $port -j MASQUERADE"
+    done
+    echo "COMMIT"
+} | topo_in node iptables-restore -n
+start=$(date +%s.%N)
+json=$(legacy --bridge br0 --json); rc=$?
+echo "     (deleting 3001 rules took $(echo "$(date +%s.%N) - $start" | bc) s)"
+expect_eq "3,001 rules: found and deleted, exit 0" "0 3001 3001" "$rc $(jqr '"\(.found) \(.deleted)"')"
+expect_eq "3,001 rules: the node's own rules are all that is left" "$own" "$(ruleset)"
 
 finish

@@ -2,7 +2,13 @@
 // /proc/net, on output captured from nft 1.0.6 and Linux 6.18, without root.
 #include <gtest/gtest.h>
 
+#include <cerrno>
+#include <chrono>
+
+#include <fmt/format.h>
+
 #include "nodeport/legacy_iptables.hpp"
+#include "run_tool.hpp"
 #include "status_checks.hpp"
 
 namespace nodeport::status_checks {
@@ -57,15 +63,99 @@ TEST(NftDnat, ReadsPortsSetsRangesAndNegation) {
         {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 6667}},
         {"accept": null}]}}
     ]})";
-    auto problems = nft_dnat(json, mapped);
-    ASSERT_TRUE(problems) << problems.error().message;
-    ASSERT_EQ(problems->size(), 3u);
-    EXPECT_EQ((*problems)[0].port, mapped[0]);
-    EXPECT_EQ((*problems)[0].detail, "nft table inet mynat, chain pre, rule handle 2: dnat to 10.8.0.9:6667");
-    EXPECT_EQ((*problems)[1].port, mapped[1]);  // the set
-    EXPECT_EQ((*problems)[2].port, mapped[0]);  // "!= 22" selects 6667 too
-    EXPECT_NE((*problems)[2].detail.find("handle 6"), std::string::npos);
+    auto found = nft_dnat(json, mapped);
+    ASSERT_TRUE(found) << found.error().message;
+    const auto& problems = found->problems;
+    ASSERT_EQ(problems.size(), 3u);
+    EXPECT_EQ(problems[0].port, mapped[0]);
+    EXPECT_EQ(problems[0].detail, "nft table inet mynat, chain pre, rule handle 2: dnat to 10.8.0.9:6667");
+    EXPECT_EQ(problems[1].port, mapped[1]);  // the set
+    EXPECT_EQ(problems[2].port, mapped[0]);  // "!= 22" selects 6667 too
+    EXPECT_NE(problems[2].detail.find("handle 6"), std::string::npos);
+    EXPECT_TRUE(found->not_checked.empty());
     EXPECT_FALSE(nft_dnat("not json", mapped));
+}
+
+// Rules whose port selection is not a dport match: every port, a map keyed by
+// the port, a named set or map. Each "expr" as nft 1.0.6 printed it.
+TEST(NftDnat, EveryPortMapsAndWhatCannotBeRead) {
+    auto rule = [](int handle, const char* expr) {
+        return fmt::format(R"({{"rule": {{"family": "ip", "table": "t", "chain": "pre", "handle": {}, "expr": {}}}}})",
+                           handle, expr);
+    };
+    auto ruleset = [](const std::vector<std::string>& rules) {
+        std::string items;
+        for (const auto& r : rules)
+            items += (items.empty() ? "" : ",") + r;
+        return R"({"nftables": [)" + items + "]}";
+    };
+    // dnat to tcp dport map { 6667 : 10.8.0.2 . 6667 }: selects 6667 only.
+    const auto inline_map = rule(2, R"([{"dnat":{"family":"ip","addr":{"map":{"key":{"payload":{"protocol":"tcp","field":"dport"}},"data":{"set":[[6667,{"concat":["10.8.0.2",6667]}]]}}}}}])");
+    auto found = nft_dnat(ruleset({inline_map}), mapped);
+    ASSERT_TRUE(found);
+    ASSERT_EQ(found->problems.size(), 1u);
+    EXPECT_EQ(found->problems[0].port, mapped[0]);
+    found = nft_dnat(ruleset({inline_map}), {{Proto::tcp, 80}, {Proto::udp, 6667}});
+    ASSERT_TRUE(found);
+    EXPECT_TRUE(found->problems.empty());  // not in the map; not tcp
+
+    // dnat to 10.8.0.7 (no port match at all): every port, one problem without a port.
+    found = nft_dnat(ruleset({rule(3, R"([{"dnat":{"addr":"10.8.0.7"}}])")}), mapped);
+    ASSERT_TRUE(found);
+    ASSERT_EQ(found->problems.size(), 1u);
+    EXPECT_FALSE(found->problems[0].port);
+    EXPECT_EQ(found->problems[0].detail,
+              "nft table ip t, chain pre, rule handle 3: dnat to 10.8.0.7 takes every port (2 mapped; no port match)");
+    // meta l4proto tcp redirect to :8080: every tcp port.
+    found = nft_dnat(
+        ruleset({rule(4, R"([{"match":{"op":"==","left":{"meta":{"key":"l4proto"}},"right":"tcp"}},{"redirect":{"port":8080}}])")}),
+        mapped);
+    ASSERT_TRUE(found);
+    ASSERT_EQ(found->problems.size(), 1u);
+    EXPECT_NE(found->problems[0].detail.find("(1 mapped;"), std::string::npos);
+
+    // dnat ip to tcp dport map @m; tcp dport @s dnat to 10.8.0.6: not read, so said.
+    found = nft_dnat(
+        ruleset({rule(5, R"([{"dnat":{"family":"ip","addr":{"map":{"key":{"payload":{"protocol":"tcp","field":"dport"}},"data":"@m"}}}}])"),
+                 rule(6, R"([{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":"@s"}},{"dnat":{"addr":"10.8.0.6"}}])")}),
+        mapped);
+    ASSERT_TRUE(found);
+    EXPECT_TRUE(found->problems.empty());
+    ASSERT_EQ(found->not_checked.size(), 2u);
+    EXPECT_NE(found->not_checked[0].find("rule handle 5"), std::string::npos);
+    EXPECT_NE(found->not_checked[1].find("rule handle 6: dnat to 10.8.0.6: which ports it selects cannot be read"),
+              std::string::npos);
+}
+
+TEST(IptablesDnat, ARuleWithoutAPortMatchTakesEveryPortOnce) {
+    std::vector<NatRule> rules;
+    for (const char* line : {
+             "-A PREROUTING -p tcp -j DNAT --to-destination 10.8.9.9",               // every tcp port
+             "-A PREROUTING -p tcp -j DNAT --to-destination 10.8.9.9",
+             "-A OUTPUT -d 10.200.0.1/32 -j DNAT --to-destination 10.8.9.8",        // every port, both protocols
+             "-A PREROUTING -p icmp -j DNAT --to-destination 10.8.9.7",             // no port of ours
+             "-A PREROUTING -p udp -m udp ! --dport 53 -j REDIRECT --to-ports 99",  // may take 5353
+         })
+        rules.push_back(*parse_nat_rule(line));
+    auto problems = iptables_dnat(rules, mapped);
+    ASSERT_EQ(problems.size(), 3u);
+    EXPECT_FALSE(problems[0].port);
+    EXPECT_EQ(problems[0].detail, "iptables -t nat rule (x2) takes every port (1 mapped; no port match): -A PREROUTING "
+                                  "-p tcp -j DNAT --to-destination 10.8.9.9");
+    EXPECT_FALSE(problems[1].port);
+    EXPECT_NE(problems[1].detail.find("(2 mapped;"), std::string::npos);
+    EXPECT_FALSE(problems[2].port);
+    EXPECT_NE(problems[2].detail.find("! --dport 53"), std::string::npos);
+}
+
+TEST(LostPorts, CountAndTheFirstFive) {
+    EXPECT_EQ(lost_ports({}), "no port is mapped");
+    EXPECT_EQ(lost_ports(mapped), "2 mapped ports cannot be reached through it: tcp/6667, udp/5353");
+    std::vector<NodePort> all;
+    for (unsigned p = 1; p <= 65535; ++p)
+        all.push_back({Proto::tcp, static_cast<std::uint16_t>(p)});
+    EXPECT_EQ(lost_ports(all),
+              "65535 mapped ports cannot be reached through it: tcp/1, tcp/2, tcp/3, tcp/4, tcp/5 and 65530 more");
 }
 
 TEST(Listeners, TcpInListenAndUdpInAnyState) {
@@ -92,6 +182,69 @@ TEST(Listeners, TcpInListenAndUdpInAnyState) {
     EXPECT_EQ(problems[0].port, mapped[1]);
     EXPECT_EQ(problems[0].detail, "a udp socket on the node is bound to [::]:5353");
     EXPECT_TRUE(listeners(udp6, Proto::udp, {}).empty());
+}
+
+// Captured from /proc/net/udp{,6} on Linux 6.1: a client socket connected to
+// 10.8.0.2:53 from ephemeral port 6667 (0x1A0B), and one connected over IPv6
+// from 5353 (0x14E9); neither takes datagrams for the node's port.
+TEST(Listeners, ConnectedUdpSocketsAreClientsNotListeners) {
+    const char* udp =
+        "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer "
+        "drops             \n"
+        "  305: 0100007F:1A0B 0200080A:0035 01 00000000:00000000 00:00000000 00000000     0        0 41234 2 "
+        "0000000000000000 0         \n"
+        "  306: 00000000:14E9 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 41235 2 "
+        "0000000000000000 0         \n";
+    auto problems = listeners(udp, Proto::udp, {{Proto::udp, 6667}, {Proto::udp, 5353}});
+    ASSERT_EQ(problems.size(), 1u);  // the unconnected one on 5353 only
+    EXPECT_EQ(problems[0].detail, "a udp socket on the node is bound to 0.0.0.0:5353");
+
+    const char* udp6 =
+        "  sl  local_address                         remote_address                        st tx_queue rx_queue tr "
+        "tm->when retrnsmt   uid  timeout inode ref pointer drops\n"
+        "  123: 0000000000000000FFFF00000100007F:14E9 0000000000000000FFFF00000200080A:0035 01 00000000:00000000 "
+        "00:00000000 00000000     0        0 2346 2 0000000000000000 0\n";
+    EXPECT_TRUE(listeners(udp6, Proto::udp, mapped).empty());
+}
+
+using namespace std::chrono_literals;
+
+TEST(RunTool, StdinIsWrittenWhileOutputIsRead) {
+    std::string input(1 << 20, 'x');  // more than a pipe holds, both ways
+    auto result = run_tool({"cat"}, {.input = input, .timeout = 10s});
+    ASSERT_TRUE(result) << result.error().message;
+    EXPECT_EQ(result->exit_code, 0);
+    EXPECT_EQ(result->out, input);
+    // A tool that stops reading early: no SIGPIPE for us, its own exit code.
+    result = run_tool({"head", "-c", "1"}, {.input = input, .timeout = 10s});
+    ASSERT_TRUE(result) << result.error().message;
+    EXPECT_EQ(result->out, "x");
+}
+
+TEST(RunTool, ADeadlineKillsAndReapsTheTool) {
+    auto start = std::chrono::steady_clock::now();
+    auto result = run_tool({"sleep", "30"}, {.input = {}, .timeout = 300ms});
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().errno_value, ETIMEDOUT);
+    EXPECT_EQ(result.error().message, "sleep: timed out after 0.3 s");
+    // A tool that closed its output and keeps running, and one that fills a
+    // pipe and never exits: both end at the deadline too.
+    result = run_tool({"sh", "-c", "exec >&- 2>&-; sleep 30"}, {.input = {}, .timeout = 300ms});
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().errno_value, ETIMEDOUT);
+    result = run_tool({"sh", "-c", "head -c 1000000 /dev/zero; exec sleep 30"}, {.input = {}, .timeout = 1s});
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().message, "sh: timed out after 1 s");
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+}
+
+TEST(RunTool, FailureNamesTheCommandAndTheFirstLineOfStderr) {
+    auto result = run_tool({"sh", "-c", "echo first >&2; echo second >&2; exit 4"});
+    ASSERT_TRUE(result) << result.error().message;
+    EXPECT_EQ(describe_failure({"sh", "-c", "x"}, *result), "sh -c x: exit 4: first");
+    auto missing = run_tool({"no-such-tool-nodeport"});
+    ASSERT_FALSE(missing);
+    EXPECT_EQ(missing.error().errno_value, ENOENT);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@ require_root
 test_begin status
 on_cleanup() {
     [ -n "${LISTENER_PID:-}" ] && kill "$LISTENER_PID" 2>/dev/null
+    [ -n "${STUCK:-}" ] && rm -rf "$STUCK"
 }
 topo_node
 topo_client
@@ -49,6 +50,9 @@ json=$(status --json 2>/dev/null)
 expect_eq "not loaded --json: loaded false" "false $PIN" "$(jqr '"\(.loaded) \(.pin_dir)"')"
 out=$(status extra 2>&1); rc=$?
 expect_eq "status with an argument: exit 2" 2 "$rc"
+# A pin directory that is not UTF-8 still gives JSON (escaped), not a crash.
+json=$(topo_in node "$NODEPORT" status --pin-dir "$PIN-"$'\xff' --json 2>/dev/null); rc=$?
+expect_eq "not loaded, pin dir not UTF-8: exit 1, JSON with loaded false" "1 false" "$rc $(jqr .loaded)"
 
 # --- Loaded and healthy ---
 topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface ext0 --iface ext1 >/dev/null
@@ -97,6 +101,13 @@ topo_in node iptables -t nat -D PREROUTING -p tcp --dport 6667 -j DNAT --to-dest
 # One for an unmapped port is none of nodeport's business.
 topo_in node iptables -t nat -A PREROUTING -p tcp --dport 7777 -j DNAT --to-destination 10.8.9.9:7777
 expect_healthy "rule removed, one for an unmapped port left"
+# A DNAT without a port match takes every port: one problem, no port.
+topo_in node iptables -t nat -A PREROUTING -p tcp -j DNAT --to-destination 10.8.9.9
+expect_degraded "iptables DNAT without --dport" iptables_dnat "takes every port (1 mapped"
+expect_eq "one problem, without a port" "1 null" \
+    "$(jqr '[.problems[] | select(.kind == "iptables_dnat")] | "\(length) \(.[0].port)"')"
+topo_in node iptables -t nat -D PREROUTING -p tcp -j DNAT --to-destination 10.8.9.9
+expect_healthy "every-port rule removed"
 
 # --- An nft dnat rule ---
 topo_in node nft -f - <<'EOF'
@@ -110,6 +121,37 @@ EOF
 expect_degraded "nft dnat rule" nft_dnat udp/5353
 topo_in node nft delete table inet nptest
 expect_healthy "nft table removed"
+# A dnat by a map keyed by the port selects the map's ports; one without
+# any port match takes every port; a named map cannot be read here.
+topo_in node nft -f - <<'EOF'
+table ip nptest {
+    map m { type inet_service : ipv4_addr . inet_service; elements = { 80 : 10.8.9.9 . 80 } }
+    chain pre {
+        type nat hook prerouting priority dstnat;
+        iifname "nosuch0" dnat to tcp dport map { 6667 : 10.8.9.9 . 6667 }
+    }
+}
+EOF
+expect_degraded "nft dnat by an inline map of ports" nft_dnat tcp/6667
+topo_in node nft flush chain ip nptest pre
+topo_in node nft add rule ip nptest pre meta l4proto udp dnat to 10.8.9.9
+expect_degraded "nft dnat without a port match" nft_dnat "takes every port (1 mapped"
+topo_in node nft flush chain ip nptest pre
+topo_in node nft add rule ip nptest pre dnat ip to tcp dport map @m
+json=$(status --json); rc=$?
+expect_eq "nft dnat by a named map: exit 0, not checked, saying why" "0 1" \
+    "$rc $(jqr '[.not_checked[] | select(contains("map @m") or contains("cannot be read"))] | length')"
+topo_in node nft delete table ip nptest
+expect_healthy "nft table removed again"
+
+# An nft that never answers: status gives up on it after 10 s and says so.
+STUCK=$(mktemp -d)
+printf '#!/bin/sh\nexec sleep 60\n' >"$STUCK/nft"; chmod +x "$STUCK/nft"
+start=$(date +%s)
+json=$(topo_in node env PATH="$STUCK:$PATH" "$NODEPORT" status --pin-dir "$PIN" --json); rc=$?
+expect_eq "a stuck nft: exit 0 within 15 s, not checked: timed out" "0 yes 1" \
+    "$rc $([ $(($(date +%s) - start)) -lt 15 ] && echo yes) $(jqr '[.not_checked[] | select(. == "nft: timed out after 10 s")] | length')"
+rm -rf "$STUCK"; STUCK=
 
 # --- Listeners on the node bound to mapped ports ---
 # nsenter itself, not topo_in (a shell function): $! must be the python process.
@@ -126,12 +168,36 @@ expect_degraded "a UDP socket (IPv6, any address)" listener udp/5353
 expect_match "the listener's address is named" "0\.0\.0\.0:6667 \(listening\)" "$(status)"
 kill "$LISTENER_PID"; wait "$LISTENER_PID" 2>/dev/null; LISTENER_PID=
 expect_healthy "listeners gone"
+# A connected UDP client whose own port is a mapped one is not a listener.
+nsenter --net="/run/netns/$(topo_ns node)" python3 -c '
+import socket, time
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 5353)); u.connect(("10.8.0.2", 53))
+time.sleep(120)' &
+LISTENER_PID=$!
+for _ in $(seq 50); do topo_in node grep -q ':14E9 0200080A:0035' /proc/net/udp && break; sleep 0.1; done
+expect_healthy "a connected UDP socket on udp/5353"
+kill "$LISTENER_PID"; wait "$LISTENER_PID" 2>/dev/null; LISTENER_PID=
 
 # --- IPv4 forwarding off ---
 topo_in node sysctl -qw net.ipv4.ip_forward=0
 expect_degraded "ip_forward off" ip_forward_off "ip_forward is 0"
 topo_in node sysctl -qw net.ipv4.ip_forward=1
 expect_healthy "ip_forward back on"
+
+# --- Links pinned and unpinned while status reads them: never "not loaded" ---
+# (load with and without ext1 pins and unpins ext1's tcx links; status takes no lock)
+( for _ in $(seq 15); do
+    topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface ext0 >/dev/null
+    topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface ext0 --iface ext1 >/dev/null
+  done ) &
+RELOADER=$!
+not_loaded=0 runs=0
+while kill -0 "$RELOADER" 2>/dev/null; do
+    status --json >/dev/null 2>&1; [ $? -eq 1 ] && not_loaded=$((not_loaded + 1))
+    runs=$((runs + 1))
+done
+wait "$RELOADER"
+expect_eq "$runs status runs during 30 loads: never exit 1 (not loaded)" 0 "$not_loaded"
 
 # --- A deleted interface ---
 topo_in node ip link del ext1

@@ -28,6 +28,7 @@ enum class TcAttachMode {
     tcx,        // pinned tcx links
     clsact,     // filters on a clsact qdisc (created when missing, removed when nodeport's were the last)
 };
+std::string_view to_string(TcAttachMode mode);  // "auto", "tcx", "clsact": what --tc-attach takes
 
 // How a client's packet goes on once its destination is the backend.
 enum class Forwarding {

@@ -36,6 +36,7 @@ struct NatRule {
     std::string chain;
     std::vector<std::string> spec;  // the arguments after "-A CHAIN", unquoted
     std::optional<Proto> proto;     // -p tcp|udp
+    bool other_proto = false;       // -p of another protocol (icmp, sctp, ...): no tcp or udp packet matches
     std::vector<PortRange> dports;  // --dport N, --dport A:B, --dports a,b:c; empty: any port
     std::optional<Interface> in;    // -i
     std::optional<Interface> out;   // -o
@@ -50,7 +51,10 @@ struct NatRule {
 
     // The line as `iptables -S` prints it (quoting aside): "-A CHAIN spec...".
     std::string text() const;
-    // Whether the rule matches this protocol and destination port.
+    // Whether the rule's protocol and port matches let this protocol and
+    // destination port through: a rule without -p takes either protocol, one
+    // without a port match every port. (What it cannot read, like a negated
+    // --dport, counts as matching: "may match".)
     bool matches_port(NodePort port) const;
 };
 
@@ -62,6 +66,7 @@ std::optional<NatRule> parse_nat_rule(std::string_view line);
 // "10.8.0.5:80"); nullopt for ranges. A port of 0 means "keep the port".
 std::optional<Backend> parse_dnat_destination(std::string_view text);
 
+namespace legacy {
 // An IPv4 subnet of the bridge, from one of its addresses.
 struct Subnet {
     Ipv4 network;
@@ -69,6 +74,11 @@ struct Subnet {
     bool contains(Ipv4 addr) const;
 };
 std::string to_string(const Subnet& subnet);  // "10.8.0.0/16"
+
+// The IPv4 subnets of an interface of this network namespace; an empty list
+// when it has no IPv4 address, an error (errno ENODEV) when it does not exist.
+Result<std::vector<Subnet>> interface_subnets(const std::string& interface);
+}  // namespace legacy
 
 // One of the old runtime's rules.
 struct LegacyRule {
@@ -82,7 +92,7 @@ struct LegacyRule {
 // OUTPUT for one tcp/udp port, or a MASQUERADE from 127.0.0.1 to one address
 // in them (or out of the bridge) in POSTROUTING. Nothing else is.
 std::optional<LegacyRule> classify_legacy(const NatRule& rule, std::string_view bridge,
-                                          const std::vector<Subnet>& subnets);
+                                          const std::vector<legacy::Subnet>& subnets);
 
 // What the legacy rules of one port do, against what nodeport maps there.
 // "Dead" target: a DNAT target that is not the port's current nodeport
@@ -116,13 +126,12 @@ LegacySummary summarize_legacy(const std::vector<LegacyRule>& rules, const std::
 Result<std::vector<NatRule>> read_nat_rules(std::string_view chain = {});
 
 // The legacy rules in the built-in chains the old runtime appended to.
-Result<std::vector<LegacyRule>> find_legacy_rules(std::string_view bridge, const std::vector<Subnet>& subnets);
+Result<std::vector<LegacyRule>> find_legacy_rules(std::string_view bridge,
+                                                  const std::vector<legacy::Subnet>& subnets);
 
-// Deletes one copy of the rule (`iptables -t nat -D CHAIN spec...`).
-Result<void> delete_nat_rule(const NatRule& rule);
-
-// The IPv4 subnets of an interface of this network namespace; an empty list
-// when it has no IPv4 address, an error when it does not exist.
-Result<std::vector<Subnet>> interface_subnets(const std::string& interface);
+// Deletes the rules, one copy per entry (a rule listed N times: N copies),
+// in one `iptables-restore --noflush` transaction: all of them or, when
+// one is not there, none.
+Result<void> delete_nat_rules(const std::vector<NatRule>& rules);
 
 }  // namespace nodeport

@@ -56,7 +56,7 @@ std::string_view to_string(ProblemKind kind);  // "iptables_dnat", ...
 
 struct Problem {
     ProblemKind kind = ProblemKind::iptables_dnat;
-    std::optional<NodePort> port;  // the mapped port it concerns, when it concerns one
+    std::optional<NodePort> port;  // the mapped port it concerns, when it concerns one (not: a rule taking every port)
     std::string detail;            // one line for people; may quote rule text from the node
 };
 
@@ -69,12 +69,16 @@ struct Status {
     std::size_t ports = 0;  // mapped (protocol, port) pairs
     FlowCounts flows;       // flows recorded (expired ones the LRU has not evicted yet included)
     std::vector<Problem> problems;       // empty: healthy
-    std::vector<std::string> not_checked;  // checks that could not run, and why (no nft binary, ...)
+    // Checks that could not run or conclude, and why (no nft binary, a tool
+    // that timed out, an nft rule selecting ports through a named set).
+    std::vector<std::string> not_checked;
 };
 
-// Reads everything. Not loaded at `pin_dir`: an error with errno ENOENT whose
-// message names the directory. Checks that need a tool that is missing land
-// in `not_checked`, not in the error.
+// Reads everything, without taking the pin directory's lock (a link unpinned
+// meanwhile is left out). Not loaded at `pin_dir` (no node_config): an error
+// with errno ENOENT whose message names the directory. Checks that need a
+// tool that is missing, fails or times out land in `not_checked`, not in the
+// error.
 Result<Status> read_status(const std::filesystem::path& pin_dir);
 
 }  // namespace nodeport

@@ -125,8 +125,7 @@ std::string describe(const std::vector<NodeAddr>& addrs) {
 std::string describe(const std::vector<TcAttachment>& interfaces) {
     std::string out;
     for (const auto& a : interfaces)
-        out += fmt::format("{}{} ({})", out.empty() ? "" : ", ", a.interface,
-                           a.mode == TcAttachMode::tcx ? "tcx" : "clsact");
+        out += fmt::format("{}{} ({})", out.empty() ? "" : ", ", a.interface, to_string(a.mode));
     return out.empty() ? "none (local forwarding only)" : out;
 }
 

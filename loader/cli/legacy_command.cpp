@@ -13,6 +13,7 @@
 #include "invocation.hpp"
 #include "nodeport/legacy_iptables.hpp"
 #include "nodeport/port_table.hpp"
+#include "nodeport/text.hpp"
 
 namespace nodeport::cli {
 namespace {
@@ -21,7 +22,7 @@ namespace po = boost::program_options;
 
 struct BridgeArg {
     std::string name;
-    std::vector<Subnet> subnets;
+    std::vector<legacy::Subnet> subnets;
 };
 
 BridgeArg bridge_option(const Invocation& inv) {
@@ -29,7 +30,7 @@ BridgeArg bridge_option(const Invocation& inv) {
         throw UsageError("bridge: missing (--bridge NAME: the bridge the sandboxes are on, whose subnets the old "
                          "rules DNAT to)");
     BridgeArg bridge{inv.options["bridge"].as<std::string>(), {}};
-    auto subnets = interface_subnets(bridge.name);
+    auto subnets = legacy::interface_subnets(bridge.name);
     if (!subnets && subnets.error().errno_value == ENODEV)
         throw UsageError(fmt::format("bridge: '{}' is not an interface in this network namespace", bridge.name));
     if (!subnets)
@@ -54,16 +55,10 @@ std::optional<std::map<NodePort, Backend>> nodeport_mappings(const std::filesyst
 
 // Distinct rule lines in the order first seen, with how often each appears.
 std::vector<std::pair<std::string, std::size_t>> counted_lines(const std::vector<LegacyRule>& rules) {
-    std::vector<std::pair<std::string, std::size_t>> lines;
-    for (const auto& r : rules) {
-        auto text = printable(r.rule.text());
-        auto it = std::ranges::find(lines, text, &std::pair<std::string, std::size_t>::first);
-        if (it == lines.end())
-            lines.emplace_back(text, 1);
-        else
-            ++it->second;
-    }
-    return lines;
+    std::vector<std::string> lines;
+    for (const auto& r : rules)
+        lines.push_back(printable(r.rule.text()));
+    return count_lines(lines);
 }
 
 std::string describe_chains(const std::map<std::string, std::size_t>& by_chain) {
@@ -79,8 +74,9 @@ void print_human(const BridgeArg& bridge, const LegacySummary& summary, bool loa
     for (const auto& s : bridge.subnets)
         subnets.push_back(to_string(s));
     std::cout << fmt::format("bridge {} ({}); {}\n", printable(bridge.name), fmt::join(subnets, ", "),
-                             loaded ? "nodeport loaded at " + pin_dir.string()
-                                    : "nodeport not loaded at " + pin_dir.string() + ": every target counts as dead");
+                             loaded ? "nodeport loaded at " + printable(pin_dir.string())
+                                    : "nodeport not loaded at " + printable(pin_dir.string()) +
+                                          ": every target counts as dead");
     for (const auto& port : summary.ports) {
         std::vector<std::string> first;
         for (const auto& [chain, target] : port.first_match)
@@ -175,10 +171,10 @@ int cmd_legacy_iptables(const Args& argv) {
     auto rules = succeeded(find_legacy_rules(bridge.name, bridge.subnets));
     auto summary = summarize_legacy(rules, mapped.value_or(std::map<NodePort, Backend>{}));
     if (!dry_run) {
-        // One -D per copy: iptables deletes the first rule equal to the spec,
-        // so N copies take N calls.
+        std::vector<NatRule> doomed;
         for (const auto& r : rules)
-            succeeded(delete_nat_rule(r.rule));
+            doomed.push_back(r.rule);
+        succeeded(delete_nat_rules(doomed));
         auto left = succeeded(find_legacy_rules(bridge.name, bridge.subnets));
         if (!left.empty())
             throw Failure(fmt::format("{} legacy rules are still there after deleting {} (another writer adding "

@@ -11,7 +11,8 @@ void print_help(std::ostream& out) {
     for (const auto& cmd : nodeport::cli::commands())
         out << "  " << cmd.usage << "\n      " << cmd.summary << "\n";
     out << "\n`nodeport COMMAND --help` describes a command.\n"
-           "exit status: 0 success, 1 runtime failure, 2 bad input (nothing changed)\n";
+           "exit status: 0 success, 1 runtime failure (status: not loaded), 2 bad input (nothing changed),\n"
+           "3 degraded (status: loaded, but something on the node makes a mapped port unreachable)\n";
 }
 
 }  // namespace

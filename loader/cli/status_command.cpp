@@ -16,17 +16,13 @@ namespace {
 
 namespace po = boost::program_options;
 
-std::string_view mode_name(TcAttachMode mode) {
-    return mode == TcAttachMode::clsact ? "clsact" : "tcx";
-}
-
 // "tcp/6667: iptables_dnat: iptables -t nat rule: -A PREROUTING ..."
 std::string describe(const Problem& p) {
     return fmt::format("{}{}: {}", p.port ? to_string(*p.port) + ": " : "", to_string(p.kind), printable(p.detail));
 }
 
 nlohmann::json to_json(const Status& s, const std::filesystem::path& pin_dir) {
-    nlohmann::json out{{"pin_dir", pin_dir.string()},
+    nlohmann::json out{{"pin_dir", printable(pin_dir.string())},
                        {"loaded", true},
                        {"healthy", s.problems.empty()},
                        {"abi", s.abi},
@@ -41,8 +37,8 @@ nlohmann::json to_json(const Status& s, const std::filesystem::path& pin_dir) {
     for (const auto& p : s.programs) {
         nlohmann::json entry{{"pin", printable(p.pin)},
                              {"prog_id", p.prog_id},
-                             {"link_type", p.link_type},
-                             {"attach_type", p.attach_type}};
+                             {"link_type", printable(p.link_type)},
+                             {"attach_type", printable(p.attach_type)}};
         if (p.link_type == "cgroup")
             entry["cgroup_id"] = p.cgroup_id;
         if (p.link_type == "tcx")
@@ -52,7 +48,7 @@ nlohmann::json to_json(const Status& s, const std::filesystem::path& pin_dir) {
     for (const auto& i : s.interfaces)
         out["interfaces"].push_back({{"name", printable(i.name)},
                                      {"ifindex", i.ifindex},
-                                     {"mode", mode_name(i.mode)},
+                                     {"mode", to_string(i.mode)},
                                      {"present", i.present ? nlohmann::json(*i.present) : nlohmann::json()},
                                      {"ingress_prog_id", i.ingress_prog_id},
                                      {"egress_prog_id", i.egress_prog_id}});
@@ -68,7 +64,7 @@ nlohmann::json to_json(const Status& s, const std::filesystem::path& pin_dir) {
 }
 
 void print_human(const Status& s, const std::filesystem::path& pin_dir) {
-    std::cout << fmt::format("nodeport loaded at {} (map ABI {})\n", pin_dir.string(), s.abi);
+    std::cout << fmt::format("nodeport loaded at {} (map ABI {})\n", printable(pin_dir.string()), s.abi);
     std::cout << "programs:\n";
     for (const auto& p : s.programs) {
         std::string where = p.link_type;
@@ -83,7 +79,7 @@ void print_human(const Status& s, const std::filesystem::path& pin_dir) {
     std::cout << "external interfaces:" << (s.interfaces.empty() ? " none (local forwarding only)" : "") << "\n";
     for (const auto& i : s.interfaces)
         std::cout << fmt::format("  {} (if{}, {}): {}, prog ids ingress {} egress {}\n", printable(i.name), i.ifindex,
-                                 mode_name(i.mode),
+                                 to_string(i.mode),
                                  !i.present ? "not checked" : *i.present ? "present" : "MISSING", i.ingress_prog_id,
                                  i.egress_prog_id);
     std::vector<std::string> addrs;
@@ -117,7 +113,8 @@ int cmd_status(const Args& argv) {
     if (!status && status.error().errno_value == ENOENT) {
         // Not loaded is an answer, not a failure to find one: say it on both.
         if (json)
-            std::cout << nlohmann::json{{"pin_dir", inv->pin_dir.string()}, {"loaded", false}}.dump(2) << "\n";
+            std::cout << nlohmann::json{{"pin_dir", printable(inv->pin_dir.string())}, {"loaded", false}}.dump(2)
+                      << "\n";
         std::cerr << "nodeport status: " << printable(status.error().message) << "\n";
         return exit_failure;
     }
