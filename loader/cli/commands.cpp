@@ -160,6 +160,8 @@ int cmd_flows(const Args& argv) {
     auto inv = parse("flows", argv, options, {}, {"node port"});
     if (!inv)
         return exit_ok;
+    if (inv->options.count("flush") && inv->options.count("json"))
+        throw UsageError("json: not with --flush (it prints one line, the number of flows forgotten)");
     std::optional<NodePort> only;
     if (!inv->args.empty()) {
         if (!inv->options.count("flush"))
@@ -208,11 +210,8 @@ int cmd_flush(const Args& argv) {
 // The text of --file: a path, or - for standard input.
 std::string read_input(const std::string& name) {
     std::ifstream file;
-    if (name != "-") {
-        file.open(name);
-        if (!file)
-            throw UsageError(fmt::format("file: cannot read '{}'", name));
-    }
+    if (name != "-")
+        file = open_input("file", name);
     std::istream& in = name == "-" ? std::cin : file;
     return std::string(std::istreambuf_iterator<char>(in), {});
 }
@@ -291,8 +290,9 @@ int cmd_version(const Args& argv) {
 const std::vector<Command>& commands() {
     static const std::vector<Command> all = {
         {"load",
-         "load [--config FILE] [--cgroup PATH] [--node-ip IP]... [--iface IF... | --iface all [--exclude IF]...] "
-         "[--local-only]",
+         "load [--config FILE] [--cgroup PATH] [--node-ip IP]... [--iface IF... | --iface all [--exclude IF]... | "
+         "--local-only] [--tc-attach auto|tcx|clsact] [--forward kernel|fib] [--tcp-timeout S] [--tcp-syn-timeout S] "
+         "[--tcp-closing-timeout S] [--udp-timeout S]",
          "attach the forwarding programs and pin them with the maps; idempotent, mappings survive", cmd_load},
         {"unload", "unload", "detach everything nodeport attached and remove its pins", cmd_unload},
         {"set", "set PROTO/PORT IP:PORT [--owner ID] [--terminate]",
@@ -320,7 +320,9 @@ const std::vector<Command>& commands() {
          "not loaded: every target)",
          cmd_legacy_iptables},
         {"watch",
-         "watch [--config FILE] [--node-ip IP]... [--iface IF... | --iface all [--exclude IF]...] [--local-only]",
+         "watch [--config FILE] [--node-ip IP]... [--iface IF... | --iface all [--exclude IF]... | --local-only] "
+         "[--tc-attach auto|tcx|clsact] [load's other options: --cgroup PATH --forward kernel|fib --tcp-timeout S "
+         "--tcp-syn-timeout S --tcp-closing-timeout S --udp-timeout S]",
          "follow the node: attach to interfaces as they appear, forget those that go, re-read the node's addresses; "
          "takes load's options (uses iface, exclude, node-ip, tc-attach), runs until SIGTERM and leaves the datapath "
          "attached",

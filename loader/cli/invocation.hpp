@@ -5,6 +5,7 @@
 #include <boost/program_options.hpp>
 
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,6 +37,10 @@ std::optional<Invocation> parse(std::string_view command, const Args& argv,
 // file that cannot be read, is bad input naming it. No positional arguments.
 std::optional<Invocation> parse_with_config(std::string_view command, const Args& argv,
                                             boost::program_options::options_description options);
+
+// A file named by option `field`, open for reading; missing, unreadable or a
+// directory is bad input naming the field.
+std::ifstream open_input(std::string_view field, const std::string& path);
 
 // --node-ip, repeatable.
 boost::program_options::options_description node_ip_description();
