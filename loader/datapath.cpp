@@ -163,7 +163,7 @@ Result<LoadReport> load(const LoadOptions& options) {
             return std::unexpected(ok.error());
     if (auto created = pin_dir::create(dir); !created)
         return std::unexpected(created.error());
-    auto locked = pin_dir::open_locked_any_abi(dir);
+    auto locked = pin_dir::open_locked_any_abi(dir, options.lock_wait);
     if (!locked)
         return std::unexpected(locked.error());
     auto migration = check_pins(dir);
@@ -232,10 +232,10 @@ Result<LoadReport> load(const LoadOptions& options) {
     return report;
 }
 
-Result<void> unload(const std::filesystem::path& dir) {
+Result<void> unload(const std::filesystem::path& dir, std::chrono::milliseconds lock_wait) {
     // Pins this build can migrate it can also remove: only tc_attachments is
     // read, and its layout is the same in every ABI so far.
-    auto locked = pin_dir::open_locked_any_abi(dir);
+    auto locked = pin_dir::open_locked_any_abi(dir, lock_wait);
     if (!locked)
         return std::unexpected(locked.error());
     if (!std::filesystem::exists(dir / "node_config"))
@@ -279,11 +279,12 @@ Result<void> unload(const std::filesystem::path& dir) {
     return {};
 }
 
-Result<std::vector<NodeAddr>> refresh(const std::filesystem::path& dir, const std::vector<Ipv4>& node_ips) {
+Result<std::vector<NodeAddr>> refresh(const std::filesystem::path& dir, const std::vector<Ipv4>& node_ips,
+                                      std::chrono::milliseconds lock_wait) {
     auto addrs = resolve_node_addrs(node_ips);
     if (!addrs)
         return std::unexpected(addrs.error());
-    auto locked = pin_dir::open_locked(dir);
+    auto locked = pin_dir::open_locked(dir, lock_wait);
     if (!locked)
         return std::unexpected(locked.error());
     auto map = pin_dir::open_map(dir, "node_addrs");

@@ -6,11 +6,13 @@
 
 #include <bpf/bpf.h>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <string_view>
 
 #include "nodeport/fd.hpp"
+#include "nodeport/lock_wait.hpp"
 #include "nodeport/result.hpp"
 
 namespace nodeport::pin_dir {
@@ -47,7 +49,10 @@ Result<Fd> open_map_any_abi(const std::filesystem::path& dir, std::string_view n
 // Holds an exclusive flock on the pin directory for the scope's lifetime.
 class Lock {
 public:
-    static Result<Lock> take(int dir_fd);
+    // Waits at most `wait` for another holder to let go (0: not at all),
+    // then fails naming the holder: "pin directory D is locked by pid N
+    // (comm) for more than S s" (errno EWOULDBLOCK).
+    static Result<Lock> take(int dir_fd, std::chrono::milliseconds wait = default_lock_wait);
     Lock(Lock&& other) noexcept;
     Lock(const Lock&) = delete;
     Lock& operator=(const Lock&) = delete;
@@ -65,10 +70,11 @@ struct Locked {
     Fd dir;
     Lock lock;
 };
-Result<Locked> open_locked(const std::filesystem::path& dir);
+Result<Locked> open_locked(const std::filesystem::path& dir, std::chrono::milliseconds wait = default_lock_wait);
 
 // Like open_locked, without looking at the map ABI: for `load`, which
 // migrates pins of an older one.
-Result<Locked> open_locked_any_abi(const std::filesystem::path& dir);
+Result<Locked> open_locked_any_abi(const std::filesystem::path& dir,
+                                   std::chrono::milliseconds wait = default_lock_wait);
 
 }  // namespace nodeport::pin_dir

@@ -14,10 +14,10 @@ Result<NodeState> sync_node(const WatchOptions& options) {
     auto names = choose_interfaces(options.interfaces);
     if (!names)
         return std::unexpected(names.error());
-    auto attached = attach_interfaces(options.pin_dir, *names, options.tc_attach);
+    auto attached = attach_interfaces(options.pin_dir, *names, options.tc_attach, options.lock_wait);
     if (!attached)
         return std::unexpected(attached.error());
-    auto addrs = refresh(options.pin_dir, options.node_ips);
+    auto addrs = refresh(options.pin_dir, options.node_ips, options.lock_wait);
     if (!addrs)
         return std::unexpected(addrs.error());
     return NodeState{std::move(*attached), std::move(*addrs)};

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "nodeport/abi.h"
+#include "nodeport/lock_wait.hpp"
 #include "nodeport/result.hpp"
 #include "nodeport/types.hpp"
 
@@ -64,6 +65,8 @@ struct LoadOptions {
     TcAttachMode tc_attach = TcAttachMode::automatic;
     Forwarding forwarding = Forwarding::kernel;
     FlowTimeouts timeouts;
+    // How long to wait for another writer's lock on the pin directory.
+    std::chrono::milliseconds lock_wait = default_lock_wait;
 };
 
 // A load that found the maps of an older nodeport and moved them to this
@@ -90,10 +93,12 @@ struct LoadReport {
 Result<LoadReport> load(const LoadOptions& options);
 
 // Detaches what nodeport attached and removes its pins. Not loaded: an error.
-Result<void> unload(const std::filesystem::path& pin_dir);
+// Waits at most `lock_wait` for another writer (as refresh does).
+Result<void> unload(const std::filesystem::path& pin_dir, std::chrono::milliseconds lock_wait = default_lock_wait);
 
 // Replaces the node address set (empty `node_ips`: discover them again).
-Result<std::vector<NodeAddr>> refresh(const std::filesystem::path& pin_dir, const std::vector<Ipv4>& node_ips);
+Result<std::vector<NodeAddr>> refresh(const std::filesystem::path& pin_dir, const std::vector<Ipv4>& node_ips,
+                                      std::chrono::milliseconds lock_wait = default_lock_wait);
 
 // The interfaces the TC programs are attached to.
 Result<std::vector<TcAttachment>> external_interfaces(const std::filesystem::path& pin_dir);

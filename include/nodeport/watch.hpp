@@ -23,6 +23,8 @@ struct WatchOptions {
     // Notifications come in bursts (a veth pair: two links, then up, an
     // address, its routes): wait this long after the first, then resync once.
     std::chrono::milliseconds settle{100};
+    // How long a resync waits for another writer's lock (a load running).
+    std::chrono::milliseconds lock_wait = default_lock_wait;
 };
 
 // What the datapath follows after one resync.

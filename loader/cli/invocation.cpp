@@ -3,10 +3,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <iostream>
+
+#include "nodeport/lock_wait.hpp"
 
 namespace nodeport::cli {
 
@@ -118,6 +122,29 @@ std::optional<Invocation> parse(std::string_view command, const Args& argv, po::
 std::optional<Invocation> parse_with_config(std::string_view command, const Args& argv,
                                             po::options_description options) {
     return parse_options(command, argv, std::move(options), {}, {}, true);
+}
+
+po::options_description wait_description() {
+    po::options_description options;
+    options.add_options()("wait", po::value<std::string>(),
+                          fmt::format("seconds to wait for another writer holding the pin directory's lock, then "
+                                      "fail naming it (0: fail at once; default {})",
+                                      std::chrono::duration_cast<std::chrono::seconds>(default_lock_wait).count())
+                              .c_str());
+    return options;
+}
+
+std::chrono::milliseconds lock_wait_option(const Invocation& inv) {
+    constexpr unsigned max_seconds = 3600;
+    if (!inv.options.count("wait"))
+        return default_lock_wait;
+    const auto& text = inv.options["wait"].as<std::string>();
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])) || ec != std::errc{} ||
+        end != text.data() + text.size() || value > max_seconds)
+        throw UsageError(fmt::format("wait: '{}' is not a number of seconds (0-{})", text, max_seconds));
+    return std::chrono::seconds(value);
 }
 
 std::vector<Ipv4> node_ip_options(const Invocation& inv) {

@@ -4,6 +4,7 @@
 
 #include <boost/program_options.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -41,6 +42,11 @@ std::optional<Invocation> parse_with_config(std::string_view command, const Args
 // A file named by option `field`, open for reading; missing, unreadable or a
 // directory is bad input naming the field.
 std::ifstream open_input(std::string_view field, const std::string& path);
+
+// --wait SECONDS, for the commands that take the pin directory's lock:
+// whole seconds, 0 (fail at once) to 3600; default 5.
+boost::program_options::options_description wait_description();
+std::chrono::milliseconds lock_wait_option(const Invocation& inv);
 
 // --node-ip, repeatable.
 boost::program_options::options_description node_ip_description();

@@ -149,13 +149,14 @@ po::options_description load_description() {
         ("tcp-closing-timeout", po::value<std::string>(),
          "seconds a half-closed TCP flow may idle, and a closed one (FIN both ways) lives (120)")
         ("udp-timeout", po::value<std::string>(), "seconds an idle external UDP flow lives (60)");
+    options.add(wait_description());
     return options;
 }
 
 LoadChoices load_choices(const Invocation& inv) {
     LoadChoices out;
     out.options = LoadOptions{inv.pin_dir, {}, node_ip_options(inv), {}, tc_attach_option(inv),
-                              forwarding_option(inv), timeout_options(inv)};
+                              forwarding_option(inv), timeout_options(inv), lock_wait_option(inv)};
     if (inv.options.count("cgroup")) {
         fs::path cgroup = inv.options["cgroup"].as<std::string>();
         // Missing and wrong-type alike: the path is not what load needs.

@@ -70,9 +70,10 @@ int cmd_watch(const Args& argv) {
     if (!inv)
         return exit_ok;
     // Every load option is checked; watch uses the interfaces, node-ip and
-    // tc-attach (cgroup, forward and the timeouts are load's alone).
+    // tc-attach and wait (cgroup, forward and the timeouts are load's alone).
     auto [load_options, choice] = load_choices(*inv);
     WatchOptions options{inv->pin_dir, std::move(choice), std::move(load_options.node_ips), load_options.tc_attach};
+    options.lock_wait = load_options.lock_wait;
     Fd stop = stop_signals();
     Reporter reporter;
     succeeded(watch(options, stop.get(), std::ref(reporter)));
