@@ -73,7 +73,7 @@ std::string exclude_pattern(const std::string& text) {
 
 // A repeatable option's values; one given twice is refused: harmless to the
 // datapath, but the list is not what its writer meant (a copy-paste, a
-// config file and a command line both naming it).
+// config file's key repeated with the same value).
 std::vector<std::string> distinct_values(const Invocation& inv, const char* name) {
     std::vector<std::string> values;
     if (inv.options.count(name))
