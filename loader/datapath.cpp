@@ -71,10 +71,10 @@ Result<void> remove_pins(const std::filesystem::path& dir, UnloadReport& report,
     return {};
 }
 
-Result<UnloadReport> unload(const std::filesystem::path& dir) {
+Result<UnloadReport> unload(const std::filesystem::path& dir, std::chrono::milliseconds lock_wait) {
     // Pins this build can migrate it can also remove: only tc_attachments is
     // read, and its layout is the same in every ABI so far.
-    auto locked = pin_dir::open_locked_any_abi(dir);
+    auto locked = pin_dir::open_locked_any_abi(dir, lock_wait);
     if (!locked)
         return std::unexpected(locked.error());
     if (auto abi = pin_dir::recorded_abi(dir); !abi)
@@ -95,11 +95,12 @@ Result<UnloadReport> unload(const std::filesystem::path& dir) {
     return report;
 }
 
-Result<std::vector<NodeAddr>> refresh(const std::filesystem::path& dir, const std::vector<Ipv4>& node_ips) {
+Result<std::vector<NodeAddr>> refresh(const std::filesystem::path& dir, const std::vector<Ipv4>& node_ips,
+                                      std::chrono::milliseconds lock_wait) {
     auto addrs = resolve_node_addrs(node_ips);
     if (!addrs)
         return std::unexpected(addrs.error());
-    auto locked = pin_dir::open_locked(dir);
+    auto locked = pin_dir::open_locked(dir, lock_wait);
     if (!locked)
         return std::unexpected(locked.error());
     auto recorded = pin_dir::recorded_config(dir);

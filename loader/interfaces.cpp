@@ -56,13 +56,14 @@ Result<std::vector<std::string>> choose_interfaces(const InterfaceChoice& choice
 }
 
 Result<std::vector<TcAttachment>> attach_interfaces(const std::filesystem::path& dir,
-                                                    const std::vector<std::string>& interfaces, TcAttachMode mode) {
+                                                    const std::vector<std::string>& interfaces, TcAttachMode mode,
+                                                    std::chrono::milliseconds lock_wait) {
     // libbpf's messages are kept for errors, not printed: re-adding a clsact
     // qdisc that exists, on every resync, makes the kernel say so. Whatever
     // an earlier call left is stale.
     capture_libbpf_log();
     (void)take_libbpf_log();
-    auto locked = pin_dir::open_locked(dir);
+    auto locked = pin_dir::open_locked(dir, lock_wait);
     if (!locked)
         return std::unexpected(locked.error());
     auto recorded = pin_dir::recorded_config(dir);

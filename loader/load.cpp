@@ -237,7 +237,7 @@ Result<LoadReport> load(const LoadOptions& options) {
     const bool dir_existed = std::filesystem::exists(dir);
     if (auto created = pin_dir::create(dir); !created)
         return std::unexpected(created.error());
-    auto locked = pin_dir::open_locked_any_abi(dir);
+    auto locked = pin_dir::open_locked_any_abi(dir, options.lock_wait);
     if (!locked)
         return std::unexpected(locked.error());
     auto migration = check_pins(dir);

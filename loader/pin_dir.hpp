@@ -7,6 +7,7 @@
 #include <bpf/bpf.h>
 #include <dirent.h>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -16,6 +17,7 @@
 
 #include "nodeport/abi.h"
 #include "nodeport/fd.hpp"
+#include "nodeport/lock_wait.hpp"
 #include "nodeport/result.hpp"
 
 namespace nodeport::pin_dir {
@@ -97,7 +99,10 @@ Result<Fd> open_map_any_abi(const std::filesystem::path& dir, std::string_view n
 // Holds an exclusive flock on the pin directory for the scope's lifetime.
 class Lock {
 public:
-    static Result<Lock> take(int dir_fd);
+    // Waits at most `wait` for another holder to let go (0: not at all),
+    // then fails naming the holder: "pin directory D is locked by pid N
+    // (comm) for more than S s" (errno EWOULDBLOCK).
+    static Result<Lock> take(int dir_fd, std::chrono::milliseconds wait = default_lock_wait);
     Lock(Lock&& other) noexcept;
     Lock(const Lock&) = delete;
     Lock& operator=(const Lock&) = delete;
@@ -115,10 +120,11 @@ struct Locked {
     Fd dir;
     Lock lock;
 };
-Result<Locked> open_locked(const std::filesystem::path& dir);
+Result<Locked> open_locked(const std::filesystem::path& dir, std::chrono::milliseconds wait = default_lock_wait);
 
 // Like open_locked, without looking at the map ABI: for `load`, which
 // migrates pins of an older one.
-Result<Locked> open_locked_any_abi(const std::filesystem::path& dir);
+Result<Locked> open_locked_any_abi(const std::filesystem::path& dir,
+                                   std::chrono::milliseconds wait = default_lock_wait);
 
 }  // namespace nodeport::pin_dir

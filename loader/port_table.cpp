@@ -1,6 +1,7 @@
 #include "nodeport/port_table.hpp"
 
 #include <bpf/bpf.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -45,35 +46,52 @@ Mapping to_mapping(const np_port_key& key, const np_backend& value) {
 }  // namespace
 
 // The process-wide mutex for threads sharing this PortTable, then the
-// flock of the pin directory for everyone else.
+// flock of the pin directory for everyone else; both within lock_wait_.
 class PortTable::WriteLock {
 public:
     static Result<WriteLock> take(const PortTable& table) {
-        std::unique_lock guard(*table.mutex_);
-        auto lock = pin_dir::Lock::take(table.dir_.get());
+        const auto start = std::chrono::steady_clock::now();
+        std::unique_lock guard(*table.mutex_, std::defer_lock);
+        // Free almost always: then the flock gets the whole wait (and its
+        // error names it); after waiting for a thread, what is left.
+        auto left = table.lock_wait_;
+        if (!guard.try_lock()) {
+            if (!guard.try_lock_for(table.lock_wait_))
+                return plain_error(fmt::format("another thread of this process holds the port table's write lock "
+                                               "for more than {:g} s",
+                                               std::chrono::duration<double>(table.lock_wait_).count()));
+            left = std::max(std::chrono::milliseconds{0},
+                            std::chrono::duration_cast<std::chrono::milliseconds>(
+                                table.lock_wait_ - (std::chrono::steady_clock::now() - start)));
+        }
+        auto lock = pin_dir::Lock::take(table.dir_.get(), left);
         if (!lock)
             return std::unexpected(lock.error());
         return WriteLock(std::move(guard), std::move(*lock));
     }
 
 private:
-    WriteLock(std::unique_lock<std::mutex> guard, pin_dir::Lock lock)
+    WriteLock(std::unique_lock<std::timed_mutex> guard, pin_dir::Lock lock)
         : guard_(std::move(guard)), lock_(std::move(lock)) {}
-    std::unique_lock<std::mutex> guard_;
+    std::unique_lock<std::timed_mutex> guard_;
     pin_dir::Lock lock_;
 };
 
-PortTable::PortTable(Fd dir, Fd map, SocketEnder ender)
-    : dir_(std::move(dir)), map_(std::move(map)), ender_(std::move(ender)), mutex_(std::make_unique<std::mutex>()) {}
+PortTable::PortTable(Fd dir, Fd map, SocketEnder ender, std::chrono::milliseconds lock_wait)
+    : dir_(std::move(dir)),
+      map_(std::move(map)),
+      ender_(std::move(ender)),
+      lock_wait_(lock_wait),
+      mutex_(std::make_unique<std::timed_mutex>()) {}
 
-Result<PortTable> PortTable::open(const std::filesystem::path& pin_dir) {
+Result<PortTable> PortTable::open(const std::filesystem::path& pin_dir, std::chrono::milliseconds lock_wait) {
     auto dir = pin_dir::open(pin_dir);
     if (!dir)
         return std::unexpected(dir.error());
     auto map = pin_dir::open_map(pin_dir, "ports");
     if (!map)
         return std::unexpected(map.error());
-    return PortTable(std::move(*dir), std::move(*map), SocketEnder::open(pin_dir));
+    return PortTable(std::move(*dir), std::move(*map), SocketEnder::open(pin_dir), lock_wait);
 }
 
 Result<void> PortTable::put(const Mapping& mapping) {

@@ -33,10 +33,10 @@ bool wants_routes(const WatchOptions& options) {
 
 Result<NodeState> sync_node(const WatchOptions& options) {
     auto names = choose_interfaces(options.interfaces);
-    auto attached = names ? attach_interfaces(options.pin_dir, *names, options.tc_attach)
+    auto attached = names ? attach_interfaces(options.pin_dir, *names, options.tc_attach, options.lock_wait)
                           : Result<std::vector<TcAttachment>>(std::unexpected(names.error()));
     // An interface that failed does not keep the node's addresses stale.
-    auto addrs = refresh(options.pin_dir, options.node_ips);
+    auto addrs = refresh(options.pin_dir, options.node_ips, options.lock_wait);
     if (!attached && !addrs)
         return plain_error(attached.error().message + "; " + addrs.error().message);
     if (!attached)

@@ -74,10 +74,45 @@ bad_input "load loopback node ip" "node-ip" load --pin-dir "$PIN" --cgroup "$TOP
 bad_input "load bad node ip" "node-ip" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --node-ip 10.0.0.256
 bad_input "load missing cgroup" "cgroup" load --pin-dir "$PIN" --cgroup /nonexistent/cgroup
 bad_input "load unknown interface" "iface" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface nosuch0
-bad_input "load --iface with --local-only" "iface" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface lo --local-only
-bad_input "load --iface all with a name" "iface" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface all --iface lo
-bad_input "load --exclude without --iface all" "exclude" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface lo \
+bad_input "load --iface with --local-only" "iface" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface nosuch0 \
+    --local-only
+bad_input "load --iface all with a name" "iface" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface all --iface nosuch0
+bad_input "load --exclude without --iface all" "exclude" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface nosuch0 \
     --exclude br0
+bad_input "load --iface lo (loopback)" "iface: 'lo' is the loopback interface" load --pin-dir "$PIN" \
+    --cgroup "$TOPO_CGROUP" --iface lo
+bad_input "load with an interface given twice" "iface: 'nosuch0' is given twice" load --pin-dir "$PIN" \
+    --cgroup "$TOPO_CGROUP" --iface nosuch0 --iface nosuch0
+bad_input "load --iface all twice" "iface: 'all' is given twice" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" \
+    --iface all --iface all
+bad_input "load --exclude given twice" "exclude: 'br0' is given twice" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" \
+    --iface all --exclude br0 --exclude br0
+bad_input "load --exclude with --local-only" "exclude" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --local-only \
+    --exclude br0
+bad_input "load --node-ip given twice" "node-ip: '10.8.0.1' is given twice" load --pin-dir "$PIN" \
+    --cgroup "$TOPO_CGROUP" --node-ip 10.8.0.1 --node-ip 10.8.0.1
+bad_input "load --local-only --tc-attach tcx" "tc-attach" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --local-only \
+    --tc-attach tcx
+bad_input "load --local-only --forward fib" "forward" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --local-only \
+    --forward fib
+bad_input "watch --iface lo" "iface" watch --pin-dir "$PIN" --iface lo
+# Paths: missing and of the wrong type are the same bad input, naming the field.
+bad_input "load --cgroup that is a plain directory" "cgroup: '/tmp' is not a cgroup v2 directory" load \
+    --pin-dir "$PIN" --cgroup /tmp --local-only
+bad_input "load --cgroup that is a file" "cgroup" load --pin-dir "$PIN" --cgroup /etc/hostname --local-only
+bad_input "load --config of a directory" "config: '/tmp' is a directory" load --pin-dir "$PIN" --config /tmp
+bad_input "set --pin-dir of a file" "pin-dir: '/etc/hostname' is not a directory" set --pin-dir /etc/hostname \
+    tcp/6667 10.8.0.3:80
+# Options are matched exactly: a prefix of one is unknown, not a guess.
+bad_input "list --jso (a prefix of --json)" "unrecognised option '--jso'" list --pin-dir "$PIN" --jso
+bad_input "list --pin (a prefix of --pin-dir)" "unrecognised option '--pin'" list --pin "$PIN"
+bad_input "set --own (a prefix of --owner)" "unrecognised option '--own'" set --pin-dir "$PIN" tcp/6667 10.8.0.3:80 \
+    --own sb-9
+bad_input "load --local (a prefix of --local-only)" "unrecognised option '--local'" load --pin-dir "$PIN" \
+    --cgroup "$TOPO_CGROUP" --local
+bad_input "sticky short options" "unrecognised option" list --pin-dir "$PIN" -hx
+bad_input "--pin-dir given twice" "pin-dir" list --pin-dir "$PIN" --pin-dir "$PIN"
+bad_input "flows --flush --json" "json" flows --pin-dir "$PIN" --flush --json
 bad_input "load --exclude with a blank" "exclude" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface all \
     --exclude "br 0"
 bad_input "load --config of a missing file" "config" load --pin-dir "$PIN" --config /nonexistent/nodeport.conf
@@ -107,6 +142,7 @@ printf '[{"proto": "udp", "port": 5, "backend": "10.8.0.2:80"}, {"proto": "udp",
 printf '{"proto": "tcp"' >"$SYNC_DIR/broken.json"
 bad_input "sync without --file" "file: missing" sync --pin-dir "$PIN"
 bad_input "sync of a missing file" "file" sync --pin-dir "$PIN" --file "$SYNC_DIR/nonexistent.json"
+bad_input "sync --file of a directory" "file: '$SYNC_DIR' is a directory" sync --pin-dir "$PIN" --file "$SYNC_DIR"
 bad_input "sync of broken JSON" "file" sync --pin-dir "$PIN" --file "$SYNC_DIR/broken.json"
 bad_input "sync with a bad port in entry 1" "entry 1: port" sync --pin-dir "$PIN" --file "$SYNC_DIR/bad-port.json"
 bad_input "sync with a port listed twice" "entry 1: node port" sync --pin-dir "$PIN" --file "$SYNC_DIR/twice.json"
@@ -162,6 +198,18 @@ np set udp/6667 10.8.0.2:6667 >/dev/null
 np del tcp/7001 >/dev/null
 "$NODEPORT" --help >/dev/null; expect_eq "--help exits 0" 0 $?
 expect_match "--help lists exit status 3 (status degraded)" "3 degraded" "$("$NODEPORT" --help)"
+# Each command's usage line (nodeport --help, COMMAND --help) names every
+# option the command takes (--pin-dir and --help are everyone's).
+missing=""
+for cmd in $("$NODEPORT" --help | sed -nE 's/^  ([a-z-]+).*/\1/p'); do
+    help=$("$NODEPORT" "$cmd" --help)
+    usage=$(printf '%s\n' "$help" | sed -n 's/^usage: nodeport //p')
+    for opt in $(printf '%s\n' "$help" | grep -oE '^  (-[a-z] \[ )?--[a-z-]+' | sed 's/.*--//'); do
+        case $opt in pin-dir | help) continue ;; esac
+        [[ " $usage " =~ [^a-z-]--$opt[^a-z-] ]] || missing="$missing $cmd:--$opt"
+    done
+done
+expect_eq "every command's usage line names its options" "" "$missing"
 expect_match "--version names the version, commit, map ABI and libbpf" \
     "^nodeport [0-9]+\.[0-9]+\.[0-9]+ \(commit ([0-9a-f]+|unknown)\), map ABI 2, libbpf [0-9]+\.[0-9]+$" "$("$NODEPORT" --version)"
 expect_eq "version --json has the map ABI" 2 "$("$NODEPORT" version --json | jq .abi)"

@@ -77,6 +77,28 @@ INSTANTIATE_TEST_SUITE_P(
                     BadSet{"entry_not_object", kNotObject.c_str(), "entry 1: entry"}),
     [](const auto& info) { return std::string(info.param.name); });
 
+// Edges the fuzzer (tests/fuzz/fuzz_sync_json) walks through: numbers that
+// would wrap into 1-65535 through a careless conversion, a NUL in a string,
+// nesting deep enough to overflow a recursive reader.
+TEST(ParseMappingsJson, RefusesNumbersThatWouldWrapAndOtherEdges) {
+    for (const char* port : {"18446744073709551615", "18446744073709486081", "4294967297", "65537", "-65535", "1e3",
+                             "1.0", "-0", "1e400"}) {
+        auto parsed = parse_mappings_json(std::string(R"([{"proto": "tcp", "backend": "10.8.0.2:80", "port": )") +
+                                          port + "}]");
+        ASSERT_FALSE(parsed) << port;
+        EXPECT_EQ(parsed.error().field, port == std::string("1e400") ? "file" : "entry 0: port") << port;
+    }
+    auto nul = parse_mappings_json(R"([{"proto": "tcp", "port": 1, "backend": "10.8.0.2:80", "owner": "a\u0000b"}])");
+    ASSERT_FALSE(nul);
+    EXPECT_EQ(nul.error().field, "entry 0: owner");
+    auto nul_proto = parse_mappings_json(R"([{"proto": "tcp\u0000", "port": 1, "backend": "10.8.0.2:80"}])");
+    ASSERT_FALSE(nul_proto);
+    EXPECT_EQ(nul_proto.error().field, "entry 0: protocol") << nul_proto.error().message;
+    auto deep = parse_mappings_json(std::string(100000, '[') + std::string(100000, ']'));
+    ASSERT_FALSE(deep);
+    EXPECT_EQ(deep.error().field, "entry 0: entry");
+}
+
 TEST(PlanSync, AddsUpdatesAndRemovesWhatDiffers) {
     const std::vector current = {mapping(Proto::tcp, 1, "10.8.0.2:80", "a"), mapping(Proto::tcp, 2, "10.8.0.2:80", "a"),
                                  mapping(Proto::tcp, 3, "10.8.0.2:80", "a"), mapping(Proto::udp, 1, "10.8.0.2:80")};

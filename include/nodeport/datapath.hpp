@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "nodeport/abi.h"
+#include "nodeport/lock_wait.hpp"
 #include "nodeport/result.hpp"
 #include "nodeport/types.hpp"
 
@@ -65,6 +66,8 @@ struct LoadOptions {
     TcAttachMode tc_attach = TcAttachMode::automatic;
     Forwarding forwarding = Forwarding::kernel;
     FlowTimeouts timeouts;
+    // How long to wait for another writer's lock on the pin directory.
+    std::chrono::milliseconds lock_wait = default_lock_wait;
 };
 
 // A load that found the maps of an older nodeport and moved them to this
@@ -99,11 +102,14 @@ struct UnloadReport {
 };
 
 // Detaches what nodeport attached and removes its pins, also those of a load
-// that failed half-way. Not loaded: an error.
-Result<UnloadReport> unload(const std::filesystem::path& pin_dir);
+// that failed half-way. Not loaded: an error. Waits at most `lock_wait` for
+// another writer (as refresh does).
+Result<UnloadReport> unload(const std::filesystem::path& pin_dir,
+                            std::chrono::milliseconds lock_wait = default_lock_wait);
 
 // Replaces the node address set (empty `node_ips`: discover them again).
-Result<std::vector<NodeAddr>> refresh(const std::filesystem::path& pin_dir, const std::vector<Ipv4>& node_ips);
+Result<std::vector<NodeAddr>> refresh(const std::filesystem::path& pin_dir, const std::vector<Ipv4>& node_ips,
+                                      std::chrono::milliseconds lock_wait = default_lock_wait);
 
 // The interfaces the TC programs are attached to.
 Result<std::vector<TcAttachment>> external_interfaces(const std::filesystem::path& pin_dir);

@@ -2,11 +2,13 @@
 // of them after load (`nodeport watch`, as interfaces come and go).
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "nodeport/datapath.hpp"
+#include "nodeport/lock_wait.hpp"
 #include "nodeport/result.hpp"
 
 namespace nodeport {
@@ -36,9 +38,11 @@ Result<std::vector<std::string>> choose_interfaces(const InterfaceChoice& choice
 // Makes the TC attachments of a loaded nodeport exactly `interfaces`, with
 // the programs `load` pinned (no reload): attaches new ones, keeps the
 // others, detaches and forgets those no longer wanted or gone. Under the pin
-// directory lock. `mode` applies to new interfaces only. One interface that
-// fails does not stop the others; the error names every one that failed.
+// directory lock, waited for at most `lock_wait`. `mode` applies to new
+// interfaces only. One interface that fails does not stop the others; the
+// error names every one that failed.
 Result<std::vector<TcAttachment>> attach_interfaces(const std::filesystem::path& pin_dir,
-                                                    const std::vector<std::string>& interfaces, TcAttachMode mode);
+                                                    const std::vector<std::string>& interfaces, TcAttachMode mode,
+                                                    std::chrono::milliseconds lock_wait = default_lock_wait);
 
 }  // namespace nodeport

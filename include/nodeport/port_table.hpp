@@ -4,6 +4,7 @@
 // remove never deletes an entry written after its check.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <memory>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "nodeport/fd.hpp"
+#include "nodeport/lock_wait.hpp"
 #include "nodeport/sock_end.hpp"
 #include "nodeport/sync.hpp"
 #include "nodeport/result.hpp"
@@ -56,7 +58,10 @@ struct RemoveResult {
 class PortTable {
 public:
     // Opens the pinned map of a loaded nodeport. Fails when it is not loaded.
-    static Result<PortTable> open(const std::filesystem::path& pin_dir);
+    // A writer (set, remove, flush, sync) waits at most `lock_wait` for the
+    // write lock, then fails naming the holder (pin_dir::Lock::take).
+    static Result<PortTable> open(const std::filesystem::path& pin_dir,
+                                  std::chrono::milliseconds lock_wait = default_lock_wait);
 
     // Maps the node port to the backend, replacing whatever was there. When
     // that changes the backend, the node's sockets translated to the old one
@@ -83,7 +88,7 @@ public:
     Result<SyncResult> sync(const std::vector<Mapping>& desired, ChangeOptions options = {});
 
 private:
-    PortTable(Fd dir, Fd map, SocketEnder ender);
+    PortTable(Fd dir, Fd map, SocketEnder ender, std::chrono::milliseconds lock_wait);
     class WriteLock;
     // Writes one entry; the caller holds the write lock.
     Result<void> put(const Mapping& mapping);
@@ -93,7 +98,8 @@ private:
     Fd dir_;  // the pin directory, flock'ed by writers
     Fd map_;
     SocketEnder ender_;
-    std::unique_ptr<std::mutex> mutex_;  // threads sharing one PortTable share dir_'s flock
+    std::chrono::milliseconds lock_wait_;
+    std::unique_ptr<std::timed_mutex> mutex_;  // threads sharing one PortTable share dir_'s flock
 };
 
 }  // namespace nodeport

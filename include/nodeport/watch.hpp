@@ -29,6 +29,8 @@ struct WatchOptions {
     // most retry_max apart.
     std::chrono::milliseconds retry_first{500};
     std::chrono::milliseconds retry_max{30'000};
+    // How long a resync waits for another writer's lock (a load running).
+    std::chrono::milliseconds lock_wait = default_lock_wait;
 };
 
 // What the datapath follows after one resync.

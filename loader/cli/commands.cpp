@@ -46,8 +46,9 @@ nlohmann::json to_json(const Mapping& m) {
             {"owner", printable(m.owner)}};
 }
 
+// The options of a command that changes the table: --terminate and --wait.
 po::options_description terminate_description() {
-    po::options_description options;
+    po::options_description options = wait_description();
     options.add_options()("terminate",
                           "also end the node's TCP connections to the replaced backend (connected UDP sockets "
                           "are always ended)");
@@ -75,7 +76,7 @@ int cmd_set(const Args& argv) {
         return exit_ok;
     Mapping mapping{valid(parse_node_port(inv->args[0])), valid(parse_backend(inv->args[1])),
                     owner_option(*inv).value_or("")};
-    auto table = succeeded(PortTable::open(inv->pin_dir));
+    auto table = succeeded(PortTable::open(inv->pin_dir, lock_wait_option(*inv)));
     auto result = succeeded(table.set(mapping, change_options(*inv)));
     std::cout << describe(mapping) << (result.replaced ? " (was " + to_string(*result.replaced) + ")" : "") << "\n";
     report(result.ended);
@@ -90,7 +91,7 @@ int cmd_del(const Args& argv) {
         return exit_ok;
     NodePort node_port = valid(parse_node_port(inv->args[0]));
     auto owner = owner_option(*inv);
-    auto table = succeeded(PortTable::open(inv->pin_dir));
+    auto table = succeeded(PortTable::open(inv->pin_dir, lock_wait_option(*inv)));
     auto result = succeeded(table.remove(node_port, owner, change_options(*inv)));
     switch (result.outcome) {
     case RemoveOutcome::removed:
@@ -160,6 +161,8 @@ int cmd_flows(const Args& argv) {
     auto inv = parse("flows", argv, options, {}, {"node port"});
     if (!inv)
         return exit_ok;
+    if (inv->options.count("flush") && inv->options.count("json"))
+        throw UsageError("json: not with --flush (it prints one line, the number of flows forgotten)");
     std::optional<NodePort> only;
     if (!inv->args.empty()) {
         if (!inv->options.count("flush"))
@@ -197,10 +200,10 @@ int cmd_flows(const Args& argv) {
 }
 
 int cmd_flush(const Args& argv) {
-    auto inv = parse("flush", argv, po::options_description{});
+    auto inv = parse("flush", argv, wait_description());
     if (!inv)
         return exit_ok;
-    auto table = succeeded(PortTable::open(inv->pin_dir));
+    auto table = succeeded(PortTable::open(inv->pin_dir, lock_wait_option(*inv)));
     std::cout << "removed " << succeeded(table.flush()) << " mappings\n";
     return exit_ok;
 }
@@ -208,11 +211,8 @@ int cmd_flush(const Args& argv) {
 // The text of --file: a path, or - for standard input.
 std::string read_input(const std::string& name) {
     std::ifstream file;
-    if (name != "-") {
-        file.open(name);
-        if (!file)
-            throw UsageError(fmt::format("file: cannot read '{}'", name));
-    }
+    if (name != "-")
+        file = open_input("file", name);
     std::istream& in = name == "-" ? std::cin : file;
     return std::string(std::istreambuf_iterator<char>(in), {});
 }
@@ -239,8 +239,9 @@ int cmd_sync(const Args& argv) {
         return exit_ok;
     if (!inv->options.count("file"))
         throw UsageError("file: missing (--file FILE, or --file - for standard input)");
+    const auto lock_wait = lock_wait_option(*inv);
     auto desired = valid(parse_mappings_json(read_input(inv->options["file"].as<std::string>())));
-    auto table = succeeded(PortTable::open(inv->pin_dir));
+    auto table = succeeded(PortTable::open(inv->pin_dir, lock_wait));
     const bool dry_run = inv->options.count("dry-run") > 0;
     SyncResult counts;
     if (dry_run) {
@@ -291,24 +292,25 @@ int cmd_version(const Args& argv) {
 const std::vector<Command>& commands() {
     static const std::vector<Command> all = {
         {"load",
-         "load [--config FILE] [--cgroup PATH] [--node-ip IP]... [--iface IF... | --iface all [--exclude IF]...] "
-         "[--local-only]",
+         "load [--config FILE] [--cgroup PATH] [--node-ip IP]... [--iface IF... | --iface all [--exclude IF]... | "
+         "--local-only] [--tc-attach auto|tcx|clsact] [--forward kernel|fib] [--tcp-timeout S] [--tcp-syn-timeout S] "
+         "[--tcp-closing-timeout S] [--udp-timeout S] [--wait S]",
          "attach the forwarding programs and pin them with the maps; idempotent, mappings survive", cmd_load},
-        {"unload", "unload", "detach everything nodeport attached and remove its pins", cmd_unload},
-        {"set", "set PROTO/PORT IP:PORT [--owner ID] [--terminate]",
+        {"unload", "unload [--wait S]", "detach everything nodeport attached and remove its pins", cmd_unload},
+        {"set", "set PROTO/PORT IP:PORT [--owner ID] [--terminate] [--wait S]",
          "forward the node port to a sandbox, replacing any earlier target", cmd_set},
-        {"del", "del PROTO/PORT [--owner ID] [--terminate]",
+        {"del", "del PROTO/PORT [--owner ID] [--terminate] [--wait S]",
          "stop forwarding the node port; with --owner only while that owner holds it", cmd_del},
         {"get", "get PROTO/PORT", "show where a node port goes (exit 1 when it is not mapped)", cmd_get},
         {"list", "list [--json]", "show every mapping", cmd_list},
         {"flows", "flows [--json] | flows --flush [PROTO/PORT]",
          "show the external connections being translated, or forget them", cmd_flows},
-        {"flush", "flush", "remove every mapping", cmd_flush},
-        {"sync", "sync --file FILE|- [--dry-run] [--json] [--terminate]",
+        {"flush", "flush [--wait S]", "remove every mapping", cmd_flush},
+        {"sync", "sync --file FILE|- [--dry-run] [--json] [--terminate] [--wait S]",
          "make the table equal to a JSON list of mappings (a controller's whole state): adds and overwrites first, "
          "removals last",
          cmd_sync},
-        {"refresh", "refresh [--node-ip IP]...", "re-read the node's addresses (after an address change)",
+        {"refresh", "refresh [--node-ip IP]... [--wait S]", "re-read the node's addresses (after an address change)",
          cmd_refresh},
         {"status", "status [--json]",
          "what is loaded and attached, and what makes a mapped port unreachable (exit 0 healthy, 1 not loaded, "
@@ -320,7 +322,9 @@ const std::vector<Command>& commands() {
          "not loaded: every target)",
          cmd_legacy_iptables},
         {"watch",
-         "watch [--config FILE] [--node-ip IP]... [--iface IF... | --iface all [--exclude IF]...] [--local-only]",
+         "watch [--config FILE] [--node-ip IP]... [--iface IF... | --iface all [--exclude IF]... | --local-only] "
+         "[--tc-attach auto|tcx|clsact] [load's other options: --cgroup PATH --forward kernel|fib --tcp-timeout S "
+         "--tcp-syn-timeout S --tcp-closing-timeout S --udp-timeout S] [--wait S]",
          "follow the node: attach to interfaces as they appear, forget those that go, re-read the node's addresses; "
          "takes load's options (uses iface, exclude, node-ip, tc-attach), runs until SIGTERM and leaves the datapath "
          "attached",

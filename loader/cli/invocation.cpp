@@ -2,10 +2,15 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <iostream>
+
+#include "nodeport/lock_wait.hpp"
 
 namespace nodeport::cli {
 
@@ -13,15 +18,19 @@ namespace po = boost::program_options;
 
 namespace {
 
+// Boost's default style takes any unambiguous prefix of a long option
+// (`--pin X` for `--pin-dir X`, `--jso`): a typo, or an option added later
+// that shares the prefix, would silently change what a script means. Every
+// option is matched exactly; the only short option is -h.
+constexpr int exact_style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+
 // Options from --config FILE, stored after the command line's: po::store
 // keeps the first value stored for an option, so the command line wins, also
 // for a repeatable option (the file's values are not added to it; none of
 // ours is `composing`). A key the command does not know is bad input.
 void store_config_file(const po::options_description& file_options, po::variables_map& vm) {
     const auto path = vm["config"].as<std::string>();
-    std::ifstream file(path);
-    if (!file)
-        throw UsageError(fmt::format("config: cannot read '{}': {}", path, std::strerror(errno)));
+    std::ifstream file = open_input("config", path);
     try {
         po::store(po::parse_config_file(file, file_options, false), vm);
     } catch (const po::error& e) {
@@ -55,7 +64,8 @@ std::optional<Invocation> parse_options(std::string_view command, const Args& ar
 
     Invocation inv;
     try {
-        po::store(po::command_line_parser(argv).options(all).positional(positional).run(), inv.options);
+        po::store(po::command_line_parser(argv).options(all).positional(positional).style(exact_style).run(),
+                  inv.options);
     } catch (const po::error& e) {
         throw UsageError(e.what());
     }
@@ -81,10 +91,26 @@ std::optional<Invocation> parse_options(std::string_view command, const Args& ar
     inv.pin_dir = inv.options["pin-dir"].as<std::string>();
     if (!inv.pin_dir.is_absolute())
         throw UsageError(fmt::format("pin-dir: '{}' is not an absolute path", inv.pin_dir.string()));
+    // Missing is a state (not loaded; load creates it), a file is a typo.
+    std::error_code ec;
+    if (std::filesystem::exists(inv.pin_dir, ec) && !std::filesystem::is_directory(inv.pin_dir, ec))
+        throw UsageError(fmt::format("pin-dir: '{}' is not a directory", inv.pin_dir.string()));
     return inv;
 }
 
 }  // namespace
+
+std::ifstream open_input(std::string_view field, const std::string& path) {
+    // An ifstream opens a directory and then reads nothing (or fails with
+    // EISDIR): say what is wrong before reading.
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+        throw UsageError(fmt::format("{}: '{}' is a directory, not a file", field, path));
+    std::ifstream file(path);
+    if (!file)
+        throw UsageError(fmt::format("{}: cannot read '{}': {}", field, path, std::strerror(errno)));
+    return file;
+}
 
 std::optional<Invocation> parse(std::string_view command, const Args& argv, po::options_description options,
                                 std::vector<std::string_view> positional_names,
@@ -98,11 +124,39 @@ std::optional<Invocation> parse_with_config(std::string_view command, const Args
     return parse_options(command, argv, std::move(options), {}, {}, true);
 }
 
+po::options_description wait_description() {
+    po::options_description options;
+    options.add_options()("wait", po::value<std::string>(),
+                          fmt::format("seconds to wait for another writer holding the pin directory's lock, then "
+                                      "fail naming it (0: fail at once; default {})",
+                                      std::chrono::duration_cast<std::chrono::seconds>(default_lock_wait).count())
+                              .c_str());
+    return options;
+}
+
+std::chrono::milliseconds lock_wait_option(const Invocation& inv) {
+    constexpr unsigned max_seconds = 3600;
+    if (!inv.options.count("wait"))
+        return default_lock_wait;
+    const auto& text = inv.options["wait"].as<std::string>();
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])) || ec != std::errc{} ||
+        end != text.data() + text.size() || value > max_seconds)
+        throw UsageError(fmt::format("wait: '{}' is not a number of seconds (0-{})", text, max_seconds));
+    return std::chrono::seconds(value);
+}
+
 std::vector<Ipv4> node_ip_options(const Invocation& inv) {
     std::vector<Ipv4> ips;
     if (inv.options.count("node-ip"))
-        for (const auto& text : inv.options["node-ip"].as<std::vector<std::string>>())
-            ips.push_back(valid(parse_node_ip(text)));
+        for (const auto& text : inv.options["node-ip"].as<std::vector<std::string>>()) {
+            Ipv4 ip = valid(parse_node_ip(text));
+            // Harmless to the maps, but a sign the list is not what was meant.
+            if (std::ranges::find(ips, ip) != ips.end())
+                throw UsageError(fmt::format("node-ip: '{}' is given twice", text));
+            ips.push_back(ip);
+        }
     return ips;
 }
 

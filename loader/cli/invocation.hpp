@@ -4,7 +4,9 @@
 
 #include <boost/program_options.hpp>
 
+#include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,6 +38,15 @@ std::optional<Invocation> parse(std::string_view command, const Args& argv,
 // file that cannot be read, is bad input naming it. No positional arguments.
 std::optional<Invocation> parse_with_config(std::string_view command, const Args& argv,
                                             boost::program_options::options_description options);
+
+// A file named by option `field`, open for reading; missing, unreadable or a
+// directory is bad input naming the field.
+std::ifstream open_input(std::string_view field, const std::string& path);
+
+// --wait SECONDS, for the commands that take the pin directory's lock:
+// whole seconds, 0 (fail at once) to 3600; default 5.
+boost::program_options::options_description wait_description();
+std::chrono::milliseconds lock_wait_option(const Invocation& inv);
 
 // --node-ip, repeatable.
 boost::program_options::options_description node_ip_description();

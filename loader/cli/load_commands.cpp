@@ -36,10 +36,10 @@ int cmd_load(const Args& argv) {
 }
 
 int cmd_unload(const Args& argv) {
-    auto inv = parse("unload", argv, po::options_description{});
+    auto inv = parse("unload", argv, wait_description());
     if (!inv)
         return exit_ok;
-    auto report = succeeded(unload(inv->pin_dir));
+    auto report = succeeded(unload(inv->pin_dir, lock_wait_option(*inv)));
     std::cout << fmt::format("unloaded {} ({} links detached, {} maps unpinned{})\n", inv->pin_dir.string(),
                              report.links, report.maps,
                              report.clsact_interfaces.empty()
@@ -52,10 +52,12 @@ int cmd_unload(const Args& argv) {
 }
 
 int cmd_refresh(const Args& argv) {
-    auto inv = parse("refresh", argv, node_ip_description());
+    auto options = node_ip_description();
+    options.add(wait_description());
+    auto inv = parse("refresh", argv, options);
     if (!inv)
         return exit_ok;
-    auto addrs = succeeded(refresh(inv->pin_dir, node_ip_options(*inv)));
+    auto addrs = succeeded(refresh(inv->pin_dir, node_ip_options(*inv), lock_wait_option(*inv)));
     std::cout << "node addresses: " << describe(addrs) << "\n";
     return exit_ok;
 }

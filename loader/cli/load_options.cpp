@@ -1,11 +1,18 @@
 #include "load_options.hpp"
 
 #include <fmt/format.h>
+#include <linux/magic.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/vfs.h>
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <string_view>
+
+#include "nodeport/fd.hpp"
 
 namespace nodeport::cli {
 namespace {
@@ -73,14 +80,35 @@ std::string exclude_pattern(const std::string& text) {
     return text;
 }
 
+// A repeatable option's values; one given twice is refused: harmless to the
+// datapath, but the list is not what its writer meant (a copy-paste, a
+// config file's key repeated with the same value).
+std::vector<std::string> distinct_values(const Invocation& inv, const char* name) {
+    std::vector<std::string> values;
+    if (inv.options.count(name))
+        values = inv.options[name].as<std::vector<std::string>>();
+    for (auto it = values.begin(); it != values.end(); ++it)
+        if (std::find(values.begin(), it, *it) != it)
+            throw UsageError(fmt::format("{}: '{}' is given twice", name, *it));
+    return values;
+}
+
+// IFF_LOOPBACK: TC programs on loopback would see the node's own traffic,
+// which the socket hooks already translate; `all` leaves it out too.
+bool is_loopback(const std::string& name) {
+    Fd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    ifreq req{};
+    name.copy(req.ifr_name, IF_NAMESIZE - 1);
+    return sock.valid() && ::ioctl(sock.get(), SIOCGIFFLAGS, &req) == 0 && (req.ifr_flags & IFF_LOOPBACK);
+}
+
 // --iface IF... (checked as `check` says), --iface all [--exclude IF...],
 // --local-only, or none of them: the default route's interface.
 InterfaceChoice interface_choice(const Invocation& inv, InterfaceCheck check) {
     bool local_only = inv.options["local-only"].as<bool>();
     std::vector<std::string> exclude;
-    if (inv.options.count("exclude"))
-        for (const auto& text : inv.options["exclude"].as<std::vector<std::string>>())
-            exclude.push_back(exclude_pattern(text));
+    for (const auto& text : distinct_values(inv, "exclude"))
+        exclude.push_back(exclude_pattern(text));
     if (!inv.options.count("iface")) {
         if (!exclude.empty())
             throw UsageError("exclude: only with --iface all");
@@ -90,7 +118,7 @@ InterfaceChoice interface_choice(const Invocation& inv, InterfaceCheck check) {
     }
     if (local_only)
         throw UsageError("iface: --iface and --local-only exclude each other");
-    auto names = inv.options["iface"].as<std::vector<std::string>>();
+    auto names = distinct_values(inv, "iface");
     if (std::ranges::find(names, "all") != names.end()) {
         if (names.size() != 1)
             throw UsageError("iface: 'all' cannot be combined with interface names (leave some out with --exclude)");
@@ -103,6 +131,9 @@ InterfaceChoice interface_choice(const Invocation& inv, InterfaceCheck check) {
             throw UsageError(fmt::format("iface: '{}' is not an interface name", name));
         if (check == InterfaceCheck::exists && if_nametoindex(name.c_str()) == 0)
             throw UsageError(fmt::format("iface: '{}' is not an interface in this network namespace", name));
+        if (is_loopback(name))  // false for an interface that does not exist (yet)
+            throw UsageError(fmt::format("iface: '{}' is the loopback interface (the node's own traffic is "
+                                         "forwarded by the socket hooks, without TC)", name));
     }
     return InterfaceChoice{.kind = InterfaceChoice::Kind::named, .names = std::move(names), .exclude = {}};
 }
@@ -132,6 +163,7 @@ po::options_description load_description() {
         ("tcp-closing-timeout", po::value<std::string>(),
          "seconds a half-closed TCP flow may idle, and a closed one (FIN both ways) lives (120)")
         ("udp-timeout", po::value<std::string>(), "seconds an idle external UDP flow lives (60)");
+    options.add(wait_description());
     return options;
 }
 
@@ -143,14 +175,25 @@ LoadChoices load_choices(const Invocation& inv, InterfaceCheck check) {
                               .interfaces = {},  // chosen from `choice` when acting
                               .tc_attach = tc_attach_option(inv),
                               .forwarding = forwarding_option(inv),
-                              .timeouts = timeout_options(inv)};
+                              .timeouts = timeout_options(inv),
+                              .lock_wait = lock_wait_option(inv)};
     if (inv.options.count("cgroup")) {
         fs::path cgroup = inv.options["cgroup"].as<std::string>();
-        if (!fs::is_directory(cgroup))
-            throw UsageError(fmt::format("cgroup: '{}' is not a directory", cgroup.string()));
+        // Missing and wrong-type alike: the path is not what load needs.
+        struct statfs st{};
+        if (::statfs(cgroup.c_str(), &st) != 0 || st.f_type != CGROUP2_SUPER_MAGIC || !fs::is_directory(cgroup))
+            throw UsageError(fmt::format("cgroup: '{}' is not a cgroup v2 directory", cgroup.string()));
         out.options.cgroup = cgroup;
     }
     out.choice = interface_choice(inv, check);
+    // Options only the TC programs use mean nothing without them; a value
+    // other than the default says the writer expected TC programs.
+    if (out.choice.kind == InterfaceChoice::Kind::none) {
+        if (out.options.tc_attach != TcAttachMode::automatic)
+            throw UsageError("tc-attach: has no effect with --local-only (no TC programs are attached)");
+        if (out.options.forwarding != Forwarding::kernel)
+            throw UsageError("forward: has no effect with --local-only (no TC programs are attached)");
+    }
     return out;
 }
 

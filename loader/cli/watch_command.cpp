@@ -42,13 +42,15 @@ Fd control_signals() {
 // throws UsageError. Only the interface names' syntax is checked: a named
 // interface that is missing now is attached when it appears.
 WatchOptions watch_options(const Invocation& inv) {
-    // Every load option is checked; watch uses the interfaces, node-ip and
-    // tc-attach (cgroup, forward and the timeouts are load's alone).
+    // Every load option is checked; watch uses the interfaces, node-ip,
+    // tc-attach and wait (cgroup, forward and the timeouts are load's alone).
     auto [load_options, choice] = load_choices(inv, InterfaceCheck::syntax);
-    return WatchOptions{.pin_dir = inv.pin_dir,
-                        .interfaces = std::move(choice),
-                        .node_ips = std::move(load_options.node_ips),
-                        .tc_attach = load_options.tc_attach};
+    WatchOptions options{.pin_dir = inv.pin_dir,
+                         .interfaces = std::move(choice),
+                         .node_ips = std::move(load_options.node_ips),
+                         .tc_attach = load_options.tc_attach};
+    options.lock_wait = load_options.lock_wait;
+    return options;
 }
 
 // One line per change, so the journal tells when an interface came or went.
