@@ -3,8 +3,9 @@
 # any point leaves a state the next command converges from:
 #  1. a first load failing at each named point (test hook) leaves nothing;
 #  2. a reload failing leaves the programs, values and attachments it found;
-#  3. a reload that runs out of tc_attachments room half-way (a real failure)
-#     is taken back, the interfaces attached before it kept;
+#  3. 65 interfaces are refused before anything changes; a reload that runs
+#     out of tc_attachments room half-way (a real failure) is taken back,
+#     the interfaces attached before it kept;
 #  4. SIGKILL at named points of load, reload, set, sync and unload: the lock
 #     is free, the table is before or after, the next command converges;
 #  5. SIGKILL at random moments of first loads and reloads.
@@ -70,7 +71,19 @@ for mode in tcx clsact; do
     npn unload >/dev/null
 done
 
-# --- 3. Out of tc_attachments room half-way: a real failure, taken back ---
+# --- 3. More interfaces than tc_attachments holds ---
+MANY=()
+for i in $(seq 1 65); do
+    ip -n "$TOPO-node" link add "many$i" type veth peer name "manyp$i"
+    MANY+=(--iface "many$i")
+done
+out=$(npn load --cgroup "$TOPO_CGROUP" "${MANY[@]}" --tc-attach clsact 2>&1)
+expect_eq "a clsact load naming 65 interfaces is bad input (exit 2) and changes nothing" "2 $NOTHING" "$? $(nothing_left)"
+expect_match "naming the limit" "iface: 65 interfaces named; nodeport attaches to at most 64" "$out"
+expect_eq "no qdisc on any of them" 0 "$(for i in $(seq 1 65); do topo_in node tc qdisc show dev "many$i"; done | grep -c clsact)"
+for i in $(seq 1 65); do ip -n "$TOPO-node" link del "many$i"; done
+
+# --- 3b. Out of tc_attachments room half-way: a real failure, taken back ---
 for i in $(seq 1 40); do
     ip -n "$TOPO-node" link add "old$i" type veth peer name "oldp$i"
     ip -n "$TOPO-node" link add "new$i" type veth peer name "newp$i"

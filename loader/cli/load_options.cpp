@@ -12,6 +12,7 @@
 #include <charconv>
 #include <string_view>
 
+#include "nodeport/abi.h"
 #include "nodeport/fd.hpp"
 
 namespace nodeport::cli {
@@ -186,6 +187,9 @@ LoadChoices load_choices(const Invocation& inv, InterfaceCheck check) {
         out.options.cgroup = cgroup;
     }
     out.choice = interface_choice(inv, check);
+    if (out.choice.names.size() > NP_MAX_TC_ATTACHMENTS)
+        throw UsageError(fmt::format("iface: {} interfaces named; nodeport attaches to at most {}",
+                                     out.choice.names.size(), NP_MAX_TC_ATTACHMENTS));
     // Options only the TC programs use mean nothing without them; a value
     // other than the default says the writer expected TC programs.
     if (out.choice.kind == InterfaceChoice::Kind::none) {
