@@ -103,11 +103,8 @@ Result<std::vector<NodeAddr>> refresh(const std::filesystem::path& dir, const st
     auto locked = pin_dir::open_locked(dir, lock_wait);
     if (!locked)
         return std::unexpected(locked.error());
-    auto recorded = pin_dir::recorded_config(dir);
-    if (!recorded)
-        return std::unexpected(recorded.error());
     // Another namespace's addresses would replace the node's.
-    if (auto ok = netns::check_same(recorded->node_netns_cookie, dir, "refresh"); !ok)
+    if (auto ok = netns::check_loaded_here(dir, "refresh"); !ok)
         return std::unexpected(ok.error());
     auto map = pin_dir::open_map(dir, "node_addrs");
     if (!map)

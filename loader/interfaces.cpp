@@ -66,10 +66,7 @@ Result<std::vector<TcAttachment>> attach_interfaces(const std::filesystem::path&
     auto locked = pin_dir::open_locked(dir, lock_wait);
     if (!locked)
         return std::unexpected(locked.error());
-    auto recorded = pin_dir::recorded_config(dir);
-    if (!recorded)
-        return std::unexpected(recorded.error());
-    if (auto ok = netns::check_same(recorded->node_netns_cookie, dir, "watch"); !ok)
+    if (auto ok = netns::check_loaded_here(dir, "watch"); !ok)
         return std::unexpected(ok.error());
     // Opened under the lock: a load running meanwhile has pinned its programs.
     auto programs = tc::open_pinned_programs(dir);

@@ -70,20 +70,14 @@ Result<std::vector<std::filesystem::path>> check_links_cgroup(const std::filesys
     auto want = cgroup_id(cgroup_fd);
     if (!want)
         return std::unexpected(want.error());
-    auto names = pin_dir::link_names(dir);
-    if (!names)
-        return std::unexpected(names.error());
-    for (const auto& name : *names) {
-        const auto pin = pin_dir::links_dir(dir) / name;
-        Fd link(pin_dir::obj_get(pin));
-        bpf_link_info info{};
-        __u32 len = sizeof info;
-        if (!link.valid() || bpf_link_get_info_by_fd(link.get(), &info, &len) != 0)
-            return errno_error(errno, "read link " + pin.string());
+    auto links = pinned_links(dir);
+    if (!links)
+        return std::unexpected(links.error());
+    for (const auto& [name, info] : *links) {
         if (info.type != BPF_LINK_TYPE_CGROUP)
             continue;
         if (info.cgroup.cgroup_id == 0)
-            defunct.push_back(pin);
+            defunct.push_back(pin_dir::links_dir(dir) / name);
         else if (info.cgroup.cgroup_id != *want)
             return plain_error("nodeport is already attached to another cgroup (id " +
                                std::to_string(info.cgroup.cgroup_id) + ") at " + dir.string() +
@@ -243,10 +237,7 @@ Result<LoadReport> load(const LoadOptions& options) {
     auto migration = check_pins(dir);
     if (!migration)
         return std::unexpected(migration.error());
-    auto recorded = pin_dir::recorded_config(dir);
-    if (!recorded)
-        return std::unexpected(recorded.error());
-    if (auto ok = netns::check_same(recorded->node_netns_cookie, dir, "load"); !ok)
+    if (auto ok = netns::check_loaded_here(dir, "load"); !ok)
         return std::unexpected(ok.error());
     if (auto ok = pin_dir::check_adoptable(locked->dir.get(), dir); !ok)
         return std::unexpected(ok.error());

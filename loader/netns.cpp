@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "nodeport/fd.hpp"
+#include "pin_dir.hpp"
 
 namespace nodeport::netns {
 namespace {
@@ -116,6 +117,13 @@ Result<void> check_same(std::uint64_t loaded_in, const std::filesystem::path& pi
                                    pin_dir.string(), describe(loaded_in, there), command, describe(*here),
                                    there ? " (nsenter --net=" + there->path.string() + " nodeport " + command + " ...)"
                                          : ", or run unload, which removes what remains"));
+}
+
+Result<void> check_loaded_here(const std::filesystem::path& pin_dir, const std::string& command) {
+    auto recorded = pin_dir::recorded_config(pin_dir);
+    if (!recorded)
+        return std::unexpected(recorded.error());
+    return check_same(recorded->node_netns_cookie, pin_dir, command);
 }
 
 }  // namespace nodeport::netns

@@ -43,4 +43,7 @@ Result<void> run_in(const std::filesystem::path& path, const std::function<Resul
 // namespaces when this thread is in another one.
 Result<void> check_same(std::uint64_t loaded_in, const std::filesystem::path& pin_dir, const std::string& command);
 
+// check_same with the namespace recorded in <pin_dir>/node_config.
+Result<void> check_loaded_here(const std::filesystem::path& pin_dir, const std::string& command);
+
 }  // namespace nodeport::netns

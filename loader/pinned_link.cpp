@@ -22,6 +22,25 @@ Result<Fd> program_of_link(int link_fd) {
     return prog;
 }
 
+Result<std::vector<PinnedLink>> pinned_links(const std::filesystem::path& dir) {
+    auto names = pin_dir::link_names(dir);
+    if (!names)
+        return std::unexpected(names.error());
+    std::vector<PinnedLink> links;
+    for (const auto& name : *names) {
+        const auto pin = pin_dir::links_dir(dir) / name;
+        Fd link(pin_dir::obj_get(pin));
+        if (!link.valid() && errno == ENOENT)
+            continue;
+        PinnedLink out{name, {}};
+        __u32 len = sizeof out.info;
+        if (!link.valid() || bpf_link_get_info_by_fd(link.get(), &out.info, &len) != 0)
+            return errno_error(errno, "read link " + pin.string());
+        links.push_back(std::move(out));
+    }
+    return links;
+}
+
 Result<void> attach_pinned(int prog_fd, const std::filesystem::path& pin, const std::function<int()>& make_link,
                            const std::string& what, UndoLog& undo) {
     // Closing our fd leaves the link attached: the pin holds it.

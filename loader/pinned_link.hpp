@@ -2,8 +2,12 @@
 // taken back when the load that changed them fails.
 #pragma once
 
+#include <bpf/bpf.h>
+
 #include <filesystem>
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "nodeport/fd.hpp"
 #include "nodeport/result.hpp"
@@ -23,5 +27,15 @@ Result<void> attach_pinned(int prog_fd, const std::filesystem::path& pin, const 
 
 // The program a link runs.
 Result<Fd> program_of_link(int link_fd);
+
+struct PinnedLink {
+    std::string name;  // its file name under <pin-dir>/links
+    bpf_link_info info;
+};
+
+// Every link pinned under <pin-dir>/links, with what the kernel says of it. A
+// link unpinned between the listing and its open is gone, not an error:
+// readers that take no lock (status) see loads and watches at work.
+Result<std::vector<PinnedLink>> pinned_links(const std::filesystem::path& dir);
 
 }  // namespace nodeport

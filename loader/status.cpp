@@ -21,6 +21,7 @@
 #include "nodeport/legacy_iptables.hpp"
 #include "nodeport/port_table.hpp"
 #include "pin_dir.hpp"
+#include "pinned_link.hpp"
 #include "run_tool.hpp"
 #include "status_checks.hpp"
 #include "sysctl.hpp"
@@ -38,22 +39,13 @@ std::string or_empty(const char* text) {
 }
 
 // status takes no lock (it only reads, and must answer while a load or
-// watch holds it), so a link can be unpinned between the directory listing
-// and its open: such a link is gone, not an error, and not "not loaded".
+// watch holds it): a link unpinned meanwhile is simply not listed.
 Result<std::vector<ProgramStatus>> read_programs(const std::filesystem::path& dir) {
     std::vector<ProgramStatus> programs;
-    auto names = pin_dir::link_names(dir);
-    if (!names)
-        return std::unexpected(names.error());
-    for (const auto& name : *names) {
-        const auto pin = pin_dir::links_dir(dir) / name;
-        Fd link(pin_dir::obj_get(pin));
-        if (!link.valid() && errno == ENOENT)
-            continue;  // unpinned since the listing
-        bpf_link_info info{};
-        __u32 len = sizeof info;
-        if (!link.valid() || bpf_link_get_info_by_fd(link.get(), &info, &len) != 0)
-            return errno_error(errno, "read link " + pin.string());
+    auto links = pinned_links(dir);
+    if (!links)
+        return std::unexpected(links.error());
+    for (const auto& [name, info] : *links) {
         ProgramStatus p;
         p.pin = name;
         p.prog_id = info.prog_id;
