@@ -154,7 +154,6 @@ Result<void> load_objects(sock_bpf* sock, tc_bpf* tc, const Abi1Migration* migra
     return {};
 }
 
-
 // Puts a value back into an array map's entry 0 when a load is taken back.
 template <class Value>
 void restore_on_undo(UndoLog& undo, int map_fd) {
