@@ -202,8 +202,11 @@ expect_match "--help lists exit status 4 (kept for another owner)" "4  del --own
 # Each command's usage line (nodeport --help, COMMAND --help) names every
 # option the command takes (--pin-dir and --help are everyone's).
 missing=""
+no_example=""
 for cmd in $("$NODEPORT" --help | sed -nE 's/^  ([a-z-]+).*/\1/p'); do
     help=$("$NODEPORT" "$cmd" --help)
+    printf '%s\n' "$help" | grep -qE "^example: nodeport $cmd( |$)" || no_example="$no_example $cmd"
+    printf '%s\n' "$help" | grep -qE "^exit status: 0 done" || no_example="$no_example $cmd:exit-status"
     usage=$(printf '%s\n' "$help" | sed -n 's/^usage: nodeport //p')
     for opt in $(printf '%s\n' "$help" | grep -oE '^  (-[a-z] \[ )?--[a-z-]+' | sed 's/.*--//'); do
         case $opt in pin-dir | help | json) continue ;; esac
@@ -211,6 +214,7 @@ for cmd in $("$NODEPORT" --help | sed -nE 's/^  ([a-z-]+).*/\1/p'); do
     done
 done
 expect_eq "every command's usage line names its options" "" "$missing"
+expect_eq "every command's --help has an example and its exit statuses" "" "$no_example"
 expect_match "--version names the version, commit, map ABI and libbpf" \
     "^nodeport [0-9]+\.[0-9]+\.[0-9]+ \(commit ([0-9a-f]+|unknown)\), map ABI 2, libbpf [0-9]+\.[0-9]+$" "$("$NODEPORT" --version)"
 expect_eq "version --json has the map ABI" 2 "$("$NODEPORT" version --json | jq .abi)"

@@ -376,7 +376,7 @@ const std::vector<Command>& commands() {
          "refresh --node-ip 192.0.2.10", "", cmd_refresh},
         {"status", "status",
          "what is loaded and attached, and what makes a mapped port unreachable (exit 1 not loaded, 3 degraded)",
-         "status --json", "1 not loaded, 3 degraded: loaded, but something makes a mapped port unreachable",
+         "status --json", "3 degraded: loaded, but something makes a mapped port unreachable (not loaded is 1)",
          cmd_status},
         {"legacy-iptables", "legacy-iptables --bridge NAME [--dry-run]",
          "find the old runtime's per-port iptables DNAT/MASQUERADE rules, report what they shadow, delete every "
