@@ -153,6 +153,39 @@ Result<RemoveResult> PortTable::remove(NodePort node_port, std::optional<std::st
     return RemoveResult{RemoveOutcome::removed, {}, end_sockets({{node_port, to_mapping(key, value).backend}}, options)};
 }
 
+Result<std::vector<Mapping>> PortTable::remove_owner(std::string_view owner, ChangeOptions options) {
+    auto lock = WriteLock::take(*this);
+    if (!lock)
+        return std::unexpected(lock.error());
+    auto current = list();
+    if (!current)
+        return std::unexpected(current.error());
+    std::vector<Mapping> removed;
+    std::vector<SocketEnder::Target> ended;
+    for (const auto& m : *current) {
+        if (m.owner != owner)
+            continue;
+        // Read again and compare whole: list() has no lock of its own, and
+        // a writer that ignores ours (bpftool) may have changed the entry.
+        np_port_key key = to_key(m.node_port);
+        np_backend value{};
+        if (bpf_map_lookup_elem(map_.get(), &key, &value) != 0) {
+            if (errno == ENOENT)
+                continue;
+            return errno_error(errno, "look up " + to_string(m.node_port));
+        }
+        if (value.owner_id != owner_id(owner) || owner_of(value) != owner)
+            continue;
+        if (bpf_map_delete_elem(map_.get(), &key) != 0 && errno != ENOENT)
+            return errno_error(errno, "delete " + to_string(m.node_port));
+        Mapping gone = to_mapping(key, value);
+        ended.push_back({gone.node_port, gone.backend});
+        removed.push_back(std::move(gone));
+    }
+    end_sockets(std::move(ended), options);
+    return removed;
+}
+
 Result<std::optional<Mapping>> PortTable::get(NodePort node_port) const {
     np_port_key key = to_key(node_port);
     np_backend value{};

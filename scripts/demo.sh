@@ -88,7 +88,8 @@ for n in $(seq 1 "$DEPLOYS"); do
     if [ "$n" -gt 1 ]; then
         topo_sandbox_del $((n - 1))
         # The old sandbox's destroy: owner-checked, so it leaves sb-$n's entry alone.
-        "$NODEPORT" del --pin-dir "$PIN" "tcp/$PORT" --owner "sb-$((n - 1))" >/dev/null
+        # Exit 4: kept, sb-$n holds the port now.
+        "$NODEPORT" del --pin-dir "$PIN" "tcp/$PORT" --owner "sb-$((n - 1))" >/dev/null || [ $? -eq 4 ]
     fi
     # Local traffic (socket hooks) and external traffic (TC on ext0).
     row "$n" node:127.0.0.1 "node:$TOPO_NODE_EXT_IP" "client:$TOPO_NODE_EXT_IP"
@@ -99,5 +100,5 @@ echo "  \$ nodeport list"
 echo "  \$ nodeport flows        # external connections being translated; the sandbox saw the client's own IP"
 "$NODEPORT" flows --pin-dir "$PIN" | sed 's/^/  /' | { head -n 1; tail -n 3; }
 echo "  \$ nodeport del tcp/$PORT --owner sb-$((DEPLOYS - 1))    # a destroy that runs late"
-"$NODEPORT" del --pin-dir "$PIN" "tcp/$PORT" --owner "sb-$((DEPLOYS - 1))" | sed 's/^/  /'
+{ "$NODEPORT" del --pin-dir "$PIN" "tcp/$PORT" --owner "sb-$((DEPLOYS - 1))" || echo "(exit $?: kept)"; } | sed 's/^/  /'
 echo "  127.0.0.1:$PORT still reaches: $(reach node 127.0.0.1)"

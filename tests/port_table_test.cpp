@@ -188,6 +188,60 @@ TEST_F(PortTableTest, RemoveWithoutOwnerDeletesWhateverIsThere) {
     EXPECT_TRUE(list().empty());
 }
 
+TEST_F(PortTableTest, RemoveOwnerDeletesExactlyThatOwnersPorts) {
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 7001, "10.8.0.2", 7001, "sb-a")));
+    ASSERT_TRUE(table_->set(mapping(Proto::udp, 7001, "10.8.0.2", 7001, "sb-a")));
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 7002, "10.8.0.2", 7002, "sb-a")));
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 7002, "10.8.0.3", 7002, "sb-b")));  // re-taken by sb-b
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 7003, "10.8.0.3", 7003, "sb-ab")));
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 7004, "10.8.0.3", 7004)));
+    auto removed = table_->remove_owner("sb-a");
+    ASSERT_TRUE(removed) << removed.error().message;
+    EXPECT_EQ(*removed, (std::vector{mapping(Proto::tcp, 7001, "10.8.0.2", 7001, "sb-a"),
+                                     mapping(Proto::udp, 7001, "10.8.0.2", 7001, "sb-a")}));
+    EXPECT_EQ(list(), (std::vector{mapping(Proto::tcp, 7002, "10.8.0.3", 7002, "sb-b"),
+                                   mapping(Proto::tcp, 7003, "10.8.0.3", 7003, "sb-ab"),
+                                   mapping(Proto::tcp, 7004, "10.8.0.3", 7004)}));
+    auto again = table_->remove_owner("sb-a");
+    ASSERT_TRUE(again);
+    EXPECT_TRUE(again->empty());
+}
+
+TEST_F(PortTableTest, RemoveOwnerRacingRedeployNeverDeletesTheNewOwner) {
+    // A redeploy moves three ports to a new owner, one by one, while the old
+    // owner's teardown runs: whatever the interleaving, the new owner keeps
+    // every port it took.
+    constexpr int rounds = 300;
+    std::atomic<int> published{0};
+    std::thread deployer([&] {
+        auto table = PortTable::open(pin_dir_);
+        for (int i = 1; i <= rounds; ++i) {
+            for (std::uint16_t port : {7100, 7101, 7102})
+                ASSERT_TRUE(table->set(mapping(Proto::tcp, port, "10.8.0.2", port, fmt::format("sb-{}", i))));
+            published = i;
+        }
+    });
+    std::thread destroyer([&] {
+        auto table = PortTable::open(pin_dir_);
+        for (int seen = 0; seen < rounds;) {
+            int now = published;
+            if (now > 1 && now != seen) {
+                auto removed = table->remove_owner(fmt::format("sb-{}", now - 1));
+                ASSERT_TRUE(removed);
+                for (const auto& m : *removed)
+                    ASSERT_EQ(m.owner, fmt::format("sb-{}", now - 1));
+            }
+            seen = now;
+        }
+    });
+    deployer.join();
+    destroyer.join();
+    const auto last = fmt::format("sb-{}", rounds);
+    EXPECT_EQ(list(), (std::vector{mapping(Proto::tcp, 7100, "10.8.0.2", 7100, last),
+                                   mapping(Proto::tcp, 7101, "10.8.0.2", 7101, last),
+                                   mapping(Proto::tcp, 7102, "10.8.0.2", 7102, last)}));
+}
+
 TEST_F(PortTableTest, FlushRemovesEverything) {
     for (std::uint16_t port = 1000; port < 1100; ++port)
         ASSERT_TRUE(table_->set(mapping(Proto::tcp, port, "10.8.0.2", port)));

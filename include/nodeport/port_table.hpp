@@ -73,6 +73,14 @@ public:
     // The node's sockets translated to the removed backend are ended as for set.
     Result<RemoveResult> remove(NodePort node_port, std::optional<std::string_view> owner = std::nullopt,
                                 ChangeOptions options = {});
+    // Unmaps every node port `owner` holds (a sandbox's teardown, the CNI
+    // portmap DEL): each entry is deleted only while that owner holds it, all
+    // under the write lock, so a port another owner has taken is left alone.
+    // Returns the mappings removed, sorted by protocol and port; empty when
+    // the owner holds none. The node's sockets translated to the removed
+    // backends are ended as for remove (not counted here). A failure
+    // part-way leaves the ports before it removed; running it again converges.
+    Result<std::vector<Mapping>> remove_owner(std::string_view owner, ChangeOptions options = {});
     Result<std::optional<Mapping>> get(NodePort node_port) const;
     // Every mapping, sorted by protocol and port.
     Result<std::vector<Mapping>> list() const;

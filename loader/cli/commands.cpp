@@ -68,6 +68,18 @@ void report(const EndedSockets& ended) {
         std::cerr << "nodeport: note: " << ended.not_checked << "\n";
 }
 
+// The same in a JSON result: "sockets_ended" and "sockets_not_checked"
+// (null when they were checked).
+void add_ended(nlohmann::json& out, const EndedSockets& ended) {
+    out["sockets_ended"] = ended.count;
+    out["sockets_not_checked"] =
+        ended.not_checked.empty() ? nlohmann::json() : nlohmann::json(printable(ended.not_checked));
+}
+
+bool json(const Invocation& inv) { return inv.options.count("json") > 0; }
+
+void print(const nlohmann::json& out) { std::cout << json_line(out) << "\n"; }
+
 int cmd_set(const Args& argv) {
     po::options_description options = terminate_description();
     options.add_options()("owner", po::value<std::string>(), "who holds the port (a sandbox id), checked by del --owner");
@@ -78,21 +90,69 @@ int cmd_set(const Args& argv) {
                     owner_option(*inv).value_or("")};
     auto table = succeeded(PortTable::open(inv->pin_dir, lock_wait_option(*inv)));
     auto result = succeeded(table.set(mapping, change_options(*inv)));
+    if (json(*inv)) {
+        auto out = to_json(mapping);
+        out["replaced"] = result.replaced ? nlohmann::json(to_string(*result.replaced)) : nlohmann::json();
+        add_ended(out, result.ended);
+        print(out);
+        return exit_ok;
+    }
     std::cout << describe(mapping) << (result.replaced ? " (was " + to_string(*result.replaced) + ")" : "") << "\n";
     report(result.ended);
     return exit_ok;
 }
 
+// del --owner ID without a port: every port of that owner, each only while
+// the owner holds it. Exit 3 when it held none.
+int del_owner(const Invocation& inv, const std::string& owner) {
+    auto table = succeeded(PortTable::open(inv.pin_dir, lock_wait_option(inv)));
+    auto removed = succeeded(table.remove_owner(owner, change_options(inv)));
+    if (json(inv)) {
+        nlohmann::json out{{"owner", printable(owner)}, {"removed", nlohmann::json::array()}};
+        for (const auto& m : removed)
+            out["removed"].push_back(to_json(m));
+        print(out);
+    } else if (removed.empty()) {
+        std::cout << "owner '" << printable(owner) << "' holds no port\n";
+    } else {
+        for (const auto& m : removed)
+            std::cout << describe(m) << " removed\n";
+    }
+    return removed.empty() ? exit_not_mapped : exit_ok;
+}
+
 int cmd_del(const Args& argv) {
     po::options_description options = terminate_description();
-    options.add_options()("owner", po::value<std::string>(), "delete only while this owner holds the port");
-    auto inv = parse("del", argv, options, {"node port"});
+    options.add_options()("owner", po::value<std::string>(),
+                          "delete only while this owner holds the port; without PROTO/PORT, every port it holds");
+    auto inv = parse("del", argv, options, {}, {"node port"});
     if (!inv)
         return exit_ok;
-    NodePort node_port = valid(parse_node_port(inv->args[0]));
     auto owner = owner_option(*inv);
+    if (inv->args.empty()) {
+        if (!owner)
+            throw UsageError("node port", "missing (PROTO/PORT, or --owner ID for every port of that owner)");
+        return del_owner(*inv, *owner);
+    }
+    NodePort node_port = valid(parse_node_port(inv->args[0]));
     auto table = succeeded(PortTable::open(inv->pin_dir, lock_wait_option(*inv)));
     auto result = succeeded(table.remove(node_port, owner, change_options(*inv)));
+    const int code = result.outcome == RemoveOutcome::removed      ? exit_ok
+                     : result.outcome == RemoveOutcome::not_mapped ? exit_not_mapped
+                                                                   : exit_held_by_other;
+    if (json(*inv)) {
+        nlohmann::json out{{"proto", to_string(node_port.proto)},
+                           {"port", node_port.port},
+                           {"outcome", result.outcome == RemoveOutcome::removed      ? "removed"
+                                       : result.outcome == RemoveOutcome::not_mapped ? "not_mapped"
+                                                                                     : "held_by_other"},
+                           {"holder", result.outcome == RemoveOutcome::held_by_other
+                                          ? nlohmann::json(printable(result.holder))
+                                          : nlohmann::json()}};
+        add_ended(out, result.ended);
+        print(out);
+        return code;
+    }
     switch (result.outcome) {
     case RemoveOutcome::removed:
         std::cout << to_string(node_port) << " removed\n";
@@ -105,7 +165,7 @@ int cmd_del(const Args& argv) {
         std::cout << to_string(node_port) << " kept: owner '" << printable(result.holder) << "' holds it now\n";
         break;
     }
-    return exit_ok;
+    return code;
 }
 
 int cmd_get(const Args& argv) {
@@ -116,17 +176,18 @@ int cmd_get(const Args& argv) {
     auto table = succeeded(PortTable::open(inv->pin_dir));
     auto mapping = succeeded(table.get(node_port));
     if (!mapping) {
-        std::cerr << "nodeport get: " << to_string(node_port) << " is not mapped\n";
-        return exit_failure;
+        print_error("get", to_string(node_port) + " is not mapped");
+        return exit_not_mapped;
     }
-    std::cout << describe(*mapping) << "\n";
+    if (json(*inv))
+        print(to_json(*mapping));
+    else
+        std::cout << describe(*mapping) << "\n";
     return exit_ok;
 }
 
 int cmd_list(const Args& argv) {
-    po::options_description options;
-    options.add_options()("json", "print a JSON array");
-    auto inv = parse("list", argv, options);
+    auto inv = parse("list", argv, po::options_description{});
     if (!inv)
         return exit_ok;
     auto table = succeeded(PortTable::open(inv->pin_dir));
@@ -134,15 +195,16 @@ int cmd_list(const Args& argv) {
     // Every mapped port is reachable from outside through the same interfaces.
     std::vector<std::string> external;
     for (const auto& a : succeeded(external_interfaces(inv->pin_dir)))
-        external.push_back(a.interface);
-    if (inv->options.count("json")) {
+        external.push_back(printable(a.interface));
+    if (json(*inv)) {
+        // An array (what controllers already read), one entry per mapping.
         nlohmann::json out = nlohmann::json::array();
         for (const auto& m : mappings) {
             auto entry = to_json(m);
             entry["external"] = external;
             out.push_back(entry);
         }
-        std::cout << out.dump(2) << "\n";
+        std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
         return exit_ok;
     }
     std::string reach = external.empty() ? "- (local only)" : fmt::format("{}", fmt::join(external, ","));
@@ -155,29 +217,28 @@ int cmd_list(const Args& argv) {
 
 int cmd_flows(const Args& argv) {
     po::options_description options;
-    options.add_options()
-        ("json", "print a JSON array")
-        ("flush", "forget the flows (of PROTO/PORT only, when given); their connections break");
+    options.add_options()("flush", "forget the flows (of PROTO/PORT only, when given); their connections break");
     auto inv = parse("flows", argv, options, {}, {"node port"});
     if (!inv)
         return exit_ok;
-    if (inv->options.count("flush") && inv->options.count("json"))
-        throw UsageError("json: not with --flush (it prints one line, the number of flows forgotten)");
     std::optional<NodePort> only;
     if (!inv->args.empty()) {
         if (!inv->options.count("flush"))
-            throw UsageError("node port: a PROTO/PORT is taken only with --flush");
+            throw UsageError("node port", "a PROTO/PORT is taken only with --flush");
         only = valid(parse_node_port(inv->args[0]));
     }
     if (inv->options.count("flush")) {
         auto flushed = succeeded(flush_flows(inv->pin_dir, only));
-        std::cout << fmt::format("forgot {} flow{}{}\n", flushed, flushed == 1 ? "" : "s",
-                                 only ? " of " + to_string(*only) : "");
+        if (json(*inv))
+            print({{"forgotten", flushed}, {"node_port", only ? nlohmann::json(to_string(*only)) : nlohmann::json()}});
+        else
+            std::cout << fmt::format("forgot {} flow{}{}\n", flushed, flushed == 1 ? "" : "s",
+                                     only ? " of " + to_string(*only) : "");
         return exit_ok;
     }
     auto flows = succeeded(list_flows(inv->pin_dir));
     auto secs = [](std::chrono::nanoseconds d) { return std::chrono::duration_cast<std::chrono::seconds>(d).count(); };
-    if (inv->options.count("json")) {
+    if (json(*inv)) {
         nlohmann::json out = nlohmann::json::array();
         for (const auto& f : flows)
             out.push_back({{"proto", to_string(f.proto)},
@@ -204,7 +265,11 @@ int cmd_flush(const Args& argv) {
     if (!inv)
         return exit_ok;
     auto table = succeeded(PortTable::open(inv->pin_dir, lock_wait_option(*inv)));
-    std::cout << "removed " << succeeded(table.flush()) << " mappings\n";
+    auto removed = succeeded(table.flush());
+    if (json(*inv))
+        print({{"removed", removed}});
+    else
+        std::cout << "removed " << removed << " mappings\n";
     return exit_ok;
 }
 
@@ -232,13 +297,12 @@ int cmd_sync(const Args& argv) {
     po::options_description options = terminate_description();
     options.add_options()
         ("file", po::value<std::string>(), "the complete desired set, a JSON array (- for standard input)")
-        ("dry-run", "print what would change, change nothing")
-        ("json", "print the counts as a JSON object");
+        ("dry-run", "print what would change, change nothing");
     auto inv = parse("sync", argv, options);
     if (!inv)
         return exit_ok;
     if (!inv->options.count("file"))
-        throw UsageError("file: missing (--file FILE, or --file - for standard input)");
+        throw UsageError("file", "missing (--file FILE, or --file - for standard input)");
     const auto lock_wait = lock_wait_option(*inv);
     auto desired = valid(parse_mappings_json(read_input(inv->options["file"].as<std::string>())));
     auto table = succeeded(PortTable::open(inv->pin_dir, lock_wait));
@@ -246,18 +310,17 @@ int cmd_sync(const Args& argv) {
     SyncResult counts;
     if (dry_run) {
         auto plan = succeeded(table.plan(desired));
-        if (!inv->options.count("json"))
+        if (!json(*inv))
             std::cout << describe_plan(plan);
         counts = SyncResult{plan.add.size(), plan.update.size(), plan.remove.size(), plan.unchanged, {}};
     } else {
         counts = succeeded(table.sync(desired, change_options(*inv)));
     }
-    if (inv->options.count("json")) {
-        std::cout << nlohmann::json{{"added", counts.added},         {"updated", counts.updated},
-                                    {"removed", counts.removed},     {"unchanged", counts.unchanged},
-                                    {"sockets_ended", counts.ended.count}, {"dry_run", dry_run}}
-                         .dump()
-                  << "\n";
+    if (json(*inv)) {
+        nlohmann::json out{{"added", counts.added},     {"updated", counts.updated}, {"removed", counts.removed},
+                           {"unchanged", counts.unchanged}, {"dry_run", dry_run}};
+        add_ended(out, counts.ended);
+        print(out);
     } else {
         std::cout << fmt::format("{}{} added, {} updated, {} removed, {} unchanged\n", dry_run ? "would be: " : "",
                                  counts.added, counts.updated, counts.removed, counts.unchanged);
@@ -267,19 +330,13 @@ int cmd_sync(const Args& argv) {
 }
 
 int cmd_version(const Args& argv) {
-    po::options_description options;
-    options.add_options()("json", "print a JSON object");
-    auto inv = parse("version", argv, options);
+    auto inv = parse("version", argv, po::options_description{});
     if (!inv)
         return exit_ok;
     const auto libbpf = fmt::format("{}.{}", libbpf_major_version(), libbpf_minor_version());
-    if (inv->options.count("json")) {
-        std::cout << nlohmann::json{{"version", NODEPORT_VERSION},
-                                    {"commit", NODEPORT_GIT_COMMIT},
-                                    {"abi", NODEPORT_ABI_VERSION},
-                                    {"libbpf", libbpf}}
-                         .dump()
-                  << "\n";
+    if (json(*inv)) {
+        print({{"version", NODEPORT_VERSION}, {"commit", NODEPORT_GIT_COMMIT}, {"abi", NODEPORT_ABI_VERSION},
+               {"libbpf", libbpf}});
         return exit_ok;
     }
     std::cout << fmt::format("nodeport {} (commit {}), map ABI {}, libbpf {}\n", NODEPORT_VERSION,
@@ -295,42 +352,47 @@ const std::vector<Command>& commands() {
          "load [--config FILE] [--cgroup PATH] [--node-ip IP]... [--iface IF... | --iface all [--exclude IF]... | "
          "--local-only] [--tc-attach auto|tcx|clsact] [--forward kernel|fib] [--tcp-timeout S] [--tcp-syn-timeout S] "
          "[--tcp-closing-timeout S] [--udp-timeout S] [--wait S]",
-         "attach the forwarding programs and pin them with the maps; idempotent, mappings survive", cmd_load},
-        {"unload", "unload [--wait S]", "detach everything nodeport attached and remove its pins", cmd_unload},
+         "attach the forwarding programs and pin them with the maps; idempotent, mappings survive",
+         "load --iface all --exclude cni0 --config /etc/nodeport/nodeport.conf", "", cmd_load},
+        {"unload", "unload [--wait S]", "detach everything nodeport attached and remove its pins", "unload", "",
+         cmd_unload},
         {"set", "set PROTO/PORT IP:PORT [--owner ID] [--terminate] [--wait S]",
-         "forward the node port to a sandbox, replacing any earlier target", cmd_set},
-        {"del", "del PROTO/PORT [--owner ID] [--terminate] [--wait S]",
-         "stop forwarding the node port; with --owner only while that owner holds it", cmd_del},
-        {"get", "get PROTO/PORT", "show where a node port goes (exit 1 when it is not mapped)", cmd_get},
-        {"list", "list [--json]", "show every mapping", cmd_list},
-        {"flows", "flows [--json] | flows --flush [PROTO/PORT]",
-         "show the external connections being translated, or forget them", cmd_flows},
-        {"flush", "flush [--wait S]", "remove every mapping", cmd_flush},
-        {"sync", "sync --file FILE|- [--dry-run] [--json] [--terminate] [--wait S]",
+         "forward the node port to a sandbox, replacing any earlier target",
+         "set tcp/8080 10.88.0.5:80 --owner sb-1", "", cmd_set},
+        {"del", "del PROTO/PORT [--owner ID] [--terminate] [--wait S] | del --owner ID [--terminate] [--wait S]",
+         "stop forwarding the node port, with --owner only while that owner holds it; --owner without a port: "
+         "every port that owner holds (a sandbox's teardown)",
+         "del --owner sb-1", "3 not mapped (the owner holds no port), 4 kept: another owner holds the port", cmd_del},
+        {"get", "get PROTO/PORT", "show where a node port goes", "get tcp/8080", "3 not mapped", cmd_get},
+        {"list", "list", "show every mapping", "list --json", "", cmd_list},
+        {"flows", "flows | flows --flush [PROTO/PORT]",
+         "show the external connections being translated, or forget them", "flows --flush tcp/8080", "", cmd_flows},
+        {"flush", "flush [--wait S]", "remove every mapping", "flush", "", cmd_flush},
+        {"sync", "sync --file FILE|- [--dry-run] [--terminate] [--wait S]",
          "make the table equal to a JSON list of mappings (a controller's whole state): adds and overwrites first, "
          "removals last",
-         cmd_sync},
+         "sync --dry-run --file ports.json", "", cmd_sync},
         {"refresh", "refresh [--node-ip IP]... [--wait S]", "re-read the node's addresses (after an address change)",
-         cmd_refresh},
-        {"status", "status [--json]",
-         "what is loaded and attached, and what makes a mapped port unreachable (exit 0 healthy, 1 not loaded, "
-         "3 degraded)",
+         "refresh --node-ip 192.0.2.10", "", cmd_refresh},
+        {"status", "status",
+         "what is loaded and attached, and what makes a mapped port unreachable (exit 1 not loaded, 3 degraded)",
+         "status --json", "3 degraded: loaded, but something makes a mapped port unreachable (not loaded is 1)",
          cmd_status},
-        {"legacy-iptables", "legacy-iptables --bridge NAME [--dry-run] [--json]",
+        {"legacy-iptables", "legacy-iptables --bridge NAME [--dry-run]",
          "find the old runtime's per-port iptables DNAT/MASQUERADE rules, report what they shadow, delete every "
          "copy; a target is dead when it is not the port's current nodeport backend (unmapped port, or nodeport "
          "not loaded: every target)",
-         cmd_legacy_iptables},
+         "legacy-iptables --bridge cni0 --dry-run", "", cmd_legacy_iptables},
         {"watch",
          "watch [--config FILE] [--node-ip IP]... [--iface IF... | --iface all [--exclude IF]... | --local-only] "
          "[--tc-attach auto|tcx|clsact] [load's other options: --cgroup PATH --forward kernel|fib --tcp-timeout S "
          "--tcp-syn-timeout S --tcp-closing-timeout S --udp-timeout S] [--wait S]",
          "follow the node: attach to interfaces as they appear, forget those that go, re-read the node's addresses; "
          "takes load's options (uses iface, exclude, node-ip, tc-attach), runs until SIGTERM and leaves the datapath "
-         "attached",
-         cmd_watch},
-        {"version", "version [--json]", "print the version, the commit, the map ABI and libbpf's version (also --version)",
-         cmd_version},
+         "attached (--json: one JSON object per line and event)",
+         "watch --config /etc/nodeport/nodeport.conf", "", cmd_watch},
+        {"version", "version", "print the version, the commit, the map ABI and libbpf's version (also --version)",
+         "version --json", "", cmd_version},
     };
     return all;
 }

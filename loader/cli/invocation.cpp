@@ -24,6 +24,15 @@ namespace {
 // option is matched exactly; the only short option is -h.
 constexpr int exact_style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
 
+// The option a Boost error names, without its dashes ("owner"), or "option".
+std::string option_field(const po::error& e) {
+    std::string name;
+    if (const auto* named = dynamic_cast<const po::error_with_option_name*>(&e))
+        name = named->get_option_name();
+    name.erase(0, name.find_first_not_of('-'));
+    return name.empty() ? "option" : name;
+}
+
 // Options from --config FILE, stored after the command line's: po::store
 // keeps the first value stored for an option, so the command line wins, also
 // for a repeatable option (the file's values are not added to it; none of
@@ -34,7 +43,7 @@ void store_config_file(const po::options_description& file_options, po::variable
     try {
         po::store(po::parse_config_file(file, file_options, false), vm);
     } catch (const po::error& e) {
-        throw UsageError(fmt::format("config: {}: {}", path, e.what()));
+        throw UsageError("config", fmt::format("{}: {}", path, e.what()));
     }
 }
 
@@ -54,7 +63,9 @@ std::optional<Invocation> parse_options(std::string_view command, const Args& ar
         extra.add_options()("config", po::value<std::string>(),
                             "read options from FILE (KEY = VALUE lines, the long option names; a repeatable "
                             "option is a repeated key); the command line wins over the file");
-    extra.add_options()("help,h", "show this help");
+    extra.add_options()
+        ("json", "print the result as JSON on stdout, an error as {\"error\": ..., \"field\": ...} on stderr")
+        ("help,h", "show this help");
     po::options_description visible;
     visible.add(options).add(extra);
     po::options_description all;
@@ -67,10 +78,12 @@ std::optional<Invocation> parse_options(std::string_view command, const Args& ar
         po::store(po::command_line_parser(argv).options(all).positional(positional).style(exact_style).run(),
                   inv.options);
     } catch (const po::error& e) {
-        throw UsageError(e.what());
+        throw UsageError(option_field(e), e.what(), UsageError::AsIs{});
     }
     if (inv.options.count("help")) {
-        std::cout << "usage: nodeport " << cmd->usage << "\n" << cmd->summary << "\n\n" << visible;
+        std::cout << "usage: nodeport " << cmd->usage << "\n" << cmd->summary << "\n\nexample: nodeport "
+                  << cmd->example << "\n" << visible << "\nexit status: 0 done, 1 runtime failure, 2 bad input "
+                  << "(nothing changed)" << (cmd->exits.empty() ? "" : ", ") << cmd->exits << "\n";
         return std::nullopt;
     }
     if (with_config && inv.options.count("config"))
@@ -78,23 +91,25 @@ std::optional<Invocation> parse_options(std::string_view command, const Args& ar
     try {
         po::notify(inv.options);
     } catch (const po::error& e) {
-        throw UsageError(e.what());
+        throw UsageError(option_field(e), e.what(), UsageError::AsIs{});
     }
     if (inv.options.count("positional"))
         inv.args = inv.options["positional"].as<std::vector<std::string>>();
     if (inv.args.size() < positional_names.size())
-        throw UsageError(fmt::format("{}: missing argument (usage: nodeport {})",
-                                     positional_names[inv.args.size()], cmd->usage));
+        throw UsageError(std::string(positional_names[inv.args.size()]),
+                         fmt::format("missing argument (usage: nodeport {})", cmd->usage));
     if (inv.args.size() > positional_names.size() + optional_names.size())
-        throw UsageError(fmt::format("unexpected argument '{}' (usage: nodeport {})",
-                                     inv.args[positional_names.size() + optional_names.size()], cmd->usage));
+        throw UsageError("argument",
+                         fmt::format("unexpected argument '{}' (usage: nodeport {})",
+                                     inv.args[positional_names.size() + optional_names.size()], cmd->usage),
+                         UsageError::AsIs{});
     inv.pin_dir = inv.options["pin-dir"].as<std::string>();
     if (!inv.pin_dir.is_absolute())
-        throw UsageError(fmt::format("pin-dir: '{}' is not an absolute path", inv.pin_dir.string()));
+        throw UsageError("pin-dir", fmt::format("'{}' is not an absolute path", inv.pin_dir.string()));
     // Missing is a state (not loaded; load creates it), a file is a typo.
     std::error_code ec;
     if (std::filesystem::exists(inv.pin_dir, ec) && !std::filesystem::is_directory(inv.pin_dir, ec))
-        throw UsageError(fmt::format("pin-dir: '{}' is not a directory", inv.pin_dir.string()));
+        throw UsageError("pin-dir", fmt::format("'{}' is not a directory", inv.pin_dir.string()));
     return inv;
 }
 
@@ -105,10 +120,10 @@ std::ifstream open_input(std::string_view field, const std::string& path) {
     // EISDIR): say what is wrong before reading.
     std::error_code ec;
     if (std::filesystem::is_directory(path, ec))
-        throw UsageError(fmt::format("{}: '{}' is a directory, not a file", field, path));
+        throw UsageError(std::string(field), fmt::format("'{}' is a directory, not a file", path));
     std::ifstream file(path);
     if (!file)
-        throw UsageError(fmt::format("{}: cannot read '{}': {}", field, path, std::strerror(errno)));
+        throw UsageError(std::string(field), fmt::format("cannot read '{}': {}", path, std::strerror(errno)));
     return file;
 }
 
@@ -143,7 +158,7 @@ std::chrono::milliseconds lock_wait_option(const Invocation& inv) {
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])) || ec != std::errc{} ||
         end != text.data() + text.size() || value > max_seconds)
-        throw UsageError(fmt::format("wait: '{}' is not a number of seconds (0-{})", text, max_seconds));
+        throw UsageError("wait", fmt::format("'{}' is not a number of seconds (0-{})", text, max_seconds));
     return std::chrono::seconds(value);
 }
 
@@ -154,7 +169,7 @@ std::vector<Ipv4> node_ip_options(const Invocation& inv) {
             Ipv4 ip = valid(parse_node_ip(text));
             // Harmless to the maps, but a sign the list is not what was meant.
             if (std::ranges::find(ips, ip) != ips.end())
-                throw UsageError(fmt::format("node-ip: '{}' is given twice", text));
+                throw UsageError("node-ip", fmt::format("'{}' is given twice", text));
             ips.push_back(ip);
         }
     return ips;
@@ -181,6 +196,21 @@ std::string describe(const std::vector<TcAttachment>& interfaces) {
     for (const auto& a : interfaces)
         out += fmt::format("{}{} ({})", out.empty() ? "" : ", ", a.interface, to_string(a.mode));
     return out.empty() ? "none (local forwarding only)" : out;
+}
+
+nlohmann::json to_json(const std::vector<NodeAddr>& addrs) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& a : addrs)
+        out.push_back({{"addr", to_string(a.addr)},
+                       {"interface", a.interface.empty() ? nlohmann::json() : nlohmann::json(printable(a.interface))}});
+    return out;
+}
+
+nlohmann::json to_json(const std::vector<TcAttachment>& interfaces) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& a : interfaces)
+        out.push_back({{"name", printable(a.interface)}, {"ifindex", a.ifindex}, {"mode", to_string(a.mode)}});
+    return out;
 }
 
 }  // namespace nodeport::cli

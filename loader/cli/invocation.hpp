@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/program_options.hpp>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <filesystem>
@@ -54,5 +55,9 @@ std::vector<Ipv4> node_ip_options(const Invocation& inv);
 
 std::string describe(const std::vector<NodeAddr>& addrs);
 std::string describe(const std::vector<TcAttachment>& interfaces);
+// [{"addr": "10.8.0.1", "interface": "br0"}] (interface null when given by hand)
+nlohmann::json to_json(const std::vector<NodeAddr>& addrs);
+// [{"name": "ext0", "ifindex": 3, "mode": "tcx"}]
+nlohmann::json to_json(const std::vector<TcAttachment>& interfaces);
 
 }  // namespace nodeport::cli

@@ -27,17 +27,17 @@ struct BridgeArg {
 
 BridgeArg bridge_option(const Invocation& inv) {
     if (!inv.options.count("bridge"))
-        throw UsageError("bridge: missing (--bridge NAME: the bridge the sandboxes are on, whose subnets the old "
+        throw UsageError("bridge", "missing (--bridge NAME: the bridge the sandboxes are on, whose subnets the old "
                          "rules DNAT to)");
     BridgeArg bridge{inv.options["bridge"].as<std::string>(), {}};
     auto subnets = legacy::interface_subnets(bridge.name);
     if (!subnets && subnets.error().errno_value == ENODEV)
-        throw UsageError(fmt::format("bridge: '{}' is not an interface in this network namespace", bridge.name));
+        throw UsageError("bridge", fmt::format("'{}' is not an interface in this network namespace", bridge.name));
     if (!subnets)
         throw Failure(subnets.error().message);
     bridge.subnets = *subnets;
     if (bridge.subnets.empty())
-        throw UsageError(fmt::format("bridge: '{}' has no IPv4 address, so there is no subnet to look for", bridge.name));
+        throw UsageError("bridge", fmt::format("'{}' has no IPv4 address, so there is no subnet to look for", bridge.name));
     return bridge;
 }
 
@@ -159,8 +159,7 @@ int cmd_legacy_iptables(const Args& argv) {
         ("bridge", po::value<std::string>(),
          "the sandboxes' bridge (required): a rule is the old runtime's only when it DNATs to an address in one of "
          "its IPv4 subnets (or MASQUERADEs from 127.0.0.1 toward one, or out of it)")
-        ("dry-run", "report only; change nothing")
-        ("json", "print a JSON object");
+        ("dry-run", "report only; change nothing");
     auto inv = parse("legacy-iptables", argv, options);
     if (!inv)
         return exit_ok;

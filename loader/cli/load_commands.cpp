@@ -22,6 +22,21 @@ int cmd_load(const Args& argv) {
     if (!load_options.cgroup)
         load_options.cgroup = succeeded(cgroup2_root());
     auto report = succeeded(load(load_options));
+    if (inv->options.count("json")) {
+        nlohmann::json out{{"pin_dir", printable(inv->pin_dir.string())},
+                           {"cgroup", printable(load_options.cgroup->string())},
+                           {"reused_maps", report.reused_maps},
+                           {"node_addrs", to_json(report.node_addrs)},
+                           {"interfaces", to_json(report.interfaces)},
+                           {"migrated", nullptr},
+                           {"socket_ending_unavailable", nullptr}};
+        if (report.migrated)
+            out["migrated"] = {{"from_abi", report.migrated->from_abi}, {"mappings", report.migrated->mappings}};
+        if (!report.socket_ending_unavailable.empty())
+            out["socket_ending_unavailable"] = printable(report.socket_ending_unavailable);
+        std::cout << json_line(out) << "\n";
+        return exit_ok;
+    }
     std::cout << fmt::format("loaded at {} on cgroup {}{}\nnode addresses: {}\nexternal interfaces: {}\n",
                              inv->pin_dir.string(), load_options.cgroup->string(),
                              report.reused_maps ? " (kept the pinned maps and their mappings)" : "",
@@ -40,6 +55,19 @@ int cmd_unload(const Args& argv) {
     if (!inv)
         return exit_ok;
     auto report = succeeded(unload(inv->pin_dir, lock_wait_option(*inv)));
+    if (inv->options.count("json")) {
+        nlohmann::json out{{"pin_dir", printable(inv->pin_dir.string())},
+                           {"links", report.links},
+                           {"maps", report.maps},
+                           {"clsact_interfaces", nlohmann::json::array()},
+                           {"left", nlohmann::json::array()}};
+        for (const auto& name : report.clsact_interfaces)
+            out["clsact_interfaces"].push_back(printable(name));
+        for (const auto& what : report.left)
+            out["left"].push_back(printable(what));
+        std::cout << json_line(out) << "\n";
+        return exit_ok;
+    }
     std::cout << fmt::format("unloaded {} ({} links detached, {} maps unpinned{})\n", inv->pin_dir.string(),
                              report.links, report.maps,
                              report.clsact_interfaces.empty()
@@ -58,6 +86,10 @@ int cmd_refresh(const Args& argv) {
     if (!inv)
         return exit_ok;
     auto addrs = succeeded(refresh(inv->pin_dir, node_ip_options(*inv), lock_wait_option(*inv)));
+    if (inv->options.count("json")) {
+        std::cout << json_line({{"node_addrs", to_json(addrs)}}) << "\n";
+        return exit_ok;
+    }
     std::cout << "node addresses: " << describe(addrs) << "\n";
     return exit_ok;
 }

@@ -29,7 +29,7 @@ TcAttachMode tc_attach_option(const Invocation& inv) {
         return TcAttachMode::tcx;
     if (text == "clsact")
         return TcAttachMode::clsact;
-    throw UsageError(fmt::format("tc-attach: '{}' is not auto, tcx or clsact", text));
+    throw UsageError("tc-attach", fmt::format("'{}' is not auto, tcx or clsact", text));
 }
 
 Forwarding forwarding_option(const Invocation& inv) {
@@ -38,7 +38,7 @@ Forwarding forwarding_option(const Invocation& inv) {
         return Forwarding::kernel;
     if (text == "fib")
         return Forwarding::fib;
-    throw UsageError(fmt::format("forward: '{}' is not kernel or fib", text));
+    throw UsageError("forward", fmt::format("'{}' is not kernel or fib", text));
 }
 
 // A --*-timeout option: whole seconds, 1 s to 30 days (conntrack's longest
@@ -52,7 +52,7 @@ std::chrono::seconds seconds_option(const Invocation& inv, const char* name, std
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])) || ec != std::errc{} ||
         end != text.data() + text.size() || value < 1 || value > max_seconds)
-        throw UsageError(fmt::format("{}: '{}' is not a number of seconds (1-{})", name, text, max_seconds));
+        throw UsageError(name, fmt::format("'{}' is not a number of seconds (1-{})", text, max_seconds));
     return std::chrono::seconds(value);
 }
 
@@ -77,7 +77,7 @@ bool valid_interface_name(const std::string& name) {
 std::string exclude_pattern(const std::string& text) {
     if (text.empty() || text.size() >= IF_NAMESIZE ||
         std::ranges::any_of(text, [](unsigned char c) { return c == '/' || std::isspace(c) || !std::isprint(c); }))
-        throw UsageError(fmt::format("exclude: '{}' is not an interface name or pattern", text));
+        throw UsageError("exclude", fmt::format("'{}' is not an interface name or pattern", text));
     return text;
 }
 
@@ -90,7 +90,7 @@ std::vector<std::string> distinct_values(const Invocation& inv, const char* name
         values = inv.options[name].as<std::vector<std::string>>();
     for (auto it = values.begin(); it != values.end(); ++it)
         if (std::find(values.begin(), it, *it) != it)
-            throw UsageError(fmt::format("{}: '{}' is given twice", name, *it));
+            throw UsageError(name, fmt::format("'{}' is given twice", *it));
     return values;
 }
 
@@ -112,28 +112,28 @@ InterfaceChoice interface_choice(const Invocation& inv, InterfaceCheck check) {
         exclude.push_back(exclude_pattern(text));
     if (!inv.options.count("iface")) {
         if (!exclude.empty())
-            throw UsageError("exclude: only with --iface all");
+            throw UsageError("exclude", "only with --iface all");
         return InterfaceChoice{.kind = local_only ? InterfaceChoice::Kind::none : InterfaceChoice::Kind::default_route,
                                .names = {},
                                .exclude = {}};
     }
     if (local_only)
-        throw UsageError("iface: --iface and --local-only exclude each other");
+        throw UsageError("iface", "--iface and --local-only exclude each other");
     auto names = distinct_values(inv, "iface");
     if (std::ranges::find(names, "all") != names.end()) {
         if (names.size() != 1)
-            throw UsageError("iface: 'all' cannot be combined with interface names (leave some out with --exclude)");
+            throw UsageError("iface", "'all' cannot be combined with interface names (leave some out with --exclude)");
         return InterfaceChoice{.kind = InterfaceChoice::Kind::all, .names = {}, .exclude = std::move(exclude)};
     }
     if (!exclude.empty())
-        throw UsageError("exclude: only with --iface all");
+        throw UsageError("exclude", "only with --iface all");
     for (const auto& name : names) {
         if (!valid_interface_name(name))
-            throw UsageError(fmt::format("iface: '{}' is not an interface name", name));
+            throw UsageError("iface", fmt::format("'{}' is not an interface name", name));
         if (check == InterfaceCheck::exists && if_nametoindex(name.c_str()) == 0)
-            throw UsageError(fmt::format("iface: '{}' is not an interface in this network namespace", name));
+            throw UsageError("iface", fmt::format("'{}' is not an interface in this network namespace", name));
         if (is_loopback(name))  // false for an interface that does not exist (yet)
-            throw UsageError(fmt::format("iface: '{}' is the loopback interface (the node's own traffic is "
+            throw UsageError("iface", fmt::format("'{}' is the loopback interface (the node's own traffic is "
                                          "forwarded by the socket hooks, without TC)", name));
     }
     return InterfaceChoice{.kind = InterfaceChoice::Kind::named, .names = std::move(names), .exclude = {}};
@@ -183,20 +183,20 @@ LoadChoices load_choices(const Invocation& inv, InterfaceCheck check) {
         // Missing and wrong-type alike: the path is not what load needs.
         struct statfs st{};
         if (::statfs(cgroup.c_str(), &st) != 0 || st.f_type != CGROUP2_SUPER_MAGIC || !fs::is_directory(cgroup))
-            throw UsageError(fmt::format("cgroup: '{}' is not a cgroup v2 directory", cgroup.string()));
+            throw UsageError("cgroup", fmt::format("'{}' is not a cgroup v2 directory", cgroup.string()));
         out.options.cgroup = cgroup;
     }
     out.choice = interface_choice(inv, check);
     if (out.choice.names.size() > NP_MAX_TC_ATTACHMENTS)
-        throw UsageError(fmt::format("iface: {} interfaces named; nodeport attaches to at most {}",
+        throw UsageError("iface", fmt::format("{} interfaces named; nodeport attaches to at most {}",
                                      out.choice.names.size(), NP_MAX_TC_ATTACHMENTS));
     // Options only the TC programs use mean nothing without them; a value
     // other than the default says the writer expected TC programs.
     if (out.choice.kind == InterfaceChoice::Kind::none) {
         if (out.options.tc_attach != TcAttachMode::automatic)
-            throw UsageError("tc-attach: has no effect with --local-only (no TC programs are attached)");
+            throw UsageError("tc-attach", "has no effect with --local-only (no TC programs are attached)");
         if (out.options.forwarding != Forwarding::kernel)
-            throw UsageError("forward: has no effect with --local-only (no TC programs are attached)");
+            throw UsageError("forward", "has no effect with --local-only (no TC programs are attached)");
     }
     return out;
 }

@@ -103,9 +103,7 @@ void print_human(const Status& s, const std::filesystem::path& pin_dir) {
 }  // namespace
 
 int cmd_status(const Args& argv) {
-    po::options_description options;
-    options.add_options()("json", "print a JSON object");
-    auto inv = parse("status", argv, options);
+    auto inv = parse("status", argv, po::options_description{});
     if (!inv)
         return exit_ok;
     const bool json = inv->options.count("json") > 0;
@@ -115,7 +113,7 @@ int cmd_status(const Args& argv) {
         if (json)
             std::cout << nlohmann::json{{"pin_dir", printable(inv->pin_dir.string())}, {"loaded", false}}.dump(2)
                       << "\n";
-        std::cerr << "nodeport status: " << printable(status.error().message) << "\n";
+        print_error("status", status.error().message);
         return exit_failure;
     }
     const Status s = succeeded(std::move(status));

@@ -54,29 +54,51 @@ WatchOptions watch_options(const Invocation& inv) {
 }
 
 // One line per change, so the journal tells when an interface came or went.
+// With --json, one JSON object per line: {"event": "started"}, then
+// {"event": "changed", "interfaces": [...], "node_addrs": [...]} when either
+// changed, {"event": "retry", "error": ..., "retry_in_seconds": S} on stderr
+// when a resync failed.
 class Reporter {
 public:
+    explicit Reporter(bool json) : json_(json) {}
+
     void operator()(const Resync& resync) {
-        if (!started_)
-            std::cout << "watching the interfaces and addresses of this network namespace" << std::endl;
+        if (!started_) {
+            if (json_)
+                std::cout << json_line({{"event", "started"}}) << std::endl;
+            else
+                std::cout << "watching the interfaces and addresses of this network namespace" << std::endl;
+        }
         started_ = true;
+        const double retry_in = static_cast<double>(resync.retry_in.count()) / 1000.0;
         if (!resync.state) {
-            std::cerr << "nodeport watch: " << printable(resync.state.error().message, true)
-                      << fmt::format(" (retried in {} s, or at the next change)", resync.retry_in.count() / 1000.0)
-                      << std::endl;
+            if (json_)
+                std::cerr << json_line({{"event", "retry"},
+                                        {"error", printable(resync.state.error().message, true)},
+                                        {"retry_in_seconds", retry_in}})
+                          << std::endl;
+            else
+                std::cerr << "nodeport watch: " << printable(resync.state.error().message, true)
+                          << fmt::format(" (retried in {} s, or at the next change)", retry_in) << std::endl;
             return;
         }
         auto interfaces = describe(resync.state->interfaces);
         auto addrs = describe(resync.state->node_addrs);
-        if (interfaces != interfaces_)
+        if (json_ && (interfaces != interfaces_ || addrs != addrs_))
+            std::cout << json_line({{"event", "changed"},
+                                    {"interfaces", to_json(resync.state->interfaces)},
+                                    {"node_addrs", to_json(resync.state->node_addrs)}})
+                      << std::endl;
+        if (!json_ && interfaces != interfaces_)
             std::cout << "external interfaces: " << interfaces << std::endl;
-        if (addrs != addrs_)
+        if (!json_ && addrs != addrs_)
             std::cout << "node addresses: " << addrs << std::endl;
         interfaces_ = std::move(interfaces);
         addrs_ = std::move(addrs);
     }
 
 private:
+    bool json_;
     bool started_ = false;
     std::string interfaces_;
     std::string addrs_;
@@ -92,6 +114,7 @@ int cmd_watch(const Args& argv) {
     if (!inv)
         return exit_ok;
     WatchOptions options = watch_options(*inv);
+    const bool json = inv->options.count("json") > 0;
     int stopped_by = 0;
     // SIGHUP: the same command line and --config file, read again; bad input
     // is logged and the options in use are kept.
@@ -109,16 +132,32 @@ int cmd_watch(const Args& argv) {
             if (!again)
                 return {};
             auto reloaded = watch_options(*again);
-            std::cout << "re-read the options on SIGHUP" << std::endl;
+            if (json)
+                std::cout << json_line({{"event", "reloaded"}}) << std::endl;
+            else
+                std::cout << "re-read the options on SIGHUP" << std::endl;
             return WatchControl{.stop = false, .reload = std::move(reloaded)};
         } catch (const std::exception& e) {
-            std::cerr << "nodeport watch: SIGHUP: " << printable(e.what(), true)
-                      << " (the options in use are kept)" << std::endl;
+            if (json) {
+                nlohmann::json out{{"event", "reload_refused"}, {"error", printable(e.what(), true)}};
+                if (const auto* bad = dynamic_cast<const UsageError*>(&e))
+                    out["field"] = printable(bad->field);
+                std::cerr << json_line(out) << std::endl;
+            } else {
+                std::cerr << "nodeport watch: SIGHUP: " << printable(e.what(), true)
+                          << " (the options in use are kept)" << std::endl;
+            }
             return {};
         }
     };
-    Reporter reporter;
+    Reporter reporter(json);
     succeeded(watch(std::move(options), signals.get(), on_signal, std::ref(reporter)));
+    if (json) {
+        std::cout << json_line({{"event", "stopped"},
+                                {"signal", stopped_by ? nlohmann::json(sigabbrev_np(stopped_by)) : nlohmann::json()}})
+                  << std::endl;
+        return exit_ok;
+    }
     std::string by = stopped_by ? fmt::format(" by {}", sigabbrev_np(stopped_by)) : "";
     std::cout << "stopped" << by << "; the datapath stays attached" << std::endl;
     return exit_ok;
