@@ -73,10 +73,12 @@ expect_eq "still ABI 1 afterwards, same map" "$PORTS_ID 51" \
 
 # --- The migration, under traffic ---
 start_traffic 7000
+mark_traffic_window
 out=$(new load --cgroup "$TOPO_CGROUP" --iface ext0 2>&1)
 expect_eq "load of this build over ABI 1 exits 0" 0 "$?"
 expect_match "and says what it migrated" "migrated 51 mappings from map ABI v1 to v2" "$out"
-sleep 0.5
+mark_traffic_window
+sleep 1
 stop_traffic
 
 AFTER=$(new list --json | jq -c 'sort_by(.proto, .port)')

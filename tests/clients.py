@@ -22,10 +22,12 @@
   clients.py tcp-until IP PORT STOP-FILE
       New connections one after another (ephemeral source ports), each
       reading the server's line, until STOP-FILE exists (300 s at most).
-      Prints "OK FAILED"; each failure also goes to stderr with its time.
+      Prints "OK FAILED FIRST LAST" (FIRST, LAST: CLOCK_REALTIME seconds of
+      the first and last success); each failure also goes to stderr.
   clients.py tcp-hold IP PORT STOP-FILE
       One connection to a --hold server, a line every 0.05 s, each answer
-      awaited, until STOP-FILE exists (300 s at most). Prints "OK FAILED".
+      awaited, until STOP-FILE exists (300 s at most). Prints "OK FAILED FIRST
+      LAST" as tcp-until does.
 Every loop is bounded in time; nothing waits forever."""
 import collections
 import os
@@ -135,6 +137,7 @@ def failure(what):
 
 def tcp_until(stop_file):
     ok = failed = 0
+    first = last = 0.0
     end = time.monotonic() + 300
     while not stopped(stop_file, end):
         try:
@@ -142,6 +145,8 @@ def tcp_until(stop_file):
                 line = read_line(s)
             if line:
                 ok += 1
+                last = time.time()
+                first = first or last
             else:
                 failed += 1
                 failure("closed without an answer")
@@ -149,11 +154,12 @@ def tcp_until(stop_file):
             failed += 1
             failure(f"error {e.__class__.__name__}")
             time.sleep(0.01)
-    print(ok, failed)
+    print(ok, failed, f"{first:.3f}", f"{last:.3f}")
 
 
 def tcp_hold(stop_file):
     ok = failed = 0
+    first = last = 0.0
     end = time.monotonic() + 300
     s = socket.create_connection(TARGET, timeout=2.0)
     reader = s.makefile("r")
@@ -163,6 +169,8 @@ def tcp_hold(stop_file):
             s.sendall(b"ping\n")
             if reader.readline().strip().endswith("ping"):
                 ok += 1
+                last = time.time()
+                first = first or last
             else:
                 failed += 1
                 failure("no answer")
@@ -170,7 +178,7 @@ def tcp_hold(stop_file):
             failed += 1
             failure(f"error {e.__class__.__name__}")
         time.sleep(0.05)
-    print(ok, failed)
+    print(ok, failed, f"{first:.3f}", f"{last:.3f}")
 
 
 def udp_flood(count, sources):

@@ -47,6 +47,7 @@ tags_of() { echo "$(prog_tag "$PIN/links/np_connect4") $(tc_ingress_tag)"; }
 THIS_TAGS=$(tags_of)
 
 start_traffic 7000
+mark_traffic_window
 failed_loads=0
 seen_tags=()
 for i in $(seq 1 10); do
@@ -58,7 +59,8 @@ for i in $(seq 1 10); do
 done
 # And a restart: the same build twice in a row.
 load_with "$NODEPORT" && load_with "$NODEPORT" || failed_loads=$((failed_loads + 1))
-sleep 0.3
+mark_traffic_window
+sleep 1
 stop_traffic
 
 expect_eq "all 12 loads exit 0" 0 "$failed_loads"
