@@ -35,8 +35,22 @@ int print(enum libbpf_print_level level, const char* format, va_list args) {
 
 }  // namespace
 
-void capture_libbpf_log() {
-    libbpf_set_print(print);
+namespace {
+std::mutex capture_mutex;
+int captures = 0;
+libbpf_print_fn_t previous = nullptr;
+}  // namespace
+
+LibbpfLogCapture::LibbpfLogCapture() {
+    std::lock_guard guard(capture_mutex);
+    if (captures++ == 0)
+        previous = libbpf_set_print(print);
+}
+
+LibbpfLogCapture::~LibbpfLogCapture() {
+    std::lock_guard guard(capture_mutex);
+    if (--captures == 0)
+        libbpf_set_print(previous);
 }
 
 std::string take_libbpf_log() {
