@@ -11,6 +11,7 @@
  * A handle may be used from several threads at once: writers serialize on a
  * mutex and on the pin directory's flock (shared with the CLI and other
  * processes), waiting at most 5 s for another writer (NODEPORT_EBUSY).
+ * nodeport_close must not race other calls on the same handle.
  * Nothing throws or aborts across this boundary.
  *
  * Strings are NUL-terminated ASCII. In C the handle type is `nodeport`; in
@@ -51,6 +52,12 @@ typedef struct nodeport_mapping {
 	char backend_ip[NODEPORT_ADDR_SIZE];       /* "10.8.32.126": unicast, not loopback */
 	char owner[NODEPORT_OWNER_SIZE];           /* "" when the mapping has no owner */
 } nodeport_mapping;
+/* The layout other languages declare (ctypes, Rust #[repr(C)]): no padding. */
+#ifdef __cplusplus
+static_assert(sizeof(nodeport_mapping) == 280, "nodeport_mapping is 280 bytes");
+#else
+_Static_assert(sizeof(nodeport_mapping) == 280, "nodeport_mapping is 280 bytes");
+#endif
 
 /* An open port table (opaque). */
 struct nodeport_table;

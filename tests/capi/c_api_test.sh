@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# c_api_test.sh TEST_PIN C_API_TEST SOURCE PKGCONFIG_DIR
+# c_api_test.sh TEST_PIN C_API_TEST SOURCE PKGCONFIG_DIR LIBNODEPORT_C_SO
 # Loads nodeport with nothing attached into a private pin directory, runs the
-# C test linked by CMake, then the same source compiled by cc with flags from
+# C test linked by CMake, the ctypes test over the shared object, then the same
+# C source compiled by cc with flags from
 # `pkg-config nodeport`: the installed nodeport.pc when PKG_CONFIG_PATH is
 # set in the environment (as a packager's check would), else this build's
 # nodeport-uninstalled.pc in PKGCONFIG_DIR. Unloads on exit.
 set -u
-TEST_PIN=$1 C_API_TEST=$2 SOURCE=$3 PC_DIR=$4
+TEST_PIN=$1 C_API_TEST=$2 SOURCE=$3 PC_DIR=$4 SHARED=$5
 [ "$(id -u)" -eq 0 ] || { echo "needs root (BPF maps)" >&2; exit 1; }
 
 PIN=/sys/fs/bpf/nodeport-capi-test-$$
@@ -21,6 +22,8 @@ trap cleanup EXIT
 rc=0
 echo "== linked by CMake"
 "$C_API_TEST" "$PIN" || rc=1
+echo "== Python ctypes, $(basename "$SHARED")"
+python3 "$(dirname "$SOURCE")/ctypes_test.py" "$SHARED" "$PIN" || rc=1
 
 if [ -n "${PKG_CONFIG_PATH:-}" ]; then
     echo "== through pkg-config, PKG_CONFIG_PATH=$PKG_CONFIG_PATH"

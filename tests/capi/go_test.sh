@@ -31,4 +31,6 @@ unformatted=$("$(dirname "$GO")/gofmt" -l .)
 [ -z "$unformatted" ] || { echo "FAIL gofmt -l: $unformatted"; exit 1; }
 "$GO" vet ./... || exit 1
 # -count=1: the pin directory is new every run, never a cached result.
-"$GO" test -count=1 -v ./...
+# -p 1: the packages' test binaries share the one pin directory, and go test
+# would run them at once.
+"$GO" test -count=1 -p 1 -v ./...

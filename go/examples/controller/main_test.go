@@ -45,13 +45,13 @@ func TestCreateDestroy(t *testing.T) {
 	must("destroy", "sb-2")
 	must("destroy", "sb-2") // again, as after a crash: nothing to do
 	if all, _ := table.List(); len(all) != 0 {
-		t.Errorf("after destroying both: %+v", all)
+		t.Errorf("after destroying both: %d entries left", len(all))
 	}
 	err = run([]string{"-pin-dir", dir, "create", "sb-3", "127.0.0.1", "tcp/80"})
 	if !errors.Is(err, nodeport.ErrBadInput) {
 		t.Errorf("a loopback sandbox address: %v, want ErrBadInput", err)
 	}
 	if all, _ := table.List(); len(all) != 0 {
-		t.Errorf("a refused create mapped %+v", all)
+		t.Errorf("a refused create mapped %d ports", len(all))
 	}
 }
