@@ -13,7 +13,6 @@ package nodeport
 
 /*
 #cgo pkg-config: nodeport
-#include <stdlib.h>
 #include <nodeport/nodeport.h>
 */
 import "C"
@@ -86,23 +85,36 @@ func badInput(op, format string, args ...any) error {
 
 // call runs one C call and reads its message on the same OS thread: the C
 // ABI keeps it thread-local, and a goroutine may move between calls.
-func call(op string, f func() C.int) error {
+// The operation's name is built only for an error: formatting it on every
+// call cost a fifth of a Set.
+func call(op func() string, f func() C.int) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	rc := f()
 	if rc == C.NODEPORT_OK {
 		return nil
 	}
-	return &Error{Op: op, Code: int(rc), Message: C.GoString(C.nodeport_last_error()), kind: kindOf(rc)}
+	return &Error{Op: op(), Code: int(rc), Message: C.GoString(C.nodeport_last_error()), kind: kindOf(rc)}
 }
 
-// cString refuses a NUL inside s: C would see only the text before it, and
-// an owner cut short is another owner.
-func cString(op, field, s string) (*C.char, error) {
+func name(s string) func() string { return func() string { return s } }
+
+func portOp(verb, proto string, port uint16) func() string {
+	return func() string { return fmt.Sprintf("%s %s/%d", verb, proto, port) }
+}
+
+// cString is s as a NUL-terminated C string in Go memory, which C may read
+// during the call (cgo's pointer rules: it holds no Go pointers): one cgo
+// call per operation, not a malloc and a free per argument. A NUL inside s is
+// refused: C would see only the text before it, and an owner cut short is
+// another owner.
+func cString(op func() string, field, s string) (*C.char, error) {
 	if strings.IndexByte(s, 0) >= 0 {
-		return nil, badInput(op, "%s: %q has a NUL byte", field, s)
+		return nil, badInput(op(), "%s: %q has a NUL byte", field, s)
 	}
-	return C.CString(s), nil
+	b := make([]byte, len(s)+1)
+	copy(b, s)
+	return (*C.char)(unsafe.Pointer(&b[0])), nil
 }
 
 // Table is an open port table.
@@ -114,16 +126,15 @@ type Table struct {
 // Open opens the port table of the nodeport loaded at pinDir ("" for the
 // default, /sys/fs/bpf/nodeport). ErrNotLoaded when nothing is loaded there.
 func Open(pinDir string) (*Table, error) {
-	op := "open " + pinDir
+	op := name("open " + pinDir)
 	var dir *C.char
 	if pinDir != "" {
 		var err error
 		if dir, err = cString(op, "pin directory", pinDir); err != nil {
 			return nil, err
 		}
-		defer C.free(unsafe.Pointer(dir))
 	} else {
-		op = "open the default pin directory"
+		op = name("open the default pin directory")
 	}
 	var np *C.nodeport
 	if err := call(op, func() C.int { return C.nodeport_open(dir, &np) }); err != nil {
@@ -144,20 +155,20 @@ func (t *Table) Close() error {
 }
 
 // with runs f on the open handle, holding Close off.
-func (t *Table) with(op string, f func(np *C.nodeport) error) error {
+func (t *Table) with(op func() string, f func(np *C.nodeport) error) error {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if t.np == nil {
-		return &Error{Op: op, Message: ErrClosed.Error(), kind: ErrClosed}
+		return &Error{Op: op(), Message: ErrClosed.Error(), kind: ErrClosed}
 	}
 	return f(t.np)
 }
 
 // backendIP is the IPv4 text of a backend address; anything else is bad input.
-func backendIP(op string, backend netip.AddrPort) (string, error) {
+func backendIP(op func() string, backend netip.AddrPort) (string, error) {
 	addr := backend.Addr().Unmap()
 	if !addr.Is4() {
-		return "", badInput(op, "backend address: %q is not an IPv4 address", backend.Addr().String())
+		return "", badInput(op(), "backend address: %q is not an IPv4 address", backend.Addr().String())
 	}
 	return addr.String(), nil
 }
@@ -165,7 +176,7 @@ func backendIP(op string, backend netip.AddrPort) (string, error) {
 // Set maps m.Proto/m.Port to m.Backend for m.Owner, replacing whatever was
 // there; the node's connected UDP sockets to a replaced backend are ended.
 func (t *Table) Set(m Mapping) error {
-	op := fmt.Sprintf("set %s/%d", m.Proto, m.Port)
+	op := portOp("set", m.Proto, m.Port)
 	ip, err := backendIP(op, m.Backend)
 	if err != nil {
 		return err
@@ -174,14 +185,11 @@ func (t *Table) Set(m Mapping) error {
 	if err != nil {
 		return err
 	}
-	defer C.free(unsafe.Pointer(proto))
 	owner, err := cString(op, "owner", m.Owner)
 	if err != nil {
 		return err
 	}
-	defer C.free(unsafe.Pointer(owner))
-	cip := C.CString(ip)
-	defer C.free(unsafe.Pointer(cip))
+	cip, _ := cString(op, "backend address", ip) // netip's text: no NUL
 	return t.with(op, func(np *C.nodeport) error {
 		return call(op, func() C.int {
 			return C.nodeport_set(np, proto, C.uint16_t(m.Port), cip, C.uint16_t(m.Backend.Port()), owner)
@@ -193,18 +201,16 @@ func (t *Table) Set(m Mapping) error {
 // (ErrOwnedByOther otherwise, the entry left alone); "" deletes whatever is
 // there. ErrNotFound when nothing was mapped.
 func (t *Table) Delete(proto string, port uint16, owner string) error {
-	op := fmt.Sprintf("delete %s/%d", proto, port)
+	op := portOp("delete", proto, port)
 	cproto, err := cString(op, "protocol", proto)
 	if err != nil {
 		return err
 	}
-	defer C.free(unsafe.Pointer(cproto))
 	var cowner *C.char // NULL: any owner
 	if owner != "" {
 		if cowner, err = cString(op, "owner", owner); err != nil {
 			return err
 		}
-		defer C.free(unsafe.Pointer(cowner))
 	}
 	return t.with(op, func(np *C.nodeport) error {
 		return call(op, func() C.int { return C.nodeport_del(np, cproto, C.uint16_t(port), cowner) })
@@ -213,12 +219,11 @@ func (t *Table) Delete(proto string, port uint16, owner string) error {
 
 // DeleteOwner unmaps every port the owner holds; none is not an error.
 func (t *Table) DeleteOwner(owner string) error {
-	op := "delete owner " + owner
+	op := name("delete owner " + owner)
 	cowner, err := cString(op, "owner", owner)
 	if err != nil {
 		return err
 	}
-	defer C.free(unsafe.Pointer(cowner))
 	return t.with(op, func(np *C.nodeport) error {
 		return call(op, func() C.int { return C.nodeport_del_owner(np, cowner) })
 	})
@@ -239,12 +244,11 @@ func goMapping(m *C.nodeport_mapping) (Mapping, error) {
 
 // Get returns the mapping of proto/port; ErrNotFound when there is none.
 func (t *Table) Get(proto string, port uint16) (Mapping, error) {
-	op := fmt.Sprintf("get %s/%d", proto, port)
+	op := portOp("get", proto, port)
 	cproto, err := cString(op, "protocol", proto)
 	if err != nil {
 		return Mapping{}, err
 	}
-	defer C.free(unsafe.Pointer(cproto))
 	var out C.nodeport_mapping
 	err = t.with(op, func(np *C.nodeport) error {
 		return call(op, func() C.int { return C.nodeport_get(np, cproto, C.uint16_t(port), &out) })
@@ -254,14 +258,14 @@ func (t *Table) Get(proto string, port uint16) (Mapping, error) {
 	}
 	m, err := goMapping(&out)
 	if err != nil {
-		return Mapping{}, &Error{Op: op, Code: int(C.NODEPORT_EINTERNAL), Message: err.Error(), kind: ErrInternal}
+		return Mapping{}, &Error{Op: op(), Code: int(C.NODEPORT_EINTERNAL), Message: err.Error(), kind: ErrInternal}
 	}
 	return m, nil
 }
 
 // List returns every mapping, sorted by protocol and port.
 func (t *Table) List() ([]Mapping, error) {
-	const op = "list"
+	op := name("list")
 	var out []Mapping
 	err := t.with(op, func(np *C.nodeport) error {
 		var array *C.nodeport_mapping
@@ -278,7 +282,7 @@ func (t *Table) List() ([]Mapping, error) {
 		for i := range entries {
 			m, err := goMapping(&entries[i])
 			if err != nil {
-				return &Error{Op: op, Code: int(C.NODEPORT_EINTERNAL), Message: err.Error(), kind: ErrInternal}
+				return &Error{Op: op(), Code: int(C.NODEPORT_EINTERNAL), Message: err.Error(), kind: ErrInternal}
 			}
 			out = append(out, m)
 		}
@@ -303,19 +307,19 @@ func fill(dst []C.char, s string) bool {
 // entry valid, else ErrBadInput and nothing changed): adds and overwrites
 // first, removals last, under the write lock.
 func (t *Table) Sync(want []Mapping) error {
-	const op = "sync"
+	op := name("sync")
 	entries := make([]C.nodeport_mapping, len(want))
 	for i, m := range want {
 		ip, err := backendIP(op, m.Backend)
 		if err != nil {
-			return badInput(op, "entry %d: backend address: %q is not an IPv4 address", i, m.Backend.Addr().String())
+			return badInput(op(), "entry %d: backend address: %q is not an IPv4 address", i, m.Backend.Addr().String())
 		}
 		e := &entries[i]
 		if !fill(e.proto[:], m.Proto) {
-			return badInput(op, "entry %d: protocol: %q is not supported (tcp or udp)", i, m.Proto)
+			return badInput(op(), "entry %d: protocol: %q is not supported (tcp or udp)", i, m.Proto)
 		}
 		if !fill(e.owner[:], m.Owner) {
-			return badInput(op, "entry %d: owner: must be up to 255 characters without NUL", i)
+			return badInput(op(), "entry %d: owner: must be up to 255 characters without NUL", i)
 		}
 		fill(e.backend_ip[:], ip)
 		e.port = C.uint16_t(m.Port)
