@@ -330,6 +330,49 @@ TEST_F(PortTableTest, SetAndSyncRefuseWhatTheCliRefuses) {
     EXPECT_EQ(list(), std::vector{keep}) << "refused writes changed nothing";
 }
 
+// load and refresh check LoadOptions as the CLI checks its options, and
+// refuse before anything changes: no pin directory is made.
+TEST_F(PortTableTest, LoadAndRefreshRefuseWhatTheCliRefuses) {
+    const fs::path fresh = pin_dir_.string() + "-fresh";
+    auto options = [&] { return unattached(fresh, "10.99.0.1"); };
+    std::vector<std::pair<LoadOptions, std::string>> bad;
+    for (const char* ip : {"127.0.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255"}) {
+        auto o = options();
+        o.node_ips = {Ipv4{*parse_ipv4(ip, "ip")}};
+        bad.emplace_back(o, "node-ip");
+    }
+    auto twice = options();
+    twice.node_ips.push_back(twice.node_ips.front());
+    bad.emplace_back(twice, "node-ip: '10.99.0.1' is given twice");
+    for (const char* name : {"", "a/b", "a:b", "a b", "0123456789abcdef", ".", ".."}) {
+        auto o = options();
+        o.interfaces = {name};
+        bad.emplace_back(o, "iface");
+    }
+    auto same_iface = options();
+    same_iface.interfaces = {"ext0", "ext0"};
+    bad.emplace_back(same_iface, "iface: 'ext0' is given twice");
+    auto zero = options();
+    zero.timeouts.udp = std::chrono::seconds{0};
+    bad.emplace_back(zero, "udp-timeout");
+    auto long_timeout = options();
+    long_timeout.timeouts.tcp_established = std::chrono::hours{24 * 31};
+    bad.emplace_back(long_timeout, "tcp-timeout");
+    auto negative_wait = options();
+    negative_wait.lock_wait = std::chrono::milliseconds{-1};
+    bad.emplace_back(negative_wait, "wait");
+    for (const auto& [o, what] : bad) {
+        auto report = load(o);
+        ASSERT_FALSE(report) << what;
+        EXPECT_EQ(report.error().errno_value, EINVAL) << report.error().message;
+        EXPECT_NE(report.error().message.find("bad input: " + what), std::string::npos) << report.error().message;
+        EXPECT_FALSE(fs::exists(fresh)) << what;
+    }
+    auto refreshed = refresh(pin_dir_, {*parse_ipv4("127.0.0.1", "ip")});
+    ASSERT_FALSE(refreshed);
+    EXPECT_EQ(refreshed.error().errno_value, EINVAL) << refreshed.error().message;
+}
+
 // The longest owner the map stores is hashed and stored whole, so remove
 // by that owner works (a longer one, once cut when stored, never could).
 TEST_F(PortTableTest, LongestOwnerIsStoredWholeAndRemovable) {
