@@ -15,6 +15,11 @@ std::mutex log_mutex;
 std::string log_tail;
 constexpr std::size_t max_log_tail = 4096;  // the end of a verifier log says what failed
 
+// The captures alive in the process, and the callback the first one replaced.
+std::mutex capture_mutex;
+int captures = 0;
+libbpf_print_fn_t previous = nullptr;
+
 int print(enum libbpf_print_level level, const char* format, va_list args) {
     static const bool debug = std::getenv("NODEPORT_DEBUG") != nullptr;
     char line[1024];
@@ -33,12 +38,6 @@ int print(enum libbpf_print_level level, const char* format, va_list args) {
     return 0;
 }
 
-}  // namespace
-
-namespace {
-std::mutex capture_mutex;
-int captures = 0;
-libbpf_print_fn_t previous = nullptr;
 }  // namespace
 
 LibbpfLogCapture::LibbpfLogCapture() {
