@@ -38,7 +38,9 @@ fi
 echo "cc $flags"
 # shellcheck disable=SC2086 # pkg-config output is a list of flags
 if cc -std=c11 -Wall -Wextra -Werror -pthread -o "$WORK/c_api_test" "$SOURCE" $flags; then
-    "$WORK/c_api_test" "$PIN" || rc=1
+    # An installed (or staged) tree's libnodeport.so is found through its libdir.
+    LD_LIBRARY_PATH=$(pkg-config --variable=libdir nodeport)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
+        "$WORK/c_api_test" "$PIN" || rc=1
 else
     echo "FAIL compile the C test with pkg-config's flags"
     rc=1
