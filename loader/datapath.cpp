@@ -97,6 +97,8 @@ Result<UnloadReport> unload(const std::filesystem::path& dir, std::chrono::milli
 
 Result<std::vector<NodeAddr>> refresh(const std::filesystem::path& dir, const std::vector<Ipv4>& node_ips,
                                       std::chrono::milliseconds lock_wait) {
+    if (auto ok = check_node_ips(node_ips); !ok)
+        return std::unexpected(Error{EINVAL, "bad input: " + ok.error().field + ": " + ok.error().message});
     auto addrs = resolve_node_addrs(node_ips);
     if (!addrs)
         return std::unexpected(addrs.error());

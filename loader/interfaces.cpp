@@ -61,7 +61,7 @@ Result<std::vector<TcAttachment>> attach_interfaces(const std::filesystem::path&
     // libbpf's messages are kept for errors, not printed: re-adding a clsact
     // qdisc that exists, on every resync, makes the kernel say so. Whatever
     // an earlier call left is stale.
-    capture_libbpf_log();
+    auto log_capture = capture_libbpf_log();
     (void)take_libbpf_log();
     auto locked = pin_dir::open_locked(dir, lock_wait);
     if (!locked)

@@ -15,6 +15,11 @@ std::mutex log_mutex;
 std::string log_tail;
 constexpr std::size_t max_log_tail = 4096;  // the end of a verifier log says what failed
 
+// The captures alive in the process, and the callback the first one replaced.
+std::mutex capture_mutex;
+int captures = 0;
+libbpf_print_fn_t previous = nullptr;
+
 int print(enum libbpf_print_level level, const char* format, va_list args) {
     static const bool debug = std::getenv("NODEPORT_DEBUG") != nullptr;
     char line[1024];
@@ -35,8 +40,16 @@ int print(enum libbpf_print_level level, const char* format, va_list args) {
 
 }  // namespace
 
-void capture_libbpf_log() {
-    libbpf_set_print(print);
+LibbpfLogCapture::LibbpfLogCapture() {
+    std::lock_guard guard(capture_mutex);
+    if (captures++ == 0)
+        previous = libbpf_set_print(print);
+}
+
+LibbpfLogCapture::~LibbpfLogCapture() {
+    std::lock_guard guard(capture_mutex);
+    if (--captures == 0)
+        libbpf_set_print(previous);
 }
 
 std::string take_libbpf_log() {

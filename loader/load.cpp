@@ -209,11 +209,10 @@ void restore_pinned_programs_on_undo(UndoLog& undo, const std::filesystem::path&
 }  // namespace
 
 Result<LoadReport> load(const LoadOptions& options) {
-    capture_libbpf_log();
+    auto log_capture = capture_libbpf_log();
     const auto& dir = options.pin_dir;
-    if (options.interfaces.size() > NP_MAX_TC_ATTACHMENTS)
-        return plain_error(fmt::format("{} external interfaces: nodeport attaches to at most {}",
-                                       options.interfaces.size(), NP_MAX_TC_ATTACHMENTS));
+    if (auto ok = check_load_options(options); !ok)
+        return std::unexpected(Error{EINVAL, "bad input: " + ok.error().field + ": " + ok.error().message});
     auto addrs = resolve_node_addrs(options.node_ips);
     if (!addrs)
         return std::unexpected(addrs.error());

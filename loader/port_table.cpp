@@ -43,6 +43,32 @@ Mapping to_mapping(const np_port_key& key, const np_backend& value) {
     return Mapping{NodePort{static_cast<Proto>(key.proto), key.port}, Backend{addr, value.port}, owner_of(value)};
 }
 
+// The library is the trust boundary: a Mapping built by hand (a C or Go
+// caller) is checked as the CLI's parsers check theirs. EINVAL, nothing changed.
+std::unexpected<Error> bad_input(const InputError& error) {
+    return std::unexpected(Error{EINVAL, "bad input: " + error.field + ": " + error.message});
+}
+
+Result<void> check_owner(std::string_view owner) {
+    if (auto ok = parse_owner(owner); !ok)
+        return bad_input(ok.error());
+    return {};
+}
+
+Result<void> check_desired(const std::vector<Mapping>& desired) {
+    std::vector<NodePort> ports;
+    ports.reserve(desired.size());
+    for (std::size_t i = 0; i < desired.size(); ++i) {
+        if (auto ok = check_mapping(desired[i]); !ok)
+            return bad_input(InputError{fmt::format("entry {}: {}", i, ok.error().field), ok.error().message});
+        ports.push_back(desired[i].node_port);
+    }
+    std::ranges::sort(ports);
+    if (auto dup = std::ranges::adjacent_find(ports); dup != ports.end())
+        return bad_input(InputError{"node port", to_string(*dup) + " is listed twice"});
+    return {};
+}
+
 }  // namespace
 
 // The process-wide mutex for threads sharing this PortTable, then the
@@ -111,6 +137,8 @@ EndedSockets PortTable::end_sockets(std::vector<SocketEnder::Target> replaced, C
 }
 
 Result<SetResult> PortTable::set(const Mapping& mapping, ChangeOptions options) {
+    if (auto ok = check_mapping(mapping); !ok)
+        return bad_input(ok.error());
     auto lock = WriteLock::take(*this);
     if (!lock)
         return std::unexpected(lock.error());
@@ -136,6 +164,9 @@ Result<SetResult> PortTable::set(const Mapping& mapping, ChangeOptions options) 
 
 Result<RemoveResult> PortTable::remove(NodePort node_port, std::optional<std::string_view> owner,
                                        ChangeOptions options) {
+    if (owner)
+        if (auto ok = check_owner(*owner); !ok)
+            return std::unexpected(ok.error());
     auto lock = WriteLock::take(*this);
     if (!lock)
         return std::unexpected(lock.error());
@@ -153,37 +184,41 @@ Result<RemoveResult> PortTable::remove(NodePort node_port, std::optional<std::st
     return RemoveResult{RemoveOutcome::removed, {}, end_sockets({{node_port, to_mapping(key, value).backend}}, options)};
 }
 
-Result<std::vector<Mapping>> PortTable::remove_owner(std::string_view owner, ChangeOptions options) {
+Result<RemoveOwnerResult> PortTable::remove_owner(std::string_view owner, ChangeOptions options) {
+    if (auto ok = check_owner(owner); !ok)
+        return std::unexpected(ok.error());
     auto lock = WriteLock::take(*this);
     if (!lock)
         return std::unexpected(lock.error());
-    auto current = list();
-    if (!current)
-        return std::unexpected(current.error());
-    std::vector<Mapping> removed;
-    std::vector<SocketEnder::Target> ended;
-    for (const auto& m : *current) {
-        if (m.owner != owner)
-            continue;
-        // Read again and compare whole: list() has no lock of its own, and
-        // a writer that ignores ours (bpftool) may have changed the entry.
-        np_port_key key = to_key(m.node_port);
+    auto keys = map_keys<np_port_key>(map_.get(), "ports");
+    if (!keys)
+        return std::unexpected(keys.error());
+    const std::uint64_t id = owner_id(owner);
+    RemoveOwnerResult result;
+    std::vector<SocketEnder::Target> replaced;
+    // Each entry is read and checked under the write lock: no writer can
+    // hand a port to another owner between the check and the delete.
+    for (const auto& key : *keys) {
         np_backend value{};
         if (bpf_map_lookup_elem(map_.get(), &key, &value) != 0) {
             if (errno == ENOENT)
                 continue;
-            return errno_error(errno, "look up " + to_string(m.node_port));
+            return errno_error(errno, "read ports map");
         }
-        if (value.owner_id != owner_id(owner) || owner_of(value) != owner)
+        if (value.owner_id != id || owner_of(value) != owner)
             continue;
-        if (bpf_map_delete_elem(map_.get(), &key) != 0 && errno != ENOENT)
-            return errno_error(errno, "delete " + to_string(m.node_port));
-        Mapping gone = to_mapping(key, value);
-        ended.push_back({gone.node_port, gone.backend});
-        removed.push_back(std::move(gone));
+        if (bpf_map_delete_elem(map_.get(), &key) != 0) {
+            if (errno == ENOENT)
+                continue;
+            return errno_error(errno, "delete " + to_string(to_mapping(key, value).node_port));
+        }
+        auto removed = to_mapping(key, value);
+        replaced.push_back({removed.node_port, removed.backend});
+        result.removed.push_back(std::move(removed));
     }
-    end_sockets(std::move(ended), options);
-    return removed;
+    std::ranges::sort(result.removed, {}, [](const Mapping& m) { return m.node_port; });
+    result.ended = end_sockets(std::move(replaced), options);
+    return result;
 }
 
 Result<std::optional<Mapping>> PortTable::get(NodePort node_port) const {
@@ -233,6 +268,8 @@ Result<std::size_t> PortTable::flush() {
 }
 
 Result<SyncPlan> PortTable::plan(const std::vector<Mapping>& desired) const {
+    if (auto ok = check_desired(desired); !ok)
+        return std::unexpected(ok.error());
     auto current = list();
     if (!current)
         return std::unexpected(current.error());
@@ -240,6 +277,8 @@ Result<SyncPlan> PortTable::plan(const std::vector<Mapping>& desired) const {
 }
 
 Result<SyncResult> PortTable::sync(const std::vector<Mapping>& desired, ChangeOptions options) {
+    if (auto ok = check_desired(desired); !ok)
+        return std::unexpected(ok.error());
     auto lock = WriteLock::take(*this);
     if (!lock)
         return std::unexpected(lock.error());

@@ -240,7 +240,7 @@ std::string_view to_string(ProblemKind kind) {
 }
 
 Result<Status> read_status(const std::filesystem::path& dir) {
-    capture_libbpf_log();  // libbpf would print a kernel message for every filter it does not find
+    auto log_capture = capture_libbpf_log();  // libbpf would print a kernel message for every filter it does not find
     Status status;
     // Only node_config's absence means "not loaded" (ENOENT, naming the
     // directory); open() also refuses pins of another map ABI.

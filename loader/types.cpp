@@ -105,6 +105,23 @@ Parsed<std::string> parse_owner(std::string_view text) {
     return std::string(text);
 }
 
+std::expected<void, InputError> check_mapping(const Mapping& mapping) {
+    if (mapping.node_port.proto != Proto::tcp && mapping.node_port.proto != Proto::udp)
+        return bad("protocol", fmt::format("{} is not supported (tcp or udp)",
+                                           static_cast<unsigned>(mapping.node_port.proto)));
+    if (mapping.node_port.port == 0)
+        return bad("node port", "0 is not a port number (1-65535)");
+    if (!is_routable_unicast(mapping.backend.addr))
+        return bad("backend address", fmt::format("'{}' is not a unicast address a sandbox can have",
+                                                  to_string(mapping.backend.addr)));
+    if (mapping.backend.port == 0)
+        return bad("backend port", "0 is not a port number (1-65535)");
+    if (!mapping.owner.empty())
+        if (auto owner = parse_owner(mapping.owner); !owner)
+            return std::unexpected(owner.error());
+    return {};
+}
+
 std::uint64_t owner_id(std::string_view owner) {
     if (owner.empty())
         return 0;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything nodeport needs to build, test, demo and benchmark on Debian 12.
-# libbpf >= 1.4 and bpftool >= 7.5 come from bookworm-backports, added with the
-# mirror the machine's apt sources already use (never a hard-coded host).
+# libbpf >= 1.4, bpftool >= 7.5 and Go 1.22 (the Go package's go_test) come
+# from bookworm-backports, added with the mirror the machine's apt sources
+# already use (never a hard-coded host).
 set -euo pipefail
 
 [ "$(id -u)" -eq 0 ] || { echo "setup.sh: run as root" >&2; exit 1; }
@@ -33,11 +34,15 @@ PACKAGES=(
     iproute2 netcat-openbsd curl python3 iptables nftables iperf3 jq procps util-linux systemd
 )
 
-# True when libbpf-dev >= 1.4, bpftool >= 7.5 and every other package are installed.
+# From bookworm-backports: Go at /usr/lib/go-1.22/bin/go (not on PATH).
+BACKPORT_PACKAGES=(libbpf-dev bpftool golang-1.22-go)
+
+# True when libbpf-dev >= 1.4, bpftool >= 7.5, Go 1.22 and every other package are installed.
 have_everything() {
     local v
     v=$(dpkg-query -W -f='${Version}' libbpf-dev 2>/dev/null) && dpkg --compare-versions "$v" ge 1:1.4 || return 1
     v=$(dpkg-query -W -f='${Version}' bpftool 2>/dev/null) && dpkg --compare-versions "$v" ge 7.5 || return 1
+    dpkg-query -W -f='${Status}' golang-1.22-go 2>/dev/null | grep -q 'install ok installed' || return 1
     dpkg-query -W -f='${Status}\n' "${PACKAGES[@]}" 2>/dev/null | grep -vq 'install ok installed' && return 1
     [ "$(dpkg-query -W -f='${Status}\n' "${PACKAGES[@]}" 2>/dev/null | wc -l)" -eq "${#PACKAGES[@]}" ]
 }
@@ -58,7 +63,7 @@ SRC
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq -t bookworm-backports libbpf-dev bpftool >/dev/null
+    apt-get install -y -qq -t bookworm-backports "${BACKPORT_PACKAGES[@]}" >/dev/null
     apt-get install -y -qq "${PACKAGES[@]}" >/dev/null
 fi
 
@@ -66,4 +71,4 @@ fi
 if ! grep -qs ' /sys/fs/bpf bpf ' /proc/mounts; then
     mount -t bpf bpf /sys/fs/bpf
 fi
-echo "setup.sh: libbpf $(pkg-config --modversion libbpf), $(bpftool version | head -n 1)"
+echo "setup.sh: libbpf $(pkg-config --modversion libbpf), $(bpftool version | head -n 1), $(/usr/lib/go-1.22/bin/go version)"

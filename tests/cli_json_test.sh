@@ -133,14 +133,14 @@ done
 "$NODEPORT" set --pin-dir "$PIN" tcp/7002 10.8.0.3:7002 --owner sb-b >/dev/null
 table() { "$NODEPORT" list --pin-dir "$PIN" --json | jq -r 'map("\(.proto)/\(.port)=\(.owner)") | join(" ")'; }
 before=$(table)
-expect_result "del --owner sb-a" 0 "owner removed" del --pin-dir "$PIN" --json --owner sb-a
+expect_result "del --owner sb-a" 0 "owner removed sockets_ended" del --pin-dir "$PIN" --json --owner sb-a
 expect_eq "del --owner --json lists exactly sb-a's ports" "sb-a tcp/7001=10.8.0.2:7001 udp/7001=10.8.0.2:7001" \
     "$(jq -r '"\(.owner) " + (.removed | map("\(.proto)/\(.port)=\(.backend_ip):\(.backend_port)") | join(" "))' \
     "$WORK/out")"
 expect_eq "every other port is kept (the re-taken one, another owner's, a prefix-sharing owner's, no owner)" \
     "$(printf '%s' "$before" | tr ' ' '\n' | grep -v -x -e 'tcp/7001=sb-a' -e 'udp/7001=sb-a' | paste -sd ' ')" \
     "$(table)"
-expect_result "del --owner sb-a again" 3 "owner removed" del --pin-dir "$PIN" --json --owner sb-a
+expect_result "del --owner sb-a again" 3 "owner removed sockets_ended" del --pin-dir "$PIN" --json --owner sb-a
 expect_eq "it removes nothing" 0 "$(jq '.removed | length' "$WORK/out")"
 run del --pin-dir "$PIN" --owner sb-b
 expect_eq "del --owner sb-b (text): exit 0, one line per removed port" \

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <iostream>
@@ -13,6 +14,8 @@
 #include <filesystem>
 #include <set>
 #include <thread>
+
+#include <bpf/libbpf.h>
 
 #include "nodeport/abi.h"
 #include "nodeport/datapath.hpp"
@@ -188,25 +191,6 @@ TEST_F(PortTableTest, RemoveWithoutOwnerDeletesWhateverIsThere) {
     EXPECT_TRUE(list().empty());
 }
 
-TEST_F(PortTableTest, RemoveOwnerDeletesExactlyThatOwnersPorts) {
-    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 7001, "10.8.0.2", 7001, "sb-a")));
-    ASSERT_TRUE(table_->set(mapping(Proto::udp, 7001, "10.8.0.2", 7001, "sb-a")));
-    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 7002, "10.8.0.2", 7002, "sb-a")));
-    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 7002, "10.8.0.3", 7002, "sb-b")));  // re-taken by sb-b
-    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 7003, "10.8.0.3", 7003, "sb-ab")));
-    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 7004, "10.8.0.3", 7004)));
-    auto removed = table_->remove_owner("sb-a");
-    ASSERT_TRUE(removed) << removed.error().message;
-    EXPECT_EQ(*removed, (std::vector{mapping(Proto::tcp, 7001, "10.8.0.2", 7001, "sb-a"),
-                                     mapping(Proto::udp, 7001, "10.8.0.2", 7001, "sb-a")}));
-    EXPECT_EQ(list(), (std::vector{mapping(Proto::tcp, 7002, "10.8.0.3", 7002, "sb-b"),
-                                   mapping(Proto::tcp, 7003, "10.8.0.3", 7003, "sb-ab"),
-                                   mapping(Proto::tcp, 7004, "10.8.0.3", 7004)}));
-    auto again = table_->remove_owner("sb-a");
-    ASSERT_TRUE(again);
-    EXPECT_TRUE(again->empty());
-}
-
 TEST_F(PortTableTest, RemoveOwnerRacingRedeployNeverDeletesTheNewOwner) {
     // A redeploy moves three ports to a new owner, one by one, while the old
     // owner's teardown runs: whatever the interleaving, the new owner keeps
@@ -228,7 +212,7 @@ TEST_F(PortTableTest, RemoveOwnerRacingRedeployNeverDeletesTheNewOwner) {
             if (now > 1 && now != seen) {
                 auto removed = table->remove_owner(fmt::format("sb-{}", now - 1));
                 ASSERT_TRUE(removed);
-                for (const auto& m : *removed)
+                for (const auto& m : removed->removed)
                     ASSERT_EQ(m.owner, fmt::format("sb-{}", now - 1));
             }
             seen = now;
@@ -344,6 +328,145 @@ TEST_F(PortTableTest, OwnerCheckedRemoveRacingRedeployNeverDeletesTheNewOwner) {
     deployer.join();
     destroyer.join();
     EXPECT_EQ(list(), std::vector{mapping(Proto::tcp, 7000, "10.8.0.2", 7000, fmt::format("sb-{}", rounds))});
+}
+
+// The library is the trust boundary: a Mapping built by hand is checked as
+// the CLI's parsers check theirs, refused with EINVAL, and nothing changes.
+TEST_F(PortTableTest, SetAndSyncRefuseWhatTheCliRefuses) {
+    const auto keep = mapping(Proto::tcp, 80, "10.8.0.2", 80, "keep");
+    ASSERT_TRUE(table_->set(keep));
+    const std::vector<std::pair<Mapping, std::string>> bad = {
+        {mapping(Proto::tcp, 0, "10.8.0.2", 80), "node port"},
+        {mapping(Proto::tcp, 81, "10.8.0.2", 0), "backend port"},
+        {mapping(Proto::tcp, 81, "127.0.0.1", 80), "backend address"},
+        {mapping(Proto::tcp, 81, "0.0.0.0", 80), "backend address"},
+        {mapping(Proto::tcp, 81, "224.0.0.1", 80), "backend address"},
+        {mapping(Proto::tcp, 81, "10.8.0.2", 80, std::string(256, 'a')), "owner"},
+        {mapping(Proto::tcp, 81, "10.8.0.2", 80, "sb 1"), "owner"},
+        {mapping(Proto::tcp, 81, "10.8.0.2", 80, std::string("sb\0x", 4)), "owner"},
+        {Mapping{NodePort{static_cast<Proto>(1), 81}, Backend{*parse_ipv4("10.8.0.2", "ip"), 80}, ""}, "protocol"},
+    };
+    for (const auto& [m, field] : bad) {
+        auto set = table_->set(m);
+        ASSERT_FALSE(set) << to_string(m.node_port) << " " << to_string(m.backend) << " owner '" << m.owner << "'";
+        EXPECT_EQ(set.error().errno_value, EINVAL);
+        EXPECT_NE(set.error().message.find(field), std::string::npos) << set.error().message;
+        auto synced = table_->sync({keep, m});
+        ASSERT_FALSE(synced);
+        EXPECT_NE(synced.error().message.find("entry 1: " + field), std::string::npos) << synced.error().message;
+        EXPECT_FALSE(table_->plan({m}));
+    }
+    auto twice = table_->sync({keep, mapping(Proto::tcp, 80, "10.8.0.3", 80)});
+    ASSERT_FALSE(twice);
+    EXPECT_NE(twice.error().message.find("tcp/80 is listed twice"), std::string::npos) << twice.error().message;
+    EXPECT_FALSE(table_->remove(NodePort{Proto::tcp, 80}, std::string(256, 'a')));
+    EXPECT_FALSE(table_->remove(NodePort{Proto::tcp, 80}, ""));
+    EXPECT_FALSE(table_->remove_owner(""));
+    EXPECT_EQ(list(), std::vector{keep}) << "refused writes changed nothing";
+}
+
+// load and refresh check LoadOptions as the CLI checks its options, and
+// refuse before anything changes: no pin directory is made.
+TEST_F(PortTableTest, LoadAndRefreshRefuseWhatTheCliRefuses) {
+    const fs::path fresh = pin_dir_.string() + "-fresh";
+    auto options = [&] { return unattached(fresh, "10.99.0.1"); };
+    std::vector<std::pair<LoadOptions, std::string>> bad;
+    for (const char* ip : {"127.0.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255"}) {
+        auto o = options();
+        o.node_ips = {Ipv4{*parse_ipv4(ip, "ip")}};
+        bad.emplace_back(o, "node-ip");
+    }
+    auto twice = options();
+    twice.node_ips.push_back(twice.node_ips.front());
+    bad.emplace_back(twice, "node-ip: '10.99.0.1' is given twice");
+    for (const char* name : {"", "a/b", "a:b", "a b", "0123456789abcdef", ".", ".."}) {
+        auto o = options();
+        o.interfaces = {name};
+        bad.emplace_back(o, "iface");
+    }
+    auto same_iface = options();
+    same_iface.interfaces = {"ext0", "ext0"};
+    bad.emplace_back(same_iface, "iface: 'ext0' is given twice");
+    auto zero = options();
+    zero.timeouts.udp = std::chrono::seconds{0};
+    bad.emplace_back(zero, "udp-timeout");
+    auto long_timeout = options();
+    long_timeout.timeouts.tcp_established = std::chrono::hours{24 * 31};
+    bad.emplace_back(long_timeout, "tcp-timeout");
+    auto negative_wait = options();
+    negative_wait.lock_wait = std::chrono::milliseconds{-1};
+    bad.emplace_back(negative_wait, "wait");
+    for (const auto& [o, what] : bad) {
+        auto report = load(o);
+        ASSERT_FALSE(report) << what;
+        EXPECT_EQ(report.error().errno_value, EINVAL) << report.error().message;
+        EXPECT_NE(report.error().message.find("bad input: " + what), std::string::npos) << report.error().message;
+        EXPECT_FALSE(fs::exists(fresh)) << what;
+    }
+    auto refreshed = refresh(pin_dir_, {*parse_ipv4("127.0.0.1", "ip")});
+    ASSERT_FALSE(refreshed);
+    EXPECT_EQ(refreshed.error().errno_value, EINVAL) << refreshed.error().message;
+}
+
+// The longest owner the map stores is hashed and stored whole, so remove
+// by that owner works (a longer one, once cut when stored, never could).
+TEST_F(PortTableTest, LongestOwnerIsStoredWholeAndRemovable) {
+    const std::string owner(NP_MAX_OWNER_LEN, 'o');
+    ASSERT_TRUE(table_->set(mapping(Proto::udp, 90, "10.8.0.2", 90, owner)));
+    EXPECT_EQ(list(), std::vector{mapping(Proto::udp, 90, "10.8.0.2", 90, owner)});
+    auto removed = table_->remove(NodePort{Proto::udp, 90}, owner);
+    ASSERT_TRUE(removed) << removed.error().message;
+    EXPECT_EQ(removed->outcome, RemoveOutcome::removed);
+}
+
+TEST_F(PortTableTest, RemoveOwnerRemovesOnlyThatOwnersPorts) {
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 1, "10.8.0.2", 80, "a")));
+    ASSERT_TRUE(table_->set(mapping(Proto::udp, 1, "10.8.0.2", 80, "a")));
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 2, "10.8.0.3", 80, "ab")));
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 3, "10.8.0.3", 80, "b")));
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 4, "10.8.0.3", 80)));
+    auto removed = table_->remove_owner("a");
+    ASSERT_TRUE(removed) << removed.error().message;
+    EXPECT_EQ(removed->removed, (std::vector{mapping(Proto::tcp, 1, "10.8.0.2", 80, "a"),
+                                             mapping(Proto::udp, 1, "10.8.0.2", 80, "a")}));
+    EXPECT_EQ(list(), (std::vector{mapping(Proto::tcp, 2, "10.8.0.3", 80, "ab"), mapping(Proto::tcp, 3, "10.8.0.3", 80, "b"),
+                                   mapping(Proto::tcp, 4, "10.8.0.3", 80)}));
+    auto none = table_->remove_owner("a");
+    ASSERT_TRUE(none);
+    EXPECT_TRUE(none->removed.empty());
+}
+
+// libbpf's print callback belongs to the process: load and status use their
+// own while they run and put back the caller's.
+int callers_print(enum libbpf_print_level, const char*, va_list) {
+    return 0;
+}
+
+TEST_F(PortTableTest, LoadPutsBackTheCallersLibbpfPrintCallback) {
+    libbpf_print_fn_t before = libbpf_set_print(callers_print);
+    auto report = load(unattached(pin_dir_, "10.99.0.1"));
+    ASSERT_TRUE(report) << report.error().message;
+    auto too_many = unattached(pin_dir_, "10.99.0.1");
+    too_many.interfaces.assign(NP_MAX_TC_ATTACHMENTS + 1, "ext0");  // refused before anything changes
+    EXPECT_FALSE(load(too_many));
+    EXPECT_EQ(libbpf_set_print(before), &callers_print);
+}
+
+// The median time of one set over 10,000, printed for the README's
+// comparison with the C ABI and Go (no threshold).
+TEST_F(PortTableTest, SetTiming) {
+    constexpr int n = 10000;
+    std::vector<std::chrono::nanoseconds> times(n);
+    for (int i = 0; i < n; ++i) {
+        auto m = mapping(Proto::tcp, static_cast<std::uint16_t>(20000 + i), "10.8.0.2", 80, "bench");
+        auto start = std::chrono::steady_clock::now();
+        auto set = table_->set(m);
+        times[i] = std::chrono::steady_clock::now() - start;
+        ASSERT_TRUE(set) << set.error().message;
+    }
+    std::ranges::sort(times);
+    std::cout << fmt::format("C++ PortTable::set: median {:.2f} us over {} calls (p90 {:.2f} us)\n",
+                             times[n / 2].count() / 1000.0, n, times[n * 9 / 10].count() / 1000.0);
 }
 
 TEST_F(PortTableTest, UnloadRemovesEveryPin) {

@@ -87,6 +87,15 @@ struct LoadReport {
     std::optional<MigrationReport> migrated;
 };
 
+// What load checks first, as the CLI checks its options (the library is the
+// trust boundary for callers that fill LoadOptions themselves): node
+// addresses as parse_node_ip takes them and each once, interface names the
+// kernel takes, each once and at most NP_MAX_TC_ATTACHMENTS, flow timeouts of
+// 1 s to 30 days, a lock wait not negative. load and refresh refuse what
+// fails with EINVAL ("bad input: FIELD: ...") before anything changes.
+std::expected<void, InputError> check_load_options(const LoadOptions& options);
+std::expected<void, InputError> check_node_ips(const std::vector<Ipv4>& node_ips);
+
 // Idempotent: a second load reuses the pinned maps and replaces the programs
 // behind the pinned links in place, so mappings and connections survive it.
 // Pins of map ABI 1 are migrated (abi1_migration.hpp); pins it cannot use

@@ -55,6 +55,11 @@ struct RemoveResult {
     EndedSockets ended;  // for removed
 };
 
+struct RemoveOwnerResult {
+    std::vector<Mapping> removed;  // what the owner held, sorted by protocol and port
+    EndedSockets ended;
+};
+
 class PortTable {
 public:
     // Opens the pinned map of a loaded nodeport. Fails when it is not loaded.
@@ -63,6 +68,9 @@ public:
     static Result<PortTable> open(const std::filesystem::path& pin_dir,
                                   std::chrono::milliseconds lock_wait = default_lock_wait);
 
+    // Every write checks its input as the CLI's parsers do (check_mapping,
+    // parse_owner) and refuses bad input with EINVAL before anything changes.
+    //
     // Maps the node port to the backend, replacing whatever was there. When
     // that changes the backend, the node's sockets translated to the old one
     // are ended (see EndedSockets). External flows need nothing: a UDP flow
@@ -73,14 +81,9 @@ public:
     // The node's sockets translated to the removed backend are ended as for set.
     Result<RemoveResult> remove(NodePort node_port, std::optional<std::string_view> owner = std::nullopt,
                                 ChangeOptions options = {});
-    // Unmaps every node port `owner` holds (a sandbox's teardown, the CNI
-    // portmap DEL): each entry is deleted only while that owner holds it, all
-    // under the write lock, so a port another owner has taken is left alone.
-    // Returns the mappings removed, sorted by protocol and port; empty when
-    // the owner holds none. The node's sockets translated to the removed
-    // backends are ended as for remove (not counted here). A failure
-    // part-way leaves the ports before it removed; running it again converges.
-    Result<std::vector<Mapping>> remove_owner(std::string_view owner, ChangeOptions options = {});
+    // Unmaps every port the owner holds, each checked under the write lock
+    // (a port handed to another owner meanwhile stays). None held: not an error.
+    Result<RemoveOwnerResult> remove_owner(std::string_view owner, ChangeOptions options = {});
     Result<std::optional<Mapping>> get(NodePort node_port) const;
     // Every mapping, sorted by protocol and port.
     Result<std::vector<Mapping>> list() const;

@@ -60,6 +60,13 @@ Parsed<std::uint16_t> parse_port(std::string_view text, std::string_view field);
 // 1-255 (NP_MAX_OWNER_LEN) printable, non-blank ASCII characters.
 Parsed<std::string> parse_owner(std::string_view text);
 
+// What set and sync accept, whoever built the Mapping (the parsers above, a
+// C or Go caller, a struct filled by hand): node and backend ports 1-65535,
+// a backend address a sandbox can have (not 0/8, loopback or multicast), an
+// owner empty or as parse_owner takes it (so the name stored is the name
+// hashed, and remove by that owner works). The first bad field is reported.
+std::expected<void, InputError> check_mapping(const Mapping& mapping);
+
 // The owner id stored beside the owner name: FNV-1a 64 of the name, 0 for none.
 std::uint64_t owner_id(std::string_view owner);
 

@@ -106,9 +106,12 @@ int cmd_set(const Args& argv) {
 // the owner holds it. Exit 3 when it held none.
 int del_owner(const Invocation& inv, const std::string& owner) {
     auto table = succeeded(PortTable::open(inv.pin_dir, lock_wait_option(inv)));
-    auto removed = succeeded(table.remove_owner(owner, change_options(inv)));
+    auto result = succeeded(table.remove_owner(owner, change_options(inv)));
+    const auto& removed = result.removed;
     if (json(inv)) {
-        nlohmann::json out{{"owner", printable(owner)}, {"removed", nlohmann::json::array()}};
+        nlohmann::json out{{"owner", printable(owner)},
+                           {"removed", nlohmann::json::array()},
+                           {"sockets_ended", result.ended.count}};
         for (const auto& m : removed)
             out["removed"].push_back(to_json(m));
         print(out);
@@ -117,6 +120,7 @@ int del_owner(const Invocation& inv, const std::string& owner) {
     } else {
         for (const auto& m : removed)
             std::cout << describe(m) << " removed\n";
+        report(result.ended);
     }
     return removed.empty() ? exit_not_mapped : exit_ok;
 }

@@ -1,0 +1,3 @@
+module nodeport
+
+go 1.22

@@ -1,0 +1,108 @@
+/* nodeport's C ABI: the port table of a loaded nodeport, for cgo, Python
+ * ctypes, Rust and C. A thin layer over the C++ library (libnodeport,
+ * loader/c_api.cpp) with the same checks: every call validates its input as
+ * the CLI does, and nothing is changed when it refuses.
+ *
+ * Every int-returning call gives NODEPORT_OK (0) or one of the negative codes
+ * below; nodeport_strerror names a code, and nodeport_last_error gives the
+ * calling thread's message for its last failed call ("bad input: backend
+ * address: '127.0.0.1' is not a unicast address a sandbox can have").
+ *
+ * A handle may be used from several threads at once: writers serialize on a
+ * mutex and on the pin directory's flock (shared with the CLI and other
+ * processes), waiting at most 5 s for another writer (NODEPORT_EBUSY).
+ * nodeport_close must not race other calls on the same handle.
+ * Nothing throws or aborts across this boundary.
+ *
+ * Strings are NUL-terminated ASCII. In C the handle type is `nodeport`; in
+ * C++, where `nodeport` is the library's namespace, spell it `nodeport_table`.
+ */
+#ifndef NODEPORT_NODEPORT_H
+#define NODEPORT_NODEPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum nodeport_error {
+	NODEPORT_OK = 0,
+	NODEPORT_EBADINPUT = -1,  /* an argument is not valid: nothing was changed */
+	NODEPORT_ENOTLOADED = -2, /* nodeport is not loaded at the pin directory */
+	NODEPORT_ENOTFOUND = -3,  /* nothing is mapped on that node port */
+	NODEPORT_EOWNED = -4,     /* another owner holds the port: it was left alone */
+	NODEPORT_EPERM = -5,      /* not allowed: BPF maps need CAP_BPF (root) */
+	NODEPORT_EINTERNAL = -6,  /* anything else: a failed system call, out of memory, an unsafe pin directory,
+	                             pins of another map ABI (nodeport_last_error says which) */
+	NODEPORT_EBUSY = -7,      /* another writer held the pin directory's lock for the whole wait; retry */
+};
+
+#define NODEPORT_PROTO_SIZE 4       /* "tcp" or "udp" and the NUL */
+#define NODEPORT_ADDR_SIZE 16       /* a dotted quad and the NUL (INET_ADDRSTRLEN) */
+#define NODEPORT_OWNER_SIZE 256     /* an owner is 1-255 printable, non-blank ASCII characters; "" is none */
+
+/* One node port and its backend. Plain data, no pointers: filled by
+ * nodeport_get and nodeport_list, read by nodeport_sync. */
+typedef struct nodeport_mapping {
+	char proto[NODEPORT_PROTO_SIZE];           /* "tcp" or "udp" (any case on input) */
+	uint16_t port;                             /* the node port, 1-65535 */
+	uint16_t backend_port;                     /* 1-65535 */
+	char backend_ip[NODEPORT_ADDR_SIZE];       /* "10.8.32.126": unicast, not loopback */
+	char owner[NODEPORT_OWNER_SIZE];           /* "" when the mapping has no owner */
+} nodeport_mapping;
+/* The layout other languages declare (ctypes, Rust #[repr(C)]): no padding. */
+#ifdef __cplusplus
+static_assert(sizeof(nodeport_mapping) == 280, "nodeport_mapping is 280 bytes");
+#else
+_Static_assert(sizeof(nodeport_mapping) == 280, "nodeport_mapping is 280 bytes");
+#endif
+
+/* An open port table (opaque). */
+struct nodeport_table;
+#ifndef __cplusplus
+typedef struct nodeport_table nodeport;
+#endif
+
+/* Opens the port table of the nodeport loaded at pin_dir (NULL: the default,
+ * /sys/fs/bpf/nodeport). On success *out is a handle for nodeport_close. */
+int nodeport_open(const char *pin_dir, struct nodeport_table **out);
+/* Closes a handle; NULL is fine. */
+void nodeport_close(struct nodeport_table *np);
+
+/* Maps proto/port to backend_ip:backend_port, replacing whatever was there.
+ * owner: NULL or "" for none. A connected UDP socket of the node translated
+ * to the old backend is ended, as with `nodeport set`. */
+int nodeport_set(struct nodeport_table *np, const char *proto, uint16_t port, const char *backend_ip,
+		 uint16_t backend_port, const char *owner);
+/* Unmaps proto/port. owner NULL: whoever holds it; otherwise only while that
+ * owner holds it (NODEPORT_EOWNED when another does). NODEPORT_ENOTFOUND when
+ * nothing was mapped there. */
+int nodeport_del(struct nodeport_table *np, const char *proto, uint16_t port, const char *owner);
+/* Unmaps every port the owner holds, each checked under the write lock; none
+ * held is success. */
+int nodeport_del_owner(struct nodeport_table *np, const char *owner);
+/* The mapping of proto/port into *out; NODEPORT_ENOTFOUND when there is none. */
+int nodeport_get(struct nodeport_table *np, const char *proto, uint16_t port, nodeport_mapping *out);
+/* Every mapping, sorted by protocol and port, in an array for nodeport_free
+ * (*out is NULL when *n is 0). */
+int nodeport_list(struct nodeport_table *np, nodeport_mapping **out, size_t *n);
+/* Frees what nodeport_list returned; NULL is fine. */
+void nodeport_free(nodeport_mapping *list);
+/* Makes the table equal to want[0..n): each node port at most once, every
+ * entry valid (else NODEPORT_EBADINPUT, nothing changed). Adds and overwrites
+ * first, removals last, under the write lock. */
+int nodeport_sync(struct nodeport_table *np, const nodeport_mapping *want, size_t n);
+
+/* A static description of a code: "bad input", "not loaded", ... */
+const char *nodeport_strerror(int code);
+/* The calling thread's message for its last failed call ("" if none). Valid
+ * until that thread's next nodeport_* call. */
+const char *nodeport_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NODEPORT_NODEPORT_H */

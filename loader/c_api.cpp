@@ -1,0 +1,334 @@
+// The C ABI (include/nodeport/nodeport.h) over PortTable. Text arguments are
+// parsed with the CLI's parsers and the result checked by PortTable itself;
+// every C++ Error becomes one negative code plus a thread-local message.
+// Nothing throws across the boundary: each entry point catches everything
+// (std::bad_alloc included) and reports NODEPORT_EINTERNAL.
+#include "nodeport/nodeport.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "nodeport/datapath.hpp"
+#include "nodeport/port_table.hpp"
+#include "nodeport/types.hpp"
+
+struct nodeport_table {
+    nodeport::PortTable table;
+};
+
+namespace nodeport {
+namespace {
+
+thread_local std::string last_error;
+
+int fail(int code, std::string message) {
+    last_error = std::move(message);
+    return code;
+}
+
+int fail(const InputError& error) {
+    return fail(NODEPORT_EBADINPUT, "bad input: " + error.field + ": " + error.message);
+}
+
+// The one place a C++ Error becomes a code.
+int fail(const Error& error) {
+    int code = NODEPORT_EINTERNAL;
+    if (error.errno_value == EINVAL && error.message.starts_with("bad input"))
+        code = NODEPORT_EBADINPUT;  // PortTable's own checks
+    else if (error.errno_value == EPERM || error.errno_value == EACCES)
+        code = NODEPORT_EPERM;
+    else if (error.errno_value == EWOULDBLOCK)
+        code = NODEPORT_EBUSY;
+    return fail(code, error.message);
+}
+
+// Runs one entry point: a clean last_error, no exception out.
+template <class F>
+int guarded(F&& body) noexcept {
+    try {
+        last_error.clear();
+        return body();
+    } catch (const std::bad_alloc&) {
+        return fail(NODEPORT_EINTERNAL, "out of memory");
+    } catch (const std::exception& e) {
+        try {
+            return fail(NODEPORT_EINTERNAL, e.what());
+        } catch (...) {
+            return NODEPORT_EINTERNAL;
+        }
+    } catch (...) {
+        return NODEPORT_EINTERNAL;
+    }
+}
+
+Parsed<std::string_view> text(const char* s, std::string_view field, std::size_t max) {
+    if (s == nullptr)
+        return std::unexpected(InputError{std::string(field), "missing (NULL)"});
+    std::size_t n = strnlen(s, max + 1);
+    if (n > max)
+        return std::unexpected(InputError{std::string(field), "longer than " + std::to_string(max) + " characters"});
+    return std::string_view(s, n);
+}
+
+Parsed<NodePort> node_port(const char* proto, std::uint16_t port) {
+    auto name = text(proto, "protocol", 16);
+    if (!name)
+        return std::unexpected(name.error());
+    auto p = parse_proto(*name);
+    if (!p)
+        return std::unexpected(p.error());
+    if (port == 0)
+        return std::unexpected(InputError{"node port", "0 is not a port number (1-65535)"});
+    return NodePort{*p, port};
+}
+
+// "" and NULL: no owner (set) or any owner (del).
+Parsed<std::string> owner_arg(const char* owner) {
+    if (owner == nullptr || *owner == '\0')
+        return std::string();
+    auto name = text(owner, "owner", NP_MAX_OWNER_LEN);
+    if (!name)
+        return std::unexpected(name.error());
+    return parse_owner(*name);
+}
+
+// A Mapping from C arguments; PortTable::set checks the rest (check_mapping).
+Parsed<Mapping> mapping(const char* proto, std::uint16_t port, const char* backend_ip, std::uint16_t backend_port,
+                        const char* owner) {
+    auto np = node_port(proto, port);
+    if (!np)
+        return std::unexpected(np.error());
+    auto ip = text(backend_ip, "backend address", 64);
+    if (!ip)
+        return std::unexpected(ip.error());
+    auto addr = parse_ipv4(*ip, "backend address");
+    if (!addr)
+        return std::unexpected(addr.error());
+    auto name = owner_arg(owner);
+    if (!name)
+        return std::unexpected(name.error());
+    Mapping m{*np, Backend{*addr, backend_port}, std::move(*name)};
+    if (auto ok = check_mapping(m); !ok)
+        return std::unexpected(ok.error());
+    return m;
+}
+
+void copy_text(char* dst, std::size_t size, std::string_view src) {
+    std::size_t n = std::min(src.size(), size - 1);
+    std::memcpy(dst, src.data(), n);
+    dst[n] = '\0';
+}
+
+nodeport_mapping to_c(const Mapping& m) {
+    nodeport_mapping out{};
+    copy_text(out.proto, sizeof out.proto, to_string(m.node_port.proto));
+    out.port = m.node_port.port;
+    copy_text(out.backend_ip, sizeof out.backend_ip, to_string(m.backend.addr));
+    out.backend_port = m.backend.port;
+    copy_text(out.owner, sizeof out.owner, m.owner);  // stored owners are at most 255 bytes
+    return out;
+}
+
+int bad_handle() {
+    return fail(NODEPORT_EBADINPUT, "bad input: handle: NULL");
+}
+
+}  // namespace
+}  // namespace nodeport
+
+using namespace nodeport;
+
+extern "C" {
+
+int nodeport_open(const char* pin_dir, struct nodeport_table** out) {
+    return guarded([&] {
+        if (out == nullptr)
+            return fail(NODEPORT_EBADINPUT, "bad input: out: NULL");
+        *out = nullptr;
+        std::filesystem::path dir = default_pin_dir;
+        if (pin_dir != nullptr) {
+            auto p = text(pin_dir, "pin directory", 4096);
+            if (!p)
+                return fail(p.error());
+            if (p->empty() || p->front() != '/')
+                return fail(InputError{"pin directory", "must be an absolute path"});
+            dir = std::string(*p);
+        }
+        auto table = PortTable::open(dir);
+        if (!table) {
+            if (table.error().errno_value == ENOENT)
+                return fail(NODEPORT_ENOTLOADED, table.error().message);
+            return fail(table.error());
+        }
+        *out = new nodeport_table{std::move(*table)};
+        return int{NODEPORT_OK};
+    });
+}
+
+void nodeport_close(struct nodeport_table* np) {
+    delete np;  // PortTable's destructor closes fds: it does not throw
+}
+
+int nodeport_set(struct nodeport_table* np, const char* proto, uint16_t port, const char* backend_ip,
+                 uint16_t backend_port, const char* owner) {
+    return guarded([&] {
+        if (np == nullptr)
+            return bad_handle();
+        auto m = mapping(proto, port, backend_ip, backend_port, owner);
+        if (!m)
+            return fail(m.error());
+        auto set = np->table.set(*m);
+        return set ? int{NODEPORT_OK} : fail(set.error());
+    });
+}
+
+int nodeport_del(struct nodeport_table* np, const char* proto, uint16_t port, const char* owner) {
+    return guarded([&] {
+        if (np == nullptr)
+            return bad_handle();
+        auto p = node_port(proto, port);
+        if (!p)
+            return fail(p.error());
+        std::optional<std::string> who;
+        if (owner != nullptr) {
+            auto name = text(owner, "owner", NP_MAX_OWNER_LEN);
+            if (!name)
+                return fail(name.error());
+            auto parsed = parse_owner(*name);  // "" is not an owner here: NULL means any
+            if (!parsed)
+                return fail(parsed.error());
+            who = std::move(*parsed);
+        }
+        auto removed = np->table.remove(*p, who);
+        if (!removed)
+            return fail(removed.error());
+        switch (removed->outcome) {
+        case RemoveOutcome::removed:
+            return int{NODEPORT_OK};
+        case RemoveOutcome::not_mapped:
+            return fail(NODEPORT_ENOTFOUND, "nothing is mapped on " + to_string(*p));
+        case RemoveOutcome::held_by_other:
+            return fail(NODEPORT_EOWNED, to_string(*p) + " is held by '" + printable(removed->holder) + "', left alone");
+        }
+        return fail(NODEPORT_EINTERNAL, "unknown remove outcome");
+    });
+}
+
+int nodeport_del_owner(struct nodeport_table* np, const char* owner) {
+    return guarded([&] {
+        if (np == nullptr)
+            return bad_handle();
+        auto name = text(owner, "owner", NP_MAX_OWNER_LEN);
+        if (!name)
+            return fail(name.error());
+        auto removed = np->table.remove_owner(*name);
+        return removed ? int{NODEPORT_OK} : fail(removed.error());
+    });
+}
+
+int nodeport_get(struct nodeport_table* np, const char* proto, uint16_t port, nodeport_mapping* out) {
+    return guarded([&] {
+        if (np == nullptr)
+            return bad_handle();
+        if (out == nullptr)
+            return fail(NODEPORT_EBADINPUT, "bad input: out: NULL");
+        auto p = node_port(proto, port);
+        if (!p)
+            return fail(p.error());
+        auto got = np->table.get(*p);
+        if (!got)
+            return fail(got.error());
+        if (!*got)
+            return fail(NODEPORT_ENOTFOUND, "nothing is mapped on " + to_string(*p));
+        *out = to_c(**got);
+        return int{NODEPORT_OK};
+    });
+}
+
+int nodeport_list(struct nodeport_table* np, nodeport_mapping** out, size_t* n) {
+    return guarded([&] {
+        if (np == nullptr)
+            return bad_handle();
+        if (out == nullptr || n == nullptr)
+            return fail(NODEPORT_EBADINPUT, "bad input: out, n: NULL");
+        *out = nullptr;
+        *n = 0;
+        auto all = np->table.list();
+        if (!all)
+            return fail(all.error());
+        if (all->empty())
+            return int{NODEPORT_OK};
+        // malloc, not new[]: the caller may be C, and nodeport_free is free.
+        auto* array = static_cast<nodeport_mapping*>(std::calloc(all->size(), sizeof(nodeport_mapping)));
+        if (array == nullptr)
+            return fail(NODEPORT_EINTERNAL, "out of memory");
+        for (std::size_t i = 0; i < all->size(); ++i)
+            array[i] = to_c((*all)[i]);
+        *out = array;
+        *n = all->size();
+        return int{NODEPORT_OK};
+    });
+}
+
+void nodeport_free(nodeport_mapping* list) {
+    std::free(list);
+}
+
+int nodeport_sync(struct nodeport_table* np, const nodeport_mapping* want, size_t n) {
+    return guarded([&] {
+        if (np == nullptr)
+            return bad_handle();
+        if (want == nullptr && n != 0)
+            return fail(NODEPORT_EBADINPUT, "bad input: want: NULL with n > 0");
+        std::vector<Mapping> desired;
+        desired.reserve(n);
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto& w = want[i];
+            // The fixed arrays may lack their NUL: never read past them.
+            std::string proto(w.proto, strnlen(w.proto, sizeof w.proto));
+            std::string ip(w.backend_ip, strnlen(w.backend_ip, sizeof w.backend_ip));
+            std::string owner(w.owner, strnlen(w.owner, sizeof w.owner));
+            if (owner.size() == sizeof w.owner)
+                return fail(InputError{"entry " + std::to_string(i) + ": owner", "not NUL-terminated"});
+            auto m = mapping(proto.c_str(), w.port, ip.c_str(), w.backend_port, owner.c_str());
+            if (!m)
+                return fail(InputError{"entry " + std::to_string(i) + ": " + m.error().field, m.error().message});
+            desired.push_back(std::move(*m));
+        }
+        auto synced = np->table.sync(desired);  // refuses a port listed twice
+        return synced ? int{NODEPORT_OK} : fail(synced.error());
+    });
+}
+
+const char* nodeport_strerror(int code) {
+    switch (code) {
+    case NODEPORT_OK:
+        return "success";
+    case NODEPORT_EBADINPUT:
+        return "bad input";
+    case NODEPORT_ENOTLOADED:
+        return "nodeport is not loaded";
+    case NODEPORT_ENOTFOUND:
+        return "not mapped";
+    case NODEPORT_EOWNED:
+        return "held by another owner";
+    case NODEPORT_EPERM:
+        return "permission denied";
+    case NODEPORT_EINTERNAL:
+        return "internal error";
+    case NODEPORT_EBUSY:
+        return "the pin directory's lock is busy";
+    }
+    return "unknown nodeport error code";
+}
+
+const char* nodeport_last_error(void) {
+    return last_error.c_str();
+}
+
+}  // extern "C"

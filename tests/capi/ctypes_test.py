@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""The C ABI from Python ctypes, through libnodeport_c.so, against a loaded
+pin directory: open, set/get/del, del_owner, list/free, sync, the error codes
+and messages, bad input leaving the table unchanged.
+
+    ctypes_test.py LIBNODEPORT_C_SO PIN_DIR
+"""
+import ctypes
+import sys
+
+OK, EBADINPUT, ENOTLOADED, ENOTFOUND, EOWNED = 0, -1, -2, -3, -4
+
+
+class Mapping(ctypes.Structure):
+    # include/nodeport/nodeport.h, nodeport_mapping
+    _fields_ = [("proto", ctypes.c_char * 4), ("port", ctypes.c_uint16), ("backend_port", ctypes.c_uint16),
+                ("backend_ip", ctypes.c_char * 16), ("owner", ctypes.c_char * 256)]
+
+    def key(self):
+        return (self.proto.decode(), self.port, self.backend_ip.decode(), self.backend_port, self.owner.decode())
+
+
+def bind(lib):
+    handle = ctypes.c_void_p
+    signatures = {
+        "nodeport_open": [ctypes.c_char_p, ctypes.POINTER(handle)],
+        "nodeport_set": [handle, ctypes.c_char_p, ctypes.c_uint16, ctypes.c_char_p, ctypes.c_uint16, ctypes.c_char_p],
+        "nodeport_del": [handle, ctypes.c_char_p, ctypes.c_uint16, ctypes.c_char_p],
+        "nodeport_del_owner": [handle, ctypes.c_char_p],
+        "nodeport_get": [handle, ctypes.c_char_p, ctypes.c_uint16, ctypes.POINTER(Mapping)],
+        "nodeport_list": [handle, ctypes.POINTER(ctypes.POINTER(Mapping)), ctypes.POINTER(ctypes.c_size_t)],
+        "nodeport_sync": [handle, ctypes.POINTER(Mapping), ctypes.c_size_t],
+    }
+    for name, args in signatures.items():
+        getattr(lib, name).argtypes = args
+        getattr(lib, name).restype = ctypes.c_int
+    lib.nodeport_close.argtypes = [handle]
+    lib.nodeport_close.restype = None
+    lib.nodeport_free.argtypes = [ctypes.POINTER(Mapping)]
+    lib.nodeport_free.restype = None
+    lib.nodeport_strerror.argtypes = [ctypes.c_int]
+    lib.nodeport_strerror.restype = ctypes.c_char_p
+    lib.nodeport_last_error.argtypes = []
+    lib.nodeport_last_error.restype = ctypes.c_char_p
+
+
+failed = 0
+
+
+def expect(what, want, got, lib=None):
+    global failed
+    if want == got:
+        print(f"ok   {what}")
+    else:
+        failed += 1
+        detail = f" ({lib.nodeport_last_error().decode()})" if lib else ""
+        print(f"FAIL {what}: expected {want!r}, got {got!r}{detail}")
+
+
+def listed(lib, np):
+    array = ctypes.POINTER(Mapping)()
+    n = ctypes.c_size_t()
+    assert lib.nodeport_list(np, ctypes.byref(array), ctypes.byref(n)) == OK
+    out = [array[i].key() for i in range(n.value)]
+    lib.nodeport_free(array)
+    return out
+
+
+def main():
+    lib = ctypes.CDLL(sys.argv[1])
+    bind(lib)
+    np = ctypes.c_void_p()
+    expect("open an empty pin dir", ENOTLOADED,
+           lib.nodeport_open(b"/sys/fs/bpf/nodeport-ctypes-never-loaded", ctypes.byref(np)), lib)
+    expect("strerror", b"nodeport is not loaded", lib.nodeport_strerror(ENOTLOADED))
+    expect("open", OK, lib.nodeport_open(sys.argv[2].encode(), ctypes.byref(np)), lib)
+
+    expect("set", OK, lib.nodeport_set(np, b"tcp", 6667, b"10.8.0.2", 6667, b"sb-1"), lib)
+    got = Mapping()
+    expect("get", OK, lib.nodeport_get(np, b"tcp", 6667, ctypes.byref(got)), lib)
+    expect("get's mapping", ("tcp", 6667, "10.8.0.2", 6667, "sb-1"), got.key())
+    expect("redeploy", OK, lib.nodeport_set(np, b"tcp", 6667, b"10.8.0.3", 7000, b"sb-2"), lib)
+    expect("del by the old owner", EOWNED, lib.nodeport_del(np, b"tcp", 6667, b"sb-1"), lib)
+    expect("its message names the holder", True, b"sb-2" in lib.nodeport_last_error())
+    for args in [(b"tcp", 0, b"10.8.0.2", 80, None), (b"tcp", 81, b"127.0.0.1", 80, None),
+                 (b"tcp", 81, b"10.8.0.2", 0, None), (b"tcp", 81, b"10.8.0.2", 80, b"x" * 256),
+                 (b"icmp", 81, b"10.8.0.2", 80, None), (b"tcp", 81, None, 80, None)]:
+        expect(f"set{args[:4]} refused", EBADINPUT, lib.nodeport_set(np, *args), lib)
+    expect("bad input changed nothing", [("tcp", 6667, "10.8.0.3", 7000, "sb-2")], listed(lib, np))
+
+    want = (Mapping * 2)(Mapping(b"udp", 53, 5353, b"10.8.0.4", b"sb-3"), Mapping(b"tcp", 80, 8080, b"10.8.0.4", b""))
+    expect("sync", OK, lib.nodeport_sync(np, want, 2), lib)
+    expect("the synced set", [("tcp", 80, "10.8.0.4", 8080, ""), ("udp", 53, "10.8.0.4", 5353, "sb-3")],
+           listed(lib, np))
+    expect("del_owner", OK, lib.nodeport_del_owner(np, b"sb-3"), lib)
+    expect("del, any owner", OK, lib.nodeport_del(np, b"tcp", 80, None), lib)
+    expect("del of nothing", ENOTFOUND, lib.nodeport_del(np, b"tcp", 80, None), lib)
+    expect("empty", [], listed(lib, np))
+    lib.nodeport_close(np)
+    print("ctypes: failed" if failed else "ctypes: all passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
