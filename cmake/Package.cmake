@@ -32,10 +32,18 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "libbpf1 (>= 1:1.4)")
 # Not needed to forward; `status` and `legacy-iptables` run them when present.
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "iptables, nftables, bpftool")
-# libnodeport.so.N: a shlibs file for packages that link it, and ldconfig run
-# on install and removal (CPack adds the trigger with the shlibs).
-set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
-set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")
+# libnodeport.so.N: a shlibs file for packages that link it, and ldconfig
+# run on install and removal through dpkg's trigger. Written here rather than
+# by CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS, which adds postinst/postrm scripts
+# calling ldconfig instead (and such a script cannot run in a root without a
+# shell, like deb_test's throw-away root).
+if(NOT NODEPORT_STATIC)
+  file(WRITE ${CMAKE_BINARY_DIR}/debian/shlibs
+       "libnodeport ${PROJECT_VERSION_MAJOR} nodeport (>= ${PROJECT_VERSION})\n")
+  file(WRITE ${CMAKE_BINARY_DIR}/debian/triggers "activate-noawait ldconfig\n")
+  set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${CMAKE_BINARY_DIR}/debian/shlibs ${CMAKE_BINARY_DIR}/debian/triggers)
+  set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+endif()
 if(NODEPORT_STATIC)
   # A statically linked binary: its only dependencies are libc and libstdc++,
   # which shlibdeps still finds.
