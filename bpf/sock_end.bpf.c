@@ -18,12 +18,7 @@
  * bpf_sock_destroy() is a kfunc of Linux >= 6.5; on older kernels this object
  * does not load and `load` goes on without it (the README says what then).
  */
-#include <stdbool.h>
-#include <linux/types.h>
-#include <linux/bpf.h>
-#include <linux/in.h>
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_endian.h>
+#include "uapi.bpf.h"
 #include "sock_end_core.bpf.h" /* the kernel structs it reads, by CO-RE */
 #include "sock_xlat.bpf.h"
 

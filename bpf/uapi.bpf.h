@@ -9,7 +9,6 @@
 #ifndef NODEPORT_UAPI_BPF_H
 #define NODEPORT_UAPI_BPF_H
 
-#include <stdbool.h>
 #include <linux/types.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -20,5 +19,12 @@
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+
+/* bool as vmlinux.h defines it: a typedef, not <stdbool.h>'s macro, so the
+ * BTF of a global such as tc.bpf.c's `fib_redirect`, and from it the
+ * skeleton's rodata struct, says `bool`, which C++ knows (`_Bool` clang++
+ * does not). */
+typedef _Bool bool;
+enum { false = 0, true = 1 };
 
 #endif /* NODEPORT_UAPI_BPF_H */

@@ -65,7 +65,9 @@ R="$WORK/root"
 mkdir -p "$R/var/lib/dpkg/info" "$R/var/lib/dpkg/updates"
 touch "$R/var/lib/dpkg/status" "$R/var/lib/dpkg/available"
 out=$(dpkg --root="$R" --force-depends --force-not-root -i "$DEB" 2>&1)
-expect_eq "dpkg --root <empty root> -i exits 0" 0 $?
+rc=$?
+expect_eq "dpkg --root <empty root> -i exits 0" 0 "$rc"
+[ "$rc" -eq 0 ] || echo "$out" | grep -v 'depends on\|is not installed' | tail -n 8
 expect_eq "dpkg there lists nodeport as installed" "install ok installed" \
     "$(dpkg-query --admindir="$R/var/lib/dpkg" -W -f='${Status}' nodeport 2>&1)"
 expect_eq "the installed nodeport.service runs /usr/sbin/nodeport" \
