@@ -33,10 +33,11 @@ set(CPACK_DEBIAN_PACKAGE_DEPENDS "libbpf1 (>= 1:1.4)")
 # Not needed to forward; `status` and `legacy-iptables` run them when present.
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "iptables, nftables, bpftool")
 # libnodeport.so.N: a shlibs file for packages that link it, and ldconfig
-# run on install and removal through dpkg's trigger. Written here rather than
-# by CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS, which adds postinst/postrm scripts
-# calling ldconfig instead (and such a script cannot run in a root without a
-# shell, like deb_test's throw-away root).
+# run on install and removal: CPack writes a postinst and postrm calling it
+# for a library under /lib or /usr/lib (a /usr build), and dpkg's ldconfig
+# trigger covers the rest. The shlibs file is written here because
+# CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS needs the library's soname to match a
+# pattern of its own, and this says what it means in one line.
 if(NOT NODEPORT_STATIC)
   file(WRITE ${CMAKE_BINARY_DIR}/debian/shlibs
        "libnodeport ${PROJECT_VERSION_MAJOR} nodeport (>= ${PROJECT_VERSION})\n")

@@ -61,9 +61,21 @@ expect_eq "every header of include/nodeport/" "$(ls "$SRC/include/nodeport" | wc
     "$(grep -cE '^/usr/include/nodeport/.+' <<<"$files")"
 
 # --- Installed into a throw-away root ---
+# An empty dpkg database, and what the maintainer scripts need to run there
+# (dpkg runs them chrooted into the root): /bin/sh (dash and the libraries it
+# loads) and ldconfig (static), which the postinst and postrm that CPack
+# writes for a library in /usr/lib call. The Debian 12 layout: /bin, /sbin,
+# /lib, /lib64 are links into /usr.
 R="$WORK/root"
-mkdir -p "$R/var/lib/dpkg/info" "$R/var/lib/dpkg/updates"
+mkdir -p "$R/var/lib/dpkg/info" "$R/var/lib/dpkg/updates" "$R/usr/bin" "$R/usr/sbin" "$R/usr/lib" "$R/usr/lib64" \
+    "$R/etc" "$R/tmp"
 touch "$R/var/lib/dpkg/status" "$R/var/lib/dpkg/available"
+for d in bin sbin lib lib64; do ln -s "usr/$d" "$R/$d"; done
+cp /usr/bin/dash "$R/usr/bin/sh"
+cp /usr/sbin/ldconfig "$R/usr/sbin/ldconfig"
+for lib in $(ldd /usr/bin/dash | grep -oE '/[^ ]+'); do
+    mkdir -p "$R$(dirname "$lib")" && cp -L "$lib" "$R$lib"
+done
 out=$(dpkg --root="$R" --force-depends --force-not-root -i "$DEB" 2>&1)
 rc=$?
 expect_eq "dpkg --root <empty root> -i exits 0" 0 "$rc"
@@ -75,8 +87,13 @@ expect_eq "the installed nodeport.service runs /usr/sbin/nodeport" \
     "$(grep '^ExecStart=' "$R/usr/lib/systemd/system/nodeport.service")"
 expect_match "the installed nodeport --version runs (this machine's libraries)" "^nodeport $VERSION " \
     "$(LD_LIBRARY_PATH="$R/usr/lib/$MA" "$R/usr/sbin/nodeport" --version 2>&1)"
-expect_eq "dpkg --root -r removes it, leaving no file of it" "0 " \
-    "$(dpkg --root="$R" --force-not-root -r nodeport >/dev/null 2>&1; echo "$? $(find "$R/usr" -type f 2>/dev/null)")"
+expect_eq "its postinst ran ldconfig in the root, which now knows libnodeport.so.${VERSION%%.*}" yes \
+    "$(grep -qa "libnodeport.so.${VERSION%%.*}" "$R/etc/ld.so.cache" 2>/dev/null && echo yes || echo no)"
+dpkg --root="$R" --force-not-root -r nodeport >/dev/null 2>&1
+expect_eq "dpkg --root -r removes it" 0 $?
+left=""
+for f in $(grep -vE '/$' <<<"$files"); do [ -e "$R$f" ] || [ -L "$R$f" ] && left="$left $f"; done
+expect_eq "and leaves none of its files" "" "$left"
 
 # --- Dependencies resolve on Debian 12 (+ backports) ---
 out=$(apt-get install --simulate -q "$DEB" 2>&1)
