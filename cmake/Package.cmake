@@ -35,9 +35,8 @@ set(CPACK_DEBIAN_PACKAGE_SUGGESTS "iptables, nftables, bpftool")
 # libnodeport.so.N: a shlibs file for packages that link it, and ldconfig
 # run on install and removal: CPack writes a postinst and postrm calling it
 # for a library under /lib or /usr/lib (a /usr build), and dpkg's ldconfig
-# trigger covers the rest. The shlibs file is written here because
-# CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS needs the library's soname to match a
-# pattern of its own, and this says what it means in one line.
+# trigger covers the rest. The shlibs file is written here, in one line that
+# says what it promises, rather than by CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS.
 if(NOT NODEPORT_STATIC)
   file(WRITE ${CMAKE_BINARY_DIR}/debian/shlibs
        "libnodeport ${PROJECT_VERSION_MAJOR} nodeport (>= ${PROJECT_VERSION})\n")
