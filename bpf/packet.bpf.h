@@ -6,17 +6,8 @@
 #ifndef NODEPORT_PACKET_BPF_H
 #define NODEPORT_PACKET_BPF_H
 
-#include "vmlinux.h"
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_endian.h>
+#include "uapi.bpf.h"
 
-/* UAPI #defines do not reach vmlinux.h (BTF carries types and enums only). */
-#ifndef TC_ACT_OK
-#define TC_ACT_OK       0
-#endif
-#ifndef TC_ACT_REDIRECT
-#define TC_ACT_REDIRECT 7
-#endif
 #define NP_ETH_HLEN   14
 #define NP_ETH_P_IP   0x0800
 #define NP_AF_INET    2
@@ -29,10 +20,10 @@
 
 /* Offsets from skb->data. Only option-less IPv4 (ihl 5) is handled, so the
  * L4 header always starts at the same place. Plain numbers, not offsetof():
- * vmlinux.h marks every struct preserve_access_index, so offsetof() on them
- * becomes a CO-RE relocation, and clang 14 miscompiles a ternary between two
- * of those (it emitted a load from address 6 or 16). Wire formats do not
- * move between kernels anyway. */
+ * with the vmlinux.h these programs were once built against, every struct was
+ * preserve_access_index, offsetof() on them became a CO-RE relocation, and
+ * clang 14 miscompiled a ternary between two of those (it emitted a load from
+ * address 6 or 16). Wire formats do not move between kernels anyway. */
 #define NP_IP_OFF       NP_ETH_HLEN
 #define NP_IP_TTL_OFF   (NP_IP_OFF + 8)
 #define NP_IP_CSUM_OFF  (NP_IP_OFF + 10)

@@ -8,9 +8,7 @@
  * proceeds to the address the application asked for. Returning 0 would make
  * the syscall fail with EPERM for traffic that is not ours.
  */
-#include "vmlinux.h"
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_endian.h>
+#include "uapi.bpf.h"
 #include "maps.bpf.h"
 #include "sock_xlat.bpf.h"
 #include "test_variant.bpf.h"

@@ -18,9 +18,8 @@
  * bpf_sock_destroy() is a kfunc of Linux >= 6.5; on older kernels this object
  * does not load and `load` goes on without it (the README says what then).
  */
-#include "vmlinux.h"
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_endian.h>
+#include "uapi.bpf.h"
+#include "sock_end_core.bpf.h" /* the kernel structs it reads, by CO-RE */
 #include "sock_xlat.bpf.h"
 
 #define NP_AF_INET         2

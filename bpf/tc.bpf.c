@@ -15,9 +15,7 @@
  * node's main interface, so dropping would cut the node's own traffic (ssh,
  * ARP, IPv6, ...) because of a nodeport bug or a full table.
  */
-#include "vmlinux.h"
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_endian.h>
+#include "uapi.bpf.h"
 #include "maps.bpf.h"
 #include "packet.bpf.h"
 #include "nat.bpf.h"

@@ -13,18 +13,24 @@ if(NOT CMAKE_MATCH_1 OR CMAKE_MATCH_1 VERSION_LESS 7.5)
                       "which installs it from bookworm-backports")
 endif()
 
-set(VMLINUX_BTF /sys/kernel/btf/vmlinux CACHE FILEPATH "kernel BTF that vmlinux.h is generated from")
+# The programs build against the kernel's UAPI headers (linux-libc-dev) and,
+# for the socket iterators' kernel structs, a small hand-written CO-RE header
+# (bpf/sock_end_core.bpf.h): the build host's /sys/kernel/btf/vmlinux is never
+# read, so a container or chroot without it builds the same objects. Clang
+# targeting BPF does not search the multiarch directory where <asm/types.h>
+# lives; add it (and /usr/include) after clang's own headers, as
+# libbpf-bootstrap does with the host compiler's system directories.
 set(BPF_GEN_DIR ${CMAKE_BINARY_DIR}/bpf)
 file(MAKE_DIRECTORY ${BPF_GEN_DIR})
-
-add_custom_command(
-  OUTPUT ${BPF_GEN_DIR}/vmlinux.h
-  COMMAND ${BPFTOOL} btf dump file ${VMLINUX_BTF} format c > ${BPF_GEN_DIR}/vmlinux.h.tmp
-  COMMAND ${CMAKE_COMMAND} -E rename ${BPF_GEN_DIR}/vmlinux.h.tmp ${BPF_GEN_DIR}/vmlinux.h
-  COMMENT "Generating vmlinux.h from ${VMLINUX_BTF}")
-# One target owns vmlinux.h: were it only a DEPENDS of every BPF object,
-# a parallel build would run its command once per object, racing on the rename.
-add_custom_target(vmlinux_h DEPENDS ${BPF_GEN_DIR}/vmlinux.h)
+set(BPF_SYS_INCLUDES "")
+foreach(dir /usr/include/${CMAKE_LIBRARY_ARCHITECTURE} /usr/include)
+  if(IS_DIRECTORY ${dir})
+    list(APPEND BPF_SYS_INCLUDES -idirafter ${dir})
+  endif()
+endforeach()
+if(NOT EXISTS /usr/include/linux/bpf.h)
+  message(FATAL_ERROR "<linux/bpf.h> is missing: install linux-libc-dev (scripts/setup.sh does)")
+endif()
 
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
   set(BPF_TARGET_ARCH x86)
@@ -48,9 +54,9 @@ function(bpf_object NAME)
     OUTPUT ${obj}
     # -mcpu=v3: atomic fetch-and-or (Linux >= 5.12) for the flow table's FIN bits.
     COMMAND ${CLANG} -g -O2 -Wall -Werror -target bpf -mcpu=v3 -D__TARGET_ARCH_${BPF_TARGET_ARCH} ${BPF_VARIANT_FLAGS}
-            -I${BPF_GEN_DIR} -I${CMAKE_SOURCE_DIR}/bpf -I${CMAKE_SOURCE_DIR}/include
+            -I${CMAKE_SOURCE_DIR}/bpf -I${CMAKE_SOURCE_DIR}/include ${BPF_SYS_INCLUDES}
             -c ${src} -o ${obj}
-    DEPENDS ${src} ${bpf_headers} ${BPF_GEN_DIR}/vmlinux.h
+    DEPENDS ${src} ${bpf_headers}
     COMMENT "Compiling BPF ${NAME}.bpf.c")
   add_custom_command(
     OUTPUT ${skel}
@@ -59,7 +65,6 @@ function(bpf_object NAME)
     DEPENDS ${obj}
     COMMENT "Generating ${NAME}.skel.h")
   add_custom_target(${NAME}_skel_gen DEPENDS ${skel})
-  add_dependencies(${NAME}_skel_gen vmlinux_h)
   add_library(${NAME}_skel INTERFACE)
   add_dependencies(${NAME}_skel ${NAME}_skel_gen)
   target_include_directories(${NAME}_skel INTERFACE ${BPF_GEN_DIR})

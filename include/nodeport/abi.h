@@ -16,9 +16,7 @@
 #ifndef NODEPORT_ABI_H
 #define NODEPORT_ABI_H
 
-#ifndef __VMLINUX_H__ /* the BPF side gets these types from vmlinux.h */
-#include <linux/types.h>
-#endif
+#include <linux/types.h> /* both sides: the BPF programs build against the UAPI headers too */
 
 #define NODEPORT_ABI_VERSION 2 /* 1: `ports` with __be16 ports, __be32 addresses and 63-byte owners */
 
