@@ -152,4 +152,12 @@ g++ -std=c++23 -o "$STAGE/consumer/pc_static" "$STAGE/consumer/main.cpp" \
         sed 's/-lnodeport//') >"$STAGE/pc_static.log" 2>&1
 expect_eq "pkg-config --static names what libnodeport.a needs: a consumer links it and runs" "udp/5353" \
     "$("$STAGE/consumer/pc_static" udp/5353 2>&1 || head -n 3 "$STAGE/pc_static.log")"
+
+# The C ABI from the staged tree: tests/capi/c_api_test.c compiled by cc with
+# the staged nodeport.pc's flags (PKG_CONFIG_PATH set above) and run against
+# a pin directory loaded with nothing attached, with the staged libnodeport.so.
+out=$(LD_LIBRARY_PATH="$R$LIBDIR" bash "$TESTS_DIR/capi/c_api_test.sh" "$BUILD/tests/capi/test_pin" \
+    "$BUILD/tests/capi/c_api_test" "$TESTS_DIR/capi/c_api_test.c" /nonexistent "$BUILD/loader/libnodeport_c.so" 2>&1)
+expect_eq "the C ABI test, compiled through the staged nodeport.pc, passes" 0 $?
+expect_match "and it used the staged tree" "through pkg-config, PKG_CONFIG_PATH=$R" "$out"
 finish
