@@ -131,35 +131,46 @@ def stopped(stop_file, end):
     return os.path.exists(stop_file) or time.monotonic() > end
 
 
-def failure(what):
-    print(f"{time.time():.3f} {what}", file=sys.stderr, flush=True)
+class Tally:
+    """Successes and failures of a client that runs until told to stop, and
+    the times of its first and last success: prints "OK FAILED FIRST LAST"."""
+
+    def __init__(self):
+        self.ok = self.failed = 0
+        self.first = self.last = 0.0
+
+    def success(self):
+        self.ok += 1
+        self.last = time.time()
+        self.first = self.first or self.last
+
+    def failure(self, what):
+        self.failed += 1
+        print(f"{time.time():.3f} {what}", file=sys.stderr, flush=True)
+
+    def report(self):
+        print(self.ok, self.failed, f"{self.first:.3f}", f"{self.last:.3f}")
 
 
 def tcp_until(stop_file):
-    ok = failed = 0
-    first = last = 0.0
+    tally = Tally()
     end = time.monotonic() + 300
     while not stopped(stop_file, end):
         try:
             with socket.create_connection(TARGET, timeout=2.0) as s:
                 line = read_line(s)
             if line:
-                ok += 1
-                last = time.time()
-                first = first or last
+                tally.success()
             else:
-                failed += 1
-                failure("closed without an answer")
+                tally.failure("closed without an answer")
         except OSError as e:
-            failed += 1
-            failure(f"error {e.__class__.__name__}")
+            tally.failure(f"error {e.__class__.__name__}")
             time.sleep(0.01)
-    print(ok, failed, f"{first:.3f}", f"{last:.3f}")
+    tally.report()
 
 
 def tcp_hold(stop_file):
-    ok = failed = 0
-    first = last = 0.0
+    tally = Tally()
     end = time.monotonic() + 300
     s = socket.create_connection(TARGET, timeout=2.0)
     reader = s.makefile("r")
@@ -168,17 +179,13 @@ def tcp_hold(stop_file):
         try:
             s.sendall(b"ping\n")
             if reader.readline().strip().endswith("ping"):
-                ok += 1
-                last = time.time()
-                first = first or last
+                tally.success()
             else:
-                failed += 1
-                failure("no answer")
+                tally.failure("no answer")
         except OSError as e:
-            failed += 1
-            failure(f"error {e.__class__.__name__}")
+            tally.failure(f"error {e.__class__.__name__}")
         time.sleep(0.05)
-    print(ok, failed, f"{first:.3f}", f"{last:.3f}")
+    tally.report()
 
 
 def udp_flood(count, sources):
