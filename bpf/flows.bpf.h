@@ -286,13 +286,13 @@ static __always_inline void tcp_track(const struct np_flow_key *key, struct np_f
 
 /* Records a new flow in table `t` (FLOWS_TCP or FLOWS_UDP): the client in
  * `p` sent to the node address/port in `p`, and goes to the backend.
- * Returns false, recording nothing, when the table refuses the write or when
- * another live flow already uses the reply key (the same client addr/port
- * reaching the same backend through another node address or port): the
- * replies of the two could not be told apart, so the second is not
- * translated. */
+ * Returns false, recording nothing and saying why, when another live flow
+ * already uses the reply key (the same client addr/port reaching the same
+ * backend through another node address or port: the replies of the two could
+ * not be told apart, so the second is not translated), or when the table
+ * refuses the write. */
 static __always_inline bool flow_create(enum flow_table t, const struct pkt4 *p, __be32 backend_addr_be,
-					__be16 backend_port_be, __u8 state, __u64 now)
+					__be16 backend_port_be, __u8 state, __u64 now, enum np_reason *why)
 {
 	struct np_flow_key fwd_key = to_backend_key(p);
 	struct np_flow fwd = {
@@ -304,8 +304,11 @@ static __always_inline bool flow_create(enum flow_table t, const struct pkt4 *p,
 	struct np_flow_key rev_key = partner_key(&fwd_key, &fwd);
 	struct np_flow *old = bpf_map_lookup_elem(flow_map(t), &rev_key);
 
-	if (old && !flow_expired(t, old, now) && (old->addr_be != p->daddr_be || old->port_be != p->dport_be))
+	if (old && !flow_expired(t, old, now) && (old->addr_be != p->daddr_be || old->port_be != p->dport_be)) {
+		*why = NP_REASON_FLOW_CONFLICT;
 		return false;
+	}
+	*why = NP_REASON_FLOW_TABLE_FULL;
 	return flow_pair_put(t, &fwd_key, &fwd);
 }
 

@@ -1,14 +1,47 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* Rewriting one address and one port of a parsed IPv4 TCP/UDP packet, with
- * incremental checksum updates (RFC 1624) through the kernel helpers, which
- * also keep skb->csum right for CHECKSUM_COMPLETE and only touch the
- * pseudo-header part for CHECKSUM_PARTIAL (offloaded) packets. */
+ * incremental checksum updates (RFC 1624). The TCP/UDP checksum goes through
+ * the kernel helpers, which also keep skb->csum right for CHECKSUM_COMPLETE
+ * and only touch the pseudo-header part for CHECKSUM_PARTIAL (offloaded)
+ * packets, something a program cannot see. The IPv4 header checksum is
+ * computed here and written with the addresses and ports in one store. */
 #ifndef NODEPORT_NAT_BPF_H
 #define NODEPORT_NAT_BPF_H
 
 #include "packet.bpf.h"
 
 enum nat_side { NAT_SRC, NAT_DST };
+
+/* The bytes from the IPv4 header checksum to the destination port: one
+ * contiguous span (ihl 5), so one bpf_skb_store_bytes() writes every field
+ * the rewrite changes. Not direct packet writes: those make the verifier
+ * unclone every cloned skb the program sees (each TCP segment the node sends
+ * is a clone), and fail closed when that fails. */
+struct nat4_span {
+	__u16 ip_csum;
+	__be32 saddr_be;
+	__be32 daddr_be;
+	__be16 sport_be;
+	__be16 dport_be;
+} __attribute__((packed));
+
+#define NP_NAT4_SPAN_OFF NP_IP_CSUM_OFF
+_Static_assert(NP_IP_SADDR_OFF == NP_NAT4_SPAN_OFF + 2 && NP_L4_DPORT_OFF == NP_NAT4_SPAN_OFF + 12,
+	       "nat4_span matches the IPv4 + L4 header layout");
+
+/* RFC 1624, eqn. 3: HC' = ~(~HC + ~m + m'), for a 32-bit field in 16-bit
+ * one's complement words. Byte order does not matter as long as all words
+ * are taken from the packet the same way. */
+static __always_inline __u16 csum_replace4(__u16 csum, __be32 from, __be32 to)
+{
+	__u32 sum = (__u16)~csum;
+
+	sum += (__u16)~(from & 0xffff) + (__u16)~(from >> 16);
+	sum += (to & 0xffff) + (to >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)~sum;
+}
 
 /* Rewrites the source or destination address and port of `p` to
  * `addr_be`:`port_be`. Returns 0 or a negative errno from a helper; after a
@@ -18,8 +51,6 @@ enum nat_side { NAT_SRC, NAT_DST };
 static __always_inline int nat4_rewrite(struct __sk_buff *skb, const struct pkt4 *p, enum nat_side side,
 					__be32 addr_be, __be16 port_be)
 {
-	__u32 addr_off = side == NAT_DST ? NP_IP_DADDR_OFF : NP_IP_SADDR_OFF;
-	__u32 port_off = side == NAT_DST ? NP_L4_DPORT_OFF : NP_L4_SPORT_OFF;
 	__be32 old_addr_be = side == NAT_DST ? p->daddr_be : p->saddr_be;
 	__be16 old_port_be = side == NAT_DST ? p->dport_be : p->sport_be;
 	__u32 l4_csum_off = p->proto == IPPROTO_TCP ? NP_TCP_CSUM_OFF : NP_UDP_CSUM_OFF;
@@ -27,6 +58,13 @@ static __always_inline int nat4_rewrite(struct __sk_buff *skb, const struct pkt4
 	 * 0 alone, and writes a computed 0 as 0xffff so it is not taken for
 	 * "no checksum". TCP always has one. */
 	__u64 l4_flags = p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+	struct nat4_span span = {
+		.ip_csum = csum_replace4(p->ip_csum, old_addr_be, addr_be),
+		.saddr_be = side == NAT_SRC ? addr_be : p->saddr_be,
+		.daddr_be = side == NAT_DST ? addr_be : p->daddr_be,
+		.sport_be = side == NAT_SRC ? port_be : p->sport_be,
+		.dport_be = side == NAT_DST ? port_be : p->dport_be,
+	};
 	int err;
 
 	/* The address is part of the TCP/UDP pseudo-header: BPF_F_PSEUDO_HDR. */
@@ -37,13 +75,7 @@ static __always_inline int nat4_rewrite(struct __sk_buff *skb, const struct pkt4
 	err = bpf_l4_csum_replace(skb, l4_csum_off, old_port_be, port_be, l4_flags | sizeof(port_be));
 	if (err)
 		return err;
-	err = bpf_l3_csum_replace(skb, NP_IP_CSUM_OFF, old_addr_be, addr_be, sizeof(addr_be));
-	if (err)
-		return err;
-	err = bpf_skb_store_bytes(skb, addr_off, &addr_be, sizeof(addr_be), 0);
-	if (err)
-		return err;
-	return bpf_skb_store_bytes(skb, port_off, &port_be, sizeof(port_be), 0);
+	return bpf_skb_store_bytes(skb, NP_NAT4_SPAN_OFF, &span, sizeof(span), 0);
 }
 
 #endif /* NODEPORT_NAT_BPF_H */

@@ -7,6 +7,7 @@
 #define NODEPORT_PACKET_BPF_H
 
 #include "uapi.bpf.h"
+#include "nodeport/abi.h" /* enum np_reason */
 
 #define NP_ETH_HLEN   14
 #define NP_ETH_P_IP   0x0800
@@ -45,6 +46,7 @@ struct pkt4 {
 	__be16 dport_be;
 	__u8 proto;     /* IPPROTO_TCP or IPPROTO_UDP */
 	__u8 tcp_flags; /* byte 13 of the TCP header, 0 for UDP */
+	__u16 ip_csum;  /* the IPv4 header checksum, as on the wire */
 };
 
 /* Packet pointers, loaded fresh. barrier_var(skb) works around clang 14:
@@ -77,14 +79,21 @@ static __always_inline bool headers_linear(struct __sk_buff *skb, __u32 len)
 }
 
 /* Fills `p` and returns true for an IPv4 TCP or UDP packet with no IP options
- * and not a fragment; anything else is not ours to translate. */
-static __always_inline bool parse_pkt4(struct __sk_buff *skb, struct pkt4 *p)
+ * and not a fragment; anything else is not ours to translate, and `why` says
+ * which it was. */
+static __always_inline bool parse_pkt4(struct __sk_buff *skb, struct pkt4 *p, enum np_reason *why)
 {
 	void *data, *data_end;
 	struct ethhdr *eth;
 	struct iphdr *iph;
 	__u32 l4_len;
 
+	*why = NP_REASON_NOT_IPV4_TCP_UDP;
+	/* Not IPv4 (ARP, IPv6) is the common miss: decided from skb->protocol
+	 * before touching the packet. */
+	if (skb->protocol != bpf_htons(NP_ETH_P_IP))
+		return false;
+	*why = NP_REASON_TRUNCATED;
 	if (!headers_linear(skb, NP_L4_OFF))
 		return false;
 	load_pkt(skb, data, data_end);
@@ -92,15 +101,8 @@ static __always_inline bool parse_pkt4(struct __sk_buff *skb, struct pkt4 *p)
 	iph = data + NP_IP_OFF;
 	if ((void *)(iph + 1) > data_end)
 		return false;
+	*why = NP_REASON_NOT_IPV4_TCP_UDP;
 	if (eth->h_proto != bpf_htons(NP_ETH_P_IP))
-		return false;
-	/* First byte 0x45: version 4 and ihl 5. Options would move the L4 header
-	 * and are close to unused; they pass untranslated. */
-	if (*(__u8 *)iph != 0x45)
-		return false;
-	/* Only a first fragment carries ports, and the later ones could not be
-	 * matched to it: all fragments pass untranslated. */
-	if (iph->frag_off & bpf_htons(NP_IP_MF | NP_IP_OFFSET))
 		return false;
 	if (iph->protocol == IPPROTO_TCP)
 		l4_len = NP_TCP_HLEN;
@@ -108,11 +110,23 @@ static __always_inline bool parse_pkt4(struct __sk_buff *skb, struct pkt4 *p)
 		l4_len = NP_UDP_HLEN;
 	else
 		return false;
+	/* First byte 0x45: version 4 and ihl 5. Options would move the L4 header
+	 * and are close to unused; they pass untranslated. */
+	*why = NP_REASON_IP_OPTIONS;
+	if (*(__u8 *)iph != 0x45)
+		return false;
+	/* Only a first fragment carries ports, and the later ones could not be
+	 * matched to it: all fragments pass untranslated. */
+	*why = NP_REASON_FRAGMENT;
+	if (iph->frag_off & bpf_htons(NP_IP_MF | NP_IP_OFFSET))
+		return false;
 	p->saddr_be = iph->saddr;
 	p->daddr_be = iph->daddr;
+	p->ip_csum = iph->check;
 	p->proto = iph->protocol;
 	p->tcp_flags = 0;
 
+	*why = NP_REASON_TRUNCATED;
 	if (!headers_linear(skb, NP_L4_OFF + l4_len))
 		return false;
 	/* Reloaded: headers_linear may have pulled. */

@@ -11,6 +11,7 @@
 #include "uapi.bpf.h"
 #include "maps.bpf.h"
 #include "sock_xlat.bpf.h"
+#include "counters.bpf.h"
 #include "test_variant.bpf.h"
 
 #define ALLOW 1
@@ -31,8 +32,8 @@ static __always_inline bool is_node_dest4(struct bpf_sock_addr *ctx, __be32 addr
 }
 
 /* Remembers node -> backend for this socket, reusing the slot that already
- * names this backend. */
-static __always_inline void remember(struct bpf_sock_addr *ctx, __be32 node_addr_be,
+ * names this backend. False when the socket storage could not be had. */
+static __always_inline bool remember(struct bpf_sock_addr *ctx, __be32 node_addr_be,
 				     __be16 node_port_be, __be32 backend_addr_be,
 				     __be16 backend_port_be)
 {
@@ -41,7 +42,7 @@ static __always_inline void remember(struct bpf_sock_addr *ctx, __be32 node_addr
 
 	st = bpf_sk_storage_get(&sock_xlat, ctx->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st)
-		return; /* out of memory: the reply keeps the backend address */
+		return false; /* out of memory: the reply keeps the backend address */
 
 	slot = NP_SOCK_XLAT_SLOTS;
 	for (i = 0; i < NP_SOCK_XLAT_SLOTS; i++) {
@@ -57,15 +58,18 @@ static __always_inline void remember(struct bpf_sock_addr *ctx, __be32 node_addr
 	st->slot[slot].backend_port_be = backend_port_be;
 	st->slot[slot].node_addr_be = node_addr_be;
 	st->slot[slot].node_port_be = node_port_be;
+	return true;
 }
 
-/* Forward translation, shared by connect4 and sendmsg4. */
-static __always_inline void translate_dest4(struct bpf_sock_addr *ctx)
+/* Forward translation, shared by connect4 and sendmsg4; `connect` says
+ * which, for the port's counters. */
+static __always_inline void translate_dest4(struct bpf_sock_addr *ctx, bool connect)
 {
 	__be32 addr_be = ctx->user_ip4;
 	/* user_port holds the port in network order in its low 16 bits */
 	__be16 port_be = (__be16)ctx->user_port;
 	const struct np_backend *be;
+	struct np_port_counters *c;
 	__be32 backend_addr_be;
 	__be16 backend_port_be;
 
@@ -74,14 +78,26 @@ static __always_inline void translate_dest4(struct bpf_sock_addr *ctx)
 	be = lookup_port(ctx->protocol, port_be);
 	/* One read: the socket goes to the backend it remembers for replies
 	 * (and that `set` finds when it ends the old backend's sockets). */
-	if (!be || !read_backend4(be, &backend_addr_be, &backend_port_be))
+	if (!be || !read_backend4(be, &backend_addr_be, &backend_port_be)) {
+		count_reason(NP_REASON_LOCAL_PORT_NOT_MAPPED);
 		return;
-	if (!is_node_dest4(ctx, addr_be))
+	}
+	if (!is_node_dest4(ctx, addr_be)) {
+		count_reason(NP_REASON_LOCAL_NOT_NODE_DEST);
 		return;
+	}
 
 	ctx->user_ip4 = backend_addr_be;
 	ctx->user_port = backend_port_be;
-	remember(ctx, addr_be, port_be, backend_addr_be, backend_port_be);
+	if (!remember(ctx, addr_be, port_be, backend_addr_be, backend_port_be))
+		count_reason(NP_REASON_LOCAL_NO_STORAGE);
+	c = port_counters_of(ctx->protocol, port_be);
+	if (c) {
+		if (connect)
+			c->local_connects += 1;
+		else
+			c->local_sends += 1;
+	}
 }
 
 /* Reverse translation, shared by getpeername4 and recvmsg4: the application
@@ -110,7 +126,7 @@ SEC("cgroup/connect4")
 int np_connect4(struct bpf_sock_addr *ctx)
 {
 	NP_TEST_VARIANT_MARK();
-	translate_dest4(ctx);
+	translate_dest4(ctx, true);
 	return ALLOW;
 }
 
@@ -118,7 +134,7 @@ SEC("cgroup/sendmsg4")
 int np_sendmsg4(struct bpf_sock_addr *ctx)
 {
 	NP_TEST_VARIANT_MARK();
-	translate_dest4(ctx);
+	translate_dest4(ctx, false);
 	return ALLOW;
 }
 

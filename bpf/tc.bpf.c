@@ -21,6 +21,7 @@
 #include "nat.bpf.h"
 #include "flows.bpf.h"
 #include "fib.bpf.h"
+#include "counters.bpf.h"
 #include "test_variant.bpf.h"
 
 /* Route translated client packets with bpf_fib_lookup + bpf_redirect_neigh
@@ -47,25 +48,54 @@ static __always_inline bool udp_owned_by_node(struct __sk_buff *skb, const struc
 	return true;
 }
 
-/* Sends the client's packet to `addr_be`:`port_be`. */
-static __always_inline int to_backend(struct __sk_buff *skb, const struct pkt4 *p, __be32 addr_be, __be16 port_be)
+/* The packet's length from the IP header on, as a byte counter shows it. */
+static __always_inline __u64 ip_bytes(const struct __sk_buff *skb)
 {
-	if (nat4_rewrite(skb, p, NAT_DST, addr_be, port_be))
+	return skb->len > NP_ETH_HLEN ? skb->len - NP_ETH_HLEN : 0;
+}
+
+/* Sends the client's packet to `addr_be`:`port_be` and counts it for its node
+ * port, the packet's destination port; `new_flow` when it started a flow. */
+static __always_inline int to_backend(struct __sk_buff *skb, const struct pkt4 *p, __be32 addr_be, __be16 port_be,
+				      bool new_flow)
+{
+	struct np_port_counters *c;
+
+	if (nat4_rewrite(skb, p, NAT_DST, addr_be, port_be)) {
+		count_reason(NP_REASON_REWRITE_FAILED);
 		return TC_ACT_OK;
+	}
+	c = port_counters_of(p->proto, p->dport_be);
+	if (c) {
+		c->external_flows += new_flow;
+		c->to_backend_packets += 1;
+		c->to_backend_bytes += ip_bytes(skb);
+	}
 	if (fib_redirect)
 		return fib_redirect4(skb);
 	return TC_ACT_OK;
 }
 
+/* Leaves the packet untouched, counting why. */
+static __always_inline int pass(enum np_reason why)
+{
+	count_reason(why);
+	return TC_ACT_OK;
+}
+
 /* The backend a node port maps to right now, read once (read_backend4):
- * both the flow and the rewrite must use the same one. False when the
- * destination is not a node address or the port is not mapped. */
-static __always_inline bool current_backend(const struct pkt4 *p, __be32 *addr_be, __be16 *port_be)
+ * both the flow and the rewrite must use the same one. False, with the
+ * reason, when the destination is not a node address or the port is not
+ * mapped. */
+static __always_inline bool current_backend(const struct pkt4 *p, __be32 *addr_be, __be16 *port_be,
+					    enum np_reason *why)
 {
 	const struct np_backend *be;
 
+	*why = NP_REASON_NOT_NODE_ADDR;
 	if (!is_node_addr4(p->daddr_be))
 		return false;
+	*why = NP_REASON_PORT_NOT_MAPPED;
 	be = lookup_port(p->proto, p->dport_be);
 	return be && read_backend4(be, addr_be, port_be);
 }
@@ -78,8 +108,10 @@ static __always_inline bool current_backend(const struct pkt4 *p, __be32 *addr_b
  * of its connection pass untouched to whatever else serves the port: a
  * server on the node, an iptables rule. */
 static __always_inline int tcp_syn_ingress(struct __sk_buff *skb, const struct pkt4 *p,
-					   const struct np_flow_key *key, __u64 now)
+					   const struct np_flow_key *key)
 {
+	__u64 now = bpf_ktime_get_ns();
+	enum np_reason why;
 	__be32 addr_be;
 	__be16 port_be;
 	struct np_flow *f;
@@ -91,45 +123,48 @@ static __always_inline int tcp_syn_ingress(struct __sk_buff *skb, const struct p
 	if (f)
 		flow_pair_delete(FLOWS_TCP_CLOSED, key, *f);
 
-	if (!current_backend(p, &addr_be, &port_be))
-		return TC_ACT_OK;
-	if (!flow_create(FLOWS_TCP, p, addr_be, port_be, NP_FLOW_SYN_SENT, now))
-		return TC_ACT_OK;
-	return to_backend(skb, p, addr_be, port_be);
+	if (!current_backend(p, &addr_be, &port_be, &why))
+		return pass(why);
+	if (!flow_create(FLOWS_TCP, p, addr_be, port_be, NP_FLOW_SYN_SENT, now, &why))
+		return pass(why);
+	return to_backend(skb, p, addr_be, port_be, true);
 }
 
 /* Client -> node, TCP. Live flows keep their backend when the port is
  * remapped (an established connection stays on its sandbox); closed ones
- * only carry the last packets of their close. */
+ * only carry the last packets of their close. The clock is read only once a
+ * flow matched: the node's own traffic pays one lookup per packet. */
 static __always_inline int tcp_ingress(struct __sk_buff *skb, const struct pkt4 *p)
 {
 	struct np_flow_key key = to_backend_key(p);
-	__u64 now = bpf_ktime_get_ns();
 	struct np_flow *f;
+	__u64 now;
 
 	if (is_tcp_syn(p))
-		return tcp_syn_ingress(skb, p, &key, now);
+		return tcp_syn_ingress(skb, p, &key);
 
 	f = bpf_map_lookup_elem(&flows, &key);
 	if (f) {
+		now = bpf_ktime_get_ns();
 		if (flow_expired(FLOWS_TCP, f, now))
-			return TC_ACT_OK;
+			return pass(NP_REASON_FLOW_EXPIRED);
 		__be32 addr_be = f->addr_be;
 		__be16 port_be = f->port_be;
 
 		tcp_track(&key, f, p, NP_FIN_FROM_CLIENT, now);
-		return to_backend(skb, p, addr_be, port_be);
+		return to_backend(skb, p, addr_be, port_be, false);
 	}
 	f = bpf_map_lookup_elem(&closed_flows, &key);
-	if (f && !flow_expired(FLOWS_TCP_CLOSED, f, now)) {
-		__be32 addr_be = f->addr_be;
-		__be16 port_be = f->port_be;
+	if (!f)
+		return pass(NP_REASON_NOT_FLOW_START);
+	if (flow_expired(FLOWS_TCP_CLOSED, f, bpf_ktime_get_ns()))
+		return pass(NP_REASON_FLOW_EXPIRED);
+	__be32 addr_be = f->addr_be;
+	__be16 port_be = f->port_be;
 
-		if (p->tcp_flags & NP_TCP_RST)
-			flow_pair_delete(FLOWS_TCP_CLOSED, &key, *f);
-		return to_backend(skb, p, addr_be, port_be);
-	}
-	return TC_ACT_OK;
+	if (p->tcp_flags & NP_TCP_RST)
+		flow_pair_delete(FLOWS_TCP_CLOSED, &key, *f);
+	return to_backend(skb, p, addr_be, port_be, false);
 }
 
 /* Client -> node, UDP. A flow follows the port's mapping: when the port was
@@ -142,6 +177,7 @@ static __always_inline int udp_ingress(struct __sk_buff *skb, const struct pkt4 
 {
 	struct np_flow_key key = to_backend_key(p);
 	__u64 now = bpf_ktime_get_ns();
+	enum np_reason why;
 	__be32 addr_be;
 	__be16 port_be;
 	struct np_flow *f;
@@ -153,18 +189,18 @@ static __always_inline int udp_ingress(struct __sk_buff *skb, const struct pkt4 
 		if (be && read_backend4(be, &addr_be, &port_be) && addr_be == f->addr_be &&
 		    port_be == f->port_be && !flow_expired(FLOWS_UDP, f, now)) {
 			flow_touch(FLOWS_UDP, &key, f, now);
-			return to_backend(skb, p, addr_be, port_be);
+			return to_backend(skb, p, addr_be, port_be, false);
 		}
 		flow_pair_delete(FLOWS_UDP, &key, *f);
 	}
 
-	if (!current_backend(p, &addr_be, &port_be))
-		return TC_ACT_OK;
+	if (!current_backend(p, &addr_be, &port_be, &why))
+		return pass(why);
 	if (udp_owned_by_node(skb, p))
-		return TC_ACT_OK;
-	if (!flow_create(FLOWS_UDP, p, addr_be, port_be, NP_FLOW_OPEN, now))
-		return TC_ACT_OK;
-	return to_backend(skb, p, addr_be, port_be);
+		return pass(NP_REASON_UDP_NODE_SOCKET);
+	if (!flow_create(FLOWS_UDP, p, addr_be, port_be, NP_FLOW_OPEN, now, &why))
+		return pass(why);
+	return to_backend(skb, p, addr_be, port_be, true);
 }
 
 /* The flow table is read before the port map: the node's own connections are
@@ -174,14 +210,32 @@ static __always_inline int udp_ingress(struct __sk_buff *skb, const struct pkt4 
 SEC("tc")
 int np_tc_ingress(struct __sk_buff *skb)
 {
+	enum np_reason why;
 	struct pkt4 p;
 
 	NP_TEST_VARIANT_MARK();
-	if (!parse_pkt4(skb, &p))
-		return TC_ACT_OK;
+	if (!parse_pkt4(skb, &p, &why))
+		return pass(why);
 	if (p.proto == IPPROTO_TCP)
 		return tcp_ingress(skb, &p);
 	return udp_ingress(skb, &p);
+}
+
+/* Writes the node address and port back as the reply's source, and counts
+ * the reply for that node port. */
+static __always_inline int to_client(struct __sk_buff *skb, const struct pkt4 *p, __be32 node_addr_be,
+				     __be16 node_port_be)
+{
+	struct np_port_counters *c;
+
+	if (nat4_rewrite(skb, p, NAT_SRC, node_addr_be, node_port_be))
+		return pass(NP_REASON_REPLY_REWRITE_FAILED);
+	c = port_counters_of(p->proto, node_port_be);
+	if (c) {
+		c->from_backend_packets += 1;
+		c->from_backend_bytes += ip_bytes(skb);
+	}
+	return TC_ACT_OK;
 }
 
 /* Backend -> client, TCP. Only the backend's half of a handshake nodeport
@@ -199,33 +253,30 @@ static __always_inline int tcp_egress(struct __sk_buff *skb, const struct pkt4 *
 	if (f) {
 		now = bpf_ktime_get_ns();
 		if (flow_expired(FLOWS_TCP, f, now))
-			return TC_ACT_OK;
+			return pass(NP_REASON_REPLY_EXPIRED);
 		if ((p->tcp_flags & NP_TCP_SYN) && f->state != NP_FLOW_SYN_SENT) {
 			flow_pair_delete(FLOWS_TCP, &key, *f);
-			return TC_ACT_OK;
+			return pass(NP_REASON_REPLY_NOT_OURS);
 		}
 		__be32 node_addr_be = f->addr_be;
 		__be16 node_port_be = f->port_be;
 
 		tcp_track(&key, f, p, NP_FIN_FROM_BACKEND, now);
-		nat4_rewrite(skb, p, NAT_SRC, node_addr_be, node_port_be);
-		return TC_ACT_OK;
+		return to_client(skb, p, node_addr_be, node_port_be);
 	}
 	f = bpf_map_lookup_elem(&closed_flows, &key);
 	if (!f)
-		return TC_ACT_OK;
-	now = bpf_ktime_get_ns();
-	if (flow_expired(FLOWS_TCP_CLOSED, f, now))
-		return TC_ACT_OK;
+		return pass(NP_REASON_REPLY_NO_FLOW);
+	if (flow_expired(FLOWS_TCP_CLOSED, f, bpf_ktime_get_ns()))
+		return pass(NP_REASON_REPLY_EXPIRED);
 	__be32 node_addr_be = f->addr_be;
 	__be16 node_port_be = f->port_be;
 
 	if (p->tcp_flags & (NP_TCP_SYN | NP_TCP_RST))
 		flow_pair_delete(FLOWS_TCP_CLOSED, &key, *f);
 	if (p->tcp_flags & NP_TCP_SYN)
-		return TC_ACT_OK;
-	nat4_rewrite(skb, p, NAT_SRC, node_addr_be, node_port_be);
-	return TC_ACT_OK;
+		return pass(NP_REASON_REPLY_NOT_OURS);
+	return to_client(skb, p, node_addr_be, node_port_be);
 }
 
 static __always_inline int udp_egress(struct __sk_buff *skb, const struct pkt4 *p)
@@ -236,16 +287,15 @@ static __always_inline int udp_egress(struct __sk_buff *skb, const struct pkt4 *
 
 	f = bpf_map_lookup_elem(&udp_flows, &key);
 	if (!f)
-		return TC_ACT_OK;
+		return pass(NP_REASON_REPLY_NO_FLOW);
 	now = bpf_ktime_get_ns();
 	if (flow_expired(FLOWS_UDP, f, now))
-		return TC_ACT_OK;
+		return pass(NP_REASON_REPLY_EXPIRED);
 	__be32 node_addr_be = f->addr_be;
 	__be16 node_port_be = f->port_be;
 
 	flow_touch(FLOWS_UDP, &key, f, now);
-	nat4_rewrite(skb, p, NAT_SRC, node_addr_be, node_port_be);
-	return TC_ACT_OK;
+	return to_client(skb, p, node_addr_be, node_port_be);
 }
 
 /*
@@ -260,11 +310,14 @@ static __always_inline int udp_egress(struct __sk_buff *skb, const struct pkt4 *
 SEC("tc")
 int np_tc_egress(struct __sk_buff *skb)
 {
+	enum np_reason why;
 	struct pkt4 p;
 
+	/* A reply that cannot be parsed is counted as no flow's: the ingress
+	 * reasons are about what clients send. */
 	NP_TEST_VARIANT_MARK();
-	if (!parse_pkt4(skb, &p))
-		return TC_ACT_OK;
+	if (!parse_pkt4(skb, &p, &why))
+		return pass(NP_REASON_REPLY_NO_FLOW);
 	if (p.proto == IPPROTO_TCP)
 		return tcp_egress(skb, &p);
 	return udp_egress(skb, &p);

@@ -103,9 +103,10 @@ private:
     pin_dir::Lock lock_;
 };
 
-PortTable::PortTable(Fd dir, Fd map, SocketEnder ender, std::chrono::milliseconds lock_wait)
+PortTable::PortTable(Fd dir, Fd map, Fd counters, SocketEnder ender, std::chrono::milliseconds lock_wait)
     : dir_(std::move(dir)),
       map_(std::move(map)),
+      counters_(std::move(counters)),
       ender_(std::move(ender)),
       lock_wait_(lock_wait),
       mutex_(std::make_unique<std::timed_mutex>()) {}
@@ -117,7 +118,23 @@ Result<PortTable> PortTable::open(const std::filesystem::path& pin_dir, std::chr
     auto map = pin_dir::open_map(pin_dir, "ports");
     if (!map)
         return std::unexpected(map.error());
-    return PortTable(std::move(*dir), std::move(*map), SocketEnder::open(pin_dir), lock_wait);
+    // Absent while programs of a build without counters are loaded: then
+    // there is nothing to reset.
+    auto counters = pin_dir::open_map(pin_dir, "port_counters");
+    return PortTable(std::move(*dir), std::move(*map), counters ? std::move(*counters) : Fd{},
+                     SocketEnder::open(pin_dir), lock_wait);
+}
+
+// A port's counters belong to its owner: the programs start them again from
+// zero at the next translation. Best effort: the mapping has changed already,
+// and a counter left over is not worth failing the change for. Done after the
+// `ports` write, so a translation in between counts for the new owner's
+// entry that is then dropped: a few packets uncounted, never another owner's.
+void PortTable::forget_counters(NodePort node_port) {
+    if (!counters_.valid())
+        return;
+    np_port_key key = to_key(node_port);
+    bpf_map_delete_elem(counters_.get(), &key);
 }
 
 Result<void> PortTable::put(const Mapping& mapping) {
@@ -151,6 +168,8 @@ Result<SetResult> PortTable::set(const Mapping& mapping, ChangeOptions options) 
         return errno_error(errno, "look up " + to_string(mapping.node_port));
     if (auto ok = put(mapping); !ok)
         return std::unexpected(ok.error());
+    if (!had || owner_of(old) != mapping.owner)
+        forget_counters(mapping.node_port);
     SetResult result;
     if (had) {
         Backend before = to_mapping(key, old).backend;
@@ -181,6 +200,7 @@ Result<RemoveResult> PortTable::remove(NodePort node_port, std::optional<std::st
         return RemoveResult{RemoveOutcome::held_by_other, owner_of(value), {}};
     if (bpf_map_delete_elem(map_.get(), &key) != 0 && errno != ENOENT)
         return errno_error(errno, "delete " + to_string(node_port));
+    forget_counters(node_port);
     return RemoveResult{RemoveOutcome::removed, {}, end_sockets({{node_port, to_mapping(key, value).backend}}, options)};
 }
 
@@ -213,6 +233,7 @@ Result<RemoveOwnerResult> PortTable::remove_owner(std::string_view owner, Change
             return errno_error(errno, "delete " + to_string(to_mapping(key, value).node_port));
         }
         auto removed = to_mapping(key, value);
+        forget_counters(removed.node_port);
         replaced.push_back({removed.node_port, removed.backend});
         result.removed.push_back(std::move(removed));
     }
@@ -259,9 +280,10 @@ Result<std::size_t> PortTable::flush() {
         return std::unexpected(keys.error());
     std::size_t removed = 0;
     for (const auto& key : *keys) {
-        if (bpf_map_delete_elem(map_.get(), &key) == 0)
+        if (bpf_map_delete_elem(map_.get(), &key) == 0) {
             ++removed;
-        else if (errno != ENOENT)
+            forget_counters(NodePort{static_cast<Proto>(key.proto), key.port});
+        } else if (errno != ENOENT)
             return errno_error(errno, "flush ports map");
     }
     return removed;
@@ -286,25 +308,29 @@ Result<SyncResult> PortTable::sync(const std::vector<Mapping>& desired, ChangeOp
     if (!current)
         return std::unexpected(current.error());
     SyncPlan plan = plan_sync(*current, desired);
-    std::map<NodePort, Backend> before;
+    std::map<NodePort, Mapping> before;
     for (const auto& m : *current)
-        before.emplace(m.node_port, m.backend);
+        before.emplace(m.node_port, m);
 
     SyncResult result{plan.add.size(), plan.update.size(), plan.remove.size(), plan.unchanged, {}};
     for (const auto* group : {&plan.add, &plan.update})
-        for (const auto& m : *group)
+        for (const auto& m : *group) {
             if (auto ok = put(m); !ok)
                 return std::unexpected(ok.error());
+            if (auto old = before.find(m.node_port); old == before.end() || old->second.owner != m.owner)
+                forget_counters(m.node_port);
+        }
     if (auto ok = test_hook("sync:added"); !ok)
         return std::unexpected(ok.error());
     std::vector<SocketEnder::Target> replaced;
     for (const auto& m : plan.update)
-        if (auto old = before.at(m.node_port); old != m.backend)
+        if (auto old = before.at(m.node_port).backend; old != m.backend)
             replaced.push_back({m.node_port, old});
     for (const auto& m : plan.remove) {
         np_port_key key = to_key(m.node_port);
         if (bpf_map_delete_elem(map_.get(), &key) != 0 && errno != ENOENT)
             return errno_error(errno, "sync: delete " + to_string(m.node_port));
+        forget_counters(m.node_port);
         replaced.push_back({m.node_port, m.backend});
     }
     result.ended = end_sockets(std::move(replaced), options);

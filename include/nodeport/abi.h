@@ -209,6 +209,62 @@ struct np_sock_end_target {
 	__u8 pad[3];            /* always 0: part of the hashed key */
 };
 
+
+/* ---- Counters (bpf/counters.bpf.h; read by `nodeport stats`) ----
+ *
+ * Per-CPU maps, so a CPU never waits for another to count; a reader sums the
+ * CPUs' values. Both are pinned and kept by a reload. */
+
+/* `port_counters`, per-CPU hash keyed by struct np_port_key: what nodeport
+ * translated for one node port. The programs create a port's entry on its
+ * first translation; `set` deletes it when the port goes to another owner and
+ * `del` when the port is unmapped, so a port's counters start from zero with
+ * each owner. The local path counts translations only: its packets never
+ * pass a nodeport program. */
+struct np_port_counters {
+	__u64 local_connects;       /* connect4: TCP connections and connected UDP sockets */
+	__u64 local_sends;          /* sendmsg4: datagrams of unconnected UDP sockets */
+	__u64 external_flows;       /* new external flows (a TCP SYN, a UDP flow's first datagram) */
+	__u64 to_backend_packets;   /* external path, client -> backend, after translation */
+	__u64 to_backend_bytes;     /* their length from the IP header on */
+	__u64 from_backend_packets; /* external path, backend -> client replies translated */
+	__u64 from_backend_bytes;
+	__u64 reserved;             /* 0; keeps the value 64 bytes */
+};
+
+/* `reason_counters`, per-CPU array indexed by enum np_reason: why a packet or
+ * a call was left untouched, or failed open. Never reset: the totals survive
+ * a reload. The names people see, and each reason's path, are in one table in
+ * user space (loader/reasons.cpp). New reasons are added at the end; the
+ * array has room for NP_REASON_SLOTS so that adding one changes no map shape. */
+enum np_reason {
+	/* external path, np_tc_ingress (client -> node) */
+	NP_REASON_NOT_IPV4_TCP_UDP = 0, /* ARP, IPv6, ICMP, ...: not ours */
+	NP_REASON_IP_OPTIONS = 1,       /* IPv4 with options: the L4 header is not where we rewrite */
+	NP_REASON_FRAGMENT = 2,         /* IP fragment: later fragments carry no ports */
+	NP_REASON_TRUNCATED = 3,        /* shorter than its headers */
+	NP_REASON_NOT_NODE_ADDR = 4,    /* a flow start to an address that is not the node's */
+	NP_REASON_PORT_NOT_MAPPED = 5,  /* a flow start to a node address, port not mapped */
+	NP_REASON_NOT_FLOW_START = 6,   /* TCP without a flow and not a SYN: the node's own connections */
+	NP_REASON_FLOW_EXPIRED = 7,     /* matched a flow past its lifetime */
+	NP_REASON_UDP_NODE_SOCKET = 8,  /* UDP datagram a socket of the node owns */
+	NP_REASON_FLOW_TABLE_FULL = 9,  /* the flow table refused the new flow */
+	NP_REASON_FLOW_CONFLICT = 10,   /* the reply tuple belongs to another live flow */
+	NP_REASON_REWRITE_FAILED = 11,  /* a checksum or store helper failed */
+	/* external path, np_tc_egress (replies) */
+	NP_REASON_REPLY_NO_FLOW = 12,   /* not a reply of a nodeport flow: the node's own traffic */
+	NP_REASON_REPLY_EXPIRED = 13,   /* reply of a flow past its lifetime */
+	NP_REASON_REPLY_NOT_OURS = 14,  /* SYN-ACK on the tuple of an established flow */
+	NP_REASON_REPLY_REWRITE_FAILED = 15,
+	/* local path, np_connect4 / np_sendmsg4 */
+	NP_REASON_LOCAL_PORT_NOT_MAPPED = 16, /* port not mapped: most of the node's connections */
+	NP_REASON_LOCAL_NOT_NODE_DEST = 17,   /* mapped port, but the address is not the node */
+	NP_REASON_LOCAL_NO_STORAGE = 18,      /* translated, but no socket storage: getpeername and
+						 recvmsg show the backend, `set` cannot end the socket */
+	NP_REASON_COUNT = 19
+};
+#define NP_REASON_SLOTS 64
+
 #ifdef __cplusplus
 static_assert(sizeof(struct np_tc_attachment) == 32, "np_tc_attachment ABI");
 static_assert(sizeof(struct np_port_key) == 4, "np_port_key ABI");
@@ -220,6 +276,8 @@ static_assert(sizeof(struct np_flow_key) == 16, "np_flow_key ABI");
 static_assert(sizeof(struct np_flow) == 16, "np_flow ABI");
 static_assert(sizeof(struct np_sock_end_target) == 12, "np_sock_end_target ABI");
 static_assert(sizeof(struct np_flow_timeouts) == 32, "np_flow_timeouts ABI");
+static_assert(sizeof(struct np_port_counters) == 64, "np_port_counters ABI");
+static_assert(NP_REASON_COUNT <= NP_REASON_SLOTS, "np_reason slots");
 #else
 _Static_assert(sizeof(struct np_tc_attachment) == 32, "np_tc_attachment ABI");
 _Static_assert(sizeof(struct np_port_key) == 4, "np_port_key ABI");
@@ -231,6 +289,8 @@ _Static_assert(sizeof(struct np_flow_key) == 16, "np_flow_key ABI");
 _Static_assert(sizeof(struct np_flow) == 16, "np_flow ABI");
 _Static_assert(sizeof(struct np_sock_end_target) == 12, "np_sock_end_target ABI");
 _Static_assert(sizeof(struct np_flow_timeouts) == 32, "np_flow_timeouts ABI");
+_Static_assert(sizeof(struct np_port_counters) == 64, "np_port_counters ABI");
+_Static_assert(NP_REASON_COUNT <= NP_REASON_SLOTS, "np_reason slots");
 #endif
 
 #endif /* NODEPORT_ABI_H */

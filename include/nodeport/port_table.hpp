@@ -99,15 +99,18 @@ public:
     Result<SyncResult> sync(const std::vector<Mapping>& desired, ChangeOptions options = {});
 
 private:
-    PortTable(Fd dir, Fd map, SocketEnder ender, std::chrono::milliseconds lock_wait);
+    PortTable(Fd dir, Fd map, Fd counters, SocketEnder ender, std::chrono::milliseconds lock_wait);
     class WriteLock;
     // Writes one entry; the caller holds the write lock.
     Result<void> put(const Mapping& mapping);
+    // Drops the port's counters (a new owner, or unmapped); the caller holds the write lock.
+    void forget_counters(NodePort node_port);
     // Ends the node's sockets to replaced backends: UDP always, TCP when asked.
     EndedSockets end_sockets(std::vector<SocketEnder::Target> replaced, ChangeOptions options);
 
     Fd dir_;  // the pin directory, flock'ed by writers
     Fd map_;
+    Fd counters_;  // `port_counters`; invalid when the loaded programs have none
     SocketEnder ender_;
     std::chrono::milliseconds lock_wait_;
     std::unique_ptr<std::timed_mutex> mutex_;  // threads sharing one PortTable share dir_'s flock
