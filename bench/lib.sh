@@ -1,4 +1,4 @@
-# Helpers for scripts/bench.sh. Source after scripts/topology.sh and
+# Helpers for bench/bench.sh. Source after scripts/topology.sh and
 # topo_init. Every measurement is appended to $BENCH_RAW as one JSON line;
 # bench_report turns that file into the Markdown table and the JSON result.
 

@@ -5,7 +5,7 @@
 #
 #   client ns --ext0-- node ns --br0-- sandbox ns (np-echo-server :8080, iperf3 :5201)
 #
-# Usage: bash scripts/bench.sh [--quick] [--json FILE] [--build-dir DIR]
+# Usage: bash bench/bench.sh [--quick] [--json FILE] [--build-dir DIR]
 #   --quick      under a minute: fewer reps, shorter runs, fewer rounds
 #   --json FILE  where the JSON result goes (default bench-results.json)
 #   --build-dir  where nodeport and the np-* tools were built (default build/)
@@ -18,10 +18,10 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
-# shellcheck source=topology.sh
-source "$HERE/topology.sh"
-# shellcheck source=bench/lib.sh
-source "$HERE/bench/lib.sh"
+# shellcheck source=../scripts/topology.sh
+source "$ROOT/scripts/topology.sh"
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
 
 MODE=full
 JSON_OUT=bench-results.json
