@@ -9,7 +9,8 @@
 #   --quick      under a minute: fewer reps, shorter runs, fewer rounds
 #   --json FILE  where the JSON result goes (default bench-results.json)
 #   --build-dir  where nodeport and the np-* tools were built (default build/)
-# Prints a Markdown report on stdout, progress on stderr.
+# Prints a Markdown report on stdout (bench/report.py; `report.py --from FILE`
+# prints it again from the JSON result), progress on stderr.
 #
 # Every number printed was measured in this run; what could not be measured
 # is printed as n/a with the reason. Nothing outside our namespaces, our child
@@ -31,7 +32,7 @@ while [ $# -gt 0 ]; do
         --quick) MODE=quick ;;
         --json) JSON_OUT=${2:?--json needs a file}; shift ;;
         --build-dir) BUILD=${2:?--build-dir needs a directory}; shift ;;
-        -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -346,12 +347,12 @@ NOTES=(
 )
 [ "$EXT" = 0 ] && NOTES+=("nodeport external path: $EXT_WHY")
 [ "$EXT" = 1 ] && NOTES+=("nodeport external path loaded with: nodeport load --cgroup <child cgroup> ${LOAD_ARGS[*]} (in the node ns).")
-META=$(jq -n --arg mode "$MODE" --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg kernel "$(uname -r)" \
+jq -n --arg mode "$MODE" --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg kernel "$(uname -r)" \
     --argjson cpus "$(nproc)" --arg ipt "$(iptables --version)" --argjson reps "$REPS" \
     --argjson dur "$BENCH_DURATION" --argjson isec "$BENCH_IPERF_SECONDS" --argjson ireps "$IPERF_REPS" \
     --argjson sizes "$(printf '%s\n' "${CTL_SIZES[@]}" | jq -s .)" \
     --argjson notes "$(printf '%s\n' "${NOTES[@]}" | jq -R . | jq -s .)" \
     '{mode: $mode, date: $date, kernel: $kernel, cpus: $cpus, iptables: $ipt, reps: $reps, duration: $dur,
-      iperf_seconds: $isec, iperf_reps: $ireps, ctl_sizes: $sizes, notes: $notes}')
-bench_report "$BENCH_RAW" "$META" "$JSON_OUT"
+      iperf_seconds: $isec, iperf_reps: $ireps, ctl_sizes: $sizes, notes: $notes}' >"$WORK/meta.json"
+python3 "$HERE/report.py" "$BENCH_RAW" "$WORK/meta.json" --json "$JSON_OUT"
 bench_log "JSON: $JSON_OUT"
