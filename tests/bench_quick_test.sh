@@ -5,7 +5,8 @@
 set -u
 NODEPORT=$1
 . "$(dirname "$0")/lib.sh"
-require_root
+# The external rows are measured with the TC programs on tcx links.
+require datapath tcx
 
 out=$(mktemp)
 json=$(mktemp)
