@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine, as root: installs,
-# builds, runs every test (unit, packet, namespace end to end).
+# builds (scripts/build.sh: benchmark tools included), runs every tier: unit,
+# bpf, e2e and bench (README "Tests"). Arguments go to ctest: `-L unit` runs
+# one tier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh

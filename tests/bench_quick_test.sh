@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# scripts/bench.sh --quick completes and prints every row with a measured
+# bench/bench.sh --quick completes and prints every row with a measured
 # number. No speed threshold: these machines are shared and noisy; the
 # numbers are for people to read (docs/BENCHMARKS.md).
 set -u
 NODEPORT=$1
 . "$(dirname "$0")/lib.sh"
-require_root
+# The external rows are measured with the TC programs on tcx links.
+require datapath tcx
 
 out=$(mktemp)
 json=$(mktemp)
 trap 'rm -f "$out" "$json"' EXIT
-bash "$TESTS_DIR/../scripts/bench.sh" --quick --build-dir "$(dirname "$NODEPORT")" --json "$json" >"$out"
+bash "$TESTS_DIR/../bench/bench.sh" --quick --build-dir "$(dirname "$NODEPORT")" --json "$json" >"$out"
 expect_eq "bench.sh --quick exits 0" 0 $?
 
 for row in "floor: client -> sandbox IP, no NAT" "iptables DNAT, matching rule first (N=0)" \
@@ -31,7 +32,7 @@ for row in "floor: client -> sandbox IP, no NAT" "iptables DNAT, matching rule f
     fi
 done
 expect_eq "the JSON report parses" ok "$(python3 -c 'import json,sys; json.load(open(sys.argv[1])); print("ok")' "$json")"
-# Its own namespaces only (scripts/bench.sh names them npb<pid>-...): other
+# Its own namespaces only (bench/bench.sh names them npb<pid>-...): other
 # tests may make and remove theirs meanwhile.
 expect_eq "the benchmark leaves no namespace behind" "" "$(ip netns list | grep -E '^npb[0-9]+-')"
 finish

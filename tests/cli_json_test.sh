@@ -8,7 +8,7 @@
 set -u
 NODEPORT=$1
 . "$(dirname "$0")/lib.sh"
-require_root
+require datapath
 
 test_begin clijson
 topo_node

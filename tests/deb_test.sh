@@ -9,6 +9,8 @@
 # this machine.
 set -u
 . "$(dirname "$0")/lib.sh"
+# dpkg --root runs the package's maintainer scripts chrooted into the throw-away root.
+require root
 SRC=$(dirname "$TESTS_DIR")
 WORK=$(mktemp -d /tmp/np-deb.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT

@@ -8,7 +8,8 @@ NODEPORT=$1
 MODE=${2:-tcx}
 FORWARD=${3:-kernel}
 . "$(dirname "$0")/lib.sh"
-require_root
+require datapath
+[ "$MODE" = clsact ] || require tcx
 
 test_begin ext
 PROBE="$TESTS_DIR/probe.py"

@@ -6,9 +6,13 @@
 # can push the live connection's flow out.
 set -u
 NODEPORT=$1
-BENCH_BIN=$(dirname "$NODEPORT")  # np-connbench and np-echo-server are built beside the CLI
+BENCH_BIN=$2  # where np-connbench and np-echo-server were built (bench/), or empty
 . "$(dirname "$0")/lib.sh"
-require_root
+require datapath
+# The churn and the echo server are bench/'s load generator and server, which
+# a build makes only with -DNODEPORT_BUILD_BENCH=ON (scripts/build.sh does).
+[ -x "$BENCH_BIN/np-connbench" ] && [ -x "$BENCH_BIN/np-echo-server" ] ||
+    skip "np-connbench and np-echo-server are not built: configure with -DNODEPORT_BUILD_BENCH=ON"
 
 test_begin press
 CLIENTS="$TESTS_DIR/clients.py"

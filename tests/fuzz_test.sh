@@ -13,6 +13,8 @@ set -u
 BUILD=$2
 WHAT=$3
 . "$(dirname "$0")/lib.sh"
+# No root: the clang build and the crash inputs go under the build directory.
+require writable "$BUILD"
 SRC=$(dirname "$TESTS_DIR")
 FUZZ_BUILD="$BUILD/fuzz"
 CRASHES="$BUILD/fuzz-crashes"

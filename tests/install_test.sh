@@ -12,6 +12,9 @@ set -u
 NODEPORT=$1
 BUILD=$(cd "$2" && pwd)
 . "$(dirname "$0")/lib.sh"
+# No root: everything goes to a temporary DESTDIR. But `cmake --install`
+# writes its install_manifest.txt into the build directory.
+require writable "$BUILD"
 SRC=$(dirname "$TESTS_DIR")
 STAGE=$(mktemp -d /tmp/np-install.XXXXXX)
 trap 'rm -rf "$STAGE"' EXIT

@@ -7,7 +7,7 @@
 set -u
 NODEPORT=$1
 . "$(dirname "$0")/lib.sh"
-require_root
+require datapath
 
 test_begin legacy
 WRAP=$(mktemp -d)

@@ -20,6 +20,7 @@
 #include "nodeport/abi.h"
 #include "nodeport/datapath.hpp"
 #include "nodeport/port_table.hpp"
+#include "bpf_available.hpp"
 #include "map_keys.hpp"
 
 namespace nodeport {
@@ -42,8 +43,8 @@ LoadOptions unattached(const fs::path& dir, const char* node_ip) {
 class PortTableTest : public testing::Test {
 protected:
     void SetUp() override {
-        if (geteuid() != 0)
-            GTEST_SKIP() << "needs root to create BPF maps";
+        if (auto why = testing_support::bpf_unavailable(/*needs_bpffs=*/true); !why.empty())
+            GTEST_SKIP() << why;
         static std::atomic<int> counter;
         pin_dir_ = fs::path("/sys/fs/bpf") / fmt::format("nodeport-test-{}-{}", getpid(), counter++);
         auto report = load(unattached(pin_dir_, "10.99.0.1"));

@@ -10,7 +10,7 @@
 set -u
 NODEPORT=$1
 . "$(dirname "$0")/lib.sh"
-require_root
+require datapath sock_destroy
 
 test_begin redep
 CLIENTS="$TESTS_DIR/clients.py"

@@ -8,6 +8,8 @@
 # never from /sys/kernel/btf/vmlinux, which only `load` needs.
 set -u
 . "$(dirname "$0")/lib.sh"
+# A private mount namespace with a tmpfs over /sys/kernel/btf.
+require root
 SRC=$(dirname "$TESTS_DIR")
 WORK=$(mktemp -d /tmp/np-release.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT

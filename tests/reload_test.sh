@@ -12,7 +12,7 @@ NODEPORT=$1
 MODE=${2:-auto}
 . "$(dirname "$0")/lib.sh"
 . "$TESTS_DIR/upgrade_lib.sh"
-require_root
+require datapath
 
 test_begin reload
 WORK=$(mktemp -d /tmp/np-reload.XXXXXX)

@@ -12,7 +12,7 @@
 set -u
 NODEPORT=$1
 . "$(dirname "$0")/lib.sh"
-require_root
+require datapath tcx
 
 test_begin rbkill
 WORK=$(mktemp -d /tmp/np-rbkill.XXXXXX)

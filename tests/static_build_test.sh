@@ -9,7 +9,7 @@
 set -u
 NODEPORT=$1
 . "$(dirname "$0")/lib.sh"
-require_root
+require datapath
 SRC=$(dirname "$TESTS_DIR")
 WORK=$(mktemp -d /tmp/np-static.XXXXXX)
 B="$WORK/build"

@@ -9,7 +9,7 @@ set -u
 NODEPORT=$1
 BUILD=$2
 . "$(dirname "$0")/lib.sh"
-require_root
+require datapath tcx
 
 test_begin unit
 STAGE=$(mktemp -d /tmp/np-unit.XXXXXX)

@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "bpf_available.hpp"
 #include "nodeport/abi.h"
 #include "nodeport/fd.hpp"
 #include "tc.skel.h"
@@ -247,8 +248,9 @@ struct RunResult {
 class TcPacketTest : public testing::Test {
 protected:
     void SetUp() override {
-        if (geteuid() != 0)
-            GTEST_SKIP() << "needs root to load BPF programs";
+        // No pins: the programs and maps live only in this process.
+        if (auto why = nodeport::testing_support::bpf_unavailable(/*needs_bpffs=*/false); !why.empty())
+            GTEST_SKIP() << why;
         skel_.reset(tc_bpf__open());
         ASSERT_TRUE(skel_) << "open: " << std::strerror(errno);
         // No pinning: a pin path would make libbpf reuse or create maps under

@@ -10,7 +10,8 @@ set -u
 NODEPORT=$1
 MODE=${2:-tcx}
 . "$(dirname "$0")/lib.sh"
-require_root
+require datapath
+[ "$MODE" = clsact ] || require tcx
 
 test_begin watch
 WORK=$(mktemp -d /tmp/np-watch.XXXXXX)

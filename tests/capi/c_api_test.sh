@@ -8,7 +8,10 @@
 # nodeport-uninstalled.pc in PKGCONFIG_DIR. Unloads on exit.
 set -u
 TEST_PIN=$1 C_API_TEST=$2 SOURCE=$3 PC_DIR=$4 SHARED=$5
-[ "$(id -u)" -eq 0 ] || { echo "needs root (BPF maps)" >&2; exit 1; }
+# Skipped (exit 77) without root, bpffs or kernel BTF: test_pin loads the
+# programs (nothing attached) and pins the maps.
+. "$(dirname "$0")/../lib.sh"
+require root bpffs btf
 
 PIN=/sys/fs/bpf/nodeport-capi-test-$$
 WORK=$(mktemp -d)

@@ -4,14 +4,13 @@
 # controller) over this build's libnodeport, found by cgo through
 # pkg-config (BUILD_DIR/pkgconfig/nodeport-uninstalled.pc), against a
 # private pin directory loaded with nothing attached. Exit 77 (ctest: skipped)
-# only when GO is not installed. Standard library only: no network.
+# when GO is not installed, or without root, bpffs or kernel BTF. Standard
+# library only: no network.
 set -u
 GO=$1 TEST_PIN=$2 GO_DIR=$3 BUILD_DIR=$4
-if [ ! -x "$GO" ]; then
-    echo "SKIP: $GO not found: install golang-1.22-go from bookworm-backports (bash scripts/setup.sh)"
-    exit 77
-fi
-[ "$(id -u)" -eq 0 ] || { echo "needs root (BPF maps)" >&2; exit 1; }
+. "$(dirname "$0")/../lib.sh"
+[ -x "$GO" ] || skip "$GO not found: install golang-1.22-go from bookworm-backports (bash scripts/setup.sh)"
+require root bpffs btf
 
 PIN=/sys/fs/bpf/nodeport-go-test-$$
 cleanup() {

@@ -5,11 +5,14 @@
 #
 #   client ns --ext0-- node ns --br0-- sandbox ns (np-echo-server :8080, iperf3 :5201)
 #
-# Usage: bash scripts/bench.sh [--quick] [--json FILE] [--build-dir DIR]
+# Usage: bash bench/bench.sh [--quick] [--json FILE] [--build-dir DIR]
 #   --quick      under a minute: fewer reps, shorter runs, fewer rounds
 #   --json FILE  where the JSON result goes (default bench-results.json)
-#   --build-dir  where nodeport and the np-* tools were built (default build/)
-# Prints a Markdown report on stdout, progress on stderr.
+#   --build-dir  use nodeport and the np-* tools already built in DIR (configured
+#                with -DNODEPORT_BUILD_BENCH=ON); without it, bench.sh configures
+#                build/ with that option and builds what it needs there
+# Prints a Markdown report on stdout (bench/report.py; `report.py --from FILE`
+# prints it again from the JSON result), progress on stderr.
 #
 # Every number printed was measured in this run; what could not be measured
 # is printed as n/a with the reason. Nothing outside our namespaces, our child
@@ -18,20 +21,20 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
-# shellcheck source=topology.sh
-source "$HERE/topology.sh"
-# shellcheck source=bench/lib.sh
-source "$HERE/bench/lib.sh"
+# shellcheck source=../scripts/topology.sh
+source "$ROOT/scripts/topology.sh"
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
 
 MODE=full
 JSON_OUT=bench-results.json
-BUILD=$ROOT/build
+BUILD=""
 while [ $# -gt 0 ]; do
     case $1 in
         --quick) MODE=quick ;;
         --json) JSON_OUT=${2:?--json needs a file}; shift ;;
         --build-dir) BUILD=${2:?--build-dir needs a directory}; shift ;;
-        -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -50,10 +53,20 @@ CTL_SIZES=(100 1000 10000)
 STALE_SIZES=(0 1000 10000)
 
 [ "$(id -u)" = 0 ] || { echo "bench.sh: run as root (namespaces, BPF)" >&2; exit 1; }
+BENCH_TARGETS=(nodeport_cli np-connbench np-echo-server np-portbench)
+if [ -z "$BUILD" ]; then
+    # The tools are built only with -DNODEPORT_BUILD_BENCH=ON: turn it on in
+    # build/ (other options in its cache stay as they are) and build just them.
+    BUILD=$ROOT/build
+    bench_log "building ${BENCH_TARGETS[*]} in $BUILD (-DNODEPORT_BUILD_BENCH=ON)"
+    cmake -S "$ROOT" -B "$BUILD" -DNODEPORT_BUILD_BENCH=ON >&2 &&
+        cmake --build "$BUILD" -j "$(nproc)" --target "${BENCH_TARGETS[@]}" >&2 ||
+        { echo "bench.sh: building the benchmark tools in $BUILD failed (bash scripts/setup.sh installs what they need)" >&2; exit 1; }
+fi
 NODEPORT=$BUILD/nodeport
 BENCH_BIN=$BUILD
 for tool in "$NODEPORT" "$BENCH_BIN/np-connbench" "$BENCH_BIN/np-echo-server" "$BENCH_BIN/np-portbench"; do
-    [ -x "$tool" ] || { echo "bench.sh: $tool is missing; build first: cmake -S $ROOT -B $BUILD && make -C $BUILD -j2" >&2; exit 1; }
+    [ -x "$tool" ] || { echo "bench.sh: $tool is missing: configure $BUILD with -DNODEPORT_BUILD_BENCH=ON and build it (cmake -S $ROOT -B $BUILD -DNODEPORT_BUILD_BENCH=ON && cmake --build $BUILD), or run bench.sh without --build-dir" >&2; exit 1; }
 done
 for tool in iperf3 nft iptables iptables-restore bpftool jq python3 nsenter ss; do
     command -v "$tool" >/dev/null || { echo "bench.sh: $tool is missing (bash scripts/setup.sh installs it)" >&2; exit 1; }
@@ -346,12 +359,12 @@ NOTES=(
 )
 [ "$EXT" = 0 ] && NOTES+=("nodeport external path: $EXT_WHY")
 [ "$EXT" = 1 ] && NOTES+=("nodeport external path loaded with: nodeport load --cgroup <child cgroup> ${LOAD_ARGS[*]} (in the node ns).")
-META=$(jq -n --arg mode "$MODE" --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg kernel "$(uname -r)" \
+jq -n --arg mode "$MODE" --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg kernel "$(uname -r)" \
     --argjson cpus "$(nproc)" --arg ipt "$(iptables --version)" --argjson reps "$REPS" \
     --argjson dur "$BENCH_DURATION" --argjson isec "$BENCH_IPERF_SECONDS" --argjson ireps "$IPERF_REPS" \
     --argjson sizes "$(printf '%s\n' "${CTL_SIZES[@]}" | jq -s .)" \
     --argjson notes "$(printf '%s\n' "${NOTES[@]}" | jq -R . | jq -s .)" \
     '{mode: $mode, date: $date, kernel: $kernel, cpus: $cpus, iptables: $ipt, reps: $reps, duration: $dur,
-      iperf_seconds: $isec, iperf_reps: $ireps, ctl_sizes: $sizes, notes: $notes}')
-bench_report "$BENCH_RAW" "$META" "$JSON_OUT"
+      iperf_seconds: $isec, iperf_reps: $ireps, ctl_sizes: $sizes, notes: $notes}' >"$WORK/meta.json"
+python3 "$HERE/report.py" "$BENCH_RAW" "$WORK/meta.json" --json "$JSON_OUT"
 bench_log "JSON: $JSON_OUT"
