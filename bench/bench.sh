@@ -43,17 +43,17 @@ done
 if [ "$MODE" = quick ]; then
     REPS=3 BENCH_DURATION=0.5 BENCH_WARMUP=0.1
     BENCH_IPERF_SECONDS=1 IPERF_REPS=1
-    K_API=200 K_CLI=10 K_IPT=3 K_NFT=10 CLI_SEQ=100
+    K_API=200 K_CLI=10 K_IPT=3 K_NFT=10 CLI_SEQ=100 PATH_COST_RUNS=2000
 else
     REPS=5 BENCH_DURATION=3 BENCH_WARMUP=0.3
     BENCH_IPERF_SECONDS=3 IPERF_REPS=3
-    K_API=2000 K_CLI=50 K_IPT=10 K_NFT=50 CLI_SEQ=1000
+    K_API=2000 K_CLI=50 K_IPT=10 K_NFT=50 CLI_SEQ=1000 PATH_COST_RUNS=100000
 fi
 CTL_SIZES=(100 1000 10000)
 STALE_SIZES=(0 1000 10000)
 
 [ "$(id -u)" = 0 ] || { echo "bench.sh: run as root (namespaces, BPF)" >&2; exit 1; }
-BENCH_TARGETS=(nodeport_cli np-connbench np-echo-server np-portbench)
+BENCH_TARGETS=(nodeport_cli np-connbench np-echo-server np-portbench np-progbench)
 if [ -z "$BUILD" ]; then
     # The tools are built only with -DNODEPORT_BUILD_BENCH=ON: turn it on in
     # build/ (other options in its cache stay as they are) and build just them.
@@ -65,7 +65,7 @@ if [ -z "$BUILD" ]; then
 fi
 NODEPORT=$BUILD/nodeport
 BENCH_BIN=$BUILD
-for tool in "$NODEPORT" "$BENCH_BIN/np-connbench" "$BENCH_BIN/np-echo-server" "$BENCH_BIN/np-portbench"; do
+for tool in "$NODEPORT" "$BENCH_BIN/np-connbench" "$BENCH_BIN/np-echo-server" "$BENCH_BIN/np-portbench" "$BENCH_BIN/np-progbench"; do
     [ -x "$tool" ] || { echo "bench.sh: $tool is missing: configure $BUILD with -DNODEPORT_BUILD_BENCH=ON and build it (cmake -S $ROOT -B $BUILD -DNODEPORT_BUILD_BENCH=ON && cmake --build $BUILD), or run bench.sh without --build-dir" >&2; exit 1; }
 done
 for tool in iperf3 nft iptables iptables-restore bpftool jq python3 nsenter ss; do
@@ -240,12 +240,22 @@ done
 if err=$(np_load 2>&1) && err=$(np set "tcp/$NP" "$SB:8080" 2>&1 >/dev/null); then
     bench_log "per-program cost"
     bench_prog_cost nodeport-local cgroup "127.0.0.1:$NP" "${SRC[nodeport-local]}" "$PIN"
-    [ "$EXT" = 1 ] && bench_prog_cost nodeport-ext client "$NODE:$NP" "${SRC[nodeport-ext]}" "$PIN"
+    if [ "$EXT" = 1 ]; then
+        bench_prog_cost nodeport-ext client "$NODE:$NP" "${SRC[nodeport-ext]}" "$PIN"
+        if err=$(np set "tcp/$NP_IPERF" "$SB:5201" 2>&1 >/dev/null); then
+            bench_prog_cost_bulk nodeport-ext-bulk "$NODE:$NP_IPERF" "${SRC[iperf-nodeport-ext]}" "$PIN"
+        else
+            bench_skip progcost_bulk-nodeport-ext-bulk "nodeport set failed: $err"
+        fi
+    fi
     np_unload
 else
     bench_skip progcost "nodeport load/set failed: $err"
     np_unload 2>/dev/null || true
 fi
+
+bench_log "per-path cost (BPF_PROG_TEST_RUN)"
+bench_path_cost
 
 # --- bulk throughput -------------------------------------------------------
 for rep in $(seq 1 "$IPERF_REPS"); do

@@ -126,6 +126,35 @@ bench_prog_cost() {
     fi
 }
 
+# bench_prog_cost_bulk CONTENDER IP:PORT SOURCE-IP PIN -- one iperf3 stream
+# from the client namespace under BPF run-time statistics: what the TC
+# programs cost per packet of an established flow, with no flow made or
+# closed (the connection workload above is mostly those).
+bench_prog_cost_bulk() {
+    local name=$1 target=$2 source=$3 pin=$4 out
+    local cmd=(nsenter --net="/run/netns/$TOPO-client" iperf3 -c "${target%:*}" -p "${target#*:}"
+        -t "$BENCH_IPERF_SECONDS" -B "$source" --connect-timeout 3000 -J)
+    if out=$(python3 "$(dirname "${BASH_SOURCE[0]}")/prog_stats.py" "$pin" -- "${cmd[@]}" 2>&1) &&
+        jq -e '.output.end.sum_received.bits_per_second > 0' <<<"$out" >/dev/null 2>&1; then
+        jq -c --arg c "$name" '{kind: "progcost_bulk", contender: $c,
+                                bits_per_second: .output.end.sum_received.bits_per_second,
+                                programs: .programs}' <<<"$out" >>"$BENCH_RAW"
+    else
+        bench_skip "progcost_bulk-$name" "iperf3 under prog_stats.py failed: ${out:0:300}"
+    fi
+}
+
+# bench_path_cost -- np-progbench: each path through the TC programs on its
+# own, under BPF_PROG_TEST_RUN (no attachment, no traffic).
+bench_path_cost() {
+    local out
+    if out=$("$BENCH_BIN/np-progbench" --runs "$PATH_COST_RUNS" 2>&1) && jq -e '.paths | length > 0' <<<"$out" >/dev/null 2>&1; then
+        jq -c '{kind: "pathcost"} + .' <<<"$out" >>"$BENCH_RAW"
+    else
+        bench_skip pathcost "np-progbench failed: ${out:0:300}"
+    fi
+}
+
 # bench_iperf CONTENDER REP IP:PORT [SOURCE-IP] -- iperf3 from the client namespace.
 bench_iperf() {
     local name=$1 rep=$2 target=$3 source=${4:-} out

@@ -5,8 +5,8 @@
     report.py --from RESULT           the report again from a result bench.sh wrote
 
 RAW holds the run's samples, one JSON object a line, each with a "kind"
-(conn, iperf, ctl, populate, progcost, mem, or skip: a contender not measured
-and why); META (a JSON file) the run's settings and notes. The report goes to
+(conn, iperf, ctl, populate, progcost, progcost_bulk, pathcost, mem, or
+skip: a contender not measured and why); META (a JSON file) the run's settings and notes. The report goes to
 stdout; --json OUT writes the summary with every sample (under "raw") and the
 settings (under "meta"), which is what --from reads back.
 
@@ -264,6 +264,48 @@ class Report:
             self.p()
             self.p("Run 0 times by this workload (TCP connections, no mapping changed), so no cost to show: "
                    + ", ".join(f"`{prog}`" for prog in idle) + ".")
+        self.p()
+        self.bulk_program_cost()
+        self.path_cost()
+
+    def bulk_program_cost(self):
+        """The TC programs over one iperf3 stream: packets of an established flow only."""
+        self.p("The same statistics over one iperf3 stream through the external path (no flow made or closed: the "
+               "cost per packet of an established connection):")
+        self.p()
+        self.p("| path | program | runs | ns per run |")
+        self.p("|---|---|---|---|")
+        self.out["program_cost_bulk"] = {}
+        runs = self.of_kind("progcost_bulk")
+        for r in runs:
+            for prog, s in sorted(r["programs"].items()):
+                if s["run_cnt"]:
+                    self.p(f"| {r['contender']} | `{prog}` | {s['run_cnt']:,} | {s['ns_per_run']:.0f} |")
+            self.out["program_cost_bulk"][r["contender"]] = r
+        if not runs:
+            why = one_line(self.skips.get("progcost_bulk-nodeport-ext-bulk") or self.skips.get("progcost") or "not run", 160)
+            self.p(f"| nodeport-ext-bulk | | n/a ({why}) | |")
+        self.p()
+
+    def path_cost(self):
+        """np-progbench: each path through the TC programs on its own."""
+        runs = self.of_kind("pathcost")
+        self.p("### Each path through the TC programs on its own (`BPF_PROG_TEST_RUN`)")
+        self.p()
+        if not runs:
+            self.p(f"n/a ({one_line(self.skips.get('pathcost', 'not run'), 160)})")
+            self.p()
+            return
+        r = runs[-1]
+        self.p(f"`np-progbench`: one crafted packet per test run, {r['runs']:,} runs each, the kernel's time per run "
+               "(which includes the test run's own clock reads: the ARP row is close to that floor). No real skb, no "
+               "other CPU, no full table: what the program itself costs on each path.")
+        self.p()
+        self.p("| program | path | ns per packet |")
+        self.p("|---|---|---|")
+        for path in r["paths"]:
+            self.p(f"| `{path['program']}` | {path['name']} | {path['ns']:.0f} |")
+        self.out["path_cost"] = r
         self.p()
 
     def memory(self):

@@ -21,7 +21,9 @@ for row in "floor: client -> sandbox IP, no NAT" "iptables DNAT, matching rule f
     "node floor: node ns -> sandbox IP, no NAT" "nodeport local (cgroup connect4), 127.0.0.1, 1 port mapped" \
     "nodeport local (cgroup connect4), 127.0.0.1, 65,535 ports mapped" "nodeport external (TC, --forward fib) |" \
     "nodeport C++ API \`PortTable::set\`" "\`nodeport set\` (CLI)" "\`iptables -A\` x3" "**total**" \
-    "nodeport-local | \`np_connect4\`" "nodeport-ext | \`np_tc_ingress\`" "nodeport-ext | \`np_tc_egress\`"; do
+    "nodeport-local | \`np_connect4\`" "nodeport-ext | \`np_tc_ingress\`" "nodeport-ext | \`np_tc_egress\`" \
+    "nodeport-ext-bulk | \`np_tc_ingress\`" "nodeport-ext-bulk | \`np_tc_egress\`" \
+    "\`np_tc_ingress\` | TCP data of an established flow" "\`np_tc_egress\` | TCP reply of an established flow"; do
     line=$(grep -F -- "| $row" "$out" | head -n 1)
     if [ -z "$line" ]; then
         fail "row '$row' missing"
