@@ -228,6 +228,8 @@ replacements() {
     sleep 0.5
     kill "$STEADY_PID" 2>/dev/null; wait "$STEADY_PID" 2>/dev/null; STEADY_PID=""
     STEADY_LAST=$(tail -n 3 "$WORK/steady-$label" | awk '{print $2}' | sort -u | tr '\n' ' ')
+    STEADY_SUMMARY=$(awk '{n++; if ($2 == "timeout") t++} END {printf "%d of %d datagrams unanswered", t, n}' \
+        "$WORK/steady-$label")
     LAST=$prev
 }
 
@@ -240,6 +242,7 @@ expect_eq "the port is held by the last container only" \
 expect_eq "the UDP client that kept its source port hears the live container" "$LAST " "$STEADY_LAST"
 
 NP_STEADY_LAST=$STEADY_LAST
+NP_STEADY_SUMMARY=$STEADY_SUMMARY
 # --- The final DEL leaves nothing ---
 cni DEL npcni "$LAST" "$(mappings $PORT)" >/dev/null
 expect_eq "final DEL exits 0" 0 $?
@@ -256,19 +259,22 @@ replacements npcnipm $PM_PORT p p0
 pm_reached="$REACHED/$TOTAL"
 pm_broken=$BROKEN
 pm_steady=$STEADY_LAST
+pm_steady_summary=$STEADY_SUMMARY
 cni DEL npcnipm "$LAST" "$(mappings $PM_PORT)" >/dev/null
 topo_del_ns "$LAST"
-pm_rules=$(topo_in node iptables-save -t nat | grep -c '^-A')
+pm_rules=$(topo_in node iptables-save -t nat | grep -c '^-A')  # after the final DEL
 pm_chains=$(topo_in node iptables-save -t nat | grep -c '^:CNI-DN-')
 
 median() { awk -v t="$1" -v c="$2" '$1 == t && $2 == c {print $3}' "$TIMING_FILE" | sort -n |
            awk '{a[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 count() { awk -v t="$1" -v c="$2" '$1 == t && $2 == c' "$TIMING_FILE" | wc -l; }
 echo "---- side by side: 25 replacements on one host port, both orders ----"
-echo "nodeport-cni: probes reaching the live container 75/75 asserted; steady UDP client last heard: ${NP_STEADY_LAST:-nothing}"
-echo "portmap:      probes reaching the live container $pm_reached; steady UDP client (source port kept) last heard: ${pm_steady:-nothing} (live: $LAST)"
+echo "nodeport-cni: probes reaching the live container 75/75 asserted; steady UDP client last heard: ${NP_STEADY_LAST:-nothing}($NP_STEADY_SUMMARY)"
+echo "portmap:      probes reaching the live container $pm_reached; steady UDP client (source port kept) last heard: ${pm_steady:-nothing}(live: $LAST; $pm_steady_summary)"
 echo "portmap:      first misses: ${pm_broken:0:300}"
-echo "portmap:      after the final DEL, $pm_rules nat rules and $pm_chains CNI-DN- chains left in the node namespace"
+echo "portmap:      after the final DEL, $pm_rules nat rules and $pm_chains CNI-DN- chains left in the node namespace:"
+topo_in node iptables-save -t nat | grep '^-A' | sed 's/^/                /'
+
 printf "%-14s %10s %10s  (ms, median of N runs of the plugin alone, same run)\n" plugin ADD DEL
 for p in nodeport-cni portmap bridge; do
     printf "%-14s %10s %10s  (N=%s/%s)\n" "$p" "$(median "$p" ADD)" "$(median "$p" DEL)" "$(count "$p" ADD)" "$(count "$p" DEL)"
