@@ -73,6 +73,9 @@ struct Refused {
     Code code;
 };
 
+// Named in test output by what it is, not as bytes.
+void PrintTo(const Refused& refused, std::ostream* os) { *os << refused.name; }
+
 class CniRefuses : public testing::TestWithParam<Refused> {};
 
 TEST_P(CniRefuses, WithItsCode) {
