@@ -12,7 +12,8 @@ set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "eBPF port forwarding from a node's ports 
 set(CPACK_PACKAGE_DESCRIPTION "nodeport replaces iptables DNAT for a sandbox runtime's node ports: one entry per
 (protocol, node port) in a pinned BPF map, cgroup socket hooks for traffic from
 the node and TC programs for traffic from outside. This package has the
-nodeport command, its systemd units, and libnodeport (shared and static, with
+nodeport command, its systemd units, the nodeport-cni plugin (in place of
+portmap for CNI runtimes), and libnodeport (shared and static, with
 headers, pkg-config and CMake files) for controllers.")
 set(CPACK_RESOURCE_FILE_LICENSE ${CMAKE_SOURCE_DIR}/LICENSE)
 set(CPACK_PACKAGING_INSTALL_PREFIX ${CMAKE_INSTALL_PREFIX})

@@ -32,8 +32,13 @@ PACKAGES=(
     build-essential cmake clang clang-16 llvm libelf-dev zlib1g-dev libzstd-dev linux-libc-dev pkg-config
     libboost-program-options-dev libgtest-dev nlohmann-json3-dev libfmt-dev libnl-route-3-dev
     iproute2 netcat-openbsd curl python3 iptables nftables iperf3 jq procps util-linux systemd
-    dpkg-dev file man-db
+    dpkg-dev file man-db containernetworking-plugins
 )
+
+# cni_podman_test: podman driving the CNI chain. Without recommends (buildah,
+# fuse-overlayfs, slirp4netns, ... are not needed for a rootful --rootfs
+# container); runc because crun refuses a hybrid cgroup layout.
+PODMAN_PACKAGES=(podman runc)
 
 # From bookworm-backports: Go at /usr/lib/go-1.22/bin/go (not on PATH).
 BACKPORT_PACKAGES=(libbpf-dev bpftool golang-1.22-go)
@@ -44,8 +49,9 @@ have_everything() {
     v=$(dpkg-query -W -f='${Version}' libbpf-dev 2>/dev/null) && dpkg --compare-versions "$v" ge 1:1.4 || return 1
     v=$(dpkg-query -W -f='${Version}' bpftool 2>/dev/null) && dpkg --compare-versions "$v" ge 7.5 || return 1
     dpkg-query -W -f='${Status}' golang-1.22-go 2>/dev/null | grep -q 'install ok installed' || return 1
-    dpkg-query -W -f='${Status}\n' "${PACKAGES[@]}" 2>/dev/null | grep -vq 'install ok installed' && return 1
-    [ "$(dpkg-query -W -f='${Status}\n' "${PACKAGES[@]}" 2>/dev/null | wc -l)" -eq "${#PACKAGES[@]}" ]
+    local all=("${PACKAGES[@]}" "${PODMAN_PACKAGES[@]}")
+    dpkg-query -W -f='${Status}\n' "${all[@]}" 2>/dev/null | grep -vq 'install ok installed' && return 1
+    [ "$(dpkg-query -W -f='${Status}\n' "${all[@]}" 2>/dev/null | wc -l)" -eq "${#all[@]}" ]
 }
 
 if ! have_everything; then
@@ -66,6 +72,7 @@ SRC
     apt-get update -qq
     apt-get install -y -qq -t bookworm-backports "${BACKPORT_PACKAGES[@]}" >/dev/null
     apt-get install -y -qq "${PACKAGES[@]}" >/dev/null
+    apt-get install -y -qq --no-install-recommends "${PODMAN_PACKAGES[@]}" >/dev/null
 fi
 
 # bpffs: the pin directory lives there. Mount it if the machine booted without it.

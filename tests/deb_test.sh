@@ -49,7 +49,7 @@ expect_match "and an ldconfig trigger" "ldconfig" "$(dpkg-deb -I "$DEB" triggers
 files=$(dpkg-deb -c "$DEB" | awk '{print $6}' | sed 's|^\./|/|')
 MA=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 missing=""
-for f in /usr/sbin/nodeport /usr/lib/$MA/libnodeport.so.$VERSION /usr/lib/$MA/libnodeport.so.${VERSION%%.*} \
+for f in /usr/sbin/nodeport /usr/lib/cni/nodeport-cni /usr/lib/$MA/libnodeport.so.$VERSION /usr/lib/$MA/libnodeport.so.${VERSION%%.*} \
     /usr/lib/$MA/libnodeport.so /usr/lib/$MA/libnodeport.a /usr/include/nodeport/types.hpp /usr/include/nodeport/abi.h \
     /usr/lib/$MA/pkgconfig/nodeport.pc /usr/lib/$MA/cmake/nodeport/nodeportConfig.cmake \
     /usr/lib/systemd/system/nodeport.service /usr/lib/systemd/system/nodeport-watch.service \
@@ -57,7 +57,7 @@ for f in /usr/sbin/nodeport /usr/lib/$MA/libnodeport.so.$VERSION /usr/lib/$MA/li
     /usr/share/doc/nodeport/LICENSE /usr/share/doc/nodeport/nodeport.conf.example; do
     grep -qxF "$f" <<<"$files" || missing="$missing $f"
 done
-expect_eq "dpkg-deb -c: binary, libraries, headers, pc, cmake, units, man page, completion, licenses, example" "" "$missing"
+expect_eq "dpkg-deb -c: binary, CNI plugin, libraries, headers, pc, cmake, units, man page, completion, licenses, example" "" "$missing"
 expect_eq "nothing outside /usr" "" "$(grep -vE '^/(usr(/.*)?)?/?$' <<<"$files")"
 expect_eq "every header of include/nodeport/" "$(ls "$SRC/include/nodeport" | wc -l)" \
     "$(grep -cE '^/usr/include/nodeport/.+' <<<"$files")"

@@ -33,6 +33,7 @@ R="$STAGE/root"
 # --- The file list ---
 want=(
     "$PREFIX/sbin/nodeport"
+    "$PREFIX/lib/cni/nodeport-cni"
     "$LIBDIR/libnodeport.so.$VERSION"
     "$LIBDIR/libnodeport.a"
     "$LIBDIR/pkgconfig/nodeport.pc"
@@ -49,7 +50,7 @@ want=(
 )
 missing=""
 for f in "${want[@]}"; do [ -s "$R$f" ] || missing="$missing $f"; done
-expect_eq "installed: ${#want[@]} files (binary, libraries, pc, cmake config, man page, completion, licenses)" "" "$missing"
+expect_eq "installed: ${#want[@]} files (binary, CNI plugin, libraries, pc, cmake config, man page, completion, licenses)" "" "$missing"
 expect_eq "libnodeport.so.$MAJOR -> libnodeport.so.$VERSION, libnodeport.so -> libnodeport.so.$MAJOR" \
     "libnodeport.so.$VERSION libnodeport.so.$MAJOR" \
     "$(readlink "$R$LIBDIR/libnodeport.so.$MAJOR") $(readlink "$R$LIBDIR/libnodeport.so")"
@@ -60,9 +61,12 @@ expect_eq "the public headers are include/nodeport/, as in the source" "" \
 expect_eq "no installed text file names the build or source tree" "" \
     "$(grep -rlF -e "$BUILD" -e "$SRC/" "$R$LIBDIR/cmake" "$R$LIBDIR/pkgconfig" "$R$PREFIX/include" 2>/dev/null)"
 expect_eq "nothing but the listed kinds of files is installed" "" \
-    "$(cd "$R$PREFIX" && find . -type f -o -type l | grep -vE '^\./(sbin/nodeport|lib.*/(libnodeport\.(a|so.*)|pkgconfig/nodeport\.pc|cmake/nodeport/nodeport[A-Za-z-]*\.cmake)|include/nodeport/[a-z_]+\.h(pp)?|share/(man/man8/nodeport\.8|bash-completion/completions/nodeport|doc/nodeport/.*))$' |
+    "$(cd "$R$PREFIX" && find . -type f -o -type l | grep -vE '^\./(sbin/nodeport|lib/cni/nodeport-cni|lib.*/(libnodeport\.(a|so.*)|pkgconfig/nodeport\.pc|cmake/nodeport/nodeport[A-Za-z-]*\.cmake)|include/nodeport/[a-z_]+\.h(pp)?|share/(man/man8/nodeport\.8|bash-completion/completions/nodeport|doc/nodeport/.*))$' |
         grep -vE '/systemd/system/nodeport(-watch)?\.service$')"
 expect_match "the installed binary runs: nodeport --version" "^nodeport $VERSION " "$("$R$PREFIX/sbin/nodeport" --version)"
+# lib/cni, not the multiarch libdir: where Debian's runtimes look for CNI plugins (/usr/lib/cni).
+expect_match "the installed CNI plugin answers VERSION" '"supportedVersions":\[.*"1\.0\.0"\]' \
+    "$(CNI_COMMAND=VERSION "$R$PREFIX/lib/cni/nodeport-cni" <<<'{"cniVersion":"1.0.0"}')"
 
 # --- The man page and the completion name every command and option ---
 man_text=$(sed 's/\\-/-/g' "$R$PREFIX/share/man/man8/nodeport.8")

@@ -1,0 +1,318 @@
+#include "cni_config.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include <fmt/format.h>
+
+namespace nodeport::cni {
+namespace {
+
+using nlohmann::json;
+
+std::unexpected<CniError> bad_config(std::string msg, std::string details = {}) {
+    return cni_error(Code::invalid_config, std::move(msg), std::move(details));
+}
+
+std::unexpected<CniError> bad_env(std::string msg) {
+    return cni_error(Code::invalid_environment, std::move(msg));
+}
+
+// Input echoed in a message stays printable ASCII (types.hpp printable).
+std::string shown(std::string_view text) { return printable(text); }
+
+// The spec's container id: an alphanumeric, then alphanumerics, '_', '.', '-'.
+bool is_cni_container_id(std::string_view id) {
+    auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); };
+    return !id.empty() && alnum(id.front()) &&
+           std::ranges::all_of(id, [&](char c) { return alnum(c) || c == '_' || c == '.' || c == '-'; });
+}
+
+CniResult<Command> parse_command(const std::optional<std::string>& text) {
+    if (!text || text->empty())
+        return bad_env("CNI_COMMAND is not set (ADD, DEL, CHECK or VERSION)");
+    static const std::map<std::string, Command, std::less<>> commands{
+        {"ADD", Command::add}, {"DEL", Command::del}, {"CHECK", Command::check}, {"VERSION", Command::version}};
+    if (auto it = commands.find(*text); it != commands.end())
+        return it->second;
+    return bad_env(fmt::format("CNI_COMMAND '{}' is not supported (ADD, DEL, CHECK or VERSION)", shown(*text)));
+}
+
+bool is_supported_version(std::string_view version) {
+    return std::ranges::find(supported_versions, version) != std::end(supported_versions);
+}
+
+// 1-65535 from a JSON integer, with parse_port's message.
+CniResult<std::uint16_t> port_field(const json& entry, const char* key, std::size_t index) {
+    std::string where = fmt::format("runtimeConfig.portMappings[{}].{}", index, key);
+    auto it = entry.find(key);
+    if (it == entry.end())
+        return bad_config(where + " is missing");
+    if (!it->is_number_integer())
+        return bad_config(fmt::format("{} must be an integer port, not {}", where, shown(it->dump())));
+    auto port = parse_port(it->dump(), key);
+    if (!port)
+        return bad_config(fmt::format("{}: {}", where, port.error().message));
+    return *port;
+}
+
+CniResult<PortMapping> parse_port_mapping(const json& entry, std::size_t index) {
+    std::string where = fmt::format("runtimeConfig.portMappings[{}]", index);
+    if (!entry.is_object())
+        return bad_config(where + " must be an object");
+    auto host_port = port_field(entry, "hostPort", index);
+    if (!host_port)
+        return std::unexpected(host_port.error());
+    auto container_port = port_field(entry, "containerPort", index);
+    if (!container_port)
+        return std::unexpected(container_port.error());
+    Proto proto = Proto::tcp;  // the spec's and portmap's default
+    if (auto it = entry.find("protocol"); it != entry.end()) {
+        if (!it->is_string())
+            return bad_config(where + ".protocol must be a string (tcp or udp)");
+        auto parsed = parse_proto(it->get_ref<const std::string&>());
+        if (!parsed)
+            return bad_config(fmt::format("{}.protocol: {}", where, parsed.error().message),
+                              "nodeport forwards TCP and UDP; SCTP is not supported");
+        proto = *parsed;
+    }
+    // nodeport maps a port on every address of the node (one map entry per
+    // protocol and port, matched against the whole node address set), so it
+    // cannot honour "only on this address". Mapping it everywhere anyway
+    // would expose a port the user asked to keep on one address (often
+    // 127.0.0.1): refuse instead.
+    if (auto it = entry.find("hostIP"); it != entry.end()) {
+        if (!it->is_string())
+            return bad_config(where + ".hostIP must be a string");
+        const auto& host_ip = it->get_ref<const std::string&>();
+        if (!host_ip.empty() && host_ip != "0.0.0.0")
+            return bad_config(fmt::format("{}.hostIP {}: nodeport-cni maps a host port on every node address and "
+                                          "cannot limit it to one",
+                                          where, shown(host_ip)),
+                              "leave hostIP empty (or 0.0.0.0), or use the portmap plugin for this network");
+    }
+    return PortMapping{NodePort{proto, *host_port}, *container_port};
+}
+
+CniResult<std::vector<PortMapping>> parse_port_mappings(const json& config) {
+    std::vector<PortMapping> mappings;
+    auto runtime = config.find("runtimeConfig");
+    if (runtime == config.end() || runtime->is_null())
+        return mappings;
+    if (!runtime->is_object())
+        return bad_config("runtimeConfig must be an object");
+    auto list = runtime->find("portMappings");
+    if (list == runtime->end() || list->is_null())
+        return mappings;
+    if (!list->is_array())
+        return bad_config("runtimeConfig.portMappings must be an array");
+    for (std::size_t i = 0; i < list->size(); ++i) {
+        auto mapping = parse_port_mapping((*list)[i], i);
+        if (!mapping)
+            return std::unexpected(mapping.error());
+        // One backend per host port: the same mapping twice is one, two
+        // different targets for one port are a mistake to report.
+        auto same_port = std::ranges::find(mappings, mapping->host, &PortMapping::host);
+        if (same_port == mappings.end())
+            mappings.push_back(*mapping);
+        else if (same_port->container_port != mapping->container_port)
+            return bad_config(fmt::format("runtimeConfig.portMappings maps host port {} twice, to container ports "
+                                          "{} and {}",
+                                          to_string(mapping->host), same_port->container_port,
+                                          mapping->container_port));
+    }
+    return mappings;
+}
+
+CniResult<std::optional<LoadOptions>> parse_load(const json& config, const std::filesystem::path& pin_dir) {
+    auto it = config.find("load");
+    if (it == config.end() || it->is_null())
+        return std::nullopt;
+    if (!it->is_object())
+        return bad_config("\"load\" must be an object: {\"cgroup\": PATH, \"interfaces\": [NAME, ...]}");
+    LoadOptions options;
+    options.pin_dir = pin_dir;
+    for (const auto& [key, value] : it->items()) {
+        if (key == "cgroup") {
+            if (!value.is_string() || value.get_ref<const std::string&>().empty() ||
+                value.get_ref<const std::string&>().front() != '/')
+                return bad_config("load.cgroup must be the absolute path of a cgroup v2 directory");
+            options.cgroup = value.get<std::string>();
+        } else if (key == "interfaces") {
+            if (!value.is_array())
+                return bad_config("load.interfaces must be an array of interface names");
+            for (const auto& name : value) {
+                if (!name.is_string())
+                    return bad_config("load.interfaces must be an array of interface names");
+                options.interfaces.push_back(name.get<std::string>());
+            }
+        } else {
+            // A misspelt key would silently load something other than meant.
+            return bad_config(fmt::format("load.{} is not a key nodeport-cni knows (cgroup, interfaces)", shown(key)));
+        }
+    }
+    if (auto ok = check_load_options(options); !ok)
+        return bad_config(fmt::format("load: {}: {}", ok.error().field, ok.error().message));
+    return options;
+}
+
+// "10.22.0.5/16" -> 10.22.0.5; nullopt for an IPv6 address.
+CniResult<std::optional<Ipv4>> parse_cidr(const std::string& text, std::size_t index) {
+    std::string where = fmt::format("prevResult.ips[{}].address", index);
+    auto slash = text.find('/');
+    if (slash == std::string::npos)
+        return bad_config(fmt::format("{} '{}' is not an address with a prefix length", where, shown(text)));
+    auto addr = std::string_view(text).substr(0, slash);
+    if (addr.find(':') != std::string_view::npos)
+        return std::nullopt;
+    auto parsed = parse_ipv4(addr, where);
+    if (!parsed)
+        return bad_config(fmt::format("{}: {}", where, parsed.error().message));
+    return *parsed;
+}
+
+// The container's IPv4 address: the first one on an interface inside the
+// sandbox (interfaces[].sandbox set), which is the container side of a veth;
+// else the first IPv4 at all (a result that names no interfaces). Also checks
+// the shape of every entry, so a malformed result is refused whatever we use.
+CniResult<std::optional<Ipv4>> container_address(const json& result) {
+    if (!result.is_object())
+        return bad_config("prevResult must be an object");
+    std::vector<bool> in_sandbox;
+    if (auto it = result.find("interfaces"); it != result.end() && !it->is_null()) {
+        if (!it->is_array())
+            return bad_config("prevResult.interfaces must be an array");
+        for (std::size_t i = 0; i < it->size(); ++i) {
+            const auto& iface = (*it)[i];
+            if (!iface.is_object())
+                return bad_config(fmt::format("prevResult.interfaces[{}] must be an object", i));
+            auto sandbox = iface.find("sandbox");
+            if (sandbox != iface.end() && !sandbox->is_null() && !sandbox->is_string())
+                return bad_config(fmt::format("prevResult.interfaces[{}].sandbox must be a string", i));
+            in_sandbox.push_back(sandbox != iface.end() && sandbox->is_string() &&
+                                 !sandbox->get_ref<const std::string&>().empty());
+        }
+    }
+    std::optional<Ipv4> first, first_in_sandbox;
+    if (auto it = result.find("ips"); it != result.end() && !it->is_null()) {
+        if (!it->is_array())
+            return bad_config("prevResult.ips must be an array");
+        for (std::size_t i = 0; i < it->size(); ++i) {
+            const auto& ip = (*it)[i];
+            if (!ip.is_object() || !ip.contains("address") || !ip["address"].is_string())
+                return bad_config(fmt::format("prevResult.ips[{}] must be an object with an \"address\" string", i));
+            auto addr = parse_cidr(ip["address"].get<std::string>(), i);
+            if (!addr)
+                return std::unexpected(addr.error());
+            bool sandbox_side = false;
+            if (auto index = ip.find("interface"); index != ip.end() && !index->is_null()) {
+                if (!index->is_number_integer() || index->get<long long>() < 0 ||
+                    index->get<long long>() >= static_cast<long long>(in_sandbox.size()))
+                    return bad_config(fmt::format("prevResult.ips[{}].interface {} is not an index into "
+                                                  "prevResult.interfaces ({} entries)",
+                                                  i, shown(index->dump()), in_sandbox.size()));
+                sandbox_side = in_sandbox[index->get<std::size_t>()];
+            }
+            if (*addr && !first)
+                first = *addr;
+            if (*addr && sandbox_side && !first_in_sandbox)
+                first_in_sandbox = *addr;
+        }
+    }
+    return first_in_sandbox ? first_in_sandbox : first;
+}
+
+}  // namespace
+
+CniResult<Environment> parse_environment(const EnvLookup& lookup) {
+    auto command = parse_command(lookup("CNI_COMMAND"));
+    if (!command)
+        return std::unexpected(command.error());
+    Environment env{*command, {}, true};
+    if (*command == Command::version)
+        return env;
+    auto id = lookup("CNI_CONTAINERID");
+    if (!id || id->empty())
+        return bad_env("CNI_CONTAINERID is not set");
+    if (!is_cni_container_id(*id))
+        return bad_env(fmt::format("CNI_CONTAINERID '{}' is not a container id (a letter or digit, then letters, "
+                                   "digits, '_', '.', '-')",
+                                   shown(*id)));
+    env.container_id = *id;
+    env.owner_storable = parse_owner(*id).has_value();  // nodeport stores owners of 1-255 characters
+    // The spec requires these for every command that acts on a container;
+    // nodeport does not enter the container (its address is in prevResult),
+    // but a runtime that leaves them out is broken, and saying so helps.
+    if (auto ifname = lookup("CNI_IFNAME"); !ifname || ifname->empty())
+        return bad_env("CNI_IFNAME is not set");
+    if (*command != Command::del)
+        if (auto netns = lookup("CNI_NETNS"); !netns || netns->empty())
+            return bad_env("CNI_NETNS is not set");
+    return env;
+}
+
+std::string reply_version(std::string_view text) {
+    auto config = json::parse(text, nullptr, false);
+    if (config.is_object())
+        if (auto it = config.find("cniVersion"); it != config.end() && it->is_string() &&
+                                                 is_supported_version(it->get_ref<const std::string&>()))
+            return it->get<std::string>();
+    return std::string(newest_version);
+}
+
+CniResult<NetConfig> parse_net_config(std::string_view text, Command command) {
+    auto config = json::parse(text, nullptr, false);
+    if (config.is_discarded() || !config.is_object())
+        return cni_error(Code::decode_failure, "the network config on stdin is not a JSON object");
+    NetConfig out;
+    auto version = config.find("cniVersion");
+    if (version == config.end() || !version->is_string())
+        return bad_config("cniVersion is missing");
+    out.cni_version = version->get<std::string>();
+    if (!is_supported_version(out.cni_version))
+        return cni_error(Code::incompatible_version,
+                         fmt::format("cniVersion '{}' is not supported", shown(out.cni_version)),
+                         "nodeport-cni speaks 0.3.0, 0.3.1, 0.4.0 and 1.0.0");
+    if (command == Command::check && (out.cni_version == "0.3.0" || out.cni_version == "0.3.1"))
+        return cni_error(Code::incompatible_version, "CHECK needs cniVersion 0.4.0 or later");
+
+    if (auto it = config.find("pinDir"); it != config.end() && !it->is_null()) {
+        if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
+            it->get_ref<const std::string&>().front() != '/')
+            return bad_config("pinDir must be an absolute path (a directory under /sys/fs/bpf)");
+        out.pin_dir = it->get<std::string>();
+    }
+    auto load = parse_load(config, out.pin_dir);
+    if (!load)
+        return std::unexpected(load.error());
+    out.load = std::move(*load);
+    auto mappings = parse_port_mappings(config);
+    if (!mappings)
+        return std::unexpected(mappings.error());
+    out.port_mappings = std::move(*mappings);
+
+    if (auto it = config.find("prevResult"); it != config.end() && !it->is_null()) {
+        auto addr = container_address(*it);
+        if (!addr)
+            return std::unexpected(addr.error());
+        out.container_ip = *addr;
+        out.prev_result = *it;
+    }
+    if (command == Command::del)
+        return out;
+    if (!out.prev_result)
+        return bad_config("prevResult is missing: nodeport-cni is a chained plugin",
+                          "put it after the plugin that creates the interface (bridge, ptp, ...) in a conflist");
+    if (!out.port_mappings.empty()) {
+        if (!out.container_ip)
+            return bad_config("prevResult has no IPv4 address for the container: nodeport forwards IPv4 only");
+        // The same check set() makes, before anything is changed: a sandbox
+        // address (not 0/8, loopback or multicast).
+        for (const auto& m : out.port_mappings)
+            if (auto ok = check_mapping(Mapping{m.host, Backend{*out.container_ip, m.container_port}, {}}); !ok)
+                return bad_config(fmt::format("prevResult: {}: {}", ok.error().field, ok.error().message));
+    }
+    return out;
+}
+
+}  // namespace nodeport::cni

@@ -1,0 +1,69 @@
+// What the runtime hands nodeport-cni, validated once: the CNI_* environment
+// variables and the network config on stdin (our keys, runtimeConfig's
+// portMappings, prevResult). Everything past here is typed; nothing is
+// changed until all of it has been read and found good.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cni_error.hpp"
+#include "nodeport/datapath.hpp"
+#include "nodeport/types.hpp"
+
+namespace nodeport::cni {
+
+// The versions whose config and result formats this plugin reads: the
+// prevResult fields it uses (ips[].address, ips[].interface,
+// interfaces[].sandbox) are the same in all of them. Oldest first.
+inline constexpr std::string_view supported_versions[] = {"0.3.0", "0.3.1", "0.4.0", "1.0.0"};
+inline constexpr std::string_view newest_version = "1.0.0";
+
+enum class Command { add, del, check, version };
+
+struct Environment {
+    Command command = Command::version;
+    std::string container_id;  // the mapping owner; empty only for VERSION
+    // False when CNI_CONTAINERID is a valid CNI id that nodeport cannot store
+    // as an owner (over 255 characters): no port can be owned by it, so DEL
+    // has nothing to do, and ADD refuses.
+    bool owner_storable = true;
+};
+
+// getenv-like: the variable's value, or nullopt when it is not set.
+using EnvLookup = std::function<std::optional<std::string>(const char* name)>;
+CniResult<Environment> parse_environment(const EnvLookup& lookup);
+
+struct PortMapping {
+    NodePort host;
+    std::uint16_t container_port = 0;
+};
+
+struct NetConfig {
+    std::string cni_version;
+    std::filesystem::path pin_dir = default_pin_dir;
+    // The "load" key: load the datapath with these options when it is not
+    // loaded yet. pin_dir filled in; cgroup nullopt means the cgroup v2 root.
+    std::optional<LoadOptions> load;
+    std::vector<PortMapping> port_mappings;  // runtimeConfig.portMappings, duplicates removed
+    std::optional<nlohmann::json> prev_result;
+    // The container's address from prevResult, when it has an IPv4 one.
+    std::optional<Ipv4> container_ip;
+};
+
+// Parses and checks stdin for `command`. ADD and CHECK need prevResult, and
+// an IPv4 container address when there are ports to map; DEL needs neither
+// (a DEL after a failed ADD, or from a runtime that kept no result).
+CniResult<NetConfig> parse_net_config(std::string_view text, Command command);
+
+// The cniVersion of stdin when it is one we speak, for the error reply; the
+// newest otherwise.
+std::string reply_version(std::string_view text);
+
+}  // namespace nodeport::cni

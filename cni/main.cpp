@@ -1,0 +1,31 @@
+// nodeport-cni: the CNI plugin binary. The runtime runs it with the CNI_*
+// environment variables and the network config on stdin; the reply (a
+// result or a CNI error) goes to stdout, diagnostics to nowhere else, since
+// runtimes show stdout's error message to their users.
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+#include <iterator>
+#include <string>
+
+#include "plugin.hpp"
+
+int main() {
+    std::string input;
+    try {
+        input.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+        auto reply = nodeport::cni::run(
+            [](const char* name) -> std::optional<std::string> {
+                const char* value = std::getenv(name);
+                return value ? std::optional<std::string>(value) : std::nullopt;
+            },
+            input);
+        std::cout << reply.stdout_text << std::flush;
+        return reply.exit_status;
+    } catch (const std::exception& e) {
+        // Out of memory and the like: still a CNI error, never a bare crash.
+        std::cout << R"({"cniVersion":"1.0.0","code":100,"msg":"nodeport-cni: internal error: )"
+                  << nodeport::printable(e.what()) << "\"}\n" << std::flush;
+        return 1;
+    }
+}

@@ -1,0 +1,167 @@
+#include "plugin.hpp"
+
+#include <cerrno>
+
+#include <fmt/format.h>
+
+#include "nodeport/port_table.hpp"
+
+namespace nodeport::cni {
+namespace {
+
+using nlohmann::json;
+
+std::string dump(const json& value) {
+    // Replace, never throw: text we echo has passed through printable(),
+    // and a prevResult we pass on came from a JSON parser.
+    return value.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+Reply error_reply(const CniError& error, std::string_view version) {
+    json out{{"cniVersion", version}, {"code", static_cast<int>(error.code)}, {"msg", printable(error.msg)}};
+    if (!error.details.empty())
+        out["details"] = printable(error.details);
+    return Reply{1, dump(out)};
+}
+
+// A library failure as a CNI error: a held lock is worth retrying, bad input
+// is the config's fault, the rest is the datapath's.
+CniError from_library(const Error& error) {
+    if (error.errno_value == EWOULDBLOCK)
+        return CniError{Code::try_again_later, error.message, "another nodeport writer held the pin directory's lock"};
+    if (error.errno_value == EINVAL)
+        return CniError{Code::invalid_config, error.message, {}};
+    return CniError{Code::datapath, error.message, {}};
+}
+
+bool not_loaded(const Error& error) { return error.errno_value == ENOENT; }
+
+// The port table; for ADD with a "load" key, loads the datapath first when it
+// is not loaded yet, so a node needs no other set-up. Concurrent ADDs may
+// both load: load holds the pin directory's lock and a second load reuses the
+// maps the first pinned, mappings and all.
+CniResult<PortTable> open_table(const NetConfig& config, bool may_load) {
+    auto table = PortTable::open(config.pin_dir);
+    if (table || !not_loaded(table.error()) || !may_load || !config.load)
+        return table ? CniResult<PortTable>(std::move(*table)) : std::unexpected(from_library(table.error()));
+    LoadOptions options = *config.load;
+    if (!options.cgroup) {
+        auto root = cgroup2_root();
+        if (!root)
+            return std::unexpected(from_library(root.error()));
+        options.cgroup = *root;
+    }
+    if (auto loaded = load(options); !loaded)
+        return std::unexpected(from_library(loaded.error()));
+    table = PortTable::open(config.pin_dir);
+    if (!table)
+        return std::unexpected(from_library(table.error()));
+    return std::move(*table);
+}
+
+Mapping mapping_for(const NetConfig& config, const PortMapping& port, const std::string& owner) {
+    return Mapping{port.host, Backend{*config.container_ip, port.container_port}, owner};
+}
+
+// Newest ADD wins: set replaces whatever holds the port, so a replacement
+// container whose ADD runs before the old one's DEL takes the port, and the
+// old DEL (owner-checked) leaves it alone. Ports already set stay set when a
+// later one fails: the runtime calls DEL after a failed ADD, which removes
+// them by owner.
+CniResult<void> add(const Environment& env, const NetConfig& config) {
+    if (config.port_mappings.empty())
+        return {};
+    if (!env.owner_storable)
+        return cni_error(Code::invalid_environment,
+                         fmt::format("CNI_CONTAINERID is {} characters long; nodeport owners are at most 255",
+                                     env.container_id.size()));
+    auto table = open_table(config, true);
+    if (!table)
+        return std::unexpected(table.error());
+    for (const auto& port : config.port_mappings)
+        if (auto set = table->set(mapping_for(config, port, env.container_id)); !set)
+            return std::unexpected(from_library(set.error()));
+    return {};
+}
+
+// Owner-safe and idempotent: removes exactly the ports this container still
+// holds, whatever the config lists (a DEL may come without runtimeConfig or
+// prevResult, or after an ADD that failed half-way). Nothing loaded, or an
+// id nodeport could never have stored, means nothing to remove.
+CniResult<void> del(const Environment& env, const NetConfig& config) {
+    if (!env.owner_storable)
+        return {};
+    auto table = PortTable::open(config.pin_dir);
+    if (!table)
+        return not_loaded(table.error()) ? CniResult<void>{} : std::unexpected(from_library(table.error()));
+    if (auto removed = table->remove_owner(env.container_id); !removed)
+        return std::unexpected(from_library(removed.error()));
+    return {};
+}
+
+CniResult<void> check(const Environment& env, const NetConfig& config) {
+    if (config.port_mappings.empty())
+        return {};
+    auto table = open_table(config, false);
+    if (!table)
+        return std::unexpected(table.error());
+    for (const auto& port : config.port_mappings) {
+        auto want = mapping_for(config, port, env.container_id);
+        auto got = table->get(port.host);
+        if (!got)
+            return std::unexpected(from_library(got.error()));
+        if (!*got)
+            return cni_error(Code::check_failed, fmt::format("{} is not mapped", to_string(port.host)),
+                             fmt::format("expected {} owned by {}", to_string(want.backend), want.owner));
+        if (**got != want)
+            return cni_error(Code::check_failed,
+                             fmt::format("{} is mapped to {} owned by {}", to_string(port.host),
+                                         to_string((*got)->backend), printable((*got)->owner)),
+                             fmt::format("expected {} owned by {}", to_string(want.backend), want.owner));
+    }
+    return {};
+}
+
+std::string version_reply(std::string_view version) {
+    json out{{"cniVersion", version}, {"supportedVersions", json::array()}};
+    for (auto v : supported_versions)
+        out["supportedVersions"].push_back(v);
+    return dump(out);
+}
+
+}  // namespace
+
+Reply run(const EnvLookup& lookup, std::string_view stdin_text) {
+    std::string version = reply_version(stdin_text);
+    auto env = parse_environment(lookup);
+    if (!env)
+        return error_reply(env.error(), version);
+    if (env->command == Command::version)
+        return Reply{0, version_reply(version)};
+    auto config = parse_net_config(stdin_text, env->command);
+    if (!config)
+        return error_reply(config.error(), version);
+    CniResult<void> done;
+    switch (env->command) {
+    case Command::add:
+        done = add(*env, *config);
+        break;
+    case Command::del:
+        done = del(*env, *config);
+        break;
+    case Command::check:
+        done = check(*env, *config);
+        break;
+    case Command::version:
+        break;
+    }
+    if (!done)
+        return error_reply(done.error(), version);
+    // ADD passes the previous result on unchanged (nodeport adds no
+    // interface or address); DEL and CHECK print nothing on success.
+    if (env->command == Command::add)
+        return Reply{0, dump(*config->prev_result)};
+    return Reply{0, {}};
+}
+
+}  // namespace nodeport::cni

@@ -1,0 +1,24 @@
+// The CNI commands of nodeport-cni, a chained plugin in place of `portmap`:
+// ADD maps each runtimeConfig.portMappings entry to the container's address
+// with the container id as owner, DEL removes what that container still
+// owns, CHECK compares, VERSION answers.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "cni_config.hpp"
+
+namespace nodeport::cni {
+
+// What the plugin prints on stdout and its exit status.
+struct Reply {
+    int exit_status = 0;
+    std::string stdout_text;  // a result, a version answer, a CNI error, or empty (DEL)
+};
+
+// Runs one CNI invocation. Never throws for bad input: every failure is a
+// CNI error reply.
+Reply run(const EnvLookup& env, std::string_view stdin_text);
+
+}  // namespace nodeport::cni

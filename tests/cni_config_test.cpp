@@ -1,0 +1,176 @@
+// Tier 1: what nodeport-cni accepts from a runtime and what it refuses, with
+// the CNI error code, before anything is opened or changed.
+#include <map>
+
+#include <gtest/gtest.h>
+
+#include "cni_config.hpp"
+#include "plugin.hpp"
+
+namespace nodeport::cni {
+namespace {
+
+EnvLookup env_of(std::map<std::string, std::string> vars) {
+    return [vars](const char* name) -> std::optional<std::string> {
+        auto it = vars.find(name);
+        return it == vars.end() ? std::nullopt : std::optional<std::string>(it->second);
+    };
+}
+
+const std::map<std::string, std::string> add_env{
+    {"CNI_COMMAND", "ADD"}, {"CNI_CONTAINERID", "c1"}, {"CNI_IFNAME", "eth0"}, {"CNI_NETNS", "/run/netns/c1"}};
+
+// A bridge + host-local result: host-side bridge and veth, then the container's eth0.
+const char* prev_result = R"({"cniVersion":"1.0.0",
+  "interfaces":[{"name":"cni0"},{"name":"veth1"},{"name":"eth0","sandbox":"/run/netns/c1"}],
+  "ips":[{"address":"10.9.0.1/16","interface":0},{"address":"fd00::5/64","interface":2},
+         {"address":"10.9.0.5/16","gateway":"10.9.0.1","interface":2}]})";
+
+std::string config(const std::string& mappings, const std::string& extra = "") {
+    return R"({"cniVersion":"1.0.0","name":"n","type":"nodeport-cni")" + extra +
+           R"(,"runtimeConfig":{"portMappings":)" + mappings + R"(},"prevResult":)" + prev_result + "}";
+}
+
+TEST(CniConfig, ReadsMappingsAndTheSandboxSideAddress) {
+    auto c = parse_net_config(config(R"([{"hostPort":8080,"containerPort":80},
+        {"hostPort":53,"containerPort":5353,"protocol":"UDP","hostIP":""},
+        {"hostPort":8080,"containerPort":80,"protocol":"tcp","hostIP":"0.0.0.0"}])"),
+                              Command::add);
+    ASSERT_TRUE(c) << c.error().msg;
+    ASSERT_EQ(c->port_mappings.size(), 2u);  // the repeated 8080 is one mapping
+    EXPECT_EQ(to_string(c->port_mappings[0].host), "tcp/8080");
+    EXPECT_EQ(to_string(c->port_mappings[1].host), "udp/53");
+    EXPECT_EQ(c->port_mappings[1].container_port, 5353);
+    ASSERT_TRUE(c->container_ip);
+    EXPECT_EQ(to_string(*c->container_ip), "10.9.0.5");  // not the bridge's, not the IPv6 one
+    EXPECT_EQ(c->pin_dir, default_pin_dir);
+    EXPECT_FALSE(c->load);
+}
+
+TEST(CniConfig, FirstIpv4WhenNoInterfaceIsInTheSandbox) {
+    auto c = parse_net_config(R"({"cniVersion":"0.3.1","runtimeConfig":{"portMappings":[{"hostPort":1,"containerPort":2}]},
+        "prevResult":{"ips":[{"version":"4","address":"10.1.2.3/24"}]}})",
+                              Command::add);
+    ASSERT_TRUE(c) << c.error().msg;
+    EXPECT_EQ(to_string(*c->container_ip), "10.1.2.3");
+}
+
+TEST(CniConfig, ReadsPinDirAndLoad) {
+    auto c = parse_net_config(config("[]", R"(,"pinDir":"/sys/fs/bpf/x","load":{"cgroup":"/sys/fs/cgroup/k","interfaces":["eth0"]})"),
+                              Command::add);
+    ASSERT_TRUE(c) << c.error().msg;
+    EXPECT_EQ(c->pin_dir, "/sys/fs/bpf/x");
+    ASSERT_TRUE(c->load);
+    EXPECT_EQ(c->load->pin_dir, "/sys/fs/bpf/x");
+    EXPECT_EQ(*c->load->cgroup, "/sys/fs/cgroup/k");
+    EXPECT_EQ(c->load->interfaces, std::vector<std::string>{"eth0"});
+}
+
+struct Refused {
+    std::string name;
+    std::string text;
+    Command command;
+    Code code;
+};
+
+// Named in test output by what it is, not as bytes.
+void PrintTo(const Refused& refused, std::ostream* os) { *os << refused.name; }
+
+class CniRefuses : public testing::TestWithParam<Refused> {};
+
+TEST_P(CniRefuses, WithItsCode) {
+    auto c = parse_net_config(GetParam().text, GetParam().command);
+    ASSERT_FALSE(c);
+    EXPECT_EQ(c.error().code, GetParam().code) << c.error().msg;
+    EXPECT_FALSE(c.error().msg.empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Input, CniRefuses,
+    testing::Values(
+        Refused{"not_json", "{", Command::add, Code::decode_failure},
+        Refused{"not_object", "[]", Command::del, Code::decode_failure},
+        Refused{"no_version", R"({"prevResult":{}})", Command::add, Code::invalid_config},
+        Refused{"old_version", R"({"cniVersion":"0.2.0"})", Command::del, Code::incompatible_version},
+        Refused{"check_before_040", config("[]").replace(15, 5, "0.3.1"), Command::check, Code::incompatible_version},
+        Refused{"sctp", config(R"([{"hostPort":80,"containerPort":80,"protocol":"sctp"}])"), Command::add,
+                Code::invalid_config},
+        Refused{"host_ip", config(R"([{"hostPort":80,"containerPort":80,"hostIP":"127.0.0.1"}])"), Command::add,
+                Code::invalid_config},
+        Refused{"port_zero", config(R"([{"hostPort":0,"containerPort":80}])"), Command::add, Code::invalid_config},
+        Refused{"port_big", config(R"([{"hostPort":65536,"containerPort":80}])"), Command::add, Code::invalid_config},
+        Refused{"port_string", config(R"([{"hostPort":"80","containerPort":80}])"), Command::add, Code::invalid_config},
+        Refused{"port_float", config(R"([{"hostPort":80.5,"containerPort":80}])"), Command::add, Code::invalid_config},
+        Refused{"no_container_port", config(R"([{"hostPort":80}])"), Command::add, Code::invalid_config},
+        Refused{"two_targets", config(R"([{"hostPort":80,"containerPort":80},{"hostPort":80,"containerPort":81}])"),
+                Command::add, Code::invalid_config},
+        Refused{"mappings_not_array", config(R"({"hostPort":80})"), Command::add, Code::invalid_config},
+        Refused{"pin_dir_relative", config("[]", R"(,"pinDir":"bpf/x")"), Command::del, Code::invalid_config},
+        Refused{"load_typo", config("[]", R"(,"load":{"cgroups":"/x"})"), Command::add, Code::invalid_config},
+        Refused{"load_iface", config("[]", R"(,"load":{"interfaces":["a b"]})"), Command::add, Code::invalid_config},
+        Refused{"no_prev_result", R"({"cniVersion":"1.0.0"})", Command::add, Code::invalid_config},
+        Refused{"prev_result_ips", R"({"cniVersion":"1.0.0","prevResult":{"ips":{}}})", Command::add,
+                Code::invalid_config},
+        Refused{"prev_result_address", R"({"cniVersion":"1.0.0","prevResult":{"ips":[{"address":"10.1.1.1"}]}})",
+                Command::add, Code::invalid_config},
+        Refused{"prev_result_interface",
+                R"({"cniVersion":"1.0.0","prevResult":{"ips":[{"address":"10.1.1.1/8","interface":3}]}})",
+                Command::del, Code::invalid_config},
+        Refused{"ipv6_only",
+                R"({"cniVersion":"1.0.0","runtimeConfig":{"portMappings":[{"hostPort":1,"containerPort":2}]},
+                    "prevResult":{"ips":[{"address":"fd00::1/64"}]}})",
+                Command::add, Code::invalid_config},
+        Refused{"loopback_backend",
+                R"({"cniVersion":"1.0.0","runtimeConfig":{"portMappings":[{"hostPort":1,"containerPort":2}]},
+                    "prevResult":{"ips":[{"address":"127.0.0.5/8"}]}})",
+                Command::add, Code::invalid_config}),
+    [](const auto& info) { return info.param.name; });
+
+TEST(CniConfig, DelNeedsNoResultNorMappings) {
+    EXPECT_TRUE(parse_net_config(R"({"cniVersion":"1.0.0","name":"n"})", Command::del));
+}
+
+TEST(CniEnvironment, ChecksTheVariables) {
+    EXPECT_TRUE(parse_environment(env_of(add_env)));
+    EXPECT_EQ(parse_environment(env_of({})).error().code, Code::invalid_environment);
+    EXPECT_EQ(parse_environment(env_of({{"CNI_COMMAND", "GC"}})).error().code, Code::invalid_environment);
+    auto vars = add_env;
+    vars["CNI_CONTAINERID"] = "-bad";
+    EXPECT_EQ(parse_environment(env_of(vars)).error().code, Code::invalid_environment);
+    vars = add_env;
+    vars.erase("CNI_NETNS");
+    EXPECT_FALSE(parse_environment(env_of(vars)));
+    vars["CNI_COMMAND"] = "DEL";  // DEL may come after the namespace is gone
+    EXPECT_TRUE(parse_environment(env_of(vars)));
+    vars["CNI_CONTAINERID"] = std::string(300, 'a');  // a valid CNI id nodeport cannot store
+    auto env = parse_environment(env_of(vars));
+    ASSERT_TRUE(env);
+    EXPECT_FALSE(env->owner_storable);
+}
+
+TEST(CniPlugin, VersionAndErrorReplies) {
+    auto version = run(env_of({{"CNI_COMMAND", "VERSION"}}), R"({"cniVersion":"0.4.0"})");
+    EXPECT_EQ(version.exit_status, 0);
+    EXPECT_EQ(version.stdout_text,
+              "{\"cniVersion\":\"0.4.0\",\"supportedVersions\":[\"0.3.0\",\"0.3.1\",\"0.4.0\",\"1.0.0\"]}\n");
+    auto bad = run(env_of(add_env), "{");
+    EXPECT_NE(bad.exit_status, 0);
+    auto reply = nlohmann::json::parse(bad.stdout_text);
+    EXPECT_EQ(reply["cniVersion"], "1.0.0");
+    EXPECT_EQ(reply["code"], 6);
+    // A long container id is refused by ADD, and is nothing to do for DEL.
+    auto vars = add_env;
+    vars["CNI_CONTAINERID"] = std::string(300, 'a');
+    EXPECT_EQ(run(env_of(vars), config(R"([{"hostPort":8080,"containerPort":80}])")).exit_status, 1);
+    vars["CNI_COMMAND"] = "DEL";
+    EXPECT_EQ(run(env_of(vars), config("[]")).exit_status, 0);
+}
+
+TEST(CniPlugin, AddWithoutMappingsPassesTheResultOn) {
+    auto reply = run(env_of(add_env), config("[]"));
+    ASSERT_EQ(reply.exit_status, 0) << reply.stdout_text;
+    EXPECT_EQ(nlohmann::json::parse(reply.stdout_text), nlohmann::json::parse(prev_result));
+}
+
+}  // namespace
+}  // namespace nodeport::cni
