@@ -36,6 +36,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } udp_flows SEC(".maps");
 
+/* What the node itself sent from a mapped node port (include/nodeport/abi.h).
+ * LRU: a forgotten entry only means that an answer arriving after it was
+ * pushed out is taken for a client; 16,384 conversations is far more than a
+ * node keeps on its node ports. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NP_MAX_NODE_UDP);
+	__type(key, struct np_flow_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} node_udp SEC(".maps");
+
 /* Lifetimes, written by `load` (LoadOptions::timeouts). An expired entry is
  * inert: its packets pass untouched, and a SYN (or, for UDP, any datagram)
  * on its tuple is decided afresh. A map, not rodata, so `nodeport flows` can
@@ -122,13 +134,22 @@ static __always_inline void *flow_map(enum flow_table t)
 /* How long an entry of table `t` in its state lives without a packet (in
  * `closed_flows`: after the close). The fallbacks, used only if the array
  * lookup failed, are the defaults `load` writes. */
-static __always_inline __u64 flow_lifetime(enum flow_table t, const struct np_flow *f)
+static __always_inline __u64 udp_idle_ns(void)
 {
 	__u32 zero = 0;
 	const struct np_flow_timeouts *to = bpf_map_lookup_elem(&flow_timeouts, &zero);
 
+	return to ? to->udp_idle_ns : NP_DEFAULT_UDP_IDLE_S * NSEC_PER_SEC;
+}
+
+static __always_inline __u64 flow_lifetime(enum flow_table t, const struct np_flow *f)
+{
+	__u32 zero = 0;
+	const struct np_flow_timeouts *to;
+
 	if (t == FLOWS_UDP)
-		return to ? to->udp_idle_ns : NP_DEFAULT_UDP_IDLE_S * NSEC_PER_SEC;
+		return udp_idle_ns();
+	to = bpf_map_lookup_elem(&flow_timeouts, &zero);
 	if (t == FLOWS_TCP_CLOSED || f->state == NP_FLOW_FIN_WAIT)
 		return to ? to->tcp_closing_ns : NP_DEFAULT_TCP_CLOSING_S * NSEC_PER_SEC;
 	if (f->state == NP_FLOW_SYN_SENT)

@@ -29,14 +29,29 @@
  * need nothing like it: egress already is their way out. */
 const volatile bool fib_redirect = false;
 
-/* For UDP there is no SYN: a datagram to a node port starts a flow unless a
- * socket on the node owns its tuple (a reply to the node's own query from a
- * local port that happens to be a node port, or a node service bound there). */
-static __always_inline bool udp_owned_by_node(struct __sk_buff *skb, const struct pkt4 *p)
+/* For UDP there is no SYN: a datagram to a node port starts a flow unless it
+ * answers the node, as conntrack would tell a DNAT rule:
+ *  - the node sent to its sender from that port within the UDP idle timeout
+ *    (`node_udp`, noted on egress): its own query from a local port that
+ *    happens to be a node port, or a sandbox's datagram it MASQUERADEd there;
+ *  - or a socket of the node is connected to its sender (a query that left
+ *    before nodeport was loaded, or by an interface without it).
+ * A socket merely bound to the port (a node service; podman's conmon holds
+ * 0.0.0.0:PORT of every published port) does not keep the port's clients
+ * from the sandbox: the mapping wins, for UDP as for TCP. bpf_sk_lookup_udp
+ * returns the best match, so a connected socket is found before a wildcard
+ * one. */
+static __always_inline bool udp_answers_node(struct __sk_buff *skb, const struct pkt4 *p,
+					     const struct np_flow_key *key, __u64 now)
 {
 	struct bpf_sock_tuple tuple = {};
 	struct bpf_sock *sk;
+	__u64 *sent_ns;
+	bool connected;
 
+	sent_ns = bpf_map_lookup_elem(&node_udp, key);
+	if (sent_ns && now <= *sent_ns + udp_idle_ns())
+		return true;
 	tuple.ipv4.saddr = p->saddr_be;
 	tuple.ipv4.daddr = p->daddr_be;
 	tuple.ipv4.sport = p->sport_be;
@@ -44,8 +59,34 @@ static __always_inline bool udp_owned_by_node(struct __sk_buff *skb, const struc
 	sk = bpf_sk_lookup_udp(skb, &tuple, sizeof(tuple.ipv4), BPF_F_CURRENT_NETNS, 0);
 	if (!sk)
 		return false;
+	connected = sk->dst_port != 0;
 	bpf_sk_release(sk); /* the verifier insists every lookup is released */
-	return true;
+	return connected;
+}
+
+/* A UDP datagram leaving with no flow: the node's own. From a mapped node
+ * port, it is noted so that its answers reach the node (udp_answers_node).
+ * Costs the node's other UDP one port lookup. */
+static __always_inline void note_node_udp(const struct pkt4 *p)
+{
+	struct np_flow_key key;
+	__u64 now, *sent_ns;
+
+	if (!lookup_port(IPPROTO_UDP, p->sport_be))
+		return;
+	key = (struct np_flow_key){
+		.client_addr_be = p->daddr_be,
+		.peer_addr_be = p->saddr_be,
+		.client_port_be = p->dport_be,
+		.peer_port_be = p->sport_be,
+		.proto = IPPROTO_UDP,
+		.dir = NP_FLOW_TO_BACKEND,
+	};
+	now = bpf_ktime_get_ns();
+	sent_ns = bpf_map_lookup_elem(&node_udp, &key);
+	if (sent_ns && now < *sent_ns + NP_FLOW_TOUCH_NS)
+		return;
+	bpf_map_update_elem(&node_udp, &key, &now, BPF_ANY);
 }
 
 /* The packet's length from the IP header on, as a byte counter shows it. */
@@ -196,7 +237,7 @@ static __always_inline int udp_ingress(struct __sk_buff *skb, const struct pkt4 
 
 	if (!current_backend(p, &addr_be, &port_be, &why))
 		return pass(why);
-	if (udp_owned_by_node(skb, p))
+	if (udp_answers_node(skb, p, &key, now))
 		return pass(NP_REASON_UDP_NODE_SOCKET);
 	if (!flow_create(FLOWS_UDP, p, addr_be, port_be, NP_FLOW_OPEN, now, &why))
 		return pass(why);
@@ -286,8 +327,10 @@ static __always_inline int udp_egress(struct __sk_buff *skb, const struct pkt4 *
 	__u64 now;
 
 	f = bpf_map_lookup_elem(&udp_flows, &key);
-	if (!f)
+	if (!f) {
+		note_node_udp(p);
 		return pass(NP_REASON_REPLY_NO_FLOW);
+	}
 	now = bpf_ktime_get_ns();
 	if (flow_expired(FLOWS_UDP, f, now))
 		return pass(NP_REASON_REPLY_EXPIRED);

@@ -7,6 +7,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
+#include <filesystem>
+#include <map>
+#include <optional>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -207,7 +211,43 @@ void check_nft(const std::vector<NodePort>& mapped, Status& status) {
     status.not_checked.insert(status.not_checked.end(), found->not_checked.begin(), found->not_checked.end());
 }
 
+// Every socket inode held open by a process, and that process: the links
+// /proc/PID/fd/N -> "socket:[INODE]". Processes that exit meanwhile, or whose
+// fds cannot be read, are skipped.
+std::map<std::uint64_t, status_checks::SocketOwner> socket_owners() {
+    std::map<std::uint64_t, status_checks::SocketOwner> owners;
+    std::error_code ec;
+    for (const auto& proc : std::filesystem::directory_iterator("/proc", ec)) {
+        const std::string pid_text = proc.path().filename();
+        int pid = 0;
+        if (std::from_chars(pid_text.data(), pid_text.data() + pid_text.size(), pid).ec != std::errc{})
+            continue;
+        std::string comm;
+        std::getline(std::ifstream(proc.path() / "comm"), comm);
+        std::error_code fd_ec;
+        for (const auto& fd : std::filesystem::directory_iterator(proc.path() / "fd", fd_ec)) {
+            std::error_code link_ec;
+            const std::string target = std::filesystem::read_symlink(fd.path(), link_ec);
+            std::uint64_t inode = 0;
+            if (link_ec || !target.starts_with("socket:[") ||
+                std::from_chars(target.data() + 8, target.data() + target.size(), inode).ec != std::errc{})
+                continue;
+            owners.try_emplace(inode, status_checks::SocketOwner{pid, comm});
+        }
+    }
+    return owners;
+}
+
 void check_listeners(const std::vector<NodePort>& mapped, Status& status) {
+    std::optional<std::map<std::uint64_t, status_checks::SocketOwner>> owners;  // read once, when first needed
+    const status_checks::SocketOwnerOf owner_of = [&](std::uint64_t inode) -> std::optional<status_checks::SocketOwner> {
+        if (!owners)
+            owners = socket_owners();
+        auto it = owners->find(inode);
+        if (it == owners->end())
+            return std::nullopt;
+        return it->second;
+    };
     for (auto [file, proto] : {std::pair{"tcp", Proto::tcp}, std::pair{"tcp6", Proto::tcp},
                                std::pair{"udp", Proto::udp}, std::pair{"udp6", Proto::udp}}) {
         std::ifstream in(std::string("/proc/net/") + file);
@@ -215,7 +255,7 @@ void check_listeners(const std::vector<NodePort>& mapped, Status& status) {
             continue;  // no IPv6 on this node
         std::stringstream text;
         text << in.rdbuf();
-        append(status.problems, status_checks::listeners(text.str(), proto, mapped));
+        append(status.problems, status_checks::listeners(text.str(), proto, mapped, owner_of));
     }
 }
 

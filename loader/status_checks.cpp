@@ -290,7 +290,8 @@ Result<NftFindings> nft_dnat(std::string_view json_text, const std::vector<NodeP
     return found;
 }
 
-std::vector<Problem> listeners(std::string_view text, Proto proto, const std::vector<NodePort>& mapped) {
+std::vector<Problem> listeners(std::string_view text, Proto proto, const std::vector<NodePort>& mapped,
+                               const SocketOwnerOf& owner_of) {
     constexpr std::string_view tcp_listen = "0A";
     std::vector<Problem> problems;
     bool header = true;
@@ -321,10 +322,20 @@ std::vector<Problem> listeners(std::string_view text, Proto proto, const std::ve
         NodePort port{proto, local->second};
         if (std::ranges::find(mapped, port) == mapped.end())
             continue;
+        // Field 10: the socket's inode, which names its process.
+        std::optional<SocketOwner> owner;
+        std::uint64_t inode = 0;
+        if (owner_of && fields.size() > 9 &&
+            std::from_chars(fields[9].data(), fields[9].data() + fields[9].size(), inode).ec == std::errc{})
+            owner = owner_of(inode);
+        if (owner && owner->comm == "conmon")
+            continue;
         problems.push_back(Problem{ProblemKind::listener, port,
-                                   fmt::format("a {} socket on the node is bound to {}:{}{}", to_string(proto),
+                                   fmt::format("a {} socket on the node is bound to {}:{}{}{}", to_string(proto),
                                                local->first, local->second,
-                                               proto == Proto::tcp ? " (listening)" : "")});
+                                               proto == Proto::tcp ? " (listening)" : "",
+                                               owner ? fmt::format(", held by {} (pid {})", owner->comm, owner->pid)
+                                                     : "")});
     }
     return problems;
 }

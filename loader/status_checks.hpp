@@ -3,6 +3,9 @@
 // running anything, so they are unit-tested on real output.
 #pragma once
 
+#include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,10 +44,22 @@ struct NftFindings {
 };
 Result<NftFindings> nft_dnat(std::string_view json_text, const std::vector<NodePort>& mapped);
 
+// The process holding a socket, found by the socket's inode.
+struct SocketOwner {
+    int pid;
+    std::string comm;  // /proc/PID/comm
+};
+using SocketOwnerOf = std::function<std::optional<SocketOwner>(std::uint64_t inode)>;
+
 // Sockets of /proc/net/{tcp,tcp6,udp,udp6} (the reading process's network
 // namespace) on a mapped port: TCP in LISTEN, UDP unconnected (no remote
-// address: such a socket takes the datagrams to its port, which the TC
-// program then leaves alone; a connected one only its peer's).
-std::vector<Problem> listeners(std::string_view proc_net_text, Proto proto, const std::vector<NodePort>& mapped);
+// address; a connected one only takes its peer's datagrams). The mapping wins
+// over such a socket, so the service behind it never gets the port's traffic:
+// usually two owners for one port. The problem names the process holding the
+// socket when `owner_of` finds it. podman's conmon is not a problem: rootful
+// podman holds every port it publishes that way, so that nothing else can
+// take it, and wants the container to get the traffic.
+std::vector<Problem> listeners(std::string_view proc_net_text, Proto proto, const std::vector<NodePort>& mapped,
+                               const SocketOwnerOf& owner_of = {});
 
 }  // namespace nodeport::status_checks

@@ -96,11 +96,13 @@ for proto in tcp udp; do
         "$(topo_in_cgroup node python3 "$PROBE" $proto 127.0.0.1 $PORT)"
 done
 # Rootful podman "reserves" each published host port: conmon keeps a socket
-# bound to 0.0.0.0:PORT in the node namespace. nodeport's TC path leaves a
-# UDP datagram that a local socket owns to that socket (so replies to the
-# node's own UDP reach it), so external UDP lands on conmon's socket. Reported.
-echo "report: external UDP to a podman-published port: $(topo_in client python3 "$PROBE" udp "$NODE_IP" $PORT)" \
-    "(podman's reservation socket: $(topo_in node ss -Hlun "sport = :$PORT" | awk '{print $4}' | head -n 1))"
+# bound to 0.0.0.0:PORT in the node namespace. Only a socket connected to the
+# datagram's sender (a reply to the node's own query) keeps a datagram from
+# the sandbox, so external UDP still reaches the container.
+expect_match "podman's conmon holds its reservation socket on udp/$PORT" ":$PORT\$" \
+    "$(topo_in node ss -Hlun "sport = :$PORT" | awk '{print $4}' | head -n 1)"
+expect_eq "external UDP reaches pod1 all the same, which sees the client's IP" "$NODE_IP:$PORT pod1 $CLIENT_IP" \
+    "$(topo_in client python3 "$PROBE" udp "$NODE_IP" $PORT)"
 
 # podman refuses a second container on a published port (its reservation
 # bind fails), so a replacement is remove, then run.

@@ -184,6 +184,29 @@ TEST(Listeners, TcpInListenAndUdpInAnyState) {
     EXPECT_TRUE(listeners(udp6, Proto::udp, {}).empty());
 }
 
+// The problem names the process holding the socket (found by its inode), and
+// podman's conmon, which holds every port podman publishes so that the
+// container gets it, is no problem.
+TEST(Listeners, NameTheProcessAndLeavePodmansReservationAlone) {
+    const char* udp =
+        "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer "
+        "drops             \n"
+        "  306: 00000000:14E9 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 41235 2 "
+        "0000000000000000 0         \n"
+        "  307: 00000000:1A0B 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 41236 2 "
+        "0000000000000000 0         \n";
+    const SocketOwnerOf owner_of = [](std::uint64_t inode) -> std::optional<SocketOwner> {
+        if (inode == 41235)
+            return SocketOwner{812, "dnsmasq"};
+        if (inode == 41236)
+            return SocketOwner{913, "conmon"};
+        return std::nullopt;
+    };
+    auto problems = listeners(udp, Proto::udp, {{Proto::udp, 6667}, {Proto::udp, 5353}}, owner_of);
+    ASSERT_EQ(problems.size(), 1u);
+    EXPECT_EQ(problems[0].detail, "a udp socket on the node is bound to 0.0.0.0:5353, held by dnsmasq (pid 812)");
+}
+
 // Captured from /proc/net/udp{,6} on Linux 6.1: a client socket connected to
 // 10.8.0.2:53 from ephemeral port 6667 (0x1A0B), and one connected over IPv6
 // from 5353 (0x14E9); neither takes datagrams for the node's port.

@@ -261,11 +261,7 @@ protected:
         int err = tc_bpf__load(skel_.get());
         ASSERT_EQ(err, 0) << "load: " << std::strerror(-err);
 
-        np_node_addr node{};
-        node.family = NP_FAMILY_IPV4;
-        node.addr_be[0] = ip_be(kNode);
-        np_node_addr_info info{};
-        ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.node_addrs), &node, &info, BPF_ANY), 0);
+        add_node_addr(kNode);
         map_port(IPPROTO_TCP, kTcpPort, kBackend, 8080);
         map_port(IPPROTO_UDP, kUdpPort, kBackend, 5353);
         const np_flow_timeouts t = timeouts();
@@ -283,6 +279,14 @@ protected:
         key.proto = proto;
         key.port = port;
         ASSERT_EQ(bpf_map_delete_elem(bpf_map__fd(skel_->maps.ports), &key), 0);
+    }
+
+    void add_node_addr(const char* addr) {
+        np_node_addr node{};
+        node.family = NP_FAMILY_IPV4;
+        node.addr_be[0] = ip_be(addr);
+        np_node_addr_info info{};
+        ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.node_addrs), &node, &info, BPF_ANY), 0);
     }
 
     void map_port(std::uint8_t proto, std::uint16_t port, const char* backend, std::uint16_t backend_port) {
@@ -764,6 +768,16 @@ TEST_F(TcPacketIdleTest, IdleUdpFlowIsReplacedByTheNextDatagram) {
     EXPECT_EQ(flow(fwd)->addr_be, ip_be(kBackend));
 }
 
+// The node's query is remembered for the UDP idle timeout only: a datagram
+// from the same remote port after that is a client's.
+TEST_F(TcPacketIdleTest, AnswerLongAfterTheNodesUdpIsAClientsAgain) {
+    const std::uint64_t ago = monotonic_ns() - 5 * kSec;
+    const np_flow_key key = flow_key(IPPROTO_UDP, kClient, 53, kNode, kUdpPort, NP_FLOW_TO_BACKEND);
+    ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.node_udp), &key, &ago, BPF_ANY), 0);
+    const Spec late = with(to_node(IPPROTO_UDP), [](Spec& s) { s.sport = 53; });
+    expect_translated(ingress(build(late)).out, at_backend(late));
+}
+
 // 1.5 s old: not idle (2 s), but older than the 1 s between last_seen writes,
 // so the packet refreshes its entry and the partner entry.
 TEST_F(TcPacketIdleTest, RecentFlowIsKeptAndRefreshedBothWays) {
@@ -832,20 +846,88 @@ TEST_F(TcPacketTest, ClientPortReusedThroughAnotherNodePortToSameBackendIsNotTra
     EXPECT_EQ(flow(tcp_rev_key())->port_be, htons(kTcpPort));
 }
 
-TEST_F(TcPacketTest, UdpToPortOwnedByNodeSocketIsUntouched) {
-    nodeport::Fd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    ASSERT_TRUE(sock.valid());
+// A UDP socket of the test process bound to `local` (port 0: the kernel
+// picks one) and, when `peer` is given, connected to it; returns its port.
+std::uint16_t udp_socket(nodeport::Fd& sock, const char* local, std::optional<sockaddr_in> peer = std::nullopt) {
+    sock = nodeport::Fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    EXPECT_TRUE(sock.valid());
     sockaddr_in addr{};
-    addr.sin_family = AF_INET;  // wildcard address, kernel-chosen port
-    ASSERT_EQ(::bind(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = ip_be(local);
+    EXPECT_EQ(::bind(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    if (peer) {
+        EXPECT_EQ(::connect(sock.get(), reinterpret_cast<sockaddr*>(&*peer), sizeof *peer), 0);
+    }
     socklen_t len = sizeof addr;
-    ASSERT_EQ(::getsockname(sock.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
-    const std::uint16_t port = ntohs(addr.sin_port);
-    map_port(IPPROTO_UDP, port, kBackend, 5353);
+    EXPECT_EQ(::getsockname(sock.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    return ntohs(addr.sin_port);
+}
 
-    const Bytes in = build(with(to_node(IPPROTO_UDP), [&](Spec& s) { s.dport = port; }));
+// The node's own query: its socket, connected to the server, got a local
+// port that is also a mapped node port; the server's answer must reach the
+// socket, not the sandbox. Loopback addresses, so connect() needs no route
+// and nothing is sent.
+TEST_F(TcPacketTest, UdpReplyToAConnectedNodeSocketIsUntouched) {
+    sockaddr_in server{};
+    server.sin_family = AF_INET;
+    server.sin_addr.s_addr = ip_be("127.0.0.1");
+    server.sin_port = htons(kClientPort);
+    nodeport::Fd sock;
+    const std::uint16_t port = udp_socket(sock, "127.0.0.1", server);
+    map_port(IPPROTO_UDP, port, kBackend, 5353);
+    add_node_addr("127.0.0.1");
+
+    const Bytes in = build(with(to_node(IPPROTO_UDP), [&](Spec& s) {
+        s.src = "127.0.0.1";
+        s.dst = "127.0.0.1";
+        s.dport = port;
+    }));
     EXPECT_EQ(ingress(in).out, in);
     EXPECT_EQ(flow_count(), 0u);
+}
+
+// The node's own UDP from a mapped node port (its query, or a sandbox's
+// datagram it MASQUERADEd to that port) leaves through egress with no flow;
+// the answer must reach the node, not start a flow to the sandbox.
+TEST_F(TcPacketTest, AnswerToUdpTheNodeSentFromANodePortIsUntouched) {
+    const Spec query = with(from_backend(IPPROTO_UDP), [](Spec& s) {
+        s.src = kNode;
+        s.sport = kUdpPort;
+        s.dport = 53;
+    });
+    const Bytes sent = build(query);
+    EXPECT_EQ(egress(sent).out, sent) << "the node's datagram leaves untouched";
+    const Bytes answer = build(with(to_node(IPPROTO_UDP), [](Spec& s) { s.sport = 53; }));
+    EXPECT_EQ(ingress(answer).out, answer);
+    EXPECT_EQ(count(Table::udp), 0u) << "no flow to the sandbox";
+
+    // Another client of the same node port is the sandbox's, as ever.
+    const Spec other = to_node(IPPROTO_UDP);
+    expect_translated(ingress(build(other)).out, at_backend(other));
+}
+
+// From a port that is not mapped, the node's UDP is not noted at all.
+TEST_F(TcPacketTest, UdpTheNodeSendsFromAnUnmappedPortIsNotNoted) {
+    const Bytes sent = build(with(from_backend(IPPROTO_UDP), [](Spec& s) {
+        s.src = kNode;
+        s.sport = 31999;
+    }));
+    EXPECT_EQ(egress(sent).out, sent);
+    np_flow_key first{};
+    EXPECT_NE(bpf_map_get_next_key(bpf_map__fd(skel_->maps.node_udp), nullptr, &first), 0) << "node_udp is empty";
+}
+
+// An unconnected socket bound to a mapped port (a node service, podman's
+// conmon reserving a published port) does not keep the datagrams from the
+// sandbox: the mapping wins, as for TCP and with an iptables DNAT rule.
+TEST_F(TcPacketTest, UdpToPortAnUnconnectedNodeSocketIsBoundToIsTranslated) {
+    nodeport::Fd sock;
+    const std::uint16_t port = udp_socket(sock, "0.0.0.0");
+    map_port(IPPROTO_UDP, port, kBackend, 5353);
+
+    const Spec dgram = with(to_node(IPPROTO_UDP), [&](Spec& s) { s.dport = port; });
+    expect_translated(ingress(build(dgram)).out, at_backend(dgram));
+    EXPECT_EQ(count(Table::udp), 2u);
 }
 
 // A translation whose correct UDP checksum is 0 must be sent as 0xffff:

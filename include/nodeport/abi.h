@@ -147,6 +147,16 @@ struct np_tc_attachment {
 #define NP_MAX_CLOSED_FLOWS 65536  /* `closed_flows` entries */
 #define NP_MAX_UDP_FLOWS    131072 /* `udp_flows` entries */
 
+/* `node_udp` LRU hash: UDP the node itself sent from a mapped node port (its
+ * own query, or a sandbox's datagram the node MASQUERADEd to that port), seen
+ * by np_tc_egress. Key: an np_flow_key as the answer's ingress lookup builds
+ * it (client = the remote side, peer = the node's address and port,
+ * dir NP_FLOW_TO_BACKEND); value: __u64 bpf_ktime_get_ns() of the last such
+ * datagram, refreshed at most once a second. An answer within the UDP idle
+ * timeout is the node's, never a new flow to the sandbox: what conntrack
+ * tells an iptables DNAT rule. */
+#define NP_MAX_NODE_UDP 16384
+
 #define NP_FLOW_TO_BACKEND 1 /* np_flow_key.dir */
 #define NP_FLOW_TO_CLIENT  2
 
@@ -257,7 +267,8 @@ enum np_reason {
 	NP_REASON_PORT_NOT_MAPPED = 5,  /* a flow start to a node address, port not mapped */
 	NP_REASON_NOT_FLOW_START = 6,   /* TCP without a flow and not a SYN: the node's own connections */
 	NP_REASON_FLOW_EXPIRED = 7,     /* matched a flow past its lifetime */
-	NP_REASON_UDP_NODE_SOCKET = 8,  /* UDP datagram a socket of the node owns */
+	NP_REASON_UDP_NODE_SOCKET = 8,  /* UDP answering the node: it sent to the sender from that port
+					   (`node_udp`), or a socket of it is connected to the sender */
 	NP_REASON_FLOW_TABLE_FULL = 9,  /* the flow table refused the new flow */
 	NP_REASON_FLOW_CONFLICT = 10,   /* the reply tuple belongs to another live flow */
 	NP_REASON_REWRITE_FAILED = 11,  /* a checksum or store helper failed */
