@@ -68,6 +68,16 @@ expect_eq "a node TCP connection from local port $PORT gets its replies" "$CLIEN
 expect_eq "a node UDP socket bound to port $PORT gets its replies" "$CLIENT_IP:9000 outside $NODE_IP" \
     "$(topo_in node python3 "$PROBE" udp "$CLIENT_IP" 9000 "$PORT")"
 
+# A sandbox's own UDP that the node MASQUERADEs to a source port that is a
+# mapped node port: the answer comes back to <node-ip>:$PORT, and must reach
+# the sandbox through conntrack, not start a flow to the port's backend
+# (np_tc_egress notes what the node sent from a node port: node_udp). The
+# rule lives in the test's node namespace and goes with it.
+topo_in node iptables -t nat -A POSTROUTING -s 10.8.0.0/16 -o ext0 -p udp -j MASQUERADE --to-ports "$PORT"
+expect_eq "a sandbox's UDP masqueraded to node port $PORT gets its answer" "$CLIENT_IP:9000 outside $NODE_IP" \
+    "$(topo_in sb1 python3 "$PROBE" udp "$CLIENT_IP" 9000)"
+topo_in node iptables -t nat -F POSTROUTING
+
 # --- A long-lived connection survives a remap; new ones follow it ---
 coproc LONG { from_client python3 -u "$TESTS_DIR/long_client.py" "$NODE_IP" "$LONG_PORT"; }
 LONG_PID=$LONG_PID
