@@ -85,7 +85,8 @@ void print_port_row(const Mapping& m, const Cells& c) {
 
 // The reasons whose cell is not empty: every reason with `all`, otherwise
 // those the caller gave a value.
-void print_reasons(const std::array<std::string, NP_REASON_COUNT>& cells, std::string_view title, bool all) {
+void print_reasons(const std::array<std::string, NP_REASON_COUNT>& cells, std::string_view title,
+                   std::string_view column, bool all) {
     std::vector<const ReasonInfo*> shown;
     for (const auto& r : reasons())
         if (all || !cells[r.id].empty())
@@ -93,7 +94,7 @@ void print_reasons(const std::array<std::string, NP_REASON_COUNT>& cells, std::s
     std::cout << "\n" << title << (shown.empty() ? ": none" : ":") << "\n";
     if (shown.empty())
         return;
-    std::cout << fmt::format("{:<9} {:<22} {:>12}  {}\n", "PATH", "REASON", "COUNT", "MEANING");
+    std::cout << fmt::format("{:<9} {:<22} {:>12}  {}\n", "PATH", "REASON", column, "MEANING");
     for (const auto* r : shown)
         std::cout << fmt::format("{:<9} {:<22} {:>12}  {}\n", to_string(r->path), r->name,
                                  cells[r->id].empty() ? "0" : cells[r->id], r->help);
@@ -108,7 +109,7 @@ void print_totals(const Stats& stats, bool all) {
         if (stats.passed[i] != 0)
             cells[i] = std::to_string(stats.passed[i]);
     print_reasons(cells, all ? "passed untouched, every reason" : "passed untouched (reasons counted; --all for every one)",
-                  all);
+                  "COUNT", all);
 }
 
 void print_rates(const Stats& now, const Stats& before, double seconds, bool all) {
@@ -125,7 +126,7 @@ void print_rates(const Stats& now, const Stats& before, double seconds, bool all
     for (std::size_t i = 0; i < cells.size(); ++i)
         if (now.passed[i] != before.passed[i] || all)
             cells[i] = fmt::format("{:.1f}", static_cast<double>(now.passed[i] - before.passed[i]) / seconds);
-    print_reasons(cells, "passed untouched, per second", all);
+    print_reasons(cells, "passed untouched, per second", "PER-SECOND", all);
 }
 
 Stats read(const Invocation& inv, std::optional<NodePort> only) { return succeeded(read_stats(inv.pin_dir, only)); }
@@ -136,9 +137,13 @@ Stats read(const Invocation& inv, std::optional<NodePort> only) { return succeed
 int watch_stats(const Invocation& inv, std::optional<NodePort> only, Stats before, unsigned interval, bool all) {
     Fd signals = block_signals({SIGINT, SIGTERM});
     const bool tty = ::isatty(STDOUT_FILENO) == 1;
+    bool first = true;
     auto frame = [&](std::string_view title) {
         if (tty)
             std::cout << "\033[H\033[2J";
+        else if (!first)
+            std::cout << "\n";
+        first = false;
         std::cout << fmt::format("nodeport stats at {:%H:%M:%S}: {} (every {} s; Ctrl-C stops)\n",
                                  fmt::localtime(std::time(nullptr)), title, interval);
     };
