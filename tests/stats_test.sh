@@ -107,11 +107,15 @@ expect_eq "tcp: >= $((4 * N)) packets to and >= $((3 * N)) from the backend, >= 
     "$([ "$tp" -ge $((4 * N)) ] && [ "$fp" -ge $((3 * N)) ] && [ "$tb" -ge $((40 * tp)) ] && [ "$fb" -ge $((40 * fp)) ] &&
         echo yes || echo "no: $tp $tb $fp $fb")"
 
-# --- Reasons: an unmapped port on each path, exactly one each ---
+# --- Reasons: an unmapped port on each path, another address; exactly one each ---
 before=$(reason local_port_not_mapped)
 probe_node tcp 127.0.0.1 7777 >/dev/null 2>&1
 expect_eq "a node connect to an unmapped port counts local_port_not_mapped once" $((before + 1)) \
     "$(reason local_port_not_mapped)"
+before=$(reason local_not_node_dest)
+probe_node tcp "$SB2" "$PORT" >/dev/null 2>&1
+expect_eq "a node connect to a mapped port of another address counts local_not_node_dest once" $((before + 1)) \
+    "$(reason local_not_node_dest)"
 before=$(reason port_not_mapped)
 from_client python3 "$PROBE" tcp "$NODE_IP" 8080 >/dev/null 2>&1
 expect_eq "an external SYN to an unmapped node port counts port_not_mapped once" $((before + 1)) \
