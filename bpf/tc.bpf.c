@@ -238,7 +238,7 @@ static __always_inline int udp_ingress(struct __sk_buff *skb, const struct pkt4 
 	if (!current_backend(p, &addr_be, &port_be, &why))
 		return pass(why);
 	if (udp_answers_node(skb, p, &key, now))
-		return pass(NP_REASON_UDP_NODE_SOCKET);
+		return pass(NP_REASON_UDP_ANSWERS_NODE);
 	if (!flow_create(FLOWS_UDP, p, addr_be, port_be, NP_FLOW_OPEN, now, &why))
 		return pass(why);
 	return to_backend(skb, p, addr_be, port_be, true);

@@ -197,7 +197,7 @@ np set udp/6667 10.8.0.2:6667 >/dev/null
 np del tcp/7001 >/dev/null
 "$NODEPORT" --help >/dev/null; expect_eq "--help exits 0" 0 $?
 help=$("$NODEPORT" --help)
-expect_match "--help lists exit status 3 (not mapped; status: degraded)" "3  get, del: not mapped .*status: degraded" "$help"
+expect_match "--help lists exit status 3 (not mapped; status: degraded)" "3  get, del, stats PROTO/PORT: not mapped .*status: degraded" "$help"
 expect_match "--help lists exit status 4 (kept for another owner)" "4  del --owner: kept" "$help"
 # Each command's usage line (nodeport --help, COMMAND --help) names every
 # option the command takes (--pin-dir and --help are everyone's).

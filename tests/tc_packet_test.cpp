@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -27,6 +28,8 @@
 #include "bpf_available.hpp"
 #include "nodeport/abi.h"
 #include "nodeport/fd.hpp"
+#include "nodeport/reasons.hpp"
+#include "nodeport/stats.hpp"
 #include "tc.skel.h"
 
 namespace {
@@ -258,6 +261,7 @@ protected:
         bpf_map* map;
         bpf_object__for_each_map(map, skel_->obj) ASSERT_EQ(bpf_map__set_pin_path(map, nullptr), 0);
         configure(*skel_->rodata);
+        prepare(*skel_);
         int err = tc_bpf__load(skel_.get());
         ASSERT_EQ(err, 0) << "load: " << std::strerror(-err);
 
@@ -271,6 +275,8 @@ protected:
 
     // Rodata to set before load; fixtures for options override it.
     virtual void configure(tc_bpf::tc_bpf__rodata&) {}
+    // Anything else to change before load (a map's size or type).
+    virtual void prepare(tc_bpf&) {}
     // The flow lifetimes `load` would write; fixtures override them.
     virtual np_flow_timeouts timeouts() { return {7800 * kSec, 60 * kSec, 120 * kSec, 60 * kSec}; }
 
@@ -357,6 +363,49 @@ protected:
     // Entries in all three tables.
     std::size_t flow_count() { return count(Table::tcp) + count(Table::closed) + count(Table::udp); }
 
+    // reason_counters summed over the CPUs, as `nodeport stats` reads them.
+    using Reasons = std::array<std::uint64_t, NP_REASON_COUNT>;
+    Reasons reason_totals() {
+        Reasons out{};
+        std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(libbpf_num_possible_cpus()));
+        for (__u32 id = 0; id < NP_REASON_COUNT; ++id) {
+            EXPECT_EQ(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.reason_counters), &id, per_cpu.data()), 0);
+            for (auto n : per_cpu)
+                out[id] += n;
+        }
+        return out;
+    }
+    // Runs `send` and checks that it counted reason `why` once and no other.
+    template <class Send>
+    void expect_counted_once(np_reason why, Send&& send) {
+        const Reasons before = reason_totals();
+        send();
+        const Reasons after = reason_totals();
+        for (const auto& r : nodeport::reasons())
+            EXPECT_EQ(after[r.id] - before[r.id], r.id == why ? 1u : 0u) << r.name;
+    }
+    // One node port's port_counters summed over the CPUs; nullopt: no entry.
+    std::optional<nodeport::PortCounters> port_counts(std::uint8_t proto, std::uint16_t port) {
+        np_port_key key{};
+        key.proto = proto;
+        key.port = port;
+        std::vector<np_port_counters> per_cpu(static_cast<std::size_t>(libbpf_num_possible_cpus()));
+        if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.port_counters), &key, per_cpu.data()) != 0)
+            return std::nullopt;
+        return nodeport::sum_per_cpu(per_cpu);
+    }
+    std::size_t port_counter_entries() {
+        std::size_t n = 0;
+        np_port_key key{}, next{};
+        const np_port_key* prev = nullptr;
+        while (bpf_map_get_next_key(bpf_map__fd(skel_->maps.port_counters), prev, &next) == 0) {
+            key = next;
+            prev = &key;
+            ++n;
+        }
+        return n;
+    }
+
     // The two entries of the TCP flow kClient:kClientPort -> kNode:kTcpPort.
     np_flow_key tcp_fwd_key() { return flow_key(IPPROTO_TCP, kClient, kClientPort, kNode, kTcpPort, NP_FLOW_TO_BACKEND); }
     np_flow_key tcp_rev_key(const char* backend = kBackend) {
@@ -402,6 +451,7 @@ Spec from_node(Spec s) {
 struct PassCase {
     const char* name;
     Bytes packet;
+    np_reason why;  // what np_tc_ingress counts it as (np_tc_egress: reply_no_flow, every one)
 };
 
 Spec with(Spec s, auto&& change) {
@@ -413,24 +463,25 @@ std::vector<PassCase> pass_cases() {
     const Spec syn = to_node(IPPROTO_TCP);
     const Bytes full_syn = build(syn), full_udp = build(to_node(IPPROTO_UDP));
     return {
-        {"tcp_syn_other_port", build(with(syn, [](Spec& s) { s.dport = kTcpPort + 1; }))},
-        {"udp_other_port", build(with(to_node(IPPROTO_UDP), [](Spec& s) { s.dport = kUdpPort + 1; }))},
-        {"tcp_syn_other_destination", build(with(syn, [](Spec& s) { s.dst = kOtherHost; }))},
-        {"tcp_data_without_flow", build(to_node(IPPROTO_TCP, kAck | kPsh))},
+        {"tcp_syn_other_port", build(with(syn, [](Spec& s) { s.dport = kTcpPort + 1; })), NP_REASON_PORT_NOT_MAPPED},
+        {"udp_other_port", build(with(to_node(IPPROTO_UDP), [](Spec& s) { s.dport = kUdpPort + 1; })),
+         NP_REASON_PORT_NOT_MAPPED},
+        {"tcp_syn_other_destination", build(with(syn, [](Spec& s) { s.dst = kOtherHost; })), NP_REASON_NOT_NODE_ADDR},
+        {"tcp_data_without_flow", build(to_node(IPPROTO_TCP, kAck | kPsh)), NP_REASON_NOT_FLOW_START},
         // The node's own connection from local port kTcpPort gets its SYN-ACK.
-        {"tcp_synack_to_node_port", build(to_node(IPPROTO_TCP, kSyn | kAck))},
-        {"arp", build(with(syn, [](Spec& s) { s.ethertype = ETH_P_ARP; }))},
-        {"ipv6_ethertype", build(with(syn, [](Spec& s) { s.ethertype = ETH_P_IPV6; }))},
-        {"first_fragment", build(with(syn, [](Spec& s) { s.frag_off = 0x2000; }))},
-        {"later_fragment", build(with(syn, [](Spec& s) { s.frag_off = 185; }))},
-        {"last_fragment_udp", build(with(to_node(IPPROTO_UDP), [](Spec& s) { s.frag_off = 3; }))},
-        {"ip_options_ihl6", build(with(syn, [](Spec& s) { s.ihl = 6; }))},
-        {"icmp_to_node", build(with(syn, [](Spec& s) { s.proto = IPPROTO_ICMP; }))},
+        {"tcp_synack_to_node_port", build(to_node(IPPROTO_TCP, kSyn | kAck)), NP_REASON_NOT_FLOW_START},
+        {"arp", build(with(syn, [](Spec& s) { s.ethertype = ETH_P_ARP; })), NP_REASON_NOT_IPV4_TCP_UDP},
+        {"ipv6_ethertype", build(with(syn, [](Spec& s) { s.ethertype = ETH_P_IPV6; })), NP_REASON_NOT_IPV4_TCP_UDP},
+        {"first_fragment", build(with(syn, [](Spec& s) { s.frag_off = 0x2000; })), NP_REASON_FRAGMENT},
+        {"later_fragment", build(with(syn, [](Spec& s) { s.frag_off = 185; })), NP_REASON_FRAGMENT},
+        {"last_fragment_udp", build(with(to_node(IPPROTO_UDP), [](Spec& s) { s.frag_off = 3; })), NP_REASON_FRAGMENT},
+        {"ip_options_ihl6", build(with(syn, [](Spec& s) { s.ihl = 6; })), NP_REASON_IP_OPTIONS},
+        {"icmp_to_node", build(with(syn, [](Spec& s) { s.proto = IPPROTO_ICMP; })), NP_REASON_NOT_IPV4_TCP_UDP},
         // Shorter cuts cannot be tested: test_run refuses (EINVAL) an IPv4
         // frame shorter than an IPv4 header.
-        {"ip_header_only", prefix(full_syn, kEth + 20)},
-        {"truncated_tcp_header", prefix(full_syn, kEth + 20 + 12)},
-        {"truncated_udp_header", prefix(full_udp, kEth + 20 + 6)},
+        {"ip_header_only", prefix(full_syn, kEth + 20), NP_REASON_TRUNCATED},
+        {"truncated_tcp_header", prefix(full_syn, kEth + 20 + 12), NP_REASON_TRUNCATED},
+        {"truncated_udp_header", prefix(full_udp, kEth + 20 + 6), NP_REASON_TRUNCATED},
     };
 }
 
@@ -445,11 +496,15 @@ TEST_P(PassThrough, Untouched) {
     const Bytes& in = GetParam().packet;
     for (auto* prog : {skel_->progs.np_tc_ingress, skel_->progs.np_tc_egress}) {
         SCOPED_TRACE(bpf_program__name(prog));
-        auto r = run(prog, in);
+        RunResult r;
+        const bool is_ingress = prog == skel_->progs.np_tc_ingress;
+        // A reply that cannot be parsed is no flow's, like one that can.
+        expect_counted_once(is_ingress ? GetParam().why : NP_REASON_REPLY_NO_FLOW, [&] { r = run(prog, in); });
         EXPECT_EQ(r.retval, TC_ACT_OK);
         EXPECT_EQ(r.out, in);
     }
     EXPECT_EQ(flow_count(), 0u);
+    EXPECT_EQ(port_counter_entries(), 0u) << "nothing translated, nothing counted per port";
 }
 
 INSTANTIATE_TEST_SUITE_P(TcPacket, PassThrough, testing::ValuesIn(pass_cases()),
@@ -841,7 +896,8 @@ TEST_F(TcPacketTest, ClientPortReusedThroughAnotherNodePortToSameBackendIsNotTra
     // Same client addr:port, same backend addr:port: the replies of the two
     // flows would be identical, so the second one is left alone.
     const Bytes second = build(with(to_node(IPPROTO_TCP), [](Spec& s) { s.dport = kTcpPort + 10; }));
-    EXPECT_EQ(ingress(second).out, second);
+    expect_counted_once(NP_REASON_FLOW_CONFLICT, [&] { EXPECT_EQ(ingress(second).out, second); });
+    EXPECT_FALSE(port_counts(IPPROTO_TCP, kTcpPort + 10));
     EXPECT_EQ(flow_count(), 2u);
     EXPECT_EQ(flow(tcp_rev_key())->port_be, htons(kTcpPort));
 }
@@ -882,8 +938,9 @@ TEST_F(TcPacketTest, UdpReplyToAConnectedNodeSocketIsUntouched) {
         s.dst = "127.0.0.1";
         s.dport = port;
     }));
-    EXPECT_EQ(ingress(in).out, in);
+    expect_counted_once(NP_REASON_UDP_ANSWERS_NODE, [&] { EXPECT_EQ(ingress(in).out, in); });
     EXPECT_EQ(flow_count(), 0u);
+    EXPECT_FALSE(port_counts(IPPROTO_UDP, port));
 }
 
 // The node's own UDP from a mapped node port (its query, or a sandbox's
@@ -898,7 +955,7 @@ TEST_F(TcPacketTest, AnswerToUdpTheNodeSentFromANodePortIsUntouched) {
     const Bytes sent = build(query);
     EXPECT_EQ(egress(sent).out, sent) << "the node's datagram leaves untouched";
     const Bytes answer = build(with(to_node(IPPROTO_UDP), [](Spec& s) { s.sport = 53; }));
-    EXPECT_EQ(ingress(answer).out, answer);
+    expect_counted_once(NP_REASON_UDP_ANSWERS_NODE, [&] { EXPECT_EQ(ingress(answer).out, answer); });
     EXPECT_EQ(count(Table::udp), 0u) << "no flow to the sandbox";
 
     // Another client of the same node port is the sandbox's, as ever.
@@ -1000,5 +1057,104 @@ TEST_F(TcPacketFibRedirectTest, RedirectsInPrivateNetnsWithRouteAndForwarding) {
         expect_translated(out, want);
     }).join();
 }
+// ---- counters: per node port what was translated, per reason what was not ----
+
+// What a byte counter adds for a frame: its length from the IP header on.
+std::uint64_t ip_bytes(const Bytes& frame) {
+    return frame.size() - kEth;
+}
+
+TEST_F(TcPacketTest, TranslatedTcpCountsOneFlowAndEachPacketEachWayAndNoReason) {
+    const Bytes syn = build(to_node(IPPROTO_TCP)), ack = build(to_node(IPPROTO_TCP, kAck));
+    const Bytes synack = build(from_backend(IPPROTO_TCP)), data = build(from_backend(IPPROTO_TCP, kAck | kPsh));
+    const Reasons before = reason_totals();
+    for (const auto& [out, in] : {std::pair{ingress(syn).out, syn}, std::pair{egress(synack).out, synack},
+                                  std::pair{ingress(ack).out, ack}, std::pair{egress(data).out, data}})
+        EXPECT_NE(out, in) << "translated";
+    EXPECT_EQ(reason_totals(), before) << "a translated packet counts no reason";
+    auto c = port_counts(IPPROTO_TCP, kTcpPort);
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->external_flows, 1u);
+    EXPECT_EQ(c->to_backend_packets, 2u);
+    EXPECT_EQ(c->to_backend_bytes, ip_bytes(syn) + ip_bytes(ack));
+    EXPECT_EQ(c->from_backend_packets, 2u);
+    EXPECT_EQ(c->from_backend_bytes, ip_bytes(synack) + ip_bytes(data));
+    EXPECT_EQ(c->local_connects + c->local_sends, 0u) << "the TC programs count no socket call";
+    EXPECT_EQ(port_counter_entries(), 1u);
+}
+
+TEST_F(TcPacketTest, TranslatedUdpCountsAFlowPerClientPortAndEachDatagram) {
+    const Bytes first = build(to_node(IPPROTO_UDP)), reply = build(from_backend(IPPROTO_UDP));
+    const Bytes other = build(with(to_node(IPPROTO_UDP), [](Spec& s) {
+        s.sport = kClientPort + 1;
+        s.payload = Bytes(100, 'x');
+    }));
+    const Reasons before = reason_totals();
+    EXPECT_NE(ingress(first).out, first);
+    EXPECT_NE(ingress(first).out, first);  // the same flow
+    EXPECT_NE(egress(reply).out, reply);
+    EXPECT_NE(ingress(other).out, other);  // a flow of its own
+    EXPECT_EQ(reason_totals(), before);
+    auto c = port_counts(IPPROTO_UDP, kUdpPort);
+    ASSERT_TRUE(c);
+    EXPECT_EQ(*c, (nodeport::PortCounters{.external_flows = 2,
+                                          .to_backend_packets = 3,
+                                          .to_backend_bytes = 2 * ip_bytes(first) + ip_bytes(other),
+                                          .from_backend_packets = 1,
+                                          .from_backend_bytes = ip_bytes(reply)}));
+}
+
+// The established flow's SYN-ACK (a connection nodeport did not translate),
+// from the live table and from closed_flows.
+TEST_F(TcPacketTest, ReasonReplyNotOurs) {
+    const std::uint64_t now = monotonic_ns();
+    const Bytes synack = build(from_backend(IPPROTO_TCP));
+    for (Table t : {Table::tcp, Table::closed}) {
+        const std::uint8_t state = t == Table::tcp ? NP_FLOW_OPEN : NP_FLOW_TIME_WAIT;
+        put_flow(tcp_fwd_key(), np_flow{ip_be(kBackend), htons(8080), state, 0, now}, t);
+        put_flow(tcp_rev_key(), np_flow{ip_be(kNode), htons(kTcpPort), state, 0, now}, t);
+        expect_counted_once(NP_REASON_REPLY_NOT_OURS, [&] { EXPECT_EQ(egress(synack).out, synack); });
+    }
+}
+
+TEST_F(TcPacketIdleTest, ReasonsFlowExpiredAndReplyExpired) {
+    const std::uint64_t ago = monotonic_ns() - 5 * kSec;
+    for (Table t : {Table::tcp, Table::closed}) {
+        SCOPED_TRACE(t == Table::tcp ? "flows" : "closed_flows");
+        put_flow(tcp_fwd_key(), np_flow{ip_be(kBackend), htons(8080), NP_FLOW_OPEN, 0, ago}, t);
+        put_flow(tcp_rev_key(), np_flow{ip_be(kNode), htons(kTcpPort), NP_FLOW_OPEN, 0, ago}, t);
+        const Bytes data = build(to_node(IPPROTO_TCP, kAck)), reply = build(from_backend(IPPROTO_TCP, kAck));
+        expect_counted_once(NP_REASON_FLOW_EXPIRED, [&] { EXPECT_EQ(ingress(data).out, data); });
+        expect_counted_once(NP_REASON_REPLY_EXPIRED, [&] { EXPECT_EQ(egress(reply).out, reply); });
+    }
+    put_flow(flow_key(IPPROTO_UDP, kClient, kClientPort, kBackend, 5353, NP_FLOW_TO_CLIENT),
+             np_flow{ip_be(kNode), htons(kUdpPort), NP_FLOW_OPEN, 0, ago});
+    const Bytes reply = build(from_backend(IPPROTO_UDP));
+    expect_counted_once(NP_REASON_REPLY_EXPIRED, [&] { EXPECT_EQ(egress(reply).out, reply); });
+    EXPECT_EQ(port_counter_entries(), 0u);
+}
+
+// `flows` is an LRU hash, which makes room rather than refuse, except under
+// memory pressure that test_run cannot bring about. Loaded here as a plain
+// hash of one entry, it refuses the second of the pair's two writes, and the
+// program's handling of a refused write runs as it would on the LRU.
+class TcPacketFullFlowTableTest : public TcPacketTest {
+    void prepare(tc_bpf& skel) override {
+        ASSERT_EQ(bpf_map__set_type(skel.maps.flows, BPF_MAP_TYPE_HASH), 0);
+        ASSERT_EQ(bpf_map__set_max_entries(skel.maps.flows, 1), 0);
+    }
+};
+
+TEST_F(TcPacketFullFlowTableTest, ReasonFlowTableFull) {
+    const Bytes syn = build(to_node(IPPROTO_TCP));
+    expect_counted_once(NP_REASON_FLOW_TABLE_FULL, [&] { EXPECT_EQ(ingress(syn).out, syn); });
+    EXPECT_FALSE(port_counts(IPPROTO_TCP, kTcpPort)) << "nothing translated";
+}
+
+// Every reason of the TC programs is triggered by one of the cases above,
+// but the two "rewrite failed" ones: their helpers fail only on an offset
+// outside the packet or an skb that cannot be written, which the parsing
+// before them and test_run's private skb rule out. The local reasons belong
+// to the socket hooks, which test_run cannot run (tests/stats_test.sh).
 
 }  // namespace

@@ -267,7 +267,7 @@ enum np_reason {
 	NP_REASON_PORT_NOT_MAPPED = 5,  /* a flow start to a node address, port not mapped */
 	NP_REASON_NOT_FLOW_START = 6,   /* TCP without a flow and not a SYN: the node's own connections */
 	NP_REASON_FLOW_EXPIRED = 7,     /* matched a flow past its lifetime */
-	NP_REASON_UDP_NODE_SOCKET = 8,  /* UDP answering the node: it sent to the sender from that port
+	NP_REASON_UDP_ANSWERS_NODE = 8,  /* UDP answering the node: it sent to the sender from that port
 					   (`node_udp`), or a socket of it is connected to the sender */
 	NP_REASON_FLOW_TABLE_FULL = 9,  /* the flow table refused the new flow */
 	NP_REASON_FLOW_CONFLICT = 10,   /* the reply tuple belongs to another live flow */

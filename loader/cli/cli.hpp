@@ -67,6 +67,7 @@ int cmd_refresh(const Args& argv);
 int cmd_legacy_iptables(const Args& argv);
 int cmd_status(const Args& argv);
 int cmd_watch(const Args& argv);
+int cmd_stats(const Args& argv);
 
 // --json: every command takes it. main() decides it from the command line
 // before parsing, so bad input on the command line is reported in JSON too.

@@ -38,14 +38,6 @@ std::string describe(const Mapping& m) {
     return line;
 }
 
-nlohmann::json to_json(const Mapping& m) {
-    return {{"proto", to_string(m.node_port.proto)},
-            {"port", m.node_port.port},
-            {"backend_ip", to_string(m.backend.addr)},
-            {"backend_port", m.backend.port},
-            {"owner", printable(m.owner)}};
-}
-
 // The options of a command that changes the table: --terminate and --wait.
 po::options_description terminate_description() {
     po::options_description options = wait_description();
@@ -382,6 +374,11 @@ const std::vector<Command>& commands() {
          "what is loaded and attached, and what makes a mapped port unreachable (exit 1 not loaded, 3 degraded)",
          "status --json", "3 degraded: loaded, but something makes a mapped port unreachable (not loaded is 1)",
          cmd_status},
+        {"stats", "stats [PROTO/PORT] [--all] [--json | --prometheus | --watch SECONDS]",
+         "what the datapath counted: per port the connections, datagrams, flows, packets and bytes it translated, "
+         "and per reason what it left untouched (--prometheus: text format for node_exporter; --watch: rates per "
+         "second until Ctrl-C)",
+         "stats --watch 2", "3 not mapped (PROTO/PORT)", cmd_stats},
         {"legacy-iptables", "legacy-iptables --bridge NAME [--dry-run]",
          "find the old runtime's per-port iptables DNAT/MASQUERADE rules, report what they shadow, delete every "
          "copy; a target is dead when it is not the port's current nodeport backend (unmapped port, or nodeport "

@@ -149,17 +149,20 @@ po::options_description wait_description() {
     return options;
 }
 
-std::chrono::milliseconds lock_wait_option(const Invocation& inv) {
-    constexpr unsigned max_seconds = 3600;
-    if (!inv.options.count("wait"))
-        return default_lock_wait;
-    const auto& text = inv.options["wait"].as<std::string>();
+unsigned seconds_option(const Invocation& inv, const std::string& name, unsigned min_seconds, unsigned max_seconds) {
+    const auto& text = inv.options[name].as<std::string>();
     unsigned value = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])) || ec != std::errc{} ||
-        end != text.data() + text.size() || value > max_seconds)
-        throw UsageError("wait", fmt::format("'{}' is not a number of seconds (0-{})", text, max_seconds));
-    return std::chrono::seconds(value);
+        end != text.data() + text.size() || value < min_seconds || value > max_seconds)
+        throw UsageError(name, fmt::format("'{}' is not a number of seconds ({}-{})", text, min_seconds, max_seconds));
+    return value;
+}
+
+std::chrono::milliseconds lock_wait_option(const Invocation& inv) {
+    if (!inv.options.count("wait"))
+        return default_lock_wait;
+    return std::chrono::seconds(seconds_option(inv, "wait", 0, 3600));
 }
 
 std::vector<Ipv4> node_ip_options(const Invocation& inv) {
@@ -196,6 +199,14 @@ std::string describe(const std::vector<TcAttachment>& interfaces) {
     for (const auto& a : interfaces)
         out += fmt::format("{}{} ({})", out.empty() ? "" : ", ", a.interface, to_string(a.mode));
     return out.empty() ? "none (local forwarding only)" : out;
+}
+
+nlohmann::json to_json(const Mapping& m) {
+    return {{"proto", to_string(m.node_port.proto)},
+            {"port", m.node_port.port},
+            {"backend_ip", to_string(m.backend.addr)},
+            {"backend_port", m.backend.port},
+            {"owner", printable(m.owner)}};
 }
 
 nlohmann::json to_json(const std::vector<NodeAddr>& addrs) {

@@ -48,6 +48,9 @@ std::ifstream open_input(std::string_view field, const std::string& path);
 // whole seconds, 0 (fail at once) to 3600; default 5.
 boost::program_options::options_description wait_description();
 std::chrono::milliseconds lock_wait_option(const Invocation& inv);
+// The option `name` (given) as whole seconds from min_seconds to max_seconds;
+// anything else is bad input naming it.
+unsigned seconds_option(const Invocation& inv, const std::string& name, unsigned min_seconds, unsigned max_seconds);
 
 // --node-ip, repeatable.
 boost::program_options::options_description node_ip_description();
@@ -55,6 +58,8 @@ std::vector<Ipv4> node_ip_options(const Invocation& inv);
 
 std::string describe(const std::vector<NodeAddr>& addrs);
 std::string describe(const std::vector<TcAttachment>& interfaces);
+// A mapping: {"proto": "tcp", "port": 6667, "backend_ip": ..., "backend_port": ..., "owner": ...}
+nlohmann::json to_json(const Mapping& m);
 // [{"addr": "10.8.0.1", "interface": "br0"}] (interface null when given by hand)
 nlohmann::json to_json(const std::vector<NodeAddr>& addrs);
 // [{"name": "ext0", "ifindex": 3, "mode": "tcx"}]

@@ -13,7 +13,7 @@ constexpr const char* exit_table =
     "  0  done\n"
     "  1  runtime failure (not loaded, no permission, a held lock)\n"
     "  2  bad input: nothing was changed\n"
-    "  3  get, del: not mapped (nothing to show or remove); status: degraded\n"
+    "  3  get, del, stats PROTO/PORT: not mapped (nothing to show or remove); status: degraded\n"
     "  4  del --owner: kept, another owner holds the port\n";
 
 void print_help(std::ostream& out) {

@@ -7,7 +7,6 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstring>
 #include <exception>
 #include <functional>
@@ -18,25 +17,10 @@
 #include "load_options.hpp"
 #include "nodeport/fd.hpp"
 #include "nodeport/watch.hpp"
+#include "signals.hpp"
 
 namespace nodeport::cli {
 namespace {
-
-// SIGTERM, SIGINT and SIGHUP as a readable fd. Blocked, so a signal acts
-// between two resyncs, never halfway through attaching an interface.
-Fd control_signals() {
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    if (::sigprocmask(SIG_BLOCK, &mask, nullptr) != 0)
-        throw Failure(fmt::format("block SIGTERM, SIGINT and SIGHUP: {}", std::strerror(errno)));
-    Fd fd(::signalfd(-1, &mask, SFD_CLOEXEC));
-    if (!fd.valid())
-        throw Failure(fmt::format("signalfd: {}", std::strerror(errno)));
-    return fd;
-}
 
 // The command line (and --config file) read into watch's options; bad input
 // throws UsageError. Only the interface names' syntax is checked: a named
@@ -109,7 +93,7 @@ private:
 int cmd_watch(const Args& argv) {
     // Blocked first, so a SIGHUP that comes early (a reload while starting)
     // waits for the loop instead of ending the process.
-    Fd signals = control_signals();
+    Fd signals = block_signals({SIGTERM, SIGINT, SIGHUP});
     auto inv = parse_with_config("watch", argv, load_description());
     if (!inv)
         return exit_ok;

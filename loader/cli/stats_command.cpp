@@ -1,0 +1,211 @@
+// nodeport stats: the datapath's counters per node port and per reason a
+// packet or socket call was left untouched; as a table, JSON, Prometheus
+// text, or a live table of rates (--watch).
+#include <fmt/chrono.h>
+#include <fmt/format.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <iostream>
+#include <map>
+#include <optional>
+
+#include "cli.hpp"
+#include "invocation.hpp"
+#include "nodeport/reasons.hpp"
+#include "nodeport/stats.hpp"
+#include "signals.hpp"
+
+namespace nodeport::cli {
+namespace {
+
+namespace po = boost::program_options;
+
+nlohmann::json to_json(const Stats& stats) {
+    nlohmann::json out{{"ports", nlohmann::json::array()}, {"passed", nlohmann::json::array()}};
+    for (const auto& p : stats.ports) {
+        auto entry = cli::to_json(p.mapping);
+        const auto& c = p.counters;
+        entry["local_connects"] = c.local_connects;
+        entry["local_sends"] = c.local_sends;
+        entry["external_flows"] = c.external_flows;
+        entry["to_backend_packets"] = c.to_backend_packets;
+        entry["to_backend_bytes"] = c.to_backend_bytes;
+        entry["from_backend_packets"] = c.from_backend_packets;
+        entry["from_backend_bytes"] = c.from_backend_bytes;
+        out["ports"].push_back(entry);
+    }
+    for (const auto& r : reasons())
+        out["passed"].push_back({{"reason", r.name}, {"path", to_string(r.path)}, {"count", stats.passed[r.id]}});
+    return out;
+}
+
+// A port's seven counters as the table shows them: totals, or rates.
+using Cells = std::array<std::string, 7>;
+
+Cells totals(const PortCounters& c) {
+    return {std::to_string(c.local_connects),     std::to_string(c.local_sends),
+            std::to_string(c.external_flows),     std::to_string(c.to_backend_packets),
+            std::to_string(c.to_backend_bytes),   std::to_string(c.from_backend_packets),
+            std::to_string(c.from_backend_bytes)};
+}
+
+// Per second between two reads. A counter that went down was reset (the
+// port changed owner) in between: its rate counts from zero.
+Cells rates(const PortCounters& now, const PortCounters& before, double seconds) {
+    auto rate = [&](std::uint64_t PortCounters::*field) {
+        std::uint64_t base = now.*field >= before.*field ? before.*field : 0;
+        return fmt::format("{:.1f}", static_cast<double>(now.*field - base) / seconds);
+    };
+    using C = PortCounters;
+    return {rate(&C::local_connects),     rate(&C::local_sends),         rate(&C::external_flows),
+            rate(&C::to_backend_packets), rate(&C::to_backend_bytes),    rate(&C::from_backend_packets),
+            rate(&C::from_backend_bytes)};
+}
+
+void print_port_header(std::string_view unit) {
+    std::cout << fmt::format("{:<11} {:<21} {:>10} {:>10} {:>10} {:>10} {:>12} {:>10} {:>12}  {}\n", "PORT",
+                             "BACKEND", fmt::format("CONNECTS{}", unit), fmt::format("SENDS{}", unit),
+                             fmt::format("FLOWS{}", unit), fmt::format("TO-PKTS{}", unit),
+                             fmt::format("TO-BYTES{}", unit), fmt::format("FROM-PKTS{}", unit),
+                             fmt::format("FROM-BYTES{}", unit), "OWNER");
+}
+
+void print_port_row(const Mapping& m, const Cells& c) {
+    std::cout << fmt::format("{:<11} {:<21} {:>10} {:>10} {:>10} {:>10} {:>12} {:>10} {:>12}  {}\n",
+                             to_string(m.node_port), to_string(m.backend), c[0], c[1], c[2], c[3], c[4], c[5], c[6],
+                             printable(m.owner));
+}
+
+// The reasons whose cell is not empty: every reason with `all`, otherwise
+// those the caller gave a value.
+void print_reasons(const std::array<std::string, NP_REASON_COUNT>& cells, std::string_view title,
+                   std::string_view column, bool all) {
+    std::vector<const ReasonInfo*> shown;
+    for (const auto& r : reasons())
+        if (all || !cells[r.id].empty())
+            shown.push_back(&r);
+    std::cout << "\n" << title << (shown.empty() ? ": none" : ":") << "\n";
+    if (shown.empty())
+        return;
+    std::cout << fmt::format("{:<9} {:<22} {:>12}  {}\n", "PATH", "REASON", column, "MEANING");
+    for (const auto* r : shown)
+        std::cout << fmt::format("{:<9} {:<22} {:>12}  {}\n", to_string(r->path), r->name,
+                                 cells[r->id].empty() ? "0" : cells[r->id], r->help);
+}
+
+void print_totals(const Stats& stats, bool all) {
+    print_port_header("");
+    for (const auto& p : stats.ports)
+        print_port_row(p.mapping, totals(p.counters));
+    std::array<std::string, NP_REASON_COUNT> cells;
+    for (std::size_t i = 0; i < cells.size(); ++i)
+        if (stats.passed[i] != 0)
+            cells[i] = std::to_string(stats.passed[i]);
+    print_reasons(cells, all ? "passed untouched, every reason" : "passed untouched (reasons counted; --all for every one)",
+                  "COUNT", all);
+}
+
+void print_rates(const Stats& now, const Stats& before, double seconds, bool all) {
+    std::map<std::pair<NodePort, std::string>, PortCounters> earlier;
+    for (const auto& p : before.ports)
+        earlier[{p.mapping.node_port, p.mapping.owner}] = p.counters;
+    print_port_header("/s");
+    for (const auto& p : now.ports) {
+        // A port that is new, or has a new owner, counts from zero.
+        auto found = earlier.find({p.mapping.node_port, p.mapping.owner});
+        print_port_row(p.mapping, rates(p.counters, found == earlier.end() ? PortCounters{} : found->second, seconds));
+    }
+    std::array<std::string, NP_REASON_COUNT> cells;
+    for (std::size_t i = 0; i < cells.size(); ++i)
+        if (now.passed[i] != before.passed[i] || all)
+            cells[i] = fmt::format("{:.1f}", static_cast<double>(now.passed[i] - before.passed[i]) / seconds);
+    print_reasons(cells, "passed untouched, per second", "PER-SECOND", all);
+}
+
+Stats read(const Invocation& inv, std::optional<NodePort> only) { return succeeded(read_stats(inv.pin_dir, only)); }
+
+// Redraws until SIGINT or SIGTERM: the totals first, then every `interval`
+// the rates since the read before. On a terminal each frame replaces the
+// last (ANSI clear); otherwise frames follow one another.
+int watch_stats(const Invocation& inv, std::optional<NodePort> only, Stats before, unsigned interval, bool all) {
+    Fd signals = block_signals({SIGINT, SIGTERM});
+    const bool tty = ::isatty(STDOUT_FILENO) == 1;
+    bool first = true;
+    auto frame = [&](std::string_view title) {
+        if (tty)
+            std::cout << "\033[H\033[2J";
+        else if (!first)
+            std::cout << "\n";
+        first = false;
+        std::cout << fmt::format("nodeport stats at {:%H:%M:%S}: {} (every {} s; Ctrl-C stops)\n",
+                                 fmt::localtime(std::time(nullptr)), title, interval);
+    };
+    auto before_at = std::chrono::steady_clock::now();
+    frame("totals");
+    print_totals(before, all);
+    std::cout << std::flush;
+    for (;;) {
+        pollfd pfd{signals.get(), POLLIN, 0};
+        int ready = ::poll(&pfd, 1, static_cast<int>(interval * 1000));
+        if (ready < 0 && errno != EINTR)
+            throw Failure(fmt::format("poll: {}", std::strerror(errno)));
+        if (ready > 0)
+            return exit_ok;  // SIGINT or SIGTERM: a normal way to stop watching
+        Stats now = read(inv, only);
+        auto now_at = std::chrono::steady_clock::now();
+        frame("per second");
+        print_rates(now, before, std::chrono::duration<double>(now_at - before_at).count(), all);
+        std::cout << std::flush;
+        before = std::move(now);
+        before_at = now_at;
+    }
+}
+
+}  // namespace
+
+int cmd_stats(const Args& argv) {
+    po::options_description options;
+    options.add_options()("all", "list every reason in the table, also those never counted")(
+        "prometheus", "print Prometheus text format (node_exporter's textfile collector)")(
+        "watch", po::value<std::string>(), "redraw a table of rates per second every SECONDS (1-3600) until Ctrl-C");
+    auto inv = parse("stats", argv, options, {}, {"node port"});
+    if (!inv)
+        return exit_ok;
+    std::optional<NodePort> only;
+    if (!inv->args.empty())
+        only = valid(parse_node_port(inv->args[0]));
+    const bool json = inv->options.count("json") > 0, prometheus = inv->options.count("prometheus") > 0;
+    std::optional<unsigned> watch;
+    if (inv->options.count("watch"))
+        watch = seconds_option(*inv, "watch", 1, 3600);
+    if (json && prometheus)
+        throw UsageError("prometheus", "--prometheus and --json are two formats: give one");
+    if (watch && (json || prometheus))
+        throw UsageError("watch", "--watch draws a table for people; --json and --prometheus are read once");
+
+    const bool all = inv->options.count("all") > 0;
+
+    Stats stats = read(*inv, only);
+    if (only && stats.ports.empty()) {
+        print_error("stats", to_string(*only) + " is not mapped");
+        return exit_not_mapped;
+    }
+    if (watch)
+        return watch_stats(*inv, only, std::move(stats), *watch, all);
+    if (json)
+        std::cout << to_json(stats).dump(2) << "\n";
+    else if (prometheus)
+        std::cout << to_prometheus(stats);
+    else
+        print_totals(stats, all);
+    return exit_ok;
+}
+
+}  // namespace nodeport::cli
