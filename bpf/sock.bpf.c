@@ -15,7 +15,6 @@
 #include "test_variant.bpf.h"
 
 #define ALLOW 1
-#define NP_AF_INET4 2
 
 static __always_inline bool is_loopback4(__be32 addr_be)
 {
@@ -32,11 +31,11 @@ static __always_inline bool is_node_dest4(struct bpf_sock_addr *ctx, __be32 addr
 	return is_node_addr4(addr_be);
 }
 
-/* Remembers node -> backend in the socket's storage (an unconnected UDP
- * socket, or any socket when `sock_peers` is full), reusing the slot that
- * already names this backend. False when the socket storage could not
- * be had. */
-static __always_inline bool remember_slot(struct bpf_sock_addr *ctx, const struct np_xlat *x)
+/* Remembers node -> backend for this socket, reusing the slot that already
+ * names this backend. False when the socket storage could not be had. */
+static __always_inline bool remember(struct bpf_sock_addr *ctx, __be32 node_addr_be,
+				     __be16 node_port_be, __be32 backend_addr_be,
+				     __be16 backend_port_be)
 {
 	struct np_sock_xlat *st;
 	__u32 i, slot;
@@ -47,27 +46,19 @@ static __always_inline bool remember_slot(struct bpf_sock_addr *ctx, const struc
 
 	slot = NP_SOCK_XLAT_SLOTS;
 	for (i = 0; i < NP_SOCK_XLAT_SLOTS; i++) {
-		if (st->slot[i].backend_addr_be == x->backend_addr_be &&
-		    st->slot[i].backend_port_be == x->backend_port_be) {
+		if (st->slot[i].backend_addr_be == backend_addr_be &&
+		    st->slot[i].backend_port_be == backend_port_be) {
 			slot = i;
 			break;
 		}
 	}
 	if (slot == NP_SOCK_XLAT_SLOTS)
 		slot = st->next++ % NP_SOCK_XLAT_SLOTS;
-	st->slot[slot] = *x;
+	st->slot[slot].backend_addr_be = backend_addr_be;
+	st->slot[slot].backend_port_be = backend_port_be;
+	st->slot[slot].node_addr_be = node_addr_be;
+	st->slot[slot].node_port_be = node_port_be;
 	return true;
-}
-
-/* Remembers the one peer of a connecting socket under its cookie; a UDP
- * socket that connects again overwrites it. When `sock_peers` is full (more
- * translated sockets open than NP_MAX_SOCK_PEERS), socket storage takes the
- * record instead: dearer, but without a limit. */
-static __always_inline bool remember_peer(struct bpf_sock_addr *ctx, const struct np_xlat *x)
-{
-	__u64 cookie = bpf_get_socket_cookie(ctx);
-
-	return bpf_map_update_elem(&sock_peers, &cookie, x, BPF_ANY) == 0 || remember_slot(ctx, x);
 }
 
 /* Forward translation, shared by connect4 and sendmsg4; `connect` says
@@ -96,16 +87,9 @@ static __always_inline void translate_dest4(struct bpf_sock_addr *ctx, bool conn
 		return;
 	}
 
-	struct np_xlat x = {
-		.backend_addr_be = backend_addr_be,
-		.node_addr_be = addr_be,
-		.backend_port_be = backend_port_be,
-		.node_port_be = port_be,
-	};
-
 	ctx->user_ip4 = backend_addr_be;
 	ctx->user_port = backend_port_be;
-	if (!(connect ? remember_peer(ctx, &x) : remember_slot(ctx, &x)))
+	if (!remember(ctx, addr_be, port_be, backend_addr_be, backend_port_be))
 		count_reason(NP_REASON_LOCAL_NO_STORAGE);
 	c = port_counters_of(ctx->protocol, port_be);
 	if (c) {
@@ -117,33 +101,24 @@ static __always_inline void translate_dest4(struct bpf_sock_addr *ctx, bool conn
 }
 
 /* Reverse translation, shared by getpeername4 and recvmsg4: the application
- * sees the node address it used, not the backend. Socket storage first: the
- * lookup is a pointer test on a socket that has none, and recvmsg4 runs for
- * every datagram of unconnected sockets, which are the ones that have it. */
+ * sees the node address it used, not the backend. */
 static __always_inline void translate_source4(struct bpf_sock_addr *ctx)
 {
+	struct np_sock_xlat *st;
 	__be32 addr_be = ctx->user_ip4;
 	__be16 port_be = (__be16)ctx->user_port;
-	struct np_sock_xlat *st;
-	struct np_xlat *x;
-	__u64 cookie;
 	__u32 i;
 
 	st = bpf_sk_storage_get(&sock_xlat, ctx->sk, NULL, 0);
-	if (st) {
-		for (i = 0; i < NP_SOCK_XLAT_SLOTS; i++) {
-			if (st->slot[i].backend_addr_be == addr_be && st->slot[i].backend_port_be == port_be) {
-				ctx->user_ip4 = st->slot[i].node_addr_be;
-				ctx->user_port = st->slot[i].node_port_be;
-				return;
-			}
+	if (!st)
+		return;
+	for (i = 0; i < NP_SOCK_XLAT_SLOTS; i++) {
+		if (st->slot[i].backend_addr_be == addr_be &&
+		    st->slot[i].backend_port_be == port_be) {
+			ctx->user_ip4 = st->slot[i].node_addr_be;
+			ctx->user_port = st->slot[i].node_port_be;
+			return;
 		}
-	}
-	cookie = bpf_get_socket_cookie(ctx);
-	x = bpf_map_lookup_elem(&sock_peers, &cookie);
-	if (x && x->backend_addr_be == addr_be && x->backend_port_be == port_be) {
-		ctx->user_ip4 = x->node_addr_be;
-		ctx->user_port = x->node_port_be;
 	}
 }
 
@@ -176,26 +151,6 @@ int np_getpeername4(struct bpf_sock_addr *ctx)
 {
 	NP_TEST_VARIANT_MARK();
 	translate_source4(ctx);
-	return ALLOW;
-}
-
-/* The application closed the socket: its peer record goes. Runs for every
- * socket of the cgroup; for one nodeport never translated, the delete finds
- * nothing. Sockets the kernel keeps after close (FIN_WAIT, TIME_WAIT) have no
- * application left to ask getpeername or to be ended. */
-SEC("cgroup/sock_release")
-int np_sock_release(struct bpf_sock *ctx)
-{
-	__u64 cookie;
-
-	NP_TEST_VARIANT_MARK();
-	if (ctx->family != NP_AF_INET4 || (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP))
-		return ALLOW;
-	cookie = bpf_get_socket_cookie(ctx);
-	/* Looked up first: a lookup takes no lock, a delete locks its bucket
-	 * even to find nothing, and most sockets closed have no entry. */
-	if (bpf_map_lookup_elem(&sock_peers, &cookie))
-		bpf_map_delete_elem(&sock_peers, &cookie);
 	return ALLOW;
 }
 

@@ -40,30 +40,20 @@ struct {
 
 /* True when socket `sk` (with its common part `skc`) is connected to a
  * target's backend and got there through nodeport's translation of that
- * target's node port: its `sock_peers` entry, or (an unconnected UDP socket
- * connected later, or a socket from before an upgrade) a `sock_xlat` slot. */
+ * target's node port. */
 static __always_inline bool is_target(struct sock *sk, struct sock_common *skc, __u8 proto)
 {
 	struct np_sock_end_target key = { .proto = proto };
 	struct np_sock_xlat *st;
-	struct np_xlat *x;
-	__u64 cookie;
 	__u32 i;
 
 	if (skc->skc_family != NP_AF_INET)
 		return false;
-	key.backend_addr_be = skc->skc_daddr;
-	key.backend_port_be = skc->skc_dport;
-	cookie = bpf_get_socket_cookie(sk);
-	x = bpf_map_lookup_elem(&sock_peers, &cookie);
-	if (x && x->backend_addr_be == key.backend_addr_be && x->backend_port_be == key.backend_port_be) {
-		key.node_port_be = x->node_port_be;
-		if (bpf_map_lookup_elem(&sock_end_targets, &key))
-			return true;
-	}
 	st = bpf_sk_storage_get(&sock_xlat, sk, NULL, 0);
 	if (!st)
 		return false; /* connected directly, not through nodeport */
+	key.backend_addr_be = skc->skc_daddr;
+	key.backend_port_be = skc->skc_dport;
 	for (i = 0; i < NP_SOCK_XLAT_SLOTS; i++) {
 		if (st->slot[i].backend_addr_be != key.backend_addr_be ||
 		    st->slot[i].backend_port_be != key.backend_port_be)

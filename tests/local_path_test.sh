@@ -93,24 +93,6 @@ np del "tcp/$PORT" --owner sb-124 >/dev/null
 expect_eq "a late del --owner of an old sandbox leaves the port working" "sb125 $TOPO_BRIDGE_IP" \
     "$(curl_from node "127.0.0.1:$PORT")"
 
-# --- Peer records live as long as the application's socket ---
-# A held TCP connection has its record under its socket cookie; once every
-# socket of this test is closed (np_sock_release), none is left behind.
-peers() { bpftool -j map dump pinned "$PIN/sock_peers" | jq length; }
-TMP_HELD=$(mktemp)
-topo_in_cgroup node python3 -c '
-import socket, sys, time
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-print(s.getpeername(), flush=True)
-time.sleep(3)' "$PORT" >"$TMP_HELD" &
-held=$!
-for _ in $(seq 50); do [ -s "$TMP_HELD" ] && break; sleep 0.1; done
-expect_eq "a held TCP connection shows its node address to getpeername" "('127.0.0.1', $PORT)" "$(cat "$TMP_HELD")"
-expect_eq "a held TCP connection has one peer record" 1 "$(peers)"
-wait "$held"
-rm -f "$TMP_HELD"
-expect_eq "after every socket closed, no peer record is left (25 redeploys of connections)" 0 "$(peers)"
-
 # --- del and unload ---
 np del "tcp/$PORT" >/dev/null
 topo_in_cgroup node curl -s --http0.9 --max-time 3 "http://127.0.0.1:$PORT/" >/dev/null

@@ -72,23 +72,13 @@ struct np_config {
 	__u64 node_netns_cookie; /* netns whose 127.0.0.0/8 is the node's loopback */
 };
 
-/* What nodeport translated for a socket, so that the reverse hooks
- * (getpeername4, recvmsg4) can map a backend address back to the node address
- * the application used, and `set` can find the sockets it sent to a backend:
- *  - a connected socket (TCP, or UDP after connect()) has one peer, kept in
- *    the preallocated hash `sock_peers` under its socket cookie, which
- *    np_sock_release deletes when the application closes the socket. With
- *    socket-local storage instead (two allocations per socket) connect4 cost
- *    776 ns a call, with the hash 410 ns. When the hash is full, socket
- *    storage takes the record;
- *  - an unconnected UDP socket may send to several node ports: a few slots in
- *    socket-local storage (`sock_xlat`), reused round-robin, which dies with
- *    the socket. Sockets connected before `sock_peers` existed (an upgrade)
- *    have their record there too. */
+/* Per-socket record of the translations a socket made, kept in socket-local
+ * storage (`sock_xlat`) so it dies with the socket. The reverse hooks
+ * (getpeername4, recvmsg4) map a backend address back to the node address the
+ * application used. An unconnected UDP socket may talk to several node ports,
+ * hence a few slots, reused round-robin. */
 #define NP_SOCK_XLAT_SLOTS 4
-#define NP_MAX_SOCK_PEERS  131072 /* open connected sockets translated; preallocated */
 
-/* A `sock_peers` value (key: the __u64 socket cookie), and a `sock_xlat` slot. */
 struct np_xlat {
 	__be32 backend_addr_be;
 	__be32 node_addr_be;
