@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <functional>
 #include <memory>
 
@@ -59,10 +60,29 @@ Result<std::uint64_t> cgroup_id(int cgroup_fd) {
     return st.st_ino;
 }
 
+// Whether the cgroup with this id still exists. A cgroup2 id is the kernfs
+// node id of its directory, which open_by_handle_at resolves on the cgroup2
+// mount (any cgroup's fd names the mount). A removed cgroup lingers, dying,
+// until the kernel has released what it holds, and meanwhile its links still
+// report its id: without this, a load right after the cgroup was removed and
+// made again would be taken for a move to another cgroup. When the kernel
+// cannot tell, it counts as alive: the refusal is the safe side.
+bool cgroup_alive(int cgroup2_fd, std::uint64_t id) {
+    constexpr int fileid_kernfs = 0xfe;  // include/linux/exportfs.h, not in the UAPI headers
+    alignas(file_handle) unsigned char buf[sizeof(file_handle) + sizeof id];
+    auto* handle = reinterpret_cast<file_handle*>(buf);
+    handle->handle_bytes = sizeof id;
+    handle->handle_type = fileid_kernfs;
+    std::memcpy(handle->f_handle, &id, sizeof id);
+    Fd fd(::open_by_handle_at(cgroup2_fd, handle, O_RDONLY | O_CLOEXEC));
+    return fd.valid() || (errno != ESTALE && errno != ENOENT);
+}
+
 // A second load must not move the hooks: refuse, before changing anything,
 // when the pinned cgroup links sit on another cgroup than the one asked for.
 // Returns the links whose cgroup is gone (removed, perhaps made again at
-// the same path): they hold nothing, and this load attaches anew.
+// the same path; or still dying): they hold nothing, and this load attaches
+// anew.
 Result<std::vector<std::filesystem::path>> check_links_cgroup(const std::filesystem::path& dir, int cgroup_fd) {
     std::vector<std::filesystem::path> defunct;
     if (cgroup_fd < 0)
@@ -76,7 +96,7 @@ Result<std::vector<std::filesystem::path>> check_links_cgroup(const std::filesys
     for (const auto& [name, info] : *links) {
         if (info.type != BPF_LINK_TYPE_CGROUP)
             continue;
-        if (info.cgroup.cgroup_id == 0)
+        if (info.cgroup.cgroup_id == 0 || !cgroup_alive(cgroup_fd, info.cgroup.cgroup_id))
             defunct.push_back(pin_dir::links_dir(dir) / name);
         else if (info.cgroup.cgroup_id != *want)
             return plain_error("nodeport is already attached to another cgroup (id " +
