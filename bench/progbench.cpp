@@ -31,6 +31,7 @@
 
 #include "args.hpp"
 #include "nodeport/abi.h"
+#include "rfc1071.hpp"
 #include "tc.skel.h"
 
 namespace {
@@ -57,19 +58,8 @@ void put16(Bytes& b, std::size_t off, std::uint32_t v) {
     b[off + 1] = std::uint8_t(v);
 }
 
-std::uint32_t sum16(const std::uint8_t* p, std::size_t n, std::uint32_t acc = 0) {
-    for (std::size_t i = 0; i + 1 < n; i += 2)
-        acc += std::uint32_t(p[i]) << 8 | p[i + 1];
-    if (n % 2)
-        acc += std::uint32_t(p[n - 1]) << 8;
-    return acc;
-}
-
-std::uint16_t fold(std::uint32_t acc) {
-    while (acc >> 16)
-        acc = (acc & 0xffff) + (acc >> 16);
-    return std::uint16_t(acc);
-}
+using rfc1071::fold;
+using rfc1071::sum16;
 
 struct Packet {
     std::uint8_t proto;

@@ -27,6 +27,7 @@
 
 #include "bpf_available.hpp"
 #include "nodeport/abi.h"
+#include "rfc1071.hpp"
 #include "nodeport/fd.hpp"
 #include "nodeport/reasons.hpp"
 #include "nodeport/stats.hpp"
@@ -62,19 +63,8 @@ std::uint64_t monotonic_ns() {
 
 // ---- RFC 1071 checksums, independent of the code under test ----
 
-std::uint32_t sum16(const std::uint8_t* p, std::size_t n, std::uint32_t acc = 0) {
-    for (std::size_t i = 0; i + 1 < n; i += 2)
-        acc += std::uint32_t(p[i]) << 8 | p[i + 1];
-    if (n % 2)
-        acc += std::uint32_t(p[n - 1]) << 8;
-    return acc;
-}
-
-std::uint16_t fold(std::uint32_t acc) {
-    while (acc >> 16)
-        acc = (acc & 0xffff) + (acc >> 16);
-    return std::uint16_t(acc);
-}
+using rfc1071::fold;
+using rfc1071::sum16;
 
 // Sum of the TCP/UDP pseudo-header: addresses, protocol, L4 length.
 std::uint32_t pseudo_sum(const std::uint8_t* ip, std::uint8_t proto, std::size_t l4_len) {
