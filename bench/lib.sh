@@ -128,8 +128,9 @@ bench_prog_cost() {
 
 # bench_prog_cost_bulk CONTENDER IP:PORT SOURCE-IP PIN -- one iperf3 stream
 # from the client namespace under BPF run-time statistics: what the TC
-# programs cost per packet of an established flow, with no flow made or
-# closed (the connection workload above is mostly those).
+# programs cost per run (an skb) of an established flow, one flow made and
+# closed for the whole stream (the connection workload above is mostly
+# those).
 bench_prog_cost_bulk() {
     local name=$1 target=$2 source=$3 pin=$4 out
     local cmd=(nsenter --net="/run/netns/$TOPO-client" iperf3 -c "${target%:*}" -p "${target#*:}"

@@ -195,6 +195,8 @@ int main(int argc, char** argv) try {
          frame({IPPROTO_UDP, kBackend, kUdpBackendPort, kClient, 40001})},
         {"the node's own packet (no flow)", "np_tc_egress", egress,
          frame({IPPROTO_TCP, kNode, 50000, kClient, 443, kAck})},
+        {"the node's own UDP from a mapped port (noted in node_udp)", "np_tc_egress", egress,
+         frame({IPPROTO_UDP, kNode, kUdpPort, kClient, 53})},
     };
     nlohmann::json out = {{"runs", runs}, {"paths", nlohmann::json::array()}};
     for (const auto& path : paths) {

@@ -270,8 +270,9 @@ class Report:
 
     def bulk_program_cost(self):
         """The TC programs over one iperf3 stream: packets of an established flow only."""
-        self.p("The same statistics over one iperf3 stream through the external path (no flow made or closed: the "
-               "cost per packet of an established connection):")
+        self.p("The same statistics over one iperf3 stream through the external path (one flow made and closed for "
+               "the whole stream: the cost of an established connection's traffic). A run is one skb, which GRO or "
+               "GSO may have made of several packets:")
         self.p()
         self.p("| path | program | runs | ns per run |")
         self.p("|---|---|---|---|")

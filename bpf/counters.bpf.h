@@ -2,7 +2,9 @@
 /* Counting what the programs do: per node port what was translated, and per
  * reason what was left untouched (layouts and meaning: include/nodeport/abi.h).
  * Both maps are per-CPU: a counter is a plain add to this CPU's copy, with no
- * atomic and no cache line shared with another CPU. Pinned by name, so the
+ * atomic and no cache line shared with another CPU. (A socket hook may be
+ * preempted by another task on the same CPU between its read and its write,
+ * and lose one count: rare, and no reason for an atomic on every packet.) Pinned by name, so the
  * socket hooks and the TC programs share them and a reload keeps them. */
 #ifndef NODEPORT_COUNTERS_BPF_H
 #define NODEPORT_COUNTERS_BPF_H

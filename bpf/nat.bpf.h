@@ -18,7 +18,7 @@ enum nat_side { NAT_SRC, NAT_DST };
  * unclone every cloned skb the program sees (each TCP segment the node sends
  * is a clone), and fail closed when that fails. */
 struct nat4_span {
-	__u16 ip_csum;
+	__u16 ip_csum; /* as on the wire: read and written as the same two bytes */
 	__be32 saddr_be;
 	__be32 daddr_be;
 	__be16 sport_be;
@@ -26,6 +26,9 @@ struct nat4_span {
 } __attribute__((packed));
 
 #define NP_NAT4_SPAN_OFF NP_IP_CSUM_OFF
+_Static_assert(sizeof(struct nat4_span) == 14 && __builtin_offsetof(struct nat4_span, saddr_be) == 2 &&
+		       __builtin_offsetof(struct nat4_span, dport_be) == 12,
+	       "nat4_span is packed as on the wire");
 _Static_assert(NP_IP_SADDR_OFF == NP_NAT4_SPAN_OFF + 2 && NP_L4_DPORT_OFF == NP_NAT4_SPAN_OFF + 12,
 	       "nat4_span matches the IPv4 + L4 header layout");
 

@@ -95,6 +95,13 @@ static __always_inline __u64 ip_bytes(const struct __sk_buff *skb)
 	return skb->len > NP_ETH_HLEN ? skb->len - NP_ETH_HLEN : 0;
 }
 
+/* How many packets on the wire this skb is: GRO merges a burst received into
+ * one skb, and a sender hands down one skb for what GSO cuts up later. */
+static __always_inline __u64 wire_packets(const struct __sk_buff *skb)
+{
+	return skb->gso_segs ? skb->gso_segs : 1;
+}
+
 /* Sends the client's packet to `addr_be`:`port_be` and counts it for its node
  * port, the packet's destination port; `new_flow` when it started a flow. */
 static __always_inline int to_backend(struct __sk_buff *skb, const struct pkt4 *p, __be32 addr_be, __be16 port_be,
@@ -109,7 +116,7 @@ static __always_inline int to_backend(struct __sk_buff *skb, const struct pkt4 *
 	c = port_counters_of(p->proto, p->dport_be);
 	if (c) {
 		c->external_flows += new_flow;
-		c->to_backend_packets += 1;
+		c->to_backend_packets += wire_packets(skb);
 		c->to_backend_bytes += ip_bytes(skb);
 	}
 	if (fib_redirect)
@@ -273,7 +280,7 @@ static __always_inline int to_client(struct __sk_buff *skb, const struct pkt4 *p
 		return pass(NP_REASON_REPLY_REWRITE_FAILED);
 	c = port_counters_of(p->proto, node_port_be);
 	if (c) {
-		c->from_backend_packets += 1;
+		c->from_backend_packets += wire_packets(skb);
 		c->from_backend_bytes += ip_bytes(skb);
 	}
 	return TC_ACT_OK;

@@ -222,6 +222,17 @@ CniResult<std::optional<Ipv4>> container_address(const json& result) {
     return first_in_sandbox ? first_in_sandbox : first;
 }
 
+// "pinDir", absolute when given; the default pin directory otherwise.
+CniResult<NetConfig> parse_pin_dir(const json& config, NetConfig& out) {
+    if (auto it = config.find("pinDir"); it != config.end() && !it->is_null()) {
+        if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
+            it->get_ref<const std::string&>().front() != '/')
+            return bad_config("pinDir must be an absolute path (a directory under /sys/fs/bpf)");
+        out.pin_dir = it->get<std::string>();
+    }
+    return out;
+}
+
 }  // namespace
 
 CniResult<Environment> parse_environment(const EnvLookup& lookup) {
@@ -269,6 +280,13 @@ CniResult<NetConfig> parse_net_config(std::string_view text, Command command) {
     if (version == config.end() || !version->is_string())
         return bad_config("cniVersion is missing");
     out.cni_version = version->get<std::string>();
+    // DEL reads nothing but the pin directory, and refuses nothing else: the
+    // runtime deletes a config list in reverse and stops at the first error,
+    // so a DEL refused over what it does not use (a mapping ADD refused, a
+    // prevResult it does not read, a version) would keep bridge and
+    // host-local from releasing the container's interface and address.
+    if (command == Command::del)
+        return parse_pin_dir(config, out);
     if (!is_supported_version(out.cni_version))
         return cni_error(Code::incompatible_version,
                          fmt::format("cniVersion '{}' is not supported", shown(out.cni_version)),
@@ -276,16 +294,13 @@ CniResult<NetConfig> parse_net_config(std::string_view text, Command command) {
     if (command == Command::check && (out.cni_version == "0.3.0" || out.cni_version == "0.3.1"))
         return cni_error(Code::incompatible_version, "CHECK needs cniVersion 0.4.0 or later");
 
-    if (auto it = config.find("pinDir"); it != config.end() && !it->is_null()) {
-        if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
-            it->get_ref<const std::string&>().front() != '/')
-            return bad_config("pinDir must be an absolute path (a directory under /sys/fs/bpf)");
-        out.pin_dir = it->get<std::string>();
-    }
+    if (auto ok = parse_pin_dir(config, out); !ok)
+        return std::unexpected(ok.error());
     auto load = parse_load(config, out.pin_dir);
     if (!load)
         return std::unexpected(load.error());
     out.load = std::move(*load);
+    out.load_on_default_route = out.load && !config.at("load").contains("interfaces");
     auto mappings = parse_port_mappings(config);
     if (!mappings)
         return std::unexpected(mappings.error());
@@ -298,8 +313,6 @@ CniResult<NetConfig> parse_net_config(std::string_view text, Command command) {
         out.container_ip = *addr;
         out.prev_result = *it;
     }
-    if (command == Command::del)
-        return out;
     if (!out.prev_result)
         return bad_config("prevResult is missing: nodeport-cni is a chained plugin",
                           "put it after the plugin that creates the interface (bridge, ptp, ...) in a conflist");

@@ -51,6 +51,9 @@ struct NetConfig {
     // The "load" key: load the datapath with these options when it is not
     // loaded yet. pin_dir filled in; cgroup nullopt means the cgroup v2 root.
     std::optional<LoadOptions> load;
+    // "load" without an "interfaces" key: the default route's interface, as
+    // `nodeport load` picks it (an empty list is local-only forwarding).
+    bool load_on_default_route = false;
     std::vector<PortMapping> port_mappings;  // runtimeConfig.portMappings, duplicates removed
     std::optional<nlohmann::json> prev_result;
     // The container's address from prevResult, when it has an IPv4 one.

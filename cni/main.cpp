@@ -24,8 +24,7 @@ int main() {
         return reply.exit_status;
     } catch (const std::exception& e) {
         // Out of memory and the like: still a CNI error, never a bare crash.
-        std::cout << R"({"cniVersion":"1.0.0","code":100,"msg":"nodeport-cni: internal error: )"
-                  << nodeport::printable(e.what()) << "\"}\n" << std::flush;
+        std::cout << nodeport::cni::internal_error_reply(input, e.what()) << std::flush;
         return 1;
     }
 }

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "nodeport/interfaces.hpp"
 #include "nodeport/port_table.hpp"
 
 namespace nodeport::cni {
@@ -45,6 +46,13 @@ CniResult<PortTable> open_table(const NetConfig& config, bool may_load) {
     if (table || !not_loaded(table.error()) || !may_load || !config.load)
         return table ? CniResult<PortTable>(std::move(*table)) : std::unexpected(from_library(table.error()));
     LoadOptions options = *config.load;
+    if (config.load_on_default_route) {
+        auto names = choose_interfaces(InterfaceChoice{});
+        if (!names)
+            return cni_error(Code::invalid_config, names.error().message,
+                             "name the node's external interfaces in load.interfaces, or [] for local traffic only");
+        options.interfaces = std::move(*names);
+    }
     if (!options.cgroup) {
         auto root = cgroup2_root();
         if (!root)
@@ -130,6 +138,12 @@ std::string version_reply(std::string_view version) {
 }
 
 }  // namespace
+
+std::string internal_error_reply(std::string_view stdin_text, std::string_view what) {
+    return error_reply(CniError{Code::datapath, "nodeport-cni: internal error: " + std::string(what), {}},
+                       reply_version(stdin_text))
+        .stdout_text;
+}
 
 Reply run(const EnvLookup& lookup, std::string_view stdin_text) {
     std::string version = reply_version(stdin_text);

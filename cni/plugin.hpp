@@ -21,4 +21,8 @@ struct Reply {
 // CNI error reply.
 Reply run(const EnvLookup& env, std::string_view stdin_text);
 
+// The CNI error (code 100) for an exception that escaped run(): out of
+// memory and the like. Built with the JSON library, so any text is escaped.
+std::string internal_error_reply(std::string_view stdin_text, std::string_view what);
+
 }  // namespace nodeport::cni

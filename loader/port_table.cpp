@@ -125,11 +125,13 @@ Result<PortTable> PortTable::open(const std::filesystem::path& pin_dir, std::chr
                      SocketEnder::open(pin_dir), lock_wait);
 }
 
-// A port's counters belong to its owner: the programs start them again from
-// zero at the next translation. Best effort: the mapping has changed already,
-// and a counter left over is not worth failing the change for. Done after the
-// `ports` write, so a translation in between counts for the new owner's
-// entry that is then dropped: a few packets uncounted, never another owner's.
+// A port's counters start from zero with each owner: the programs create
+// the entry again at the next translation. Best effort: the mapping has
+// changed already, and a counter left over is not worth failing the change
+// for. Done after the `ports` write, so a translation in between is counted
+// in the entry that is then dropped. What the counters cannot tell apart:
+// the packets of the old owner's established TCP connections, which keep
+// their backend across a remap, go on counting under the port.
 void PortTable::forget_counters(NodePort node_port) {
     if (!counters_.valid())
         return;

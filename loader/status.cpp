@@ -212,27 +212,33 @@ void check_nft(const std::vector<NodePort>& mapped, Status& status) {
 }
 
 // Every socket inode held open by a process, and that process: the links
-// /proc/PID/fd/N -> "socket:[INODE]". Processes that exit meanwhile, or whose
-// fds cannot be read, are skipped.
+// /proc/PID/fd/N -> "socket:[INODE]". A process that exits meanwhile, or
+// whose fds cannot be read, is skipped (the error_code overloads throughout:
+// the walk races with every process on the node). A socket several processes
+// hold is named after conmon when conmon is one of them.
 std::map<std::uint64_t, status_checks::SocketOwner> socket_owners() {
+    namespace fs = std::filesystem;
     std::map<std::uint64_t, status_checks::SocketOwner> owners;
     std::error_code ec;
-    for (const auto& proc : std::filesystem::directory_iterator("/proc", ec)) {
-        const std::string pid_text = proc.path().filename();
+    for (fs::directory_iterator proc("/proc", ec), end; !ec && proc != end; proc.increment(ec)) {
+        const std::string pid_text = proc->path().filename();
         int pid = 0;
         if (std::from_chars(pid_text.data(), pid_text.data() + pid_text.size(), pid).ec != std::errc{})
             continue;
-        std::string comm;
-        std::getline(std::ifstream(proc.path() / "comm"), comm);
+        // The executable's name, not /proc/PID/comm: any process can set its comm.
+        std::error_code exe_ec;
+        const std::string exe = fs::read_symlink(proc->path() / "exe", exe_ec).filename();
         std::error_code fd_ec;
-        for (const auto& fd : std::filesystem::directory_iterator(proc.path() / "fd", fd_ec)) {
+        for (fs::directory_iterator fd(proc->path() / "fd", fd_ec); !fd_ec && fd != end; fd.increment(fd_ec)) {
             std::error_code link_ec;
-            const std::string target = std::filesystem::read_symlink(fd.path(), link_ec);
+            const std::string target = fs::read_symlink(fd->path(), link_ec);
             std::uint64_t inode = 0;
             if (link_ec || !target.starts_with("socket:[") ||
                 std::from_chars(target.data() + 8, target.data() + target.size(), inode).ec != std::errc{})
                 continue;
-            owners.try_emplace(inode, status_checks::SocketOwner{pid, comm});
+            auto [it, added] = owners.try_emplace(inode, status_checks::SocketOwner{pid, exe});
+            if (!added && exe == "conmon")
+                it->second = status_checks::SocketOwner{pid, exe};
         }
     }
     return owners;

@@ -47,7 +47,7 @@ Result<NftFindings> nft_dnat(std::string_view json_text, const std::vector<NodeP
 // The process holding a socket, found by the socket's inode.
 struct SocketOwner {
     int pid;
-    std::string comm;  // /proc/PID/comm
+    std::string comm;  // its executable's file name (/proc/PID/exe)
 };
 using SocketOwnerOf = std::function<std::optional<SocketOwner>(std::uint64_t inode)>;
 

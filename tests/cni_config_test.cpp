@@ -91,7 +91,7 @@ INSTANTIATE_TEST_SUITE_P(
         Refused{"not_json", "{", Command::add, Code::decode_failure},
         Refused{"not_object", "[]", Command::del, Code::decode_failure},
         Refused{"no_version", R"({"prevResult":{}})", Command::add, Code::invalid_config},
-        Refused{"old_version", R"({"cniVersion":"0.2.0"})", Command::del, Code::incompatible_version},
+        Refused{"old_version", R"({"cniVersion":"0.2.0"})", Command::add, Code::incompatible_version},
         Refused{"check_before_040", config("[]").replace(15, 5, "0.3.1"), Command::check, Code::incompatible_version},
         Refused{"sctp", config(R"([{"hostPort":80,"containerPort":80,"protocol":"sctp"}])"), Command::add,
                 Code::invalid_config},
@@ -115,7 +115,7 @@ INSTANTIATE_TEST_SUITE_P(
                 Command::add, Code::invalid_config},
         Refused{"prev_result_interface",
                 R"({"cniVersion":"1.0.0","prevResult":{"ips":[{"address":"10.1.1.1/8","interface":3}]}})",
-                Command::del, Code::invalid_config},
+                Command::add, Code::invalid_config},
         Refused{"ipv6_only",
                 R"({"cniVersion":"1.0.0","runtimeConfig":{"portMappings":[{"hostPort":1,"containerPort":2}]},
                     "prevResult":{"ips":[{"address":"fd00::1/64"}]}})",
@@ -128,6 +128,21 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(CniConfig, DelNeedsNoResultNorMappings) {
     EXPECT_TRUE(parse_net_config(R"({"cniVersion":"1.0.0","name":"n"})", Command::del));
+}
+
+// The runtime stops deleting a config list at the first DEL that fails: what
+// ADD refused (a hostIP, a bad prevResult, an unknown version) must not keep
+// the plugins before nodeport-cni from cleaning up.
+TEST(CniConfig, DelReadsOnlyThePinDir) {
+    for (const char* text : {
+             R"({"cniVersion":"1.0.0","runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80,"hostIP":"127.0.0.1"}]}})",
+             R"({"cniVersion":"1.0.0","prevResult":{"ips":[{"address":"10.1.1.1/8","interface":3}]}})",
+             R"({"cniVersion":"9.9.9","load":{"cgroups":"/x"}})",
+         })
+        EXPECT_TRUE(parse_net_config(text, Command::del)) << text;
+    auto config = parse_net_config(R"({"cniVersion":"1.0.0","pinDir":"/sys/fs/bpf/x","prevResult":7})", Command::del);
+    ASSERT_TRUE(config);
+    EXPECT_EQ(config->pin_dir, "/sys/fs/bpf/x");
 }
 
 TEST(CniEnvironment, ChecksTheVariables) {

@@ -235,7 +235,8 @@ struct np_port_counters {
 	__u64 local_connects;       /* connect4: TCP connections and connected UDP sockets */
 	__u64 local_sends;          /* sendmsg4: datagrams of unconnected UDP sockets */
 	__u64 external_flows;       /* new external flows (a TCP SYN, a UDP flow's first datagram) */
-	__u64 to_backend_packets;   /* external path, client -> backend, after translation */
+	__u64 to_backend_packets;   /* external path, client -> backend, after translation; packets on the
+				       wire (a GRO/GSO skb counts its segments) */
 	__u64 to_backend_bytes;     /* their length from the IP header on */
 	__u64 from_backend_packets; /* external path, backend -> client replies translated */
 	__u64 from_backend_bytes;
