@@ -99,6 +99,8 @@ echo "  \$ nodeport list"
 "$NODEPORT" list --pin-dir "$PIN" | sed 's/^/  /'
 echo "  \$ nodeport flows        # external connections being translated; the sandbox saw the client's own IP"
 "$NODEPORT" flows --pin-dir "$PIN" | sed 's/^/  /' | { head -n 1; tail -n 3; }
+echo "  \$ nodeport stats tcp/$PORT    # what sb-$DEPLOYS's port carried since it took the port, and what passed untouched"
+"$NODEPORT" stats --pin-dir "$PIN" "tcp/$PORT" | sed 's/^/  /'
 echo "  \$ nodeport del tcp/$PORT --owner sb-$((DEPLOYS - 1))    # a destroy that runs late"
 { "$NODEPORT" del --pin-dir "$PIN" "tcp/$PORT" --owner "sb-$((DEPLOYS - 1))" || echo "(exit $?: kept)"; } | sed 's/^/  /'
 echo "  127.0.0.1:$PORT still reaches: $(reach node 127.0.0.1)"
