@@ -223,14 +223,14 @@ CniResult<std::optional<Ipv4>> container_address(const json& result) {
 }
 
 // "pinDir", absolute when given; the default pin directory otherwise.
-CniResult<NetConfig> parse_pin_dir(const json& config, NetConfig& out) {
-    if (auto it = config.find("pinDir"); it != config.end() && !it->is_null()) {
-        if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
-            it->get_ref<const std::string&>().front() != '/')
-            return bad_config("pinDir must be an absolute path (a directory under /sys/fs/bpf)");
-        out.pin_dir = it->get<std::string>();
-    }
-    return out;
+CniResult<std::filesystem::path> parse_pin_dir(const json& config) {
+    auto it = config.find("pinDir");
+    if (it == config.end() || it->is_null())
+        return std::filesystem::path(default_pin_dir);
+    if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
+        it->get_ref<const std::string&>().front() != '/')
+        return bad_config("pinDir must be an absolute path (a directory under /sys/fs/bpf)");
+    return std::filesystem::path(it->get<std::string>());
 }
 
 }  // namespace
@@ -285,8 +285,12 @@ CniResult<NetConfig> parse_net_config(std::string_view text, Command command) {
     // so a DEL refused over what it does not use (a mapping ADD refused, a
     // prevResult it does not read, a version) would keep bridge and
     // host-local from releasing the container's interface and address.
+    auto pin_dir = parse_pin_dir(config);
+    if (!pin_dir)
+        return std::unexpected(pin_dir.error());
+    out.pin_dir = std::move(*pin_dir);
     if (command == Command::del)
-        return parse_pin_dir(config, out);
+        return out;
     if (!is_supported_version(out.cni_version))
         return cni_error(Code::incompatible_version,
                          fmt::format("cniVersion '{}' is not supported", shown(out.cni_version)),
@@ -294,8 +298,6 @@ CniResult<NetConfig> parse_net_config(std::string_view text, Command command) {
     if (command == Command::check && (out.cni_version == "0.3.0" || out.cni_version == "0.3.1"))
         return cni_error(Code::incompatible_version, "CHECK needs cniVersion 0.4.0 or later");
 
-    if (auto ok = parse_pin_dir(config, out); !ok)
-        return std::unexpected(ok.error());
     auto load = parse_load(config, out.pin_dir);
     if (!load)
         return std::unexpected(load.error());

@@ -59,13 +59,13 @@ Cells totals(const PortCounters& c) {
 // Per second between two reads of one counter. A counter that went down was
 // reset in between (the port changed owner; the maps were made again by an
 // unload and a load): its rate counts from zero.
-std::string rate(std::uint64_t now, std::uint64_t before, double seconds) {
+std::string per_second(std::uint64_t now, std::uint64_t before, double seconds) {
     const std::uint64_t base = now >= before ? before : 0;
     return fmt::format("{:.1f}", static_cast<double>(now - base) / seconds);
 }
 
 Cells rates(const PortCounters& now, const PortCounters& before, double seconds) {
-    auto rate = [&](std::uint64_t PortCounters::*field) { return cli::rate(now.*field, before.*field, seconds); };
+    auto rate = [&](std::uint64_t PortCounters::*field) { return per_second(now.*field, before.*field, seconds); };
     using C = PortCounters;
     return {rate(&C::local_connects),     rate(&C::local_sends),         rate(&C::external_flows),
             rate(&C::to_backend_packets), rate(&C::to_backend_bytes),    rate(&C::from_backend_packets),
@@ -128,7 +128,7 @@ void print_rates(const Stats& now, const Stats& before, double seconds, bool all
     std::array<std::string, NP_REASON_COUNT> cells;
     for (std::size_t i = 0; i < cells.size(); ++i)
         if (now.passed[i] != before.passed[i] || all)
-            cells[i] = rate(now.passed[i], before.passed[i], seconds);
+            cells[i] = per_second(now.passed[i], before.passed[i], seconds);
     print_reasons(cells, "passed untouched, per second", "PER-SECOND", all);
 }
 
