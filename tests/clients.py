@@ -133,16 +133,21 @@ def stopped(stop_file, end):
 
 class Tally:
     """Successes and failures of a client that runs until told to stop, and
-    the times of its first and last success: prints "OK FAILED FIRST LAST"."""
+    the times of its first and last success: prints "OK FAILED FIRST LAST".
+    The first success creates STOP-FILE.ready.PID, so that a test can wait
+    until its traffic is under way, however slow the machine."""
 
-    def __init__(self):
+    def __init__(self, stop_file):
         self.ok = self.failed = 0
         self.first = self.last = 0.0
+        self.ready_file = f"{stop_file}.ready.{os.getpid()}"
 
     def success(self):
         self.ok += 1
         self.last = time.time()
-        self.first = self.first or self.last
+        if not self.first:
+            self.first = self.last
+            open(self.ready_file, "w").close()
 
     def failure(self, what):
         self.failed += 1
@@ -153,7 +158,7 @@ class Tally:
 
 
 def tcp_until(stop_file):
-    tally = Tally()
+    tally = Tally(stop_file)
     end = time.monotonic() + 300
     while not stopped(stop_file, end):
         try:
@@ -170,7 +175,7 @@ def tcp_until(stop_file):
 
 
 def tcp_hold(stop_file):
-    tally = Tally()
+    tally = Tally(stop_file)
     end = time.monotonic() + 300
     s = socket.create_connection(TARGET, timeout=2.0)
     reader = s.makefile("r")

@@ -27,7 +27,7 @@ TRAFFIC_PIDS=()
 start_traffic() { # start_traffic PORT (a --hold server behind it)
     local port=$1 clients="$TESTS_DIR/clients.py"
     TRAFFIC_STOP="$WORK/stop-traffic"
-    rm -f "$TRAFFIC_STOP"
+    rm -f "$TRAFFIC_STOP" "$TRAFFIC_STOP".ready.*
     topo_in client python3 "$clients" tcp-until "$TOPO_NODE_EXT_IP" "$port" "$TRAFFIC_STOP" \
         >"$WORK/external.out" 2>"$WORK/external.err" &
     TRAFFIC_PIDS+=($!)
@@ -37,7 +37,14 @@ start_traffic() { # start_traffic PORT (a --hold server behind it)
     topo_in client python3 "$clients" tcp-hold "$TOPO_NODE_EXT_IP" "$port" "$TRAFFIC_STOP" \
         >"$WORK/long.out" 2>"$WORK/long.err" &
     TRAFFIC_PIDS+=($!)
-    sleep 1  # all three under way before the first reload (stop_traffic checks it)
+    # All three under way before the first reload (stop_traffic checks it):
+    # each client marks its first success; a loaded machine may take seconds.
+    local i
+    for i in $(seq 1 300); do
+        [ "$(compgen -G "$TRAFFIC_STOP.ready.*" | wc -l)" -ge 3 ] && return 0
+        sleep 0.1
+    done
+    echo "start_traffic: the clients had no first success within 30 s" >&2
 }
 
 # mark_traffic_window: call right before the first and right after the last
