@@ -2,7 +2,9 @@
 /*
  * Local forwarding: cgroup socket-address hooks translate a node address and
  * node port into the backend once, when the socket connects or sends, so the
- * packets of the connection pay nothing afterwards.
+ * packets of the connection pay nothing afterwards. The IPv4 hooks serve
+ * AF_INET sockets; connect6 and the IPv6 reverse hooks serve dual-stack
+ * AF_INET6 sockets that reach an IPv4 node address as ::ffff:a.b.c.d.
  *
  * Every hook fails open: on a miss or an error it returns 1 and the socket
  * proceeds to the address the application asked for. Returning 0 would make
@@ -61,35 +63,30 @@ static __always_inline bool remember(struct bpf_sock_addr *ctx, __be32 node_addr
 	return true;
 }
 
-/* Forward translation, shared by connect4 and sendmsg4; `connect` says
- * which, for the port's counters. */
-static __always_inline void translate_dest4(struct bpf_sock_addr *ctx, bool connect)
+/* Forward translation, shared by every forward hook: the backend for a
+ * destination (addr_be, port_be) that is the node and a mapped port, or false
+ * to leave the socket alone. Remembers the translation for the reverse hooks
+ * and counts it; `connect` says connect or send, for the port's counters. */
+static __always_inline bool translate_dest(struct bpf_sock_addr *ctx, __be32 addr_be, __be16 port_be,
+					   bool connect, __be32 *backend_addr_be, __be16 *backend_port_be)
 {
-	__be32 addr_be = ctx->user_ip4;
-	/* user_port holds the port in network order in its low 16 bits */
-	__be16 port_be = (__be16)ctx->user_port;
 	const struct np_backend *be;
 	struct np_port_counters *c;
-	__be32 backend_addr_be;
-	__be16 backend_port_be;
 
 	if (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP)
-		return;
+		return false;
 	be = lookup_port(ctx->protocol, port_be);
 	/* One read: the socket goes to the backend it remembers for replies
 	 * (and that `set` finds when it ends the old backend's sockets). */
-	if (!be || !read_backend4(be, &backend_addr_be, &backend_port_be)) {
+	if (!be || !read_backend4(be, backend_addr_be, backend_port_be)) {
 		count_reason(NP_REASON_LOCAL_PORT_NOT_MAPPED);
-		return;
+		return false;
 	}
 	if (!is_node_dest4(ctx, addr_be)) {
 		count_reason(NP_REASON_LOCAL_NOT_NODE_DEST);
-		return;
+		return false;
 	}
-
-	ctx->user_ip4 = backend_addr_be;
-	ctx->user_port = backend_port_be;
-	if (!remember(ctx, addr_be, port_be, backend_addr_be, backend_port_be))
+	if (!remember(ctx, addr_be, port_be, *backend_addr_be, *backend_port_be))
 		count_reason(NP_REASON_LOCAL_NO_STORAGE);
 	c = port_counters_of(ctx->protocol, port_be);
 	if (c) {
@@ -98,27 +95,97 @@ static __always_inline void translate_dest4(struct bpf_sock_addr *ctx, bool conn
 		else
 			c->local_sends += 1;
 	}
+	return true;
 }
 
-/* Reverse translation, shared by getpeername4 and recvmsg4: the application
- * sees the node address it used, not the backend. */
-static __always_inline void translate_source4(struct bpf_sock_addr *ctx)
+/* Reverse translation, shared by every reverse hook: the node address and
+ * port this socket used where (addr_be, port_be) is a backend it was sent
+ * to, so the application sees the address it used, not the backend. */
+static __always_inline bool translate_source(struct bpf_sock_addr *ctx, __be32 addr_be, __be16 port_be,
+					     __be32 *node_addr_be, __be16 *node_port_be)
 {
 	struct np_sock_xlat *st;
-	__be32 addr_be = ctx->user_ip4;
-	__be16 port_be = (__be16)ctx->user_port;
 	__u32 i;
 
 	st = bpf_sk_storage_get(&sock_xlat, ctx->sk, NULL, 0);
 	if (!st)
-		return;
+		return false;
 	for (i = 0; i < NP_SOCK_XLAT_SLOTS; i++) {
 		if (st->slot[i].backend_addr_be == addr_be &&
 		    st->slot[i].backend_port_be == port_be) {
-			ctx->user_ip4 = st->slot[i].node_addr_be;
-			ctx->user_port = st->slot[i].node_port_be;
-			return;
+			*node_addr_be = st->slot[i].node_addr_be;
+			*node_port_be = st->slot[i].node_port_be;
+			return true;
 		}
+	}
+	return false;
+}
+
+/* --- AF_INET sockets --- */
+
+/* user_port holds the port in network order in its low 16 bits. */
+static __always_inline void translate_dest4(struct bpf_sock_addr *ctx, bool connect)
+{
+	__be32 addr_be;
+	__be16 port_be;
+
+	if (translate_dest(ctx, ctx->user_ip4, (__be16)ctx->user_port, connect, &addr_be, &port_be)) {
+		ctx->user_ip4 = addr_be;
+		ctx->user_port = port_be;
+	}
+}
+
+static __always_inline void translate_source4(struct bpf_sock_addr *ctx)
+{
+	__be32 addr_be;
+	__be16 port_be;
+
+	if (translate_source(ctx, ctx->user_ip4, (__be16)ctx->user_port, &addr_be, &port_be)) {
+		ctx->user_ip4 = addr_be;
+		ctx->user_port = port_be;
+	}
+}
+
+/* --- AF_INET6 sockets with v4-mapped addresses (::ffff:a.b.c.d) ---
+ *
+ * A dual-stack AF_INET6 socket (Java's default, .NET dual mode) reaching
+ * ::ffff:127.0.0.1:PORT takes the kernel's IPv4 path inside the IPv6 socket:
+ * connect4 never runs, connect6 does, with the mapped address. These hooks
+ * translate its last four bytes exactly as the IPv4 hooks translate
+ * user_ip4, and the reverse hooks map them back, so the application sees
+ * ::ffff:<the address it used>. The connection itself is IPv4 on the wire
+ * (the backend is IPv4), the same flow iptables' OUTPUT DNAT caught. Plain
+ * IPv6 destinations are left alone: nodeport maps IPv4 backends only.
+ * No sendmsg6: for a v4-mapped destination udpv6_sendmsg() hands the datagram
+ * to udp_sendmsg() before its IPv6 hook, and sendmsg4 translates it there. */
+static __always_inline bool is_v4_mapped(const struct bpf_sock_addr *ctx)
+{
+	return ctx->user_ip6[0] == 0 && ctx->user_ip6[1] == 0 && ctx->user_ip6[2] == bpf_htonl(0xffff);
+}
+
+static __always_inline void translate_connect6(struct bpf_sock_addr *ctx)
+{
+	__be32 addr_be;
+	__be16 port_be;
+
+	if (!is_v4_mapped(ctx))
+		return;
+	if (translate_dest(ctx, ctx->user_ip6[3], (__be16)ctx->user_port, true, &addr_be, &port_be)) {
+		ctx->user_ip6[3] = addr_be;
+		ctx->user_port = port_be;
+	}
+}
+
+static __always_inline void translate_source6(struct bpf_sock_addr *ctx)
+{
+	__be32 addr_be;
+	__be16 port_be;
+
+	if (!is_v4_mapped(ctx))
+		return;
+	if (translate_source(ctx, ctx->user_ip6[3], (__be16)ctx->user_port, &addr_be, &port_be)) {
+		ctx->user_ip6[3] = addr_be;
+		ctx->user_port = port_be;
 	}
 }
 
@@ -151,6 +218,30 @@ int np_getpeername4(struct bpf_sock_addr *ctx)
 {
 	NP_TEST_VARIANT_MARK();
 	translate_source4(ctx);
+	return ALLOW;
+}
+
+SEC("cgroup/connect6")
+int np_connect6(struct bpf_sock_addr *ctx)
+{
+	NP_TEST_VARIANT_MARK();
+	translate_connect6(ctx);
+	return ALLOW;
+}
+
+SEC("cgroup/recvmsg6")
+int np_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	NP_TEST_VARIANT_MARK();
+	translate_source6(ctx);
+	return ALLOW;
+}
+
+SEC("cgroup/getpeername6")
+int np_getpeername6(struct bpf_sock_addr *ctx)
+{
+	NP_TEST_VARIANT_MARK();
+	translate_source6(ctx);
 	return ALLOW;
 }
 

@@ -23,6 +23,7 @@
 #include "sock_xlat.bpf.h"
 
 #define NP_AF_INET         2
+#define NP_AF_INET6        10
 #define NP_TCP_ESTABLISHED 1 /* also "connected" for UDP sockets */
 
 extern int bpf_sock_destroy(struct sock_common *sk) __weak __ksym;
@@ -47,7 +48,12 @@ static __always_inline bool is_target(struct sock *sk, struct sock_common *skc, 
 	struct np_sock_xlat *st;
 	__u32 i;
 
-	if (skc->skc_family != NP_AF_INET)
+	/* AF_INET6 too: a dual-stack socket that connect6 translated through a
+	 * v4-mapped address runs IPv4 inside, and the kernel keeps its IPv4
+	 * peer in skc_daddr as for an AF_INET socket. A socket connected to a
+	 * plain IPv6 peer never matches a slot: its skc_daddr is a placeholder
+	 * (127.0.0.6), and the slots hold the IPv4 backends nodeport chose. */
+	if (skc->skc_family != NP_AF_INET && skc->skc_family != NP_AF_INET6)
 		return false;
 	st = bpf_sk_storage_get(&sock_xlat, sk, NULL, 0);
 	if (!st)

@@ -31,7 +31,7 @@ debian_mirror_uri() {
 PACKAGES=(
     build-essential cmake clang clang-16 llvm libelf-dev zlib1g-dev libzstd-dev linux-libc-dev pkg-config
     libboost-program-options-dev libgtest-dev nlohmann-json3-dev libfmt-dev libnl-route-3-dev
-    iproute2 netcat-openbsd curl python3 iptables nftables iperf3 jq procps util-linux systemd
+    iproute2 netcat-openbsd curl python3 openjdk-17-jdk-headless iptables nftables iperf3 jq procps util-linux systemd
     dpkg-dev file man-db containernetworking-plugins python3-prometheus-client
 )
 

@@ -8,6 +8,7 @@
   clients.py udp-connected IP PORT SECONDS
       A connected UDP socket, a datagram every 0.1 s, as above; on an error
       prints "TIME error NAME" and connects a new socket, as applications do.
+      With an IPv6 IP (::ffff:a.b.c.d) the UDP clients use AF_INET6 sockets.
   clients.py tcp-churn IP PORT FIRST-PORT COUNT SECONDS rst|fin
       Short connections from source ports FIRST-PORT.. round robin, each
       reading the server's line, then closing (rst: SO_LINGER 0; fin: after
@@ -61,11 +62,11 @@ def udp_loop(sock_factory, seconds, connected):
 
 def udp_socket(local_port=None, connect=False):
     def make():
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s = socket.socket(FAMILY, socket.SOCK_DGRAM)
         s.settimeout(0.3)
         if local_port is not None:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("0.0.0.0", local_port))
+            s.bind(("::" if FAMILY == socket.AF_INET6 else "0.0.0.0", local_port))
         if connect:
             s.connect(TARGET)
         return s
@@ -208,6 +209,9 @@ def udp_flood(count, sources):
 
 mode, ip, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 TARGET = (ip, port)
+# An IPv6 IP (::ffff:127.0.0.1: a dual-stack socket reaching IPv4, as Java's
+# do) makes the UDP clients open AF_INET6 sockets.
+FAMILY = socket.AF_INET6 if ":" in ip else socket.AF_INET
 args = sys.argv[4:]
 if mode == "udp-steady":
     udp_loop(udp_socket(local_port=int(args[0])), float(args[1]), connected=False)

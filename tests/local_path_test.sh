@@ -45,6 +45,46 @@ expect_eq "connected UDP to 127.0.0.1: peer is the node address" "127.0.0.1:$POR
 expect_eq "nc -u to 127.0.0.1 gets the sandbox's answer" "sb1 $TOPO_BRIDGE_IP" \
     "$(echo hi | topo_in_cgroup node nc -u -w 1 127.0.0.1 "$PORT")"
 
+# --- Dual-stack AF_INET6 sockets reaching IPv4 through ::ffff:a.b.c.d ---
+# Java (by default) and .NET dual-mode sockets connect to 127.0.0.1 as
+# ::ffff:127.0.0.1: the kernel runs connect6, not connect4. The old OUTPUT
+# DNAT rule caught that flow; so must nodeport, and the application must see
+# the address it used as its peer and as the source of UDP answers.
+counts() { np stats "$1/$PORT" --json | jq -r '.ports[0] | "\(.local_connects) \(.local_sends)"'; }
+read -r tcp_before _ <<<"$(counts tcp)"
+read -r udp_connects_before udp_sends_before <<<"$(counts udp)"
+expect_eq "AF_INET6 TCP to ::ffff:127.0.0.1 reaches the sandbox, peer as used" \
+    "[::ffff:127.0.0.1]:$PORT sb1 $TOPO_BRIDGE_IP" "$(probe node tcp ::ffff:127.0.0.1 "$PORT")"
+expect_eq "AF_INET6 TCP to ::ffff:<node-ip> reaches the sandbox, peer as used" \
+    "[::ffff:$NODE_IP]:$PORT sb1 $TOPO_BRIDGE_IP" "$(probe node tcp "::ffff:$NODE_IP" "$PORT")"
+expect_eq "AF_INET6 UDP to ::ffff:127.0.0.1: the answer comes from the address sent to" \
+    "[::ffff:127.0.0.1]:$PORT sb1 $TOPO_BRIDGE_IP" "$(probe node udp ::ffff:127.0.0.1 "$PORT")"
+expect_eq "AF_INET6 UDP to ::ffff:<node-ip>: the answer comes from the address sent to" \
+    "[::ffff:$NODE_IP]:$PORT sb1 $TOPO_BRIDGE_IP" "$(probe node udp "::ffff:$NODE_IP" "$PORT")"
+expect_eq "AF_INET6 connected UDP to ::ffff:127.0.0.1: peer as used" \
+    "[::ffff:127.0.0.1]:$PORT sb1 $TOPO_BRIDGE_IP" "$(probe node udp-connected ::ffff:127.0.0.1 "$PORT")"
+expect_eq "a sandbox reaches another via AF_INET6 ::ffff:<node-ip>" \
+    "[::ffff:$NODE_IP]:$PORT sb1 $(topo_sandbox_ip 1)" "$(probe sb1 tcp "::ffff:$NODE_IP" "$PORT")"
+# A Java 17 client, as the runtime's users run it, compiled once. Its
+# baseline is the same client straight to the sandbox's address: a failure
+# through the node port is nodeport's, not Java's or the topology's.
+JAVA_CLASSES=$(mktemp -d)
+on_cleanup() { rm -rf "$JAVA_CLASSES"; }
+javac -d "$JAVA_CLASSES" "$TESTS_DIR/JavaProbe.java"
+java_probe() { topo_in_cgroup "$1" java -cp "$JAVA_CLASSES" JavaProbe "${@:2}" 2>&1 | tr '\n' ' ' | sed 's/ $//'; }
+for mode in tcp udp udp-connected; do
+    expect_eq "Java $mode straight to the sandbox (baseline)" "family inet6 $SB1:$PORT sb1 $TOPO_BRIDGE_IP" \
+        "$(java_probe node "$mode" "$SB1" "$PORT")"
+    expect_eq "Java $mode to 127.0.0.1:$PORT reaches the sandbox and sees 127.0.0.1" \
+        "family inet6 127.0.0.1:$PORT sb1 $TOPO_BRIDGE_IP" "$(java_probe node "$mode" 127.0.0.1 "$PORT")"
+    expect_eq "Java $mode to <node-ip>:$PORT reaches the sandbox" \
+        "family inet6 $NODE_IP:$PORT sb1 $TOPO_BRIDGE_IP" "$(java_probe node "$mode" "$NODE_IP" "$PORT")"
+done
+read -r tcp_after _ <<<"$(counts tcp)"
+read -r udp_connects_after udp_sends_after <<<"$(counts udp)"
+expect_eq "the dual-stack translations are counted: 5 TCP connects, 3 connected UDP sockets, 4 datagrams" \
+    "5 3 4" "$((tcp_after - tcp_before)) $((udp_connects_after - udp_connects_before)) $((udp_sends_after - udp_sends_before))"
+
 # --- Unmapped ports and other destinations are untouched ---
 topo_serve node node-local 7777
 expect_eq "unmapped port 127.0.0.1:7777 reaches the node's own server" "node-local 127.0.0.1" \
@@ -58,6 +98,8 @@ expect_eq "a process outside the hooked cgroup is not translated (connection ref
 
 # --- Sandboxes ---
 expect_eq "127.0.0.1 inside a sandbox stays the sandbox's own" "sb2 127.0.0.1" "$(curl_from sb2 "127.0.0.1:$PORT")"
+expect_eq "::ffff:127.0.0.1 inside a sandbox stays the sandbox's own" "[::ffff:127.0.0.1]:$PORT sb2 127.0.0.1" \
+    "$(probe sb2 tcp ::ffff:127.0.0.1 "$PORT")"
 expect_eq "a sandbox reaches another sandbox via <node-ip>:$PORT" "sb1 $SB2" "$(curl_from sb2 "$NODE_IP:$PORT")"
 expect_eq "a sandbox reaches another via UDP <node-ip>:$PORT, reply from the node address" \
     "$NODE_IP:$PORT sb1 $SB2" "$(probe sb2 udp "$NODE_IP" "$PORT")"

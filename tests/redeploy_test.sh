@@ -138,6 +138,25 @@ udp_across_redeploys "node process, connected UDP to 127.0.0.1 (at most one erro
     6668 1 2
 stop_background
 
+# --- 2b. Node process, dual-stack connected UDP socket to ::ffff:127.0.0.1 ---
+# An AF_INET6 socket (Java's default) reaches the port through a v4-mapped
+# address; connect6 translated it, and a remap must end it like an AF_INET one.
+sandbox 41 6669
+np_node set udp/6669 "$(topo_sandbox_ip 41):6669" --owner sb-41 >/dev/null
+topo_in_cgroup node python3 "$CLIENTS" udp-connected ::ffff:127.0.0.1 6669 60 >"$WORK/udp-dual.log" &
+BG_PIDS+=($!)
+expect_match "the dual-stack connected UDP client reaches sandbox 41" "^[0-9.]+ 0$" \
+    "$(after_remap "$WORK/udp-dual.log" 0 sb41)"
+sandbox 42 6669
+t0=$(now)
+out=$(np_node set udp/6669 "$(topo_sandbox_ip 42):6669" --owner sb-42)
+expect_match "set ends the dual-stack socket" "ended 1 node socket connected to the old backend" "$out"
+expect_match "the dual-stack client follows to sandbox 42 after at most one error" "^[0-9.]+ [01]$" \
+    "$(after_remap "$WORK/udp-dual.log" "$t0" sb42)"
+stop_background
+topo_sandbox_del 41
+topo_sandbox_del 42
+
 # --- 3. Node-local TCP: kept across a remap, ended with --terminate ---
 # Fresh sandbox numbers: a reused address with a new MAC would wait for the
 # node's stale neighbour entry.

@@ -74,7 +74,7 @@ struct np_config {
 
 /* Per-socket record of the translations a socket made, kept in socket-local
  * storage (`sock_xlat`) so it dies with the socket. The reverse hooks
- * (getpeername4, recvmsg4) map a backend address back to the node address the
+ * (getpeername4/6, recvmsg4/6) map a backend address back to the node address the
  * application used. An unconnected UDP socket may talk to several node ports,
  * hence a few slots, reused round-robin. */
 #define NP_SOCK_XLAT_SLOTS 4
@@ -232,7 +232,7 @@ struct np_sock_end_target {
  * each owner. The local path counts translations only: its packets never
  * pass a nodeport program. */
 struct np_port_counters {
-	__u64 local_connects;       /* connect4: TCP connections and connected UDP sockets */
+	__u64 local_connects;       /* connect4/6: TCP connections and connected UDP sockets */
 	__u64 local_sends;          /* sendmsg4: datagrams of unconnected UDP sockets */
 	__u64 external_flows;       /* new external flows (a TCP SYN, a UDP flow's first datagram) */
 	__u64 to_backend_packets;   /* external path, client -> backend, after translation; packets on the
@@ -268,7 +268,7 @@ enum np_reason {
 	NP_REASON_REPLY_EXPIRED = 13,   /* reply of a flow past its lifetime */
 	NP_REASON_REPLY_NOT_OURS = 14,  /* SYN-ACK on the tuple of an established flow */
 	NP_REASON_REPLY_REWRITE_FAILED = 15,
-	/* local path, np_connect4 / np_sendmsg4 */
+	/* local path, np_connect4/6 / np_sendmsg4 */
 	NP_REASON_LOCAL_PORT_NOT_MAPPED = 16, /* port not mapped: most of the node's connections */
 	NP_REASON_LOCAL_NOT_NODE_DEST = 17,   /* mapped port, but the address is not the node */
 	NP_REASON_LOCAL_NO_STORAGE = 18,      /* translated, but no socket storage: getpeername and

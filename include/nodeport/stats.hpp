@@ -20,7 +20,7 @@ namespace nodeport {
 // One port's counters summed over the CPUs (np_port_counters without its
 // reserved field). They start from zero when the port goes to a new owner.
 struct PortCounters {
-    std::uint64_t local_connects = 0;  // connect4: TCP connections and connected UDP sockets
+    std::uint64_t local_connects = 0;  // connect4/6: TCP connections and connected UDP sockets
     std::uint64_t local_sends = 0;     // sendmsg4: datagrams of unconnected UDP sockets
     std::uint64_t external_flows = 0;  // new external flows: a TCP SYN, a UDP flow's first datagram
     std::uint64_t to_backend_packets = 0;
