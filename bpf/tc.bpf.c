@@ -178,6 +178,54 @@ static __always_inline int tcp_syn_ingress(struct __sk_buff *skb, const struct p
 	return to_backend(skb, p, addr_be, port_be, true);
 }
 
+/* True when a socket of the node owns this TCP segment: a connection of the
+ * node's own (its local port may be a node port), or a handshake or
+ * TIME_WAIT of one. A listener does not count: a socket merely bound to a
+ * mapped port does not keep the port's clients from the sandbox. */
+static __always_inline bool tcp_owned_by_node(struct __sk_buff *skb, const struct pkt4 *p)
+{
+	struct bpf_sock_tuple tuple = {};
+	struct bpf_sock *sk;
+	bool owned;
+
+	tuple.ipv4.saddr = p->saddr_be;
+	tuple.ipv4.daddr = p->daddr_be;
+	tuple.ipv4.sport = p->sport_be;
+	tuple.ipv4.dport = p->dport_be;
+	sk = bpf_skc_lookup_tcp(skb, &tuple, sizeof(tuple.ipv4), BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return false;
+	owned = sk->state != BPF_TCP_LISTEN;
+	bpf_sk_release(sk); /* the verifier insists every lookup is released */
+	return owned;
+}
+
+/* A mid-stream TCP segment that matches no flow: the flow was lost (flushed
+ * with `nodeport flows --flush`, evicted, expired while idle, dropped by a
+ * blind RST, or never seen by this build). Like conntrack with
+ * nf_conntrack_tcp_loose=1 (the default), a plain segment (ACK, no SYN, FIN
+ * or RST) to a node address and a mapped port that no socket of the node
+ * owns picks the connection up as established, to the port's current
+ * backend: the same sandbox goes on serving it. After a remap the new
+ * backend has no such connection and resets it, as it would behind
+ * conntrack. Anything else is the node's (NOT_FLOW_START). */
+static __always_inline int tcp_pick_up(struct __sk_buff *skb, const struct pkt4 *p)
+{
+	enum np_reason why;
+	__be32 addr_be;
+	__be16 port_be;
+
+	if ((p->tcp_flags & (NP_TCP_SYN | NP_TCP_FIN | NP_TCP_RST | NP_TCP_ACK)) != NP_TCP_ACK)
+		return pass(NP_REASON_NOT_FLOW_START);
+	/* The map before the socket lookup: the node's own traffic to
+	 * unmapped ports (ssh, ...) pays no socket lookup. */
+	if (!current_backend(p, &addr_be, &port_be, &why) || tcp_owned_by_node(skb, p))
+		return pass(NP_REASON_NOT_FLOW_START);
+	if (!flow_create(FLOWS_TCP, p, addr_be, port_be, NP_FLOW_OPEN, bpf_ktime_get_ns(), &why))
+		return pass(why);
+	return to_backend(skb, p, addr_be, port_be, true);
+}
+
 /* Client -> node, TCP. Live flows keep their backend when the port is
  * remapped (an established connection stays on its sandbox); closed ones
  * only carry the last packets of their close. The clock is read only once a
@@ -194,8 +242,9 @@ static __always_inline int tcp_ingress(struct __sk_buff *skb, const struct pkt4 
 	f = bpf_map_lookup_elem(&flows, &key);
 	if (f) {
 		now = bpf_ktime_get_ns();
+		/* An idle connection outlived its flow: picked up again. */
 		if (flow_expired(FLOWS_TCP, f, now))
-			return pass(NP_REASON_FLOW_EXPIRED);
+			return tcp_pick_up(skb, p);
 		__be32 addr_be = f->addr_be;
 		__be16 port_be = f->port_be;
 
@@ -204,7 +253,7 @@ static __always_inline int tcp_ingress(struct __sk_buff *skb, const struct pkt4 
 	}
 	f = bpf_map_lookup_elem(&closed_flows, &key);
 	if (!f)
-		return pass(NP_REASON_NOT_FLOW_START);
+		return tcp_pick_up(skb, p);
 	if (flow_expired(FLOWS_TCP_CLOSED, f, bpf_ktime_get_ns()))
 		return pass(NP_REASON_FLOW_EXPIRED);
 	__be32 addr_be = f->addr_be;

@@ -21,9 +21,10 @@ constexpr std::array<ReasonInfo, NP_REASON_COUNT> table = {{
     {NP_REASON_PORT_NOT_MAPPED, "port_not_mapped", external,
      "a new flow to a node address on a port nodeport does not map (the node's own services, scans)"},
     {NP_REASON_NOT_FLOW_START, "not_flow_start", external,
-     "TCP that is not a SYN and has no flow: the node's own connections, or a connection whose flow was "
-     "forgotten (flushed, evicted, idle too long)"},
-    {NP_REASON_FLOW_EXPIRED, "flow_expired", external, "a packet of a flow past its lifetime (idle too long)"},
+     "TCP without a flow that is not a SYN and is not picked up (a FIN, an RST, a SYN-ACK, or a segment a "
+     "socket of the node owns): the node's own connections"},
+    {NP_REASON_FLOW_EXPIRED, "flow_expired", external,
+     "a late packet of a closed TCP flow past its lifetime (a live flow's is picked up instead)"},
     {NP_REASON_UDP_ANSWERS_NODE, "udp_answers_node", external,
      "UDP answering the node: it sent to the sender from that port within the UDP idle timeout, or a node "
      "socket is connected to the sender; normal"},

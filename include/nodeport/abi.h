@@ -256,8 +256,8 @@ enum np_reason {
 	NP_REASON_TRUNCATED = 3,        /* shorter than its headers */
 	NP_REASON_NOT_NODE_ADDR = 4,    /* a flow start to an address that is not the node's */
 	NP_REASON_PORT_NOT_MAPPED = 5,  /* a flow start to a node address, port not mapped */
-	NP_REASON_NOT_FLOW_START = 6,   /* TCP without a flow and not a SYN: the node's own connections */
-	NP_REASON_FLOW_EXPIRED = 7,     /* matched a flow past its lifetime */
+	NP_REASON_NOT_FLOW_START = 6,   /* TCP without a flow, not a SYN and not picked up: the node's own */
+	NP_REASON_FLOW_EXPIRED = 7,     /* matched a closed TCP flow past its lifetime */
 	NP_REASON_UDP_ANSWERS_NODE = 8,  /* UDP answering the node: it sent to the sender from that port
 					   (`node_udp`), or a socket of it is connected to the sender */
 	NP_REASON_FLOW_TABLE_FULL = 9,  /* the flow table refused the new flow */

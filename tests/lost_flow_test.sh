@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# A connection through the node port whose flow nodeport lost, as conntrack
+# would carry it: after `nodeport flows --flush` (or an eviction), and after
+# 2,000 blind RSTs (random sequence numbers, the connection's 4-tuple), an
+# established external connection goes on; loose pick-up brings its next
+# segment to the same sandbox. Each case beside its baseline: the same
+# client connected straight to the sandbox's address, routed through the node.
+set -u
+NODEPORT=$1
+. "$(dirname "$0")/lib.sh"
+require datapath tcx
+
+test_begin lost
+PORT=7000
+NODE_IP=$TOPO_NODE_EXT_IP
+CLIENT_IP=$TOPO_CLIENT_IP
+PIDS=()
+WORK=$(mktemp -d)
+on_cleanup() { [ "${#PIDS[@]}" -gt 0 ] && kill "${PIDS[@]}" 2>/dev/null; rm -rf "$WORK"; }
+
+topo_node
+topo_client
+topo_cgroup
+topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface ext0 >/dev/null ||
+    { fail "load"; finish; exit 1; }
+topo_sandbox 1 && topo_serve sb1 sb1 "$PORT" --hold
+SB1=$(topo_sandbox_ip 1)
+np set "tcp/$PORT" "$SB1:$PORT" --owner sb-1 >/dev/null
+
+# connect NAME IP: a long-lived connection from the client to IP:$PORT, fed
+# through a FIFO (file descriptor $FD_NAME), its answers in $WORK/NAME.out.
+connect() {
+    local name=$1 ip=$2
+    mkfifo "$WORK/$name.in"
+    topo_in client python3 -u "$TESTS_DIR/long_client.py" "$ip" "$PORT" <"$WORK/$name.in" >"$WORK/$name.out" 2>&1 &
+    PIDS+=($!)
+    exec {fd}>"$WORK/$name.in"
+    eval "FD_$name=$fd"
+}
+# say NAME LINE: sends LINE on the connection, prints its answer (3 s at most).
+say() {
+    local name=$1 line=$2 fd before
+    eval "fd=\$FD_$name"
+    before=$(wc -l <"$WORK/$name.out")
+    echo "$line" >&"$fd"
+    for _ in $(seq 1 30); do
+        [ "$(wc -l <"$WORK/$name.out")" -gt "$before" ] && { tail -n 1 "$WORK/$name.out"; return; }
+        sleep 0.1
+    done
+    echo "no answer"
+}
+# client_port IP: the client's source port of its connection to IP:$PORT.
+client_port() {
+    topo_in client ss -Htn state established "dst $1:$PORT" | awk '{ split($3, a, ":"); print a[2] }' | head -n 1
+}
+
+connect through "$NODE_IP"
+connect direct "$SB1"
+expect_eq "through the node port: the sandbox answers" "sb1 ping" "$(say through ping)"
+expect_eq "and saw the client's IP" "sb1 $CLIENT_IP" "$(head -n 1 "$WORK/through.out")"
+expect_eq "baseline, straight to the sandbox: it answers" "sb1 ping" "$(say direct ping)"
+expect_eq "the connection has its flow" 1 \
+    "$(np flows --json | jq '[.[] | select(.proto == "tcp" and .state == "established")] | length')"
+
+# --- The flow table flushed ---
+np flows --flush >/dev/null
+expect_eq "after flows --flush the connection goes on, to the same sandbox" "sb1 after-flush" "$(say through after-flush)"
+expect_eq "baseline after the flush" "sb1 after-flush" "$(say direct after-flush)"
+expect_eq "its next segment picked the flow up again, established" 1 \
+    "$(np flows --json | jq '[.[] | select(.proto == "tcp" and .state == "established")] | length')"
+
+# --- 2,000 blind RSTs with the connection's 4-tuple ---
+# A connection of its own, so this case does not depend on the one above.
+kill "${PIDS[0]}" 2>/dev/null
+connect rst "$NODE_IP"
+expect_eq "a second connection through the node port" "sb1 ping" "$(say rst ping)"
+port_through=$(client_port "$NODE_IP")
+port_direct=$(client_port "$SB1")
+expect_eq "2,000 blind RSTs sent toward the node port" 2000 \
+    "$(topo_in client python3 "$TESTS_DIR/blind_rst.py" "$CLIENT_IP" "$port_through" "$NODE_IP" "$PORT" 2000)"
+expect_eq "baseline: 2,000 blind RSTs sent toward the sandbox" 2000 \
+    "$(topo_in client python3 "$TESTS_DIR/blind_rst.py" "$CLIENT_IP" "$port_direct" "$SB1" "$PORT" 2000)"
+expect_eq "after the RSTs the connection through the node port goes on" "sb1 after-rst" "$(say rst after-rst)"
+expect_eq "baseline after the RSTs" "sb1 after-rst" "$(say direct after-rst)"
+
+finish
