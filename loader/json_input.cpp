@@ -15,39 +15,79 @@ namespace {
 
 using nlohmann::json;
 
-// Hands the parser at most `limit` bytes of `upstream`, in chunks. The first
-// byte past the limit ends the input early and marks it too large, so the
-// parse stops there whatever it was building (/dev/zero, endless whitespace).
+// Why BoundedBuffer stopped the input: thrown from underflow(), through
+// nlohmann's parser (which would otherwise build an error with a copy of the
+// last token, megabytes of it) straight to read_json.
+struct InputStopped {
+    JsonError error;
+};
+
+// Hands the parser `upstream` in chunks, and stops it with InputStopped at
+// the first of: a byte past limits.bytes (endless whitespace, /dev/zero); a
+// raw NUL (JSON text never holds one, and nlohmann's lexer would take it for
+// the end and ignore what follows); a string so long in raw bytes that it
+// must be past limits.string_bytes however it is escaped (an escape is at
+// most 6 raw bytes for each byte it gives), before the lexer has buffered it.
+// Strings shorter than that reach LimitedBuilder, which names their place.
 class BoundedBuffer : public std::streambuf {
 public:
-    BoundedBuffer(std::streambuf* upstream, std::size_t limit) : upstream_(upstream), limit_(limit) {}
-    bool exceeded() const { return exceeded_; }
+    BoundedBuffer(std::streambuf* upstream, const JsonLimits& limits)
+        : upstream_(upstream), limits_(limits), max_raw_string_(6 * limits.string_bytes) {}
 
 protected:
     int_type underflow() override {
         if (gptr() < egptr())
             return traits_type::to_int_type(*gptr());
-        if (exceeded_ || upstream_ == nullptr)
+        if (upstream_ == nullptr)
             return traits_type::eof();
         // One byte more than the limit allows is how "too large" is seen.
-        std::size_t want = std::min(chunk_.size(), limit_ - taken_ + 1);
+        std::size_t want = std::min(chunk_.size(), limits_.bytes - taken_ + 1);
         std::streamsize got = upstream_->sgetn(chunk_.data(), static_cast<std::streamsize>(want));
         if (got <= 0)
             return traits_type::eof();
+        for (std::streamsize i = 0; i < got; ++i)
+            scan(chunk_[static_cast<std::size_t>(i)], taken_ + static_cast<std::size_t>(i));
         taken_ += static_cast<std::size_t>(got);
-        if (taken_ > limit_) {
-            exceeded_ = true;
-            return traits_type::eof();
-        }
+        if (taken_ > limits_.bytes)
+            stop(JsonError::Kind::limit, fmt::format("larger than the limit of {} bytes", limits_.bytes));
         setg(chunk_.data(), chunk_.data(), chunk_.data() + got);
         return traits_type::to_int_type(*gptr());
     }
 
 private:
+    [[noreturn]] static void stop(JsonError::Kind kind, std::string message) {
+        throw InputStopped{JsonError{kind, std::move(message)}};
+    }
+
+    void scan(char c, std::size_t offset) {
+        if (c == '\0')
+            stop(JsonError::Kind::syntax,
+                 fmt::format("a NUL byte at offset {} (JSON text has none; a string writes it as \\u0000)", offset));
+        if (!in_string_) {
+            if (c == '"') {
+                in_string_ = true;
+                string_start_ = offset;
+                string_raw_ = 0;
+            }
+            return;
+        }
+        if (escaped_)
+            escaped_ = false;
+        else if (c == '\\')
+            escaped_ = true;
+        else if (c == '"')
+            in_string_ = false;
+        if (in_string_ && ++string_raw_ > max_raw_string_)
+            stop(JsonError::Kind::limit, fmt::format("the string at offset {} is longer than the limit of {} bytes",
+                                                     string_start_, limits_.string_bytes));
+    }
+
     std::streambuf* upstream_;
-    std::size_t limit_;
+    const JsonLimits& limits_;
+    std::size_t max_raw_string_;
     std::size_t taken_ = 0;
-    bool exceeded_ = false;
+    bool in_string_ = false, escaped_ = false;
+    std::size_t string_start_ = 0, string_raw_ = 0;
     std::array<char, 64 * 1024> chunk_{};
 };
 
@@ -196,14 +236,15 @@ private:
 }  // namespace
 
 std::expected<json, JsonError> read_json(std::istream& in, const JsonLimits& limits) {
-    BoundedBuffer buffer(in.rdbuf(), limits.bytes);
+    BoundedBuffer buffer(in.rdbuf(), limits);
     std::istream bounded(&buffer);
     LimitedBuilder builder(limits);
-    bool parsed = json::sax_parse(bounded, &builder, json::input_format_t::json, /*strict=*/true);
-    if (buffer.exceeded())
-        return std::unexpected(JsonError{JsonError::Kind::limit, fmt::format("larger than the limit of {} bytes", limits.bytes)});
-    if (!parsed)
-        return std::unexpected(builder.error().value_or(JsonError{JsonError::Kind::syntax, "not JSON"}));
+    try {
+        if (!json::sax_parse(bounded, &builder, json::input_format_t::json, /*strict=*/true))
+            return std::unexpected(builder.error().value_or(JsonError{JsonError::Kind::syntax, "not JSON"}));
+    } catch (const InputStopped& stopped) {
+        return std::unexpected(stopped.error);
+    }
     return std::move(builder.root());
 }
 

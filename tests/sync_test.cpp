@@ -178,12 +178,18 @@ TEST(ParseMappingsJsonLimits, AnEndlessInputStopsAtTheByteLimit) {
 // Issue 22, finding 2: a 50 MB "port" string was echoed whole. Strings are
 // limited, and a bad value is quoted at most 100 bytes, with its length.
 TEST(ParseMappingsJsonLimits, LongValuesAreCutInMessages) {
+    // Cut while reading, long before the lexer holds 20 MB of it.
     auto huge = parse_mappings_json(R"([{"proto": "tcp", "backend": "10.8.0.2:80", "port": ")" +
-                                    std::string(50 << 20, 'x') + "\"}]");
+                                    std::string(20 << 20, 'x') + "\"}]");
     ASSERT_FALSE(huge);
     EXPECT_EQ(huge.error().field, "file");
     EXPECT_EQ(huge.error().message,
-              fmt::format("[0].port: a string of {} bytes, longer than the limit of {}", 50 << 20, sync_limits.string_bytes));
+              fmt::format("the string at offset 52 is longer than the limit of {} bytes", sync_limits.string_bytes));
+    auto over = parse_mappings_json(R"([{"proto": "tcp", "backend": "10.8.0.2:80", "port": ")" +
+                                    std::string(2000, 'x') + "\"}]");
+    ASSERT_FALSE(over);
+    EXPECT_EQ(over.error().message,
+              fmt::format("[0].port: a string of 2000 bytes, longer than the limit of {}", sync_limits.string_bytes));
     auto long_port = parse_mappings_json(R"([{"proto": "tcp", "backend": "10.8.0.2:80", "port": ")" +
                                          std::string(1000, 'x') + "\"}]");
     ASSERT_FALSE(long_port);
@@ -216,6 +222,29 @@ TEST(ParseMappingsJsonLimits, NulBytesAreRefusedAndShown) {
     EXPECT_EQ(owner.error().field, "entry 0: owner");
     EXPECT_EQ(owner.error().message, R"('a\x00b' has a blank or non-ASCII character)");
     EXPECT_EQ(std::string(owner.error().message.c_str()), owner.error().message) << "no NUL to cut a C string";
+    // A raw NUL is not JSON text; nlohmann's lexer alone would stop there and
+    // take the set before it.
+    auto raw = parse_mappings_json(std::string("[]\0[{\"proto\": \"tcp\"}]", 20));
+    ASSERT_FALSE(raw);
+    EXPECT_EQ(raw.error().field, "file");
+    EXPECT_EQ(raw.error().message,
+              "is not valid JSON: a NUL byte at offset 2 (JSON text has none; a string writes it as \\u0000)");
+}
+
+// The limits leave room for the largest set there can be: every node port
+// of both protocols, with 100-character owners, indented.
+TEST(ParseMappingsJsonLimits, TheLargestSetFits) {
+    std::string text = "[\n";
+    for (auto proto : {"tcp", "udp"})
+        for (int port = 1; port <= 65535; ++port)
+            text += fmt::format("  {{\n    \"proto\": \"{}\",\n    \"port\": {},\n    \"backend\": "
+                                "\"10.88.255.255:65535\",\n    \"owner\": \"{}\"\n  }}{}\n",
+                                proto, port, std::string(100, 'o'), proto == std::string("udp") && port == 65535 ? "" : ",");
+    text += "]\n";
+    ASSERT_LT(text.size(), sync_limits.bytes);
+    auto parsed = parse_mappings_json(text);
+    ASSERT_TRUE(parsed) << parsed.error().field << ": " << parsed.error().message;
+    EXPECT_EQ(parsed->size(), sync_limits.entries);
 }
 
 TEST(PlanSync, AddsUpdatesAndRemovesWhatDiffers) {

@@ -20,7 +20,10 @@ struct SyncLimits {
     std::size_t depth;         // arrays and objects inside each other (the set needs 2)
     std::size_t string_bytes;  // one string or key (an owner is at most 255)
 };
-inline constexpr SyncLimits sync_limits{std::size_t{64} << 20, 2 * 65535, 16, 1024};
+// 32 MiB holds every node port of both protocols with 100-character owners,
+// one entry a line; nlohmann's lexer may hold about three times the input
+// in memory while reading a long string or a run of blanks.
+inline constexpr SyncLimits sync_limits{std::size_t{32} << 20, 2 * 65535, 16, 1024};
 
 // A JSON array of {"proto": "tcp", "port": 6667, "backend": "10.8.32.126:6667",
 // "owner": "sb-42"} ("owner" may be left out). Every entry is validated as the
