@@ -229,7 +229,7 @@ TEST(CniInputLimits, DeepNestingIsACniErrorNotACrash) {
 }
 
 TEST(CniInputLimits, SizeValuesAndStringsAreBounded) {
-    auto big = refused_reply(config("[]", nowhere + R"(,"x":")" + std::string(config_limits.bytes, 'x') + "\""));
+    auto big = refused_reply(config("[]", nowhere + R"(,"x":)" + std::string(config_limits.bytes, ' ') + "1"));
     EXPECT_EQ(big["code"], 7);
     EXPECT_EQ(msg_of(big), "the network config on stdin: larger than the limit of 16777216 bytes");
     EXPECT_NE(big.value("details", "").find("at most 16777216 bytes"), std::string::npos);
@@ -245,6 +245,9 @@ TEST(CniInputLimits, SizeValuesAndStringsAreBounded) {
     auto string = refused_reply(config("[]", nowhere + R"(,"x":")" + std::string(70000, 'x') + "\""));
     EXPECT_EQ(string["code"], 7);
     EXPECT_EQ(msg_of(string), "the network config on stdin: x: a string of 70000 bytes, longer than the limit of 65536");
+    // A string far past the limit is cut while it is read, by its offset.
+    auto huge = refused_reply(config("[]", nowhere + R"(,"x":")" + std::string(300 << 20, 'x') + "\""));
+    EXPECT_EQ(msg_of(huge), "the network config on stdin: the string at offset 95 is longer than the limit of 65536 bytes");
 }
 
 TEST(CniInputLimits, AKeyTwiceIsRefusedEvenByDel) {
