@@ -21,8 +21,9 @@ struct SyncLimits {
     std::size_t string_bytes;  // one string or key (an owner is at most 255)
 };
 // 32 MiB holds every node port of both protocols with 100-character owners,
-// one entry a line; nlohmann's lexer may hold about three times the input
-// in memory while reading a long string or a run of blanks.
+// indented. What the read holds in memory stays near the input's size or
+// below: the document of the largest set is about 140 MB, a run of blanks
+// (which nlohmann's lexer keeps until the next token) at most 32 MiB.
 inline constexpr SyncLimits sync_limits{std::size_t{32} << 20, 2 * 65535, 16, 1024};
 
 // A JSON array of {"proto": "tcp", "port": 6667, "backend": "10.8.32.126:6667",
