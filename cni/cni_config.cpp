@@ -1,7 +1,12 @@
 #include "cni_config.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <map>
+#include <spanstream>
 
 #include <fmt/format.h>
 
@@ -18,9 +23,6 @@ std::unexpected<CniError> bad_env(std::string msg) {
     return cni_error(Code::invalid_environment, std::move(msg));
 }
 
-// Input echoed in a message stays printable ASCII (types.hpp printable).
-std::string shown(std::string_view text) { return printable(text); }
-
 // The spec's container id: an alphanumeric, then alphanumerics, '_', '.', '-'.
 bool is_cni_container_id(std::string_view id) {
     auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); };
@@ -35,7 +37,7 @@ CniResult<Command> parse_command(const std::optional<std::string>& text) {
         {"ADD", Command::add}, {"DEL", Command::del}, {"CHECK", Command::check}, {"VERSION", Command::version}};
     if (auto it = commands.find(*text); it != commands.end())
         return it->second;
-    return bad_env(fmt::format("CNI_COMMAND '{}' is not supported (ADD, DEL, CHECK or VERSION)", shown(*text)));
+    return bad_env(fmt::format("CNI_COMMAND {} is not supported (ADD, DEL, CHECK or VERSION)", quote(*text)));
 }
 
 bool is_supported_version(std::string_view version) {
@@ -49,7 +51,7 @@ CniResult<std::uint16_t> port_field(const json& entry, const char* key, std::siz
     if (it == entry.end())
         return bad_config(where + " is missing");
     if (!it->is_number_integer())
-        return bad_config(fmt::format("{} must be an integer port, not {}", where, shown(it->dump())));
+        return bad_config(fmt::format("{} must be an integer port, not {}", where, describe(*it)));
     auto port = parse_port(it->dump(), key);
     if (!port)
         return bad_config(fmt::format("{}: {}", where, port.error().message));
@@ -88,7 +90,7 @@ CniResult<PortMapping> parse_port_mapping(const json& entry, std::size_t index) 
         if (!host_ip.empty() && host_ip != "0.0.0.0")
             return bad_config(fmt::format("{}.hostIP {}: nodeport-cni maps a host port on every node address and "
                                           "cannot limit it to one",
-                                          where, shown(host_ip)),
+                                          where, quote(host_ip)),
                               "leave hostIP empty (or 0.0.0.0), or use the portmap plugin for this network");
     }
     return PortMapping{NodePort{proto, *host_port}, *container_port};
@@ -136,7 +138,8 @@ CniResult<std::optional<LoadOptions>> parse_load(const json& config, const std::
         if (key == "cgroup") {
             if (!value.is_string() || value.get_ref<const std::string&>().empty() ||
                 value.get_ref<const std::string&>().front() != '/')
-                return bad_config("load.cgroup must be the absolute path of a cgroup v2 directory");
+                return bad_config(
+                    fmt::format("load.cgroup {} must be the absolute path of a cgroup v2 directory", describe(value)));
             options.cgroup = value.get<std::string>();
         } else if (key == "interfaces") {
             if (!value.is_array())
@@ -148,7 +151,8 @@ CniResult<std::optional<LoadOptions>> parse_load(const json& config, const std::
             }
         } else {
             // A misspelt key would silently load something other than meant.
-            return bad_config(fmt::format("load.{} is not a key nodeport-cni knows (cgroup, interfaces)", shown(key)));
+            return bad_config(
+                fmt::format("load.{} is not a key nodeport-cni knows (cgroup, interfaces)", shown_key(key)));
         }
     }
     if (auto ok = check_load_options(options); !ok)
@@ -156,18 +160,40 @@ CniResult<std::optional<LoadOptions>> parse_load(const json& config, const std::
     return options;
 }
 
-// "10.22.0.5/16" -> 10.22.0.5; nullopt for an IPv6 address.
-CniResult<std::optional<Ipv4>> parse_cidr(const std::string& text, std::size_t index) {
+// A prefix length: 0 to `max` (32 for IPv4, 128 for IPv6) in decimal
+// digits, no sign, no leading zero.
+bool is_prefix_length(std::string_view text, unsigned max) {
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    return !text.empty() && text.size() <= 3 && ec == std::errc{} && end == text.data() + text.size() &&
+           (text.size() == 1 || text.front() != '0') && value <= max;
+}
+
+// "10.22.0.5/16" -> 10.22.0.5; nullopt for an IPv6 address ("fd00::5/64"),
+// which is checked as well but not used: nodeport forwards IPv4.
+CniResult<std::optional<Ipv4>> parse_cidr(std::string_view text, std::size_t index) {
     std::string where = fmt::format("prevResult.ips[{}].address", index);
     auto slash = text.find('/');
-    if (slash == std::string::npos)
-        return bad_config(fmt::format("{} '{}' is not an address with a prefix length", where, shown(text)));
-    auto addr = std::string_view(text).substr(0, slash);
-    if (addr.find(':') != std::string_view::npos)
+    if (slash == std::string_view::npos)
+        return bad_config(fmt::format("{} {} is not an address with a prefix length", where, quote(text)));
+    auto addr = text.substr(0, slash);
+    auto length = text.substr(slash + 1);
+    if (addr.find(':') != std::string_view::npos) {
+        // inet_pton reads a C string: only an IPv6 address's characters reach it.
+        in6_addr addr6{};
+        bool hex = std::ranges::all_of(addr, [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) ||
+                                                                 c == ':' || c == '.'; });
+        if (!hex || addr.size() >= INET6_ADDRSTRLEN || inet_pton(AF_INET6, std::string(addr).c_str(), &addr6) != 1 ||
+            !is_prefix_length(length, 128))
+            return bad_config(fmt::format("{} {} is not an IPv6 address with a prefix length (/0-/128)", where,
+                                          quote(text)));
         return std::nullopt;
+    }
     auto parsed = parse_ipv4(addr, where);
     if (!parsed)
         return bad_config(fmt::format("{}: {}", where, parsed.error().message));
+    if (!is_prefix_length(length, 32))
+        return bad_config(fmt::format("{} {}: the prefix length is not 0-32", where, quote(text)));
     return *parsed;
 }
 
@@ -201,7 +227,7 @@ CniResult<std::optional<Ipv4>> container_address(const json& result) {
             const auto& ip = (*it)[i];
             if (!ip.is_object() || !ip.contains("address") || !ip["address"].is_string())
                 return bad_config(fmt::format("prevResult.ips[{}] must be an object with an \"address\" string", i));
-            auto addr = parse_cidr(ip["address"].get<std::string>(), i);
+            auto addr = parse_cidr(ip["address"].get_ref<const std::string&>(), i);
             if (!addr)
                 return std::unexpected(addr.error());
             bool sandbox_side = false;
@@ -210,7 +236,7 @@ CniResult<std::optional<Ipv4>> container_address(const json& result) {
                     index->get<long long>() >= static_cast<long long>(in_sandbox.size()))
                     return bad_config(fmt::format("prevResult.ips[{}].interface {} is not an index into "
                                                   "prevResult.interfaces ({} entries)",
-                                                  i, shown(index->dump()), in_sandbox.size()));
+                                                  i, describe(*index), in_sandbox.size()));
                 sandbox_side = in_sandbox[index->get<std::size_t>()];
             }
             if (*addr && !first)
@@ -227,9 +253,12 @@ CniResult<std::filesystem::path> parse_pin_dir(const json& config) {
     auto it = config.find("pinDir");
     if (it == config.end() || it->is_null())
         return std::filesystem::path(default_pin_dir);
+    // A NUL would end the path early where the kernel reads it, a C string.
     if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
-        it->get_ref<const std::string&>().front() != '/')
-        return bad_config("pinDir must be an absolute path (a directory under /sys/fs/bpf)");
+        it->get_ref<const std::string&>().front() != '/' ||
+        it->get_ref<const std::string&>().find('\0') != std::string::npos)
+        return bad_config(fmt::format("pinDir {} must be an absolute path (a directory under /sys/fs/bpf)",
+                                      describe(*it)));
     return std::filesystem::path(it->get<std::string>());
 }
 
@@ -246,9 +275,9 @@ CniResult<Environment> parse_environment(const EnvLookup& lookup) {
     if (!id || id->empty())
         return bad_env("CNI_CONTAINERID is not set");
     if (!is_cni_container_id(*id))
-        return bad_env(fmt::format("CNI_CONTAINERID '{}' is not a container id (a letter or digit, then letters, "
+        return bad_env(fmt::format("CNI_CONTAINERID {} is not a container id (a letter or digit, then letters, "
                                    "digits, '_', '.', '-')",
-                                   shown(*id)));
+                                   quote(*id)));
     env.container_id = *id;
     env.owner_storable = parse_owner(*id).has_value();  // nodeport stores owners of 1-255 characters
     // The spec requires these for every command that acts on a container;
@@ -262,19 +291,38 @@ CniResult<Environment> parse_environment(const EnvLookup& lookup) {
     return env;
 }
 
-std::string reply_version(std::string_view text) {
-    auto config = json::parse(text, nullptr, false);
-    if (config.is_object())
-        if (auto it = config.find("cniVersion"); it != config.end() && it->is_string() &&
-                                                 is_supported_version(it->get_ref<const std::string&>()))
+CniResult<json> read_net_config(std::istream& in) {
+    auto config = read_json(in, config_limits);
+    if (!config && config.error().kind == JsonError::Kind::syntax)
+        return cni_error(Code::decode_failure, "the network config on stdin is not JSON: " + config.error().message);
+    if (!config)
+        return bad_config("the network config on stdin: " + config.error().message,
+                          fmt::format("nodeport-cni reads at most {} bytes, {} values, nested {} deep, strings of "
+                                      "{} bytes, each key once in an object",
+                                      config_limits.bytes, config_limits.values, config_limits.depth,
+                                      config_limits.string_bytes));
+    if (!config->is_object())
+        return cni_error(Code::decode_failure, "the network config on stdin is not a JSON object");
+    return std::move(*config);
+}
+
+std::string reply_version(const CniResult<json>& config) {
+    if (config)
+        if (auto it = config->find("cniVersion"); it != config->end() && it->is_string() &&
+                                                  is_supported_version(it->get_ref<const std::string&>()))
             return it->get<std::string>();
     return std::string(newest_version);
 }
 
 CniResult<NetConfig> parse_net_config(std::string_view text, Command command) {
-    auto config = json::parse(text, nullptr, false);
-    if (config.is_discarded() || !config.is_object())
-        return cni_error(Code::decode_failure, "the network config on stdin is not a JSON object");
+    std::ispanstream in(std::span<const char>(text.data(), text.size()));
+    auto config = read_net_config(in);
+    if (!config)
+        return std::unexpected(config.error());
+    return check_net_config(*config, command);
+}
+
+CniResult<NetConfig> check_net_config(const json& config, Command command) {
     NetConfig out;
     auto version = config.find("cniVersion");
     if (version == config.end() || !version->is_string())
@@ -293,7 +341,7 @@ CniResult<NetConfig> parse_net_config(std::string_view text, Command command) {
         return out;
     if (!is_supported_version(out.cni_version))
         return cni_error(Code::incompatible_version,
-                         fmt::format("cniVersion '{}' is not supported", shown(out.cni_version)),
+                         fmt::format("cniVersion {} is not supported", quote(out.cni_version)),
                          "nodeport-cni speaks 0.3.0, 0.3.1, 0.4.0 and 1.0.0");
     if (command == Command::check && (out.cni_version == "0.3.0" || out.cni_version == "0.3.1"))
         return cni_error(Code::incompatible_version, "CHECK needs cniVersion 0.4.0 or later");

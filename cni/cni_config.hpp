@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <istream>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cni_error.hpp"
+#include "json_input.hpp"
 #include "nodeport/datapath.hpp"
 #include "nodeport/types.hpp"
 
@@ -60,13 +62,32 @@ struct NetConfig {
     std::optional<Ipv4> container_ip;
 };
 
-// Parses and checks stdin for `command`. ADD and CHECK need prevResult, and
-// an IPv4 container address when there are ports to map; DEL needs neither
-// (a DEL after a failed ADD, or from a runtime that kept no result).
+// What nodeport-cni reads of stdin (README "Use from a CNI runtime"); past
+// any of these the read stops at once: code 7, naming the limit. The largest
+// real config, a portMappings list of every port of both protocols, is about
+// 10 MiB and 655,000 values.
+inline constexpr JsonLimits config_limits{
+    .bytes = std::size_t{16} << 20,
+    .depth = 64,
+    .values = 1'000'000,
+    .string_bytes = std::size_t{64} << 10,
+};
+
+// stdin read through the shared bounded reader (json_input.hpp): a JSON
+// object within config_limits, each key once in an object. Not JSON, or not
+// an object: code 6; past a limit or a key twice: code 7.
+CniResult<nlohmann::json> read_net_config(std::istream& in);
+
+// Checks a config read by read_net_config for `command`. ADD and CHECK need
+// prevResult, and an IPv4 container address when there are ports to map; DEL
+// needs neither (a DEL after a failed ADD, or from a runtime that kept no
+// result).
+CniResult<NetConfig> check_net_config(const nlohmann::json& config, Command command);
+// Both steps, from text.
 CniResult<NetConfig> parse_net_config(std::string_view text, Command command);
 
-// The cniVersion of stdin when it is one we speak, for the error reply; the
-// newest otherwise.
-std::string reply_version(std::string_view text);
+// The cniVersion of the config when it is one we speak, for the error reply;
+// the newest otherwise (and when stdin could not be read).
+std::string reply_version(const CniResult<nlohmann::json>& config);
 
 }  // namespace nodeport::cni

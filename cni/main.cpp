@@ -5,26 +5,24 @@
 #include <cstdlib>
 #include <exception>
 #include <iostream>
-#include <iterator>
 #include <string>
 
 #include "plugin.hpp"
 
 int main() {
-    std::string input;
     try {
-        input.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+        // stdin is read as it is parsed, never more of it than the limits allow.
         auto reply = nodeport::cni::run(
             [](const char* name) -> std::optional<std::string> {
                 const char* value = std::getenv(name);
                 return value ? std::optional<std::string>(value) : std::nullopt;
             },
-            input);
+            std::cin);
         std::cout << reply.stdout_text << std::flush;
         return reply.exit_status;
     } catch (const std::exception& e) {
-        // Out of memory and the like: still a CNI error, never a bare crash.
-        std::cout << nodeport::cni::internal_error_reply(input, e.what()) << std::flush;
+        // Out of memory while reading stdin: still a CNI error, never a bare crash.
+        std::cout << nodeport::cni::internal_error_reply(nodeport::cni::newest_version, e.what()) << std::flush;
         return 1;
     }
 }

@@ -1,6 +1,7 @@
 #include "plugin.hpp"
 
 #include <cerrno>
+#include <spanstream>
 
 #include <fmt/format.h>
 
@@ -13,15 +14,17 @@ namespace {
 using nlohmann::json;
 
 std::string dump(const json& value) {
-    // Replace, never throw: text we echo has passed through printable(),
-    // and a prevResult we pass on came from a JSON parser.
+    // Replace, never throw: text we echo has passed through
+    // printable_message(), and a prevResult we pass on came from a JSON parser.
     return value.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
 Reply error_reply(const CniError& error, std::string_view version) {
-    json out{{"cniVersion", version}, {"code", static_cast<int>(error.code)}, {"msg", printable(error.msg)}};
+    // The values in a message were escaped where they were quoted; this only
+    // guards against what was not (escaping twice would show a\\x1b).
+    json out{{"cniVersion", version}, {"code", static_cast<int>(error.code)}, {"msg", printable_message(error.msg)}};
     if (!error.details.empty())
-        out["details"] = printable(error.details);
+        out["details"] = printable_message(error.details);
     return Reply{1, dump(out)};
 }
 
@@ -139,43 +142,57 @@ std::string version_reply(std::string_view version) {
 
 }  // namespace
 
-std::string internal_error_reply(std::string_view stdin_text, std::string_view what) {
-    return error_reply(CniError{Code::datapath, "nodeport-cni: internal error: " + std::string(what), {}},
-                       reply_version(stdin_text))
+std::string internal_error_reply(std::string_view version, std::string_view what) {
+    return error_reply(CniError{Code::datapath, "nodeport-cni: internal error: " + std::string(what), {}}, version)
         .stdout_text;
 }
 
-Reply run(const EnvLookup& lookup, std::string_view stdin_text) {
-    std::string version = reply_version(stdin_text);
-    auto env = parse_environment(lookup);
-    if (!env)
-        return error_reply(env.error(), version);
-    if (env->command == Command::version)
-        return Reply{0, version_reply(version)};
-    auto config = parse_net_config(stdin_text, env->command);
-    if (!config)
-        return error_reply(config.error(), version);
-    CniResult<void> done;
-    switch (env->command) {
-    case Command::add:
-        done = add(*env, *config);
-        break;
-    case Command::del:
-        done = del(*env, *config);
-        break;
-    case Command::check:
-        done = check(*env, *config);
-        break;
-    case Command::version:
-        break;
+Reply run(const EnvLookup& lookup, std::istream& in) {
+    // stdin is read once, through the bounded reader, whatever the command:
+    // the reply's version comes from it too.
+    auto read = read_net_config(in);
+    std::string version = reply_version(read);
+    try {
+        auto env = parse_environment(lookup);
+        if (!env)
+            return error_reply(env.error(), version);
+        if (env->command == Command::version)
+            return Reply{0, version_reply(version)};
+        if (!read)
+            return error_reply(read.error(), version);
+        auto config = check_net_config(*read, env->command);
+        if (!config)
+            return error_reply(config.error(), version);
+        CniResult<void> done;
+        switch (env->command) {
+        case Command::add:
+            done = add(*env, *config);
+            break;
+        case Command::del:
+            done = del(*env, *config);
+            break;
+        case Command::check:
+            done = check(*env, *config);
+            break;
+        case Command::version:
+            break;
+        }
+        if (!done)
+            return error_reply(done.error(), version);
+        // ADD passes the previous result on unchanged (nodeport adds no
+        // interface or address); DEL and CHECK print nothing on success.
+        if (env->command == Command::add)
+            return Reply{0, dump(*config->prev_result)};
+        return Reply{0, {}};
+    } catch (const std::exception& e) {
+        // Out of memory and the like: still a CNI error, in the caller's version.
+        return Reply{1, internal_error_reply(version, e.what())};
     }
-    if (!done)
-        return error_reply(done.error(), version);
-    // ADD passes the previous result on unchanged (nodeport adds no
-    // interface or address); DEL and CHECK print nothing on success.
-    if (env->command == Command::add)
-        return Reply{0, dump(*config->prev_result)};
-    return Reply{0, {}};
+}
+
+Reply run(const EnvLookup& lookup, std::string_view stdin_text) {
+    std::ispanstream in(std::span<const char>(stdin_text.data(), stdin_text.size()));
+    return run(lookup, in);
 }
 
 }  // namespace nodeport::cni

@@ -4,6 +4,7 @@
 // owns, CHECK compares, VERSION answers.
 #pragma once
 
+#include <istream>
 #include <string>
 #include <string_view>
 
@@ -17,12 +18,14 @@ struct Reply {
     std::string stdout_text;  // a result, a version answer, a CNI error, or empty (DEL)
 };
 
-// Runs one CNI invocation. Never throws for bad input: every failure is a
-// CNI error reply.
+// Runs one CNI invocation, reading the network config from `in` (within
+// config_limits). Never throws for bad input: every failure is a CNI error
+// reply.
+Reply run(const EnvLookup& env, std::istream& in);
 Reply run(const EnvLookup& env, std::string_view stdin_text);
 
-// The CNI error (code 100) for an exception that escaped run(): out of
-// memory and the like. Built with the JSON library, so any text is escaped.
-std::string internal_error_reply(std::string_view stdin_text, std::string_view what);
+// The CNI error (code 100) for an exception: out of memory and the like.
+// Built with the JSON library, so any text is escaped.
+std::string internal_error_reply(std::string_view version, std::string_view what);
 
 }  // namespace nodeport::cni

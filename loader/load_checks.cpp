@@ -39,6 +39,12 @@ std::expected<void, InputError> check_node_ips(const std::vector<Ipv4>& node_ips
 }
 
 std::expected<void, InputError> check_load_options(const LoadOptions& options) {
+    // The kernel reads a path as a C string: a NUL would end it early, at
+    // another directory than the one named.
+    if (options.pin_dir.native().find('\0') != std::string::npos)
+        return bad("pin-dir", fmt::format("{} has a NUL byte", quote(options.pin_dir.native())));
+    if (options.cgroup && options.cgroup->native().find('\0') != std::string::npos)
+        return bad("cgroup", fmt::format("{} has a NUL byte", quote(options.cgroup->native())));
     if (auto ok = check_node_ips(options.node_ips); !ok)
         return ok;
     if (options.interfaces.size() > NP_MAX_TC_ATTACHMENTS)
@@ -46,9 +52,9 @@ std::expected<void, InputError> check_load_options(const LoadOptions& options) {
                                         options.interfaces.size(), NP_MAX_TC_ATTACHMENTS));
     for (auto it = options.interfaces.begin(); it != options.interfaces.end(); ++it) {
         if (!valid_interface_name(*it))
-            return bad("iface", fmt::format("'{}' is not an interface name", printable(*it)));
+            return bad("iface", fmt::format("{} is not an interface name", quote(*it)));
         if (std::find(options.interfaces.begin(), it, *it) != it)
-            return bad("iface", fmt::format("'{}' is given twice", *it));
+            return bad("iface", fmt::format("{} is given twice", quote(*it)));
     }
     constexpr std::chrono::seconds max_timeout{30 * 24 * 3600};  // as the CLI's --*-timeout
     const std::pair<const char*, std::chrono::seconds> timeouts[] = {

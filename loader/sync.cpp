@@ -5,7 +5,10 @@
 
 #include <map>
 #include <set>
+#include <spanstream>
 #include <string>
+
+#include "json_input.hpp"
 
 namespace nodeport {
 namespace {
@@ -23,7 +26,7 @@ Parsed<Mapping> parse_entry(const json& entry) {
         return std::unexpected(InputError{"entry", "is not an object like {\"proto\": \"tcp\", \"port\": 6667, ...}"});
     for (const auto& [name, _] : entry.items())
         if (!known.contains(name))
-            return std::unexpected(InputError{name, "is not a field (proto, port, backend, owner)"});
+            return std::unexpected(InputError{shown_key(name), "is not a field (proto, port, backend, owner)"});
     for (const char* name : {"proto", "port", "backend"})
         if (!entry.contains(name))
             return std::unexpected(InputError{name, "missing"});
@@ -37,7 +40,7 @@ Parsed<Mapping> parse_entry(const json& entry) {
 
     const auto& port_value = entry["port"];
     if (!port_value.is_number_integer() || port_value.get<long long>() < 1 || port_value.get<long long>() > 65535)
-        return std::unexpected(InputError{"port", fmt::format("{} is not a port number (1-65535)", port_value.dump())});
+        return std::unexpected(InputError{"port", fmt::format("{} is not a port number (1-65535)", describe(port_value))});
 
     const auto& backend_value = entry["backend"];
     if (!backend_value.is_string())
@@ -59,14 +62,28 @@ Parsed<Mapping> parse_entry(const json& entry) {
                    std::move(owner)};
 }
 
+// sync_limits as the JSON reader takes them. An entry is at most five
+// values (the object and its four fields), so a set of the most entries
+// fits, and the document never grows much past one.
+constexpr JsonLimits json_limits{sync_limits.bytes, sync_limits.depth, 1 + 5 * sync_limits.entries,
+                                 sync_limits.string_bytes};
+
 }  // namespace
 
-Parsed<std::vector<Mapping>> parse_mappings_json(std::string_view text) {
-    json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (doc.is_discarded())
-        return std::unexpected(InputError{"file", "is not valid JSON"});
+Parsed<std::vector<Mapping>> parse_mappings_json(std::istream& in) {
+    auto read = read_json(in, json_limits);
+    if (!read)
+        return std::unexpected(InputError{"file", read.error().kind == JsonError::Kind::syntax
+                                                      ? "is not valid JSON: " + read.error().message
+                                                      : read.error().message});
+    const json& doc = *read;
     if (!doc.is_array())
         return std::unexpected(InputError{"file", "must be a JSON array of mappings"});
+    if (doc.size() > sync_limits.entries)
+        return std::unexpected(InputError{
+            "file", fmt::format("{} entries, more than the limit of {} (the node ports there are: 65,535 of each "
+                                "protocol)",
+                                doc.size(), sync_limits.entries)});
     std::vector<Mapping> out;
     out.reserve(doc.size());
     std::map<NodePort, std::size_t> seen;  // node port -> index of its entry
@@ -81,6 +98,11 @@ Parsed<std::vector<Mapping>> parse_mappings_json(std::string_view text) {
         out.push_back(std::move(*mapping));
     }
     return out;
+}
+
+Parsed<std::vector<Mapping>> parse_mappings_json(std::string_view text) {
+    std::ispanstream in(std::span<const char>(text.data(), text.size()));
+    return parse_mappings_json(in);
 }
 
 SyncPlan plan_sync(const std::vector<Mapping>& current, const std::vector<Mapping>& desired) {

@@ -187,5 +187,119 @@ TEST(CniPlugin, AddWithoutMappingsPassesTheResultOn) {
     EXPECT_EQ(nlohmann::json::parse(reply.stdout_text), nlohmann::json::parse(prev_result));
 }
 
+// Issue 22: input a runtime should never send is a CNI error with code 7,
+// naming the limit, in a reply of a few hundred bytes; never a crash or an
+// empty stdout. A pinDir where nothing is loaded, so a config wrongly taken
+// could not change anything.
+const std::string nowhere = R"(,"pinDir":"/nonexistent/np-cni-test")";
+
+nlohmann::json refused_reply(const std::string& text, Command command = Command::add) {
+    auto env = add_env;
+    env["CNI_COMMAND"] = command == Command::del ? "DEL" : "ADD";
+    auto reply = run(env_of(env), text);
+    EXPECT_EQ(reply.exit_status, 1);
+    EXPECT_LT(reply.stdout_text.size(), 1000u) << reply.stdout_text.substr(0, 1000);
+    return nlohmann::json::parse(reply.stdout_text);
+}
+
+std::string msg_of(const nlohmann::json& reply) { return reply.value("msg", ""); }
+
+TEST(CniInputLimits, DeepNestingIsACniErrorNotACrash) {
+    const std::size_t n = 500000;  // enough to overflow the stack of a recursive dump()
+    auto host_port = refused_reply(
+        config(R"([{"hostPort":)" + std::string(n, '[') + std::string(n, ']') + R"(,"containerPort":80}])", nowhere));
+    EXPECT_EQ(host_port["code"], 7);
+    EXPECT_TRUE(msg_of(host_port).starts_with("the network config on stdin: runtimeConfig.portMappings[0].hostPort[0]"))
+        << msg_of(host_port);
+    EXPECT_NE(msg_of(host_port).find("nested deeper than the limit of 64"), std::string::npos) << msg_of(host_port);
+
+    std::string deep_object;
+    for (std::size_t i = 0; i < n; ++i)
+        deep_object += R"({"a":)";
+    deep_object += "1" + std::string(n, '}');
+    auto interface = refused_reply(R"({"cniVersion":"1.0.0","name":"n")" + nowhere +
+                                   R"(,"runtimeConfig":{"portMappings":[{"hostPort":1,"containerPort":2}]},)"
+                                   R"("prevResult":{"ips":[{"address":"10.1.2.3/24","interface":)" +
+                                   deep_object + "}]}}");
+    EXPECT_EQ(interface["code"], 7);
+    EXPECT_NE(msg_of(interface).find("prevResult.ips[0].interface.a.a"), std::string::npos) << msg_of(interface);
+    // Within the limit, a nested value is named by its kind, never dumped.
+    auto shallow = refused_reply(config(R"([{"hostPort":[[[1]]],"containerPort":80}])", nowhere));
+    EXPECT_EQ(msg_of(shallow), "runtimeConfig.portMappings[0].hostPort must be an integer port, not an array");
+}
+
+TEST(CniInputLimits, SizeValuesAndStringsAreBounded) {
+    auto big = refused_reply(config("[]", nowhere + R"(,"x":)" + std::string(config_limits.bytes, ' ') + "1"));
+    EXPECT_EQ(big["code"], 7);
+    EXPECT_EQ(msg_of(big), "the network config on stdin: larger than the limit of 16777216 bytes");
+    EXPECT_NE(big.value("details", "").find("at most 16777216 bytes"), std::string::npos);
+
+    std::string many = "[0";
+    for (std::size_t i = 0; i < config_limits.values; ++i)
+        many += ",0";
+    auto values = refused_reply(config("[]", nowhere + R"(,"x":)" + many + "]"));
+    EXPECT_EQ(values["code"], 7);
+    EXPECT_TRUE(msg_of(values).starts_with("the network config on stdin: x[99999")) << msg_of(values);
+    EXPECT_TRUE(msg_of(values).ends_with("]: more than the limit of 1000000 values")) << msg_of(values);
+
+    auto string = refused_reply(config("[]", nowhere + R"(,"x":")" + std::string(70000, 'x') + "\""));
+    EXPECT_EQ(string["code"], 7);
+    EXPECT_EQ(msg_of(string), "the network config on stdin: x: a string of 70000 bytes, longer than the limit of 65536");
+    // A string far past the limit is cut while it is read, by its offset.
+    auto huge = refused_reply(config("[]", nowhere + R"(,"x":")" + std::string(300 << 20, 'x') + "\""));
+    EXPECT_EQ(msg_of(huge), "the network config on stdin: the string at offset 95 is longer than the limit of 65536 bytes");
+}
+
+TEST(CniInputLimits, AKeyTwiceIsRefusedEvenByDel) {
+    auto mapping = refused_reply(config(R"([{"hostPort":8080,"hostPort":9090,"containerPort":80}])", nowhere));
+    EXPECT_EQ(mapping["code"], 7);
+    EXPECT_EQ(msg_of(mapping), "the network config on stdin: runtimeConfig.portMappings[0]: 'hostPort' is a key twice");
+    auto pin_dir = refused_reply(R"({"cniVersion":"1.0.0","pinDir":"/nonexistent/a","pinDir":"/sys/fs/bpf/nodeport"})",
+                                 Command::del);
+    EXPECT_EQ(pin_dir["code"], 7);
+    EXPECT_EQ(msg_of(pin_dir), "the network config on stdin: 'pinDir' is a key twice");
+}
+
+// Issue 22, finding 3: these addresses were taken as 10.8.0.2.
+TEST(CniInputLimits, AddressesWithNulsOrBadPrefixesAreRefused) {
+    for (const char* address : {R"(10.8.0.2\u0000/16)", "10.8.0.2/33", "10.8.0.2/garbage", "10.8.0.2/", "10.8.0.2/-1",
+                                "10.8.0.2/+8", "10.8.0.2/016", "10.8.0.2/16/16", R"(fd00::5\u0000/64)", "fd00::5/129",
+                                "fd00::5/x", "fd00::zz/64"}) {
+        auto c = parse_net_config(R"({"cniVersion":"1.0.0","runtimeConfig":{"portMappings":[{"hostPort":1,"containerPort":2}]},
+                                     "prevResult":{"ips":[{"address":")" + std::string(address) + R"("}]}})",
+                                  Command::add);
+        ASSERT_FALSE(c) << address;
+        EXPECT_EQ(c.error().code, Code::invalid_config) << address;
+        EXPECT_EQ(c.error().msg.find('\0'), std::string::npos);
+    }
+    auto nul = parse_net_config(
+        R"({"cniVersion":"1.0.0","prevResult":{"ips":[{"address":"10.8.0.2\u0000/16"}]}})", Command::add);
+    EXPECT_EQ(nul.error().msg, R"(prevResult.ips[0].address: '10.8.0.2\x00' is not an IPv4 address)");
+    for (const char* address : {"10.8.0.2/0", "10.8.0.2/32", "fd00::5/128", "::ffff:10.1.1.1/96"})
+        EXPECT_TRUE(parse_net_config(R"({"cniVersion":"1.0.0","prevResult":{"ips":[{"address":")" +
+                                         std::string(address) + R"("}]}})",
+                                     Command::add))
+            << address;
+}
+
+TEST(CniInputLimits, PathsWithNulsAreRefused) {
+    auto pin_dir = parse_net_config(R"({"cniVersion":"1.0.0","pinDir":"/sys/fs/bpf/x\u0000/../y"})", Command::del);
+    ASSERT_FALSE(pin_dir);
+    EXPECT_EQ(pin_dir.error().code, Code::invalid_config);
+    auto cgroup = parse_net_config(config("[]", R"(,"load":{"cgroup":"/sys/fs/cgroup/k\u0000/.."})"), Command::add);
+    ASSERT_FALSE(cgroup);
+    EXPECT_EQ(cgroup.error().msg, R"(load: cgroup: '/sys/fs/cgroup/k\x00/..' has a NUL byte)");
+}
+
+// Issue 22, finding 7: the message was escaped where the value was quoted and
+// again in the reply ("a\\x1b").
+TEST(CniInputLimits, ErrorMessagesAreEscapedOnce) {
+    auto reply = refused_reply(R"({"cniVersion":"a\u001b\\","name":"n")" + nowhere + "}");
+    EXPECT_EQ(reply["code"], 1);
+    EXPECT_EQ(msg_of(reply), R"(cniVersion 'a\x1b\\' is not supported)");
+    auto long_version = refused_reply(R"({"cniVersion":")" + std::string(5000, 'v') + "\"" + nowhere + "}");
+    EXPECT_EQ(msg_of(long_version), "cniVersion '" + std::string(100, 'v') + "...' (5000 bytes) is not supported");
+}
+
 }  // namespace
 }  // namespace nodeport::cni

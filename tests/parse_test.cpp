@@ -107,5 +107,32 @@ TEST(Printable, KeepsPrintableAsciiAndEscapesEverythingElse) {
     EXPECT_EQ(printable("log\nline\x07", true), "log\nline\\x07") << "keep_newlines keeps only newlines";
 }
 
+// Issue 22: a value in an error message is escaped once, where it is quoted,
+// and cut at 100 bytes; the printer after it leaves the escapes alone.
+TEST(Quote, EscapesOnceAndCutsLongValues) {
+    EXPECT_EQ(quote("sb-42"), "'sb-42'");
+    EXPECT_EQ(quote(std::string("a\0b\x1b", 4)), "'a\\x00b\\x1b'") << "nothing after a NUL is lost";
+    EXPECT_EQ(quote(std::string(101, 'x')), "'" + std::string(100, 'x') + "...' (101 bytes)");
+    EXPECT_EQ(quote(std::string(100, 'x')), "'" + std::string(100, 'x') + "'");
+    EXPECT_EQ(printable_message("owner: " + quote("a\x1b\\")), "owner: 'a\\x1b\\\\'") << "not escaped twice";
+    EXPECT_EQ(printable_message("raw\x1b\n", true), "raw\\x1b\n") << "what was not quoted is still made safe";
+}
+
+// Issue 22, finding 3: inet_pton read the text as a C string, so
+// "10.8.0.9\0; rm -rf /" was 10.8.0.9.
+TEST(ParseIpv4, RefusesAnythingButADottedQuad) {
+    for (std::string text : {std::string("10.8.0.9\0; rm -rf /", 19), std::string("10.8.0.9\0", 9), std::string("10.8.0.9 "),
+                             std::string(" 10.8.0.9"), std::string("10.8.0.9/16"), std::string("1.2.3.4.5"),
+                             std::string(""), std::string(1000, '1')}) {
+        auto parsed = parse_ipv4(text, "address");
+        ASSERT_FALSE(parsed) << printable(text);
+        EXPECT_EQ(parsed.error().message.find('\0'), std::string::npos);
+        EXPECT_LT(parsed.error().message.size(), 200u);
+    }
+    EXPECT_EQ(parse_ipv4(std::string("10.8.0.9\0; rm -rf /", 19), "a").error().message,
+              "'10.8.0.9\\x00; rm -rf /' is not an IPv4 address");
+    EXPECT_EQ(to_string(*parse_ipv4("10.8.0.9", "a")), "10.8.0.9");
+}
+
 }  // namespace
 }  // namespace nodeport

@@ -1,8 +1,13 @@
 // Tier 1: reading a controller's desired set and planning a sync, no root.
 #include <gtest/gtest.h>
 
+#include <array>
+#include <istream>
 #include <ostream>
+#include <streambuf>
 #include <string>
+
+#include <fmt/format.h>
 
 #include "nodeport/sync.hpp"
 
@@ -96,7 +101,150 @@ TEST(ParseMappingsJson, RefusesNumbersThatWouldWrapAndOtherEdges) {
     EXPECT_EQ(nul_proto.error().field, "entry 0: protocol") << nul_proto.error().message;
     auto deep = parse_mappings_json(std::string(100000, '[') + std::string(100000, ']'));
     ASSERT_FALSE(deep);
-    EXPECT_EQ(deep.error().field, "entry 0: entry");
+    EXPECT_EQ(deep.error().field, "file") << "stopped at the depth limit, before any entry is read";
+}
+
+// Issue 22, finding 1: "port" nested 50,000 deep crashed the reader (the
+// error message dumped the value recursively). The reader stops at the depth
+// limit, and the message names the place and the limit in a few bytes.
+TEST(ParseMappingsJsonLimits, DeepNestingIsRefusedNamingTheLimit) {
+    const std::size_t n = 50000;
+    auto parsed = parse_mappings_json(R"([{"proto": "tcp", "backend": "10.8.0.2:80", "port": )" + std::string(n, '[') +
+                                      std::string(n, ']') + "}]");
+    ASSERT_FALSE(parsed);
+    EXPECT_EQ(parsed.error().field, "file");
+    EXPECT_NE(parsed.error().message.find("[0].port[0][0]"), std::string::npos) << parsed.error().message;
+    EXPECT_NE(parsed.error().message.find(fmt::format("nested deeper than the limit of {}", sync_limits.depth)),
+              std::string::npos)
+        << parsed.error().message;
+    EXPECT_LT(parsed.error().message.size(), 300u);
+    // Within the limit, a nested port is described by its kind, not dumped.
+    auto shallow = parse_mappings_json(R"([{"proto": "tcp", "backend": "10.8.0.2:80", "port": [[[1]]]}])");
+    ASSERT_FALSE(shallow);
+    EXPECT_EQ(shallow.error().field, "entry 0: port");
+    EXPECT_EQ(shallow.error().message, "an array is not a port number (1-65535)");
+}
+
+// Issue 22, finding 2: 10^6 entries were all read (721 MB) before the
+// duplicate port was seen. The reader stops at the value limit, early.
+TEST(ParseMappingsJsonLimits, AMillionEntriesStopAtTheValueLimit) {
+    std::string text = "[";
+    for (int i = 0; i < 1000000; ++i)
+        text += fmt::format(R"({}{{"proto":"tcp","port":{},"backend":"10.8.0.2:80"}})", i ? "," : "", i % 65535 + 1);
+    text += "]";
+    auto parsed = parse_mappings_json(text);
+    ASSERT_FALSE(parsed);
+    EXPECT_EQ(parsed.error().field, "file");
+    EXPECT_NE(parsed.error().message.find(fmt::format("more than the limit of {} values", 1 + 5 * sync_limits.entries)),
+              std::string::npos)
+        << parsed.error().message;
+    // The place is the entry where it stopped: a quarter of the way in.
+    EXPECT_NE(parsed.error().message.find("[163837]"), std::string::npos) << parsed.error().message;
+}
+
+TEST(ParseMappingsJsonLimits, MoreEntriesThanNodePortsAreRefused) {
+    std::string text = "[";
+    for (std::size_t i = 0; i <= sync_limits.entries; ++i)
+        text += fmt::format(R"({}{{"proto":"tcp","port":1,"backend":"10.8.0.2:80"}})", i ? "," : "");
+    text += "]";
+    auto parsed = parse_mappings_json(text);
+    ASSERT_FALSE(parsed);
+    EXPECT_EQ(parsed.error().field, "file");
+    EXPECT_EQ(parsed.error().message, "131071 entries, more than the limit of 131070 (the node ports there are: "
+                                      "65,535 of each protocol)");
+}
+
+// An endless input (/dev/zero made of blanks, so it is valid JSON so far)
+// is read only up to the byte limit, through the reader's own buffer.
+TEST(ParseMappingsJsonLimits, AnEndlessInputStopsAtTheByteLimit) {
+    struct Endless : std::streambuf {
+        std::array<char, 4096> blanks;
+        std::size_t served = 0;
+        Endless() { blanks.fill(' '); }
+        int_type underflow() override {
+            served += blanks.size();
+            setg(blanks.data(), blanks.data(), blanks.data() + blanks.size());
+            return ' ';
+        }
+    } endless;
+    std::istream in(&endless);
+    auto parsed = parse_mappings_json(in);
+    ASSERT_FALSE(parsed);
+    EXPECT_EQ(parsed.error().field, "file");
+    EXPECT_EQ(parsed.error().message, fmt::format("larger than the limit of {} bytes", sync_limits.bytes));
+    EXPECT_LE(endless.served, sync_limits.bytes + 64 * 1024 + 4096);
+}
+
+// Issue 22, finding 2: a 50 MB "port" string was echoed whole. Strings are
+// limited, and a bad value is quoted at most 100 bytes, with its length.
+TEST(ParseMappingsJsonLimits, LongValuesAreCutInMessages) {
+    // Cut while reading, long before the lexer holds 20 MB of it.
+    auto huge = parse_mappings_json(R"([{"proto": "tcp", "backend": "10.8.0.2:80", "port": ")" +
+                                    std::string(20 << 20, 'x') + "\"}]");
+    ASSERT_FALSE(huge);
+    EXPECT_EQ(huge.error().field, "file");
+    EXPECT_EQ(huge.error().message,
+              fmt::format("the string at offset 52 is longer than the limit of {} bytes", sync_limits.string_bytes));
+    auto over = parse_mappings_json(R"([{"proto": "tcp", "backend": "10.8.0.2:80", "port": ")" +
+                                    std::string(2000, 'x') + "\"}]");
+    ASSERT_FALSE(over);
+    EXPECT_EQ(over.error().message,
+              fmt::format("[0].port: a string of 2000 bytes, longer than the limit of {}", sync_limits.string_bytes));
+    auto long_port = parse_mappings_json(R"([{"proto": "tcp", "backend": "10.8.0.2:80", "port": ")" +
+                                         std::string(1000, 'x') + "\"}]");
+    ASSERT_FALSE(long_port);
+    EXPECT_EQ(long_port.error().field, "entry 0: port");
+    EXPECT_EQ(long_port.error().message,
+              "'" + std::string(100, 'x') + "...' (1000 bytes) is not a port number (1-65535)");
+    auto long_key = parse_mappings_json(R"([{")" + std::string(500, 'k') + R"(": 1}])");
+    ASSERT_FALSE(long_key);
+    EXPECT_EQ(long_key.error().field, "entry 0: " + std::string(40, 'k') + "...");
+}
+
+// Issue 22, finding 2: a key twice in an entry was taken silently (the last won).
+TEST(ParseMappingsJsonLimits, AKeyTwiceIsBadInput) {
+    auto parsed = parse_mappings_json(R"([{"proto": "tcp", "port": 1, "backend": "10.8.0.2:80"},
+                                          {"proto": "tcp", "port": 2, "port": 3, "backend": "10.8.0.2:80"}])");
+    ASSERT_FALSE(parsed);
+    EXPECT_EQ(parsed.error().field, "file");
+    EXPECT_EQ(parsed.error().message, "[1]: 'port' is a key twice");
+}
+
+// Issue 22, finding 3: "10.8.0.9\u0000; rm -rf /:1" passed as 10.8.0.9:1
+// (inet_pton read it as a C string), and an owner's message ended at its NUL.
+TEST(ParseMappingsJsonLimits, NulBytesAreRefusedAndShown) {
+    auto backend = parse_mappings_json(R"([{"proto": "tcp", "port": 1, "backend": "10.8.0.9\u0000; rm -rf /:1"}])");
+    ASSERT_FALSE(backend);
+    EXPECT_EQ(backend.error().field, "entry 0: backend address");
+    EXPECT_EQ(backend.error().message, R"('10.8.0.9\x00; rm -rf /' is not an IPv4 address)");
+    auto owner = parse_mappings_json(R"([{"proto": "tcp", "port": 1, "backend": "10.8.0.2:80", "owner": "a\u0000b"}])");
+    ASSERT_FALSE(owner);
+    EXPECT_EQ(owner.error().field, "entry 0: owner");
+    EXPECT_EQ(owner.error().message, R"('a\x00b' has a blank or non-ASCII character)");
+    EXPECT_EQ(std::string(owner.error().message.c_str()), owner.error().message) << "no NUL to cut a C string";
+    // A raw NUL is not JSON text; nlohmann's lexer alone would stop there and
+    // take the set before it.
+    auto raw = parse_mappings_json(std::string("[]\0[{\"proto\": \"tcp\"}]", 20));
+    ASSERT_FALSE(raw);
+    EXPECT_EQ(raw.error().field, "file");
+    EXPECT_EQ(raw.error().message,
+              "is not valid JSON: a NUL byte at offset 2 (JSON text has none; a string writes it as \\u0000)");
+}
+
+// The limits leave room for the largest set there can be: every node port
+// of both protocols, with 100-character owners, indented.
+TEST(ParseMappingsJsonLimits, TheLargestSetFits) {
+    std::string text = "[\n";
+    for (auto proto : {"tcp", "udp"})
+        for (int port = 1; port <= 65535; ++port)
+            text += fmt::format("  {{\n    \"proto\": \"{}\",\n    \"port\": {},\n    \"backend\": "
+                                "\"10.88.255.255:65535\",\n    \"owner\": \"{}\"\n  }}{}\n",
+                                proto, port, std::string(100, 'o'), proto == std::string("udp") && port == 65535 ? "" : ",");
+    text += "]\n";
+    ASSERT_LT(text.size(), sync_limits.bytes);
+    auto parsed = parse_mappings_json(text);
+    ASSERT_TRUE(parsed) << parsed.error().field << ": " << parsed.error().message;
+    EXPECT_EQ(parsed->size(), sync_limits.entries);
 }
 
 TEST(PlanSync, AddsUpdatesAndRemovesWhatDiffers) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <istream>
 #include <string_view>
 #include <vector>
 
@@ -11,11 +12,29 @@
 
 namespace nodeport {
 
+// How much parse_mappings_json reads (README "sync"). Past any of these it
+// stops reading at once and refuses the set, naming the limit ("file: ...").
+struct SyncLimits {
+    std::size_t bytes;         // the whole input
+    std::size_t entries;       // mappings: each node port at most once, 65,535 of each protocol
+    std::size_t depth;         // arrays and objects inside each other (the set needs 2)
+    std::size_t string_bytes;  // one string or key (an owner is at most 255)
+};
+// 32 MiB holds every node port of both protocols with 100-character owners,
+// indented. What the read holds in memory stays near the input's size or
+// below: the document of the largest set is about 140 MB, a run of blanks
+// (which nlohmann's lexer keeps until the next token) at most 32 MiB.
+inline constexpr SyncLimits sync_limits{std::size_t{32} << 20, 2 * 65535, 16, 1024};
+
 // A JSON array of {"proto": "tcp", "port": 6667, "backend": "10.8.32.126:6667",
 // "owner": "sb-42"} ("owner" may be left out). Every entry is validated as the
 // CLI validates its arguments; the first bad one is reported with its index
-// and field ("entry 3: backend: ..."), and a node port listed twice is bad.
+// and field ("entry 3: backend: ..."), and a node port listed twice is bad, as
+// is a key twice in one entry.
 Parsed<std::vector<Mapping>> parse_mappings_json(std::string_view text);
+// The same, read from a stream (a file, standard input) as it is parsed: the
+// input is never held whole, and an endless one stops at sync_limits.bytes.
+Parsed<std::vector<Mapping>> parse_mappings_json(std::istream& in);
 
 // What makes the table equal to the desired set. Applied in this order, so a
 // port that stays mapped is never missing during the sync: adds and

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <compare>
+#include <cstddef>
 #include <cstdint>
 #include <expected>
 #include <string>
@@ -76,6 +77,19 @@ std::uint64_t owner_id(std::string_view owner);
 // reach a terminal, and invalid UTF-8 never reaches a JSON encoder. With
 // `keep_newlines`, \n stays (a multi-line log of our own).
 std::string printable(std::string_view text, bool keep_newlines = false);
+
+// A value from outside as an error message quotes it: in single quotes,
+// escaped by printable(), at most quote_max_bytes of it ("'xxxx...' (52428800
+// bytes)" beyond). Escaped here, once: a message holds no NUL (it may travel
+// as a C string) and stays short however large the input.
+inline constexpr std::size_t quote_max_bytes = 100;
+std::string quote(std::string_view text);
+
+// A message on its way to a terminal or a JSON encoder: what is still not
+// printable ASCII becomes \xNN, but a backslash stays, since the values in
+// the message were escaped by quote() already (escaping again would show a
+// NUL as \\x00).
+std::string printable_message(std::string_view text, bool keep_newlines = false);
 
 std::string_view to_string(Proto proto);
 std::string to_string(Ipv4 addr);

@@ -8,7 +8,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <iostream>
 #include <optional>
 
@@ -269,13 +268,13 @@ int cmd_flush(const Args& argv) {
     return exit_ok;
 }
 
-// The text of --file: a path, or - for standard input.
-std::string read_input(const std::string& name) {
+// The desired set of --file: a path, or - for standard input, read as it
+// is parsed (within sync_limits, so /dev/zero or an endless pipe stops early).
+std::vector<Mapping> read_desired(const std::string& name) {
     std::ifstream file;
     if (name != "-")
         file = open_input("file", name);
-    std::istream& in = name == "-" ? std::cin : file;
-    return std::string(std::istreambuf_iterator<char>(in), {});
+    return valid(parse_mappings_json(name == "-" ? std::cin : file));
 }
 
 std::string describe_plan(const SyncPlan& plan) {
@@ -300,7 +299,7 @@ int cmd_sync(const Args& argv) {
     if (!inv->options.count("file"))
         throw UsageError("file", "missing (--file FILE, or --file - for standard input)");
     const auto lock_wait = lock_wait_option(*inv);
-    auto desired = valid(parse_mappings_json(read_input(inv->options["file"].as<std::string>())));
+    auto desired = read_desired(inv->options["file"].as<std::string>());
     auto table = succeeded(PortTable::open(inv->pin_dir, lock_wait));
     const bool dry_run = inv->options.count("dry-run") > 0;
     SyncResult counts;

@@ -20,14 +20,14 @@ std::string json_line(const nlohmann::json& value) {
 
 void print_error(std::string_view command, std::string_view message, std::string_view field, bool keep_newlines) {
     if (json_mode) {
-        nlohmann::json out{{"error", printable(message, keep_newlines)}};
+        nlohmann::json out{{"error", printable_message(message, keep_newlines)}};
         if (!field.empty())
-            out["field"] = printable(field);
+            out["field"] = printable_message(field);
         std::cerr << json_line(out) << std::endl;
         return;
     }
-    std::cerr << "nodeport" << (command.empty() ? "" : " ") << command << ": " << printable(message, keep_newlines)
-              << std::endl;
+    std::cerr << "nodeport" << (command.empty() ? "" : " ") << command << ": "
+              << printable_message(message, keep_newlines) << std::endl;
 }
 
 }  // namespace nodeport::cli
