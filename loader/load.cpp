@@ -309,7 +309,7 @@ Result<LoadReport> load(const LoadOptions& options) {
     if (auto ok = test_hook("load:maps"); !ok)
         return std::unexpected(ok.error());
 
-    LoadReport report{reused, *addrs, {}, {}, std::nullopt};
+    LoadReport report{reused, *addrs, {}, {}, std::nullopt, {}};
     if (migrating)
         report.migrated = MigrationReport{1, migrating->entries()};
     if (auto ok = unpin_defunct(*defunct_links, undo); !ok)
@@ -349,6 +349,9 @@ Result<LoadReport> load(const LoadOptions& options) {
     if (auto ok = Abi1Migration::remove_leftover(dir); !ok)
         return std::unexpected(ok.error());
     undo.commit();
+    // A write killed between its change of `ports` and its socket walk left
+    // the walk recorded; the iterators are in place again, so it ends here.
+    report.resumed_walk = SocketEnder::open(dir).finish(bpf_map__fd(sock->maps.ports));
     if (auto ok = test_hook("load:end"); !ok)
         return std::unexpected(ok.error());
     return report;

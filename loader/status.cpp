@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fmt/format.h>
 #include <net/if.h>
 
 #include <algorithm>
@@ -24,6 +25,7 @@
 #include "nodeport/abi.h"
 #include "nodeport/legacy_iptables.hpp"
 #include "nodeport/port_table.hpp"
+#include "nodeport/sock_end.hpp"
 #include "pin_dir.hpp"
 #include "pinned_link.hpp"
 #include "run_tool.hpp"
@@ -177,6 +179,34 @@ Result<std::size_t> count_flows(const std::filesystem::path& dir, std::string_vi
         std::count_if(keys->begin(), dup.begin(), [](const np_flow_key& k) { return k.dir == NP_FLOW_TO_BACKEND; }));
 }
 
+// The targets a killed write recorded and no write has walked since, whose
+// node port no longer leads to their backend (a write killed before it
+// changed the map left sockets that are right). Only when no writer holds
+// the lock: a running write has its own recorded.
+void check_pending_walk(const std::filesystem::path& dir, int dir_fd, const std::vector<Mapping>& mappings,
+                        Status& status) {
+    auto lock = pin_dir::Lock::take(dir_fd, std::chrono::milliseconds{0});
+    if (!lock)
+        return;
+    auto pending = SocketEnder::open(dir).pending();
+    if (!pending) {
+        status.not_checked.push_back("pending socket walk: " + pending.error().message);
+        return;
+    }
+    for (const auto& t : *pending) {
+        if (std::ranges::find(mappings, SocketEnder::Target{t.node_port, t.backend}, [](const Mapping& m) {
+                return SocketEnder::Target{m.node_port, m.backend};
+            }) != mappings.end())
+            continue;
+        status.problems.push_back(
+            {ProblemKind::socket_walk_pending, t.node_port,
+             fmt::format("a write was interrupted before it ended the node's {} sockets connected to {}, which "
+                         "{} no longer leads to: they may still reach the old backend; the next set, del, sync "
+                         "or load ends them",
+                         to_string(t.node_port.proto), to_string(t.backend), to_string(t.node_port))});
+    }
+}
+
 void append(std::vector<Problem>& to, std::vector<Problem> from) {
     to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
 }
@@ -281,6 +311,8 @@ std::string_view to_string(ProblemKind kind) {
         return "tc_detached";
     case ProblemKind::ip_forward_off:
         return "ip_forward_off";
+    case ProblemKind::socket_walk_pending:
+        return "socket_walk_pending";
     }
     return "?";
 }
@@ -290,7 +322,8 @@ Result<Status> read_status(const std::filesystem::path& dir) {
     Status status;
     // Only node_config's absence means "not loaded" (ENOENT, naming the
     // directory); open() also refuses pins of another map ABI.
-    if (auto opened = pin_dir::open(dir); !opened)
+    auto opened = pin_dir::open(dir);
+    if (!opened)
         return std::unexpected(opened.error());
     auto abi = pin_dir::recorded_abi(dir);
     if (!abi)
@@ -336,6 +369,8 @@ Result<Status> read_status(const std::filesystem::path& dir) {
         status.problems.push_back({ProblemKind::ip_forward_off, std::nullopt,
                                    "net.ipv4.ip_forward is 0: the kernel drops every packet the TC programs "
                                    "translate (sysctl -w net.ipv4.ip_forward=1)"});
+
+    check_pending_walk(dir, opened->get(), *mappings, status);
 
     // What else on the node acts on the mapped ports' traffic.
     check_iptables(mapped, status);

@@ -202,13 +202,15 @@ struct np_flow_timeouts {
 };
 
 /* Ending the node's sockets that still talk to a replaced backend
- * (bpf/sock_end.bpf.c). Under the pin directory lock the loader fills the
- * hash `sock_end_targets` with what was replaced, reads the socket iterator of
- * each protocol once (one walk for any number of targets), and empties it
- * again: every socket of the caller's network namespace connected to a
- * target's backend through a translation nodeport made for its node port is
- * ended with bpf_sock_destroy(), and the iterator writes one byte per socket
- * ended. Value: __u8, unused. */
+ * (bpf/sock_end.bpf.c). Under the pin directory lock a write puts what it
+ * will replace into the hash `sock_end_targets` before it changes `ports`,
+ * then reads the socket iterator of each protocol once (one walk for any
+ * number of targets) and removes the targets walked: every socket of the
+ * caller's network namespace connected to a target's backend through a
+ * translation nodeport made for its node port is ended with
+ * bpf_sock_destroy(), and the iterator writes one byte per socket ended.
+ * Outside a write it holds only what a write killed before its walk left,
+ * which the next write (or load) walks. Value: __u8, unused. */
 #define NP_MAX_SOCK_END_TARGETS NP_MAX_PORTS
 
 struct np_sock_end_target {

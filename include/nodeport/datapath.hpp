@@ -12,6 +12,7 @@
 #include "nodeport/abi.h"
 #include "nodeport/lock_wait.hpp"
 #include "nodeport/result.hpp"
+#include "nodeport/sock_end.hpp"
 #include "nodeport/types.hpp"
 
 namespace nodeport {
@@ -85,6 +86,9 @@ struct LoadReport {
     // bpf_sock_destroy); empty when they can. Not an error.
     std::string socket_ending_unavailable;
     std::optional<MigrationReport> migrated;
+    // The node sockets ended for a write that was killed before it ended
+    // them itself (SocketEnder::finish); `resumed` 0: there was none.
+    EndedSockets resumed_walk;
 };
 
 // What load checks first, as the CLI checks its options (the library is the

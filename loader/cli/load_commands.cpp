@@ -29,7 +29,9 @@ int cmd_load(const Args& argv) {
                            {"node_addrs", to_json(report.node_addrs)},
                            {"interfaces", to_json(report.interfaces)},
                            {"migrated", nullptr},
-                           {"socket_ending_unavailable", nullptr}};
+                           {"socket_ending_unavailable", nullptr},
+                           {"resumed_targets", report.resumed_walk.resumed},
+                           {"sockets_ended", report.resumed_walk.count}};
         if (report.migrated)
             out["migrated"] = {{"from_abi", report.migrated->from_abi}, {"mappings", report.migrated->mappings}};
         if (!report.socket_ending_unavailable.empty())
@@ -47,6 +49,11 @@ int cmd_load(const Args& argv) {
     if (!report.socket_ending_unavailable.empty())
         std::cerr << "nodeport load: warning: node sockets will not be ended when a backend is replaced: "
                   << report.socket_ending_unavailable << "\n";
+    if (report.resumed_walk.resumed > 0)
+        std::cout << fmt::format("finished the socket walk of an interrupted write ({} replaced backend{}, {} node "
+                                 "socket{} ended)\n",
+                                 report.resumed_walk.resumed, report.resumed_walk.resumed == 1 ? "" : "s",
+                                 report.resumed_walk.count, report.resumed_walk.count == 1 ? "" : "s");
     return exit_ok;
 }
 
