@@ -166,7 +166,7 @@ case $rc in 0) healthy=true ;; 3) healthy=false ;; *) healthy="exit $rc" ;; esac
 expect_eq "status --json: exit 0 (healthy) or 3 (degraded), as .healthy says; loaded" "$healthy true" \
     "$(jq -r '"\(.healthy) \(.loaded)"' "$WORK/out")"
 expect_result "legacy-iptables --dry-run" 0 \
-    "bridge deleted dry_run found nodeport_loaded portless_rules ports subnets" \
+    "bridge deleted dry_run found kept nodeport_loaded portless_rules ports subnets" \
     legacy-iptables --pin-dir "$PIN" --bridge br0 --dry-run --json
 expect_result "version" 0 "abi commit libbpf version" version --json
 expect_result "--version --json" 0 "abi commit libbpf version" --version --json
