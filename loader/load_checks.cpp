@@ -25,6 +25,12 @@ bool valid_interface_name(const std::string& name) {
            });
 }
 
+// An --exclude pattern: as an interface name, but fnmatch's ':' and blanks aside.
+bool valid_pattern(const std::string& pattern) {
+    return !pattern.empty() && pattern.size() < IF_NAMESIZE &&
+           std::ranges::none_of(pattern, [](unsigned char c) { return c == '/' || std::isspace(c) || !std::isprint(c); });
+}
+
 }  // namespace
 
 std::expected<void, InputError> check_node_ips(const std::vector<Ipv4>& node_ips) {
@@ -49,6 +55,19 @@ std::expected<void, InputError> check_load_options(const LoadOptions& options) {
             return bad("iface", fmt::format("'{}' is not an interface name", printable(*it)));
         if (std::find(options.interfaces.begin(), it, *it) != it)
             return bad("iface", fmt::format("'{}' is given twice", *it));
+    }
+    if (options.interface_choice) {
+        // What iface_choice records: at most NP_MAX_IFACE_NAMES names and
+        // patterns, each as the CLI takes them.
+        const auto& choice = *options.interface_choice;
+        for (const auto& [field, list] : {std::pair{"iface", &choice.names}, std::pair{"exclude", &choice.exclude}}) {
+            if (list->size() > NP_MAX_IFACE_NAMES)
+                return bad(field, fmt::format("{} given; at most {}", list->size(), NP_MAX_IFACE_NAMES));
+            for (const auto& name : *list)
+                if (!valid_interface_name(name) && !(std::string_view(field) == "exclude" && valid_pattern(name)))
+                    return bad(field, fmt::format("'{}' is not an interface name{}", printable(name),
+                                                  std::string_view(field) == "exclude" ? " or pattern" : ""));
+        }
     }
     constexpr std::chrono::seconds max_timeout{30 * 24 * 3600};  // as the CLI's --*-timeout
     const std::pair<const char*, std::chrono::seconds> timeouts[] = {

@@ -23,6 +23,7 @@
 #include "netns.hpp"
 #include "node_addrs.hpp"
 #include "nodeport/abi.h"
+#include "nodeport/interfaces.hpp"
 #include "nodeport/legacy_iptables.hpp"
 #include "nodeport/port_table.hpp"
 #include "nodeport/sock_end.hpp"
@@ -179,6 +180,51 @@ Result<std::size_t> count_flows(const std::filesystem::path& dir, std::string_vi
         std::count_if(keys->begin(), dup.begin(), [](const np_flow_key& k) { return k.dir == NP_FLOW_TO_BACKEND; }));
 }
 
+// Interfaces the choice in force (recorded_interface_choice) names now that
+// nodeport is not attached to: more than it attaches to, or no watch to
+// attach one that appeared (or the default route moved). Only in the
+// namespace load ran in, where the names mean the same interfaces.
+void check_chosen(const std::filesystem::path& dir, const std::vector<NodePort>& mapped, Status& status) {
+    auto config = pin_dir::recorded_config(dir);
+    auto cookie = netns::current_cookie();
+    if (!config || !cookie || config->node_netns_cookie != *cookie) {
+        status.not_checked.push_back("chosen interfaces: run status in the network namespace load ran in");
+        return;
+    }
+    auto recorded = recorded_interface_choice(dir);
+    if (!recorded) {
+        status.not_checked.push_back("chosen interfaces: " + recorded.error().message);
+        return;
+    }
+    if (!*recorded) {
+        status.not_checked.push_back("chosen interfaces: no interface choice recorded (loaded by an earlier "
+                                     "nodeport; a load records it)");
+        return;
+    }
+    const InterfaceChoice& choice = (*recorded)->choice;
+    auto chosen = choose_interfaces(choice);
+    if (!chosen) {
+        status.not_checked.push_back("chosen interfaces (" + describe(choice) + "): " + chosen.error().message);
+        return;
+    }
+    const std::string why = chosen->size() > NP_MAX_TC_ATTACHMENTS
+                                ? fmt::format("{} are chosen and nodeport attaches to at most {}: leave some out "
+                                              "with --exclude",
+                                              chosen->size(), NP_MAX_TC_ATTACHMENTS)
+                                : "run nodeport watch, which attaches chosen interfaces as they appear, or load again";
+    for (const auto& name : *chosen) {
+        const int ifindex = static_cast<int>(::if_nametoindex(name.c_str()));
+        if (std::ranges::any_of(status.interfaces, [&](const InterfaceStatus& i) {
+                return i.name == name && i.ifindex == ifindex && i.present.value_or(false);
+            }))
+            continue;
+        status.problems.push_back({ProblemKind::unattached_interface, std::nullopt,
+                                   fmt::format("interface {} is chosen ({}) but nodeport is not attached to it ({}): "
+                                               "{}",
+                                               name, describe(choice), why, status_checks::lost_ports(mapped))});
+    }
+}
+
 // The targets a killed write recorded and no write has walked since, whose
 // node port no longer leads to their backend (a write killed before it
 // changed the map left sockets that are right). Only when no writer holds
@@ -313,6 +359,8 @@ std::string_view to_string(ProblemKind kind) {
         return "ip_forward_off";
     case ProblemKind::socket_walk_pending:
         return "socket_walk_pending";
+    case ProblemKind::unattached_interface:
+        return "unattached_interface";
     }
     return "?";
 }
@@ -350,6 +398,7 @@ Result<Status> read_status(const std::filesystem::path& dir) {
     if (!interfaces)
         return std::unexpected(interfaces.error());
     status.interfaces = std::move(*interfaces);
+    check_chosen(dir, mapped, status);
     auto addrs = read_node_addrs(dir);
     if (!addrs)
         return std::unexpected(addrs.error());

@@ -54,6 +54,23 @@ struct TcAttachment {
     TcAttachMode mode = TcAttachMode::tcx;
 };
 
+// How the external interfaces are chosen: what load's --iface, --exclude and
+// --local-only say (interfaces.hpp chooses them).
+struct InterfaceChoice {
+    enum class Kind {
+        none,           // local forwarding only
+        named,          // exactly `names` (those that exist now)
+        all,            // every interface but loopback, ports of another device, and `exclude`
+        default_route,  // the interface of the IPv4 default route
+    };
+    Kind kind = Kind::default_route;
+    std::vector<std::string> names;
+    // fnmatch(3) patterns of interface names `all` leaves out, e.g. the
+    // sandboxes' bridge "br0", or "cali*".
+    std::vector<std::string> exclude;
+    bool operator==(const InterfaceChoice&) const = default;
+};
+
 struct LoadOptions {
     std::filesystem::path pin_dir = default_pin_dir;
     // cgroup v2 directory whose sockets get the local-forwarding hooks.
@@ -64,6 +81,11 @@ struct LoadOptions {
     std::vector<Ipv4> node_ips;
     // External interfaces for the TC programs; empty: none (local forwarding only).
     std::vector<std::string> interfaces;
+    // How `interfaces` were chosen, recorded in the pin directory for `watch`
+    // (which follows it when given no interface options) and `status` (which
+    // names a chosen interface left unattached). nullopt: exactly
+    // `interfaces` (named; none when empty).
+    std::optional<InterfaceChoice> interface_choice;
     TcAttachMode tc_attach = TcAttachMode::automatic;
     Forwarding forwarding = Forwarding::kernel;
     FlowTimeouts timeouts;

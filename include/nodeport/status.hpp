@@ -52,6 +52,7 @@ enum class ProblemKind {
     tc_detached,        // the interface is there, nodeport's TC program is not
     ip_forward_off,     // external interfaces attached, net.ipv4.ip_forward = 0
     socket_walk_pending,  // a write was killed before it ended the node's sockets to what it replaced
+    unattached_interface,  // the interface choice in force names an interface nodeport is not attached to
 };
 std::string_view to_string(ProblemKind kind);  // "iptables_dnat", ...
 

@@ -174,6 +174,7 @@ LoadChoices load_choices(const Invocation& inv, InterfaceCheck check) {
                               .cgroup = std::nullopt,  // --cgroup, checked below
                               .node_ips = node_ip_options(inv),
                               .interfaces = {},  // chosen from `choice` when acting
+                              .interface_choice = std::nullopt,  // `choice`, below
                               .tc_attach = tc_attach_option(inv),
                               .forwarding = forwarding_option(inv),
                               .timeouts = timeout_options(inv),
@@ -190,6 +191,11 @@ LoadChoices load_choices(const Invocation& inv, InterfaceCheck check) {
     if (out.choice.names.size() > NP_MAX_TC_ATTACHMENTS)
         throw UsageError("iface", fmt::format("{} interfaces named; nodeport attaches to at most {}",
                                      out.choice.names.size(), NP_MAX_TC_ATTACHMENTS));
+    if (out.choice.exclude.size() > NP_MAX_IFACE_NAMES)
+        throw UsageError("exclude", fmt::format("{} patterns given; at most {} (one pattern can leave out many: "
+                                                "'veth*')",
+                                                out.choice.exclude.size(), NP_MAX_IFACE_NAMES));
+    out.options.interface_choice = out.choice;
     // Options only the TC programs use mean nothing without them; a value
     // other than the default says the writer expected TC programs.
     if (out.choice.kind == InterfaceChoice::Kind::none) {
@@ -207,6 +213,14 @@ std::vector<std::string> chosen_interfaces(const InterfaceChoice& choice) {
         throw Failure(names.error().message +
                       ": name the node's external interfaces with --iface IF (or all), or pass --local-only");
     return succeeded(std::move(names));
+}
+
+bool gives_interfaces(const Invocation& inv) {
+    return inv.options.count("iface") || inv.options.count("exclude") || inv.options["local-only"].as<bool>();
+}
+
+bool gives_tc_attach(const Invocation& inv) {
+    return !inv.options["tc-attach"].defaulted();
 }
 
 }  // namespace nodeport::cli
