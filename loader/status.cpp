@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 #include <net/if.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -287,11 +288,23 @@ void check_nft(const std::vector<NodePort>& mapped, Status& status) {
     status.not_checked.insert(status.not_checked.end(), found->not_checked.begin(), found->not_checked.end());
 }
 
+// Whether process `pid`, whose executable is named conmon, is rootful
+// podman's: run by root (podman's reservation sockets are root's; anyone can
+// run a binary named conmon) with podman as its --exit-command.
+bool is_podman_conmon(const std::filesystem::path& proc_pid) {
+    struct stat st{};
+    if (::stat(proc_pid.c_str(), &st) != 0 || st.st_uid != 0)
+        return false;
+    std::ifstream in(proc_pid / "cmdline", std::ios::binary);
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return status_checks::podman_conmon_cmdline(cmdline);
+}
+
 // Every socket inode held open by a process, and that process: the links
 // /proc/PID/fd/N -> "socket:[INODE]". A process that exits meanwhile, or
 // whose fds cannot be read, is skipped (the error_code overloads throughout:
 // the walk races with every process on the node). A socket several processes
-// hold is named after conmon when conmon is one of them.
+// hold is named after podman's conmon when that is one of them.
 std::map<std::uint64_t, status_checks::SocketOwner> socket_owners() {
     namespace fs = std::filesystem;
     std::map<std::uint64_t, status_checks::SocketOwner> owners;
@@ -304,6 +317,7 @@ std::map<std::uint64_t, status_checks::SocketOwner> socket_owners() {
         // The executable's name, not /proc/PID/comm: any process can set its comm.
         std::error_code exe_ec;
         const std::string exe = fs::read_symlink(proc->path() / "exe", exe_ec).filename();
+        const bool podman_conmon = exe == "conmon" && is_podman_conmon(proc->path());
         std::error_code fd_ec;
         for (fs::directory_iterator fd(proc->path() / "fd", fd_ec); !fd_ec && fd != end; fd.increment(fd_ec)) {
             std::error_code link_ec;
@@ -312,9 +326,10 @@ std::map<std::uint64_t, status_checks::SocketOwner> socket_owners() {
             if (link_ec || !target.starts_with("socket:[") ||
                 std::from_chars(target.data() + 8, target.data() + target.size(), inode).ec != std::errc{})
                 continue;
-            auto [it, added] = owners.try_emplace(inode, status_checks::SocketOwner{pid, exe});
-            if (!added && exe == "conmon")
-                it->second = status_checks::SocketOwner{pid, exe};
+            const status_checks::SocketOwner owner{pid, exe, podman_conmon};
+            auto [it, added] = owners.try_emplace(inode, owner);
+            if (!added && podman_conmon)
+                it->second = owner;
         }
     }
     return owners;
