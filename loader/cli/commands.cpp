@@ -200,13 +200,12 @@ int cmd_list(const Args& argv) {
         external.push_back(printable(a.interface));
     if (json(*inv)) {
         // An array (what controllers already read), one entry per mapping.
-        nlohmann::json out = nlohmann::json::array();
-        for (const auto& m : mappings) {
-            auto entry = to_json(m);
+        stream_json_array(std::cout, mappings.size(), [&](std::size_t i) {
+            auto entry = to_json(mappings[i]);
             entry["external"] = external;
-            out.push_back(entry);
-        }
-        std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+            return entry;
+        });
+        std::cout << "\n";
         return exit_ok;
     }
     std::string reach = external.empty() ? "- (local only)" : fmt::format("{}", fmt::join(external, ","));
