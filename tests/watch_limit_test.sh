@@ -22,10 +22,7 @@ test_begin wlimit
 WORK=$(mktemp -d /tmp/np-wlimit.XXXXXX)
 WATCH_PID=""
 on_cleanup() {
-    if [ -n "$WATCH_PID" ]; then
-        kill "$WATCH_PID" 2>/dev/null
-        wait "$WATCH_PID" 2>/dev/null
-    fi
+    [ -n "$WATCH_PID" ] && { kill "$WATCH_PID"; wait "$WATCH_PID"; } 2>/dev/null
     rm -rf "$WORK"
 }
 topo_node

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "nodeport/abi.h"
@@ -120,6 +121,11 @@ struct LoadReport {
 // 1 s to 30 days, a lock wait not negative. load and refresh refuse what
 // fails with EINVAL ("bad input: FIELD: ...") before anything changes.
 std::expected<void, InputError> check_load_options(const LoadOptions& options);
+// What the kernel takes as an interface name (dev_valid_name): 1 to 15
+// bytes, not "." or "..", no '/', ':' or blank; nor, here, anything
+// unprintable. A pattern (--exclude, fnmatch) may also hold ':', '.' and "..".
+bool valid_interface_name(std::string_view name);
+bool valid_interface_pattern(std::string_view pattern);
 std::expected<void, InputError> check_node_ips(const std::vector<Ipv4>& node_ips);
 
 // Idempotent: a second load reuses the pinned maps and replaces the programs

@@ -64,19 +64,9 @@ FlowTimeouts timeout_options(const Invocation& inv) {
                         .udp = seconds_option(inv, "udp-timeout", defaults.udp)};
 }
 
-// What the kernel accepts as an interface name (dev_valid_name): 1 to 15
-// bytes, not "." or "..", no '/', ':' or blank; nor, here, anything unprintable.
-bool valid_interface_name(const std::string& name) {
-    return !name.empty() && name.size() < IF_NAMESIZE && name != "." && name != ".." &&
-           std::ranges::none_of(name, [](unsigned char c) {
-               return c == '/' || c == ':' || std::isspace(c) || !std::isprint(c);
-           });
-}
-
 // An --exclude value: an interface name or an fnmatch(3) pattern of names.
 std::string exclude_pattern(const std::string& text) {
-    if (text.empty() || text.size() >= IF_NAMESIZE ||
-        std::ranges::any_of(text, [](unsigned char c) { return c == '/' || std::isspace(c) || !std::isprint(c); }))
+    if (!valid_interface_pattern(text))
         throw UsageError("exclude", fmt::format("'{}' is not an interface name or pattern", text));
     return text;
 }
