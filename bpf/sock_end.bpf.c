@@ -28,8 +28,9 @@
 
 extern int bpf_sock_destroy(struct sock_common *sk) __weak __ksym;
 
-/* Filled only while a loader holds the pin directory lock; empty otherwise,
- * so NO_PREALLOC: memory only for what a sync replaces. */
+/* Filled by a loader holding the pin directory lock; empty otherwise, but
+ * for what a write killed before its walk left (the next write walks it).
+ * NO_PREALLOC: memory only for what a sync replaces. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

@@ -9,8 +9,11 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <new>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "nodeport/datapath.hpp"
@@ -134,8 +137,26 @@ nodeport_mapping to_c(const Mapping& m) {
     return out;
 }
 
-int bad_handle() {
-    return fail(NODEPORT_EBADINPUT, "bad input: handle: NULL");
+// The handles nodeport_open gave and nodeport_close has not closed. A call
+// with any other pointer (closed already, never opened) is refused at once
+// instead of reading freed memory; closing one twice does nothing. (A
+// closed handle's address may come back from a later nodeport_open: then it
+// is that table's, as with any C handle.)
+std::mutex open_mutex;
+std::unordered_set<const nodeport_table*> open_handles;
+
+bool is_open(const nodeport_table* np) {
+    std::lock_guard guard(open_mutex);
+    return open_handles.contains(np);
+}
+
+// The handle argument, checked: NODEPORT_OK or the code to return.
+int check_handle(const nodeport_table* np) {
+    if (np == nullptr)
+        return fail(NODEPORT_EBADINPUT, "bad input: handle: NULL");
+    if (!is_open(np))
+        return fail(NODEPORT_EBADINPUT, "bad input: handle: not open (closed already, or not from nodeport_open)");
+    return NODEPORT_OK;
 }
 
 }  // namespace
@@ -165,20 +186,34 @@ int nodeport_open(const char* pin_dir, struct nodeport_table** out) {
                 return fail(NODEPORT_ENOTLOADED, table.error().message);
             return fail(table.error());
         }
-        *out = new nodeport_table{std::move(*table)};
+        auto handle = std::make_unique<nodeport_table>(std::move(*table));
+        {
+            std::lock_guard guard(open_mutex);
+            open_handles.insert(handle.get());
+        }
+        *out = handle.release();
         return int{NODEPORT_OK};
     });
 }
 
 void nodeport_close(struct nodeport_table* np) {
-    delete np;  // PortTable's destructor closes fds: it does not throw
+    try {
+        {
+            std::lock_guard guard(open_mutex);
+            if (np == nullptr || open_handles.erase(np) == 0)
+                return;  // NULL, or closed already
+        }
+        delete np;  // PortTable's destructor closes fds: it does not throw
+    } catch (...) {
+        // Nothing crosses the boundary (a mutex that cannot be locked).
+    }
 }
 
 int nodeport_set(struct nodeport_table* np, const char* proto, uint16_t port, const char* backend_ip,
                  uint16_t backend_port, const char* owner) {
     return guarded([&] {
-        if (np == nullptr)
-            return bad_handle();
+        if (int bad = check_handle(np); bad != NODEPORT_OK)
+            return bad;
         auto m = mapping(proto, port, backend_ip, backend_port, owner);
         if (!m)
             return fail(m.error());
@@ -189,8 +224,8 @@ int nodeport_set(struct nodeport_table* np, const char* proto, uint16_t port, co
 
 int nodeport_del(struct nodeport_table* np, const char* proto, uint16_t port, const char* owner) {
     return guarded([&] {
-        if (np == nullptr)
-            return bad_handle();
+        if (int bad = check_handle(np); bad != NODEPORT_OK)
+            return bad;
         auto p = node_port(proto, port);
         if (!p)
             return fail(p.error());
@@ -221,8 +256,8 @@ int nodeport_del(struct nodeport_table* np, const char* proto, uint16_t port, co
 
 int nodeport_del_owner(struct nodeport_table* np, const char* owner) {
     return guarded([&] {
-        if (np == nullptr)
-            return bad_handle();
+        if (int bad = check_handle(np); bad != NODEPORT_OK)
+            return bad;
         auto name = text(owner, "owner", NP_MAX_OWNER_LEN);
         if (!name)
             return fail(name.error());
@@ -233,8 +268,8 @@ int nodeport_del_owner(struct nodeport_table* np, const char* owner) {
 
 int nodeport_get(struct nodeport_table* np, const char* proto, uint16_t port, nodeport_mapping* out) {
     return guarded([&] {
-        if (np == nullptr)
-            return bad_handle();
+        if (int bad = check_handle(np); bad != NODEPORT_OK)
+            return bad;
         if (out == nullptr)
             return fail(NODEPORT_EBADINPUT, "bad input: out: NULL");
         auto p = node_port(proto, port);
@@ -252,8 +287,8 @@ int nodeport_get(struct nodeport_table* np, const char* proto, uint16_t port, no
 
 int nodeport_list(struct nodeport_table* np, nodeport_mapping** out, size_t* n) {
     return guarded([&] {
-        if (np == nullptr)
-            return bad_handle();
+        if (int bad = check_handle(np); bad != NODEPORT_OK)
+            return bad;
         if (out == nullptr || n == nullptr)
             return fail(NODEPORT_EBADINPUT, "bad input: out, n: NULL");
         *out = nullptr;
@@ -281,8 +316,8 @@ void nodeport_free(nodeport_mapping* list) {
 
 int nodeport_sync(struct nodeport_table* np, const nodeport_mapping* want, size_t n) {
     return guarded([&] {
-        if (np == nullptr)
-            return bad_handle();
+        if (int bad = check_handle(np); bad != NODEPORT_OK)
+            return bad;
         if (want == nullptr && n != 0)
             return fail(NODEPORT_EBADINPUT, "bad input: want: NULL with n > 0");
         std::vector<Mapping> desired;

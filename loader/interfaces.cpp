@@ -55,6 +55,41 @@ Result<std::vector<std::string>> choose_interfaces(const InterfaceChoice& choice
     return out;
 }
 
+std::string describe(const InterfaceChoice& choice) {
+    using Kind = InterfaceChoice::Kind;
+    std::string out;
+    switch (choice.kind) {
+    case Kind::none:
+        return "--local-only";
+    case Kind::default_route:
+        return "the default route's interface";
+    case Kind::named:
+        for (const auto& name : choice.names)
+            out += (out.empty() ? "--iface " : " --iface ") + name;
+        return out.empty() ? "--iface (none)" : out;
+    case Kind::all:
+        out = "--iface all";
+        for (const auto& pattern : choice.exclude)
+            out += " --exclude " + pattern;
+        return out;
+    }
+    return "?";
+}
+
+WithinLimit within_limit(const std::vector<std::string>& chosen, const std::vector<std::string>& attached,
+                         std::size_t limit) {
+    WithinLimit out;
+    for (const auto& name : chosen)
+        if (std::ranges::find(attached, name) != attached.end() && out.attach.size() < limit)
+            out.attach.push_back(name);
+    for (const auto& name : chosen) {
+        if (std::ranges::find(out.attach, name) != out.attach.end())
+            continue;
+        (out.attach.size() < limit ? out.attach : out.left).push_back(name);
+    }
+    return out;
+}
+
 Result<std::vector<TcAttachment>> attach_interfaces(const std::filesystem::path& dir,
                                                     const std::vector<std::string>& interfaces, TcAttachMode mode,
                                                     std::chrono::milliseconds lock_wait) {

@@ -108,52 +108,110 @@ bool in_subnets(Ipv4 addr, const std::vector<Subnet>& subnets) {
     return std::ranges::any_of(subnets, [addr](const Subnet& s) { return s.contains(addr); });
 }
 
-bool single_port(const NatRule& rule) {
-    return rule.proto && rule.dports.size() == 1 && rule.dports[0].first == rule.dports[0].second;
+// Why an address in the bridge's subnets cannot be a sandbox's; empty when
+// it can be. The old runtime only ever sent traffic to sandboxes: a rule to
+// the bridge itself (an operator's proxy there) or to a subnet's network or
+// broadcast address is someone else's.
+std::string not_a_sandbox(Ipv4 addr, const std::vector<Subnet>& subnets) {
+    for (const auto& s : subnets)
+        if (addr == s.address)
+            return "the bridge's own address " + nodeport::to_string(addr);
+    for (const auto& s : subnets) {
+        if (!s.contains(addr) || s.prefix_len >= 31)
+            continue;
+        if (addr == s.network)
+            return "the network address of " + legacy::to_string(s);
+        if (addr == s.broadcast())
+            return "the broadcast address of " + legacy::to_string(s);
+    }
+    return {};
 }
 
-// PREROUTING / OUTPUT: -p P --dport N -j DNAT --to-destination A[:N'], A in the bridge's subnets.
-std::optional<LegacyRule> classify_dnat(const NatRule& rule, std::string_view bridge,
-                                        const std::vector<Subnet>& subnets) {
-    if (rule.target != "DNAT" || !rule.to_destination || !single_port(rule) || rule.out || rule.source)
-        return std::nullopt;
+// Why a rule's port match is not the old runtime's `-p P -m P --dport N`;
+// empty when it is. `optional`: a MASQUERADE may have no port match at all.
+std::string not_one_port(const NatRule& rule, bool optional) {
+    if (rule.multiport)
+        return "-m multiport (the old runtime matched one port with --dport)";
+    if (rule.dports.empty() && optional)
+        return {};
+    if (!rule.proto || rule.dports.size() != 1 || rule.dports[0].first != rule.dports[0].second)
+        return "not one tcp or udp port (the old runtime matched -p tcp|udp --dport N)";
+    return {};
+}
+
+std::string joined(const std::vector<std::string>& words) {
+    std::string out;
+    for (const auto& w : words)
+        out += (out.empty() ? "" : " ") + w;
+    return out;
+}
+
+// The first reason in the list that is not empty.
+std::string first_reason(std::initializer_list<std::string> reasons) {
+    for (const auto& r : reasons)
+        if (!r.empty())
+            return r;
+    return {};
+}
+
+// PREROUTING / OUTPUT: -p P --dport N -j DNAT --to-destination A[:N'], A a sandbox's address.
+LegacyVerdict classify_dnat(const NatRule& rule, std::string_view bridge, const std::vector<Subnet>& subnets) {
+    if (rule.target != "DNAT" || !rule.to_destination)
+        return {};
     auto target = parse_dnat_destination(*rule.to_destination);
     if (!target || !in_subnets(target->addr, subnets))
-        return std::nullopt;
+        return {};  // not toward the bridge: nothing like the old runtime's
+    std::string chain_shape;
     if (rule.chain == "PREROUTING") {
         // Traffic arriving from outside the bridge: "! -i <bridge>", or no -i at all.
-        bool in_ok = !rule.in || (rule.in->negated && rule.in->name == bridge);
-        if (!in_ok || rule.destination || rule.dst_type_local)
-            return std::nullopt;
+        if (rule.in && !(rule.in->negated && rule.in->name == bridge))
+            chain_shape = "an -i match other than ! -i " + std::string(bridge);
+        else if (rule.destination || rule.dst_type_local)
+            chain_shape = "a destination match (the old runtime's PREROUTING rule had none)";
     } else {  // OUTPUT: the node's own connections, to loopback or any local address
-        if (rule.in || (rule.destination && !is_loopback_host(rule.destination)))
-            return std::nullopt;
+        if (rule.in)
+            chain_shape = "an -i match";
+        else if (rule.destination && !is_loopback_host(rule.destination))
+            chain_shape = "a destination other than loopback (-d " + *rule.destination + ")";
     }
+    std::string kept = first_reason({
+        rule.other.empty() ? "" : "other matches or options (" + joined(rule.other) + ")",
+        not_one_port(rule, false),
+        rule.out ? "an -o match" : "",
+        rule.source ? "a source match (-s " + *rule.source + ")" : "",
+        chain_shape,
+        not_a_sandbox(target->addr, subnets).empty() ? "" : "DNAT to " + not_a_sandbox(target->addr, subnets),
+    });
+    if (!kept.empty())
+        return {std::nullopt, kept};
     NodePort port{*rule.proto, rule.dports[0].first};
     if (target->port == 0)
         target->port = port.port;  // DNAT without a port keeps the packet's
-    return LegacyRule{rule, port, target};
+    return {LegacyRule{rule, port, target}, {}};
 }
 
 // POSTROUTING: -s 127.0.0.1 {-d A | -o <bridge>} [-p P --dport N] -j MASQUERADE.
-std::optional<LegacyRule> classify_masquerade(const NatRule& rule, std::string_view bridge,
-                                              const std::vector<Subnet>& subnets) {
-    if (rule.target != "MASQUERADE" || rule.source != "127.0.0.1/32" || rule.in || rule.dst_type_local ||
-        rule.to_destination)
-        return std::nullopt;
-    bool to_bridge_host = false;
-    if (rule.destination) {
-        auto host = parse_host(*rule.destination);
-        to_bridge_host = host && in_subnets(*host, subnets) && !rule.out;
-    }
-    bool out_bridge = !rule.destination && rule.out && !rule.out->negated && rule.out->name == bridge;
+LegacyVerdict classify_masquerade(const NatRule& rule, std::string_view bridge, const std::vector<Subnet>& subnets) {
+    if (rule.target != "MASQUERADE" || rule.source != "127.0.0.1/32")
+        return {};
+    std::optional<Ipv4> host = rule.destination ? parse_host(*rule.destination) : std::nullopt;
+    const bool to_bridge_host = host && in_subnets(*host, subnets);
+    const bool out_bridge = rule.out && !rule.out->negated && rule.out->name == bridge;
     if (!to_bridge_host && !out_bridge)
-        return std::nullopt;
+        return {};  // not toward the bridge
+    std::string kept = first_reason({
+        rule.other.empty() ? "" : "other matches or options (" + joined(rule.other) + ")",
+        rule.in || rule.dst_type_local || rule.to_destination ? "an -i, --dst-type or --to-destination option" : "",
+        rule.destination && rule.out ? "both -d and -o" : "",
+        rule.destination && !to_bridge_host ? "a destination that is not one address in the bridge's subnets" : "",
+        not_one_port(rule, true),
+        to_bridge_host && !not_a_sandbox(*host, subnets).empty() ? "toward " + not_a_sandbox(*host, subnets) : "",
+    });
+    if (!kept.empty())
+        return {std::nullopt, kept};
     if (rule.dports.empty())
-        return LegacyRule{rule, std::nullopt, std::nullopt};
-    if (!single_port(rule))
-        return std::nullopt;
-    return LegacyRule{rule, NodePort{*rule.proto, rule.dports[0].first}, std::nullopt};
+        return {LegacyRule{rule, std::nullopt, std::nullopt}, {}};
+    return {LegacyRule{rule, NodePort{*rule.proto, rule.dports[0].first}, std::nullopt}, {}};
 }
 
 // Runs iptables; a missing binary is said plainly.
@@ -218,6 +276,7 @@ std::optional<NatRule> parse_nat_rule(std::string_view line) {
         } else if (opt == "-m" && (value == "tcp" || value == "udp" || value == "multiport" || value == "addrtype")) {
             // The modules whose options are read below; any other module's
             // options land in `other`.
+            rule.multiport = rule.multiport || value == "multiport";
         } else if ((opt == "--dport" || opt == "--destination-port") && !negated && parse_port_range(value)) {
             rule.dports.push_back(*parse_port_range(value));
         } else if ((opt == "--dports" || opt == "--destination-ports") && !negated) {
@@ -274,9 +333,23 @@ std::optional<Backend> parse_dnat_destination(std::string_view text) {
 
 namespace legacy {
 
+namespace {
+
+std::uint32_t prefix_mask(int prefix_len) {
+    return prefix_len == 0 ? 0 : ~std::uint32_t{0} << (32 - prefix_len);
+}
+
+}  // namespace
+
 bool Subnet::contains(Ipv4 addr) const {
-    std::uint32_t mask = prefix_len == 0 ? 0 : ~std::uint32_t{0} << (32 - prefix_len);
+    std::uint32_t mask = prefix_mask(prefix_len);
     return (ntohl(addr.addr_be) & mask) == (ntohl(network.addr_be) & mask);
+}
+
+Ipv4 Subnet::broadcast() const {
+    if (prefix_len >= 31)
+        return network;
+    return Ipv4{htonl(ntohl(network.addr_be) | ~prefix_mask(prefix_len))};
 }
 
 std::string to_string(const Subnet& subnet) {
@@ -293,23 +366,19 @@ Result<std::vector<Subnet>> interface_subnets(const std::string& interface) {
     for (const auto& a : *addrs) {
         if (a.interface != interface)
             continue;
-        std::uint32_t mask = a.prefix_len == 0 ? 0 : ~std::uint32_t{0} << (32 - a.prefix_len);
-        out.push_back(Subnet{Ipv4{htonl(ntohl(a.addr.addr_be) & mask)}, a.prefix_len});
+        out.push_back(Subnet{Ipv4{htonl(ntohl(a.addr.addr_be) & prefix_mask(a.prefix_len))}, a.prefix_len, a.addr});
     }
     return out;
 }
 
 }  // namespace legacy
 
-std::optional<LegacyRule> classify_legacy(const NatRule& rule, std::string_view bridge,
-                                          const std::vector<Subnet>& subnets) {
-    if (!rule.other.empty())
-        return std::nullopt;
+LegacyVerdict classify_legacy(const NatRule& rule, std::string_view bridge, const std::vector<Subnet>& subnets) {
     if (rule.chain == "PREROUTING" || rule.chain == "OUTPUT")
         return classify_dnat(rule, bridge, subnets);
     if (rule.chain == "POSTROUTING")
         return classify_masquerade(rule, bridge, subnets);
-    return std::nullopt;
+    return {};
 }
 
 LegacySummary summarize_legacy(const std::vector<LegacyRule>& rules, const std::map<NodePort, Backend>& mapped) {
@@ -363,15 +432,19 @@ Result<std::vector<NatRule>> read_nat_rules(std::string_view chain) {
     return rules;
 }
 
-Result<std::vector<LegacyRule>> find_legacy_rules(std::string_view bridge, const std::vector<Subnet>& subnets) {
-    std::vector<LegacyRule> found;
+Result<LegacyScan> find_legacy_rules(std::string_view bridge, const std::vector<Subnet>& subnets) {
+    LegacyScan found;
     for (auto chain : legacy_chains) {
         auto rules = read_nat_rules(chain);
         if (!rules)
             return std::unexpected(rules.error());
-        for (const auto& rule : *rules)
-            if (auto legacy = classify_legacy(rule, bridge, subnets))
-                found.push_back(std::move(*legacy));
+        for (const auto& rule : *rules) {
+            auto verdict = classify_legacy(rule, bridge, subnets);
+            if (verdict.legacy)
+                found.legacy.push_back(std::move(*verdict.legacy));
+            else if (!verdict.kept_because.empty())
+                found.kept.push_back(KeptRule{rule, std::move(verdict.kept_because)});
+        }
     }
     return found;
 }

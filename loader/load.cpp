@@ -18,6 +18,7 @@
 #include <memory>
 
 #include "abi1_migration.hpp"
+#include "iface_choice.hpp"
 #include "libbpf_log.hpp"
 #include "map_catalog.hpp"
 #include "map_keys.hpp"
@@ -226,6 +227,23 @@ void restore_pinned_programs_on_undo(UndoLog& undo, const std::filesystem::path&
     undo.add([dir, kept] { (void)tc::pin_programs(dir, tc::ProgramFds{kept->ingress.get(), kept->egress.get()}); });
 }
 
+// How the interfaces were chosen, for watch and status (iface_choice.hpp).
+// Pins of a nodeport before the record get the map now.
+Result<void> record_choice(const std::filesystem::path& dir, const LoadOptions& options, Fd& map, UndoLog& undo) {
+    bool created = false;
+    auto opened = iface_choice::open_or_create(dir, created);
+    if (!opened)
+        return std::unexpected(opened.error());
+    map = std::move(*opened);
+    if (created)
+        undo.add([pin = dir / iface_choice::map_name] { pin_dir::unlink(pin); });
+    else
+        restore_on_undo<np_iface_choice>(undo, map.get());
+    InterfaceChoice exactly{options.interfaces.empty() ? InterfaceChoice::Kind::none : InterfaceChoice::Kind::named,
+                            options.interfaces, {}};
+    return iface_choice::write(map.get(), RecordedChoice{options.interface_choice.value_or(exactly), options.tc_attach});
+}
+
 }  // namespace
 
 Result<LoadReport> load(const LoadOptions& options) {
@@ -277,6 +295,7 @@ Result<LoadReport> load(const LoadOptions& options) {
     tc::prepare(tc_programs, options.tc_attach);
     tc->rodata->fib_redirect = options.forwarding == Forwarding::fib;
 
+    Fd choice_map;  // iface_choice; declared before the log, whose undo steps use it
     // From here on every change is recorded, and a failure takes them all
     // back (the log's destructor): a first load leaves no pin and nothing
     // attached (whatever a killed earlier attempt left goes too), a reload
@@ -306,10 +325,12 @@ Result<LoadReport> load(const LoadOptions& options) {
     restore_on_undo<np_flow_timeouts>(undo, bpf_map__fd(tc->maps.flow_timeouts));
     if (auto ok = write_timeouts(bpf_map__fd(tc->maps.flow_timeouts), options.timeouts); !ok)
         return std::unexpected(ok.error());
+    if (auto ok = record_choice(dir, options, choice_map, undo); !ok)
+        return std::unexpected(ok.error());
     if (auto ok = test_hook("load:maps"); !ok)
         return std::unexpected(ok.error());
 
-    LoadReport report{reused, *addrs, {}, {}, std::nullopt};
+    LoadReport report{reused, *addrs, {}, {}, std::nullopt, {}};
     if (migrating)
         report.migrated = MigrationReport{1, migrating->entries()};
     if (auto ok = unpin_defunct(*defunct_links, undo); !ok)
@@ -349,6 +370,9 @@ Result<LoadReport> load(const LoadOptions& options) {
     if (auto ok = Abi1Migration::remove_leftover(dir); !ok)
         return std::unexpected(ok.error());
     undo.commit();
+    // A write killed between its change of `ports` and its socket walk left
+    // the walk recorded; the iterators are in place again, so it ends here.
+    report.resumed_walk = SocketEnder::open(dir).finish(bpf_map__fd(sock->maps.ports));
     if (auto ok = test_hook("load:end"); !ok)
         return std::unexpected(ok.error());
     return report;

@@ -16,16 +16,19 @@ std::unexpected<InputError> bad(std::string_view field, std::string message) {
     return std::unexpected(InputError{std::string(field), std::move(message)});
 }
 
-// What the kernel takes as an interface name (dev_valid_name): 1 to 15
-// bytes, not "." or "..", no '/', ':' or blank; nor, here, anything unprintable.
-bool valid_interface_name(const std::string& name) {
+}  // namespace
+
+bool valid_interface_name(std::string_view name) {
     return !name.empty() && name.size() < IF_NAMESIZE && name != "." && name != ".." &&
            std::ranges::none_of(name, [](unsigned char c) {
                return c == '/' || c == ':' || std::isspace(c) || !std::isprint(c);
            });
 }
 
-}  // namespace
+bool valid_interface_pattern(std::string_view pattern) {
+    return !pattern.empty() && pattern.size() < IF_NAMESIZE &&
+           std::ranges::none_of(pattern, [](unsigned char c) { return c == '/' || std::isspace(c) || !std::isprint(c); });
+}
 
 std::expected<void, InputError> check_node_ips(const std::vector<Ipv4>& node_ips) {
     for (auto it = node_ips.begin(); it != node_ips.end(); ++it) {
@@ -55,6 +58,20 @@ std::expected<void, InputError> check_load_options(const LoadOptions& options) {
             return bad("iface", fmt::format("{} is not an interface name", quote(*it)));
         if (std::find(options.interfaces.begin(), it, *it) != it)
             return bad("iface", fmt::format("{} is given twice", quote(*it)));
+    }
+    if (options.interface_choice) {
+        // What iface_choice records: at most NP_MAX_IFACE_NAMES names and
+        // patterns, each as the CLI takes them.
+        const auto& choice = *options.interface_choice;
+        if (choice.names.size() > NP_MAX_IFACE_NAMES || choice.exclude.size() > NP_MAX_IFACE_NAMES)
+            return bad(choice.names.size() > NP_MAX_IFACE_NAMES ? "iface" : "exclude",
+                       fmt::format("at most {} may be given", NP_MAX_IFACE_NAMES));
+        for (const auto& name : choice.names)
+            if (!valid_interface_name(name))
+                return bad("iface", fmt::format("'{}' is not an interface name", printable(name)));
+        for (const auto& pattern : choice.exclude)
+            if (!valid_interface_pattern(pattern))
+                return bad("exclude", fmt::format("'{}' is not an interface name or pattern", printable(pattern)));
     }
     constexpr std::chrono::seconds max_timeout{30 * 24 * 3600};  // as the CLI's --*-timeout
     const std::pair<const char*, std::chrono::seconds> timeouts[] = {

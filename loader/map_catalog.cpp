@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <memory>
 
+#include "iface_choice.hpp"
+#include "nodeport/abi.h"
 #include "sock.skel.h"
 #include "sock_end.skel.h"
 #include "tc.skel.h"
@@ -48,6 +50,8 @@ const std::vector<PinnedMap>& pinned_maps() {
         collect_from(sock_bpf__open, sock_bpf__destroy, out);
         collect_from(tc_bpf__open, tc_bpf__destroy, out);
         collect_from(sock_end_bpf__open, sock_end_bpf__destroy, out);
+        // The one map no BPF object declares: load creates it from user space.
+        out.push_back(PinnedMap{std::string(iface_choice::map_name), BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(np_iface_choice)});
         return out;
     }();
     return maps;

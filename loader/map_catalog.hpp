@@ -1,6 +1,7 @@
 // Every map nodeport pins, read from its BPF objects (the skeletons), so that
 // no list of names or shapes is kept by hand: a map added to a BPF program is
-// checked, reused and unpinned like the others without another edit.
+// checked, reused and unpinned like the others without another edit. Plus
+// the one map user space alone creates (iface_choice.hpp), added by hand.
 #pragma once
 
 #include <bpf/bpf.h>
@@ -19,7 +20,8 @@ struct PinnedMap {
     std::uint32_t value_size;
 };
 
-// The maps the BPF objects of this build declare pinned by name, each once.
+// The maps the BPF objects of this build declare pinned by name, each once,
+// and iface_choice.
 const std::vector<PinnedMap>& pinned_maps();
 
 // The entry for `name`, or nullptr when no object of this build pins it.

@@ -149,10 +149,17 @@ Result<void> PortTable::put(const Mapping& mapping) {
 
 // Connected UDP sockets always follow a remap: there is no connection to
 // keep, and the old sandbox is usually gone. TCP only when asked.
-EndedSockets PortTable::end_sockets(std::vector<SocketEnder::Target> replaced, ChangeOptions options) {
+std::vector<SocketEnder::Target> PortTable::to_end(std::vector<SocketEnder::Target> replaced, ChangeOptions options) {
     if (!options.terminate)
         std::erase_if(replaced, [](const auto& t) { return t.node_port.proto == Proto::tcp; });
-    return ender_.end(replaced);
+    return replaced;
+}
+
+EndedSockets PortTable::end_sockets(const std::vector<SocketEnder::Target>& targets, std::string not_recorded) {
+    EndedSockets ended = ender_.finish(map_.get(), targets);
+    if (!not_recorded.empty())
+        ended.not_checked = std::move(not_recorded);
+    return ended;
 }
 
 Result<SetResult> PortTable::set(const Mapping& mapping, ChangeOptions options) {
@@ -168,18 +175,20 @@ Result<SetResult> PortTable::set(const Mapping& mapping, ChangeOptions options) 
     bool had = bpf_map_lookup_elem(map_.get(), &key, &old) == 0;
     if (!had && errno != ENOENT)
         return errno_error(errno, "look up " + to_string(mapping.node_port));
+    SetResult result;
+    if (had && to_mapping(key, old).backend != mapping.backend)
+        result.replaced = to_mapping(key, old).backend;
+    std::vector<SocketEnder::Target> targets;
+    if (result.replaced)
+        targets = to_end({{mapping.node_port, *result.replaced}}, options);
+    std::string not_recorded = ender_.record(targets);
     if (auto ok = put(mapping); !ok)
         return std::unexpected(ok.error());
     if (!had || owner_of(old) != mapping.owner)
         forget_counters(mapping.node_port);
-    SetResult result;
-    if (had) {
-        Backend before = to_mapping(key, old).backend;
-        if (before != mapping.backend) {
-            result.replaced = before;
-            result.ended = end_sockets({{mapping.node_port, before}}, options);
-        }
-    }
+    if (auto ok = test_hook("set:written"); !ok)
+        return std::unexpected(ok.error());
+    result.ended = end_sockets(targets, std::move(not_recorded));
     return result;
 }
 
@@ -195,15 +204,17 @@ Result<RemoveResult> PortTable::remove(NodePort node_port, std::optional<std::st
     np_backend value{};
     if (bpf_map_lookup_elem(map_.get(), &key, &value) != 0) {
         if (errno == ENOENT)
-            return RemoveResult{RemoveOutcome::not_mapped, {}, {}};
+            return RemoveResult{RemoveOutcome::not_mapped, {}, end_sockets({}, {})};
         return errno_error(errno, "look up " + to_string(node_port));
     }
     if (owner && (value.owner_id != owner_id(*owner) || owner_of(value) != *owner))
-        return RemoveResult{RemoveOutcome::held_by_other, owner_of(value), {}};
+        return RemoveResult{RemoveOutcome::held_by_other, owner_of(value), end_sockets({}, {})};
+    auto targets = to_end({{node_port, to_mapping(key, value).backend}}, options);
+    std::string not_recorded = ender_.record(targets);
     if (bpf_map_delete_elem(map_.get(), &key) != 0 && errno != ENOENT)
         return errno_error(errno, "delete " + to_string(node_port));
     forget_counters(node_port);
-    return RemoveResult{RemoveOutcome::removed, {}, end_sockets({{node_port, to_mapping(key, value).backend}}, options)};
+    return RemoveResult{RemoveOutcome::removed, {}, end_sockets(targets, std::move(not_recorded))};
 }
 
 Result<RemoveOwnerResult> PortTable::remove_owner(std::string_view owner, ChangeOptions options) {
@@ -216,10 +227,9 @@ Result<RemoveOwnerResult> PortTable::remove_owner(std::string_view owner, Change
     if (!keys)
         return std::unexpected(keys.error());
     const std::uint64_t id = owner_id(owner);
-    RemoveOwnerResult result;
-    std::vector<SocketEnder::Target> replaced;
     // Each entry is read and checked under the write lock: no writer can
     // hand a port to another owner between the check and the delete.
+    std::vector<Mapping> held;
     for (const auto& key : *keys) {
         np_backend value{};
         if (bpf_map_lookup_elem(map_.get(), &key, &value) != 0) {
@@ -227,20 +237,27 @@ Result<RemoveOwnerResult> PortTable::remove_owner(std::string_view owner, Change
                 continue;
             return errno_error(errno, "read ports map");
         }
-        if (value.owner_id != id || owner_of(value) != owner)
-            continue;
+        if (value.owner_id == id && owner_of(value) == owner)
+            held.push_back(to_mapping(key, value));
+    }
+    std::vector<SocketEnder::Target> replaced;
+    for (const auto& m : held)
+        replaced.push_back({m.node_port, m.backend});
+    auto targets = to_end(std::move(replaced), options);
+    std::string not_recorded = ender_.record(targets);
+    RemoveOwnerResult result;
+    for (auto& m : held) {
+        np_port_key key = to_key(m.node_port);
         if (bpf_map_delete_elem(map_.get(), &key) != 0) {
             if (errno == ENOENT)
                 continue;
-            return errno_error(errno, "delete " + to_string(to_mapping(key, value).node_port));
+            return errno_error(errno, "delete " + to_string(m.node_port));
         }
-        auto removed = to_mapping(key, value);
-        forget_counters(removed.node_port);
-        replaced.push_back({removed.node_port, removed.backend});
-        result.removed.push_back(std::move(removed));
+        forget_counters(m.node_port);
+        result.removed.push_back(std::move(m));
     }
     std::ranges::sort(result.removed, {}, [](const Mapping& m) { return m.node_port; });
-    result.ended = end_sockets(std::move(replaced), options);
+    result.ended = end_sockets(targets, std::move(not_recorded));
     return result;
 }
 
@@ -288,6 +305,7 @@ Result<std::size_t> PortTable::flush() {
         } else if (errno != ENOENT)
             return errno_error(errno, "flush ports map");
     }
+    (void)end_sockets({}, {});
     return removed;
 }
 
@@ -315,6 +333,16 @@ Result<SyncResult> PortTable::sync(const std::vector<Mapping>& desired, ChangeOp
         before.emplace(m.node_port, m);
 
     SyncResult result{plan.add.size(), plan.update.size(), plan.remove.size(), plan.unchanged, {}};
+    // Recorded before the first change: a sync killed anywhere after it
+    // leaves the walk to the next writer.
+    std::vector<SocketEnder::Target> replaced;
+    for (const auto& m : plan.update)
+        if (auto old = before.at(m.node_port).backend; old != m.backend)
+            replaced.push_back({m.node_port, old});
+    for (const auto& m : plan.remove)
+        replaced.push_back({m.node_port, m.backend});
+    auto targets = to_end(std::move(replaced), options);
+    std::string not_recorded = ender_.record(targets);
     for (const auto* group : {&plan.add, &plan.update})
         for (const auto& m : *group) {
             if (auto ok = put(m); !ok)
@@ -324,18 +352,13 @@ Result<SyncResult> PortTable::sync(const std::vector<Mapping>& desired, ChangeOp
         }
     if (auto ok = test_hook("sync:added"); !ok)
         return std::unexpected(ok.error());
-    std::vector<SocketEnder::Target> replaced;
-    for (const auto& m : plan.update)
-        if (auto old = before.at(m.node_port).backend; old != m.backend)
-            replaced.push_back({m.node_port, old});
     for (const auto& m : plan.remove) {
         np_port_key key = to_key(m.node_port);
         if (bpf_map_delete_elem(map_.get(), &key) != 0 && errno != ENOENT)
             return errno_error(errno, "sync: delete " + to_string(m.node_port));
         forget_counters(m.node_port);
-        replaced.push_back({m.node_port, m.backend});
     }
-    result.ended = end_sockets(std::move(replaced), options);
+    result.ended = end_sockets(targets, std::move(not_recorded));
     return result;
 }
 

@@ -7,11 +7,13 @@
 #include <bpf/libbpf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
 
 #include "libbpf_log.hpp"
+#include "map_keys.hpp"
 #include "netns.hpp"
 #include "node_addrs.hpp"
 #include "nodeport/abi.h"
@@ -70,6 +72,24 @@ np_sock_end_target to_key(const SocketEnder::Target& t) {
     return key;
 }
 
+SocketEnder::Target from_key(const np_sock_end_target& key) {
+    return {NodePort{static_cast<Proto>(key.proto), ntohs(key.node_port_be)},
+            Backend{Ipv4{key.backend_addr_be}, ntohs(key.backend_port_be)}};
+}
+
+// Whether `ports` maps the target's node port to the target's backend now.
+bool leads_to(int ports_fd, const SocketEnder::Target& t) {
+    np_port_key key{};
+    key.proto = static_cast<__u8>(t.node_port.proto);
+    key.port = t.node_port.port;
+    np_backend value{};
+    if (bpf_map_lookup_elem(ports_fd, &key, &value) != 0)
+        return false;
+    Ipv4 addr{};
+    std::memcpy(&addr.addr_be, value.addr, sizeof addr.addr_be);
+    return Backend{addr, value.port} == t.backend;
+}
+
 }  // namespace
 
 Result<std::string> sock_end::install(const std::filesystem::path& dir) {
@@ -112,39 +132,80 @@ SocketEnder SocketEnder::open(const std::filesystem::path& dir) {
     return ender;
 }
 
-EndedSockets SocketEnder::end(const std::vector<Target>& targets) const {
-    EndedSockets ended;
-    if (targets.empty())
-        return ended;
-    if (!unavailable_.empty()) {
-        ended.not_checked = unavailable_;
-        return ended;
-    }
-    bool tcp = false, udp = false;
+std::string SocketEnder::record(const std::vector<Target>& targets) const {
+    if (targets.empty() || !unavailable_.empty())
+        return {};  // finish() says why nothing is ended
     const __u8 unused = 0;
     for (const auto& t : targets) {
         np_sock_end_target key = to_key(t);
-        if (bpf_map_update_elem(targets_.get(), &key, &unused, BPF_ANY) != 0) {
-            ended.not_checked = std::string("write the socket end targets: ") + std::strerror(errno);
-            break;
+        if (bpf_map_update_elem(targets_.get(), &key, &unused, BPF_ANY) != 0)
+            return std::string("record the socket end targets: ") + std::strerror(errno);
+    }
+    return {};
+}
+
+Result<std::vector<SocketEnder::Target>> SocketEnder::pending() const {
+    std::vector<Target> out;
+    if (!unavailable_.empty())
+        return out;
+    auto keys = map_keys<np_sock_end_target>(targets_.get(), "sock_end_targets");
+    if (!keys)
+        return std::unexpected(keys.error());
+    for (const auto& key : *keys)
+        out.push_back(from_key(key));
+    std::ranges::sort(out);
+    auto dup = std::ranges::unique(out);  // a walk restarted by a delete gives a key twice
+    out.erase(dup.begin(), dup.end());
+    return out;
+}
+
+EndedSockets SocketEnder::finish(int ports_fd, const std::vector<Target>& own) const {
+    EndedSockets ended;
+    if (!unavailable_.empty()) {
+        if (!own.empty())
+            ended.not_checked = unavailable_;
+        return ended;
+    }
+    auto recorded = pending();
+    if (!recorded) {
+        ended.not_checked = recorded.error().message;
+        return ended;
+    }
+    // A target its node port leads to again has sockets that are right.
+    std::vector<Target> stale;
+    for (const auto& t : *recorded) {
+        if (leads_to(ports_fd, t)) {
+            np_sock_end_target key = to_key(t);
+            bpf_map_delete_elem(targets_.get(), &key);
+        } else {
+            stale.push_back(t);
         }
+    }
+    if (stale.empty())
+        return ended;
+    bool tcp = false, udp = false;
+    for (const auto& t : stale)
         (t.node_port.proto == Proto::tcp ? tcp : udp) = true;
-    }
     for (auto [wanted, link] : {std::pair{udp, udp_link_.get()}, std::pair{tcp, tcp_link_.get()}}) {
-        if (!wanted || !ended.not_checked.empty())
+        if (!wanted)
             continue;
-        if (auto n = run_iterator(link); n)
-            ended.count += *n;
-        else
+        auto n = run_iterator(link);
+        if (!n) {
+            // Kept recorded: the next write walks again.
             ended.not_checked = n.error().message;
+            return ended;
+        }
+        ended.count += *n;
     }
-    // Emptied again: a target must match nothing once its remap is done.
-    for (const auto& t : targets) {
+    // Forgotten once walked: a target must match nothing once its remap is done.
+    std::vector<Target> mine = own;
+    std::ranges::sort(mine);  // a sync may replace 131,072 backends: no linear search per target
+    for (const auto& t : stale) {
         np_sock_end_target key = to_key(t);
         bpf_map_delete_elem(targets_.get(), &key);
+        if (!std::ranges::binary_search(mine, t))
+            ++ended.resumed;
     }
-    if (!ended.not_checked.empty())
-        return ended;
     // The iterators walk the sockets of the caller's network namespace only.
     auto cookie = netns::current_cookie();
     if (!cookie || *cookie != node_netns_cookie_)

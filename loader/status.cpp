@@ -3,7 +3,9 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <fmt/format.h>
 #include <net/if.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -22,8 +24,10 @@
 #include "netns.hpp"
 #include "node_addrs.hpp"
 #include "nodeport/abi.h"
+#include "nodeport/interfaces.hpp"
 #include "nodeport/legacy_iptables.hpp"
 #include "nodeport/port_table.hpp"
+#include "nodeport/sock_end.hpp"
 #include "pin_dir.hpp"
 #include "pinned_link.hpp"
 #include "run_tool.hpp"
@@ -177,6 +181,79 @@ Result<std::size_t> count_flows(const std::filesystem::path& dir, std::string_vi
         std::count_if(keys->begin(), dup.begin(), [](const np_flow_key& k) { return k.dir == NP_FLOW_TO_BACKEND; }));
 }
 
+// Interfaces the choice in force (recorded_interface_choice) names now that
+// nodeport is not attached to: more than it attaches to, or no watch to
+// attach one that appeared (or the default route moved). Only in the
+// namespace load ran in, where the names mean the same interfaces.
+void check_chosen(const std::filesystem::path& dir, const std::vector<NodePort>& mapped, Status& status) {
+    auto config = pin_dir::recorded_config(dir);
+    auto cookie = netns::current_cookie();
+    if (!config || !cookie || config->node_netns_cookie != *cookie) {
+        status.not_checked.push_back("chosen interfaces: run status in the network namespace load ran in");
+        return;
+    }
+    auto recorded = recorded_interface_choice(dir);
+    if (!recorded) {
+        status.not_checked.push_back("chosen interfaces: " + recorded.error().message);
+        return;
+    }
+    if (!*recorded) {
+        status.not_checked.push_back("chosen interfaces: no interface choice recorded (loaded by an earlier "
+                                     "nodeport; a load records it)");
+        return;
+    }
+    const InterfaceChoice& choice = (*recorded)->choice;
+    auto chosen = choose_interfaces(choice);
+    if (!chosen) {
+        status.not_checked.push_back("chosen interfaces (" + describe(choice) + "): " + chosen.error().message);
+        return;
+    }
+    const std::string why = chosen->size() > NP_MAX_TC_ATTACHMENTS
+                                ? fmt::format("{} are chosen and nodeport attaches to at most {}: leave some out "
+                                              "with --exclude",
+                                              chosen->size(), NP_MAX_TC_ATTACHMENTS)
+                                : "run nodeport watch, which attaches chosen interfaces as they appear, or load again";
+    for (const auto& name : *chosen) {
+        const int ifindex = static_cast<int>(::if_nametoindex(name.c_str()));
+        if (std::ranges::any_of(status.interfaces, [&](const InterfaceStatus& i) {
+                return i.name == name && i.ifindex == ifindex && i.present.value_or(false);
+            }))
+            continue;
+        status.problems.push_back({ProblemKind::unattached_interface, std::nullopt,
+                                   fmt::format("interface {} is chosen ({}) but nodeport is not attached to it ({}): "
+                                               "{}",
+                                               name, describe(choice), why, status_checks::lost_ports(mapped))});
+    }
+}
+
+// The targets a killed write recorded and no write has walked since, whose
+// node port no longer leads to their backend (a write killed before it
+// changed the map left sockets that are right). Only when no writer holds
+// the lock: a running write has its own recorded.
+void check_pending_walk(const std::filesystem::path& dir, int dir_fd, const std::vector<Mapping>& mappings,
+                        Status& status) {
+    auto lock = pin_dir::Lock::take(dir_fd, std::chrono::milliseconds{0});
+    if (!lock)
+        return;
+    auto pending = SocketEnder::open(dir).pending();
+    if (!pending) {
+        status.not_checked.push_back("pending socket walk: " + pending.error().message);
+        return;
+    }
+    for (const auto& t : *pending) {
+        if (std::ranges::find(mappings, SocketEnder::Target{t.node_port, t.backend}, [](const Mapping& m) {
+                return SocketEnder::Target{m.node_port, m.backend};
+            }) != mappings.end())
+            continue;
+        status.problems.push_back(
+            {ProblemKind::socket_walk_pending, t.node_port,
+             fmt::format("a write was interrupted before it ended the node's {} sockets connected to {}, which "
+                         "{} no longer leads to: they may still reach the old backend; the next set, del, sync "
+                         "or load ends them",
+                         to_string(t.node_port.proto), to_string(t.backend), to_string(t.node_port))});
+    }
+}
+
 void append(std::vector<Problem>& to, std::vector<Problem> from) {
     to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
 }
@@ -211,11 +288,23 @@ void check_nft(const std::vector<NodePort>& mapped, Status& status) {
     status.not_checked.insert(status.not_checked.end(), found->not_checked.begin(), found->not_checked.end());
 }
 
+// Whether process `pid`, whose executable is named conmon, is rootful
+// podman's: run by root (podman's reservation sockets are root's; anyone can
+// run a binary named conmon) with podman as its --exit-command.
+bool is_podman_conmon(const std::filesystem::path& proc_pid) {
+    struct stat st{};
+    if (::stat(proc_pid.c_str(), &st) != 0 || st.st_uid != 0)
+        return false;
+    std::ifstream in(proc_pid / "cmdline", std::ios::binary);
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return status_checks::podman_conmon_cmdline(cmdline);
+}
+
 // Every socket inode held open by a process, and that process: the links
 // /proc/PID/fd/N -> "socket:[INODE]". A process that exits meanwhile, or
 // whose fds cannot be read, is skipped (the error_code overloads throughout:
 // the walk races with every process on the node). A socket several processes
-// hold is named after conmon when conmon is one of them.
+// hold is named after podman's conmon when that is one of them.
 std::map<std::uint64_t, status_checks::SocketOwner> socket_owners() {
     namespace fs = std::filesystem;
     std::map<std::uint64_t, status_checks::SocketOwner> owners;
@@ -228,6 +317,7 @@ std::map<std::uint64_t, status_checks::SocketOwner> socket_owners() {
         // The executable's name, not /proc/PID/comm: any process can set its comm.
         std::error_code exe_ec;
         const std::string exe = fs::read_symlink(proc->path() / "exe", exe_ec).filename();
+        const bool podman_conmon = exe == "conmon" && is_podman_conmon(proc->path());
         std::error_code fd_ec;
         for (fs::directory_iterator fd(proc->path() / "fd", fd_ec); !fd_ec && fd != end; fd.increment(fd_ec)) {
             std::error_code link_ec;
@@ -236,9 +326,10 @@ std::map<std::uint64_t, status_checks::SocketOwner> socket_owners() {
             if (link_ec || !target.starts_with("socket:[") ||
                 std::from_chars(target.data() + 8, target.data() + target.size(), inode).ec != std::errc{})
                 continue;
-            auto [it, added] = owners.try_emplace(inode, status_checks::SocketOwner{pid, exe});
-            if (!added && exe == "conmon")
-                it->second = status_checks::SocketOwner{pid, exe};
+            const status_checks::SocketOwner owner{pid, exe, podman_conmon};
+            auto [it, added] = owners.try_emplace(inode, owner);
+            if (!added && podman_conmon)
+                it->second = owner;
         }
     }
     return owners;
@@ -281,6 +372,10 @@ std::string_view to_string(ProblemKind kind) {
         return "tc_detached";
     case ProblemKind::ip_forward_off:
         return "ip_forward_off";
+    case ProblemKind::socket_walk_pending:
+        return "socket_walk_pending";
+    case ProblemKind::unattached_interface:
+        return "unattached_interface";
     }
     return "?";
 }
@@ -290,7 +385,8 @@ Result<Status> read_status(const std::filesystem::path& dir) {
     Status status;
     // Only node_config's absence means "not loaded" (ENOENT, naming the
     // directory); open() also refuses pins of another map ABI.
-    if (auto opened = pin_dir::open(dir); !opened)
+    auto opened = pin_dir::open(dir);
+    if (!opened)
         return std::unexpected(opened.error());
     auto abi = pin_dir::recorded_abi(dir);
     if (!abi)
@@ -317,6 +413,7 @@ Result<Status> read_status(const std::filesystem::path& dir) {
     if (!interfaces)
         return std::unexpected(interfaces.error());
     status.interfaces = std::move(*interfaces);
+    check_chosen(dir, mapped, status);
     auto addrs = read_node_addrs(dir);
     if (!addrs)
         return std::unexpected(addrs.error());
@@ -336,6 +433,8 @@ Result<Status> read_status(const std::filesystem::path& dir) {
         status.problems.push_back({ProblemKind::ip_forward_off, std::nullopt,
                                    "net.ipv4.ip_forward is 0: the kernel drops every packet the TC programs "
                                    "translate (sysctl -w net.ipv4.ip_forward=1)"});
+
+    check_pending_walk(dir, opened->get(), *mappings, status);
 
     // What else on the node acts on the mapped ports' traffic.
     check_iptables(mapped, status);

@@ -290,6 +290,25 @@ Result<NftFindings> nft_dnat(std::string_view json_text, const std::vector<NodeP
     return found;
 }
 
+bool podman_conmon_cmdline(std::string_view cmdline) {
+    std::vector<std::string_view> args;
+    for (std::size_t start = 0; start < cmdline.size();) {
+        auto end = std::min(cmdline.find('\0', start), cmdline.size());
+        args.push_back(cmdline.substr(start, end - start));
+        start = end + 1;
+    }
+    auto is_podman = [](std::string_view path) { return path.substr(path.rfind('/') + 1) == "podman"; };
+    constexpr std::string_view option = "--exit-command";
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i] == option && i + 1 < args.size() && is_podman(args[i + 1]))
+            return true;
+        if (args[i].starts_with(option) && args[i].substr(option.size()).starts_with('=') &&
+            is_podman(args[i].substr(option.size() + 1)))
+            return true;
+    }
+    return false;
+}
+
 std::vector<Problem> listeners(std::string_view text, Proto proto, const std::vector<NodePort>& mapped,
                                const SocketOwnerOf& owner_of) {
     constexpr std::string_view tcp_listen = "0A";
@@ -328,7 +347,7 @@ std::vector<Problem> listeners(std::string_view text, Proto proto, const std::ve
         if (owner_of && fields.size() > 9 &&
             std::from_chars(fields[9].data(), fields[9].data() + fields[9].size(), inode).ec == std::errc{})
             owner = owner_of(inode);
-        if (owner && owner->comm == "conmon")
+        if (owner && owner->podman_conmon)
             continue;
         problems.push_back(Problem{ProblemKind::listener, port,
                                    fmt::format("a {} socket on the node is bound to {}:{}{}{}", to_string(proto),

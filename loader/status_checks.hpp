@@ -48,7 +48,17 @@ Result<NftFindings> nft_dnat(std::string_view json_text, const std::vector<NodeP
 struct SocketOwner {
     int pid;
     std::string comm;  // its executable's file name (/proc/PID/exe)
+    // Rootful podman's conmon: an executable named conmon, run by root,
+    // whose command line has podman as its --exit-command
+    // (podman_conmon_cmdline). Not just any executable named conmon.
+    bool podman_conmon = false;
 };
+
+// Whether a conmon command line (/proc/PID/cmdline: arguments separated by
+// NULs) is podman's: podman starts conmon with `--exit-command
+// /usr/bin/podman` (its own path) to clean up when the container exits;
+// CRI-O and a stray binary of that name do not.
+bool podman_conmon_cmdline(std::string_view cmdline);
 using SocketOwnerOf = std::function<std::optional<SocketOwner>(std::uint64_t inode)>;
 
 // Sockets of /proc/net/{tcp,tcp6,udp,udp6} (the reading process's network
@@ -56,9 +66,9 @@ using SocketOwnerOf = std::function<std::optional<SocketOwner>(std::uint64_t ino
 // address; a connected one only takes its peer's datagrams). The mapping wins
 // over such a socket, so the service behind it never gets the port's traffic:
 // usually two owners for one port. The problem names the process holding the
-// socket when `owner_of` finds it. podman's conmon is not a problem: rootful
-// podman holds every port it publishes that way, so that nothing else can
-// take it, and wants the container to get the traffic.
+// socket when `owner_of` finds it. podman's conmon (SocketOwner::podman_conmon)
+// is not a problem: rootful podman holds every port it publishes that way, so
+// that nothing else can take it, and wants the container to get the traffic.
 std::vector<Problem> listeners(std::string_view proc_net_text, Proto proto, const std::vector<NodePort>& mapped,
                                const SocketOwnerOf& owner_of = {});
 

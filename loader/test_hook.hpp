@@ -1,9 +1,12 @@
 // Named points where tests stop or fail a command on purpose, to check what
-// a command killed or failing at that point leaves behind. Inert unless the
-// environment holds NODEPORT_TEST_HOOK=pause:POINT or fail:POINT: at POINT,
-// `pause` says so on stderr ("nodeport: test hook: paused at POINT") and
-// sleeps up to a minute (the test SIGKILLs it there), `fail` makes the step
-// fail. Points: load:maps, load:cgroup, load:tc, load:end, set:locked,
+// a command killed or failing at that point leaves behind. Live only in the
+// test suite's own CLI, `nodeport-test-hooks` (built with the tests, never
+// installed: test_hook.cpp compiled with NODEPORT_TEST_HOOKS); everywhere
+// else test_hook() does nothing. There, the environment variable
+// NODEPORT_TEST_HOOK=pause:POINT or fail:POINT acts at POINT: `pause` says so
+// on stderr ("nodeport: test hook: paused at POINT") and sleeps up to a
+// minute (the test SIGKILLs it there), `fail` makes the step fail. Points:
+// load:maps, load:cgroup, load:tc, load:end, set:locked, set:written,
 // sync:added, unload:start.
 #pragma once
 

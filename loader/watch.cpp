@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "netlink.hpp"
+#include "nodeport/interfaces.hpp"
 #include "netns.hpp"
 #include "pin_dir.hpp"
 
@@ -24,17 +25,60 @@ Result<void> check_followable(const std::filesystem::path& dir) {
     return netns::check_same(recorded->node_netns_cookie, dir, "watch");
 }
 
+// The choice a resync follows: the options', recorded as the one in force
+// when it is not yet; or the recorded one; or, with none recorded (pins of
+// an earlier nodeport), the default route's interface, as watch always did.
+Result<std::pair<RecordedChoice, bool>> followed_choice(const WatchOptions& options) {
+    auto recorded = recorded_interface_choice(options.pin_dir);
+    if (!recorded)
+        return std::unexpected(recorded.error());
+    if (options.interfaces) {
+        RecordedChoice given{*options.interfaces, options.tc_attach.value_or(TcAttachMode::automatic)};
+        if (*recorded != given)
+            if (auto ok = record_interface_choice(options.pin_dir, given, options.lock_wait); !ok)
+                return std::unexpected(ok.error());
+        return std::pair{given, false};
+    }
+    RecordedChoice followed = recorded->value_or(RecordedChoice{});
+    if (options.tc_attach)
+        followed.tc_attach = *options.tc_attach;
+    return std::pair{followed, true};
+}
+
 // Route notifications only matter when the default route picks the interface.
-bool wants_routes(const WatchOptions& options) {
-    return options.interfaces.kind == InterfaceChoice::Kind::default_route;
+bool wants_routes(const InterfaceChoice& choice) {
+    return choice.kind == InterfaceChoice::Kind::default_route;
+}
+
+// The interfaces nodeport is attached to now, by name.
+std::vector<std::string> attached_names(const std::filesystem::path& dir) {
+    std::vector<std::string> names;
+    if (auto attached = external_interfaces(dir))
+        for (const auto& a : *attached)
+            names.push_back(a.interface);
+    return names;
 }
 
 }  // namespace
 
 Result<NodeState> sync_node(const WatchOptions& options) {
-    auto names = choose_interfaces(options.interfaces);
-    auto attached = names ? attach_interfaces(options.pin_dir, *names, options.tc_attach, options.lock_wait)
-                          : Result<std::vector<TcAttachment>>(std::unexpected(names.error()));
+    auto followed = followed_choice(options);
+    if (!followed)
+        return std::unexpected(followed.error());
+    NodeState state;
+    state.followed = followed->first;
+    state.from_record = followed->second;
+    auto attached = [&]() -> Result<std::vector<TcAttachment>> {
+        auto names = choose_interfaces(state.followed.choice);
+        if (!names)
+            return std::unexpected(names.error());
+        state.chosen = names->size();
+        // More than fit: which are attached is decided here, so the records
+        // never overflow and what is attached stays put.
+        auto fit = within_limit(*names, attached_names(options.pin_dir));
+        state.unattached = std::move(fit.left);
+        return attach_interfaces(options.pin_dir, fit.attach, state.followed.tc_attach, options.lock_wait);
+    }();
     // An interface that failed does not keep the node's addresses stale.
     auto addrs = refresh(options.pin_dir, options.node_ips, options.lock_wait);
     if (!attached && !addrs)
@@ -43,7 +87,9 @@ Result<NodeState> sync_node(const WatchOptions& options) {
         return std::unexpected(attached.error());
     if (!addrs)
         return std::unexpected(addrs.error());
-    return NodeState{std::move(*attached), std::move(*addrs)};
+    state.interfaces = std::move(*attached);
+    state.node_addrs = std::move(*addrs);
+    return state;
 }
 
 Result<void> watch(WatchOptions options, int control_fd, const std::function<WatchControl()>& on_control,
@@ -52,9 +98,24 @@ Result<void> watch(WatchOptions options, int control_fd, const std::function<Wat
     if (auto ok = check_followable(options.pin_dir); !ok)
         return ok;
     // Subscribed before the first resync, so a change during it is not missed.
-    auto events = netlink::subscribe(wants_routes(options));
+    auto first = followed_choice(options);
+    bool routes = first && wants_routes(first->first.choice);
+    auto events = netlink::subscribe(routes);
     if (!events)
         return std::unexpected(events.error());
+    // The choice a resync followed may need other notifications than those
+    // subscribed to (the record changed, a SIGHUP): subscribed again, then
+    // resynced at once, so a change in between is covered.
+    auto follow_routes = [&](const InterfaceChoice& choice) -> Result<bool> {
+        if (wants_routes(choice) == routes)
+            return false;
+        auto resubscribed = netlink::subscribe(wants_routes(choice));
+        if (!resubscribed)
+            return std::unexpected(resubscribed.error());
+        events = std::move(resubscribed);
+        routes = wants_routes(choice);
+        return true;
+    };
 
     // When the next resync is due; max(): none pending. (Not an optional:
     // g++ 12 warns about it, wrongly, as maybe uninitialized.)
@@ -67,6 +128,11 @@ Result<void> watch(WatchOptions options, int control_fd, const std::function<Wat
             Resync resync{sync_node(options), std::chrono::milliseconds{0}};
             if (resync.state) {
                 retry = options.retry_first;
+                auto again = follow_routes(resync.state->followed.choice);
+                if (!again)
+                    return std::unexpected(again.error());
+                if (*again)
+                    due = Clock::now();
             } else {
                 resync.retry_in = retry;
                 due = Clock::now() + retry;
@@ -87,14 +153,8 @@ Result<void> watch(WatchOptions options, int control_fd, const std::function<Wat
             if (control.stop)
                 return {};
             if (control.reload) {
-                // Subscribed again first when the new options need other
-                // notifications; a change in between is covered by the resync.
-                if (wants_routes(*control.reload) != wants_routes(options)) {
-                    auto resubscribed = netlink::subscribe(wants_routes(*control.reload));
-                    if (!resubscribed)
-                        return std::unexpected(resubscribed.error());
-                    events = std::move(resubscribed);
-                }
+                // The resync below subscribes again when the new options need
+                // other notifications.
                 options = std::move(*control.reload);
                 retry = options.retry_first;
                 due = Clock::now();

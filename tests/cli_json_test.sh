@@ -76,17 +76,17 @@ expect_eq "an escape sequence in bad input stays escaped in the JSON error" "0 2
     "$(grep -c $'\x1b' "$WORK/err") $rc"
 
 # --- load, and each command's result ---
-expect_result "load" 0 "cgroup interfaces migrated node_addrs pin_dir reused_maps socket_ending_unavailable" \
+expect_result "load" 0 "cgroup interfaces kept_mode migrated node_addrs pin_dir resumed_targets reused_maps socket_ending_unavailable sockets_ended" \
     load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" \
     --local-only --json
 expect_eq "load --json names the bridge address" "10.8.0.1 br0 false" \
     "$(jq -r '"\(.node_addrs[0].addr) \(.node_addrs[0].interface) \(.reused_maps)"' "$WORK/out")"
-expect_result "load again" 0 "cgroup interfaces migrated node_addrs pin_dir reused_maps socket_ending_unavailable" \
+expect_result "load again" 0 "cgroup interfaces kept_mode migrated node_addrs pin_dir resumed_targets reused_maps socket_ending_unavailable sockets_ended" \
     load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" \
     --local-only --json
 expect_eq "a second load reports the kept maps" true "$(jq .reused_maps "$WORK/out")"
 
-SET_KEYS="backend_ip backend_port owner port proto replaced sockets_ended sockets_not_checked"
+SET_KEYS="backend_ip backend_port owner port proto replaced resumed_targets sockets_ended sockets_not_checked"
 expect_result "set" 0 "$SET_KEYS" set --pin-dir "$PIN" --json tcp/6667 10.8.0.2:6667 --owner sb-1
 expect_eq "set --json: the mapping, nothing replaced" "tcp 6667 10.8.0.2 6667 sb-1 null" \
     "$(jq -r '"\(.proto) \(.port) \(.backend_ip) \(.backend_port) \(.owner) \(.replaced)"' "$WORK/out")"
@@ -110,7 +110,7 @@ expect_result "flows --flush PROTO/PORT" 0 "forgotten node_port" flows --pin-dir
 expect_eq "flows --flush --json names the port" "0 udp/53" "$(jq -r '"\(.forgotten) \(.node_port)"' "$WORK/out")"
 
 # del: removed (0), not mapped (3), kept for another owner (4).
-DEL_KEYS="holder outcome port proto sockets_ended sockets_not_checked"
+DEL_KEYS="holder outcome port proto resumed_targets sockets_ended sockets_not_checked"
 "$NODEPORT" set --pin-dir "$PIN" tcp/6668 10.8.0.2:6668 --owner sb-2 >/dev/null
 expect_result "del --owner of another owner's port" 4 "$DEL_KEYS" del --pin-dir "$PIN" --json tcp/6668 --owner sb-1
 expect_eq "del --json: held_by_other, naming the holder" "held_by_other sb-2" \
@@ -133,14 +133,14 @@ done
 "$NODEPORT" set --pin-dir "$PIN" tcp/7002 10.8.0.3:7002 --owner sb-b >/dev/null
 table() { "$NODEPORT" list --pin-dir "$PIN" --json | jq -r 'map("\(.proto)/\(.port)=\(.owner)") | join(" ")'; }
 before=$(table)
-expect_result "del --owner sb-a" 0 "owner removed sockets_ended" del --pin-dir "$PIN" --json --owner sb-a
+expect_result "del --owner sb-a" 0 "owner removed resumed_targets sockets_ended" del --pin-dir "$PIN" --json --owner sb-a
 expect_eq "del --owner --json lists exactly sb-a's ports" "sb-a tcp/7001=10.8.0.2:7001 udp/7001=10.8.0.2:7001" \
     "$(jq -r '"\(.owner) " + (.removed | map("\(.proto)/\(.port)=\(.backend_ip):\(.backend_port)") | join(" "))' \
     "$WORK/out")"
 expect_eq "every other port is kept (the re-taken one, another owner's, a prefix-sharing owner's, no owner)" \
     "$(printf '%s' "$before" | tr ' ' '\n' | grep -v -x -e 'tcp/7001=sb-a' -e 'udp/7001=sb-a' | paste -sd ' ')" \
     "$(table)"
-expect_result "del --owner sb-a again" 3 "owner removed sockets_ended" del --pin-dir "$PIN" --json --owner sb-a
+expect_result "del --owner sb-a again" 3 "owner removed resumed_targets sockets_ended" del --pin-dir "$PIN" --json --owner sb-a
 expect_eq "it removes nothing" 0 "$(jq '.removed | length' "$WORK/out")"
 run del --pin-dir "$PIN" --owner sb-b
 expect_eq "del --owner sb-b (text): exit 0, one line per removed port" \
@@ -151,7 +151,7 @@ expect_eq "del --owner of an owner with no port (text): exit 3" "3 owner 'sb-b' 
 expect_eq "what is left" "tcp/6667=sb-1 tcp/7004=sb-ab tcp/7005=" "$(table)"
 
 # --- sync, flush, refresh, status, legacy-iptables, version ---
-SYNC_KEYS="added dry_run removed sockets_ended sockets_not_checked unchanged updated"
+SYNC_KEYS="added dry_run removed resumed_targets sockets_ended sockets_not_checked unchanged updated"
 echo '[{"proto": "tcp", "port": 6667, "backend": "10.8.0.4:6667", "owner": "sb-1"}]' >"$WORK/want.json"
 expect_result "sync --dry-run" 0 "$SYNC_KEYS" sync --pin-dir "$PIN" --json --dry-run --file "$WORK/want.json"
 expect_eq "sync --dry-run --json: the counts, nothing else on stdout" "1 true 2 1" \
@@ -166,7 +166,7 @@ case $rc in 0) healthy=true ;; 3) healthy=false ;; *) healthy="exit $rc" ;; esac
 expect_eq "status --json: exit 0 (healthy) or 3 (degraded), as .healthy says; loaded" "$healthy true" \
     "$(jq -r '"\(.healthy) \(.loaded)"' "$WORK/out")"
 expect_result "legacy-iptables --dry-run" 0 \
-    "bridge deleted dry_run found nodeport_loaded portless_rules ports subnets" \
+    "bridge deleted dry_run found kept nodeport_loaded portless_rules ports subnets" \
     legacy-iptables --pin-dir "$PIN" --bridge br0 --dry-run --json
 expect_result "version" 0 "abi commit libbpf version" version --json
 expect_result "--version --json" 0 "abi commit libbpf version" --version --json

@@ -189,7 +189,7 @@ expect_eq "sync --dry-run prints the plan" "+ tcp/7001 -> 10.8.0.7:7001 owner sb
 would be: 1 added, 0 updated, 1 removed, 1 unchanged" "$(np sync --dry-run --file - <<<"$WANT")"
 expect_eq "sync --dry-run changes nothing" "$before_sync" "$(np list --json)"
 expect_eq "sync --json from standard input prints the counts" \
-    '{"added":1,"dry_run":false,"removed":1,"sockets_ended":0,"unchanged":1,"updated":0}' \
+    '{"added":1,"dry_run":false,"removed":1,"resumed_targets":0,"sockets_ended":0,"unchanged":1,"updated":0}' \
     "$(np sync --json --file - <<<"$WANT" 2>/dev/null | jq -c 'del(.sockets_not_checked)')"
 expect_eq "after sync the table is the desired set" "tcp/6667 10.8.0.2:6667 sb-1,tcp/7001 10.8.0.7:7001 sb-7" \
     "$(np list --json | jq -r 'map("\(.proto)/\(.port) \(.backend_ip):\(.backend_port) \(.owner)") | join(",")')"

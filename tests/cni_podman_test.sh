@@ -101,6 +101,8 @@ done
 # the sandbox, so external UDP still reaches the container.
 expect_match "podman's conmon holds its reservation socket on udp/$PORT" ":$PORT\$" \
     "$(topo_in node ss -Hlun "sport = :$PORT" | awk '{print $4}' | head -n 1)"
+expect_eq "status: podman's conmon (root, --exit-command podman) holding it is no listener problem" 0 \
+    "$(topo_in node "$NODEPORT" status --pin-dir "$PIN" --json | jq '[.problems[] | select(.kind == "listener")] | length')"
 expect_eq "external UDP reaches pod1 all the same, which sees the client's IP" "$NODE_IP:$PORT pod1 $CLIENT_IP" \
     "$(topo_in client python3 "$PROBE" udp "$NODE_IP" $PORT)"
 

@@ -42,6 +42,14 @@ out=$(topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --i
     --forward "$FORWARD" 2>&1)
 expect_eq "load --iface ext0 --tc-attach $MODE --forward $FORWARD exits 0" 0 $?
 expect_match "load reports the interface and how it is attached" "external interfaces: ext0 \($MODE\)" "$out"
+# A reload asking for the other mode keeps the interface's: it swaps the
+# programs in place, and says so.
+other=$([ "$MODE" = tcx ] && echo clsact || echo tcx)
+out=$(topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface ext0 --tc-attach "$other" \
+    --forward "$FORWARD" 2>&1)
+expect_eq "a reload with --tc-attach $other exits 0, keeps $MODE, and says so" \
+    "0|external interfaces: ext0 ($MODE)|nodeport load: note: ext0 kept the mode it was attached with (--tc-attach $other applies to interfaces attached anew; unload first to change it)" \
+    "$?|$(grep -E '^(external interfaces|nodeport load: note)' <<<"$out" | paste -sd'|')"
 
 sandbox 1
 SB1=$(topo_sandbox_ip 1)

@@ -10,7 +10,8 @@ namespace {
 
 using legacy::Subnet;
 
-const std::vector<Subnet> bridge_subnets = {Subnet{*parse_ipv4("10.8.0.0", "x"), 16}};
+// br0 is 10.8.0.1/16.
+const std::vector<Subnet> bridge_subnets = {Subnet{*parse_ipv4("10.8.0.0", "x"), 16, *parse_ipv4("10.8.0.1", "x")}};
 
 Backend backend(const char* text) {
     return *parse_backend(text);
@@ -19,7 +20,15 @@ Backend backend(const char* text) {
 std::optional<LegacyRule> legacy(const char* line) {
     auto rule = parse_nat_rule(line);
     EXPECT_TRUE(rule) << line;
-    return rule ? classify_legacy(*rule, "br0", bridge_subnets) : std::nullopt;
+    return rule ? classify_legacy(*rule, "br0", bridge_subnets).legacy : std::nullopt;
+}
+
+// Why a rule that looks like one of the old runtime's is kept ("" for one
+// that does not look like one, or is one).
+std::string kept_because(const char* line) {
+    auto rule = parse_nat_rule(line);
+    EXPECT_TRUE(rule) << line;
+    return rule ? classify_legacy(*rule, "br0", bridge_subnets).kept_because : "?";
 }
 
 TEST(ParseNatRule, SplitsTheFields) {
@@ -80,7 +89,7 @@ TEST(ParseNatRule, PortRangesAndLists) {
     auto icmp = parse_nat_rule("-A PREROUTING -p icmp -j DNAT --to-destination 10.8.0.5");
     ASSERT_TRUE(icmp);
     EXPECT_FALSE(icmp->matches_port({Proto::tcp, 80}));  // no port of ours
-    EXPECT_FALSE(classify_legacy(*any, "br0", bridge_subnets));  // and none of them is the old runtime's
+    EXPECT_FALSE(classify_legacy(*any, "br0", bridge_subnets).legacy);  // and none of them is the old runtime's
 }
 
 TEST(ParseDnatDestination, OneAddressAndPort) {
@@ -149,6 +158,57 @@ TEST(ClassifyLegacy, EverythingElseSurvives) {
         EXPECT_FALSE(legacy(line)) << line;
 }
 
+// Issue 22: one port through -m multiport, and DNATs to addresses no sandbox
+// has, are an operator's rules: kept, and listed as kept with the reason.
+TEST(ClassifyLegacy, MultiportAndTheBridgesOwnAddressesAreKept) {
+    const std::pair<const char*, const char*> cases[] = {
+        {"-A PREROUTING ! -i br0 -p tcp -m multiport --dports 6667 -j DNAT --to-destination 10.8.32.126:6667",
+         "-m multiport (the old runtime matched one port with --dport)"},
+        {"-A OUTPUT -p udp -m multiport --dports 53 -j DNAT --to-destination 10.8.32.126:53",
+         "-m multiport (the old runtime matched one port with --dport)"},
+        {"-A PREROUTING ! -i br0 -p tcp -m tcp --dport 3128 -j DNAT --to-destination 10.8.0.1:3128",
+         "DNAT to the bridge's own address 10.8.0.1"},
+        {"-A OUTPUT -p tcp -m tcp --dport 3128 -j DNAT --to-destination 10.8.0.1",
+         "DNAT to the bridge's own address 10.8.0.1"},
+        {"-A PREROUTING ! -i br0 -p udp -m udp --dport 9 -j DNAT --to-destination 10.8.0.0:9",
+         "DNAT to the network address of 10.8.0.0/16"},
+        {"-A PREROUTING ! -i br0 -p udp -m udp --dport 9 -j DNAT --to-destination 10.8.255.255:9",
+         "DNAT to the broadcast address of 10.8.0.0/16"},
+        {"-A POSTROUTING -s 127.0.0.1/32 -d 10.8.0.1/32 -p tcp -m tcp --dport 3128 -j MASQUERADE",
+         "toward the bridge's own address 10.8.0.1"},
+        {"-A POSTROUTING -s 127.0.0.1/32 -o br0 -p tcp -m multiport --dports 6667 -j MASQUERADE",
+         "-m multiport (the old runtime matched one port with --dport)"},
+    };
+    for (const auto& [line, reason] : cases) {
+        EXPECT_FALSE(legacy(line)) << line;
+        EXPECT_EQ(kept_because(line), reason) << line;
+    }
+    // The address next to them is a sandbox's.
+    EXPECT_TRUE(legacy("-A PREROUTING ! -i br0 -p tcp -m tcp --dport 3128 -j DNAT --to-destination 10.8.0.2:3128"));
+    EXPECT_TRUE(legacy("-A PREROUTING ! -i br0 -p udp -m udp --dport 9 -j DNAT --to-destination 10.8.255.254:9"));
+}
+
+TEST(ClassifyLegacy, KeptRulesSayWhy) {
+    EXPECT_EQ(kept_because("-A PREROUTING -p tcp -m tcp --dport 85 -m comment --comment \"keep me\" -j DNAT "
+                           "--to-destination 10.8.0.5"),
+              "other matches or options (-m comment --comment keep me)");
+    EXPECT_EQ(kept_because("-A PREROUTING -i eth0 -p tcp -m tcp --dport 86 -j DNAT --to-destination 10.8.0.5"),
+              "an -i match other than ! -i br0");
+    EXPECT_EQ(kept_because("-A OUTPUT -d 10.200.0.1/32 -p tcp -m tcp --dport 6667 -j DNAT --to-destination "
+                           "10.8.32.126:6667"),
+              "a destination other than loopback (-d 10.200.0.1/32)");
+    EXPECT_EQ(kept_because("-A PREROUTING -p tcp -m tcp --dport 8000:8010 -j DNAT --to-destination 10.8.0.7"),
+              "not one tcp or udp port (the old runtime matched -p tcp|udp --dport N)");
+    // Rules that do not send anything toward the bridge are not listed.
+    EXPECT_EQ(kept_because("-A PREROUTING -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.9.0.5:80"), "");
+    EXPECT_EQ(kept_because("-A POSTROUTING -s 10.8.0.0/16 ! -o br0 -j MASQUERADE"), "");
+    EXPECT_EQ(kept_because("-A PREROUTING -j MYCHAIN"), "");
+    // Nor are the old runtime's own.
+    EXPECT_EQ(kept_because("-A PREROUTING ! -i br0 -p tcp -m tcp --dport 6667 -j DNAT --to-destination "
+                           "10.8.32.126:6667"),
+              "");
+}
+
 TEST(SummarizeLegacy, FirstMatchDeadTargetsAndShadowing) {
     std::vector<LegacyRule> rules;
     for (const char* line : {
@@ -186,12 +246,19 @@ TEST(SummarizeLegacy, FirstMatchDeadTargetsAndShadowing) {
     EXPECT_FALSE(udp.shadows_nodeport);  // nothing of nodeport's to shadow
 }
 
-TEST(Subnet, Contains) {
-    Subnet s{*parse_ipv4("10.8.0.0", "x"), 16};
+TEST(Subnet, ContainsAndBroadcast) {
+    Subnet s{*parse_ipv4("10.8.0.0", "x"), 16, *parse_ipv4("10.8.0.1", "x")};
     EXPECT_TRUE(s.contains(*parse_ipv4("10.8.255.1", "x")));
     EXPECT_FALSE(s.contains(*parse_ipv4("10.9.0.1", "x")));
     EXPECT_EQ(to_string(s), "10.8.0.0/16");
-    EXPECT_TRUE((Subnet{*parse_ipv4("0.0.0.0", "x"), 0}).contains(*parse_ipv4("192.0.2.1", "x")));
+    EXPECT_EQ(s.broadcast(), *parse_ipv4("10.8.255.255", "x"));
+    Subnet all{*parse_ipv4("0.0.0.0", "x"), 0, *parse_ipv4("192.0.2.2", "x")};
+    EXPECT_TRUE(all.contains(*parse_ipv4("192.0.2.1", "x")));
+    EXPECT_EQ(all.broadcast(), *parse_ipv4("255.255.255.255", "x"));
+    // A /31 has no network or broadcast address (RFC 3021): both its addresses are hosts.
+    Subnet p2p{*parse_ipv4("10.8.0.0", "x"), 31, *parse_ipv4("10.8.0.0", "x")};
+    EXPECT_EQ(p2p.broadcast(), p2p.network);
+    EXPECT_TRUE(legacy("-A PREROUTING ! -i br0 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.8.0.4:80"));
 }
 
 }  // namespace

@@ -2,8 +2,10 @@
 # nodeport legacy-iptables in a node namespace of its own: 25 stale rule
 # triples (PREROUTING DNAT, OUTPUT DNAT, POSTROUTING MASQUERADE) for each of
 # four ports, TCP and UDP, some inserted above the node's own rules, next to
-# rules that must survive byte for byte. iptables only ever runs inside the
-# test's namespace.
+# rules that must survive byte for byte, among them look-alikes no sandbox
+# can be behind (one port through -m multiport; DNATs to the bridge's own,
+# network and broadcast address), which are listed as kept. iptables only
+# ever runs inside the test's namespace.
 set -u
 NODEPORT=$1
 . "$(dirname "$0")/lib.sh"
@@ -51,6 +53,11 @@ topo_in node iptables-restore -n <<'EOF'
 -A PREROUTING -j SANDBOX-DNAT
 -A SANDBOX-DNAT -p tcp --dport 6667 -j DNAT --to-destination 10.8.1.167:6667
 -A OUTPUT -d 10.200.0.1/32 -p tcp --dport 6667 -j DNAT --to-destination 10.8.1.167:6667
+-A PREROUTING ! -i br0 -p tcp -m multiport --dports 8443 -j DNAT --to-destination 10.8.1.80:8443
+-A PREROUTING ! -i br0 -p tcp --dport 3128 -j DNAT --to-destination 10.8.0.1:3128
+-A OUTPUT -p udp --dport 9 -j DNAT --to-destination 10.8.0.0:9
+-A PREROUTING ! -i br0 -p udp --dport 9 -j DNAT --to-destination 10.8.255.255:9
+-A POSTROUTING -s 127.0.0.1 -d 10.8.0.1 -p tcp --dport 3128 -j MASQUERADE
 -A POSTROUTING -s 10.8.0.0/16 ! -o br0 -j MASQUERADE
 COMMIT
 *filter
@@ -85,7 +92,7 @@ own=$(ruleset)
     done
     echo "COMMIT"
 } | topo_in node iptables-restore -n
-expect_eq "300 stale rules added (306 nat rules with the node's 6)" 306 "$(ipt -t nat -S | grep -c '^-A')"
+expect_eq "300 stale rules added (311 nat rules with the node's 11)" 311 "$(ipt -t nat -S | grep -c '^-A')"
 
 # nodeport, loaded in the node namespace, maps two of the ports.
 topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --local-only >/dev/null
@@ -104,6 +111,19 @@ expect_eq "four ports, sorted" "tcp/6667 tcp/8080 udp/5353 udp/6667" "$(jqr '[.p
 expect_eq "75 rules per port, 25 per chain" "75 25 25 25" \
     "$(jqr '[.ports[] | "\(.rule_count) \(.by_chain.PREROUTING) \(.by_chain.OUTPUT) \(.by_chain.POSTROUTING)"] | unique | join(",")')"
 expect_eq "no portless rules" 0 "$(jqr '.portless_rules | length')"
+# Issue 22: these used to be deleted.
+expect_eq "kept and listed: one port through multiport, DNATs to the bridge's own, network and broadcast address" \
+    "$(printf '%s\n' \
+        "-A PREROUTING ! -i br0 -p tcp -m multiport --dports 8443 -j DNAT --to-destination 10.8.1.80:8443|-m multiport (the old runtime matched one port with --dport)" \
+        "-A PREROUTING ! -i br0 -p tcp -m tcp --dport 3128 -j DNAT --to-destination 10.8.0.1:3128|DNAT to the bridge's own address 10.8.0.1" \
+        "-A PREROUTING ! -i br0 -p udp -m udp --dport 9 -j DNAT --to-destination 10.8.255.255:9|DNAT to the broadcast address of 10.8.0.0/16" \
+        "-A OUTPUT -p udp -m udp --dport 9 -j DNAT --to-destination 10.8.0.0:9|DNAT to the network address of 10.8.0.0/16" \
+        "-A POSTROUTING -s 127.0.0.1/32 -d 10.8.0.1/32 -p tcp -m tcp --dport 3128 -j MASQUERADE|toward the bridge's own address 10.8.0.1")" \
+    "$(jqr '.kept[] | "\(.rule)|\(.reason)"' | grep -E 'multiport|10\.8\.0\.[01][:/ ]|10\.8\.255\.255')"
+expect_eq "and the other look-alikes of the node's (a comment, OUTPUT to another address) with them: 7 kept" 7 \
+    "$(jqr '.kept | length')"
+expect_eq "no port nodeport does not map is reported for them" "" \
+    "$(jqr '.ports[].port' | grep -E '^(tcp/8443|tcp/3128|udp/9)$')"
 tcp=$(jqr '.ports[] | select(.port == "tcp/6667")')
 expect_eq "tcp/6667: nodeport's backend" "$LIVE_TCP" "$(jq -r .nodeport_backend <<<"$tcp")"
 expect_eq "tcp/6667: PREROUTING's first match is the last rule inserted on top" "$(dead_ip 6667 3):6667" \
@@ -127,6 +147,9 @@ out=$(legacy --bridge br0 --dry-run)
 expect_match "human report: tcp/6667 shadowed" "tcp/6667: 75 rules .*nodeport: $LIVE_TCP \(SHADOWED" "$out"
 expect_match "human report: duplicates counted" "   5x -A PREROUTING ! -i br0 -p udp -m udp --dport 6667 -j DNAT" "$out"
 expect_match "human report: dry run said" "dry run: would delete 300 legacy rules; nothing changed" "$out"
+expect_match "human report: the kept rules, with why" \
+    "kept: 7 rules toward the bridge not of the old runtime's shape.*    -A PREROUTING ! -i br0 -p tcp -m tcp --dport 3128 -j DNAT --to-destination 10.8.0.1:3128 \(DNAT to the bridge's own address 10.8.0.1\)" \
+    "$out"
 expect_eq "still nothing changed" "$before" "$(ruleset)"
 
 # --- One transaction: a rule another writer removes between the read and the
@@ -167,7 +190,7 @@ expect_eq "not loaded: reported, target dead" "false 10.8.9.9:9000" \
 {
     echo "*nat"
     for i in $(seq 1 1000); do
-        port=$((10000 + i)) ip=10.8.$((i % 200)).$((i % 250 + 1))
+        port=$((10000 + i)) ip=10.8.$((i % 200)).$((i % 250 + 2))  # never 10.8.0.1, the bridge
         echo "-A PREROUTING ! -i br0 -p tcp --dport $port -j DNAT --to-destination $ip:$port"
         echo "-A OUTPUT -p tcp --dport $port -j DNAT --to-destination $ip:$port"
         echo "-A POSTROUTING -s 127.0.0.1 -o br0 -p tcp --dport $port -j MASQUERADE"

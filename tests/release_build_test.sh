@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The build a packager or a production user runs: `cmake -DCMAKE_BUILD_TYPE=Release`
 # with default options (-Werror off), with g++ and with clang++-16, each into
-# a throw-away build directory; the unit tests of each build then pass.
+# a throw-away build directory; the unit tests of each build then pass, and
+# what it installs ignores NODEPORT_TEST_HOOK: the variable's name is in no
+# installed binary (the hooks live only in tests/nodeport-test-hooks;
+# sock_end_resume_test shows `nodeport` running through a hook point).
 # The g++ build runs where the host's BTF does not exist (a tmpfs over
 # /sys/kernel/btf in a private mount namespace), as in a container or chroot:
 # the BPF programs build from the UAPI headers and bpf/sock_end_core.bpf.h,
@@ -28,6 +31,10 @@ for pair in gcc:g++ clang-16:clang++-16; do
         >"$WORK/$cxx.log" 2>&1; then
         pass "Release build with $cxx${hide_btf:+, without /sys/kernel/btf/vmlinux}"
         expect_match "the $cxx Release build's unit tests pass" "PASSED" "$("$dir/tests/parse_test" 2>&1 | tail -n 1)"
+        expect_eq "the $cxx Release build's nodeport, libnodeport.so and libnodeport_c.so ignore NODEPORT_TEST_HOOK" \
+            "0 0 0 1" \
+            "$(for f in "$dir/nodeport" "$dir"/loader/libnodeport.so.?.?.? "$dir"/loader/libnodeport_c.so.?.?.? \
+                "$dir/tests/nodeport-test-hooks"; do grep -c NODEPORT_TEST_HOOK "$f"; done | paste -sd' ')"
     else
         fail "Release build with $cxx: $(grep -m 3 -E 'error|Error' "$WORK/$cxx.log")"
     fi

@@ -9,8 +9,10 @@
 #  4. SIGKILL at named points of load, reload, set, sync and unload: the lock
 #     is free, the table is before or after, the next command converges;
 #  5. SIGKILL at random moments of first loads and reloads.
+# Every command runs as nodeport-test-hooks, the CLI whose test hooks are live
+# (the second argument; `nodeport` itself ignores NODEPORT_TEST_HOOK).
 set -u
-NODEPORT=$1
+NODEPORT=$2
 . "$(dirname "$0")/lib.sh"
 require datapath tcx
 

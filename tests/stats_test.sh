@@ -169,5 +169,16 @@ expect_eq "stats --watch 1 stops on SIGINT with exit 0" 0 $?
 expect_eq "and printed at least two tables in 2.5 s" yes \
     "$([ "$(grep -c '^nodeport stats at' "$WORK/watch.out")" -ge 2 ] && echo yes || echo "no: $(cat "$WORK/watch.out")")"
 expect_match "the frames after the first show rates" "per second" "$(cat "$WORK/watch.out")"
+# Only the ports that counted something are drawn (a frame of 131,072 idle
+# ports is 16 MB): tcp/$PORT, with counts but no traffic now, is in the
+# totals, not in the rates, which say how many ports they leave out (it and
+# tcp/$IDLE_PORT).
+rates_frame=$(awk '/per second/ { n++ } n == 1' "$WORK/watch.out")
+expect_eq "the totals list tcp/$PORT (it has counts)" 1 "$(awk '/per second/ { exit } 1' "$WORK/watch.out" | grep -c "^tcp/$PORT ")"
+expect_eq "an idle port is left out of the rates, and counted" "0 1" \
+    "$(grep -c "^tcp/$PORT " <<<"$rates_frame") $(grep -c '^(2 mapped ports without traffic since the last frame; --all shows every port)$' <<<"$rates_frame")"
+timeout --preserve-status -s INT 2.5 "$NODEPORT" stats --pin-dir "$PIN" --watch 1 --all >"$WORK/watch-all.out" 2>&1
+expect_eq "with --all it is drawn at 0.0/s" yes \
+    "$(awk '/per second/ { n++ } n == 1' "$WORK/watch-all.out" | grep -qE "^tcp/$PORT .* 0\.0 " && echo yes || echo no)"
 
 finish

@@ -199,12 +199,33 @@ TEST(Listeners, NameTheProcessAndLeavePodmansReservationAlone) {
         if (inode == 41235)
             return SocketOwner{812, "dnsmasq"};
         if (inode == 41236)
-            return SocketOwner{913, "conmon"};
+            return SocketOwner{913, "conmon", true};
         return std::nullopt;
     };
     auto problems = listeners(udp, Proto::udp, {{Proto::udp, 6667}, {Proto::udp, 5353}}, owner_of);
     ASSERT_EQ(problems.size(), 1u);
     EXPECT_EQ(problems[0].detail, "a udp socket on the node is bound to 0.0.0.0:5353, held by dnsmasq (pid 812)");
+
+    // Any other executable named conmon is reported like any process.
+    const SocketOwnerOf another_conmon = [](std::uint64_t inode) -> std::optional<SocketOwner> {
+        return SocketOwner{static_cast<int>(inode - 40000), "conmon", false};
+    };
+    problems = listeners(udp, Proto::udp, {{Proto::udp, 6667}}, another_conmon);
+    ASSERT_EQ(problems.size(), 1u);
+    EXPECT_EQ(problems[0].detail, "a udp socket on the node is bound to 0.0.0.0:6667, held by conmon (pid 1236)");
+}
+
+// podman starts conmon with its own path as the exit command; CRI-O's conmon
+// and anything else named conmon lack it.
+TEST(Listeners, PodmansConmonByItsCommandLine) {
+    using namespace std::string_view_literals;
+    EXPECT_TRUE(podman_conmon_cmdline("/usr/bin/conmon\0--api-version\0" "1\0-c\0abc\0--exit-dir\0/run/x\0"
+                                      "--exit-command\0/usr/bin/podman\0--exit-command-arg\0--root\0"sv));
+    EXPECT_TRUE(podman_conmon_cmdline("conmon\0--exit-command=/usr/local/bin/podman\0"sv));
+    EXPECT_FALSE(podman_conmon_cmdline("/usr/bin/conmon\0-c\0abc\0--exit-dir\0/var/run/crio/exits\0"sv));
+    EXPECT_FALSE(podman_conmon_cmdline("./conmon\0--exit-command\0/tmp/not-podman\0"sv));
+    EXPECT_FALSE(podman_conmon_cmdline("./conmon\0--exit-command\0"sv));
+    EXPECT_FALSE(podman_conmon_cmdline(""sv));
 }
 
 // Captured from /proc/net/udp{,6} on Linux 6.1: a client socket connected to

@@ -168,6 +168,15 @@ expect_degraded "a UDP socket (IPv6, any address)" listener udp/5353
 expect_match "the listener's address is named" "0\.0\.0\.0:6667 \(listening\)" "$(status)"
 kill "$LISTENER_PID"; wait "$LISTENER_PID" 2>/dev/null; LISTENER_PID=
 expect_healthy "listeners gone"
+# Any executable named conmon is not podman's: its listener is reported.
+CONMON_DIR=$(mktemp -d)
+cp "$(readlink -f "$(command -v nc)")" "$CONMON_DIR/conmon"  # netcat-openbsd, renamed
+nsenter --net="/run/netns/$(topo_ns node)" "$CONMON_DIR/conmon" -d -u -l 5353 &
+LISTENER_PID=$!
+for _ in $(seq 50); do topo_in node grep -q ':14E9 00000000:0000' /proc/net/udp && break; sleep 0.1; done
+expect_degraded "a socket held by another executable named conmon" listener "held by conmon (pid $LISTENER_PID)"
+kill "$LISTENER_PID"; wait "$LISTENER_PID" 2>/dev/null; LISTENER_PID=
+rm -rf "$CONMON_DIR"
 # A connected UDP client whose own port is a mapped one is not a listener.
 nsenter --net="/run/netns/$(topo_ns node)" python3 -c '
 import socket, time

@@ -109,6 +109,27 @@ struct np_tc_attachment {
 	char ifname[16];    /* the interface's name when attached, for people */
 };
 
+/* `iface_choice` array, one entry: how the external interfaces are chosen
+ * (load's --iface NAMES, --iface all --exclude PATTERNS, --local-only or the
+ * default route's interface) and --tc-attach, recorded by `load` (and by a
+ * `watch` given interface options of its own), so that a `watch` without
+ * them follows the same choice and `status` can name a chosen interface that
+ * is not attached. No BPF program reads it: load creates and pins it from
+ * user space. All zero (kind 0): nothing recorded. */
+#define NP_IFACES_NONE          1 /* --local-only */
+#define NP_IFACES_NAMED         2 /* `names`: the interfaces */
+#define NP_IFACES_ALL           3 /* `names`: the --exclude patterns */
+#define NP_IFACES_DEFAULT_ROUTE 4
+#define NP_MAX_IFACE_NAMES NP_MAX_TC_ATTACHMENTS
+
+struct np_iface_choice {
+	__u8 kind;      /* NP_IFACES_*; 0 nothing recorded */
+	__u8 tc_attach; /* 0 auto, NP_TC_TCX, NP_TC_CLSACT */
+	__u8 count;     /* entries of `names` in use */
+	__u8 pad[5];
+	char names[NP_MAX_IFACE_NAMES][16]; /* NUL-padded interface names or fnmatch patterns */
+};
+
 /* ---- Flow tables of the external datapath (TC programs, bpf/tc.bpf.c) ----
  *
  * NAT state of the connections that entered through the node's external
@@ -202,13 +223,15 @@ struct np_flow_timeouts {
 };
 
 /* Ending the node's sockets that still talk to a replaced backend
- * (bpf/sock_end.bpf.c). Under the pin directory lock the loader fills the
- * hash `sock_end_targets` with what was replaced, reads the socket iterator of
- * each protocol once (one walk for any number of targets), and empties it
- * again: every socket of the caller's network namespace connected to a
- * target's backend through a translation nodeport made for its node port is
- * ended with bpf_sock_destroy(), and the iterator writes one byte per socket
- * ended. Value: __u8, unused. */
+ * (bpf/sock_end.bpf.c). Under the pin directory lock a write puts what it
+ * will replace into the hash `sock_end_targets` before it changes `ports`,
+ * then reads the socket iterator of each protocol once (one walk for any
+ * number of targets) and removes the targets walked: every socket of the
+ * caller's network namespace connected to a target's backend through a
+ * translation nodeport made for its node port is ended with
+ * bpf_sock_destroy(), and the iterator writes one byte per socket ended.
+ * Outside a write it holds only what a write killed before its walk left,
+ * which the next write (or load) walks. Value: __u8, unused. */
 #define NP_MAX_SOCK_END_TARGETS NP_MAX_PORTS
 
 struct np_sock_end_target {
@@ -279,6 +302,7 @@ enum np_reason {
 
 #ifdef __cplusplus
 static_assert(sizeof(struct np_tc_attachment) == 32, "np_tc_attachment ABI");
+static_assert(sizeof(struct np_iface_choice) == 8 + 16 * NP_MAX_IFACE_NAMES, "np_iface_choice ABI");
 static_assert(sizeof(struct np_port_key) == 4, "np_port_key ABI");
 static_assert(sizeof(struct np_backend) == 288, "np_backend ABI");
 static_assert(sizeof(struct np_node_addr) == 20, "np_node_addr ABI");
@@ -292,6 +316,7 @@ static_assert(sizeof(struct np_port_counters) == 64, "np_port_counters ABI");
 static_assert(NP_REASON_COUNT <= NP_REASON_SLOTS, "np_reason slots");
 #else
 _Static_assert(sizeof(struct np_tc_attachment) == 32, "np_tc_attachment ABI");
+_Static_assert(sizeof(struct np_iface_choice) == 8 + 16 * NP_MAX_IFACE_NAMES, "np_iface_choice ABI");
 _Static_assert(sizeof(struct np_port_key) == 4, "np_port_key ABI");
 _Static_assert(sizeof(struct np_backend) == 288, "np_backend ABI");
 _Static_assert(sizeof(struct np_node_addr) == 20, "np_node_addr ABI");

@@ -7,11 +7,13 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "nodeport/abi.h"
 #include "nodeport/lock_wait.hpp"
 #include "nodeport/result.hpp"
+#include "nodeport/sock_end.hpp"
 #include "nodeport/types.hpp"
 
 namespace nodeport {
@@ -53,6 +55,23 @@ struct TcAttachment {
     TcAttachMode mode = TcAttachMode::tcx;
 };
 
+// How the external interfaces are chosen: what load's --iface, --exclude and
+// --local-only say (interfaces.hpp chooses them).
+struct InterfaceChoice {
+    enum class Kind {
+        none,           // local forwarding only
+        named,          // exactly `names` (those that exist now)
+        all,            // every interface but loopback, ports of another device, and `exclude`
+        default_route,  // the interface of the IPv4 default route
+    };
+    Kind kind = Kind::default_route;
+    std::vector<std::string> names;
+    // fnmatch(3) patterns of interface names `all` leaves out, e.g. the
+    // sandboxes' bridge "br0", or "cali*".
+    std::vector<std::string> exclude;
+    bool operator==(const InterfaceChoice&) const = default;
+};
+
 struct LoadOptions {
     std::filesystem::path pin_dir = default_pin_dir;
     // cgroup v2 directory whose sockets get the local-forwarding hooks.
@@ -63,6 +82,11 @@ struct LoadOptions {
     std::vector<Ipv4> node_ips;
     // External interfaces for the TC programs; empty: none (local forwarding only).
     std::vector<std::string> interfaces;
+    // How `interfaces` were chosen, recorded in the pin directory for `watch`
+    // (which follows it when given no interface options) and `status` (which
+    // names a chosen interface left unattached). nullopt: exactly
+    // `interfaces` (named; none when empty).
+    std::optional<InterfaceChoice> interface_choice;
     TcAttachMode tc_attach = TcAttachMode::automatic;
     Forwarding forwarding = Forwarding::kernel;
     FlowTimeouts timeouts;
@@ -85,6 +109,9 @@ struct LoadReport {
     // bpf_sock_destroy); empty when they can. Not an error.
     std::string socket_ending_unavailable;
     std::optional<MigrationReport> migrated;
+    // The node sockets ended for a write that was killed before it ended
+    // them itself (SocketEnder::finish); `resumed` 0: there was none.
+    EndedSockets resumed_walk;
 };
 
 // What load checks first, as the CLI checks its options (the library is the
@@ -94,6 +121,11 @@ struct LoadReport {
 // 1 s to 30 days, a lock wait not negative. load and refresh refuse what
 // fails with EINVAL ("bad input: FIELD: ...") before anything changes.
 std::expected<void, InputError> check_load_options(const LoadOptions& options);
+// What the kernel takes as an interface name (dev_valid_name): 1 to 15
+// bytes, not "." or "..", no '/', ':' or blank; nor, here, anything
+// unprintable. A pattern (--exclude, fnmatch) may also hold ':', '.' and "..".
+bool valid_interface_name(std::string_view name);
+bool valid_interface_pattern(std::string_view pattern);
 std::expected<void, InputError> check_node_ips(const std::vector<Ipv4>& node_ips);
 
 // Idempotent: a second load reuses the pinned maps and replaces the programs

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,20 +14,6 @@
 #include "nodeport/result.hpp"
 
 namespace nodeport {
-
-struct InterfaceChoice {
-    enum class Kind {
-        none,           // local forwarding only
-        named,          // exactly `names` (those that exist now)
-        all,            // every interface but loopback, ports of another device, and `exclude`
-        default_route,  // the interface of the IPv4 default route
-    };
-    Kind kind = Kind::default_route;
-    std::vector<std::string> names;
-    // fnmatch(3) patterns of interface names `all` leaves out, e.g. the
-    // sandboxes' bridge "br0", or "cali*".
-    std::vector<std::string> exclude;
-};
 
 // The interfaces of the calling thread's network namespace that `choice`
 // names now. `all` leaves out loopback, every interface with a master
@@ -44,5 +32,36 @@ Result<std::vector<std::string>> choose_interfaces(const InterfaceChoice& choice
 Result<std::vector<TcAttachment>> attach_interfaces(const std::filesystem::path& pin_dir,
                                                     const std::vector<std::string>& interfaces, TcAttachMode mode,
                                                     std::chrono::milliseconds lock_wait = default_lock_wait);
+
+// "--iface all --exclude br0", "--iface eth0 --iface eth1", "--local-only",
+// "the default route's interface": for logs and status.
+std::string describe(const InterfaceChoice& choice);
+
+// The interface choice in force: recorded in the pin directory (abi.h
+// np_iface_choice) by `load`, and by a `watch` given interface options of its
+// own. A watch without them follows it; status checks the attachments
+// against it.
+struct RecordedChoice {
+    InterfaceChoice choice;
+    TcAttachMode tc_attach = TcAttachMode::automatic;
+    bool operator==(const RecordedChoice&) const = default;
+};
+// nullopt when nothing is recorded: pins that a nodeport before the record
+// loaded (a load of this one records it).
+Result<std::optional<RecordedChoice>> recorded_interface_choice(const std::filesystem::path& pin_dir);
+// Records it, under the pin directory lock (waited for at most `lock_wait`).
+Result<void> record_interface_choice(const std::filesystem::path& pin_dir, const RecordedChoice& recorded,
+                                     std::chrono::milliseconds lock_wait = default_lock_wait);
+
+// Which chosen interfaces to attach when they are more than the `limit`
+// nodeport attaches to (NP_MAX_TC_ATTACHMENTS): those attached now first, so
+// that nothing attached is displaced by a newcomer, then the others in the
+// order given, up to the limit. The rest are left unattached.
+struct WithinLimit {
+    std::vector<std::string> attach;
+    std::vector<std::string> left;
+};
+WithinLimit within_limit(const std::vector<std::string>& chosen, const std::vector<std::string>& attached,
+                         std::size_t limit = NP_MAX_TC_ATTACHMENTS);
 
 }  // namespace nodeport

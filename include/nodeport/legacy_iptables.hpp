@@ -5,7 +5,8 @@
 //   -A POSTROUTING -s 127.0.0.1 {-d 10.8.32.126 | -o <bridge>} [-p tcp --dport 6667] -j MASQUERADE
 // so the first match for a port points at a long-dead sandbox and shadows
 // whatever serves the port now. This finds them (by their exact shape, so any
-// rule of another shape survives), says what they shadow, and deletes them
+// rule of another shape survives, and those that look like them are listed
+// as kept), says what they shadow, and deletes them
 // with the iptables tool itself (iptables-legacy or iptables-nft, whichever
 // `iptables` is on the node).
 #pragma once
@@ -38,6 +39,7 @@ struct NatRule {
     std::optional<Proto> proto;     // -p tcp|udp
     bool other_proto = false;       // -p of another protocol (icmp, sctp, ...): no tcp or udp packet matches
     std::vector<PortRange> dports;  // --dport N, --dport A:B, --dports a,b:c; empty: any port
+    bool multiport = false;         // the ports come from -m multiport (--dports), which the old runtime never wrote
     std::optional<Interface> in;    // -i
     std::optional<Interface> out;   // -o
     std::optional<std::string> source;       // -s as printed ("127.0.0.1/32")
@@ -71,7 +73,11 @@ namespace legacy {
 struct Subnet {
     Ipv4 network;
     int prefix_len = 32;
+    Ipv4 address;  // the bridge's own address in it
     bool contains(Ipv4 addr) const;
+    // The subnet's last address (all host bits set); its network address
+    // for a /31 or /32, which have none (RFC 3021).
+    Ipv4 broadcast() const;
 };
 std::string to_string(const Subnet& subnet);  // "10.8.0.0/16"
 
@@ -87,12 +93,28 @@ struct LegacyRule {
     std::optional<Backend> target;  // DNAT: where it sends the port (port filled in when the rule keeps it)
 };
 
-// Whether a rule has exactly the old runtime's shape (see the top of this
-// file): a DNAT to one address in the bridge's subnets in PREROUTING or
-// OUTPUT for one tcp/udp port, or a MASQUERADE from 127.0.0.1 to one address
-// in them (or out of the bridge) in POSTROUTING. Nothing else is.
-std::optional<LegacyRule> classify_legacy(const NatRule& rule, std::string_view bridge,
-                                          const std::vector<legacy::Subnet>& subnets);
+// What a rule is to legacy-iptables.
+struct LegacyVerdict {
+    // One of the old runtime's, to delete: exactly its shape (see the top of
+    // this file): a DNAT in PREROUTING or OUTPUT of one tcp/udp port
+    // (`-m tcp|udp --dport N`) to one address a sandbox can have (in one of
+    // the bridge's subnets, and neither the bridge's own address nor a
+    // subnet's network or broadcast address), or a MASQUERADE in POSTROUTING
+    // from 127.0.0.1 to such an address (or out of the bridge). Nothing else.
+    std::optional<LegacyRule> legacy;
+    // Otherwise, for a rule that looks like one (a DNAT to an address in the
+    // bridge's subnets, a MASQUERADE from 127.0.0.1 toward one or out of the
+    // bridge): why it is kept ("-m multiport", "DNAT to the bridge's own
+    // address 10.8.0.1", ...). Empty for every other rule.
+    std::string kept_because;
+};
+LegacyVerdict classify_legacy(const NatRule& rule, std::string_view bridge, const std::vector<legacy::Subnet>& subnets);
+
+// A rule that looks like one of the old runtime's but is not, and why.
+struct KeptRule {
+    NatRule rule;
+    std::string reason;
+};
 
 // What the legacy rules of one port do, against what nodeport maps there.
 // "Dead" target: a DNAT target that is not the port's current nodeport
@@ -125,9 +147,13 @@ LegacySummary summarize_legacy(const std::vector<LegacyRule>& rules, const std::
 // The nat table's rules in CHAIN (every chain when empty), in order.
 Result<std::vector<NatRule>> read_nat_rules(std::string_view chain = {});
 
-// The legacy rules in the built-in chains the old runtime appended to.
-Result<std::vector<LegacyRule>> find_legacy_rules(std::string_view bridge,
-                                                  const std::vector<legacy::Subnet>& subnets);
+// The rules of the built-in chains the old runtime appended to: its own,
+// and those that look like them but are kept.
+struct LegacyScan {
+    std::vector<LegacyRule> legacy;
+    std::vector<KeptRule> kept;
+};
+Result<LegacyScan> find_legacy_rules(std::string_view bridge, const std::vector<legacy::Subnet>& subnets);
 
 // Deletes the rules, one copy per entry (a rule listed N times: N copies),
 // in one `iptables-restore --noflush` transaction: all of them or, when

@@ -68,7 +68,11 @@ typedef struct nodeport_table nodeport;
 /* Opens the port table of the nodeport loaded at pin_dir (NULL: the default,
  * /sys/fs/bpf/nodeport). On success *out is a handle for nodeport_close. */
 int nodeport_open(const char *pin_dir, struct nodeport_table **out);
-/* Closes a handle; NULL is fine. */
+/* Closes a handle. NULL, and a handle closed already, are fine: nothing
+ * happens. Any call with a closed handle returns NODEPORT_EBADINPUT at once
+ * ("bad input: handle: not open ..."), as does one with a pointer that
+ * nodeport_open never gave. (A later nodeport_open may return the same
+ * address again; it is then that table's handle.) */
 void nodeport_close(struct nodeport_table *np);
 
 /* Maps proto/port to backend_ip:backend_port, replacing whatever was there.

@@ -1,7 +1,9 @@
 // The `ports` map of a loaded nodeport: one backend per (protocol, node port).
 // Writers serialize on an flock of the pin directory, so several processes
 // (CLI calls, a controller) and threads lose no update and an owner-checked
-// remove never deletes an entry written after its check.
+// remove never deletes an entry written after its check. Every write also
+// finishes the socket walk of a write that was killed before it ended the
+// node's sockets to what it replaced (sock_end.hpp).
 #pragma once
 
 #include <chrono>
@@ -87,7 +89,8 @@ public:
     Result<std::optional<Mapping>> get(NodePort node_port) const;
     // Every mapping, sorted by protocol and port.
     Result<std::vector<Mapping>> list() const;
-    // Removes every mapping; returns how many there were.
+    // Removes every mapping; returns how many there were. (It ends no
+    // socket of its own; a walk an interrupted write left is finished.)
     Result<std::size_t> flush();
     // What sync(desired) would do now.
     Result<SyncPlan> plan(const std::vector<Mapping>& desired) const;
@@ -105,8 +108,15 @@ private:
     Result<void> put(const Mapping& mapping);
     // Drops the port's counters (a new owner, or unmapped); the caller holds the write lock.
     void forget_counters(NodePort node_port);
-    // Ends the node's sockets to replaced backends: UDP always, TCP when asked.
-    EndedSockets end_sockets(std::vector<SocketEnder::Target> replaced, ChangeOptions options);
+    // Of the backends a write replaces, those whose node sockets it ends: UDP
+    // always, TCP when asked. The write records them (SocketEnder::record)
+    // before it changes the map.
+    static std::vector<SocketEnder::Target> to_end(std::vector<SocketEnder::Target> replaced,
+                                                   ChangeOptions options);
+    // After the write: ends the sockets of `targets` and of whatever an
+    // interrupted write left recorded (SocketEnder::finish). `not_recorded`:
+    // why `targets` could not be recorded, if they could not.
+    EndedSockets end_sockets(const std::vector<SocketEnder::Target>& targets, std::string not_recorded);
 
     Fd dir_;  // the pin directory, flock'ed by writers
     Fd map_;

@@ -1,14 +1,19 @@
 // Ending the node's sockets that a remap left talking to the old backend
 // (bpf/sock_end.bpf.c): the pinned socket iterators of a loaded nodeport,
-// run by PortTable when set or remove replaces a backend.
+// run by PortTable when set or remove replaces a backend. What a write will
+// end is recorded in the pinned map `sock_end_targets` before the write
+// changes `ports`, and forgotten only once walked: a write killed in between
+// leaves it to the next write, sync or load.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "nodeport/fd.hpp"
+#include "nodeport/result.hpp"
 #include "nodeport/types.hpp"
 
 namespace nodeport {
@@ -20,6 +25,9 @@ namespace nodeport {
 struct EndedSockets {
     unsigned count = 0;       // sockets ended
     std::string not_checked;  // why the node's sockets were not (all) checked; empty when they were
+    // Backends an interrupted earlier write had recorded and this walk
+    // ended the sockets of (counted in `count` too).
+    std::size_t resumed = 0;
 };
 
 class SocketEnder {
@@ -33,13 +41,32 @@ public:
     struct Target {
         NodePort node_port;
         Backend backend;
+        auto operator<=>(const Target&) const = default;
     };
 
-    // Ends the sockets of the calling thread's network namespace that are
-    // connected to a target's backend through a translation of its node
-    // port: one walk of each protocol's sockets, however many targets. The
-    // caller holds the pin directory lock: the target map is shared.
-    EndedSockets end(const std::vector<Target>& targets) const;
+    // The caller of these holds the pin directory lock: the target map is
+    // shared by every writer.
+    //
+    // Before a write changes `ports`: records the backends whose sockets it
+    // will end. Empty when they are recorded (or there are none); otherwise
+    // why not, for EndedSockets::not_checked (the write goes on: ending
+    // sockets is a courtesy to their applications, never a reason to refuse
+    // a mapping).
+    std::string record(const std::vector<Target>& targets) const;
+
+    // After the write: ends the sockets of the calling thread's network
+    // namespace connected to a recorded target's backend through a
+    // translation of its node port, one walk of each protocol's sockets
+    // however many targets, then forgets the targets. Every recorded target
+    // counts: this write's (`own`) and any an interrupted write left. A
+    // target whose node port leads to its backend again in `ports_fd` (a
+    // write killed before it changed the map, a port given back) is
+    // forgotten without a walk: its sockets are right.
+    EndedSockets finish(int ports_fd, const std::vector<Target>& own = {}) const;
+
+    // The targets recorded now: outside a write, those an interrupted write
+    // left (status). Empty when the iterators are not loaded.
+    Result<std::vector<Target>> pending() const;
 
 private:
     Fd targets_;  // the `sock_end_targets` map

@@ -51,6 +51,8 @@ enum class ProblemKind {
     missing_interface,  // a recorded interface is gone, or its index has another name
     tc_detached,        // the interface is there, nodeport's TC program is not
     ip_forward_off,     // external interfaces attached, net.ipv4.ip_forward = 0
+    socket_walk_pending,  // a write was killed before it ended the node's sockets to what it replaced
+    unattached_interface,  // the interface choice in force names an interface nodeport is not attached to
 };
 std::string_view to_string(ProblemKind kind);  // "iptables_dnat", ...
 
@@ -74,8 +76,9 @@ struct Status {
     std::vector<std::string> not_checked;
 };
 
-// Reads everything, without taking the pin directory's lock (a link unpinned
-// meanwhile is left out). Not loaded at `pin_dir` (no node_config): an error
+// Reads everything, without waiting for the pin directory's lock (a link
+// unpinned meanwhile is left out); it tries the lock once, only to tell a
+// socket walk an interrupted write left from one a write is doing now. Not loaded at `pin_dir` (no node_config): an error
 // with errno ENOENT whose message names the directory. Checks that need a
 // tool that is missing, fails or times out land in `not_checked`, not in the
 // error.

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
+#include <string>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -18,9 +20,13 @@ namespace nodeport {
 
 struct WatchOptions {
     std::filesystem::path pin_dir = default_pin_dir;
-    InterfaceChoice interfaces;
+    // nullopt: the choice in force (recorded_interface_choice: load's), read
+    // again at each resync, or the default route's interface when nothing
+    // is recorded. Given, it is recorded as the choice in force.
+    std::optional<InterfaceChoice> interfaces;
     std::vector<Ipv4> node_ips;  // empty: discovered again at each change
-    TcAttachMode tc_attach = TcAttachMode::automatic;
+    // For interfaces attached from now on; nullopt: the recorded one, or auto.
+    std::optional<TcAttachMode> tc_attach;
     // Notifications come in bursts (a veth pair: two links, then up, an
     // address, its routes): wait this long after the first, then resync once.
     std::chrono::milliseconds settle{100};
@@ -37,12 +43,20 @@ struct WatchOptions {
 struct NodeState {
     std::vector<TcAttachment> interfaces;
     std::vector<NodeAddr> node_addrs;
+    // Chosen, but beyond the NP_MAX_TC_ATTACHMENTS interfaces nodeport
+    // attaches to: not attached (within_limit). Empty when every chosen one is.
+    std::vector<std::string> unattached;
+    std::size_t chosen = 0;  // how many interfaces the choice names now
+    RecordedChoice followed;  // the choice and mode the resync followed
+    bool from_record = false;  // it is the recorded one (options.interfaces was nullopt)
 };
 
 // One resync of a loaded nodeport with the node as it is now: the chosen
 // interfaces attached (attach_interfaces), the node addresses rewritten
 // (refresh). The addresses are rewritten even when an interface failed; the
-// error then names every interface that did.
+// error then names every interface that did. More chosen interfaces than
+// nodeport attaches to are not an error: those attached stay, free places
+// are filled, the rest are listed in `unattached`, and no retry would help.
 Result<NodeState> sync_node(const WatchOptions& options);
 
 // What the owner of watch's control fd wants, read when the fd is readable

@@ -55,14 +55,19 @@ void report(const EndedSockets& ended) {
     if (ended.count > 0)
         std::cout << fmt::format("ended {} node socket{} connected to the old backend\n", ended.count,
                                  ended.count == 1 ? "" : "s");
+    if (ended.resumed > 0)
+        std::cout << fmt::format("finished the socket walk of an interrupted write ({} replaced backend{})\n",
+                                 ended.resumed, ended.resumed == 1 ? "" : "s");
     if (!ended.not_checked.empty())
         std::cerr << "nodeport: note: " << ended.not_checked << "\n";
 }
 
-// The same in a JSON result: "sockets_ended" and "sockets_not_checked"
+// The same in a JSON result: "sockets_ended", "resumed_targets" (replaced
+// backends an interrupted write left to walk) and "sockets_not_checked"
 // (null when they were checked).
 void add_ended(nlohmann::json& out, const EndedSockets& ended) {
     out["sockets_ended"] = ended.count;
+    out["resumed_targets"] = ended.resumed;
     out["sockets_not_checked"] =
         ended.not_checked.empty() ? nlohmann::json() : nlohmann::json(printable(ended.not_checked));
 }
@@ -102,7 +107,8 @@ int del_owner(const Invocation& inv, const std::string& owner) {
     if (json(inv)) {
         nlohmann::json out{{"owner", printable(owner)},
                            {"removed", nlohmann::json::array()},
-                           {"sockets_ended", result.ended.count}};
+                           {"sockets_ended", result.ended.count},
+                           {"resumed_targets", result.ended.resumed}};
         for (const auto& m : removed)
             out["removed"].push_back(to_json(m));
         print(out);
@@ -193,13 +199,12 @@ int cmd_list(const Args& argv) {
         external.push_back(printable(a.interface));
     if (json(*inv)) {
         // An array (what controllers already read), one entry per mapping.
-        nlohmann::json out = nlohmann::json::array();
-        for (const auto& m : mappings) {
-            auto entry = to_json(m);
+        stream_json_array(std::cout, mappings.size(), [&](std::size_t i) {
+            auto entry = to_json(mappings[i]);
             entry["external"] = external;
-            out.push_back(entry);
-        }
-        std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+            return entry;
+        });
+        std::cout << "\n";
         return exit_ok;
     }
     std::string reach = external.empty() ? "- (local only)" : fmt::format("{}", fmt::join(external, ","));

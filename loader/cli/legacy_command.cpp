@@ -68,8 +68,8 @@ std::string describe_chains(const std::map<std::string, std::size_t>& by_chain) 
     return fmt::format("{}", fmt::join(parts, ", "));
 }
 
-void print_human(const BridgeArg& bridge, const LegacySummary& summary, bool loaded, bool dry_run,
-                 const std::filesystem::path& pin_dir) {
+void print_human(const BridgeArg& bridge, const LegacySummary& summary, const std::vector<KeptRule>& kept,
+                 bool loaded, bool dry_run, const std::filesystem::path& pin_dir) {
     std::vector<std::string> subnets;
     for (const auto& s : bridge.subnets)
         subnets.push_back(to_string(s));
@@ -100,6 +100,12 @@ void print_human(const BridgeArg& bridge, const LegacySummary& summary, bool loa
         for (const auto& [line, n] : counted_lines(summary.portless))
             std::cout << fmt::format("    {:>4}x {}\n", n, line);
     }
+    if (!kept.empty()) {
+        std::cout << fmt::format("kept: {} rule{} toward the bridge not of the old runtime's shape\n", kept.size(),
+                                 kept.size() == 1 ? "" : "s");
+        for (const auto& k : kept)
+            std::cout << fmt::format("    {} ({})\n", printable(k.rule.text()), printable(k.reason));
+    }
     if (summary.rule_count == 0)
         std::cout << "no legacy rules found\n";
     else if (dry_run)
@@ -115,7 +121,8 @@ nlohmann::json to_json(const std::vector<LegacyRule>& rules) {
     return lines;
 }
 
-void print_json(const BridgeArg& bridge, const LegacySummary& summary, bool loaded, bool dry_run) {
+void print_json(const BridgeArg& bridge, const LegacySummary& summary, const std::vector<KeptRule>& kept, bool loaded,
+                bool dry_run) {
     nlohmann::json out;
     out["bridge"] = printable(bridge.name);
     out["subnets"] = nlohmann::json::array();
@@ -148,6 +155,9 @@ void print_json(const BridgeArg& bridge, const LegacySummary& summary, bool load
         out["ports"].push_back(entry);
     }
     out["portless_rules"] = to_json(summary.portless);
+    out["kept"] = nlohmann::json::array();
+    for (const auto& k : kept)
+        out["kept"].push_back({{"rule", printable(k.rule.text())}, {"reason", printable(k.reason)}});
     std::cout << out.dump(2) << "\n";
 }
 
@@ -157,8 +167,9 @@ int cmd_legacy_iptables(const Args& argv) {
     po::options_description options;
     options.add_options()
         ("bridge", po::value<std::string>(),
-         "the sandboxes' bridge (required): a rule is the old runtime's only when it DNATs to an address in one of "
-         "its IPv4 subnets (or MASQUERADEs from 127.0.0.1 toward one, or out of it)")
+         "the sandboxes' bridge (required): a rule is the old runtime's only when it DNATs to a sandbox address in "
+         "one of its IPv4 subnets (not the bridge's own, the network or the broadcast address), or MASQUERADEs "
+         "from 127.0.0.1 toward one or out of the bridge")
         ("dry-run", "report only; change nothing");
     auto inv = parse("legacy-iptables", argv, options);
     if (!inv)
@@ -167,23 +178,24 @@ int cmd_legacy_iptables(const Args& argv) {
     const bool dry_run = inv->options.count("dry-run") > 0;
 
     auto mapped = nodeport_mappings(inv->pin_dir);
-    auto rules = succeeded(find_legacy_rules(bridge.name, bridge.subnets));
+    auto scan = succeeded(find_legacy_rules(bridge.name, bridge.subnets));
+    const auto& rules = scan.legacy;
     auto summary = summarize_legacy(rules, mapped.value_or(std::map<NodePort, Backend>{}));
     if (!dry_run) {
         std::vector<NatRule> doomed;
         for (const auto& r : rules)
             doomed.push_back(r.rule);
         succeeded(delete_nat_rules(doomed));
-        auto left = succeeded(find_legacy_rules(bridge.name, bridge.subnets));
+        auto left = succeeded(find_legacy_rules(bridge.name, bridge.subnets)).legacy;
         if (!left.empty())
             throw Failure(fmt::format("{} legacy rules are still there after deleting {} (another writer adding "
                                       "them?), e.g. {}",
                                       left.size(), rules.size(), printable(left.front().rule.text())));
     }
     if (inv->options.count("json"))
-        print_json(bridge, summary, mapped.has_value(), dry_run);
+        print_json(bridge, summary, scan.kept, mapped.has_value(), dry_run);
     else
-        print_human(bridge, summary, mapped.has_value(), dry_run, inv->pin_dir);
+        print_human(bridge, summary, scan.kept, mapped.has_value(), dry_run, inv->pin_dir);
     return exit_ok;
 }
 

@@ -22,6 +22,12 @@ int cmd_load(const Args& argv) {
     if (!load_options.cgroup)
         load_options.cgroup = succeeded(cgroup2_root());
     auto report = succeeded(load(load_options));
+    // An interface keeps the mode it was attached with (a reload swaps the
+    // programs in place); --tc-attach applies to interfaces attached anew.
+    std::vector<std::string> kept_mode;
+    for (const auto& a : report.interfaces)
+        if (load_options.tc_attach != TcAttachMode::automatic && a.mode != load_options.tc_attach)
+            kept_mode.push_back(printable(a.interface));
     if (inv->options.count("json")) {
         nlohmann::json out{{"pin_dir", printable(inv->pin_dir.string())},
                            {"cgroup", printable(load_options.cgroup->string())},
@@ -29,7 +35,10 @@ int cmd_load(const Args& argv) {
                            {"node_addrs", to_json(report.node_addrs)},
                            {"interfaces", to_json(report.interfaces)},
                            {"migrated", nullptr},
-                           {"socket_ending_unavailable", nullptr}};
+                           {"socket_ending_unavailable", nullptr},
+                           {"resumed_targets", report.resumed_walk.resumed},
+                           {"sockets_ended", report.resumed_walk.count},
+                           {"kept_mode", kept_mode}};
         if (report.migrated)
             out["migrated"] = {{"from_abi", report.migrated->from_abi}, {"mappings", report.migrated->mappings}};
         if (!report.socket_ending_unavailable.empty())
@@ -44,9 +53,19 @@ int cmd_load(const Args& argv) {
     if (report.migrated)
         std::cout << fmt::format("migrated {} mappings from map ABI v{} to v{}\n", report.migrated->mappings,
                                  report.migrated->from_abi, NODEPORT_ABI_VERSION);
+    if (!kept_mode.empty())
+        std::cerr << fmt::format("nodeport load: note: {} kept the mode {} attached with (--tc-attach {} applies to "
+                                 "interfaces attached anew; unload first to change it)\n",
+                                 fmt::join(kept_mode, ", "), kept_mode.size() == 1 ? "it was" : "they were",
+                                 to_string(load_options.tc_attach));
     if (!report.socket_ending_unavailable.empty())
         std::cerr << "nodeport load: warning: node sockets will not be ended when a backend is replaced: "
                   << report.socket_ending_unavailable << "\n";
+    if (report.resumed_walk.resumed > 0)
+        std::cout << fmt::format("finished the socket walk of an interrupted write ({} replaced backend{}, {} node "
+                                 "socket{} ended)\n",
+                                 report.resumed_walk.resumed, report.resumed_walk.resumed == 1 ? "" : "s",
+                                 report.resumed_walk.count, report.resumed_walk.count == 1 ? "" : "s");
     return exit_ok;
 }
 

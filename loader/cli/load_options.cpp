@@ -64,19 +64,9 @@ FlowTimeouts timeout_options(const Invocation& inv) {
                         .udp = seconds_option(inv, "udp-timeout", defaults.udp)};
 }
 
-// What the kernel accepts as an interface name (dev_valid_name): 1 to 15
-// bytes, not "." or "..", no '/', ':' or blank; nor, here, anything unprintable.
-bool valid_interface_name(const std::string& name) {
-    return !name.empty() && name.size() < IF_NAMESIZE && name != "." && name != ".." &&
-           std::ranges::none_of(name, [](unsigned char c) {
-               return c == '/' || c == ':' || std::isspace(c) || !std::isprint(c);
-           });
-}
-
 // An --exclude value: an interface name or an fnmatch(3) pattern of names.
 std::string exclude_pattern(const std::string& text) {
-    if (text.empty() || text.size() >= IF_NAMESIZE ||
-        std::ranges::any_of(text, [](unsigned char c) { return c == '/' || std::isspace(c) || !std::isprint(c); }))
+    if (!valid_interface_pattern(text))
         throw UsageError("exclude", fmt::format("'{}' is not an interface name or pattern", text));
     return text;
 }
@@ -174,6 +164,7 @@ LoadChoices load_choices(const Invocation& inv, InterfaceCheck check) {
                               .cgroup = std::nullopt,  // --cgroup, checked below
                               .node_ips = node_ip_options(inv),
                               .interfaces = {},  // chosen from `choice` when acting
+                              .interface_choice = std::nullopt,  // `choice`, below
                               .tc_attach = tc_attach_option(inv),
                               .forwarding = forwarding_option(inv),
                               .timeouts = timeout_options(inv),
@@ -190,6 +181,11 @@ LoadChoices load_choices(const Invocation& inv, InterfaceCheck check) {
     if (out.choice.names.size() > NP_MAX_TC_ATTACHMENTS)
         throw UsageError("iface", fmt::format("{} interfaces named; nodeport attaches to at most {}",
                                      out.choice.names.size(), NP_MAX_TC_ATTACHMENTS));
+    if (out.choice.exclude.size() > NP_MAX_IFACE_NAMES)
+        throw UsageError("exclude", fmt::format("{} patterns given; at most {} (one pattern can leave out many: "
+                                                "'veth*')",
+                                                out.choice.exclude.size(), NP_MAX_IFACE_NAMES));
+    out.options.interface_choice = out.choice;
     // Options only the TC programs use mean nothing without them; a value
     // other than the default says the writer expected TC programs.
     if (out.choice.kind == InterfaceChoice::Kind::none) {
@@ -207,6 +203,14 @@ std::vector<std::string> chosen_interfaces(const InterfaceChoice& choice) {
         throw Failure(names.error().message +
                       ": name the node's external interfaces with --iface IF (or all), or pass --local-only");
     return succeeded(std::move(names));
+}
+
+bool gives_interfaces(const Invocation& inv) {
+    return inv.options.count("iface") || inv.options.count("exclude") || inv.options["local-only"].as<bool>();
+}
+
+bool gives_tc_attach(const Invocation& inv) {
+    return !inv.options["tc-attach"].defaulted();
 }
 
 }  // namespace nodeport::cli

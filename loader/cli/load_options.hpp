@@ -32,4 +32,10 @@ LoadChoices load_choices(const Invocation& inv, InterfaceCheck check = Interface
 // what to pass instead.
 std::vector<std::string> chosen_interfaces(const InterfaceChoice& choice);
 
+// Whether the command line or --config file gives interface options
+// (--iface, --exclude, --local-only), and --tc-attach: a watch given none
+// follows what load recorded.
+bool gives_interfaces(const Invocation& inv);
+bool gives_tc_attach(const Invocation& inv);
+
 }  // namespace nodeport::cli

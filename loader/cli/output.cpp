@@ -18,6 +18,33 @@ std::string json_line(const nlohmann::json& value) {
     return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+std::string json_at_depth(const nlohmann::json& value, int depth) {
+    std::string text = value.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+    // JSON strings hold no raw newline: each one ends a line of the layout.
+    const std::string indent(static_cast<std::size_t>(2 * depth), ' ');
+    std::string out;
+    out.reserve(text.size());
+    for (char c : text) {
+        out += c;
+        if (c == '\n')
+            out += indent;
+    }
+    return out;
+}
+
+void stream_json_array(std::ostream& out, std::size_t count,
+                       const std::function<nlohmann::json(std::size_t)>& element, int depth) {
+    if (count == 0) {
+        out << "[]";
+        return;
+    }
+    const std::string indent(static_cast<std::size_t>(2 * (depth + 1)), ' ');
+    out << "[\n";
+    for (std::size_t i = 0; i < count; ++i)
+        out << indent << json_at_depth(element(i), depth + 1) << (i + 1 < count ? ",\n" : "\n");
+    out << std::string(static_cast<std::size_t>(2 * depth), ' ') << "]";
+}
+
 void print_error(std::string_view command, std::string_view message, std::string_view field, bool keep_newlines) {
     if (json_mode) {
         nlohmann::json out{{"error", printable_message(message, keep_newlines)}};

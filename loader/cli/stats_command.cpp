@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cerrno>
@@ -27,23 +28,28 @@ namespace {
 
 namespace po = boost::program_options;
 
-nlohmann::json to_json(const Stats& stats) {
-    nlohmann::json out{{"ports", nlohmann::json::array()}, {"passed", nlohmann::json::array()}};
-    for (const auto& p : stats.ports) {
-        auto entry = cli::to_json(p.mapping);
-        const auto& c = p.counters;
-        entry["local_connects"] = c.local_connects;
-        entry["local_sends"] = c.local_sends;
-        entry["external_flows"] = c.external_flows;
-        entry["to_backend_packets"] = c.to_backend_packets;
-        entry["to_backend_bytes"] = c.to_backend_bytes;
-        entry["from_backend_packets"] = c.from_backend_packets;
-        entry["from_backend_bytes"] = c.from_backend_bytes;
-        out["ports"].push_back(entry);
-    }
+nlohmann::json to_json(const PortStats& p) {
+    auto entry = cli::to_json(p.mapping);
+    const auto& c = p.counters;
+    entry["local_connects"] = c.local_connects;
+    entry["local_sends"] = c.local_sends;
+    entry["external_flows"] = c.external_flows;
+    entry["to_backend_packets"] = c.to_backend_packets;
+    entry["to_backend_bytes"] = c.to_backend_bytes;
+    entry["from_backend_packets"] = c.from_backend_packets;
+    entry["from_backend_bytes"] = c.from_backend_bytes;
+    return entry;
+}
+
+// {"passed": [...], "ports": [...]}, as one DOM's dump(2) would write it (keys
+// sorted), with the ports streamed (stream_json_array).
+void print_json(const Stats& stats) {
+    nlohmann::json passed = nlohmann::json::array();
     for (const auto& r : reasons())
-        out["passed"].push_back({{"reason", r.name}, {"path", to_string(r.path)}, {"count", stats.passed[r.id]}});
-    return out;
+        passed.push_back({{"reason", r.name}, {"path", to_string(r.path)}, {"count", stats.passed[r.id]}});
+    std::cout << "{\n  \"passed\": " << json_at_depth(passed, 1) << ",\n  \"ports\": ";
+    stream_json_array(std::cout, stats.ports.size(), [&](std::size_t i) { return to_json(stats.ports[i]); }, 1);
+    std::cout << "\n}\n";
 }
 
 // A port's seven counters as the table shows them: totals, or rates.
@@ -56,20 +62,41 @@ Cells totals(const PortCounters& c) {
             std::to_string(c.from_backend_bytes)};
 }
 
-// Per second between two reads of one counter. A counter that went down was
+// What one counter counted between two reads. A counter that went down was
 // reset in between (the port changed owner; the maps were made again by an
-// unload and a load): its rate counts from zero.
-std::string per_second(std::uint64_t now, std::uint64_t before, double seconds) {
-    const std::uint64_t base = now >= before ? before : 0;
-    return fmt::format("{:.1f}", static_cast<double>(now - base) / seconds);
+// unload and a load): it counts from zero.
+std::uint64_t counted(std::uint64_t now, std::uint64_t before) {
+    return now - (now >= before ? before : 0);
 }
 
+std::string per_second(std::uint64_t now, std::uint64_t before, double seconds) {
+    return fmt::format("{:.1f}", static_cast<double>(counted(now, before)) / seconds);
+}
+
+using Field = std::uint64_t PortCounters::*;
+constexpr std::array<Field, 7> fields = {&PortCounters::local_connects,       &PortCounters::local_sends,
+                                         &PortCounters::external_flows,       &PortCounters::to_backend_packets,
+                                         &PortCounters::to_backend_bytes,     &PortCounters::from_backend_packets,
+                                         &PortCounters::from_backend_bytes};
+
 Cells rates(const PortCounters& now, const PortCounters& before, double seconds) {
-    auto rate = [&](std::uint64_t PortCounters::*field) { return per_second(now.*field, before.*field, seconds); };
-    using C = PortCounters;
-    return {rate(&C::local_connects),     rate(&C::local_sends),         rate(&C::external_flows),
-            rate(&C::to_backend_packets), rate(&C::to_backend_bytes),    rate(&C::from_backend_packets),
-            rate(&C::from_backend_bytes)};
+    Cells cells;
+    for (std::size_t i = 0; i < fields.size(); ++i)
+        cells[i] = per_second(now.*fields[i], before.*fields[i], seconds);
+    return cells;
+}
+
+// Whether any counter of the port counted something between the reads.
+bool moved(const PortCounters& now, const PortCounters& before) {
+    return std::ranges::any_of(fields, [&](Field f) { return counted(now.*f, before.*f) > 0; });
+}
+
+// --watch without --all draws only the ports that counted something: a
+// frame of every port is some 16 MB at 131,072 mappings. The rest in one line.
+void print_quiet_ports(std::size_t quiet, std::string_view what) {
+    if (quiet > 0)
+        std::cout << fmt::format("({} mapped port{} {}; --all shows every port)\n", quiet, quiet == 1 ? "" : "s",
+                                 what);
 }
 
 void print_port_header(std::string_view unit) {
@@ -103,10 +130,18 @@ void print_reasons(const std::array<std::string, NP_REASON_COUNT>& cells, std::s
                                  cells[r->id].empty() ? "0" : cells[r->id], r->help);
 }
 
-void print_totals(const Stats& stats, bool all) {
+// `only_counted`: the ports with a count only (--watch without --all).
+void print_totals(const Stats& stats, bool all, bool only_counted = false) {
     print_port_header("");
-    for (const auto& p : stats.ports)
+    std::size_t quiet = 0;
+    for (const auto& p : stats.ports) {
+        if (only_counted && !moved(p.counters, PortCounters{})) {
+            ++quiet;
+            continue;
+        }
         print_port_row(p.mapping, totals(p.counters));
+    }
+    print_quiet_ports(quiet, "without any count");
     std::array<std::string, NP_REASON_COUNT> cells;
     for (std::size_t i = 0; i < cells.size(); ++i)
         if (stats.passed[i] != 0)
@@ -120,11 +155,18 @@ void print_rates(const Stats& now, const Stats& before, double seconds, bool all
     for (const auto& p : before.ports)
         earlier[{p.mapping.node_port, p.mapping.owner}] = p.counters;
     print_port_header("/s");
+    std::size_t quiet = 0;
     for (const auto& p : now.ports) {
         // A port that is new, or has a new owner, counts from zero.
         auto found = earlier.find({p.mapping.node_port, p.mapping.owner});
-        print_port_row(p.mapping, rates(p.counters, found == earlier.end() ? PortCounters{} : found->second, seconds));
+        const PortCounters& base = found == earlier.end() ? PortCounters{} : found->second;
+        if (!all && !moved(p.counters, base)) {
+            ++quiet;
+            continue;
+        }
+        print_port_row(p.mapping, rates(p.counters, base, seconds));
     }
+    print_quiet_ports(quiet, "without traffic since the last frame");
     std::array<std::string, NP_REASON_COUNT> cells;
     for (std::size_t i = 0; i < cells.size(); ++i)
         if (now.passed[i] != before.passed[i] || all)
@@ -152,7 +194,7 @@ int watch_stats(const Invocation& inv, std::optional<NodePort> only, Stats befor
     };
     auto before_at = std::chrono::steady_clock::now();
     frame("totals");
-    print_totals(before, all);
+    print_totals(before, all, !all);
     std::cout << std::flush;
     for (;;) {
         pollfd pfd{signals.get(), POLLIN, 0};
@@ -175,9 +217,11 @@ int watch_stats(const Invocation& inv, std::optional<NodePort> only, Stats befor
 
 int cmd_stats(const Args& argv) {
     po::options_description options;
-    options.add_options()("all", "list every reason in the table, also those never counted")(
+    options.add_options()("all", "list every reason in the table, also those never counted (and with --watch, every port)")(
         "prometheus", "print Prometheus text format (node_exporter's textfile collector)")(
-        "watch", po::value<std::string>(), "redraw a table of rates per second every SECONDS (1-3600) until Ctrl-C");
+        "watch", po::value<std::string>(),
+        "redraw a table of rates per second every SECONDS (1-3600) until Ctrl-C: the ports that counted something "
+        "(with --all, every port)");
     auto inv = parse("stats", argv, options, {}, {"node port"});
     if (!inv)
         return exit_ok;
@@ -203,7 +247,7 @@ int cmd_stats(const Args& argv) {
     if (watch)
         return watch_stats(*inv, only, std::move(stats), *watch, all);
     if (json)
-        std::cout << to_json(stats).dump(2) << "\n";
+        print_json(stats);
     else if (prometheus)
         std::cout << to_prometheus(stats);
     else

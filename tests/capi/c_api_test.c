@@ -265,6 +265,28 @@ static void test_strerror(void)
 		      "code %d has a name", codes[i]);
 }
 
+/* Closing twice is harmless, and a closed handle is refused at once with a
+ * code that says so (issue 22: a double close aborted, and a call after
+ * close waited 5 s for a lock in freed memory). */
+static void test_close(const char *pin_dir, nodeport *np)
+{
+	nodeport *other = NULL;
+	nodeport_mapping got;
+	EXPECT_CODE(NODEPORT_OK, nodeport_open(pin_dir, &other));
+	nodeport_close(np);
+	nodeport_close(np);
+	nodeport_close(NULL);
+	EXPECT_CODE(NODEPORT_EBADINPUT, nodeport_set(np, "tcp", 6667, "10.8.0.2", 6667, NULL));
+	CHECK(strstr(nodeport_last_error(), "handle: not open") != NULL, "message: %s", nodeport_last_error());
+	EXPECT_CODE(NODEPORT_EBADINPUT, nodeport_get(np, "tcp", 6667, &got));
+	EXPECT_CODE(NODEPORT_EBADINPUT, nodeport_sync(np, NULL, 0));
+	EXPECT_CODE(NODEPORT_EBADINPUT, nodeport_get((nodeport *)&got, "tcp", 6667, &got));
+	CHECK(strstr(nodeport_last_error(), "handle: not open") != NULL, "a pointer never opened: %s",
+	      nodeport_last_error());
+	CHECK(count(other) == 0, "another handle still works after the double close");
+	nodeport_close(other);
+}
+
 int main(int argc, char **argv)
 {
 	nodeport *np = NULL;
@@ -284,7 +306,7 @@ int main(int argc, char **argv)
 	test_sync(np);
 	test_threads(np);
 	time_set(np);
-	nodeport_close(np);
+	test_close(argv[1], np);
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
 }

@@ -1,0 +1,24 @@
+// The record of the interface choice in force (abi.h np_iface_choice, the
+// pinned array map `iface_choice`): written by load and by a watch given
+// interface options, read by watch and status (interfaces.hpp).
+#pragma once
+
+#include <filesystem>
+#include <string_view>
+
+#include "nodeport/fd.hpp"
+#include "nodeport/interfaces.hpp"
+#include "nodeport/result.hpp"
+
+namespace nodeport::iface_choice {
+
+inline constexpr std::string_view map_name = "iface_choice";
+
+// The map, created and pinned when it is missing (pins of a nodeport before
+// the record); `created` says so. The caller holds the pin directory lock.
+Result<Fd> open_or_create(const std::filesystem::path& dir, bool& created);
+
+// Writes the record; the caller holds the pin directory lock.
+Result<void> write(int map_fd, const RecordedChoice& recorded);
+
+}  // namespace nodeport::iface_choice
