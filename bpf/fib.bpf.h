@@ -38,6 +38,25 @@ static __always_inline int fib_redirect4(struct __sk_buff *skb)
 	fib.tos = iph->tos;
 	fib.l4_protocol = iph->protocol;
 	fib.tot_len = bpf_ntohs(iph->tot_len);
+	/* The lookup checks the route's MTU against tot_len. A GRO-built (or
+	 * GSO) skb carries many segments and tot_len says their sum, up to 64
+	 * KB, which no route fits: every bulk transfer would silently take the
+	 * kernel path (measured: 319 of 326 skbs of a 20 MB upload). What goes
+	 * on the wire is one segment, its headers plus gso_size, the length the
+	 * kernel's own forward path checks (skb_gso_validate_network_len). */
+	if (skb->gso_size) {
+		__u32 l4_hlen = NP_UDP_HLEN;
+
+		if (iph->protocol == IPPROTO_TCP) {
+			__u8 *tcp = data + NP_L4_OFF;
+
+			/* Linear since parse_pkt4; byte 12 holds the header length. */
+			if ((void *)(tcp + NP_TCP_HLEN) > data_end)
+				return TC_ACT_OK;
+			l4_hlen = (tcp[12] >> 4) * 4;
+		}
+		fib.tot_len = sizeof(*iph) + l4_hlen + skb->gso_size;
+	}
 	fib.ipv4_src = iph->saddr;
 	fib.ipv4_dst = iph->daddr;
 	fib.ifindex = skb->ingress_ifindex;

@@ -7,6 +7,9 @@
  *  np_tc_ingress  client -> node addr:port   becomes  client -> backend
  *  np_tc_egress   backend -> client          becomes  node addr:port -> client
  *
+ * and ICMP errors about those packets, both ways, as conntrack translates
+ * them (icmp_ingress, icmp_egress), so path MTU discovery works end to end.
+ *
  * The translated packet is then routed by the kernel (TC_ACT_OK), so the node
  * needs net.ipv4.ip_forward=1; `fib_redirect` optionally routes it here.
  *
@@ -19,6 +22,7 @@
 #include "maps.bpf.h"
 #include "packet.bpf.h"
 #include "nat.bpf.h"
+#include "icmp.bpf.h"
 #include "flows.bpf.h"
 #include "fib.bpf.h"
 #include "counters.bpf.h"
@@ -102,26 +106,39 @@ static __always_inline __u64 wire_packets(const struct __sk_buff *skb)
 	return skb->gso_segs ? skb->gso_segs : 1;
 }
 
-/* Sends the client's packet to `addr_be`:`port_be` and counts it for its node
- * port, the packet's destination port; `new_flow` when it started a flow. */
-static __always_inline int to_backend(struct __sk_buff *skb, const struct pkt4 *p, __be32 addr_be, __be16 port_be,
-				      bool new_flow)
+/* Counts a packet translated towards the backend of node port (proto,
+ * port_be); `new_flow` when it started a flow. */
+static __always_inline void count_to_backend(struct __sk_buff *skb, __u8 proto, __be16 port_be, bool new_flow)
 {
-	struct np_port_counters *c;
+	struct np_port_counters *c = port_counters_of(proto, port_be);
 
-	if (nat4_rewrite(skb, p, NAT_DST, addr_be, port_be)) {
-		count_reason(NP_REASON_REWRITE_FAILED);
-		return TC_ACT_OK;
-	}
-	c = port_counters_of(p->proto, p->dport_be);
 	if (c) {
 		c->external_flows += new_flow;
 		c->to_backend_packets += wire_packets(skb);
 		c->to_backend_bytes += ip_bytes(skb);
 	}
+}
+
+/* Hands a packet translated towards a backend on: routed by the kernel, or
+ * here (fib_redirect). */
+static __always_inline int forward(struct __sk_buff *skb)
+{
 	if (fib_redirect)
 		return fib_redirect4(skb);
 	return TC_ACT_OK;
+}
+
+/* Sends the client's packet to `addr_be`:`port_be` and counts it for its node
+ * port, the packet's destination port; `new_flow` when it started a flow. */
+static __always_inline int to_backend(struct __sk_buff *skb, const struct pkt4 *p, __be32 addr_be, __be16 port_be,
+				      bool new_flow)
+{
+	if (nat4_rewrite(skb, p, NAT_DST, addr_be, port_be)) {
+		count_reason(NP_REASON_REWRITE_FAILED);
+		return TC_ACT_OK;
+	}
+	count_to_backend(skb, p->proto, p->dport_be, new_flow);
+	return forward(skb);
 }
 
 /* Leaves the packet untouched, counting why. */
@@ -251,6 +268,48 @@ static __always_inline int udp_ingress(struct __sk_buff *skb, const struct pkt4 
 	return to_backend(skb, p, addr_be, port_be, true);
 }
 
+/* An ICMP error from outside about a packet the node sent for a flow: a
+ * backend's reply, which left as <node-addr>:<node-port> -> client. The error
+ * goes on to that backend as if the node were not in between: its outer
+ * destination (the node address, which sent the reply) and the embedded
+ * source become the backend's. So a router's "fragmentation needed" reaches
+ * the sandbox's socket, which lowers its path MTU at once; a client's "port
+ * unreachable" reaches the sandbox's UDP socket. Errors about the node's own
+ * traffic, echo and all other ICMP pass untouched; flows are read, not
+ * changed (an error says nothing about a connection's state). */
+static __always_inline int icmp_ingress(struct __sk_buff *skb, const struct pkt4 *p)
+{
+	struct np_flow_key key;
+	const struct np_flow *f;
+	struct icmp4_err e;
+	__be32 addr_be;
+	__be16 port_be;
+
+	if (!icmp4_error_load(skb, p, &e))
+		return pass(NP_REASON_NOT_IPV4_TCP_UDP);
+	/* The embedded packet is the reply as it left: the client is its
+	 * destination, the node address and port its source. */
+	key = (struct np_flow_key){
+		.client_addr_be = e.in_daddr_be,
+		.peer_addr_be = e.in_saddr_be,
+		.client_port_be = e.in_dport_be,
+		.peer_port_be = e.in_sport_be,
+		.proto = e.in_proto,
+		.dir = NP_FLOW_TO_BACKEND,
+	};
+	/* An error goes to whoever sent the packet it quotes; one addressed to
+	 * another host is not this reply's. */
+	f = e.daddr_be == e.in_saddr_be ? flow_find(&key, bpf_ktime_get_ns()) : NULL;
+	if (!f)
+		return pass(NP_REASON_ICMP_NO_FLOW);
+	addr_be = f->addr_be;
+	port_be = f->port_be;
+	if (icmp4_error_rewrite(skb, &e, NAT_SRC, addr_be, port_be, true))
+		return pass(NP_REASON_REWRITE_FAILED);
+	count_to_backend(skb, key.proto, key.peer_port_be, false);
+	return forward(skb);
+}
+
 /* The flow table is read before the port map: the node's own connections are
  * never in it, and their packets never start a flow (a SYN-ACK is not a SYN,
  * a datagram to a local socket is owned), so a node port that equals their
@@ -262,11 +321,30 @@ int np_tc_ingress(struct __sk_buff *skb)
 	struct pkt4 p;
 
 	NP_TEST_VARIANT_MARK();
-	if (!parse_pkt4(skb, &p, &why))
+	switch (parse_pkt4(skb, &p, &why)) {
+	case PKT4_L4:
+		break;
+	case PKT4_ICMP:
+		return icmp_ingress(skb, &p);
+	default:
 		return pass(why);
+	}
+	if (p.first_fragment)
+		return pass(NP_REASON_FRAGMENT);
 	if (p.proto == IPPROTO_TCP)
 		return tcp_ingress(skb, &p);
 	return udp_ingress(skb, &p);
+}
+
+/* Counts a packet from a backend translated back to node port (proto, port_be). */
+static __always_inline void count_from_backend(struct __sk_buff *skb, __u8 proto, __be16 port_be)
+{
+	struct np_port_counters *c = port_counters_of(proto, port_be);
+
+	if (c) {
+		c->from_backend_packets += wire_packets(skb);
+		c->from_backend_bytes += ip_bytes(skb);
+	}
 }
 
 /* Writes the node address and port back as the reply's source, and counts
@@ -274,15 +352,9 @@ int np_tc_ingress(struct __sk_buff *skb)
 static __always_inline int to_client(struct __sk_buff *skb, const struct pkt4 *p, __be32 node_addr_be,
 				     __be16 node_port_be)
 {
-	struct np_port_counters *c;
-
 	if (nat4_rewrite(skb, p, NAT_SRC, node_addr_be, node_port_be))
 		return pass(NP_REASON_REPLY_REWRITE_FAILED);
-	c = port_counters_of(p->proto, node_port_be);
-	if (c) {
-		c->from_backend_packets += wire_packets(skb);
-		c->from_backend_bytes += ip_bytes(skb);
-	}
+	count_from_backend(skb, p->proto, node_port_be);
 	return TC_ACT_OK;
 }
 
@@ -348,6 +420,43 @@ static __always_inline int udp_egress(struct __sk_buff *skb, const struct pkt4 *
 	return to_client(skb, p, node_addr_be, node_port_be);
 }
 
+/* An ICMP error leaving for a client about the client's packet as a backend
+ * got it (client -> backend): sent by the sandbox (its UDP port is closed),
+ * or by the node itself while forwarding the packet to the sandbox
+ * ("fragmentation needed" into a sandbox network with a smaller MTU, TTL
+ * exceeded). The client must find its socket by the embedded packet, so the
+ * embedded destination becomes the node address and port it used, and the
+ * outer source too when it is the backend's (the sandbox sent the error); an
+ * error the node or a router sent keeps its own source, as with conntrack. */
+static __always_inline int icmp_egress(struct __sk_buff *skb, const struct pkt4 *p)
+{
+	struct np_flow_key key;
+	const struct np_flow *f;
+	struct icmp4_err e;
+	__be32 node_addr_be;
+	__be16 node_port_be;
+
+	if (!icmp4_error_load(skb, p, &e))
+		return pass(NP_REASON_REPLY_NO_FLOW);
+	key = (struct np_flow_key){
+		.client_addr_be = e.in_saddr_be,
+		.peer_addr_be = e.in_daddr_be,
+		.client_port_be = e.in_sport_be,
+		.peer_port_be = e.in_dport_be,
+		.proto = e.in_proto,
+		.dir = NP_FLOW_TO_CLIENT,
+	};
+	f = flow_find(&key, bpf_ktime_get_ns());
+	if (!f)
+		return pass(NP_REASON_REPLY_NO_FLOW);
+	node_addr_be = f->addr_be;
+	node_port_be = f->port_be;
+	if (icmp4_error_rewrite(skb, &e, NAT_DST, node_addr_be, node_port_be, e.saddr_be == e.in_daddr_be))
+		return pass(NP_REASON_REPLY_REWRITE_FAILED);
+	count_from_backend(skb, key.proto, node_port_be);
+	return TC_ACT_OK;
+}
+
 /*
  * Replies are translated on EGRESS of the client-facing interface, after the
  * kernel routed the backend's packet out of it, not on ingress of the bridge
@@ -366,7 +475,15 @@ int np_tc_egress(struct __sk_buff *skb)
 	/* A reply that cannot be parsed is counted as no flow's: the ingress
 	 * reasons are about what clients send. */
 	NP_TEST_VARIANT_MARK();
-	if (!parse_pkt4(skb, &p, &why))
+	switch (parse_pkt4(skb, &p, &why)) {
+	case PKT4_L4:
+		break;
+	case PKT4_ICMP:
+		return icmp_egress(skb, &p);
+	default:
+		return pass(NP_REASON_REPLY_NO_FLOW);
+	}
+	if (p.first_fragment)
 		return pass(NP_REASON_REPLY_NO_FLOW);
 	if (p.proto == IPPROTO_TCP)
 		return tcp_egress(skb, &p);

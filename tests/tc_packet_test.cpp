@@ -172,6 +172,38 @@ Bytes prefix(const Bytes& b, std::size_t n) {
     return Bytes(b.begin(), b.begin() + long(n));
 }
 
+constexpr std::uint8_t kIcmpUnreachable = 3, kIcmpTimeExceeded = 11, kIcmpParameterProblem = 12;
+constexpr std::uint8_t kCodePortUnreachable = 3, kCodeFragNeeded = 4;
+
+// An ICMP error (`type`, `code`) from `src` to `dst` about the packet
+// `about` (a frame from build()): it quotes that packet's IPv4 header and the
+// first `quote_l4` bytes after it (0: all of them), as a router (8) or Linux
+// (up to 576 bytes in all) does. `mtu` goes into bytes 6-7 of the ICMP header
+// ("fragmentation needed").
+Bytes icmp_error(const char* src, const char* dst, std::uint8_t type, std::uint8_t code, const Bytes& about,
+                 std::size_t quote_l4 = 0, std::uint16_t mtu = 0) {
+    const std::size_t about_ip_len = about.size() - kEth;
+    const std::size_t quote = quote_l4 ? std::min(about_ip_len, 20 + quote_l4) : about_ip_len;
+    const std::size_t ip = kEth, icmp = ip + 20;
+    Bytes b(about.begin(), about.begin() + kEth);  // the same Ethernet header
+    b.resize(icmp + 8);
+    b[ip] = 0x45;
+    put16(b, ip + 2, std::uint16_t(20 + 8 + quote));
+    put16(b, ip + 4, 0x4321);
+    b[ip + 8] = 64;
+    b[ip + 9] = IPPROTO_ICMP;
+    const std::uint32_t src_be = ip_be(src), dst_be = ip_be(dst);
+    std::memcpy(&b[ip + 12], &src_be, 4);
+    std::memcpy(&b[ip + 16], &dst_be, 4);
+    put16(b, ip + 10, std::uint16_t(~fold(sum16(&b[ip], 20))));
+    b[icmp] = type;
+    b[icmp + 1] = code;
+    put16(b, icmp + 6, mtu);
+    b.insert(b.end(), about.begin() + kEth, about.begin() + long(kEth + quote));
+    put16(b, icmp + 2, std::uint16_t(~fold(sum16(&b[icmp], b.size() - icmp))));
+    return b;
+}
+
 // Offsets of the checksum fields of an option-less IPv4 TCP/UDP frame.
 constexpr std::size_t kIpCsum = kEth + 10;
 std::size_t l4_csum_off(std::uint8_t proto) {
@@ -467,6 +499,16 @@ std::vector<PassCase> pass_cases() {
         {"last_fragment_udp", build(with(to_node(IPPROTO_UDP), [](Spec& s) { s.frag_off = 3; })), NP_REASON_FRAGMENT},
         {"ip_options_ihl6", build(with(syn, [](Spec& s) { s.ihl = 6; })), NP_REASON_IP_OPTIONS},
         {"icmp_to_node", build(with(syn, [](Spec& s) { s.proto = IPPROTO_ICMP; })), NP_REASON_NOT_IPV4_TCP_UDP},
+        // An error about the node's own connection (no flow), and an ICMP
+        // type that is not an error nodeport translates (a redirect).
+        {"icmp_error_about_no_flow",
+         icmp_error("203.0.113.1", kNode, kIcmpUnreachable, kCodeFragNeeded,
+                    build(with(syn, [](Spec& s) {
+                        s.src = kNode, s.sport = 50000, s.dst = kClient, s.dport = 443, s.tcp_flags = kAck;
+                    })),
+                    0, 1280),
+         NP_REASON_ICMP_NO_FLOW},
+        {"icmp_redirect", icmp_error("203.0.113.1", kNode, 5, 1, build(syn)), NP_REASON_NOT_IPV4_TCP_UDP},
         // Shorter cuts cannot be tested: test_run refuses (EINVAL) an IPv4
         // frame shorter than an IPv4 header.
         {"ip_header_only", prefix(full_syn, kEth + 20), NP_REASON_TRUNCATED},
@@ -995,6 +1037,161 @@ TEST_F(TcPacketTest, UdpChecksumComputingToZeroIsSentAsAllOnes) {
     expect_translated(r.out, at_backend(in));
 }
 
+// ---- ICMP errors about translated packets ----
+
+constexpr const char* kRouter = "203.0.113.1";  // a router between the node and the client
+
+// True when the outer IPv4 header, the ICMP message and the quoted IPv4
+// header all checksum right (the quoted TCP/UDP checksum covers bytes the
+// error does not carry: expect_icmp_translated compares it to the real one).
+::testing::AssertionResult icmp_checksums_valid(const Bytes& b) {
+    const std::size_t ip = kEth, icmp = ip + 20, quoted = icmp + 8;
+    if (fold(sum16(&b[ip], 20)) != 0xffff)
+        return ::testing::AssertionFailure() << "bad outer IPv4 header checksum";
+    if (fold(sum16(&b[icmp], b.size() - icmp)) != 0xffff)
+        return ::testing::AssertionFailure() << "bad ICMP checksum";
+    if (fold(sum16(&b[quoted], 20)) != 0xffff)
+        return ::testing::AssertionFailure() << "bad quoted IPv4 header checksum";
+    return ::testing::AssertionSuccess();
+}
+
+// `out` must be exactly `want`, an error built from the translated packets
+// with checksums of the test's own: addresses, ports, every checksum
+// (the quoted TCP/UDP one included), every other byte.
+void expect_icmp_translated(const Bytes& out, const Bytes& want) {
+    ASSERT_EQ(out.size(), want.size());
+    EXPECT_EQ(0, std::memcmp(&out[kEth + 12], &want[kEth + 12], 8)) << "outer addresses";
+    const std::size_t quoted = kEth + 28;
+    EXPECT_EQ(0, std::memcmp(&out[quoted + 12], &want[quoted + 12], 8)) << "quoted addresses";
+    EXPECT_EQ(0, std::memcmp(&out[quoted + 20], &want[quoted + 20], 4)) << "quoted ports";
+    EXPECT_TRUE(icmp_checksums_valid(out));
+    EXPECT_EQ(out, want);
+}
+
+struct IcmpCase {
+    const char* name;
+    std::uint8_t proto;
+    std::uint8_t type;
+    std::uint8_t code;
+    std::size_t quote_l4;  // bytes of the TCP/UDP header and payload quoted; 0: all
+    bool udp_no_csum = false;
+};
+
+void PrintTo(const IcmpCase& c, std::ostream* os) {
+    *os << c.name;
+}
+
+const auto icmp_cases = testing::Values(
+    // Linux quotes the whole packet (up to 576 bytes), TCP checksum included.
+    IcmpCase{"tcp_frag_needed", IPPROTO_TCP, kIcmpUnreachable, kCodeFragNeeded, 0},
+    // A router may quote only the 8 bytes it must: no TCP checksum to update.
+    IcmpCase{"tcp_frag_needed_8_bytes", IPPROTO_TCP, kIcmpUnreachable, kCodeFragNeeded, 8},
+    IcmpCase{"tcp_time_exceeded", IPPROTO_TCP, kIcmpTimeExceeded, 0, 0},
+    IcmpCase{"udp_port_unreachable", IPPROTO_UDP, kIcmpUnreachable, kCodePortUnreachable, 0},
+    IcmpCase{"udp_zero_checksum", IPPROTO_UDP, kIcmpUnreachable, kCodePortUnreachable, 0, true},
+    IcmpCase{"udp_parameter_problem", IPPROTO_UDP, kIcmpParameterProblem, 0, 8});
+
+class IcmpError : public TcPacketTest, public testing::WithParamInterface<IcmpCase> {
+protected:
+    // A flow of the case's protocol, with its handshake done (TCP).
+    void start_flow() {
+        const std::uint8_t proto = GetParam().proto;
+        ingress(build(to_node(proto)));
+        if (proto == IPPROTO_TCP) {
+            egress(build(from_backend(IPPROTO_TCP)));
+            ingress(build(to_node(IPPROTO_TCP, kAck)));
+        }
+    }
+    std::uint16_t mtu() const { return GetParam().code == kCodeFragNeeded ? 1280 : 0; }
+    // A large segment or datagram, a case's packet to quote.
+    Spec sized(Spec s) const {
+        s.payload = Bytes(1400, 'd');
+        s.udp_no_csum = GetParam().udp_no_csum;
+        return s;
+    }
+};
+
+// A router on the way to the client (or the client itself) answers a
+// backend's reply, which left as <node>:<port> -> client: the error goes on
+// to the backend, about the reply as the backend sent it.
+TEST_P(IcmpError, InboundAboutAReplyGoesToTheBackend) {
+    const auto& c = GetParam();
+    start_flow();
+    const Spec reply = sized(from_backend(c.proto, kAck | kPsh));
+    const Bytes in = icmp_error(kRouter, kNode, c.type, c.code, build(from_node(reply)), c.quote_l4, mtu());
+    const std::uint16_t node_port = c.proto == IPPROTO_TCP ? kTcpPort : kUdpPort;
+    const auto before = port_counts(c.proto, node_port);
+    const Reasons reasons_before = reason_totals();
+    const RunResult r = ingress(in);
+    EXPECT_EQ(reason_totals(), reasons_before) << "translated: no reason counted";
+    EXPECT_EQ(r.retval, TC_ACT_OK);
+    expect_icmp_translated(r.out, icmp_error(kRouter, kBackend, c.type, c.code, build(reply), c.quote_l4, mtu()));
+    const auto after = port_counts(c.proto, node_port);
+    ASSERT_TRUE(before && after);
+    EXPECT_EQ(after->to_backend_packets - before->to_backend_packets, 1u) << "counted for the node port";
+    EXPECT_EQ(after->to_backend_bytes - before->to_backend_bytes, in.size() - kEth);
+    EXPECT_EQ(after->external_flows, before->external_flows) << "an error starts no flow";
+}
+
+// The sandbox answers a client's packet with an error (its UDP port is
+// closed): it leaves with the node address as its source, about the
+// client's packet as the client sent it.
+TEST_P(IcmpError, OutboundFromTheBackendGetsTheNodeAddressInsideAndOutside) {
+    const auto& c = GetParam();
+    start_flow();
+    const Spec sent = sized(to_node(c.proto, kAck | kPsh));
+    const Bytes in = icmp_error(kBackend, kClient, c.type, c.code, build(at_backend(sent)), c.quote_l4, mtu());
+    const auto before = port_counts(c.proto, sent.dport);
+    const Reasons reasons_before = reason_totals();
+    const RunResult r = egress(in);
+    EXPECT_EQ(reason_totals(), reasons_before) << "translated: no reason counted";
+    EXPECT_EQ(r.retval, TC_ACT_OK);
+    expect_icmp_translated(r.out, icmp_error(kNode, kClient, c.type, c.code, build(sent), c.quote_l4, mtu()));
+    const auto after = port_counts(c.proto, sent.dport);
+    ASSERT_TRUE(before && after);
+    EXPECT_EQ(after->from_backend_packets - before->from_backend_packets, 1u) << "counted for the node port";
+}
+
+// The node itself cannot forward the client's packet to the sandbox (its
+// network has a smaller MTU) or a router on the sandbox's side answers: the
+// error keeps the source it was sent from; the quoted packet becomes the
+// client's own.
+TEST_P(IcmpError, OutboundFromTheNodeOrARouterKeepsItsSource) {
+    const auto& c = GetParam();
+    start_flow();
+    const Spec sent = sized(to_node(c.proto, kAck | kPsh));
+    for (const char* source : {kNode, "10.8.0.1"}) {
+        SCOPED_TRACE(source);
+        const Bytes in = icmp_error(source, kClient, c.type, c.code, build(at_backend(sent)), c.quote_l4, mtu());
+        expect_icmp_translated(egress(in).out, icmp_error(source, kClient, c.type, c.code, build(sent), c.quote_l4, mtu()));
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(TcPacket, IcmpError, icmp_cases, [](const auto& info) { return std::string(info.param.name); });
+
+// Errors about no flow pass as they are, both ways: about the node's own
+// connection, about a flow's reply but addressed to another host, about a
+// client's packet to the sandbox's own address; and so do echo requests and
+// replies, flow or not.
+TEST_F(TcPacketTest, IcmpWithoutAFlowAndEchoPassUntouched) {
+    ingress(build(to_node(IPPROTO_UDP)));
+    const Bytes reply = build(from_node(from_backend(IPPROTO_UDP)));
+    for (const auto& [why, in] : {
+             std::pair{NP_REASON_ICMP_NO_FLOW, icmp_error(kRouter, kNode, kIcmpUnreachable, kCodeFragNeeded,
+                                                          build(from_node(from_backend(IPPROTO_TCP, kAck))), 0, 1280)},
+             std::pair{NP_REASON_ICMP_NO_FLOW, icmp_error(kRouter, "192.0.2.11", kIcmpUnreachable, 1, reply)},
+             std::pair{NP_REASON_NOT_IPV4_TCP_UDP, build(with(to_node(IPPROTO_UDP), [](Spec& s) { s.proto = IPPROTO_ICMP; }))},
+         }) {
+        expect_counted_once(why, [&] { EXPECT_EQ(ingress(in).out, in); });
+    }
+    const Bytes echo_reply = build(with(from_backend(IPPROTO_UDP), [](Spec& s) { s.proto = IPPROTO_ICMP; }));
+    const Bytes direct = icmp_error(kBackend, kClient, kIcmpUnreachable, kCodePortUnreachable,
+                                    build(with(at_backend(to_node(IPPROTO_UDP)), [](Spec& s) { s.sport = 40999; })));
+    for (const Bytes& out : {echo_reply, direct})
+        expect_counted_once(NP_REASON_REPLY_NO_FLOW, [&] { EXPECT_EQ(egress(out).out, out); });
+    EXPECT_EQ(flow_count(), 2u) << "errors change no flow";
+}
+
 // ---- the fib_redirect option ----
 
 class TcPacketFibRedirectTest : public TcPacketTest {
@@ -1016,35 +1213,68 @@ TEST_F(TcPacketFibRedirectTest, LoadsTranslatesAndDecrementsTtlWhenRedirecting) 
     EXPECT_EQ(flow_count(), 2u);
 }
 
-// The redirect path for real: in a private network namespace (only this test
-// thread enters it; it and its veth vanish when the thread ends) with
-// forwarding on, a route to the backend over a veth, and a neighbour entry.
-// test_run looks devices and routes up in the calling thread's namespace.
+// A private network namespace for the calling thread only (it and its veth
+// vanish when the thread ends), with forwarding on, a route to the backend
+// over a 1500-byte veth, and a neighbour entry: test_run looks devices and
+// routes up in the calling thread's namespace.
+void enter_fib_netns() {
+    ASSERT_EQ(::unshare(CLONE_NEWNET), 0) << std::strerror(errno);
+    const char* setup =
+        "ip link set lo up && ip link add np0 type veth peer name np1 && ip link set np0 up && "
+        "ip link set np1 up && ip addr add 10.8.0.1/24 dev np0 && "
+        "ip neigh replace 10.8.0.2 lladdr 02:00:00:00:00:08 dev np0 && "
+        "sysctl -qw net.ipv4.ip_forward=1";
+    ASSERT_EQ(std::system(setup), 0) << setup;
+}
+
+// Runs `prog` on `packet` as if it arrived on lo (the FIB checks forwarding
+// on the input device), with `ctx` for the rest of the skb's fields.
+RunResult run_arrived(bpf_program* prog, const Bytes& packet, __sk_buff ctx = {}) {
+    RunResult r;
+    r.out.assign(packet.size() + 256, 0);
+    ctx.ingress_ifindex = 1;
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet.data(), .data_out = r.out.data(),
+                .data_size_in = std::uint32_t(packet.size()), .data_size_out = std::uint32_t(r.out.size()),
+                .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = 1);
+    EXPECT_EQ(bpf_prog_test_run_opts(bpf_program__fd(prog), &opts), 0) << std::strerror(errno);
+    r.retval = int(opts.retval);
+    r.out.resize(opts.data_size_out);
+    return r;
+}
+
+// The redirect path for real.
 TEST_F(TcPacketFibRedirectTest, RedirectsInPrivateNetnsWithRouteAndForwarding) {
     std::thread([this] {
-        ASSERT_EQ(::unshare(CLONE_NEWNET), 0) << std::strerror(errno);
-        const char* setup =
-            "ip link set lo up && ip link add np0 type veth peer name np1 && ip link set np0 up && "
-            "ip link set np1 up && ip addr add 10.8.0.1/24 dev np0 && "
-            "ip neigh replace 10.8.0.2 lladdr 02:00:00:00:00:08 dev np0 && "
-            "sysctl -qw net.ipv4.ip_forward=1";
-        ASSERT_EQ(std::system(setup), 0) << setup;
-
+        enter_fib_netns();
         auto in = to_node(IPPROTO_TCP);
-        const Bytes packet = build(in);
-        Bytes out(packet.size() + 256);
-        __sk_buff ctx{};
-        ctx.ingress_ifindex = 1;  // arrived on lo: the FIB checks forwarding on the input device
-        LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet.data(), .data_out = out.data(),
-                    .data_size_in = std::uint32_t(packet.size()), .data_size_out = std::uint32_t(out.size()),
-                    .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = 1);
-        ASSERT_EQ(bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.np_tc_ingress), &opts), 0)
-            << std::strerror(errno);
-        EXPECT_EQ(int(opts.retval), TC_ACT_REDIRECT);
-        out.resize(opts.data_size_out);
+        auto r = run_arrived(skel_->progs.np_tc_ingress, build(in));
+        EXPECT_EQ(r.retval, TC_ACT_REDIRECT);
         auto want = at_backend(in);
         want.ttl = in.ttl - 1;  // the forwarding the kernel no longer does
-        expect_translated(out, want);
+        expect_translated(r.out, want);
+    }).join();
+}
+
+// A GRO-built skb holds many segments: its IPv4 total length is their sum
+// (claimed here: 64,000 bytes), gso_size one segment's payload. The route's
+// MTU must be checked against one segment (20 + 20 + gso_size), or no bulk
+// transfer would ever be redirected: 1460 fits the 1500-byte route, 1461
+// does not and goes to the kernel, which sends "fragmentation needed".
+TEST_F(TcPacketFibRedirectTest, GroSkbIsCheckedAgainstTheMtuAsOneSegment) {
+    std::thread([this] {
+        enter_fib_netns();
+        ASSERT_EQ(run_arrived(skel_->progs.np_tc_ingress, build(to_node(IPPROTO_TCP))).retval, TC_ACT_REDIRECT);
+        Bytes data = build(to_node(IPPROTO_TCP, kAck | kPsh));
+        put16(data, kEth + 2, 64000);
+        put16(data, kIpCsum, 0);
+        put16(data, kIpCsum, std::uint16_t(~fold(sum16(&data[kEth], 20))));
+        for (auto [gso_size, want] : {std::pair{1460u, TC_ACT_REDIRECT}, std::pair{1461u, TC_ACT_OK}}) {
+            SCOPED_TRACE(gso_size);
+            __sk_buff ctx{};
+            ctx.gso_size = gso_size;
+            ctx.gso_segs = 44;
+            EXPECT_EQ(run_arrived(skel_->progs.np_tc_ingress, data, ctx).retval, want);
+        }
     }).join();
 }
 // ---- counters: per node port what was translated, per reason what was not ----

@@ -250,7 +250,7 @@ struct np_port_counters {
  * array has room for NP_REASON_SLOTS so that adding one changes no map shape. */
 enum np_reason {
 	/* external path, np_tc_ingress (client -> node) */
-	NP_REASON_NOT_IPV4_TCP_UDP = 0, /* ARP, IPv6, ICMP, ...: not ours */
+	NP_REASON_NOT_IPV4_TCP_UDP = 0, /* ARP, IPv6, ICMP other than errors, ...: not ours */
 	NP_REASON_IP_OPTIONS = 1,       /* IPv4 with options: the L4 header is not where we rewrite */
 	NP_REASON_FRAGMENT = 2,         /* IP fragment: later fragments carry no ports */
 	NP_REASON_TRUNCATED = 3,        /* shorter than its headers */
@@ -273,7 +273,9 @@ enum np_reason {
 	NP_REASON_LOCAL_NOT_NODE_DEST = 17,   /* mapped port, but the address is not the node */
 	NP_REASON_LOCAL_NO_STORAGE = 18,      /* translated, but no socket storage: getpeername and
 						 recvmsg show the backend, `set` cannot end the socket */
-	NP_REASON_COUNT = 19
+	/* external path, np_tc_ingress */
+	NP_REASON_ICMP_NO_FLOW = 19,          /* an ICMP error about a packet of no flow: the node's own */
+	NP_REASON_COUNT = 20
 };
 #define NP_REASON_SLOTS 64
 
