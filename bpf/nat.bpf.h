@@ -95,4 +95,21 @@ static __always_inline int nat4_rewrite(struct __sk_buff *skb, const struct pkt4
 	return bpf_skb_store_bytes(skb, NP_NAT4_SPAN_OFF, &span, sizeof(span), 0);
 }
 
+/* Rewrites only the source or destination address of `p`, and the IPv4
+ * header checksum, in one store: for a fragment after the first, which
+ * carries no TCP/UDP header (its checksum, in the first fragment, covers the
+ * whole datagram and was updated there). */
+static __always_inline int nat4_rewrite_addr(struct __sk_buff *skb, const struct pkt4 *p, enum nat_side side,
+					     __be32 addr_be)
+{
+	__be32 old_addr_be = side == NAT_DST ? p->daddr_be : p->saddr_be;
+	struct nat4_span span = {
+		.ip_csum = csum_replace4(p->ip_csum, old_addr_be, addr_be),
+		.saddr_be = side == NAT_SRC ? addr_be : p->saddr_be,
+		.daddr_be = side == NAT_DST ? addr_be : p->daddr_be,
+	};
+
+	return bpf_skb_store_bytes(skb, NP_NAT4_SPAN_OFF, &span, __builtin_offsetof(struct nat4_span, sport_be), 0);
+}
+
 #endif /* NODEPORT_NAT_BPF_H */

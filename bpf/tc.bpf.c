@@ -8,7 +8,8 @@
  *  np_tc_egress   backend -> client          becomes  node addr:port -> client
  *
  * and ICMP errors about those packets, both ways, as conntrack translates
- * them (icmp_ingress, icmp_egress), so path MTU discovery works end to end.
+ * them (icmp_ingress, icmp_egress), so path MTU discovery works end to end;
+ * a fragmented datagram's later fragments follow its first (frag.bpf.h).
  *
  * The translated packet is then routed by the kernel (TC_ACT_OK), so the node
  * needs net.ipv4.ip_forward=1; `fib_redirect` optionally routes it here.
@@ -24,6 +25,7 @@
 #include "nat.bpf.h"
 #include "icmp.bpf.h"
 #include "flows.bpf.h"
+#include "frag.bpf.h"
 #include "fib.bpf.h"
 #include "counters.bpf.h"
 #include "test_variant.bpf.h"
@@ -129,7 +131,8 @@ static __always_inline int forward(struct __sk_buff *skb)
 }
 
 /* Sends the client's packet to `addr_be`:`port_be` and counts it for its node
- * port, the packet's destination port; `new_flow` when it started a flow. */
+ * port, the packet's destination port; `new_flow` when it started a flow. A
+ * first fragment tells the later ones where they go. */
 static __always_inline int to_backend(struct __sk_buff *skb, const struct pkt4 *p, __be32 addr_be, __be16 port_be,
 				      bool new_flow)
 {
@@ -137,6 +140,8 @@ static __always_inline int to_backend(struct __sk_buff *skb, const struct pkt4 *
 		count_reason(NP_REASON_REWRITE_FAILED);
 		return TC_ACT_OK;
 	}
+	if (p->first_fragment)
+		frag_note(p, NP_FLOW_TO_BACKEND, addr_be, p->dport_be);
 	count_to_backend(skb, p->proto, p->dport_be, new_flow);
 	return forward(skb);
 }
@@ -310,6 +315,25 @@ static __always_inline int icmp_ingress(struct __sk_buff *skb, const struct pkt4
 	return forward(skb);
 }
 
+/* A client's fragment after the first goes where its first fragment went
+ * (frag.bpf.h); without a translated first fragment it passes: the node's
+ * own fragmented traffic, or a fragment that came before its first. */
+static __always_inline int later_fragment_ingress(struct __sk_buff *skb, const struct pkt4 *p)
+{
+	const struct np_frag *f = frag_find(p, NP_FLOW_TO_BACKEND);
+	__be16 node_port_be;
+	__be32 addr_be;
+
+	if (!f)
+		return pass(NP_REASON_FRAGMENT);
+	addr_be = f->addr_be[0];
+	node_port_be = f->node_port_be;
+	if (nat4_rewrite_addr(skb, p, NAT_DST, addr_be))
+		return pass(NP_REASON_REWRITE_FAILED);
+	count_to_backend(skb, p->proto, node_port_be, false);
+	return forward(skb);
+}
+
 /* The flow table is read before the port map: the node's own connections are
  * never in it, and their packets never start a flow (a SYN-ACK is not a SYN,
  * a datagram to a local socket is owned), so a node port that equals their
@@ -326,11 +350,13 @@ int np_tc_ingress(struct __sk_buff *skb)
 		break;
 	case PKT4_ICMP:
 		return icmp_ingress(skb, &p);
+	case PKT4_LATER_FRAGMENT:
+		return later_fragment_ingress(skb, &p);
 	default:
 		return pass(why);
 	}
 	if (p.first_fragment)
-		return pass(NP_REASON_FRAGMENT);
+		frag_forget(&p, NP_FLOW_TO_BACKEND);
 	if (p.proto == IPPROTO_TCP)
 		return tcp_ingress(skb, &p);
 	return udp_ingress(skb, &p);
@@ -353,6 +379,26 @@ static __always_inline int to_client(struct __sk_buff *skb, const struct pkt4 *p
 				     __be16 node_port_be)
 {
 	if (nat4_rewrite(skb, p, NAT_SRC, node_addr_be, node_port_be))
+		return pass(NP_REASON_REPLY_REWRITE_FAILED);
+	if (p->first_fragment)
+		frag_note(p, NP_FLOW_TO_CLIENT, node_addr_be, node_port_be);
+	count_from_backend(skb, p->proto, node_port_be);
+	return TC_ACT_OK;
+}
+
+/* A backend's fragment after the first leaves as its first fragment did: with
+ * the node address as its source. */
+static __always_inline int later_fragment_egress(struct __sk_buff *skb, const struct pkt4 *p)
+{
+	const struct np_frag *f = frag_find(p, NP_FLOW_TO_CLIENT);
+	__be16 node_port_be;
+	__be32 node_addr_be;
+
+	if (!f)
+		return pass(NP_REASON_REPLY_NO_FLOW);
+	node_addr_be = f->addr_be[0];
+	node_port_be = f->node_port_be;
+	if (nat4_rewrite_addr(skb, p, NAT_SRC, node_addr_be))
 		return pass(NP_REASON_REPLY_REWRITE_FAILED);
 	count_from_backend(skb, p->proto, node_port_be);
 	return TC_ACT_OK;
@@ -480,11 +526,13 @@ int np_tc_egress(struct __sk_buff *skb)
 		break;
 	case PKT4_ICMP:
 		return icmp_egress(skb, &p);
+	case PKT4_LATER_FRAGMENT:
+		return later_fragment_egress(skb, &p);
 	default:
 		return pass(NP_REASON_REPLY_NO_FLOW);
 	}
 	if (p.first_fragment)
-		return pass(NP_REASON_REPLY_NO_FLOW);
+		frag_forget(&p, NP_FLOW_TO_CLIENT);
 	if (p.proto == IPPROTO_TCP)
 		return tcp_egress(skb, &p);
 	return udp_egress(skb, &p);

@@ -78,6 +78,7 @@ struct Spec {
     std::uint16_t ethertype = ETH_P_IP;
     std::uint8_t ihl = 5;
     std::uint16_t frag_off = 0;  // flags and offset, host order
+    std::uint16_t ip_id = 0x1234;
     std::uint8_t proto = IPPROTO_TCP;
     std::uint8_t ttl = 64;
     const char* src = kClient;
@@ -124,7 +125,7 @@ Bytes build(const Spec& s) {
     b.resize(l4 + l4_len);
     b[ip] = std::uint8_t(0x40 | s.ihl);
     put16(b, ip + 2, std::uint16_t(ip_len + l4_len));
-    put16(b, ip + 4, 0x1234);
+    put16(b, ip + 4, s.ip_id);
     put16(b, ip + 6, s.frag_off);
     b[ip + 8] = s.ttl;
     b[ip + 9] = s.proto;
@@ -494,8 +495,8 @@ std::vector<PassCase> pass_cases() {
         {"tcp_synack_to_node_port", build(to_node(IPPROTO_TCP, kSyn | kAck)), NP_REASON_NOT_FLOW_START},
         {"arp", build(with(syn, [](Spec& s) { s.ethertype = ETH_P_ARP; })), NP_REASON_NOT_IPV4_TCP_UDP},
         {"ipv6_ethertype", build(with(syn, [](Spec& s) { s.ethertype = ETH_P_IPV6; })), NP_REASON_NOT_IPV4_TCP_UDP},
-        {"first_fragment", build(with(syn, [](Spec& s) { s.frag_off = 0x2000; })), NP_REASON_FRAGMENT},
-        {"later_fragment", build(with(syn, [](Spec& s) { s.frag_off = 185; })), NP_REASON_FRAGMENT},
+        // Fragments after the first of a datagram whose first was not seen.
+        {"later_fragment", build(with(syn, [](Spec& s) { s.frag_off = 0x2000 | 185; })), NP_REASON_FRAGMENT},
         {"last_fragment_udp", build(with(to_node(IPPROTO_UDP), [](Spec& s) { s.frag_off = 3; })), NP_REASON_FRAGMENT},
         {"ip_options_ihl6", build(with(syn, [](Spec& s) { s.ihl = 6; })), NP_REASON_IP_OPTIONS},
         {"icmp_to_node", build(with(syn, [](Spec& s) { s.proto = IPPROTO_ICMP; })), NP_REASON_NOT_IPV4_TCP_UDP},
@@ -1190,6 +1191,169 @@ TEST_F(TcPacketTest, IcmpWithoutAFlowAndEchoPassUntouched) {
     for (const Bytes& out : {echo_reply, direct})
         expect_counted_once(NP_REASON_REPLY_NO_FLOW, [&] { EXPECT_EQ(egress(out).out, out); });
     EXPECT_EQ(flow_count(), 2u) << "errors change no flow";
+}
+
+// ---- IP fragments ----
+
+// `frame` (from build()) cut into IPv4 fragments carrying at most `max_l4`
+// bytes (a multiple of 8) of what follows its IP header, as a sender's stack
+// cuts it: each with the IP header copied, its offset and MF bit, its length
+// and its header checksum. The TCP/UDP checksum, in the first fragment, is
+// the whole datagram's.
+std::vector<Bytes> fragment(const Bytes& frame, std::size_t max_l4 = 1480) {
+    const std::size_t ip = kEth, l4 = kEth + 20, l4_len = frame.size() - l4;
+    std::vector<Bytes> out;
+    for (std::size_t off = 0; off < l4_len; off += max_l4) {
+        const std::size_t n = std::min(max_l4, l4_len - off);
+        Bytes f(frame.begin(), frame.begin() + long(l4));
+        f.insert(f.end(), frame.begin() + long(l4 + off), frame.begin() + long(l4 + off + n));
+        put16(f, ip + 2, std::uint16_t(20 + n));
+        put16(f, ip + 6, std::uint16_t((off + n < l4_len ? 0x2000 : 0) | off / 8));
+        put16(f, kIpCsum, 0);
+        put16(f, kIpCsum, std::uint16_t(~fold(sum16(&f[ip], 20))));
+        out.push_back(f);
+    }
+    return out;
+}
+
+struct FragCase {
+    const char* name;
+    std::uint8_t proto;
+    std::vector<std::size_t> order;  // the fragments' order of arrival
+};
+
+void PrintTo(const FragCase& c, std::ostream* os) {
+    *os << c.name;
+}
+
+class Fragments : public TcPacketTest, public testing::WithParamInterface<FragCase> {
+protected:
+    // Runs `prog` on each fragment of `in` in the case's order; each must
+    // come out as the same fragment of `want` (translated as a whole, with
+    // the test's own checksums), and be counted under node port `port`.
+    void expect_fragments_translated(bpf_program* prog, const Bytes& in, const Bytes& want, std::uint16_t port,
+                                     bool to_backend) {
+        const auto ins = fragment(in), wants = fragment(want);
+        ASSERT_EQ(ins.size(), 3u);
+        ASSERT_EQ(GetParam().order.size(), ins.size());
+        const auto before = port_counts(GetParam().proto, port).value_or(nodeport::PortCounters{});
+        const Reasons reasons_before = reason_totals();
+        std::uint64_t bytes = 0;
+        for (std::size_t i : GetParam().order) {
+            SCOPED_TRACE("fragment " + std::to_string(i));
+            const RunResult r = run(prog, ins[i]);
+            EXPECT_EQ(r.retval, TC_ACT_OK);
+            EXPECT_EQ(r.out, wants[i]);
+            bytes += ins[i].size() - kEth;
+        }
+        EXPECT_EQ(reason_totals(), reasons_before) << "every fragment translated";
+        const auto after = port_counts(GetParam().proto, port);
+        ASSERT_TRUE(after);
+        EXPECT_EQ((to_backend ? after->to_backend_packets - before.to_backend_packets
+                              : after->from_backend_packets - before.from_backend_packets),
+                  3u);
+        EXPECT_EQ((to_backend ? after->to_backend_bytes - before.to_backend_bytes
+                              : after->from_backend_bytes - before.from_backend_bytes),
+                  bytes);
+    }
+};
+
+// A client's 3,000-byte datagram (or segment) to the node port, in three
+// fragments: the first starts the flow (UDP) and decides, the others follow.
+TEST_P(Fragments, ClientsFragmentsFollowTheFirst) {
+    const std::uint8_t proto = GetParam().proto;
+    if (proto == IPPROTO_TCP)
+        ingress(build(to_node(IPPROTO_TCP)));
+    const Spec big = with(to_node(proto, kAck | kPsh), [](Spec& s) { s.payload = Bytes(3000, 'c'); });
+    expect_fragments_translated(skel_->progs.np_tc_ingress, build(big), build(at_backend(big)), big.dport, true);
+    EXPECT_EQ(count(proto == IPPROTO_TCP ? Table::tcp : Table::udp), 2u) << "one flow";
+}
+
+// The backend's 4,000-byte answer, fragmented by the sandbox: every fragment
+// leaves with the node address as its source.
+TEST_P(Fragments, BackendsFragmentsLeaveFromTheNode) {
+    const std::uint8_t proto = GetParam().proto;
+    ingress(build(to_node(proto)));
+    const Spec big = with(from_backend(proto, kAck | kPsh), [](Spec& s) {
+        s.payload = Bytes(4000, 'a');
+        s.ip_id = 0x5678;
+    });
+    expect_fragments_translated(skel_->progs.np_tc_egress, build(big), build(from_node(big)),
+                                proto == IPPROTO_TCP ? kTcpPort : kUdpPort, false);
+}
+
+INSTANTIATE_TEST_SUITE_P(TcPacket, Fragments,
+                         testing::Values(FragCase{"udp_in_order", IPPROTO_UDP, {0, 1, 2}},
+                                         FragCase{"udp_last_before_the_middle", IPPROTO_UDP, {0, 2, 1}},
+                                         FragCase{"tcp_in_order", IPPROTO_TCP, {0, 1, 2}}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+// Two datagrams from two clients' ports, to two node ports of two backends,
+// their fragments interleaved: each follows its own first fragment.
+TEST_F(TcPacketTest, InterleavedDatagramsEachFollowTheirOwnFirstFragment) {
+    map_port(IPPROTO_UDP, kUdpPort + 1, kBackend2, 5353);
+    const Spec a = with(to_node(IPPROTO_UDP), [](Spec& s) {
+        s.payload = Bytes(3000, 'a');
+        s.ip_id = 1;
+    });
+    const Spec b = with(a, [](Spec& s) {
+        s.sport = kClientPort + 1;
+        s.dport = kUdpPort + 1;
+        s.ip_id = 2;
+    });
+    const auto in_a = fragment(build(a)), in_b = fragment(build(b));
+    const auto want_a = fragment(build(at_backend(a))), want_b = fragment(build(at_backend(b, kBackend2)));
+    for (auto [which, i] : {std::pair{'a', 0}, {'b', 0}, {'b', 1}, {'a', 1}, {'b', 2}, {'a', 2}}) {
+        SCOPED_TRACE(std::string(1, which) + std::to_string(i));
+        const auto& in = which == 'a' ? in_a : in_b;
+        const auto& want = which == 'a' ? want_a : want_b;
+        EXPECT_EQ(ingress(in[std::size_t(i)]).out, want[std::size_t(i)]);
+    }
+}
+
+// A later fragment that arrives before its first finds nothing to follow: it
+// passes untouched (to the node, which drops it once its reassembly time runs
+// out: the datagram is lost); the first and those after it are translated.
+TEST_F(TcPacketTest, LaterFragmentBeforeItsFirstPassesUntouched) {
+    const Spec big = with(to_node(IPPROTO_UDP), [](Spec& s) { s.payload = Bytes(3000, 'x'); });
+    const auto in = fragment(build(big)), want = fragment(build(at_backend(big)));
+    expect_counted_once(NP_REASON_FRAGMENT, [&] { EXPECT_EQ(ingress(in[2]).out, in[2]); });
+    EXPECT_EQ(ingress(in[0]).out, want[0]);
+    EXPECT_EQ(ingress(in[1]).out, want[1]);
+}
+
+// The same client, node address, protocol and IP id again (ids wrap): a new
+// first fragment to a port nodeport does not map is not translated, and its
+// later fragments must not follow the earlier datagram's entry.
+TEST_F(TcPacketTest, FirstFragmentNotTranslatedClearsAnEarlierDatagramsEntry) {
+    const Spec big = with(to_node(IPPROTO_UDP), [](Spec& s) { s.payload = Bytes(3000, 'x'); });
+    ingress(fragment(build(big))[0]);
+    const auto other = fragment(build(with(big, [](Spec& s) { s.dport = 31999; })));
+    EXPECT_EQ(ingress(other[0]).out, other[0]);
+    expect_counted_once(NP_REASON_FRAGMENT, [&] { EXPECT_EQ(ingress(other[1]).out, other[1]); });
+}
+
+// An entry older than a reassembly time (30 s) belongs to a datagram the
+// receiver has given up on: a later fragment with that id passes.
+TEST_F(TcPacketTest, LaterFragmentAfterTheReassemblyTimePassesUntouched) {
+    const Spec big = with(to_node(IPPROTO_UDP), [](Spec& s) { s.payload = Bytes(3000, 'x'); });
+    const auto in = fragment(build(big));
+    ingress(in[0]);
+    np_frag_key key{};
+    key.saddr_be[0] = ip_be(kClient);
+    key.daddr_be[0] = ip_be(kNode);
+    key.id_be = htonl(big.ip_id);
+    key.proto = IPPROTO_UDP;
+    key.dir = NP_FLOW_TO_BACKEND;
+    key.family = NP_FAMILY_IPV4;
+    np_frag entry{};
+    const int fd = bpf_map__fd(skel_->maps.frag_flows);
+    ASSERT_EQ(bpf_map_lookup_elem(fd, &key, &entry), 0) << "the first fragment's entry, under the documented key";
+    EXPECT_EQ(entry.addr_be[0], ip_be(kBackend));
+    EXPECT_EQ(entry.node_port_be, htons(kUdpPort));
+    entry.first_ns = monotonic_ns() - (NP_FRAG_LIFETIME_S + 1) * kSec;
+    ASSERT_EQ(bpf_map_update_elem(fd, &key, &entry, BPF_ANY), 0);
+    expect_counted_once(NP_REASON_FRAGMENT, [&] { EXPECT_EQ(ingress(in[1]).out, in[1]); });
 }
 
 // ---- the fib_redirect option ----
