@@ -48,6 +48,7 @@ struct icmp4_err {
 	__be16 in_l4_word3; /* UDP checksum; TCP sequence number */
 } __attribute__((packed));
 
+/* From the outer IPv4 header, like packet.bpf.h's offsets. */
 #define NP_ICMP_ERR_OFF      NP_IP_CSUM_OFF
 #define NP_ICMP_INNER_L4_OFF (NP_L4_OFF + 8 + 20)
 /* The embedded TCP/UDP checksums. TCP's lies 16 bytes into its header, beyond
@@ -73,7 +74,7 @@ static __always_inline bool icmp4_error_load(struct __sk_buff *skb, const struct
 {
 	if (p->first_fragment)
 		return false;
-	if (bpf_skb_load_bytes(skb, NP_ICMP_ERR_OFF, e, sizeof(*e)))
+	if (bpf_skb_load_bytes(skb, p->l2_hlen + NP_ICMP_ERR_OFF, e, sizeof(*e)))
 		return false;
 	if (e->type != NP_ICMP_DEST_UNREACH && e->type != NP_ICMP_TIME_EXCEEDED && e->type != NP_ICMP_PARAMETERPROB)
 		return false;
@@ -82,10 +83,10 @@ static __always_inline bool icmp4_error_load(struct __sk_buff *skb, const struct
 	return !(e->in_frag_off_be & bpf_htons(NP_IP_OFFSET));
 }
 
-/* Rewrites the embedded packet's source (NAT_SRC) or destination (NAT_DST)
- * to `addr_be`:`port_be`, and, when `outer`, the outer address on the other
- * side, which then named the same host (the error travels back the way the
- * embedded packet came). Checksums, as conntrack keeps them: the embedded
+/* Rewrites the embedded packet of error `e` (read from `p`) at its source
+ * (NAT_SRC) or destination (NAT_DST) to `addr_be`:`port_be`, and, when
+ * `outer`, the outer address on the other side, which then named the same
+ * host (the error travels back the way the embedded packet came). Checksums, as conntrack keeps them: the embedded
  * IPv4 header's; the embedded TCP/UDP checksum when the error carries it (a
  * zero UDP checksum stays zero; nobody verifies it, but the packet then reads
  * as the one really sent); the ICMP checksum over all of those changes; the
@@ -93,15 +94,15 @@ static __always_inline bool icmp4_error_load(struct __sk_buff *skb, const struct
  * over the whole packet stays what it was, and skb->csum (CHECKSUM_COMPLETE)
  * needs no update: plain stores, no csum helpers. Returns 0 or a negative
  * errno from a store. */
-static __always_inline int icmp4_error_rewrite(struct __sk_buff *skb, struct icmp4_err *e, enum nat_side inner_side,
-					       __be32 addr_be, __be16 port_be, bool outer)
+static __always_inline int icmp4_error_rewrite(struct __sk_buff *skb, const struct pkt4 *p, struct icmp4_err *e,
+					       enum nat_side inner_side, __be32 addr_be, __be16 port_be, bool outer)
 {
 	__be32 old_addr_be = inner_side == NAT_SRC ? e->in_saddr_be : e->in_daddr_be;
 	__be16 old_port_be = inner_side == NAT_SRC ? e->in_sport_be : e->in_dport_be;
 	/* The embedded TCP/UDP checksum covers both: the address through the
 	 * pseudo-header. */
 	__u32 d_tuple = csum_delta16(csum_delta32(0, old_addr_be, addr_be), old_port_be, port_be);
-	__u32 l4_csum_off = e->in_proto == IPPROTO_TCP ? NP_ICMP_INNER_TCP_CSUM_OFF : NP_ICMP_INNER_UDP_CSUM_OFF;
+	__u32 l4_csum_off = p->l2_hlen + (e->in_proto == IPPROTO_TCP ? NP_ICMP_INNER_TCP_CSUM_OFF : NP_ICMP_INNER_UDP_CSUM_OFF);
 	__u16 in_ip_csum = csum_replace4(e->in_ip_csum, old_addr_be, addr_be);
 	__u32 d_icmp = csum_delta16(d_tuple, e->in_ip_csum, in_ip_csum);
 	__u16 l4_csum = 0, new_l4_csum = 0;
@@ -133,7 +134,7 @@ static __always_inline int icmp4_error_rewrite(struct __sk_buff *skb, struct icm
 		else
 			e->saddr_be = addr_be;
 	}
-	err = bpf_skb_store_bytes(skb, NP_ICMP_ERR_OFF, e, sizeof(*e), 0);
+	err = bpf_skb_store_bytes(skb, p->l2_hlen + NP_ICMP_ERR_OFF, e, sizeof(*e), 0);
 	/* After the span: for UDP the checksum is inside it, stored again here. */
 	if (!err && l4_csum_present)
 		err = bpf_skb_store_bytes(skb, l4_csum_off, &new_l4_csum, sizeof(new_l4_csum), 0);

@@ -85,14 +85,14 @@ static __always_inline int nat4_rewrite(struct __sk_buff *skb, const struct pkt4
 	int err;
 
 	/* The address is part of the TCP/UDP pseudo-header: BPF_F_PSEUDO_HDR. */
-	err = bpf_l4_csum_replace(skb, l4_csum_off, old_addr_be, addr_be,
+	err = bpf_l4_csum_replace(skb, p->l2_hlen + l4_csum_off, old_addr_be, addr_be,
 				  l4_flags | BPF_F_PSEUDO_HDR | sizeof(addr_be));
 	if (err)
 		return err;
-	err = bpf_l4_csum_replace(skb, l4_csum_off, old_port_be, port_be, l4_flags | sizeof(port_be));
+	err = bpf_l4_csum_replace(skb, p->l2_hlen + l4_csum_off, old_port_be, port_be, l4_flags | sizeof(port_be));
 	if (err)
 		return err;
-	return bpf_skb_store_bytes(skb, NP_NAT4_SPAN_OFF, &span, sizeof(span), 0);
+	return bpf_skb_store_bytes(skb, p->l2_hlen + NP_NAT4_SPAN_OFF, &span, sizeof(span), 0);
 }
 
 /* Rewrites only the source or destination address of `p`, and the IPv4
@@ -109,7 +109,8 @@ static __always_inline int nat4_rewrite_addr(struct __sk_buff *skb, const struct
 		.daddr_be = side == NAT_DST ? addr_be : p->daddr_be,
 	};
 
-	return bpf_skb_store_bytes(skb, NP_NAT4_SPAN_OFF, &span, __builtin_offsetof(struct nat4_span, sport_be), 0);
+	return bpf_skb_store_bytes(skb, p->l2_hlen + NP_NAT4_SPAN_OFF, &span, __builtin_offsetof(struct nat4_span, sport_be),
+				   0);
 }
 
 #endif /* NODEPORT_NAT_BPF_H */

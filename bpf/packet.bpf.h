@@ -19,18 +19,21 @@
 #define NP_TCP_RST    0x04
 #define NP_TCP_ACK    0x10
 
-/* Offsets from skb->data. Only option-less IPv4 (ihl 5) is handled, so the
+/* Offsets from the start of the IPv4 header, which is pkt4.l2_hlen bytes
+ * into the packet: NP_ETH_HLEN after an Ethernet header, 0 on an interface
+ * without one (L3: WireGuard, tun, ipip, GRE, ppp), where skb->data is the
+ * IPv4 header itself. Each program is built for one of the two (tc.bpf.c),
+ * so the sum is a constant. Only option-less IPv4 (ihl 5) is handled, so the
  * L4 header always starts at the same place. Plain numbers, not offsetof():
  * with the vmlinux.h these programs were once built against, every struct was
  * preserve_access_index, offsetof() on them became a CO-RE relocation, and
  * clang 14 miscompiled a ternary between two of those (it emitted a load from
  * address 6 or 16). Wire formats do not move between kernels anyway. */
-#define NP_IP_OFF       NP_ETH_HLEN
-#define NP_IP_TTL_OFF   (NP_IP_OFF + 8)
-#define NP_IP_CSUM_OFF  (NP_IP_OFF + 10)
-#define NP_IP_SADDR_OFF (NP_IP_OFF + 12)
-#define NP_IP_DADDR_OFF (NP_IP_OFF + 16)
-#define NP_L4_OFF       (NP_IP_OFF + 20)
+#define NP_IP_TTL_OFF   8
+#define NP_IP_CSUM_OFF  10
+#define NP_IP_SADDR_OFF 12
+#define NP_IP_DADDR_OFF 16
+#define NP_L4_OFF       20
 /* TCP and UDP both start with source port, then destination port. */
 #define NP_L4_SPORT_OFF NP_L4_OFF
 #define NP_L4_DPORT_OFF (NP_L4_OFF + 2)
@@ -49,7 +52,7 @@ struct pkt4 {
 	__u16 ip_csum;          /* the IPv4 header checksum, as on the wire */
 	__be16 ip_id_be;        /* the IP id: set for fragments only */
 	__u8 first_fragment;    /* the first of several fragments (MF set, offset 0) */
-	__u8 pad;
+	__u8 l2_hlen;           /* bytes before the IPv4 header: NP_ETH_HLEN, or 0 on an L3 interface */
 };
 
 /* What parse_pkt4 found. */
@@ -89,11 +92,12 @@ static __always_inline bool headers_linear(struct __sk_buff *skb, __u32 len)
 	return bpf_skb_pull_data(skb, len) == 0;
 }
 
-/* Fills `p` as far as `kind` says, for an IPv4 packet without IP options;
- * anything else is PKT4_OTHER and `why` says which it was. Only a whole
- * datagram or a first fragment carries ports; a later fragment is matched to
- * its first by its IP id (frag.bpf.h). */
-static __always_inline enum pkt4_kind parse_pkt4(struct __sk_buff *skb, struct pkt4 *p, enum np_reason *why)
+/* Fills `p` as far as `kind` says, for an IPv4 packet without IP options
+ * after `l2_hlen` bytes of link-layer header; anything else is PKT4_OTHER and
+ * `why` says which it was. Only a whole datagram or a first fragment carries
+ * ports; a later fragment is matched to its first by its IP id (frag.bpf.h). */
+static __always_inline enum pkt4_kind parse_pkt4(struct __sk_buff *skb, __u32 l2_hlen, struct pkt4 *p,
+						 enum np_reason *why)
 {
 	void *data, *data_end;
 	struct ethhdr *eth;
@@ -106,15 +110,17 @@ static __always_inline enum pkt4_kind parse_pkt4(struct __sk_buff *skb, struct p
 	if (skb->protocol != bpf_htons(NP_ETH_P_IP))
 		return PKT4_OTHER;
 	*why = NP_REASON_TRUNCATED;
-	if (!headers_linear(skb, NP_L4_OFF))
+	if (!headers_linear(skb, l2_hlen + NP_L4_OFF))
 		return PKT4_OTHER;
 	load_pkt(skb, data, data_end);
 	eth = data;
-	iph = data + NP_IP_OFF;
+	iph = data + l2_hlen;
 	if ((void *)(iph + 1) > data_end)
 		return PKT4_OTHER;
 	*why = NP_REASON_NOT_IPV4_TCP_UDP;
-	if (eth->h_proto != bpf_htons(NP_ETH_P_IP))
+	/* A VLAN tag left in the frame (no VLAN offload) sits where the
+	 * ethertype would be; skb->protocol alone does not rule it out. */
+	if (l2_hlen == NP_ETH_HLEN && eth->h_proto != bpf_htons(NP_ETH_P_IP))
 		return PKT4_OTHER;
 	if (iph->protocol == IPPROTO_TCP)
 		l4_len = NP_TCP_HLEN;
@@ -127,6 +133,7 @@ static __always_inline enum pkt4_kind parse_pkt4(struct __sk_buff *skb, struct p
 	*why = NP_REASON_IP_OPTIONS;
 	if (*(__u8 *)iph != 0x45)
 		return PKT4_OTHER;
+	p->l2_hlen = l2_hlen;
 	p->saddr_be = iph->saddr;
 	p->daddr_be = iph->daddr;
 	p->ip_csum = iph->check;
@@ -144,12 +151,12 @@ static __always_inline enum pkt4_kind parse_pkt4(struct __sk_buff *skb, struct p
 		return PKT4_ICMP;
 
 	*why = NP_REASON_TRUNCATED;
-	if (!headers_linear(skb, NP_L4_OFF + l4_len))
+	if (!headers_linear(skb, l2_hlen + NP_L4_OFF + l4_len))
 		return PKT4_OTHER;
 	/* Reloaded: headers_linear may have pulled. */
 	load_pkt(skb, data, data_end);
 	if (p->proto == IPPROTO_TCP) {
-		struct tcphdr *tcp = data + NP_L4_OFF;
+		struct tcphdr *tcp = data + l2_hlen + NP_L4_OFF;
 
 		if ((void *)(tcp + 1) > data_end)
 			return PKT4_OTHER;
@@ -157,7 +164,7 @@ static __always_inline enum pkt4_kind parse_pkt4(struct __sk_buff *skb, struct p
 		p->dport_be = tcp->dest;
 		p->tcp_flags = ((__u8 *)tcp)[13];
 	} else {
-		struct udphdr *udp = data + NP_L4_OFF;
+		struct udphdr *udp = data + l2_hlen + NP_L4_OFF;
 
 		if ((void *)(udp + 1) > data_end)
 			return PKT4_OTHER;

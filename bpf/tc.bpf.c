@@ -96,9 +96,9 @@ static __always_inline void note_node_udp(const struct pkt4 *p)
 }
 
 /* The packet's length from the IP header on, as a byte counter shows it. */
-static __always_inline __u64 ip_bytes(const struct __sk_buff *skb)
+static __always_inline __u64 ip_bytes(const struct __sk_buff *skb, __u32 l2_hlen)
 {
-	return skb->len > NP_ETH_HLEN ? skb->len - NP_ETH_HLEN : 0;
+	return skb->len > l2_hlen ? skb->len - l2_hlen : 0;
 }
 
 /* How many packets on the wire this skb is: GRO merges a burst received into
@@ -110,23 +110,24 @@ static __always_inline __u64 wire_packets(const struct __sk_buff *skb)
 
 /* Counts a packet translated towards the backend of node port (proto,
  * port_be); `new_flow` when it started a flow. */
-static __always_inline void count_to_backend(struct __sk_buff *skb, __u8 proto, __be16 port_be, bool new_flow)
+static __always_inline void count_to_backend(struct __sk_buff *skb, const struct pkt4 *p, __u8 proto, __be16 port_be,
+					     bool new_flow)
 {
 	struct np_port_counters *c = port_counters_of(proto, port_be);
 
 	if (c) {
 		c->external_flows += new_flow;
 		c->to_backend_packets += wire_packets(skb);
-		c->to_backend_bytes += ip_bytes(skb);
+		c->to_backend_bytes += ip_bytes(skb, p->l2_hlen);
 	}
 }
 
 /* Hands a packet translated towards a backend on: routed by the kernel, or
  * here (fib_redirect). */
-static __always_inline int forward(struct __sk_buff *skb)
+static __always_inline int forward(struct __sk_buff *skb, const struct pkt4 *p)
 {
 	if (fib_redirect)
-		return fib_redirect4(skb);
+		return fib_redirect4(skb, p->l2_hlen);
 	return TC_ACT_OK;
 }
 
@@ -142,8 +143,8 @@ static __always_inline int to_backend(struct __sk_buff *skb, const struct pkt4 *
 	}
 	if (p->first_fragment)
 		frag_note(p, NP_FLOW_TO_BACKEND, addr_be, p->dport_be);
-	count_to_backend(skb, p->proto, p->dport_be, new_flow);
-	return forward(skb);
+	count_to_backend(skb, p, p->proto, p->dport_be, new_flow);
+	return forward(skb, p);
 }
 
 /* Leaves the packet untouched, counting why. */
@@ -309,10 +310,10 @@ static __always_inline int icmp_ingress(struct __sk_buff *skb, const struct pkt4
 		return pass(NP_REASON_ICMP_NO_FLOW);
 	addr_be = f->addr_be;
 	port_be = f->port_be;
-	if (icmp4_error_rewrite(skb, &e, NAT_SRC, addr_be, port_be, true))
+	if (icmp4_error_rewrite(skb, p, &e, NAT_SRC, addr_be, port_be, true))
 		return pass(NP_REASON_REWRITE_FAILED);
-	count_to_backend(skb, key.proto, key.peer_port_be, false);
-	return forward(skb);
+	count_to_backend(skb, p, key.proto, key.peer_port_be, false);
+	return forward(skb, p);
 }
 
 /* A client's fragment after the first goes where its first fragment went
@@ -330,22 +331,22 @@ static __always_inline int later_fragment_ingress(struct __sk_buff *skb, const s
 	node_port_be = f->node_port_be;
 	if (nat4_rewrite_addr(skb, p, NAT_DST, addr_be))
 		return pass(NP_REASON_REWRITE_FAILED);
-	count_to_backend(skb, p->proto, node_port_be, false);
-	return forward(skb);
+	count_to_backend(skb, p, p->proto, node_port_be, false);
+	return forward(skb, p);
 }
 
 /* The flow table is read before the port map: the node's own connections are
  * never in it, and their packets never start a flow (a SYN-ACK is not a SYN,
  * a datagram to a local socket is owned), so a node port that equals their
- * local port does not catch them. */
-SEC("tc")
-int np_tc_ingress(struct __sk_buff *skb)
+ * local port does not catch them. `l2_hlen`: see np_tc_ingress and
+ * np_l3_ingress. */
+static __always_inline int tc_ingress(struct __sk_buff *skb, const __u32 l2_hlen)
 {
 	enum np_reason why;
 	struct pkt4 p;
 
 	NP_TEST_VARIANT_MARK();
-	switch (parse_pkt4(skb, &p, &why)) {
+	switch (parse_pkt4(skb, l2_hlen, &p, &why)) {
 	case PKT4_L4:
 		break;
 	case PKT4_ICMP:
@@ -362,14 +363,32 @@ int np_tc_ingress(struct __sk_buff *skb)
 	return udp_ingress(skb, &p);
 }
 
+/* Two builds of each program, as Cilium compiles separate programs for L3
+ * devices: the header before IPv4 is a constant in each, so neither pays for
+ * the other (`load` attaches each interface's kind, tc_attach.cpp). On an
+ * Ethernet interface skb->data is the Ethernet header; on one without a
+ * link-layer header (WireGuard, tun, ipip, GRE, ppp) it is the IPv4 header. */
+SEC("tc")
+int np_tc_ingress(struct __sk_buff *skb)
+{
+	return tc_ingress(skb, NP_ETH_HLEN);
+}
+
+SEC("tc")
+int np_l3_ingress(struct __sk_buff *skb)
+{
+	return tc_ingress(skb, 0);
+}
+
 /* Counts a packet from a backend translated back to node port (proto, port_be). */
-static __always_inline void count_from_backend(struct __sk_buff *skb, __u8 proto, __be16 port_be)
+static __always_inline void count_from_backend(struct __sk_buff *skb, const struct pkt4 *p, __u8 proto,
+					       __be16 port_be)
 {
 	struct np_port_counters *c = port_counters_of(proto, port_be);
 
 	if (c) {
 		c->from_backend_packets += wire_packets(skb);
-		c->from_backend_bytes += ip_bytes(skb);
+		c->from_backend_bytes += ip_bytes(skb, p->l2_hlen);
 	}
 }
 
@@ -382,7 +401,7 @@ static __always_inline int to_client(struct __sk_buff *skb, const struct pkt4 *p
 		return pass(NP_REASON_REPLY_REWRITE_FAILED);
 	if (p->first_fragment)
 		frag_note(p, NP_FLOW_TO_CLIENT, node_addr_be, node_port_be);
-	count_from_backend(skb, p->proto, node_port_be);
+	count_from_backend(skb, p, p->proto, node_port_be);
 	return TC_ACT_OK;
 }
 
@@ -400,7 +419,7 @@ static __always_inline int later_fragment_egress(struct __sk_buff *skb, const st
 	node_port_be = f->node_port_be;
 	if (nat4_rewrite_addr(skb, p, NAT_SRC, node_addr_be))
 		return pass(NP_REASON_REPLY_REWRITE_FAILED);
-	count_from_backend(skb, p->proto, node_port_be);
+	count_from_backend(skb, p, p->proto, node_port_be);
 	return TC_ACT_OK;
 }
 
@@ -497,9 +516,9 @@ static __always_inline int icmp_egress(struct __sk_buff *skb, const struct pkt4 
 		return pass(NP_REASON_REPLY_NO_FLOW);
 	node_addr_be = f->addr_be;
 	node_port_be = f->port_be;
-	if (icmp4_error_rewrite(skb, &e, NAT_DST, node_addr_be, node_port_be, e.saddr_be == e.in_daddr_be))
+	if (icmp4_error_rewrite(skb, p, &e, NAT_DST, node_addr_be, node_port_be, e.saddr_be == e.in_daddr_be))
 		return pass(NP_REASON_REPLY_REWRITE_FAILED);
-	count_from_backend(skb, key.proto, node_port_be);
+	count_from_backend(skb, p, key.proto, node_port_be);
 	return TC_ACT_OK;
 }
 
@@ -512,8 +531,7 @@ static __always_inline int icmp_egress(struct __sk_buff *skb, const struct pkt4 
  * (FACTS.md). On egress the forward decision and conntrack are already done
  * with the backend's addresses, which is the view conntrack expects.
  */
-SEC("tc")
-int np_tc_egress(struct __sk_buff *skb)
+static __always_inline int tc_egress(struct __sk_buff *skb, const __u32 l2_hlen)
 {
 	enum np_reason why;
 	struct pkt4 p;
@@ -521,7 +539,7 @@ int np_tc_egress(struct __sk_buff *skb)
 	/* A reply that cannot be parsed is counted as no flow's: the ingress
 	 * reasons are about what clients send. */
 	NP_TEST_VARIANT_MARK();
-	switch (parse_pkt4(skb, &p, &why)) {
+	switch (parse_pkt4(skb, l2_hlen, &p, &why)) {
 	case PKT4_L4:
 		break;
 	case PKT4_ICMP:
@@ -536,6 +554,18 @@ int np_tc_egress(struct __sk_buff *skb)
 	if (p.proto == IPPROTO_TCP)
 		return tcp_egress(skb, &p);
 	return udp_egress(skb, &p);
+}
+
+SEC("tc")
+int np_tc_egress(struct __sk_buff *skb)
+{
+	return tc_egress(skb, NP_ETH_HLEN);
+}
+
+SEC("tc")
+int np_l3_egress(struct __sk_buff *skb)
+{
+	return tc_egress(skb, 0);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

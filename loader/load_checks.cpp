@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "nodeport/datapath.hpp"
+#include "nodeport/interfaces.hpp"
 
 namespace nodeport {
 namespace {
@@ -49,6 +50,8 @@ std::expected<void, InputError> check_load_options(const LoadOptions& options) {
             return bad("iface", fmt::format("'{}' is not an interface name", printable(*it)));
         if (std::find(options.interfaces.begin(), it, *it) != it)
             return bad("iface", fmt::format("'{}' is given twice", *it));
+        if (auto why = unreadable_link(*it))
+            return bad("iface", *why);
     }
     constexpr std::chrono::seconds max_timeout{30 * 24 * 3600};  // as the CLI's --*-timeout
     const std::pair<const char*, std::chrono::seconds> timeouts[] = {

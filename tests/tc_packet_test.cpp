@@ -1356,6 +1356,65 @@ TEST_F(TcPacketTest, LaterFragmentAfterTheReassemblyTimePassesUntouched) {
     expect_counted_once(NP_REASON_FRAGMENT, [&] { EXPECT_EQ(ingress(in[1]).out, in[1]); });
 }
 
+// ---- interfaces without a link-layer header ----
+
+// A frame from build() as an L3 interface (WireGuard, tun, ipip) hands it
+// over: the IPv4 packet alone.
+Bytes without_ethernet(const Bytes& frame) {
+    return Bytes(frame.begin() + kEth, frame.end());
+}
+
+// The L3 build of the programs reads the IPv4 header at offset 0. test_run
+// always takes the data for an Ethernet frame and sets skb->protocol from
+// bytes 12-13, which in a bare IPv4 packet are the first two bytes of the
+// source address: sources in 8.0.0.0/16 read as 0x0800, IPv4. Replies then
+// come from a backend there too.
+TEST_F(TcPacketTest, L3ProgramsTranslateAPacketWithoutALinkHeader) {
+    constexpr const char* client = "8.0.0.7";
+    constexpr const char* backend = "8.0.8.2";
+    constexpr std::uint16_t port = 30054;
+    for (std::uint8_t proto : {IPPROTO_TCP, IPPROTO_UDP}) {
+        SCOPED_TRACE(proto == IPPROTO_TCP ? "tcp" : "udp");
+        map_port(proto, port, backend, 5353);
+        // test_run refuses (EINVAL) what is shorter than an Ethernet and an
+        // IPv4 header: a payload long enough for that.
+        const Spec in = with(to_node(proto), [&](Spec& s) {
+            s.src = client;
+            s.dport = port;
+            s.payload = Bytes(16, 'l');
+        });
+        const Spec want = with(in, [&](Spec& s) {
+            s.dst = backend;
+            s.dport = 5353;
+        });
+        const RunResult r = run(skel_->progs.np_l3_ingress, without_ethernet(build(in)));
+        EXPECT_EQ(r.retval, TC_ACT_OK);
+        EXPECT_EQ(r.out, without_ethernet(build(want)));
+        const Spec reply = with(from_backend(proto), [&](Spec& s) {
+            s.src = backend;
+            s.sport = 5353;
+            s.dst = client;
+            s.payload = Bytes(16, 'r');
+        });
+        const Spec reply_out = with(reply, [&](Spec& s) {
+            s.src = kNode;
+            s.sport = port;
+        });
+        EXPECT_EQ(run(skel_->progs.np_l3_egress, without_ethernet(build(reply))).out, without_ethernet(build(reply_out)));
+        const auto c = port_counts(proto, port);
+        ASSERT_TRUE(c);
+        EXPECT_EQ(c->to_backend_bytes, build(in).size() - kEth) << "the whole packet is IP: nothing taken off";
+        EXPECT_EQ(c->from_backend_bytes, build(reply).size() - kEth);
+    }
+    // The Ethernet build would read that packet's source address as an
+    // ethertype and its payload as IPv4, and leave it alone.
+    const Bytes bare = without_ethernet(build(with(to_node(IPPROTO_UDP), [&](Spec& s) {
+        s.src = client;
+        s.payload = Bytes(16, 'l');
+    })));
+    EXPECT_EQ(ingress(bare).out, bare);
+}
+
 // ---- the fib_redirect option ----
 
 class TcPacketFibRedirectTest : public TcPacketTest {

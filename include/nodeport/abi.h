@@ -96,6 +96,8 @@ struct np_sock_xlat {
  * attached, written by `load`, so that `unload` removes exactly that. */
 #define NP_TC_TCX    1 /* tcx links, pinned under links/ */
 #define NP_TC_CLSACT 2 /* clsact filters with NP_TC_HANDLE / NP_TC_PRIORITY */
+#define NP_TC_LINK_ETHERNET 0 /* np_tc_attachment.link: np_tc_ingress/np_tc_egress */
+#define NP_TC_LINK_L3       1 /* no link-layer header: np_l3_ingress/np_l3_egress */
 #define NP_TC_HANDLE   0x4e50 /* "NP" */
 #define NP_TC_PRIORITY 0x4e50
 #define NP_MAX_TC_ATTACHMENTS 64
@@ -104,7 +106,9 @@ struct np_tc_attachment {
 	__u32 ifindex;
 	__u8 mode;          /* NP_TC_TCX or NP_TC_CLSACT */
 	__u8 created_qdisc; /* clsact: nodeport added the qdisc, removed again when no filter is left */
-	__u8 pad[2];
+	__u8 link;          /* NP_TC_LINK_*: which build of the programs; 0 in records of older loads, which
+			       attached only the Ethernet one */
+	__u8 pad;
 	__u64 netns_cookie; /* the namespace the ifindex belongs to */
 	char ifname[16];    /* the interface's name when attached, for people */
 };
