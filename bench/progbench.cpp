@@ -68,7 +68,10 @@ struct Packet {
     const char* dst;
     std::uint16_t dport;
     std::uint8_t tcp_flags = 0;
+    std::uint16_t frag_off = 0;  // IPv4 flags and fragment offset, host order
 };
+
+constexpr std::uint16_t kMoreFragments = 0x2000;
 
 // An Ethernet/IPv4 TCP or UDP frame with a 4-byte payload and valid checksums.
 Bytes frame(const Packet& p) {
@@ -77,6 +80,8 @@ Bytes frame(const Packet& p) {
     put16(b, 12, ETH_P_IP);
     b[ip] = 0x45;
     put16(b, ip + 2, 20 + l4_len);
+    put16(b, ip + 4, 0x77);  // the IP id
+    put16(b, ip + 6, p.frag_off);
     b[ip + 8] = 64;
     b[ip + 9] = p.proto;
     const std::uint32_t src = addr_be(p.src), dst = addr_be(p.dst);
@@ -97,6 +102,34 @@ Bytes frame(const Packet& p) {
     }
     const std::uint32_t pseudo = sum16(&b[ip + 12], 8) + p.proto + std::uint32_t(l4_len);
     put16(b, csum_off, std::uint16_t(~fold(sum16(&b[l4], l4_len, pseudo))));
+    return b;
+}
+
+// An ICMP "fragmentation needed" from `src` to `dst` quoting all of `about`
+// (a frame()), with valid checksums.
+Bytes frag_needed(const char* src, const char* dst, const Bytes& about) {
+    const std::size_t ip = 14, icmp = ip + 20;
+    Bytes b(about.begin(), about.begin() + ip);
+    b.resize(icmp + 8, 0);
+    b[ip] = 0x45;
+    put16(b, ip + 2, 20 + 8 + about.size() - ip);
+    b[ip + 8] = 64;
+    b[ip + 9] = IPPROTO_ICMP;
+    const std::uint32_t src_be = addr_be(src), dst_be = addr_be(dst);
+    std::memcpy(&b[ip + 12], &src_be, 4);
+    std::memcpy(&b[ip + 16], &dst_be, 4);
+    put16(b, ip + 10, std::uint16_t(~fold(sum16(&b[ip], 20))));
+    b[icmp] = 3;
+    b[icmp + 1] = 4;
+    put16(b, icmp + 6, 1280);
+    b.insert(b.end(), about.begin() + ip, about.end());
+    put16(b, icmp + 2, std::uint16_t(~fold(sum16(&b[icmp], b.size() - icmp))));
+    return b;
+}
+
+// The frame as an interface without a link-layer header hands it over.
+Bytes without_ethernet(Bytes b) {
+    b.erase(b.begin(), b.begin() + 14);
     return b;
 }
 
@@ -166,12 +199,21 @@ int main(int argc, char** argv) try {
     Skel skel = load();
     const int ingress = bpf_program__fd(skel->progs.np_tc_ingress);
     const int egress = bpf_program__fd(skel->progs.np_tc_egress);
+    const int l3_ingress = bpf_program__fd(skel->progs.np_l3_ingress);
 
-    // One established TCP flow (SYN, SYN-ACK, ACK) and one UDP flow.
+    // One established TCP flow (SYN, SYN-ACK, ACK) and one UDP flow; one
+    // fragmented datagram each way whose first fragment was translated. The
+    // L3 flow's client is in 8.0.0.0/16: test_run reads the ethertype from a
+    // bare IPv4 packet's source address (tests/tc_packet_test.cpp).
     run_once(ingress, frame({IPPROTO_TCP, kClient, 40000, kNode, kTcpPort, kSyn}));
     run_once(egress, frame({IPPROTO_TCP, kBackend, kTcpBackendPort, kClient, 40000, kSynAck}));
     run_once(ingress, frame({IPPROTO_TCP, kClient, 40000, kNode, kTcpPort, kAck}));
     run_once(ingress, frame({IPPROTO_UDP, kClient, 40001, kNode, kUdpPort}));
+    run_once(ingress, frame({IPPROTO_UDP, kClient, 40001, kNode, kUdpPort, 0, kMoreFragments}));
+    run_once(egress, frame({IPPROTO_UDP, kBackend, kUdpBackendPort, kClient, 40001, 0, kMoreFragments}));
+    constexpr const char* kL3Client = "8.0.0.7";
+    run_once(l3_ingress, without_ethernet(frame({IPPROTO_TCP, kL3Client, 40000, kNode, kTcpPort, kSyn})));
+    run_once(l3_ingress, without_ethernet(frame({IPPROTO_TCP, kL3Client, 40000, kNode, kTcpPort, kAck})));
 
     struct Path {
         const char* name;
@@ -189,10 +231,20 @@ int main(int argc, char** argv) try {
         {"TCP of the node's own connection (no flow)", "np_tc_ingress", ingress,
          frame({IPPROTO_TCP, kClient, 443, kNode, 50000, kAck})},
         {"ARP (not IPv4)", "np_tc_ingress", ingress, arp_frame()},
+        {"ICMP fragmentation needed about a flow's reply (to the backend)", "np_tc_ingress", ingress,
+         frag_needed("203.0.113.1", kNode, frame({IPPROTO_TCP, kNode, kTcpPort, kClient, 40000, kPshAck}))},
+        {"a later fragment of a translated datagram", "np_tc_ingress", ingress,
+         frame({IPPROTO_UDP, kClient, 40001, kNode, kUdpPort, 0, 185})},
+        {"TCP data of an established flow, L3 interface", "np_l3_ingress", l3_ingress,
+         without_ethernet(frame({IPPROTO_TCP, kL3Client, 40000, kNode, kTcpPort, kPshAck}))},
         {"TCP reply of an established flow", "np_tc_egress", egress,
          frame({IPPROTO_TCP, kBackend, kTcpBackendPort, kClient, 40000, kPshAck})},
         {"UDP reply of a flow", "np_tc_egress", egress,
          frame({IPPROTO_UDP, kBackend, kUdpBackendPort, kClient, 40001})},
+        {"ICMP error from the backend about a client's packet", "np_tc_egress", egress,
+         frag_needed(kBackend, kClient, frame({IPPROTO_UDP, kClient, 40001, kBackend, kUdpBackendPort}))},
+        {"a later fragment of a backend's translated datagram", "np_tc_egress", egress,
+         frame({IPPROTO_UDP, kBackend, kUdpBackendPort, kClient, 40001, 0, 185})},
         {"the node's own packet (no flow)", "np_tc_egress", egress,
          frame({IPPROTO_TCP, kNode, 50000, kClient, 443, kAck})},
         {"the node's own UDP from a mapped port (noted in node_udp)", "np_tc_egress", egress,

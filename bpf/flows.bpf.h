@@ -165,6 +165,26 @@ static __always_inline bool flow_expired(enum flow_table t, const struct np_flow
 	return now > f->last_seen_ns + flow_lifetime(t, f);
 }
 
+/* The live entry under `key`, from the table that keeps its kind of flow
+ * (TCP: `flows`, then `closed_flows`; UDP: `udp_flows`), or NULL when there is
+ * none or it expired. For packets that only read a flow's translation and
+ * change nothing about it (ICMP errors): the one place that knows which
+ * tables to look in. */
+static __always_inline const struct np_flow *flow_find(const struct np_flow_key *key, __u64 now)
+{
+	const struct np_flow *f;
+
+	if (key->proto == IPPROTO_UDP) {
+		f = bpf_map_lookup_elem(&udp_flows, key);
+		return f && !flow_expired(FLOWS_UDP, f, now) ? f : NULL;
+	}
+	f = bpf_map_lookup_elem(&flows, key);
+	if (f)
+		return flow_expired(FLOWS_TCP, f, now) ? NULL : f;
+	f = bpf_map_lookup_elem(&closed_flows, key);
+	return f && !flow_expired(FLOWS_TCP_CLOSED, f, now) ? f : NULL;
+}
+
 /* Writes both entries of a flow: `key` -> `f` and its partner. The partner
  * first: when `key` is the forward entry, a forward entry without its reply
  * entry would send traffic whose replies leave untranslated. */

@@ -32,18 +32,32 @@ _Static_assert(sizeof(struct nat4_span) == 14 && __builtin_offsetof(struct nat4_
 _Static_assert(NP_IP_SADDR_OFF == NP_NAT4_SPAN_OFF + 2 && NP_L4_DPORT_OFF == NP_NAT4_SPAN_OFF + 12,
 	       "nat4_span matches the IPv4 + L4 header layout");
 
-/* RFC 1624, eqn. 3: HC' = ~(~HC + ~m + m'), for a 32-bit field in 16-bit
- * one's complement words. Byte order does not matter as long as all words
- * are taken from the packet the same way. */
-static __always_inline __u16 csum_replace4(__u16 csum, __be32 from, __be32 to)
+/* RFC 1624, eqn. 3: HC' = ~(~HC + ~m + m'), in 16-bit one's complement
+ * words. A change is gathered as a sum of ~m + m' over the words it touches
+ * (csum_delta16/32), then applied to a checksum (csum_apply). Byte order does
+ * not matter as long as all words are taken from the packet the same way. */
+static __always_inline __u32 csum_delta16(__u32 delta, __u16 from, __u16 to)
 {
-	__u32 sum = (__u16)~csum;
+	return delta + (__u16)~from + to;
+}
 
-	sum += (__u16)~(from & 0xffff) + (__u16)~(from >> 16);
-	sum += (to & 0xffff) + (to >> 16);
+static __always_inline __u32 csum_delta32(__u32 delta, __be32 from, __be32 to)
+{
+	return csum_delta16(csum_delta16(delta, from & 0xffff, to & 0xffff), from >> 16, to >> 16);
+}
+
+static __always_inline __u16 csum_apply(__u16 csum, __u32 delta)
+{
+	__u32 sum = (__u16)~csum + delta;
+
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
 	return (__u16)~sum;
+}
+
+static __always_inline __u16 csum_replace4(__u16 csum, __be32 from, __be32 to)
+{
+	return csum_apply(csum, csum_delta32(0, from, to));
 }
 
 /* Rewrites the source or destination address and port of `p` to
@@ -71,14 +85,32 @@ static __always_inline int nat4_rewrite(struct __sk_buff *skb, const struct pkt4
 	int err;
 
 	/* The address is part of the TCP/UDP pseudo-header: BPF_F_PSEUDO_HDR. */
-	err = bpf_l4_csum_replace(skb, l4_csum_off, old_addr_be, addr_be,
+	err = bpf_l4_csum_replace(skb, p->l2_hlen + l4_csum_off, old_addr_be, addr_be,
 				  l4_flags | BPF_F_PSEUDO_HDR | sizeof(addr_be));
 	if (err)
 		return err;
-	err = bpf_l4_csum_replace(skb, l4_csum_off, old_port_be, port_be, l4_flags | sizeof(port_be));
+	err = bpf_l4_csum_replace(skb, p->l2_hlen + l4_csum_off, old_port_be, port_be, l4_flags | sizeof(port_be));
 	if (err)
 		return err;
-	return bpf_skb_store_bytes(skb, NP_NAT4_SPAN_OFF, &span, sizeof(span), 0);
+	return bpf_skb_store_bytes(skb, p->l2_hlen + NP_NAT4_SPAN_OFF, &span, sizeof(span), 0);
+}
+
+/* Rewrites only the source or destination address of `p`, and the IPv4
+ * header checksum, in one store: for a fragment after the first, which
+ * carries no TCP/UDP header (its checksum, in the first fragment, covers the
+ * whole datagram and was updated there). */
+static __always_inline int nat4_rewrite_addr(struct __sk_buff *skb, const struct pkt4 *p, enum nat_side side,
+					     __be32 addr_be)
+{
+	__be32 old_addr_be = side == NAT_DST ? p->daddr_be : p->saddr_be;
+	struct nat4_span span = {
+		.ip_csum = csum_replace4(p->ip_csum, old_addr_be, addr_be),
+		.saddr_be = side == NAT_SRC ? addr_be : p->saddr_be,
+		.daddr_be = side == NAT_DST ? addr_be : p->daddr_be,
+	};
+
+	return bpf_skb_store_bytes(skb, p->l2_hlen + NP_NAT4_SPAN_OFF, &span, __builtin_offsetof(struct nat4_span, sport_be),
+				   0);
 }
 
 #endif /* NODEPORT_NAT_BPF_H */

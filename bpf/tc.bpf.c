@@ -7,6 +7,10 @@
  *  np_tc_ingress  client -> node addr:port   becomes  client -> backend
  *  np_tc_egress   backend -> client          becomes  node addr:port -> client
  *
+ * and ICMP errors about those packets, both ways, as conntrack translates
+ * them (icmp_ingress, icmp_egress), so path MTU discovery works end to end;
+ * a fragmented datagram's later fragments follow its first (frag.bpf.h).
+ *
  * The translated packet is then routed by the kernel (TC_ACT_OK), so the node
  * needs net.ipv4.ip_forward=1; `fib_redirect` optionally routes it here.
  *
@@ -19,7 +23,9 @@
 #include "maps.bpf.h"
 #include "packet.bpf.h"
 #include "nat.bpf.h"
+#include "icmp.bpf.h"
 #include "flows.bpf.h"
+#include "frag.bpf.h"
 #include "fib.bpf.h"
 #include "counters.bpf.h"
 #include "test_variant.bpf.h"
@@ -90,9 +96,9 @@ static __always_inline void note_node_udp(const struct pkt4 *p)
 }
 
 /* The packet's length from the IP header on, as a byte counter shows it. */
-static __always_inline __u64 ip_bytes(const struct __sk_buff *skb)
+static __always_inline __u64 ip_bytes(const struct __sk_buff *skb, __u32 l2_hlen)
 {
-	return skb->len > NP_ETH_HLEN ? skb->len - NP_ETH_HLEN : 0;
+	return skb->len > l2_hlen ? skb->len - l2_hlen : 0;
 }
 
 /* How many packets on the wire this skb is: GRO merges a burst received into
@@ -102,26 +108,43 @@ static __always_inline __u64 wire_packets(const struct __sk_buff *skb)
 	return skb->gso_segs ? skb->gso_segs : 1;
 }
 
+/* Counts a packet translated towards the backend of node port (proto,
+ * port_be); `new_flow` when it started a flow. */
+static __always_inline void count_to_backend(struct __sk_buff *skb, const struct pkt4 *p, __u8 proto, __be16 port_be,
+					     bool new_flow)
+{
+	struct np_port_counters *c = port_counters_of(proto, port_be);
+
+	if (c) {
+		c->external_flows += new_flow;
+		c->to_backend_packets += wire_packets(skb);
+		c->to_backend_bytes += ip_bytes(skb, p->l2_hlen);
+	}
+}
+
+/* Hands a packet translated towards a backend on: routed by the kernel, or
+ * here (fib_redirect). */
+static __always_inline int forward(struct __sk_buff *skb, const struct pkt4 *p)
+{
+	if (fib_redirect)
+		return fib_redirect4(skb, p->l2_hlen);
+	return TC_ACT_OK;
+}
+
 /* Sends the client's packet to `addr_be`:`port_be` and counts it for its node
- * port, the packet's destination port; `new_flow` when it started a flow. */
+ * port, the packet's destination port; `new_flow` when it started a flow. A
+ * first fragment tells the later ones where they go. */
 static __always_inline int to_backend(struct __sk_buff *skb, const struct pkt4 *p, __be32 addr_be, __be16 port_be,
 				      bool new_flow)
 {
-	struct np_port_counters *c;
-
 	if (nat4_rewrite(skb, p, NAT_DST, addr_be, port_be)) {
 		count_reason(NP_REASON_REWRITE_FAILED);
 		return TC_ACT_OK;
 	}
-	c = port_counters_of(p->proto, p->dport_be);
-	if (c) {
-		c->external_flows += new_flow;
-		c->to_backend_packets += wire_packets(skb);
-		c->to_backend_bytes += ip_bytes(skb);
-	}
-	if (fib_redirect)
-		return fib_redirect4(skb);
-	return TC_ACT_OK;
+	if (p->first_fragment)
+		frag_note(p, NP_FLOW_TO_BACKEND, addr_be, p->dport_be);
+	count_to_backend(skb, p, p->proto, p->dport_be, new_flow);
+	return forward(skb, p);
 }
 
 /* Leaves the packet untouched, counting why. */
@@ -300,22 +323,122 @@ static __always_inline int udp_ingress(struct __sk_buff *skb, const struct pkt4 
 	return to_backend(skb, p, addr_be, port_be, true);
 }
 
+/* An ICMP error from outside about a packet the node sent for a flow: a
+ * backend's reply, which left as <node-addr>:<node-port> -> client. The error
+ * goes on to that backend as if the node were not in between: its outer
+ * destination (the node address, which sent the reply) and the embedded
+ * source become the backend's. So a router's "fragmentation needed" reaches
+ * the sandbox's socket, which lowers its path MTU at once; a client's "port
+ * unreachable" reaches the sandbox's UDP socket. Errors about the node's own
+ * traffic, echo and all other ICMP pass untouched; flows are read, not
+ * changed (an error says nothing about a connection's state). */
+static __always_inline int icmp_ingress(struct __sk_buff *skb, const struct pkt4 *p)
+{
+	struct np_flow_key key;
+	const struct np_flow *f;
+	struct icmp4_err e;
+	__be32 addr_be;
+	__be16 port_be;
+
+	if (!icmp4_error_load(skb, p, &e))
+		return pass(NP_REASON_NOT_IPV4_TCP_UDP);
+	/* The embedded packet is the reply as it left: the client is its
+	 * destination, the node address and port its source. */
+	key = (struct np_flow_key){
+		.client_addr_be = e.in_daddr_be,
+		.peer_addr_be = e.in_saddr_be,
+		.client_port_be = e.in_dport_be,
+		.peer_port_be = e.in_sport_be,
+		.proto = e.in_proto,
+		.dir = NP_FLOW_TO_BACKEND,
+	};
+	/* An error goes to whoever sent the packet it quotes; one addressed to
+	 * another host is not this reply's. */
+	f = e.daddr_be == e.in_saddr_be ? flow_find(&key, bpf_ktime_get_ns()) : NULL;
+	if (!f)
+		return pass(NP_REASON_ICMP_NO_FLOW);
+	addr_be = f->addr_be;
+	port_be = f->port_be;
+	if (icmp4_error_rewrite(skb, p, &e, NAT_SRC, addr_be, port_be, true))
+		return pass(NP_REASON_REWRITE_FAILED);
+	count_to_backend(skb, p, key.proto, key.peer_port_be, false);
+	return forward(skb, p);
+}
+
+/* A client's fragment after the first goes where its first fragment went
+ * (frag.bpf.h); without a translated first fragment it passes: the node's
+ * own fragmented traffic, or a fragment that came before its first. */
+static __always_inline int later_fragment_ingress(struct __sk_buff *skb, const struct pkt4 *p)
+{
+	const struct np_frag *f = frag_find(p, NP_FLOW_TO_BACKEND);
+	__be16 node_port_be;
+	__be32 addr_be;
+
+	if (!f)
+		return pass(NP_REASON_FRAGMENT);
+	addr_be = f->addr_be[0];
+	node_port_be = f->node_port_be;
+	if (nat4_rewrite_addr(skb, p, NAT_DST, addr_be))
+		return pass(NP_REASON_REWRITE_FAILED);
+	count_to_backend(skb, p, p->proto, node_port_be, false);
+	return forward(skb, p);
+}
+
 /* The flow table is read before the port map: the node's own connections are
  * never in it, and their packets never start a flow (a SYN-ACK is not a SYN,
  * a datagram to a local socket is owned), so a node port that equals their
- * local port does not catch them. */
-SEC("tc")
-int np_tc_ingress(struct __sk_buff *skb)
+ * local port does not catch them. `l2_hlen`: see np_tc_ingress and
+ * np_l3_ingress. */
+static __always_inline int tc_ingress(struct __sk_buff *skb, const __u32 l2_hlen)
 {
 	enum np_reason why;
 	struct pkt4 p;
 
 	NP_TEST_VARIANT_MARK();
-	if (!parse_pkt4(skb, &p, &why))
+	switch (parse_pkt4(skb, l2_hlen, &p, &why)) {
+	case PKT4_L4:
+		break;
+	case PKT4_ICMP:
+		return icmp_ingress(skb, &p);
+	case PKT4_LATER_FRAGMENT:
+		return later_fragment_ingress(skb, &p);
+	default:
 		return pass(why);
+	}
+	if (p.first_fragment)
+		frag_forget(&p, NP_FLOW_TO_BACKEND);
 	if (p.proto == IPPROTO_TCP)
 		return tcp_ingress(skb, &p);
 	return udp_ingress(skb, &p);
+}
+
+/* Two builds of each program, as Cilium compiles separate programs for L3
+ * devices: the header before IPv4 is a constant in each, so neither pays for
+ * the other (`load` attaches each interface's kind, tc_attach.cpp). On an
+ * Ethernet interface skb->data is the Ethernet header; on one without a
+ * link-layer header (WireGuard, tun, ipip, GRE, ppp) it is the IPv4 header. */
+SEC("tc")
+int np_tc_ingress(struct __sk_buff *skb)
+{
+	return tc_ingress(skb, NP_ETH_HLEN);
+}
+
+SEC("tc")
+int np_l3_ingress(struct __sk_buff *skb)
+{
+	return tc_ingress(skb, 0);
+}
+
+/* Counts a packet from a backend translated back to node port (proto, port_be). */
+static __always_inline void count_from_backend(struct __sk_buff *skb, const struct pkt4 *p, __u8 proto,
+					       __be16 port_be)
+{
+	struct np_port_counters *c = port_counters_of(proto, port_be);
+
+	if (c) {
+		c->from_backend_packets += wire_packets(skb);
+		c->from_backend_bytes += ip_bytes(skb, p->l2_hlen);
+	}
 }
 
 /* Writes the node address and port back as the reply's source, and counts
@@ -323,15 +446,29 @@ int np_tc_ingress(struct __sk_buff *skb)
 static __always_inline int to_client(struct __sk_buff *skb, const struct pkt4 *p, __be32 node_addr_be,
 				     __be16 node_port_be)
 {
-	struct np_port_counters *c;
-
 	if (nat4_rewrite(skb, p, NAT_SRC, node_addr_be, node_port_be))
 		return pass(NP_REASON_REPLY_REWRITE_FAILED);
-	c = port_counters_of(p->proto, node_port_be);
-	if (c) {
-		c->from_backend_packets += wire_packets(skb);
-		c->from_backend_bytes += ip_bytes(skb);
-	}
+	if (p->first_fragment)
+		frag_note(p, NP_FLOW_TO_CLIENT, node_addr_be, node_port_be);
+	count_from_backend(skb, p, p->proto, node_port_be);
+	return TC_ACT_OK;
+}
+
+/* A backend's fragment after the first leaves as its first fragment did: with
+ * the node address as its source. */
+static __always_inline int later_fragment_egress(struct __sk_buff *skb, const struct pkt4 *p)
+{
+	const struct np_frag *f = frag_find(p, NP_FLOW_TO_CLIENT);
+	__be16 node_port_be;
+	__be32 node_addr_be;
+
+	if (!f)
+		return pass(NP_REASON_REPLY_NO_FLOW);
+	node_addr_be = f->addr_be[0];
+	node_port_be = f->node_port_be;
+	if (nat4_rewrite_addr(skb, p, NAT_SRC, node_addr_be))
+		return pass(NP_REASON_REPLY_REWRITE_FAILED);
+	count_from_backend(skb, p, p->proto, node_port_be);
 	return TC_ACT_OK;
 }
 
@@ -397,6 +534,43 @@ static __always_inline int udp_egress(struct __sk_buff *skb, const struct pkt4 *
 	return to_client(skb, p, node_addr_be, node_port_be);
 }
 
+/* An ICMP error leaving for a client about the client's packet as a backend
+ * got it (client -> backend): sent by the sandbox (its UDP port is closed),
+ * or by the node itself while forwarding the packet to the sandbox
+ * ("fragmentation needed" into a sandbox network with a smaller MTU, TTL
+ * exceeded). The client must find its socket by the embedded packet, so the
+ * embedded destination becomes the node address and port it used, and the
+ * outer source too when it is the backend's (the sandbox sent the error); an
+ * error the node or a router sent keeps its own source, as with conntrack. */
+static __always_inline int icmp_egress(struct __sk_buff *skb, const struct pkt4 *p)
+{
+	struct np_flow_key key;
+	const struct np_flow *f;
+	struct icmp4_err e;
+	__be32 node_addr_be;
+	__be16 node_port_be;
+
+	if (!icmp4_error_load(skb, p, &e))
+		return pass(NP_REASON_REPLY_NO_FLOW);
+	key = (struct np_flow_key){
+		.client_addr_be = e.in_saddr_be,
+		.peer_addr_be = e.in_daddr_be,
+		.client_port_be = e.in_sport_be,
+		.peer_port_be = e.in_dport_be,
+		.proto = e.in_proto,
+		.dir = NP_FLOW_TO_CLIENT,
+	};
+	f = flow_find(&key, bpf_ktime_get_ns());
+	if (!f)
+		return pass(NP_REASON_REPLY_NO_FLOW);
+	node_addr_be = f->addr_be;
+	node_port_be = f->port_be;
+	if (icmp4_error_rewrite(skb, p, &e, NAT_DST, node_addr_be, node_port_be, e.saddr_be == e.in_daddr_be))
+		return pass(NP_REASON_REPLY_REWRITE_FAILED);
+	count_from_backend(skb, p, key.proto, node_port_be);
+	return TC_ACT_OK;
+}
+
 /*
  * Replies are translated on EGRESS of the client-facing interface, after the
  * kernel routed the backend's packet out of it, not on ingress of the bridge
@@ -406,8 +580,7 @@ static __always_inline int udp_egress(struct __sk_buff *skb, const struct pkt4 *
  * (FACTS.md). On egress the forward decision and conntrack are already done
  * with the backend's addresses, which is the view conntrack expects.
  */
-SEC("tc")
-int np_tc_egress(struct __sk_buff *skb)
+static __always_inline int tc_egress(struct __sk_buff *skb, const __u32 l2_hlen)
 {
 	enum np_reason why;
 	struct pkt4 p;
@@ -415,11 +588,33 @@ int np_tc_egress(struct __sk_buff *skb)
 	/* A reply that cannot be parsed is counted as no flow's: the ingress
 	 * reasons are about what clients send. */
 	NP_TEST_VARIANT_MARK();
-	if (!parse_pkt4(skb, &p, &why))
+	switch (parse_pkt4(skb, l2_hlen, &p, &why)) {
+	case PKT4_L4:
+		break;
+	case PKT4_ICMP:
+		return icmp_egress(skb, &p);
+	case PKT4_LATER_FRAGMENT:
+		return later_fragment_egress(skb, &p);
+	default:
 		return pass(NP_REASON_REPLY_NO_FLOW);
+	}
+	if (p.first_fragment)
+		frag_forget(&p, NP_FLOW_TO_CLIENT);
 	if (p.proto == IPPROTO_TCP)
 		return tcp_egress(skb, &p);
 	return udp_egress(skb, &p);
+}
+
+SEC("tc")
+int np_tc_egress(struct __sk_buff *skb)
+{
+	return tc_egress(skb, NP_ETH_HLEN);
+}
+
+SEC("tc")
+int np_l3_egress(struct __sk_buff *skb)
+{
+	return tc_egress(skb, 0);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

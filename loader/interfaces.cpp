@@ -2,12 +2,17 @@
 // programs `load` pinned.
 #include "nodeport/interfaces.hpp"
 
+#include <fmt/format.h>
 #include <fnmatch.h>
 #include <net/if.h>
+#include <net/if_arp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 
 #include "libbpf_log.hpp"
+#include "nodeport/fd.hpp"
 #include "netlink.hpp"
 #include "netns.hpp"
 #include "pin_dir.hpp"
@@ -21,7 +26,70 @@ bool excluded(const std::string& name, const std::vector<std::string>& patterns)
     return std::ranges::any_of(patterns, [&](const auto& p) { return ::fnmatch(p.c_str(), name.c_str(), 0) == 0; });
 }
 
+// The ARPHRD_* link type of an interface of this network namespace, asked of
+// the kernel by ioctl (not /sys/class/net, which shows the namespace the
+// process came from after nsenter --net); nullopt when there is none.
+std::optional<unsigned> link_type_of(const std::string& name) {
+    Fd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    ifreq req{};
+    name.copy(req.ifr_name, IF_NAMESIZE - 1);
+    if (!sock.valid() || ::ioctl(sock.get(), SIOCGIFHWADDR, &req) != 0)
+        return std::nullopt;
+    return req.ifr_hwaddr.sa_family;
+}
+
+// A link type as `ip link` names it, for messages.
+std::string link_type_name(unsigned arphrd) {
+    switch (arphrd) {
+    case ARPHRD_INFINIBAND:
+        return "infiniband";
+    case ARPHRD_IEEE80211_RADIOTAP:
+        return "ieee802.11/radiotap";
+    case ARPHRD_IEEE802154:
+        return "ieee802.15.4";
+    case ARPHRD_CAN:
+        return "can";
+    default:
+        return fmt::format("link type {}", arphrd);
+    }
+}
+
 }  // namespace
+
+std::optional<LinkKind> link_kind_of(unsigned arphrd) {
+    switch (arphrd) {
+    case ARPHRD_ETHER:
+        return LinkKind::ethernet;
+    // The IP packet with nothing before it: tun and WireGuard (none), ipip,
+    // ip6tnl, sit, GRE and ip6gre without a link header (point-to-point),
+    // ppp, raw-IP modems.
+    case ARPHRD_NONE:
+    case ARPHRD_TUNNEL:
+    case ARPHRD_TUNNEL6:
+    case ARPHRD_SIT:
+    case ARPHRD_IPGRE:
+    case 823:  // ARPHRD_IP6GRE, not in glibc's <net/if_arp.h>
+    case ARPHRD_PPP:
+    case ARPHRD_RAWIP:
+        return LinkKind::l3;
+    default:
+        return std::nullopt;
+    }
+}
+
+std::optional<LinkKind> link_kind(const std::string& name) {
+    auto type = link_type_of(name);
+    return type ? link_kind_of(*type) : std::nullopt;
+}
+
+std::optional<std::string> unreadable_link(const std::string& name) {
+    auto type = link_type_of(name);
+    if (!type || link_kind_of(*type))
+        return std::nullopt;
+    return fmt::format("'{}' is an interface of {}: nodeport's TC programs read an Ethernet header, or none (WireGuard, "
+                       "tun, ipip, GRE, ppp), before IPv4",
+                       name, link_type_name(*type));
+}
 
 Result<std::vector<std::string>> choose_interfaces(const InterfaceChoice& choice) {
     using Kind = InterfaceChoice::Kind;
@@ -49,7 +117,7 @@ Result<std::vector<std::string>> choose_interfaces(const InterfaceChoice& choice
         return std::unexpected(links.error());
     std::vector<std::string> out;
     for (const auto& link : *links)
-        if (!link.loopback && link.master == 0 && !excluded(link.name, choice.exclude))
+        if (!link.loopback && link.master == 0 && link_kind_of(link.type) && !excluded(link.name, choice.exclude))
             out.push_back(link.name);
     std::ranges::sort(out);
     return out;
@@ -113,8 +181,8 @@ Result<std::vector<TcAttachment>> attach_interfaces(const std::filesystem::path&
     // What attached is kept even when another interface fails: a resync is
     // done again at the next change or retry.
     UndoLog kept;
-    auto attached = tc::attach(dir, tc::ProgramFds{programs->ingress.get(), programs->egress.get()}, interfaces, mode,
-                               attachments->get(), kept, tc::OnFailure::keep_going);
+    auto attached = tc::attach(dir, programs->fds(), interfaces, mode, attachments->get(), kept,
+                               tc::OnFailure::keep_going);
     kept.commit();
     return attached;
 }

@@ -224,7 +224,7 @@ void restore_pinned_programs_on_undo(UndoLog& undo, const std::filesystem::path&
     if (!old)
         return;
     auto kept = std::make_shared<tc::PinnedPrograms>(std::move(*old));
-    undo.add([dir, kept] { (void)tc::pin_programs(dir, tc::ProgramFds{kept->ingress.get(), kept->egress.get()}); });
+    undo.add([dir, kept] { (void)tc::pin_programs(dir, kept->fds()); });
 }
 
 // How the interfaces were chosen, for watch and status (iface_choice.hpp).
@@ -291,7 +291,8 @@ Result<LoadReport> load(const LoadOptions& options) {
     TcSkel tc(tc_bpf__open_opts(&open_opts), tc_bpf__destroy);
     if (!sock || !tc)
         return libbpf_error(errno, "open BPF objects");
-    const tc::Programs tc_programs{tc->progs.np_tc_ingress, tc->progs.np_tc_egress};
+    const tc::Programs tc_programs{tc->progs.np_tc_ingress, tc->progs.np_tc_egress, tc->progs.np_l3_ingress,
+                                   tc->progs.np_l3_egress};
     tc::prepare(tc_programs, options.tc_attach);
     tc->rodata->fib_redirect = options.forwarding == Forwarding::fib;
 
@@ -355,9 +356,7 @@ Result<LoadReport> load(const LoadOptions& options) {
     report.socket_ending_unavailable = std::move(*ending);
     // For interfaces that appear after this load (nodeport watch).
     restore_pinned_programs_on_undo(undo, dir);
-    if (auto ok = tc::pin_programs(dir, tc::ProgramFds{bpf_program__fd(tc_programs.ingress),
-                                                       bpf_program__fd(tc_programs.egress)});
-        !ok)
+    if (auto ok = tc::pin_programs(dir, tc::fds_of(tc_programs)); !ok)
         return std::unexpected(ok.error());
     auto attached = tc::attach(dir, tc_programs, options.interfaces, options.tc_attach,
                                bpf_map__fd(tc->maps.tc_attachments), undo, tc::OnFailure::stop);

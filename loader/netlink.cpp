@@ -68,7 +68,7 @@ Result<std::vector<Link>> list_links() {
         auto* link = reinterpret_cast<rtnl_link*>(obj);
         const char* name = rtnl_link_get_name(link);
         out.push_back(Link{name ? name : "", rtnl_link_get_master(link),
-                           (rtnl_link_get_flags(link) & IFF_LOOPBACK) != 0});
+                           (rtnl_link_get_flags(link) & IFF_LOOPBACK) != 0, rtnl_link_get_arptype(link)});
     }
     return out;
 }

@@ -18,6 +18,7 @@ struct Link {
     std::string name;
     int master = 0;         // IFLA_MASTER: the bridge (bond, VRF) it is a port of; 0 for none
     bool loopback = false;  // IFF_LOOPBACK
+    unsigned type = 0;      // ARPHRD_*: its link type
 };
 
 // The interfaces of the calling thread's network namespace. Asked of

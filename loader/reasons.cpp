@@ -11,7 +11,7 @@ using enum ReasonPath;
 // abi.h gains a reason.
 constexpr std::array<ReasonInfo, NP_REASON_COUNT> table = {{
     {NP_REASON_NOT_IPV4_TCP_UDP, "not_ipv4_tcp_udp", external,
-     "not IPv4 TCP or UDP (ARP, IPv6, ICMP): not for nodeport; normal"},
+     "not IPv4 TCP or UDP (ARP, IPv6, ICMP echo and other ICMP that is not an error): not for nodeport; normal"},
     {NP_REASON_IP_OPTIONS, "ip_options", external, "IPv4 with options: never translated (rare; a client's odd stack)"},
     {NP_REASON_FRAGMENT, "fragment", external,
      "IP fragment: never translated; a client sending fragmented UDP to a node port does not reach the sandbox"},
@@ -47,6 +47,9 @@ constexpr std::array<ReasonInfo, NP_REASON_COUNT> table = {{
     {NP_REASON_LOCAL_NO_STORAGE, "local_no_storage", local,
      "translated, but no socket storage: the app sees the backend's address and set cannot end the socket "
      "(out of memory)"},
+    {NP_REASON_ICMP_NO_FLOW, "icmp_no_flow", external,
+     "an ICMP error (unreachable, fragmentation needed, time exceeded) about a packet of no nodeport flow: about "
+     "the node's own traffic; normal"},
 }};
 
 constexpr bool complete_and_in_order() {

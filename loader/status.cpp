@@ -109,6 +109,7 @@ Result<std::vector<InterfaceStatus>> read_interfaces(const std::filesystem::path
         s.name = std::string(r.ifname, strnlen(r.ifname, sizeof r.ifname));
         s.ifindex = static_cast<int>(r.ifindex);
         s.mode = tc::mode_of(r);
+        s.link = tc::link_of(r);
         if (r.netns_cookie != *cookie) {
             // An ifindex names another interface in another namespace.
             status.not_checked.push_back("interface " + s.name + ": attached from another network namespace; run "

@@ -15,6 +15,7 @@
 
 #include "map_keys.hpp"
 #include "netlink.hpp"
+#include "nodeport/interfaces.hpp"
 #include "netns.hpp"
 #include "node_addrs.hpp"
 #include "nodeport/abi.h"
@@ -66,6 +67,17 @@ std::optional<Fd> clsact_program(bpf_tc_hook& hook) {
         return std::nullopt;
     Fd prog(bpf_prog_get_fd_by_id(query.prog_id));
     return prog.valid() ? std::optional<Fd>(std::move(prog)) : std::nullopt;
+}
+
+// The pair of programs an interface of kind `link` gets: the Ethernet build
+// as `ingress`/`egress`, or the L3 one in their place.
+Result<ProgramFds> programs_for(const ProgramFds& programs, LinkKind link) {
+    if (link == LinkKind::ethernet)
+        return programs;
+    if (programs.l3_ingress < 0 || programs.l3_egress < 0)
+        return plain_error("an interface without a link-layer header needs the L3 programs, which the load of an "
+                           "older nodeport did not pin: run nodeport load again");
+    return ProgramFds{programs.l3_ingress, programs.l3_egress};
 }
 
 // clsact: a filter with nodeport's handle and priority on each direction,
@@ -195,24 +207,29 @@ void prepare(const Programs& programs, TcAttachMode mode) {
     // SEC("tc") programs load with no attach type; tcx links need one.
     // clsact accepts these programs all the same, so automatic mode can
     // still fall back to it after load.
-    bpf_program__set_expected_attach_type(programs.ingress, BPF_TCX_INGRESS);
-    bpf_program__set_expected_attach_type(programs.egress, BPF_TCX_EGRESS);
+    for (auto* prog : {programs.ingress, programs.l3_ingress})
+        bpf_program__set_expected_attach_type(prog, BPF_TCX_INGRESS);
+    for (auto* prog : {programs.egress, programs.l3_egress})
+        bpf_program__set_expected_attach_type(prog, BPF_TCX_EGRESS);
 }
 
 Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const Programs& programs,
                                          const std::vector<std::string>& interfaces, TcAttachMode mode,
                                          int attachments_fd, UndoLog& undo, OnFailure on_failure) {
-    return attach(dir, ProgramFds{bpf_program__fd(programs.ingress), bpf_program__fd(programs.egress)}, interfaces,
-                  mode, attachments_fd, undo, on_failure);
+    return attach(dir, fds_of(programs), interfaces, mode, attachments_fd, undo, on_failure);
 }
 
 namespace {
 
-// Attaches both programs to one interface, or swaps them in place, and
-// records it. Every step goes into `undo`.
-Result<TcAttachMode> attach_one(const std::filesystem::path& dir, const ProgramFds& programs, const std::string& name,
-                                int ifindex, TcAttachMode mode, std::uint64_t cookie, int attachments_fd,
-                                UndoLog& undo) {
+// Attaches both programs of the build for the interface's link kind to it,
+// or swaps them in place, and records it. Every step goes into `undo`.
+Result<TcAttachMode> attach_one(const std::filesystem::path& dir, const ProgramFds& all_programs,
+                                const std::string& name, int ifindex, LinkKind link, TcAttachMode mode,
+                                std::uint64_t cookie, int attachments_fd, UndoLog& undo) {
+    auto chosen = programs_for(all_programs, link);
+    if (!chosen)
+        return std::unexpected(chosen.error());
+    const ProgramFds& programs = *chosen;
     np_tc_attachment before{};
     const bool had = bpf_map_lookup_elem(attachments_fd, &ifindex, &before) == 0;
     // The same index in another namespace is another interface.
@@ -225,6 +242,7 @@ Result<TcAttachMode> attach_one(const std::filesystem::path& dir, const ProgramF
     np_tc_attachment record{};
     record.ifindex = ifindex;
     record.netns_cookie = cookie;
+    record.link = link == LinkKind::l3 ? NP_TC_LINK_L3 : NP_TC_LINK_ETHERNET;
     name.copy(record.ifname, sizeof record.ifname - 1);
     auto write_record = [&]() -> Result<void> {
         if (bpf_map_update_elem(attachments_fd, &record.ifindex, &record, BPF_ANY) != 0)
@@ -294,8 +312,16 @@ Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const
     for (const auto& name : interfaces) {
         int ifindex = static_cast<int>(if_nametoindex(name.c_str()));
         UndoLog steps;
-        auto done = ifindex == 0 ? plain_error("does not exist in this network namespace")
-                                 : attach_one(dir, programs, name, ifindex, mode, *cookie, attachments_fd, steps);
+        Result<TcAttachMode> done = plain_error("does not exist in this network namespace");
+        LinkKind link = LinkKind::ethernet;
+        if (ifindex != 0) {
+            if (auto kind = link_kind(name)) {
+                link = *kind;
+                done = attach_one(dir, programs, name, ifindex, link, mode, *cookie, attachments_fd, steps);
+            } else {
+                done = plain_error(unreadable_link(name).value_or("its link type cannot be read"));
+            }
+        }
         if (ifindex != 0)
             wanted.insert(ifindex);
         if (!done) {
@@ -305,7 +331,7 @@ Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const
             continue;
         }
         undo.adopt(steps);
-        attached.push_back(TcAttachment{name, ifindex, *done});
+        attached.push_back(TcAttachment{name, ifindex, *done, link});
     }
     // Last, so that every step before it can be taken back.
     for (const auto& record : *existing) {
@@ -346,7 +372,7 @@ Result<std::vector<TcAttachment>> list(int attachments_fd) {
     std::vector<TcAttachment> out;
     for (const auto& record : *existing)
         out.push_back(TcAttachment{std::string(record.ifname, strnlen(record.ifname, sizeof record.ifname)),
-                                   static_cast<int>(record.ifindex), mode_of(record)});
+                                   static_cast<int>(record.ifindex), mode_of(record), link_of(record)});
     return out;
 }
 

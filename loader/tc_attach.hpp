@@ -18,9 +18,13 @@
 
 namespace nodeport::tc {
 
-// The programs' names in bpf/tc.bpf.c, which name their pins too.
+// The programs' names in bpf/tc.bpf.c, which name their pins too. The tcx
+// links of an interface are named after the Ethernet pair whichever build
+// runs behind them: a link is a hook, ingress or egress of an interface.
 inline constexpr std::string_view ingress_name = "np_tc_ingress";
 inline constexpr std::string_view egress_name = "np_tc_egress";
+inline constexpr std::string_view l3_ingress_name = "np_l3_ingress";
+inline constexpr std::string_view l3_egress_name = "np_l3_egress";
 
 // The tcx link pinned for program `prog` on an interface, under
 // <pin-dir>/links/: "np_tc_ingress_if3" (bpffs refuses names with a dot).
@@ -28,28 +32,42 @@ inline std::string link_pin_name(std::string_view prog, int ifindex) {
     return std::string(prog) + "_if" + std::to_string(ifindex);
 }
 
-// How a recorded attachment is attached.
+// How a recorded attachment is attached, and which build of the programs.
 inline TcAttachMode mode_of(const np_tc_attachment& record) {
     return record.mode == NP_TC_TCX ? TcAttachMode::tcx : TcAttachMode::clsact;
 }
+inline LinkKind link_of(const np_tc_attachment& record) {
+    return record.link == NP_TC_LINK_L3 ? LinkKind::l3 : LinkKind::ethernet;
+}
 
 struct Programs {
-    bpf_program* ingress;  // client -> node: DNAT to the backend
-    bpf_program* egress;   // backend -> client: restore the node address
+    bpf_program* ingress;     // client -> node: DNAT to the backend
+    bpf_program* egress;      // backend -> client: restore the node address
+    bpf_program* l3_ingress;  // the same two for interfaces without a link-layer header
+    bpf_program* l3_egress;
 };
 
 // The same programs as file descriptors: loaded ones, or the pins that load
-// left (tc_programs.hpp).
+// left (tc_programs.hpp). The L3 pair is -1 when a load of an older nodeport
+// pinned none: an L3 interface then cannot be attached.
 struct ProgramFds {
     int ingress;
     int egress;
+    int l3_ingress = -1;
+    int l3_egress = -1;
 };
+inline ProgramFds fds_of(const Programs& p) {
+    return {bpf_program__fd(p.ingress), bpf_program__fd(p.egress), bpf_program__fd(p.l3_ingress),
+            bpf_program__fd(p.l3_egress)};
+}
 
 // Before load: tcx links need the program's expected attach type.
 void prepare(const Programs& programs, TcAttachMode mode);
 
 // Makes the attachments exactly `interfaces`: attaches (or swaps the program
-// of) each, detaches interfaces attached earlier and no longer asked for
+// of) each, the build for its link kind (link_kind_of; an interface of a
+// link type it cannot read is an error naming it), detaches interfaces
+// attached earlier and no longer asked for
 // (tcx records of another network namespace excepted). Each step is
 // recorded in `undo`, which takes them back should the caller fail later
 // (detaching what is no longer asked for comes last and is not).

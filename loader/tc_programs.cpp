@@ -52,9 +52,17 @@ Result<void> pin_programs(const std::filesystem::path& dir, const ProgramFds& pr
     if (::mkdir(progs_dir(dir).c_str(), 0700) != 0 && errno != EEXIST)
         return errno_error(errno, "create " + progs_dir(dir).string());
     // pin_dir::obj_pin refuses a progs that is a symbolic link (O_NOFOLLOW).
-    if (auto ok = pin_one(dir, programs.ingress, ingress_name); !ok)
-        return ok;
-    return pin_one(dir, programs.egress, egress_name);
+    for (auto [fd, name] : {std::pair{programs.ingress, ingress_name}, std::pair{programs.egress, egress_name},
+                            std::pair{programs.l3_ingress, l3_ingress_name},
+                            std::pair{programs.l3_egress, l3_egress_name}}) {
+        if (fd >= 0) {
+            if (auto ok = pin_one(dir, fd, name); !ok)
+                return ok;
+        } else if (pin_dir::unlink(pin_path(dir, name)) != 0 && errno != ENOENT) {
+            return errno_error(errno, "unpin " + pin_path(dir, name).string());
+        }
+    }
+    return {};
 }
 
 Result<PinnedPrograms> open_pinned_programs(const std::filesystem::path& dir) {
@@ -64,11 +72,22 @@ Result<PinnedPrograms> open_pinned_programs(const std::filesystem::path& dir) {
     auto egress = open_one(dir, egress_name);
     if (!egress)
         return std::unexpected(egress.error());
-    return PinnedPrograms{std::move(*ingress), std::move(*egress)};
+    PinnedPrograms out{std::move(*ingress), std::move(*egress), Fd(), Fd()};
+    if (pin_dir::exists(pin_path(dir, l3_ingress_name)) || pin_dir::exists(pin_path(dir, l3_egress_name))) {
+        auto l3_ingress = open_one(dir, l3_ingress_name);
+        if (!l3_ingress)
+            return std::unexpected(l3_ingress.error());
+        auto l3_egress = open_one(dir, l3_egress_name);
+        if (!l3_egress)
+            return std::unexpected(l3_egress.error());
+        out.l3_ingress = std::move(*l3_ingress);
+        out.l3_egress = std::move(*l3_egress);
+    }
+    return out;
 }
 
 Result<void> unpin_programs(const std::filesystem::path& dir) {
-    for (auto name : {ingress_name, egress_name})
+    for (auto name : {ingress_name, egress_name, l3_ingress_name, l3_egress_name})
         for (bool staged : {false, true})
             if (pin_dir::unlink(pin_path(dir, name, staged)) != 0 && errno != ENOENT)
                 return errno_error(errno, "unpin " + pin_path(dir, name, staged).string());

@@ -189,6 +189,10 @@ std::string to_string(Backend backend) {
     return fmt::format("{}:{}", to_string(backend.addr), backend.port);
 }
 
+std::string_view to_string(LinkKind kind) {
+    return kind == LinkKind::l3 ? "l3" : "ethernet";
+}
+
 std::string_view to_string(TcAttachMode mode) {
     switch (mode) {
     case TcAttachMode::automatic:

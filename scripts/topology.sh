@@ -67,6 +67,35 @@ topo_client() {
     ip -n "$TOPO-client" route add default via "$TOPO_NODE_EXT_IP"
 }
 
+# Instead of topo_client: a client behind a router whose link to the client
+# has MTU $1 on the router's side only. The client keeps 1500, so its SYN
+# says MSS 1460 and only path MTU discovery (the router's "fragmentation
+# needed") can tell a sender that its segments do not fit. (A veth end also
+# drops arriving frames above its own MTU, silently: big packets from the
+# client never cross; the tests using this only download.)
+#   node ext0 10.200.0.1/24 --- r0 10.200.0.3/24 [router] r1 10.201.0.1/24 --- eth0 10.201.0.2/24 [client]
+TOPO_ROUTER_IP=10.200.0.3
+TOPO_FAR_CLIENT_IP=10.201.0.2
+topo_client_behind_router() {
+    local mtu=$1
+    _topo_add_ns router
+    _topo_add_ns client
+    ip -n "$TOPO-node" link add ext0 type veth peer name r0 netns "$TOPO-router"
+    ip -n "$TOPO-node" addr add "$TOPO_NODE_EXT_IP/24" dev ext0
+    ip -n "$TOPO-node" link set ext0 up
+    ip -n "$TOPO-node" route add 10.201.0.0/24 via "$TOPO_ROUTER_IP"
+    ip -n "$TOPO-router" addr add "$TOPO_ROUTER_IP/24" dev r0
+    ip -n "$TOPO-router" link set r0 up
+    ip -n "$TOPO-router" link add r1 mtu "$mtu" type veth peer name eth0 netns "$TOPO-client"
+    ip -n "$TOPO-router" addr add 10.201.0.1/24 dev r1
+    ip -n "$TOPO-router" link set r1 up
+    ip -n "$TOPO-router" route add default via "$TOPO_NODE_EXT_IP"
+    topo_in router sysctl -qw net.ipv4.ip_forward=1
+    ip -n "$TOPO-client" addr add "$TOPO_FAR_CLIENT_IP/24" dev eth0
+    ip -n "$TOPO-client" link set eth0 up
+    ip -n "$TOPO-client" route add default via 10.201.0.1
+}
+
 # The IP of sandbox N (1..60000).
 topo_sandbox_ip() { echo "10.8.$(($1 / 250)).$(($1 % 250 + 2))"; }
 

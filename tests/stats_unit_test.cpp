@@ -38,8 +38,9 @@ TEST(Reasons, PathFollowsTheProgramThatCountsIt) {
     EXPECT_EQ(reasons()[NP_REASON_REWRITE_FAILED].path, ReasonPath::external);
     for (int id = NP_REASON_REPLY_NO_FLOW; id <= NP_REASON_REPLY_REWRITE_FAILED; ++id)
         EXPECT_EQ(reasons()[id].path, ReasonPath::reply) << reasons()[id].name;
-    for (int id = NP_REASON_LOCAL_PORT_NOT_MAPPED; id < NP_REASON_COUNT; ++id)
+    for (int id = NP_REASON_LOCAL_PORT_NOT_MAPPED; id <= NP_REASON_LOCAL_NO_STORAGE; ++id)
         EXPECT_EQ(reasons()[id].path, ReasonPath::local) << reasons()[id].name;
+    EXPECT_EQ(reasons()[NP_REASON_ICMP_NO_FLOW].path, ReasonPath::external);
     EXPECT_EQ(to_string(ReasonPath::reply), "reply");
 }
 

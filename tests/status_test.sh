@@ -92,7 +92,7 @@ expect_eq "flow counts have their three keys" "tcp tcp_closed udp" "$(jqr '.flow
 expect_eq "iptables and nft were both checked" 0 "$(jqr '.not_checked | length')"
 out=$(status)
 expect_match "human output ends healthy" $'\nhealthy$' "$out"
-expect_match "human output lists the interfaces with their mode" "ext0 \(if$ext0, tcx\): present" "$out"
+expect_match "human output lists the interfaces with their mode and link kind" "ext0 \(if$ext0, tcx, ethernet\): present" "$out"
 
 # --- An iptables DNAT rule for a mapped port ---
 topo_in node iptables -t nat -A PREROUTING -p tcp --dport 6667 -j DNAT --to-destination 10.8.9.9:6667

@@ -78,6 +78,7 @@ struct Spec {
     std::uint16_t ethertype = ETH_P_IP;
     std::uint8_t ihl = 5;
     std::uint16_t frag_off = 0;  // flags and offset, host order
+    std::uint16_t ip_id = 0x1234;
     std::uint8_t proto = IPPROTO_TCP;
     std::uint8_t ttl = 64;
     const char* src = kClient;
@@ -124,7 +125,7 @@ Bytes build(const Spec& s) {
     b.resize(l4 + l4_len);
     b[ip] = std::uint8_t(0x40 | s.ihl);
     put16(b, ip + 2, std::uint16_t(ip_len + l4_len));
-    put16(b, ip + 4, 0x1234);
+    put16(b, ip + 4, s.ip_id);
     put16(b, ip + 6, s.frag_off);
     b[ip + 8] = s.ttl;
     b[ip + 9] = s.proto;
@@ -170,6 +171,38 @@ Bytes build(const Spec& s) {
 
 Bytes prefix(const Bytes& b, std::size_t n) {
     return Bytes(b.begin(), b.begin() + long(n));
+}
+
+constexpr std::uint8_t kIcmpUnreachable = 3, kIcmpTimeExceeded = 11, kIcmpParameterProblem = 12;
+constexpr std::uint8_t kCodePortUnreachable = 3, kCodeFragNeeded = 4;
+
+// An ICMP error (`type`, `code`) from `src` to `dst` about the packet
+// `about` (a frame from build()): it quotes that packet's IPv4 header and the
+// first `quote_l4` bytes after it (0: all of them), as a router (8) or Linux
+// (up to 576 bytes in all) does. `mtu` goes into bytes 6-7 of the ICMP header
+// ("fragmentation needed").
+Bytes icmp_error(const char* src, const char* dst, std::uint8_t type, std::uint8_t code, const Bytes& about,
+                 std::size_t quote_l4 = 0, std::uint16_t mtu = 0) {
+    const std::size_t about_ip_len = about.size() - kEth;
+    const std::size_t quote = quote_l4 ? std::min(about_ip_len, 20 + quote_l4) : about_ip_len;
+    const std::size_t ip = kEth, icmp = ip + 20;
+    Bytes b(about.begin(), about.begin() + kEth);  // the same Ethernet header
+    b.resize(icmp + 8);
+    b[ip] = 0x45;
+    put16(b, ip + 2, std::uint16_t(20 + 8 + quote));
+    put16(b, ip + 4, 0x4321);
+    b[ip + 8] = 64;
+    b[ip + 9] = IPPROTO_ICMP;
+    const std::uint32_t src_be = ip_be(src), dst_be = ip_be(dst);
+    std::memcpy(&b[ip + 12], &src_be, 4);
+    std::memcpy(&b[ip + 16], &dst_be, 4);
+    put16(b, ip + 10, std::uint16_t(~fold(sum16(&b[ip], 20))));
+    b[icmp] = type;
+    b[icmp + 1] = code;
+    put16(b, icmp + 6, mtu);
+    b.insert(b.end(), about.begin() + kEth, about.begin() + long(kEth + quote));
+    put16(b, icmp + 2, std::uint16_t(~fold(sum16(&b[icmp], b.size() - icmp))));
+    return b;
 }
 
 // Offsets of the checksum fields of an option-less IPv4 TCP/UDP frame.
@@ -462,11 +495,21 @@ std::vector<PassCase> pass_cases() {
         {"tcp_synack_to_node_port", build(to_node(IPPROTO_TCP, kSyn | kAck)), NP_REASON_NOT_FLOW_START},
         {"arp", build(with(syn, [](Spec& s) { s.ethertype = ETH_P_ARP; })), NP_REASON_NOT_IPV4_TCP_UDP},
         {"ipv6_ethertype", build(with(syn, [](Spec& s) { s.ethertype = ETH_P_IPV6; })), NP_REASON_NOT_IPV4_TCP_UDP},
-        {"first_fragment", build(with(syn, [](Spec& s) { s.frag_off = 0x2000; })), NP_REASON_FRAGMENT},
-        {"later_fragment", build(with(syn, [](Spec& s) { s.frag_off = 185; })), NP_REASON_FRAGMENT},
+        // Fragments after the first of a datagram whose first was not seen.
+        {"later_fragment", build(with(syn, [](Spec& s) { s.frag_off = 0x2000 | 185; })), NP_REASON_FRAGMENT},
         {"last_fragment_udp", build(with(to_node(IPPROTO_UDP), [](Spec& s) { s.frag_off = 3; })), NP_REASON_FRAGMENT},
         {"ip_options_ihl6", build(with(syn, [](Spec& s) { s.ihl = 6; })), NP_REASON_IP_OPTIONS},
         {"icmp_to_node", build(with(syn, [](Spec& s) { s.proto = IPPROTO_ICMP; })), NP_REASON_NOT_IPV4_TCP_UDP},
+        // An error about the node's own connection (no flow), and an ICMP
+        // type that is not an error nodeport translates (a redirect).
+        {"icmp_error_about_no_flow",
+         icmp_error("203.0.113.1", kNode, kIcmpUnreachable, kCodeFragNeeded,
+                    build(with(syn, [](Spec& s) {
+                        s.src = kNode, s.sport = 50000, s.dst = kClient, s.dport = 443, s.tcp_flags = kAck;
+                    })),
+                    0, 1280),
+         NP_REASON_ICMP_NO_FLOW},
+        {"icmp_redirect", icmp_error("203.0.113.1", kNode, 5, 1, build(syn)), NP_REASON_NOT_IPV4_TCP_UDP},
         // Shorter cuts cannot be tested: test_run refuses (EINVAL) an IPv4
         // frame shorter than an IPv4 header.
         {"ip_header_only", prefix(full_syn, kEth + 20), NP_REASON_TRUNCATED},
@@ -1046,6 +1089,383 @@ TEST_F(TcPacketTest, UdpChecksumComputingToZeroIsSentAsAllOnes) {
     expect_translated(r.out, at_backend(in));
 }
 
+// ---- ICMP errors about translated packets ----
+
+constexpr const char* kRouter = "203.0.113.1";  // a router between the node and the client
+
+// True when the outer IPv4 header, the ICMP message and the quoted IPv4
+// header all checksum right (the quoted TCP/UDP checksum covers bytes the
+// error does not carry: expect_icmp_translated compares it to the real one).
+::testing::AssertionResult icmp_checksums_valid(const Bytes& b) {
+    const std::size_t ip = kEth, icmp = ip + 20, quoted = icmp + 8;
+    if (fold(sum16(&b[ip], 20)) != 0xffff)
+        return ::testing::AssertionFailure() << "bad outer IPv4 header checksum";
+    if (fold(sum16(&b[icmp], b.size() - icmp)) != 0xffff)
+        return ::testing::AssertionFailure() << "bad ICMP checksum";
+    if (fold(sum16(&b[quoted], 20)) != 0xffff)
+        return ::testing::AssertionFailure() << "bad quoted IPv4 header checksum";
+    return ::testing::AssertionSuccess();
+}
+
+// `out` must be exactly `want`, an error built from the translated packets
+// with checksums of the test's own: addresses, ports, every checksum
+// (the quoted TCP/UDP one included), every other byte.
+void expect_icmp_translated(const Bytes& out, const Bytes& want) {
+    ASSERT_EQ(out.size(), want.size());
+    EXPECT_EQ(0, std::memcmp(&out[kEth + 12], &want[kEth + 12], 8)) << "outer addresses";
+    const std::size_t quoted = kEth + 28;
+    EXPECT_EQ(0, std::memcmp(&out[quoted + 12], &want[quoted + 12], 8)) << "quoted addresses";
+    EXPECT_EQ(0, std::memcmp(&out[quoted + 20], &want[quoted + 20], 4)) << "quoted ports";
+    EXPECT_TRUE(icmp_checksums_valid(out));
+    EXPECT_EQ(out, want);
+}
+
+struct IcmpCase {
+    const char* name;
+    std::uint8_t proto;
+    std::uint8_t type;
+    std::uint8_t code;
+    std::size_t quote_l4;  // bytes of the TCP/UDP header and payload quoted; 0: all
+    bool udp_no_csum = false;
+};
+
+void PrintTo(const IcmpCase& c, std::ostream* os) {
+    *os << c.name;
+}
+
+const auto icmp_cases = testing::Values(
+    // Linux quotes the whole packet (up to 576 bytes), TCP checksum included.
+    IcmpCase{"tcp_frag_needed", IPPROTO_TCP, kIcmpUnreachable, kCodeFragNeeded, 0},
+    // A router may quote only the 8 bytes it must: no TCP checksum to update.
+    IcmpCase{"tcp_frag_needed_8_bytes", IPPROTO_TCP, kIcmpUnreachable, kCodeFragNeeded, 8},
+    IcmpCase{"tcp_time_exceeded", IPPROTO_TCP, kIcmpTimeExceeded, 0, 0},
+    IcmpCase{"udp_port_unreachable", IPPROTO_UDP, kIcmpUnreachable, kCodePortUnreachable, 0},
+    IcmpCase{"udp_zero_checksum", IPPROTO_UDP, kIcmpUnreachable, kCodePortUnreachable, 0, true},
+    IcmpCase{"udp_parameter_problem", IPPROTO_UDP, kIcmpParameterProblem, 0, 8});
+
+class IcmpError : public TcPacketTest, public testing::WithParamInterface<IcmpCase> {
+protected:
+    // A flow of the case's protocol, with its handshake done (TCP).
+    void start_flow() {
+        const std::uint8_t proto = GetParam().proto;
+        ingress(build(to_node(proto)));
+        if (proto == IPPROTO_TCP) {
+            egress(build(from_backend(IPPROTO_TCP)));
+            ingress(build(to_node(IPPROTO_TCP, kAck)));
+        }
+    }
+    std::uint16_t mtu() const { return GetParam().code == kCodeFragNeeded ? 1280 : 0; }
+    // A large segment or datagram, a case's packet to quote.
+    Spec sized(Spec s) const {
+        s.payload = Bytes(1400, 'd');
+        s.udp_no_csum = GetParam().udp_no_csum;
+        return s;
+    }
+};
+
+// A router on the way to the client (or the client itself) answers a
+// backend's reply, which left as <node>:<port> -> client: the error goes on
+// to the backend, about the reply as the backend sent it.
+TEST_P(IcmpError, InboundAboutAReplyGoesToTheBackend) {
+    const auto& c = GetParam();
+    start_flow();
+    const Spec reply = sized(from_backend(c.proto, kAck | kPsh));
+    const Bytes in = icmp_error(kRouter, kNode, c.type, c.code, build(from_node(reply)), c.quote_l4, mtu());
+    const std::uint16_t node_port = c.proto == IPPROTO_TCP ? kTcpPort : kUdpPort;
+    const auto before = port_counts(c.proto, node_port);
+    const Reasons reasons_before = reason_totals();
+    const RunResult r = ingress(in);
+    EXPECT_EQ(reason_totals(), reasons_before) << "translated: no reason counted";
+    EXPECT_EQ(r.retval, TC_ACT_OK);
+    expect_icmp_translated(r.out, icmp_error(kRouter, kBackend, c.type, c.code, build(reply), c.quote_l4, mtu()));
+    const auto after = port_counts(c.proto, node_port);
+    ASSERT_TRUE(before && after);
+    EXPECT_EQ(after->to_backend_packets - before->to_backend_packets, 1u) << "counted for the node port";
+    EXPECT_EQ(after->to_backend_bytes - before->to_backend_bytes, in.size() - kEth);
+    EXPECT_EQ(after->external_flows, before->external_flows) << "an error starts no flow";
+}
+
+// The sandbox answers a client's packet with an error (its UDP port is
+// closed): it leaves with the node address as its source, about the
+// client's packet as the client sent it.
+TEST_P(IcmpError, OutboundFromTheBackendGetsTheNodeAddressInsideAndOutside) {
+    const auto& c = GetParam();
+    start_flow();
+    const Spec sent = sized(to_node(c.proto, kAck | kPsh));
+    const Bytes in = icmp_error(kBackend, kClient, c.type, c.code, build(at_backend(sent)), c.quote_l4, mtu());
+    const auto before = port_counts(c.proto, sent.dport);
+    const Reasons reasons_before = reason_totals();
+    const RunResult r = egress(in);
+    EXPECT_EQ(reason_totals(), reasons_before) << "translated: no reason counted";
+    EXPECT_EQ(r.retval, TC_ACT_OK);
+    expect_icmp_translated(r.out, icmp_error(kNode, kClient, c.type, c.code, build(sent), c.quote_l4, mtu()));
+    const auto after = port_counts(c.proto, sent.dport);
+    ASSERT_TRUE(before && after);
+    EXPECT_EQ(after->from_backend_packets - before->from_backend_packets, 1u) << "counted for the node port";
+}
+
+// The node itself cannot forward the client's packet to the sandbox (its
+// network has a smaller MTU) or a router on the sandbox's side answers: the
+// error keeps the source it was sent from; the quoted packet becomes the
+// client's own.
+TEST_P(IcmpError, OutboundFromTheNodeOrARouterKeepsItsSource) {
+    const auto& c = GetParam();
+    start_flow();
+    const Spec sent = sized(to_node(c.proto, kAck | kPsh));
+    for (const char* source : {kNode, "10.8.0.1"}) {
+        SCOPED_TRACE(source);
+        const Bytes in = icmp_error(source, kClient, c.type, c.code, build(at_backend(sent)), c.quote_l4, mtu());
+        expect_icmp_translated(egress(in).out, icmp_error(source, kClient, c.type, c.code, build(sent), c.quote_l4, mtu()));
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(TcPacket, IcmpError, icmp_cases, [](const auto& info) { return std::string(info.param.name); });
+
+// Errors about no flow pass as they are, both ways: about the node's own
+// connection, about a flow's reply but addressed to another host, about a
+// client's packet to the sandbox's own address; and so do echo requests and
+// replies, flow or not.
+TEST_F(TcPacketTest, IcmpWithoutAFlowAndEchoPassUntouched) {
+    ingress(build(to_node(IPPROTO_UDP)));
+    const Bytes reply = build(from_node(from_backend(IPPROTO_UDP)));
+    for (const auto& [why, in] : {
+             std::pair{NP_REASON_ICMP_NO_FLOW, icmp_error(kRouter, kNode, kIcmpUnreachable, kCodeFragNeeded,
+                                                          build(from_node(from_backend(IPPROTO_TCP, kAck))), 0, 1280)},
+             std::pair{NP_REASON_ICMP_NO_FLOW, icmp_error(kRouter, "192.0.2.11", kIcmpUnreachable, 1, reply)},
+             std::pair{NP_REASON_NOT_IPV4_TCP_UDP, build(with(to_node(IPPROTO_UDP), [](Spec& s) { s.proto = IPPROTO_ICMP; }))},
+         }) {
+        expect_counted_once(why, [&] { EXPECT_EQ(ingress(in).out, in); });
+    }
+    const Bytes echo_reply = build(with(from_backend(IPPROTO_UDP), [](Spec& s) { s.proto = IPPROTO_ICMP; }));
+    const Bytes direct = icmp_error(kBackend, kClient, kIcmpUnreachable, kCodePortUnreachable,
+                                    build(with(at_backend(to_node(IPPROTO_UDP)), [](Spec& s) { s.sport = 40999; })));
+    for (const Bytes& out : {echo_reply, direct})
+        expect_counted_once(NP_REASON_REPLY_NO_FLOW, [&] { EXPECT_EQ(egress(out).out, out); });
+    EXPECT_EQ(flow_count(), 2u) << "errors change no flow";
+}
+
+// ---- IP fragments ----
+
+// `frame` (from build()) cut into IPv4 fragments carrying at most `max_l4`
+// bytes (a multiple of 8) of what follows its IP header, as a sender's stack
+// cuts it: each with the IP header copied, its offset and MF bit, its length
+// and its header checksum. The TCP/UDP checksum, in the first fragment, is
+// the whole datagram's.
+std::vector<Bytes> fragment(const Bytes& frame, std::size_t max_l4 = 1480) {
+    const std::size_t ip = kEth, l4 = kEth + 20, l4_len = frame.size() - l4;
+    std::vector<Bytes> out;
+    for (std::size_t off = 0; off < l4_len; off += max_l4) {
+        const std::size_t n = std::min(max_l4, l4_len - off);
+        Bytes f(frame.begin(), frame.begin() + long(l4));
+        f.insert(f.end(), frame.begin() + long(l4 + off), frame.begin() + long(l4 + off + n));
+        put16(f, ip + 2, std::uint16_t(20 + n));
+        put16(f, ip + 6, std::uint16_t((off + n < l4_len ? 0x2000 : 0) | off / 8));
+        put16(f, kIpCsum, 0);
+        put16(f, kIpCsum, std::uint16_t(~fold(sum16(&f[ip], 20))));
+        out.push_back(f);
+    }
+    return out;
+}
+
+struct FragCase {
+    const char* name;
+    std::uint8_t proto;
+    std::vector<std::size_t> order;  // the fragments' order of arrival
+};
+
+void PrintTo(const FragCase& c, std::ostream* os) {
+    *os << c.name;
+}
+
+class Fragments : public TcPacketTest, public testing::WithParamInterface<FragCase> {
+protected:
+    // Runs `prog` on each fragment of `in` in the case's order; each must
+    // come out as the same fragment of `want` (translated as a whole, with
+    // the test's own checksums), and be counted under node port `port`.
+    void expect_fragments_translated(bpf_program* prog, const Bytes& in, const Bytes& want, std::uint16_t port,
+                                     bool to_backend) {
+        const auto ins = fragment(in), wants = fragment(want);
+        ASSERT_EQ(ins.size(), 3u);
+        ASSERT_EQ(GetParam().order.size(), ins.size());
+        const auto before = port_counts(GetParam().proto, port).value_or(nodeport::PortCounters{});
+        const Reasons reasons_before = reason_totals();
+        std::uint64_t bytes = 0;
+        for (std::size_t i : GetParam().order) {
+            SCOPED_TRACE("fragment " + std::to_string(i));
+            const RunResult r = run(prog, ins[i]);
+            EXPECT_EQ(r.retval, TC_ACT_OK);
+            EXPECT_EQ(r.out, wants[i]);
+            bytes += ins[i].size() - kEth;
+        }
+        EXPECT_EQ(reason_totals(), reasons_before) << "every fragment translated";
+        const auto after = port_counts(GetParam().proto, port);
+        ASSERT_TRUE(after);
+        EXPECT_EQ((to_backend ? after->to_backend_packets - before.to_backend_packets
+                              : after->from_backend_packets - before.from_backend_packets),
+                  3u);
+        EXPECT_EQ((to_backend ? after->to_backend_bytes - before.to_backend_bytes
+                              : after->from_backend_bytes - before.from_backend_bytes),
+                  bytes);
+    }
+};
+
+// A client's 3,000-byte datagram (or segment) to the node port, in three
+// fragments: the first starts the flow (UDP) and decides, the others follow.
+TEST_P(Fragments, ClientsFragmentsFollowTheFirst) {
+    const std::uint8_t proto = GetParam().proto;
+    if (proto == IPPROTO_TCP)
+        ingress(build(to_node(IPPROTO_TCP)));
+    const Spec big = with(to_node(proto, kAck | kPsh), [](Spec& s) { s.payload = Bytes(3000, 'c'); });
+    expect_fragments_translated(skel_->progs.np_tc_ingress, build(big), build(at_backend(big)), big.dport, true);
+    EXPECT_EQ(count(proto == IPPROTO_TCP ? Table::tcp : Table::udp), 2u) << "one flow";
+}
+
+// The backend's 4,000-byte answer, fragmented by the sandbox: every fragment
+// leaves with the node address as its source.
+TEST_P(Fragments, BackendsFragmentsLeaveFromTheNode) {
+    const std::uint8_t proto = GetParam().proto;
+    ingress(build(to_node(proto)));
+    const Spec big = with(from_backend(proto, kAck | kPsh), [](Spec& s) {
+        s.payload = Bytes(4000, 'a');
+        s.ip_id = 0x5678;
+    });
+    expect_fragments_translated(skel_->progs.np_tc_egress, build(big), build(from_node(big)),
+                                proto == IPPROTO_TCP ? kTcpPort : kUdpPort, false);
+}
+
+INSTANTIATE_TEST_SUITE_P(TcPacket, Fragments,
+                         testing::Values(FragCase{"udp_in_order", IPPROTO_UDP, {0, 1, 2}},
+                                         FragCase{"udp_last_before_the_middle", IPPROTO_UDP, {0, 2, 1}},
+                                         FragCase{"tcp_in_order", IPPROTO_TCP, {0, 1, 2}}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+// Two datagrams from two clients' ports, to two node ports of two backends,
+// their fragments interleaved: each follows its own first fragment.
+TEST_F(TcPacketTest, InterleavedDatagramsEachFollowTheirOwnFirstFragment) {
+    map_port(IPPROTO_UDP, kUdpPort + 1, kBackend2, 5353);
+    const Spec a = with(to_node(IPPROTO_UDP), [](Spec& s) {
+        s.payload = Bytes(3000, 'a');
+        s.ip_id = 1;
+    });
+    const Spec b = with(a, [](Spec& s) {
+        s.sport = kClientPort + 1;
+        s.dport = kUdpPort + 1;
+        s.ip_id = 2;
+    });
+    const auto in_a = fragment(build(a)), in_b = fragment(build(b));
+    const auto want_a = fragment(build(at_backend(a))), want_b = fragment(build(at_backend(b, kBackend2)));
+    for (auto [which, i] : {std::pair{'a', 0}, {'b', 0}, {'b', 1}, {'a', 1}, {'b', 2}, {'a', 2}}) {
+        SCOPED_TRACE(std::string(1, which) + std::to_string(i));
+        const auto& in = which == 'a' ? in_a : in_b;
+        const auto& want = which == 'a' ? want_a : want_b;
+        EXPECT_EQ(ingress(in[std::size_t(i)]).out, want[std::size_t(i)]);
+    }
+}
+
+// A later fragment that arrives before its first finds nothing to follow: it
+// passes untouched (to the node, which drops it once its reassembly time runs
+// out: the datagram is lost); the first and those after it are translated.
+TEST_F(TcPacketTest, LaterFragmentBeforeItsFirstPassesUntouched) {
+    const Spec big = with(to_node(IPPROTO_UDP), [](Spec& s) { s.payload = Bytes(3000, 'x'); });
+    const auto in = fragment(build(big)), want = fragment(build(at_backend(big)));
+    expect_counted_once(NP_REASON_FRAGMENT, [&] { EXPECT_EQ(ingress(in[2]).out, in[2]); });
+    EXPECT_EQ(ingress(in[0]).out, want[0]);
+    EXPECT_EQ(ingress(in[1]).out, want[1]);
+}
+
+// The same client, node address, protocol and IP id again (ids wrap): a new
+// first fragment to a port nodeport does not map is not translated, and its
+// later fragments must not follow the earlier datagram's entry.
+TEST_F(TcPacketTest, FirstFragmentNotTranslatedClearsAnEarlierDatagramsEntry) {
+    const Spec big = with(to_node(IPPROTO_UDP), [](Spec& s) { s.payload = Bytes(3000, 'x'); });
+    ingress(fragment(build(big))[0]);
+    const auto other = fragment(build(with(big, [](Spec& s) { s.dport = 31999; })));
+    EXPECT_EQ(ingress(other[0]).out, other[0]);
+    expect_counted_once(NP_REASON_FRAGMENT, [&] { EXPECT_EQ(ingress(other[1]).out, other[1]); });
+}
+
+// An entry older than a reassembly time (30 s) belongs to a datagram the
+// receiver has given up on: a later fragment with that id passes.
+TEST_F(TcPacketTest, LaterFragmentAfterTheReassemblyTimePassesUntouched) {
+    const Spec big = with(to_node(IPPROTO_UDP), [](Spec& s) { s.payload = Bytes(3000, 'x'); });
+    const auto in = fragment(build(big));
+    ingress(in[0]);
+    np_frag_key key{};
+    key.saddr_be[0] = ip_be(kClient);
+    key.daddr_be[0] = ip_be(kNode);
+    key.id_be = htonl(big.ip_id);
+    key.proto = IPPROTO_UDP;
+    key.dir = NP_FLOW_TO_BACKEND;
+    key.family = NP_FAMILY_IPV4;
+    np_frag entry{};
+    const int fd = bpf_map__fd(skel_->maps.frag_flows);
+    ASSERT_EQ(bpf_map_lookup_elem(fd, &key, &entry), 0) << "the first fragment's entry, under the documented key";
+    EXPECT_EQ(entry.addr_be[0], ip_be(kBackend));
+    EXPECT_EQ(entry.node_port_be, htons(kUdpPort));
+    entry.first_ns = monotonic_ns() - (NP_FRAG_LIFETIME_S + 1) * kSec;
+    ASSERT_EQ(bpf_map_update_elem(fd, &key, &entry, BPF_ANY), 0);
+    expect_counted_once(NP_REASON_FRAGMENT, [&] { EXPECT_EQ(ingress(in[1]).out, in[1]); });
+}
+
+// ---- interfaces without a link-layer header ----
+
+// A frame from build() as an L3 interface (WireGuard, tun, ipip) hands it
+// over: the IPv4 packet alone.
+Bytes without_ethernet(const Bytes& frame) {
+    return Bytes(frame.begin() + kEth, frame.end());
+}
+
+// The L3 build of the programs reads the IPv4 header at offset 0. test_run
+// always takes the data for an Ethernet frame and sets skb->protocol from
+// bytes 12-13, which in a bare IPv4 packet are the first two bytes of the
+// source address: sources in 8.0.0.0/16 read as 0x0800, IPv4. Replies then
+// come from a backend there too.
+TEST_F(TcPacketTest, L3ProgramsTranslateAPacketWithoutALinkHeader) {
+    constexpr const char* client = "8.0.0.7";
+    constexpr const char* backend = "8.0.8.2";
+    constexpr std::uint16_t port = 30054;
+    for (std::uint8_t proto : {IPPROTO_TCP, IPPROTO_UDP}) {
+        SCOPED_TRACE(proto == IPPROTO_TCP ? "tcp" : "udp");
+        map_port(proto, port, backend, 5353);
+        // test_run refuses (EINVAL) what is shorter than an Ethernet and an
+        // IPv4 header: a payload long enough for that.
+        const Spec in = with(to_node(proto), [&](Spec& s) {
+            s.src = client;
+            s.dport = port;
+            s.payload = Bytes(16, 'l');
+        });
+        const Spec want = with(in, [&](Spec& s) {
+            s.dst = backend;
+            s.dport = 5353;
+        });
+        const RunResult r = run(skel_->progs.np_l3_ingress, without_ethernet(build(in)));
+        EXPECT_EQ(r.retval, TC_ACT_OK);
+        EXPECT_EQ(r.out, without_ethernet(build(want)));
+        const Spec reply = with(from_backend(proto), [&](Spec& s) {
+            s.src = backend;
+            s.sport = 5353;
+            s.dst = client;
+            s.payload = Bytes(16, 'r');
+        });
+        const Spec reply_out = with(reply, [&](Spec& s) {
+            s.src = kNode;
+            s.sport = port;
+        });
+        EXPECT_EQ(run(skel_->progs.np_l3_egress, without_ethernet(build(reply))).out, without_ethernet(build(reply_out)));
+        const auto c = port_counts(proto, port);
+        ASSERT_TRUE(c);
+        EXPECT_EQ(c->to_backend_bytes, build(in).size() - kEth) << "the whole packet is IP: nothing taken off";
+        EXPECT_EQ(c->from_backend_bytes, build(reply).size() - kEth);
+    }
+    // The Ethernet build would read that packet's source address as an
+    // ethertype and its payload as IPv4, and leave it alone.
+    const Bytes bare = without_ethernet(build(with(to_node(IPPROTO_UDP), [&](Spec& s) {
+        s.src = client;
+        s.payload = Bytes(16, 'l');
+    })));
+    EXPECT_EQ(ingress(bare).out, bare);
+}
+
 // ---- the fib_redirect option ----
 
 class TcPacketFibRedirectTest : public TcPacketTest {
@@ -1067,35 +1487,68 @@ TEST_F(TcPacketFibRedirectTest, LoadsTranslatesAndDecrementsTtlWhenRedirecting) 
     EXPECT_EQ(flow_count(), 2u);
 }
 
-// The redirect path for real: in a private network namespace (only this test
-// thread enters it; it and its veth vanish when the thread ends) with
-// forwarding on, a route to the backend over a veth, and a neighbour entry.
-// test_run looks devices and routes up in the calling thread's namespace.
+// A private network namespace for the calling thread only (it and its veth
+// vanish when the thread ends), with forwarding on, a route to the backend
+// over a 1500-byte veth, and a neighbour entry: test_run looks devices and
+// routes up in the calling thread's namespace.
+void enter_fib_netns() {
+    ASSERT_EQ(::unshare(CLONE_NEWNET), 0) << std::strerror(errno);
+    const char* setup =
+        "ip link set lo up && ip link add np0 type veth peer name np1 && ip link set np0 up && "
+        "ip link set np1 up && ip addr add 10.8.0.1/24 dev np0 && "
+        "ip neigh replace 10.8.0.2 lladdr 02:00:00:00:00:08 dev np0 && "
+        "sysctl -qw net.ipv4.ip_forward=1";
+    ASSERT_EQ(std::system(setup), 0) << setup;
+}
+
+// Runs `prog` on `packet` as if it arrived on lo (the FIB checks forwarding
+// on the input device), with `ctx` for the rest of the skb's fields.
+RunResult run_arrived(bpf_program* prog, const Bytes& packet, __sk_buff ctx = {}) {
+    RunResult r;
+    r.out.assign(packet.size() + 256, 0);
+    ctx.ingress_ifindex = 1;
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet.data(), .data_out = r.out.data(),
+                .data_size_in = std::uint32_t(packet.size()), .data_size_out = std::uint32_t(r.out.size()),
+                .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = 1);
+    EXPECT_EQ(bpf_prog_test_run_opts(bpf_program__fd(prog), &opts), 0) << std::strerror(errno);
+    r.retval = int(opts.retval);
+    r.out.resize(opts.data_size_out);
+    return r;
+}
+
+// The redirect path for real.
 TEST_F(TcPacketFibRedirectTest, RedirectsInPrivateNetnsWithRouteAndForwarding) {
     std::thread([this] {
-        ASSERT_EQ(::unshare(CLONE_NEWNET), 0) << std::strerror(errno);
-        const char* setup =
-            "ip link set lo up && ip link add np0 type veth peer name np1 && ip link set np0 up && "
-            "ip link set np1 up && ip addr add 10.8.0.1/24 dev np0 && "
-            "ip neigh replace 10.8.0.2 lladdr 02:00:00:00:00:08 dev np0 && "
-            "sysctl -qw net.ipv4.ip_forward=1";
-        ASSERT_EQ(std::system(setup), 0) << setup;
-
+        enter_fib_netns();
         auto in = to_node(IPPROTO_TCP);
-        const Bytes packet = build(in);
-        Bytes out(packet.size() + 256);
-        __sk_buff ctx{};
-        ctx.ingress_ifindex = 1;  // arrived on lo: the FIB checks forwarding on the input device
-        LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet.data(), .data_out = out.data(),
-                    .data_size_in = std::uint32_t(packet.size()), .data_size_out = std::uint32_t(out.size()),
-                    .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = 1);
-        ASSERT_EQ(bpf_prog_test_run_opts(bpf_program__fd(skel_->progs.np_tc_ingress), &opts), 0)
-            << std::strerror(errno);
-        EXPECT_EQ(int(opts.retval), TC_ACT_REDIRECT);
-        out.resize(opts.data_size_out);
+        auto r = run_arrived(skel_->progs.np_tc_ingress, build(in));
+        EXPECT_EQ(r.retval, TC_ACT_REDIRECT);
         auto want = at_backend(in);
         want.ttl = in.ttl - 1;  // the forwarding the kernel no longer does
-        expect_translated(out, want);
+        expect_translated(r.out, want);
+    }).join();
+}
+
+// A GRO-built skb holds many segments: its IPv4 total length is their sum
+// (claimed here: 64,000 bytes), gso_size one segment's payload. The route's
+// MTU must be checked against one segment (20 + 20 + gso_size), or no bulk
+// transfer would ever be redirected: 1460 fits the 1500-byte route, 1461
+// does not and goes to the kernel, which sends "fragmentation needed".
+TEST_F(TcPacketFibRedirectTest, GroSkbIsCheckedAgainstTheMtuAsOneSegment) {
+    std::thread([this] {
+        enter_fib_netns();
+        ASSERT_EQ(run_arrived(skel_->progs.np_tc_ingress, build(to_node(IPPROTO_TCP))).retval, TC_ACT_REDIRECT);
+        Bytes data = build(to_node(IPPROTO_TCP, kAck | kPsh));
+        put16(data, kEth + 2, 64000);
+        put16(data, kIpCsum, 0);
+        put16(data, kIpCsum, std::uint16_t(~fold(sum16(&data[kEth], 20))));
+        for (auto [gso_size, want] : {std::pair{1460u, TC_ACT_REDIRECT}, std::pair{1461u, TC_ACT_OK}}) {
+            SCOPED_TRACE(gso_size);
+            __sk_buff ctx{};
+            ctx.gso_size = gso_size;
+            ctx.gso_segs = 44;
+            EXPECT_EQ(run_arrived(skel_->progs.np_tc_ingress, data, ctx).retval, want);
+        }
     }).join();
 }
 // ---- counters: per node port what was translated, per reason what was not ----

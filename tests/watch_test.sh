@@ -75,7 +75,8 @@ expect_eq "load --iface all --exclude br0 exits 0" 0 $?
 expect_match "it attaches to ext0 only, with $MODE" "external interfaces: ext0 \($MODE\)$" "$out"
 expect_eq "programs on ext0, none on br0, the sandbox's veth vsb1 or lo" "2 0 0 0" \
     "$(programs_on ext0) $(programs_on br0) $(programs_on vsb1) $(programs_on lo)"
-expect_eq "load pinned the two TC programs for later interfaces" "np_tc_egress np_tc_ingress" \
+expect_eq "load pinned the TC programs, both builds, for later interfaces" \
+    "np_l3_egress np_l3_ingress np_tc_egress np_tc_ingress" \
     "$(ls "$PIN/progs" | tr '\n' ' ' | sed 's/ $//')"
 np set "tcp/$PORT" "$SB1:$PORT" --owner sb-1 >/dev/null
 expect_eq "a client reaches the sandbox through ext0" "sb1 $TOPO_CLIENT_IP" \

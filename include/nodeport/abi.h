@@ -96,6 +96,8 @@ struct np_sock_xlat {
  * attached, written by `load`, so that `unload` removes exactly that. */
 #define NP_TC_TCX    1 /* tcx links, pinned under links/ */
 #define NP_TC_CLSACT 2 /* clsact filters with NP_TC_HANDLE / NP_TC_PRIORITY */
+#define NP_TC_LINK_ETHERNET 0 /* np_tc_attachment.link: np_tc_ingress/np_tc_egress */
+#define NP_TC_LINK_L3       1 /* no link-layer header: np_l3_ingress/np_l3_egress */
 #define NP_TC_HANDLE   0x4e50 /* "NP" */
 #define NP_TC_PRIORITY 0x4e50
 #define NP_MAX_TC_ATTACHMENTS 64
@@ -104,7 +106,9 @@ struct np_tc_attachment {
 	__u32 ifindex;
 	__u8 mode;          /* NP_TC_TCX or NP_TC_CLSACT */
 	__u8 created_qdisc; /* clsact: nodeport added the qdisc, removed again when no filter is left */
-	__u8 pad[2];
+	__u8 link;          /* NP_TC_LINK_*: which build of the programs; 0 in records of older loads, which
+			       attached only the Ethernet one */
+	__u8 pad;
 	__u64 netns_cookie; /* the namespace the ifindex belongs to */
 	char ifname[16];    /* the interface's name when attached, for people */
 };
@@ -167,6 +171,35 @@ struct np_iface_choice {
  * timeout is the node's, never a new flow to the sandbox: what conntrack
  * tells an iptables DNAT rule. */
 #define NP_MAX_NODE_UDP 16384
+
+/* `frag_flows` LRU hash: how the first fragment of a fragmented datagram was
+ * translated, so that the later fragments, which carry no ports, follow it
+ * (bpf/frag.bpf.h). Key: the datagram as IP names it for reassembly
+ * (source, destination, protocol, id), as it arrived, and the direction
+ * (dir, as in np_flow_key); value: the address its later fragments get, and
+ * the node port they count under. Written by each translated first fragment
+ * and never refreshed: a datagram's fragments arrive within the receiver's
+ * reassembly time (Linux: 30 s, net.ipv4.ipfrag_time), after which an entry
+ * is inert. Room for IPv6's 16-byte addresses and 32-bit fragment id. */
+#define NP_MAX_FRAG_FLOWS 8192
+#define NP_FRAG_LIFETIME_S 30
+
+struct np_frag_key {
+	__be32 saddr_be[4]; /* IPv4 in [0], the rest 0 */
+	__be32 daddr_be[4];
+	__be32 id_be;       /* IPv4: the 16-bit IP id, zero-extended */
+	__u8 proto;         /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 dir;           /* NP_FLOW_TO_BACKEND (np_tc_ingress) or NP_FLOW_TO_CLIENT (np_tc_egress) */
+	__u8 family;        /* NP_FAMILY_IPV4 */
+	__u8 pad;           /* always 0: part of the hashed key */
+};
+
+struct np_frag {
+	__be32 addr_be[4];   /* the later fragments' new destination (to backend) or source (to client) */
+	__be16 node_port_be; /* the node port whose counters they add to */
+	__u8 pad[6];
+	__u64 first_ns;      /* bpf_ktime_get_ns() of the first fragment */
+};
 
 #define NP_FLOW_TO_BACKEND 1 /* np_flow_key.dir */
 #define NP_FLOW_TO_CLIENT  2
@@ -273,9 +306,9 @@ struct np_port_counters {
  * array has room for NP_REASON_SLOTS so that adding one changes no map shape. */
 enum np_reason {
 	/* external path, np_tc_ingress (client -> node) */
-	NP_REASON_NOT_IPV4_TCP_UDP = 0, /* ARP, IPv6, ICMP, ...: not ours */
+	NP_REASON_NOT_IPV4_TCP_UDP = 0, /* ARP, IPv6, ICMP other than errors, ...: not ours */
 	NP_REASON_IP_OPTIONS = 1,       /* IPv4 with options: the L4 header is not where we rewrite */
-	NP_REASON_FRAGMENT = 2,         /* IP fragment: later fragments carry no ports */
+	NP_REASON_FRAGMENT = 2,         /* a later IP fragment whose first was not translated (or not seen yet) */
 	NP_REASON_TRUNCATED = 3,        /* shorter than its headers */
 	NP_REASON_NOT_NODE_ADDR = 4,    /* a flow start to an address that is not the node's */
 	NP_REASON_PORT_NOT_MAPPED = 5,  /* a flow start to a node address, port not mapped */
@@ -296,7 +329,9 @@ enum np_reason {
 	NP_REASON_LOCAL_NOT_NODE_DEST = 17,   /* mapped port, but the address is not the node */
 	NP_REASON_LOCAL_NO_STORAGE = 18,      /* translated, but no socket storage: getpeername and
 						 recvmsg show the backend, `set` cannot end the socket */
-	NP_REASON_COUNT = 19
+	/* external path, np_tc_ingress */
+	NP_REASON_ICMP_NO_FLOW = 19,          /* an ICMP error about a packet of no flow: the node's own */
+	NP_REASON_COUNT = 20
 };
 #define NP_REASON_SLOTS 64
 
@@ -310,6 +345,8 @@ static_assert(sizeof(struct np_config) == 16, "np_config ABI");
 static_assert(sizeof(struct np_sock_xlat) == 12 * NP_SOCK_XLAT_SLOTS + 8, "np_sock_xlat ABI");
 static_assert(sizeof(struct np_flow_key) == 16, "np_flow_key ABI");
 static_assert(sizeof(struct np_flow) == 16, "np_flow ABI");
+static_assert(sizeof(struct np_frag_key) == 40, "np_frag_key ABI");
+static_assert(sizeof(struct np_frag) == 32, "np_frag ABI");
 static_assert(sizeof(struct np_sock_end_target) == 12, "np_sock_end_target ABI");
 static_assert(sizeof(struct np_flow_timeouts) == 32, "np_flow_timeouts ABI");
 static_assert(sizeof(struct np_port_counters) == 64, "np_port_counters ABI");
@@ -324,6 +361,8 @@ _Static_assert(sizeof(struct np_config) == 16, "np_config ABI");
 _Static_assert(sizeof(struct np_sock_xlat) == 12 * NP_SOCK_XLAT_SLOTS + 8, "np_sock_xlat ABI");
 _Static_assert(sizeof(struct np_flow_key) == 16, "np_flow_key ABI");
 _Static_assert(sizeof(struct np_flow) == 16, "np_flow ABI");
+_Static_assert(sizeof(struct np_frag_key) == 40, "np_frag_key ABI");
+_Static_assert(sizeof(struct np_frag) == 32, "np_frag ABI");
 _Static_assert(sizeof(struct np_sock_end_target) == 12, "np_sock_end_target ABI");
 _Static_assert(sizeof(struct np_flow_timeouts) == 32, "np_flow_timeouts ABI");
 _Static_assert(sizeof(struct np_port_counters) == 64, "np_port_counters ABI");

@@ -49,10 +49,19 @@ struct FlowTimeouts {
     std::chrono::seconds udp{NP_DEFAULT_UDP_IDLE_S};             // idle
 };
 
+// What an interface carries before the IPv4 header, which decides the build
+// of the TC programs it gets (bpf/tc.bpf.c).
+enum class LinkKind {
+    ethernet,  // an Ethernet header: veth, NICs, bridges, bonds, VLAN devices, gretap, vxlan
+    l3,        // none, the IP packet itself: WireGuard, tun, ipip, sit, GRE, ppp
+};
+std::string_view to_string(LinkKind kind);  // "ethernet", "l3"
+
 struct TcAttachment {
     std::string interface;  // its name when it was attached
     int ifindex = 0;
     TcAttachMode mode = TcAttachMode::tcx;
+    LinkKind link = LinkKind::ethernet;
 };
 
 // How the external interfaces are chosen: what load's --iface, --exclude and

@@ -15,8 +15,23 @@
 
 namespace nodeport {
 
+// The kind of an interface of ARPHRD_* link type `arphrd`; nullopt for one
+// whose packets the TC programs cannot read (InfiniBand, CAN, ...).
+std::optional<LinkKind> link_kind_of(unsigned arphrd);
+
+// The kind of interface `name` of this network namespace; nullopt when
+// there is no such interface, or the programs cannot read its link type.
+std::optional<LinkKind> link_kind(const std::string& name);
+
+// Why the TC programs cannot go on interface `name` of this network
+// namespace: its link type is neither Ethernet nor none (link_kind_of), said
+// in one line that names it. nullopt when they can, or when there is no such
+// interface (yet). `load` refuses such an interface (the CLI with exit 2).
+std::optional<std::string> unreadable_link(const std::string& name);
+
 // The interfaces of the calling thread's network namespace that `choice`
-// names now. `all` leaves out loopback, every interface with a master
+// names now. `all` leaves out loopback, interfaces whose link type the
+// programs cannot read (unreadable_link), every interface with a master
 // (IFLA_MASTER: a bridge port such as a sandbox's veth, a bond slave; the
 // traffic for the node's addresses reaches the master, which is chosen
 // unless excluded) and the excluded ones. Sandbox veths without a master

@@ -31,6 +31,7 @@ struct InterfaceStatus {
     std::string name;  // as recorded at load
     int ifindex = 0;
     TcAttachMode mode = TcAttachMode::tcx;
+    LinkKind link = LinkKind::ethernet;  // which build of the programs it was given
     // The ifindex still exists in this network namespace with the same name.
     // nullopt: not checked (recorded from another network namespace).
     std::optional<bool> present;

@@ -197,7 +197,8 @@ std::string describe(const std::vector<NodeAddr>& addrs) {
 std::string describe(const std::vector<TcAttachment>& interfaces) {
     std::string out;
     for (const auto& a : interfaces)
-        out += fmt::format("{}{} ({})", out.empty() ? "" : ", ", a.interface, to_string(a.mode));
+        out += fmt::format("{}{} ({}{})", out.empty() ? "" : ", ", a.interface, to_string(a.mode),
+                           a.link == LinkKind::l3 ? ", l3" : "");
     return out.empty() ? "none (local forwarding only)" : out;
 }
 
@@ -220,7 +221,10 @@ nlohmann::json to_json(const std::vector<NodeAddr>& addrs) {
 nlohmann::json to_json(const std::vector<TcAttachment>& interfaces) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& a : interfaces)
-        out.push_back({{"name", printable(a.interface)}, {"ifindex", a.ifindex}, {"mode", to_string(a.mode)}});
+        out.push_back({{"name", printable(a.interface)},
+                       {"ifindex", a.ifindex},
+                       {"mode", to_string(a.mode)},
+                       {"link", to_string(a.link)}});
     return out;
 }
 

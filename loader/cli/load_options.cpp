@@ -125,6 +125,8 @@ InterfaceChoice interface_choice(const Invocation& inv, InterfaceCheck check) {
         if (is_loopback(name))  // false for an interface that does not exist (yet)
             throw UsageError("iface", fmt::format("'{}' is the loopback interface (the node's own traffic is "
                                          "forwarded by the socket hooks, without TC)", name));
+        if (auto why = unreadable_link(name))  // likewise
+            throw UsageError("iface", *why);
     }
     return InterfaceChoice{.kind = InterfaceChoice::Kind::named, .names = std::move(names), .exclude = {}};
 }

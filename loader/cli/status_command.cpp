@@ -49,6 +49,7 @@ nlohmann::json to_json(const Status& s, const std::filesystem::path& pin_dir) {
         out["interfaces"].push_back({{"name", printable(i.name)},
                                      {"ifindex", i.ifindex},
                                      {"mode", to_string(i.mode)},
+                                     {"link", to_string(i.link)},
                                      {"present", i.present ? nlohmann::json(*i.present) : nlohmann::json()},
                                      {"ingress_prog_id", i.ingress_prog_id},
                                      {"egress_prog_id", i.egress_prog_id}});
@@ -78,8 +79,8 @@ void print_human(const Status& s, const std::filesystem::path& pin_dir) {
     }
     std::cout << "external interfaces:" << (s.interfaces.empty() ? " none (local forwarding only)" : "") << "\n";
     for (const auto& i : s.interfaces)
-        std::cout << fmt::format("  {} (if{}, {}): {}, prog ids ingress {} egress {}\n", printable(i.name), i.ifindex,
-                                 to_string(i.mode),
+        std::cout << fmt::format("  {} (if{}, {}, {}): {}, prog ids ingress {} egress {}\n", printable(i.name),
+                                 i.ifindex, to_string(i.mode), to_string(i.link),
                                  !i.present ? "not checked" : *i.present ? "present" : "MISSING", i.ingress_prog_id,
                                  i.egress_prog_id);
     std::vector<std::string> addrs;
