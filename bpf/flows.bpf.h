@@ -150,7 +150,7 @@ static __always_inline __u64 flow_lifetime(enum flow_table t, const struct np_fl
 	if (t == FLOWS_UDP)
 		return udp_idle_ns();
 	to = bpf_map_lookup_elem(&flow_timeouts, &zero);
-	if (t == FLOWS_TCP_CLOSED || f->state == NP_FLOW_FIN_WAIT)
+	if (t == FLOWS_TCP_CLOSED || f->state == NP_FLOW_FIN_WAIT || f->state == NP_FLOW_PICKED_UP)
 		return to ? to->tcp_closing_ns : NP_DEFAULT_TCP_CLOSING_S * NSEC_PER_SEC;
 	if (f->state == NP_FLOW_SYN_SENT)
 		return to ? to->tcp_syn_ns : NP_DEFAULT_TCP_SYN_S * NSEC_PER_SEC;

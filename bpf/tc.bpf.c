@@ -228,10 +228,13 @@ static __always_inline bool tcp_owned_by_node(struct __sk_buff *skb, const struc
  * blind RST, or never seen by this build). Like conntrack with
  * nf_conntrack_tcp_loose=1 (the default), a plain segment (ACK, no SYN, FIN
  * or RST) to a node address and a mapped port that no socket of the node
- * owns picks the connection up as established, to the port's current
- * backend: the same sandbox goes on serving it. After a remap the new
- * backend has no such connection and resets it, as it would behind
- * conntrack. Anything else is the node's (NOT_FLOW_START). */
+ * owns picks the connection up, to the port's current backend: the same
+ * sandbox goes on serving it. After a remap the new backend has no such
+ * connection and resets it, as it would behind conntrack. Anything else is
+ * the node's (NOT_FLOW_START). A picked-up flow idles out after
+ * tcp_closing_ns, not the established lifetime: the segment may be the late
+ * ACK of a connection long closed (its closed flow evicted by churn), which
+ * a TIME_WAIT socket answers, and must not leave an entry for hours. */
 static __always_inline int tcp_pick_up(struct __sk_buff *skb, const struct pkt4 *p)
 {
 	enum np_reason why;
@@ -244,7 +247,7 @@ static __always_inline int tcp_pick_up(struct __sk_buff *skb, const struct pkt4 
 	 * unmapped ports (ssh, ...) pays no socket lookup. */
 	if (!current_backend(p, &addr_be, &port_be, &why) || tcp_owned_by_node(skb, p))
 		return pass(NP_REASON_NOT_FLOW_START);
-	if (!flow_create(FLOWS_TCP, p, addr_be, port_be, NP_FLOW_OPEN, bpf_ktime_get_ns(), &why))
+	if (!flow_create(FLOWS_TCP, p, addr_be, port_be, NP_FLOW_PICKED_UP, bpf_ktime_get_ns(), &why))
 		return pass(why);
 	return to_backend(skb, p, addr_be, port_be, true);
 }

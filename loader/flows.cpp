@@ -34,6 +34,8 @@ FlowState state_of(std::string_view map, const np_flow& f) {
         return FlowState::syn_sent;
     if (f.state == NP_FLOW_FIN_WAIT)
         return FlowState::fin_wait;
+    if (f.state == NP_FLOW_PICKED_UP)
+        return FlowState::picked_up;
     return FlowState::established;
 }
 
@@ -46,6 +48,7 @@ nanoseconds lifetime(std::string_view map, FlowState state, const np_flow_timeou
         return nanoseconds(t.tcp_syn_ns);
     case FlowState::established:
         return nanoseconds(t.tcp_established_ns);
+    case FlowState::picked_up:
     case FlowState::fin_wait:
     case FlowState::time_wait:
         break;
@@ -101,6 +104,8 @@ std::string_view to_string(FlowState state) {
         return "syn-sent";
     case FlowState::established:
         return "established";
+    case FlowState::picked_up:
+        return "picked-up";
     case FlowState::fin_wait:
         return "fin-wait";
     case FlowState::time_wait:

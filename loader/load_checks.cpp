@@ -8,7 +8,6 @@
 #include <fmt/format.h>
 
 #include "nodeport/datapath.hpp"
-#include "nodeport/interfaces.hpp"
 
 namespace nodeport {
 namespace {
@@ -59,8 +58,6 @@ std::expected<void, InputError> check_load_options(const LoadOptions& options) {
             return bad("iface", fmt::format("{} is not an interface name", quote(*it)));
         if (std::find(options.interfaces.begin(), it, *it) != it)
             return bad("iface", fmt::format("{} is given twice", quote(*it)));
-        if (auto why = unreadable_link(*it))
-            return bad("iface", *why);
     }
     if (options.interface_choice) {
         // What iface_choice records: at most NP_MAX_IFACE_NAMES names and

@@ -66,8 +66,8 @@ expect_eq "the connection has its flow" 1 \
 np flows --flush >/dev/null
 expect_eq "after flows --flush the connection goes on, to the same sandbox" "sb1 after-flush" "$(say through after-flush)"
 expect_eq "baseline after the flush" "sb1 after-flush" "$(say direct after-flush)"
-expect_eq "its next segment picked the flow up again, established" 1 \
-    "$(np flows --json | jq '[.[] | select(.proto == "tcp" and .state == "established")] | length')"
+expect_eq "its next segment picked the flow up again" 1 \
+    "$(np flows --json | jq '[.[] | select(.proto == "tcp" and .state == "picked-up")] | length')"
 
 # --- 2,000 blind RSTs with the connection's 4-tuple ---
 # A connection of its own, so this case does not depend on the one above.

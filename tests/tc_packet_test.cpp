@@ -695,14 +695,14 @@ TEST_F(TcPacketTest, RstFromClientDeletesTheFlowAndTheNextSegmentPicksItUp) {
 
 // Loose pick-up, as conntrack's nf_conntrack_tcp_loose=1: a plain segment of
 // a connection whose flow is gone (flushed, evicted) reaches the port's
-// current backend, and the flow is recorded both ways, established.
+// current backend, and the flow is recorded both ways, picked up.
 TEST_F(TcPacketTest, MidStreamSegmentWithoutFlowIsPickedUpToTheCurrentBackend) {
     auto data = to_node(IPPROTO_TCP, kAck | kPsh);
     expect_counted_once(NP_REASON_COUNT, [&] { expect_translated(ingress(build(data)).out, at_backend(data)); });
     ASSERT_TRUE(flow(tcp_fwd_key()));
     ASSERT_TRUE(flow(tcp_rev_key()));
-    EXPECT_EQ(flow(tcp_fwd_key())->state, NP_FLOW_OPEN);
-    EXPECT_EQ(flow(tcp_rev_key())->state, NP_FLOW_OPEN);
+    EXPECT_EQ(flow(tcp_fwd_key())->state, NP_FLOW_PICKED_UP);
+    EXPECT_EQ(flow(tcp_rev_key())->state, NP_FLOW_PICKED_UP);
     EXPECT_EQ(port_counts(IPPROTO_TCP, kTcpPort)->external_flows, 1u);
     auto answer = from_backend(IPPROTO_TCP, kAck | kPsh);
     expect_translated(egress(build(answer)).out, from_node(answer));

@@ -211,6 +211,9 @@ struct np_frag {
 #define NP_FLOW_FIN_WAIT  2 /* TCP FIN seen in one direction: half closed */
 #define NP_FLOW_SYN_SENT  3 /* TCP SYN translated; the backend's SYN-ACK is expected */
 #define NP_FLOW_TIME_WAIT 4 /* TCP FIN seen both ways; lives in `closed_flows` */
+#define NP_FLOW_PICKED_UP 5 /* TCP picked up mid-stream (no SYN seen): lives tcp_closing_ns idle, so a late
+			       packet of a dead connection leaves no long-lived entry; a live one is picked up
+			       again after such an idle time */
 
 /* np_flow.fin_seen bits */
 #define NP_FIN_FROM_CLIENT  1

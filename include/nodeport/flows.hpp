@@ -17,6 +17,7 @@ namespace nodeport {
 enum class FlowState {
     syn_sent,     // TCP: SYN translated, handshake not finished
     established,  // TCP connection, or a UDP flow
+    picked_up,    // TCP connection picked up mid-stream (its flow was lost); idles out like a closing one
     fin_wait,     // TCP: FIN seen from one side
     time_wait,    // TCP: FIN seen both ways; kept for the last packets of the close
 };
