@@ -102,7 +102,8 @@ static __always_inline int icmp4_error_rewrite(struct __sk_buff *skb, const stru
 	/* The embedded TCP/UDP checksum covers both: the address through the
 	 * pseudo-header. */
 	__u32 d_tuple = csum_delta16(csum_delta32(0, old_addr_be, addr_be), old_port_be, port_be);
-	__u32 l4_csum_off = p->l2_hlen + (e->in_proto == IPPROTO_TCP ? NP_ICMP_INNER_TCP_CSUM_OFF : NP_ICMP_INNER_UDP_CSUM_OFF);
+	__u32 l4_csum_off =
+		p->l2_hlen + (e->in_proto == IPPROTO_TCP ? NP_ICMP_INNER_TCP_CSUM_OFF : NP_ICMP_INNER_UDP_CSUM_OFF);
 	__u16 in_ip_csum = csum_replace4(e->in_ip_csum, old_addr_be, addr_be);
 	__u32 d_icmp = csum_delta16(d_tuple, e->in_ip_csum, in_ip_csum);
 	__u16 l4_csum = 0, new_l4_csum = 0;

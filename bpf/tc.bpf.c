@@ -326,6 +326,24 @@ static __always_inline int udp_ingress(struct __sk_buff *skb, const struct pkt4 
 	return to_backend(skb, p, addr_be, port_be, true);
 }
 
+/* The flow entry an error's quoted packet would match in direction `dir`:
+ * towards the backend, the quote is a reply as it left the node (the client
+ * is its destination); towards the client, it is the client's packet as the
+ * backend got it (the client is its source). */
+static __always_inline struct np_flow_key quoted_flow_key(const struct icmp4_err *e, __u8 dir)
+{
+	bool client_is_source = dir == NP_FLOW_TO_CLIENT;
+
+	return (struct np_flow_key){
+		.client_addr_be = client_is_source ? e->in_saddr_be : e->in_daddr_be,
+		.peer_addr_be = client_is_source ? e->in_daddr_be : e->in_saddr_be,
+		.client_port_be = client_is_source ? e->in_sport_be : e->in_dport_be,
+		.peer_port_be = client_is_source ? e->in_dport_be : e->in_sport_be,
+		.proto = e->in_proto,
+		.dir = dir,
+	};
+}
+
 /* An ICMP error from outside about a packet the node sent for a flow: a
  * backend's reply, which left as <node-addr>:<node-port> -> client. The error
  * goes on to that backend as if the node were not in between: its outer
@@ -345,16 +363,7 @@ static __always_inline int icmp_ingress(struct __sk_buff *skb, const struct pkt4
 
 	if (!icmp4_error_load(skb, p, &e))
 		return pass(NP_REASON_NOT_IPV4_TCP_UDP);
-	/* The embedded packet is the reply as it left: the client is its
-	 * destination, the node address and port its source. */
-	key = (struct np_flow_key){
-		.client_addr_be = e.in_daddr_be,
-		.peer_addr_be = e.in_saddr_be,
-		.client_port_be = e.in_dport_be,
-		.peer_port_be = e.in_sport_be,
-		.proto = e.in_proto,
-		.dir = NP_FLOW_TO_BACKEND,
-	};
+	key = quoted_flow_key(&e, NP_FLOW_TO_BACKEND);
 	/* An error goes to whoever sent the packet it quotes; one addressed to
 	 * another host is not this reply's. */
 	f = e.daddr_be == e.in_saddr_be ? flow_find(&key, bpf_ktime_get_ns()) : NULL;
@@ -555,14 +564,7 @@ static __always_inline int icmp_egress(struct __sk_buff *skb, const struct pkt4 
 
 	if (!icmp4_error_load(skb, p, &e))
 		return pass(NP_REASON_REPLY_NO_FLOW);
-	key = (struct np_flow_key){
-		.client_addr_be = e.in_saddr_be,
-		.peer_addr_be = e.in_daddr_be,
-		.client_port_be = e.in_sport_be,
-		.peer_port_be = e.in_dport_be,
-		.proto = e.in_proto,
-		.dir = NP_FLOW_TO_CLIENT,
-	};
+	key = quoted_flow_key(&e, NP_FLOW_TO_CLIENT);
 	f = flow_find(&key, bpf_ktime_get_ns());
 	if (!f)
 		return pass(NP_REASON_REPLY_NO_FLOW);

@@ -86,8 +86,8 @@ std::optional<std::string> unreadable_link(const std::string& name) {
     auto type = link_type_of(name);
     if (!type || link_kind_of(*type))
         return std::nullopt;
-    return fmt::format("'{}' is an interface of {}: nodeport's TC programs read an Ethernet header, or none (WireGuard, "
-                       "tun, ipip, GRE, ppp), before IPv4",
+    return fmt::format("'{}' is an interface of {}: nodeport's TC programs read an Ethernet header, or none "
+                       "(WireGuard, tun, ipip, GRE, ppp), before IPv4",
                        name, link_type_name(*type));
 }
 

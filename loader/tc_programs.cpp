@@ -46,6 +46,18 @@ Result<Fd> open_one(const std::filesystem::path& dir, std::string_view name) {
     return fd;
 }
 
+// One build's two programs.
+Result<std::pair<Fd, Fd>> open_pair(const std::filesystem::path& dir, std::string_view ingress,
+                                    std::string_view egress) {
+    auto in = open_one(dir, ingress);
+    if (!in)
+        return std::unexpected(in.error());
+    auto out = open_one(dir, egress);
+    if (!out)
+        return std::unexpected(out.error());
+    return std::pair{std::move(*in), std::move(*out)};
+}
+
 }  // namespace
 
 Result<void> pin_programs(const std::filesystem::path& dir, const ProgramFds& programs) {
@@ -66,22 +78,16 @@ Result<void> pin_programs(const std::filesystem::path& dir, const ProgramFds& pr
 }
 
 Result<PinnedPrograms> open_pinned_programs(const std::filesystem::path& dir) {
-    auto ingress = open_one(dir, ingress_name);
-    if (!ingress)
-        return std::unexpected(ingress.error());
-    auto egress = open_one(dir, egress_name);
-    if (!egress)
-        return std::unexpected(egress.error());
-    PinnedPrograms out{std::move(*ingress), std::move(*egress), Fd(), Fd()};
+    auto ethernet = open_pair(dir, ingress_name, egress_name);
+    if (!ethernet)
+        return std::unexpected(ethernet.error());
+    PinnedPrograms out{std::move(ethernet->first), std::move(ethernet->second), Fd(), Fd()};
     if (pin_dir::exists(pin_path(dir, l3_ingress_name)) || pin_dir::exists(pin_path(dir, l3_egress_name))) {
-        auto l3_ingress = open_one(dir, l3_ingress_name);
-        if (!l3_ingress)
-            return std::unexpected(l3_ingress.error());
-        auto l3_egress = open_one(dir, l3_egress_name);
-        if (!l3_egress)
-            return std::unexpected(l3_egress.error());
-        out.l3_ingress = std::move(*l3_ingress);
-        out.l3_egress = std::move(*l3_egress);
+        auto l3 = open_pair(dir, l3_ingress_name, l3_egress_name);
+        if (!l3)
+            return std::unexpected(l3.error());
+        out.l3_ingress = std::move(l3->first);
+        out.l3_egress = std::move(l3->second);
     }
     return out;
 }

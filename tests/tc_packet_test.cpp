@@ -1215,11 +1215,13 @@ TEST_P(IcmpError, OutboundFromTheNodeOrARouterKeepsItsSource) {
     for (const char* source : {kNode, "10.8.0.1"}) {
         SCOPED_TRACE(source);
         const Bytes in = icmp_error(source, kClient, c.type, c.code, build(at_backend(sent)), c.quote_l4, mtu());
-        expect_icmp_translated(egress(in).out, icmp_error(source, kClient, c.type, c.code, build(sent), c.quote_l4, mtu()));
+        expect_icmp_translated(egress(in).out,
+                               icmp_error(source, kClient, c.type, c.code, build(sent), c.quote_l4, mtu()));
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(TcPacket, IcmpError, icmp_cases, [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(TcPacket, IcmpError, icmp_cases,
+                         [](const auto& info) { return std::string(info.param.name); });
 
 // Errors about no flow pass as they are, both ways: about the node's own
 // connection, about a flow's reply but addressed to another host, about a
@@ -1232,7 +1234,8 @@ TEST_F(TcPacketTest, IcmpWithoutAFlowAndEchoPassUntouched) {
              std::pair{NP_REASON_ICMP_NO_FLOW, icmp_error(kRouter, kNode, kIcmpUnreachable, kCodeFragNeeded,
                                                           build(from_node(from_backend(IPPROTO_TCP, kAck))), 0, 1280)},
              std::pair{NP_REASON_ICMP_NO_FLOW, icmp_error(kRouter, "192.0.2.11", kIcmpUnreachable, 1, reply)},
-             std::pair{NP_REASON_NOT_IPV4_TCP_UDP, build(with(to_node(IPPROTO_UDP), [](Spec& s) { s.proto = IPPROTO_ICMP; }))},
+             std::pair{NP_REASON_NOT_IPV4_TCP_UDP,
+                       build(with(to_node(IPPROTO_UDP), [](Spec& s) { s.proto = IPPROTO_ICMP; }))},
          }) {
         expect_counted_once(why, [&] { EXPECT_EQ(ingress(in).out, in); });
     }
@@ -1451,7 +1454,8 @@ TEST_F(TcPacketTest, L3ProgramsTranslateAPacketWithoutALinkHeader) {
             s.src = kNode;
             s.sport = port;
         });
-        EXPECT_EQ(run(skel_->progs.np_l3_egress, without_ethernet(build(reply))).out, without_ethernet(build(reply_out)));
+        EXPECT_EQ(run(skel_->progs.np_l3_egress, without_ethernet(build(reply))).out,
+                  without_ethernet(build(reply_out)));
         const auto c = port_counts(proto, port);
         ASSERT_TRUE(c);
         EXPECT_EQ(c->to_backend_bytes, build(in).size() - kEth) << "the whole packet is IP: nothing taken off";
