@@ -20,13 +20,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } flows SEC(".maps");
 
+/* Handshakes, apart from `flows` so that a SYN flood evicts only handshakes
+ * (include/nodeport/abi.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, NP_MAX_CLOSED_FLOWS);
+	__uint(max_entries, NP_MAX_HALF_OPEN_FLOWS);
 	__type(key, struct np_flow_key);
-	__type(value, struct np_flow);
+	__type(value, struct np_half_open);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} closed_flows SEC(".maps");
+} half_open_flows SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -66,53 +68,49 @@ struct {
  * line that every CPU handling the flow then has to fetch again. */
 #define NP_FLOW_TOUCH_NS 1000000000ULL
 
+/* A flow key of IPv4 addresses and ports. */
+static __always_inline struct np_flow_key flow_key4(__be32 client_addr_be, __be16 client_port_be,
+						    __be32 peer_addr_be, __be16 peer_port_be, __u8 proto, __u8 dir)
+{
+	return (struct np_flow_key){
+		.client_addr_be = { client_addr_be },
+		.peer_addr_be = { peer_addr_be },
+		.client_port_be = client_port_be,
+		.peer_port_be = peer_port_be,
+		.proto = proto,
+		.dir = dir,
+		.family = NP_FAMILY_IPV4,
+	};
+}
+
 /* Key of the entry an ingress packet (client -> node) would match. */
 static __always_inline struct np_flow_key to_backend_key(const struct pkt4 *p)
 {
-	return (struct np_flow_key){
-		.client_addr_be = p->saddr_be,
-		.peer_addr_be = p->daddr_be,
-		.client_port_be = p->sport_be,
-		.peer_port_be = p->dport_be,
-		.proto = p->proto,
-		.dir = NP_FLOW_TO_BACKEND,
-	};
+	return flow_key4(p->saddr_be, p->sport_be, p->daddr_be, p->dport_be, p->proto, NP_FLOW_TO_BACKEND);
 }
 
 /* Key of the entry an egress reply (backend -> client) would match. */
 static __always_inline struct np_flow_key to_client_key(const struct pkt4 *p)
 {
-	return (struct np_flow_key){
-		.client_addr_be = p->daddr_be,
-		.peer_addr_be = p->saddr_be,
-		.client_port_be = p->dport_be,
-		.peer_port_be = p->sport_be,
-		.proto = p->proto,
-		.dir = NP_FLOW_TO_CLIENT,
-	};
+	return flow_key4(p->daddr_be, p->dport_be, p->saddr_be, p->sport_be, p->proto, NP_FLOW_TO_CLIENT);
 }
 
 /* The other direction's key: this entry's value is that entry's peer. */
 static __always_inline struct np_flow_key partner_key(const struct np_flow_key *key, const struct np_flow *f)
 {
-	return (struct np_flow_key){
-		.client_addr_be = key->client_addr_be,
-		.peer_addr_be = f->addr_be,
-		.client_port_be = key->client_port_be,
-		.peer_port_be = f->port_be,
-		.proto = key->proto,
-		.dir = key->dir == NP_FLOW_TO_BACKEND ? NP_FLOW_TO_CLIENT : NP_FLOW_TO_BACKEND,
-	};
+	return flow_key4(key->client_addr_be[0], key->client_port_be, f->addr_be[0], f->port_be, key->proto,
+			 key->dir == NP_FLOW_TO_BACKEND ? NP_FLOW_TO_CLIENT : NP_FLOW_TO_BACKEND);
 }
 
-/* The other direction's value: this entry's peer, with the same state. */
+/* The other direction's value: this entry's peer, with the same state. The
+ * other side's TCP state is not known here: left unseen (liberal). */
 static __always_inline struct np_flow partner_value(const struct np_flow_key *key, const struct np_flow *f)
 {
 	return (struct np_flow){
-		.addr_be = key->peer_addr_be,
+		.addr_be = { key->peer_addr_be[0] },
 		.port_be = key->peer_port_be,
 		.state = f->state,
-		.fin_seen = f->fin_seen,
+		.family = NP_FAMILY_IPV4,
 		.last_seen_ns = f->last_seen_ns,
 	};
 }
@@ -120,40 +118,46 @@ static __always_inline struct np_flow partner_value(const struct np_flow_key *ke
 /* Which table an entry was found in. Passed as a constant and turned into
  * the map at each helper call: the verifier tracks one map per call site, and
  * comparing map pointers at run time is not something to rely on. */
-enum flow_table { FLOWS_TCP, FLOWS_TCP_CLOSED, FLOWS_UDP };
+enum flow_table { FLOWS_TCP, FLOWS_UDP };
 
 static __always_inline void *flow_map(enum flow_table t)
 {
-	if (t == FLOWS_UDP)
-		return &udp_flows;
-	if (t == FLOWS_TCP_CLOSED)
-		return &closed_flows;
-	return &flows;
+	return t == FLOWS_UDP ? (void *)&udp_flows : (void *)&flows;
 }
 
-/* How long an entry of table `t` in its state lives without a packet (in
- * `closed_flows`: after the close). The fallbacks, used only if the array
- * lookup failed, are the defaults `load` writes. */
-static __always_inline __u64 udp_idle_ns(void)
+static __always_inline const struct np_flow_timeouts *timeouts(void)
 {
 	__u32 zero = 0;
-	const struct np_flow_timeouts *to = bpf_map_lookup_elem(&flow_timeouts, &zero);
+
+	return bpf_map_lookup_elem(&flow_timeouts, &zero);
+}
+
+/* How long an entry of table `t` in its state lives without a packet. The
+ * fallbacks, used only if the array lookup failed, are the defaults `load`
+ * writes. */
+static __always_inline __u64 udp_idle_ns(void)
+{
+	const struct np_flow_timeouts *to = timeouts();
 
 	return to ? to->udp_idle_ns : NP_DEFAULT_UDP_IDLE_S * NSEC_PER_SEC;
 }
 
+static __always_inline __u64 tcp_syn_ns(void)
+{
+	const struct np_flow_timeouts *to = timeouts();
+
+	return to ? to->tcp_syn_ns : NP_DEFAULT_TCP_SYN_S * NSEC_PER_SEC;
+}
+
 static __always_inline __u64 flow_lifetime(enum flow_table t, const struct np_flow *f)
 {
-	__u32 zero = 0;
 	const struct np_flow_timeouts *to;
 
 	if (t == FLOWS_UDP)
 		return udp_idle_ns();
-	to = bpf_map_lookup_elem(&flow_timeouts, &zero);
-	if (t == FLOWS_TCP_CLOSED || f->state == NP_FLOW_FIN_WAIT || f->state == NP_FLOW_PICKED_UP)
+	to = timeouts();
+	if (f->state == NP_FLOW_FIN_WAIT || f->state == NP_FLOW_PICKED_UP)
 		return to ? to->tcp_closing_ns : NP_DEFAULT_TCP_CLOSING_S * NSEC_PER_SEC;
-	if (f->state == NP_FLOW_SYN_SENT)
-		return to ? to->tcp_syn_ns : NP_DEFAULT_TCP_SYN_S * NSEC_PER_SEC;
 	return to ? to->tcp_established_ns : NP_DEFAULT_TCP_ESTABLISHED_S * NSEC_PER_SEC;
 }
 
@@ -165,38 +169,57 @@ static __always_inline bool flow_expired(enum flow_table t, const struct np_flow
 	return now > f->last_seen_ns + flow_lifetime(t, f);
 }
 
-/* The live entry under `key`, from the table that keeps its kind of flow
- * (TCP: `flows`, then `closed_flows`; UDP: `udp_flows`), or NULL when there is
- * none or it expired. For packets that only read a flow's translation and
- * change nothing about it (ICMP errors): the one place that knows which
- * tables to look in. */
-static __always_inline const struct np_flow *flow_find(const struct np_flow_key *key, __u64 now)
+static __always_inline bool half_open_expired(const struct np_half_open *h, __u64 now)
 {
-	const struct np_flow *f;
-
-	if (key->proto == IPPROTO_UDP) {
-		f = bpf_map_lookup_elem(&udp_flows, key);
-		return f && !flow_expired(FLOWS_UDP, f, now) ? f : NULL;
-	}
-	f = bpf_map_lookup_elem(&flows, key);
-	if (f)
-		return flow_expired(FLOWS_TCP, f, now) ? NULL : f;
-	f = bpf_map_lookup_elem(&closed_flows, key);
-	return f && !flow_expired(FLOWS_TCP_CLOSED, f, now) ? f : NULL;
+	return now > h->last_seen_ns + tcp_syn_ns();
 }
 
-/* Writes both entries of a flow: `key` -> `f` and its partner. The partner
- * first: when `key` is the forward entry, a forward entry without its reply
- * entry would send traffic whose replies leave untranslated. */
-static __always_inline bool flow_pair_put(enum flow_table t, const struct np_flow_key *key, const struct np_flow *f)
+/* The translation of the live entry under `key`, from the table that keeps
+ * its kind of flow (TCP: `flows`, then, for a reply, `half_open_flows`; UDP:
+ * `udp_flows`); false when there is none or it expired. For packets that only
+ * read a flow's translation and change nothing about it (ICMP errors): the
+ * one place that knows which tables to look in. */
+static __always_inline bool flow_find(const struct np_flow_key *key, __u64 now, __be32 *addr_be, __be16 *port_be)
+{
+	const struct np_half_open *h;
+	const struct np_flow *f;
+
+	f = bpf_map_lookup_elem(key->proto == IPPROTO_UDP ? (void *)&udp_flows : (void *)&flows, key);
+	if (f && !flow_expired(key->proto == IPPROTO_UDP ? FLOWS_UDP : FLOWS_TCP, f, now)) {
+		*addr_be = f->addr_be[0];
+		*port_be = f->port_be;
+		return true;
+	}
+	if (key->proto != IPPROTO_TCP || key->dir != NP_FLOW_TO_CLIENT)
+		return false;
+	h = bpf_map_lookup_elem(&half_open_flows, key);
+	if (!h || half_open_expired(h, now))
+		return false;
+	*addr_be = h->node_addr_be[0];
+	*port_be = h->node_port_be;
+	return true;
+}
+
+/* Writes both entries of a flow: `key` -> `f` and `other` under its partner
+ * key. The partner first: when `key` is the forward entry, a forward entry
+ * without its reply entry would send traffic whose replies leave
+ * untranslated. */
+static __always_inline bool flow_pair_put_both(enum flow_table t, const struct np_flow_key *key,
+					       const struct np_flow *f, const struct np_flow *other)
 {
 	void *map = flow_map(t);
 	struct np_flow_key other_key = partner_key(key, f);
-	struct np_flow other = partner_value(key, f);
 
-	if (bpf_map_update_elem(map, &other_key, &other, BPF_ANY))
+	if (bpf_map_update_elem(map, &other_key, other, BPF_ANY))
 		return false;
 	return bpf_map_update_elem(map, key, f, BPF_ANY) == 0;
+}
+
+static __always_inline bool flow_pair_put(enum flow_table t, const struct np_flow_key *key, const struct np_flow *f)
+{
+	struct np_flow other = partner_value(key, f);
+
+	return flow_pair_put_both(t, key, f, &other);
 }
 
 /* Deletes both entries of the flow whose entry `key` holds `f` (a copy: the
@@ -235,13 +258,84 @@ static __always_inline void flow_touch(enum flow_table t, const struct np_flow_k
 	bpf_map_update_elem(map, &other_key, &rebuilt, BPF_NOEXIST);
 }
 
-/* Sets the state of both entries of a live TCP flow. Byte stores: the state
- * shares a word with fin_seen, which only flow_add_fin() writes. */
-static __always_inline void flow_set_state(const struct np_flow_key *key, struct np_flow *f, __u8 state, __u64 now)
+/* ---- TCP sequence tracking ----
+ * Each entry keeps the state of the side whose packets it matches
+ * (np_tcp_side, include/nodeport/abi.h). Sequence numbers compare in
+ * serial-number arithmetic (RFC 1982): they wrap. */
+static __always_inline bool seq_before(__u32 a, __u32 b)
 {
-	struct np_flow_key other_key = partner_key(key, f);
-	struct np_flow *other = bpf_map_lookup_elem(&flows, &other_key);
+	return (__s32)(a - b) < 0;
+}
 
+/* The sequence number after this segment: SYN and FIN count one. */
+static __always_inline __u32 seg_end(const struct pkt4 *p)
+{
+	return p->seq + p->seg_len + !!(p->tcp_flags & NP_TCP_SYN) + !!(p->tcp_flags & NP_TCP_FIN);
+}
+
+/* The side a SYN (or SYN-ACK) starts. */
+static __always_inline struct np_tcp_side side_of_syn(const struct pkt4 *p)
+{
+	bool acks = p->tcp_flags & NP_TCP_ACK;
+
+	return (struct np_tcp_side){
+		.isn = p->seq,
+		.seq_end = seg_end(p),
+		.ack = acks ? p->ack_seq : 0,
+		.flags = NP_SIDE_SEEN | (acks ? NP_SIDE_ACK_SEEN : 0),
+	};
+}
+
+/* Notes what a packet of this side says: the end of what it sent, the
+ * highest acknowledgement, its FIN. Written only when something grew, and
+ * the flags with an atomic OR (flags are read by the other direction's CPU). */
+static __always_inline void side_note(struct np_tcp_side *s, const struct pkt4 *p)
+{
+	__u32 end = seg_end(p), want = NP_SIDE_SEEN;
+
+	if (!(s->flags & NP_SIDE_SEEN) || seq_before(s->seq_end, end))
+		s->seq_end = end;
+	if (p->tcp_flags & NP_TCP_ACK) {
+		want |= NP_SIDE_ACK_SEEN;
+		if (!(s->flags & NP_SIDE_ACK_SEEN) || seq_before(s->ack, p->ack_seq))
+			s->ack = p->ack_seq;
+	}
+	if (p->tcp_flags & NP_TCP_FIN)
+		want |= NP_SIDE_FIN;
+	if ((s->flags & want) != want)
+		__sync_fetch_and_or(&s->flags, want);
+}
+
+enum rst_verdict {
+	RST_ENDS,    /* ends the flow; translated */
+	RST_PASSES,  /* in the window, not at its edge: translated, the flow kept */
+	RST_INVALID, /* outside: passed untranslated, the flow kept */
+};
+
+/* An RST from side `s` to side `r` (NULL: that entry is gone). As a Linux
+ * receiver does (RFC 5961 3.2), only an RST at the edge of the window ends
+ * the connection: the next sequence number the receiver expects (its ack),
+ * or the next one the sender would send (an RST after data in flight).
+ * One inside the window is passed on, and the receiver answers it with a
+ * challenge ACK, which the real sender answers with an RST at the edge. One
+ * outside the window is conntrack's INVALID: a blind RST. While either side's
+ * numbers are unknown (a picked-up or migrated flow before both sides sent),
+ * any RST ends the flow, as with nf_conntrack_tcp_be_liberal. */
+static __always_inline enum rst_verdict rst_check(const struct np_tcp_side *s, const struct np_tcp_side *r,
+						  const struct pkt4 *p)
+{
+	if (!r || !(r->flags & NP_SIDE_ACK_SEEN) || !(s->flags & NP_SIDE_SEEN))
+		return RST_ENDS;
+	if (p->seq == r->ack || p->seq == s->seq_end)
+		return RST_ENDS;
+	if (seq_before(r->ack, p->seq) && seq_before(p->seq, s->seq_end))
+		return RST_PASSES;
+	return RST_INVALID;
+}
+
+/* Sets the state of both entries of a live TCP flow. */
+static __always_inline void flow_set_state(struct np_flow *f, struct np_flow *other, __u8 state, __u64 now)
+{
 	f->state = state;
 	f->last_seen_ns = now;
 	if (other) {
@@ -250,102 +344,91 @@ static __always_inline void flow_set_state(const struct np_flow_key *key, struct
 	}
 }
 
-/* The word of an entry that holds port_be, state and fin_seen. */
-union np_flow_word {
-	__u32 word;
-	struct {
-		__be16 port_be;
-		__u8 state;
-		__u8 fin_seen;
-	};
-};
-
-/* Notes a FIN from `fin_from` and returns every side's FIN seen so far. The
- * bits count in the forward entry, OR-ed in atomically: the two FINs of a
- * close often cross on two CPUs, and with a plain read-modify-write each
- * would keep only its own bit, leaving the flow half closed for good (448 of
- * 200,000 connections did). */
-static __always_inline __u8 flow_add_fin(const struct np_flow_key *key, struct np_flow *f, __u8 fin_from)
+/* A packet of a closing flow (a FIN passed, or this is one): true when it is
+ * the final ACK, the acknowledgement of the last FIN after both sides sent
+ * theirs and one acknowledged the other's. That ends the flow at once: no
+ * TIME_WAIT table, and nothing of it left in `flows` to push out a live
+ * connection. Each side notes its own acknowledgement of the other's FIN with
+ * an atomic OR and then reads the other's: of two final ACKs crossing on two
+ * CPUs, at least one sees both. */
+static __always_inline bool tcp_closing(const struct np_flow_key *key, struct np_flow *f, const struct pkt4 *p,
+					__u64 now)
 {
-	struct np_flow_key fwd_key;
-	struct np_flow *fwd = f;
-	union np_flow_word bit = { .fin_seen = fin_from }, old;
+	struct np_flow_key other_key = partner_key(key, f);
+	struct np_flow *other = bpf_map_lookup_elem(&flows, &other_key);
 
-	if (key->dir != NP_FLOW_TO_BACKEND) {
-		fwd_key = partner_key(key, f);
-		fwd = bpf_map_lookup_elem(&flows, &fwd_key);
-		if (!fwd)
-			return fin_from;
-	}
-	old.word = __sync_fetch_and_or((__u32 *)&fwd->port_be, bit.word);
-	return old.fin_seen | fin_from;
+	if (f->state != NP_FLOW_FIN_WAIT)
+		flow_set_state(f, other, NP_FLOW_FIN_WAIT, now);
+	if (!other || !(p->tcp_flags & NP_TCP_ACK) || !(other->tcp.flags & NP_SIDE_FIN) ||
+	    seq_before(p->ack_seq, other->tcp.seq_end))
+		return false;
+	__sync_fetch_and_or(&f->tcp.flags, NP_SIDE_FIN_ACKED);
+	return (f->tcp.flags & NP_SIDE_FIN) && (other->tcp.flags & NP_SIDE_FIN_ACKED);
 }
 
 /* The TCP state machine, for a packet that is not a SYN and matched the live
- * entry `f` under `key`. `fin_from` says which side sent it. The caller has
- * copied the translation out of `f`: the entry may be gone afterwards.
- *  - RST: the connection is over; both entries go at once.
- *  - FIN: noted per side; FIN from both sides moves the flow to
- *    `closed_flows` (TIME_WAIT) where it lives tcp_closing_ns, not longer,
- *    and never pushes out a live flow. It must live on: both sides may have
- *    closed at once, and then each still sends an ACK, which only sequence
- *    numbers (not kept here) could tell from a final one.
- *  - the client's first packet after its SYN: the handshake is done (OPEN);
- *    from now on a SYN-ACK on this tuple is not ours to translate. */
-static __always_inline void tcp_track(const struct np_flow_key *key, struct np_flow *f, const struct pkt4 *p,
-				      __u8 fin_from, __u64 now)
+ * entry `f` of `flows` under `key`. The caller has copied the translation out
+ * of `f`: the entry may be gone afterwards. False: the packet is outside the
+ * window (a blind RST) and passes untranslated, changing nothing.
+ *  - RST: rst_check() decides; one that ends the flow deletes both entries.
+ *  - FIN and what follows it: tcp_closing(); the final ACK deletes both.
+ *  - anything else notes the sender's numbers and refreshes the flow. */
+static __always_inline bool tcp_track(const struct np_flow_key *key, struct np_flow *f, const struct pkt4 *p,
+				      __u64 now)
 {
 	if (p->tcp_flags & NP_TCP_RST) {
-		flow_pair_delete(FLOWS_TCP, key, *f);
-		return;
+		struct np_flow_key other_key = partner_key(key, f);
+		struct np_flow *other = bpf_map_lookup_elem(&flows, &other_key);
+		enum rst_verdict v = rst_check(&f->tcp, other ? &other->tcp : NULL, p);
+
+		if (v == RST_ENDS)
+			flow_pair_delete(FLOWS_TCP, key, *f);
+		return v != RST_INVALID;
 	}
-	if (p->tcp_flags & NP_TCP_FIN) {
-		__u8 fin_seen = flow_add_fin(key, f, fin_from);
-
-		if (fin_seen == (NP_FIN_FROM_CLIENT | NP_FIN_FROM_BACKEND)) {
-			struct np_flow closed = *f;
-
-			closed.state = NP_FLOW_TIME_WAIT;
-			closed.fin_seen = fin_seen;
-			closed.last_seen_ns = now;
-			/* Inserted before the live pair goes, so a packet on
-			 * another CPU finds one or the other. */
-			if (flow_pair_put(FLOWS_TCP_CLOSED, key, &closed))
-				flow_pair_delete(FLOWS_TCP, key, closed);
-			return;
+	side_note(&f->tcp, p);
+	if ((p->tcp_flags & NP_TCP_FIN) || f->state == NP_FLOW_FIN_WAIT) {
+		if (tcp_closing(key, f, p, now)) {
+			flow_pair_delete(FLOWS_TCP, key, *f);
+			return true;
 		}
-		if (f->state != NP_FLOW_FIN_WAIT)
-			flow_set_state(key, f, NP_FLOW_FIN_WAIT, now);
-		return;
-	}
-	if (f->state == NP_FLOW_SYN_SENT && fin_from == NP_FIN_FROM_CLIENT) {
-		flow_set_state(key, f, NP_FLOW_OPEN, now);
-		return;
 	}
 	flow_touch(FLOWS_TCP, key, f, now);
+	return true;
+}
+
+/* True when the reply key of a new flow belongs to another live flow (the
+ * same client addr/port reaching the same backend through another node
+ * address or port): the replies of the two could not be told apart, so the
+ * second is not translated. */
+static __always_inline bool reply_key_taken(enum flow_table t, const struct np_flow_key *rev_key, const struct pkt4 *p,
+					    __u64 now)
+{
+	const struct np_flow *old = bpf_map_lookup_elem(flow_map(t), rev_key);
+
+	return old && !flow_expired(t, old, now) && (old->addr_be[0] != p->daddr_be || old->port_be != p->dport_be);
 }
 
 /* Records a new flow in table `t` (FLOWS_TCP or FLOWS_UDP): the client in
- * `p` sent to the node address/port in `p`, and goes to the backend.
- * Returns false, recording nothing and saying why, when another live flow
- * already uses the reply key (the same client addr/port reaching the same
- * backend through another node address or port: the replies of the two could
- * not be told apart, so the second is not translated), or when the table
+ * `p` sent to the node address/port in `p`, and goes to the backend; `side`
+ * is the client's TCP state. Returns false, recording nothing and saying why,
+ * when another live flow already uses the reply key, or when the table
  * refuses the write. */
 static __always_inline bool flow_create(enum flow_table t, const struct pkt4 *p, __be32 backend_addr_be,
-					__be16 backend_port_be, __u8 state, __u64 now, enum np_reason *why)
+					__be16 backend_port_be, __u8 state, const struct np_tcp_side *side, __u64 now,
+					enum np_reason *why)
 {
 	struct np_flow_key fwd_key = to_backend_key(p);
 	struct np_flow fwd = {
-		.addr_be = backend_addr_be,
+		.addr_be = { backend_addr_be },
 		.port_be = backend_port_be,
 		.state = state,
+		.family = NP_FAMILY_IPV4,
 		.last_seen_ns = now,
+		.tcp = *side,
 	};
 	struct np_flow_key rev_key = partner_key(&fwd_key, &fwd);
-	struct np_flow *old = bpf_map_lookup_elem(flow_map(t), &rev_key);
 
-	if (old && !flow_expired(t, old, now) && (old->addr_be != p->daddr_be || old->port_be != p->dport_be)) {
+	if (reply_key_taken(t, &rev_key, p, now)) {
 		*why = NP_REASON_FLOW_CONFLICT;
 		return false;
 	}

@@ -53,6 +53,10 @@ struct pkt4 {
 	__be16 ip_id_be;        /* the IP id: set for fragments only */
 	__u8 first_fragment;    /* the first of several fragments (MF set, offset 0) */
 	__u8 l2_hlen;           /* bytes before the IPv4 header: NP_ETH_HLEN, or 0 on an L3 interface */
+	/* TCP only, host order: what sequence tracking (flows.bpf.h) reads */
+	__u32 seq;              /* the segment's sequence number */
+	__u32 ack_seq;          /* its acknowledgement number (meaningful with NP_TCP_ACK) */
+	__u32 seg_len;          /* payload bytes: all of a GRO or GSO skb's segments */
 };
 
 /* What parse_pkt4 found. */
@@ -139,6 +143,9 @@ static __always_inline enum pkt4_kind parse_pkt4(struct __sk_buff *skb, __u32 l2
 	p->ip_csum = iph->check;
 	p->proto = iph->protocol;
 	p->tcp_flags = 0;
+	p->seq = 0;
+	p->ack_seq = 0;
+	p->seg_len = 0;
 	p->first_fragment = 0;
 	if (iph->frag_off & bpf_htons(NP_IP_MF | NP_IP_OFFSET)) {
 		*why = NP_REASON_FRAGMENT;
@@ -163,6 +170,13 @@ static __always_inline enum pkt4_kind parse_pkt4(struct __sk_buff *skb, __u32 l2
 		p->sport_be = tcp->source;
 		p->dport_be = tcp->dest;
 		p->tcp_flags = ((__u8 *)tcp)[13];
+		p->seq = bpf_ntohl(tcp->seq);
+		p->ack_seq = bpf_ntohl(tcp->ack_seq);
+		/* From the skb's length, not tot_len: a BIG TCP GRO skb has
+		 * tot_len 0. Clamped, so a header longer than the skb says
+		 * nothing odd. */
+		l4_len = l2_hlen + NP_L4_OFF + tcp->doff * 4;
+		p->seg_len = skb->len > l4_len ? skb->len - l4_len : 0;
 	} else {
 		struct udphdr *udp = data + l2_hlen + NP_L4_OFF;
 

@@ -80,14 +80,7 @@ static __always_inline void note_node_udp(const struct pkt4 *p)
 
 	if (!lookup_port(IPPROTO_UDP, p->sport_be))
 		return;
-	key = (struct np_flow_key){
-		.client_addr_be = p->daddr_be,
-		.peer_addr_be = p->saddr_be,
-		.client_port_be = p->dport_be,
-		.peer_port_be = p->sport_be,
-		.proto = IPPROTO_UDP,
-		.dir = NP_FLOW_TO_BACKEND,
-	};
+	key = flow_key4(p->daddr_be, p->dport_be, p->saddr_be, p->sport_be, IPPROTO_UDP, NP_FLOW_TO_BACKEND);
 	now = bpf_ktime_get_ns();
 	sent_ns = bpf_map_lookup_elem(&node_udp, &key);
 	if (sent_ns && now < *sent_ns + NP_FLOW_TOUCH_NS)
@@ -171,33 +164,74 @@ static __always_inline bool current_backend(const struct pkt4 *p, __be32 *addr_b
 	return be && read_backend4(be, addr_be, port_be);
 }
 
-/* A TCP SYN is always decided from the current map, whatever the table holds
- * for its tuple: a SYN means the client has no connection there any more (a
- * retransmitted one still gets the backend the map gives now, which answers
- * it). The flow recorded for the tuple, open, half-open or closed, is
- * dropped first, so when the port is no longer mapped this SYN and the rest
- * of its connection pass untouched to whatever else serves the port: a
- * server on the node, an iptables rule. */
+/* The `half_open_flows` key of a client's handshake with backend
+ * `addr_be`:`port_be`: the key of the backend's SYN-ACK. */
+static __always_inline struct np_flow_key half_open_key(const struct pkt4 *p, __be32 addr_be, __be16 port_be)
+{
+	return flow_key4(p->saddr_be, p->sport_be, addr_be, port_be, IPPROTO_TCP, NP_FLOW_TO_CLIENT);
+}
+
+/* A live handshake `h` that the client's packet `p` belongs to: to the same
+ * node address and port. */
+static __always_inline bool handshake_of(const struct np_half_open *h, const struct pkt4 *p, __u64 now)
+{
+	return h && !half_open_expired(h, now) && h->node_addr_be[0] == p->daddr_be && h->node_port_be == p->dport_be;
+}
+
+/* A client's TCP SYN. On a live connection it changes nothing, whatever its
+ * sequence number: it goes to that connection's backend, which answers with
+ * a challenge ACK (RFC 5961 4.2) that the real client, should it have lost
+ * the connection, answers with an RST at the edge of the window, which ends
+ * the flow; its next SYN then starts a new one. So neither a blind SYN nor a
+ * SYN flood on an established tuple can end a connection (conntrack ignores
+ * such a SYN, sIG, and keeps translating). A picked-up flow (its numbers only
+ * half known) and an expired one are dropped, as is every flow before ABI 3.
+ * Otherwise the SYN is decided from the current map: a retransmitted SYN (the
+ * same ISN) keeps its handshake, any other starts one in `half_open_flows`.
+ * When the port is no longer mapped, the SYN and the rest of its connection
+ * pass untouched to whatever else serves the port: a server on the node, an
+ * iptables rule. */
 static __always_inline int tcp_syn_ingress(struct __sk_buff *skb, const struct pkt4 *p,
 					   const struct np_flow_key *key)
 {
 	__u64 now = bpf_ktime_get_ns();
+	struct np_half_open *h, handshake;
+	struct np_flow_key hkey;
 	enum np_reason why;
 	__be32 addr_be;
 	__be16 port_be;
 	struct np_flow *f;
 
 	f = bpf_map_lookup_elem(&flows, key);
-	if (f)
+	if (f) {
+		if (!flow_expired(FLOWS_TCP, f, now) && f->state != NP_FLOW_PICKED_UP &&
+		    (f->tcp.flags & NP_SIDE_SEEN)) {
+			addr_be = f->addr_be[0];
+			port_be = f->port_be;
+			return to_backend(skb, p, addr_be, port_be, false);
+		}
 		flow_pair_delete(FLOWS_TCP, key, *f);
-	f = bpf_map_lookup_elem(&closed_flows, key);
-	if (f)
-		flow_pair_delete(FLOWS_TCP_CLOSED, key, *f);
+	}
 
 	if (!current_backend(p, &addr_be, &port_be, &why))
 		return pass(why);
-	if (!flow_create(FLOWS_TCP, p, addr_be, port_be, NP_FLOW_SYN_SENT, now, &why))
-		return pass(why);
+	hkey = half_open_key(p, addr_be, port_be);
+	h = bpf_map_lookup_elem(&half_open_flows, &hkey);
+	if (handshake_of(h, p, now) && h->client.isn == p->seq)
+		return to_backend(skb, p, addr_be, port_be, false);
+	if (reply_key_taken(FLOWS_TCP, &hkey, p, now) ||
+	    (h && !half_open_expired(h, now) && !handshake_of(h, p, now)))
+		return pass(NP_REASON_FLOW_CONFLICT);
+	handshake = (struct np_half_open){
+		.node_addr_be = { p->daddr_be },
+		.node_port_be = p->dport_be,
+		.state = NP_FLOW_SYN_SENT,
+		.family = NP_FAMILY_IPV4,
+		.last_seen_ns = now,
+		.client = side_of_syn(p),
+	};
+	if (bpf_map_update_elem(&half_open_flows, &hkey, &handshake, BPF_ANY))
+		return pass(NP_REASON_FLOW_TABLE_FULL);
 	return to_backend(skb, p, addr_be, port_be, true);
 }
 
@@ -223,39 +257,118 @@ static __always_inline bool tcp_owned_by_node(struct __sk_buff *skb, const struc
 	return owned;
 }
 
+/* The client's side as one segment shows it. */
+static __always_inline struct np_tcp_side side_of_segment(const struct pkt4 *p)
+{
+	bool acks = p->tcp_flags & NP_TCP_ACK;
+
+	return (struct np_tcp_side){
+		.seq_end = seg_end(p),
+		.ack = acks ? p->ack_seq : 0,
+		.flags = NP_SIDE_SEEN | (acks ? NP_SIDE_ACK_SEEN : 0),
+	};
+}
+
+/* A client's packet of the handshake `h` (under `hkey`) to backend
+ * `addr_be`:`port_be`. Its ACK of the SYN-ACK (or any ACK, when no SYN-ACK
+ * passed this build) makes the connection established: both entries go to
+ * `flows` with each side's numbers, and the handshake goes. An RST ends the
+ * handshake only with the sequence number after the SYN. */
+static __always_inline int tcp_handshake_ingress(struct __sk_buff *skb, const struct pkt4 *p,
+						 const struct np_flow_key *hkey, struct np_half_open *h,
+						 __be32 addr_be, __be16 port_be, __u64 now)
+{
+	struct np_flow_key fwd_key;
+	struct np_flow fwd, rev;
+
+	if (p->tcp_flags & NP_TCP_RST) {
+		if ((h->client.flags & NP_SIDE_SEEN) && p->seq != h->client.seq_end)
+			return pass(NP_REASON_TCP_OUT_OF_WINDOW);
+		bpf_map_delete_elem(&half_open_flows, hkey);
+		return to_backend(skb, p, addr_be, port_be, false);
+	}
+	if (!(p->tcp_flags & NP_TCP_ACK) ||
+	    ((h->backend.flags & NP_SIDE_SEEN) && seq_before(p->ack_seq, h->backend.seq_end)))
+		return to_backend(skb, p, addr_be, port_be, false);
+	fwd_key = to_backend_key(p);
+	fwd = (struct np_flow){
+		.addr_be = { addr_be },
+		.port_be = port_be,
+		.state = NP_FLOW_OPEN,
+		.family = NP_FAMILY_IPV4,
+		.last_seen_ns = now,
+		.tcp = side_of_segment(p),
+	};
+	fwd.tcp.isn = h->client.isn;
+	rev = (struct np_flow){
+		.addr_be = { p->daddr_be },
+		.port_be = p->dport_be,
+		.state = NP_FLOW_OPEN,
+		.family = NP_FAMILY_IPV4,
+		.last_seen_ns = now,
+		.tcp = h->backend,
+	};
+	/* Written before the handshake goes, so a packet on another CPU finds
+	 * one or the other; should `flows` refuse, the handshake stays. */
+	if (flow_pair_put_both(FLOWS_TCP, &fwd_key, &fwd, &rev))
+		bpf_map_delete_elem(&half_open_flows, hkey);
+	return to_backend(skb, p, addr_be, port_be, false);
+}
+
 /* A mid-stream TCP segment that matches no flow: the flow was lost (flushed
- * with `nodeport flows --flush`, evicted, expired while idle, dropped by a
- * blind RST, or never seen by this build). Like conntrack with
+ * with `nodeport flows --flush`, evicted, expired while idle, dropped by an
+ * RST, or never seen by this build). Like conntrack with
  * nf_conntrack_tcp_loose=1 (the default), a plain segment (ACK, no SYN, FIN
  * or RST) to a node address and a mapped port that no socket of the node
- * owns picks the connection up, to the port's current backend: the same
- * sandbox goes on serving it. After a remap the new backend has no such
- * connection and resets it, as it would behind conntrack. Anything else is
- * the node's (NOT_FLOW_START). A picked-up flow idles out after
- * tcp_closing_ns, not the established lifetime: the segment may be the late
- * ACK of a connection long closed (its closed flow evicted by churn), which
- * a TIME_WAIT socket answers, and must not leave an entry for hours. */
-static __always_inline int tcp_pick_up(struct __sk_buff *skb, const struct pkt4 *p)
+ * owns picks the connection up, to the port's current backend
+ * (`addr_be`:`port_be`): the same sandbox goes on serving it. After a remap
+ * the new backend has no such connection and resets it, as it would behind
+ * conntrack. Anything else is the node's (NOT_FLOW_START). A picked-up flow
+ * idles out after tcp_closing_ns, not the established lifetime: the segment
+ * may be the late ACK of a connection long closed, which a TIME_WAIT socket
+ * answers, and must not leave an entry for hours. Its backend's numbers are
+ * unknown until the backend sends: until then an RST ends it whatever its
+ * sequence number (conntrack's be_liberal). */
+static __always_inline int tcp_pick_up(struct __sk_buff *skb, const struct pkt4 *p, __be32 addr_be, __be16 port_be,
+				       __u64 now)
 {
+	struct np_tcp_side side;
 	enum np_reason why;
-	__be32 addr_be;
-	__be16 port_be;
 
 	if ((p->tcp_flags & (NP_TCP_SYN | NP_TCP_FIN | NP_TCP_RST | NP_TCP_ACK)) != NP_TCP_ACK)
 		return pass(NP_REASON_NOT_FLOW_START);
-	/* The map before the socket lookup: the node's own traffic to
-	 * unmapped ports (ssh, ...) pays no socket lookup. */
-	if (!current_backend(p, &addr_be, &port_be, &why) || tcp_owned_by_node(skb, p))
+	if (tcp_owned_by_node(skb, p))
 		return pass(NP_REASON_NOT_FLOW_START);
-	if (!flow_create(FLOWS_TCP, p, addr_be, port_be, NP_FLOW_PICKED_UP, bpf_ktime_get_ns(), &why))
+	side = side_of_segment(p);
+	if (!flow_create(FLOWS_TCP, p, addr_be, port_be, NP_FLOW_PICKED_UP, &side, now, &why))
 		return pass(why);
 	return to_backend(skb, p, addr_be, port_be, true);
 }
 
+/* A client's TCP segment, not a SYN, with no live flow in `flows`: a packet
+ * of its handshake, or one to pick up. The map first: the node's own traffic
+ * to unmapped ports (ssh, ...) pays no more lookups. */
+static __always_inline int tcp_no_flow(struct __sk_buff *skb, const struct pkt4 *p, __u64 now)
+{
+	struct np_flow_key hkey;
+	struct np_half_open *h;
+	enum np_reason why;
+	__be32 addr_be;
+	__be16 port_be;
+
+	if (!current_backend(p, &addr_be, &port_be, &why))
+		return pass(NP_REASON_NOT_FLOW_START);
+	hkey = half_open_key(p, addr_be, port_be);
+	h = bpf_map_lookup_elem(&half_open_flows, &hkey);
+	if (handshake_of(h, p, now))
+		return tcp_handshake_ingress(skb, p, &hkey, h, addr_be, port_be, now);
+	return tcp_pick_up(skb, p, addr_be, port_be, now);
+}
+
 /* Client -> node, TCP. Live flows keep their backend when the port is
- * remapped (an established connection stays on its sandbox); closed ones
- * only carry the last packets of their close. The clock is read only once a
- * flow matched: the node's own traffic pays one lookup per packet. */
+ * remapped (an established connection stays on its sandbox). The clock is
+ * read only once a flow matched: the node's own traffic pays one lookup per
+ * packet. */
 static __always_inline int tcp_ingress(struct __sk_buff *skb, const struct pkt4 *p)
 {
 	struct np_flow_key key = to_backend_key(p);
@@ -266,27 +379,17 @@ static __always_inline int tcp_ingress(struct __sk_buff *skb, const struct pkt4 
 		return tcp_syn_ingress(skb, p, &key);
 
 	f = bpf_map_lookup_elem(&flows, &key);
-	if (f) {
-		now = bpf_ktime_get_ns();
-		/* An idle connection outlived its flow: picked up again. */
-		if (flow_expired(FLOWS_TCP, f, now))
-			return tcp_pick_up(skb, p);
-		__be32 addr_be = f->addr_be;
-		__be16 port_be = f->port_be;
-
-		tcp_track(&key, f, p, NP_FIN_FROM_CLIENT, now);
-		return to_backend(skb, p, addr_be, port_be, false);
-	}
-	f = bpf_map_lookup_elem(&closed_flows, &key);
 	if (!f)
-		return tcp_pick_up(skb, p);
-	if (flow_expired(FLOWS_TCP_CLOSED, f, bpf_ktime_get_ns()))
-		return pass(NP_REASON_FLOW_EXPIRED);
-	__be32 addr_be = f->addr_be;
+		return tcp_no_flow(skb, p, bpf_ktime_get_ns());
+	now = bpf_ktime_get_ns();
+	/* An idle connection outlived its flow: picked up again. */
+	if (flow_expired(FLOWS_TCP, f, now))
+		return tcp_no_flow(skb, p, now);
+	__be32 addr_be = f->addr_be[0];
 	__be16 port_be = f->port_be;
 
-	if (p->tcp_flags & NP_TCP_RST)
-		flow_pair_delete(FLOWS_TCP_CLOSED, &key, *f);
+	if (!tcp_track(&key, f, p, now))
+		return pass(NP_REASON_TCP_OUT_OF_WINDOW);
 	return to_backend(skb, p, addr_be, port_be, false);
 }
 
@@ -298,6 +401,7 @@ static __always_inline int tcp_ingress(struct __sk_buff *skb, const struct pkt4 
  * entries. */
 static __always_inline int udp_ingress(struct __sk_buff *skb, const struct pkt4 *p)
 {
+	const struct np_tcp_side no_tcp = {};
 	struct np_flow_key key = to_backend_key(p);
 	__u64 now = bpf_ktime_get_ns();
 	enum np_reason why;
@@ -309,7 +413,7 @@ static __always_inline int udp_ingress(struct __sk_buff *skb, const struct pkt4 
 	if (f) {
 		const struct np_backend *be = lookup_port(p->proto, p->dport_be);
 
-		if (be && read_backend4(be, &addr_be, &port_be) && addr_be == f->addr_be &&
+		if (be && read_backend4(be, &addr_be, &port_be) && addr_be == f->addr_be[0] &&
 		    port_be == f->port_be && !flow_expired(FLOWS_UDP, f, now)) {
 			flow_touch(FLOWS_UDP, &key, f, now);
 			return to_backend(skb, p, addr_be, port_be, false);
@@ -321,7 +425,7 @@ static __always_inline int udp_ingress(struct __sk_buff *skb, const struct pkt4 
 		return pass(why);
 	if (udp_answers_node(skb, p, &key, now))
 		return pass(NP_REASON_UDP_ANSWERS_NODE);
-	if (!flow_create(FLOWS_UDP, p, addr_be, port_be, NP_FLOW_OPEN, now, &why))
+	if (!flow_create(FLOWS_UDP, p, addr_be, port_be, NP_FLOW_OPEN, &no_tcp, now, &why))
 		return pass(why);
 	return to_backend(skb, p, addr_be, port_be, true);
 }
@@ -332,16 +436,9 @@ static __always_inline int udp_ingress(struct __sk_buff *skb, const struct pkt4 
  * backend got it (the client is its source). */
 static __always_inline struct np_flow_key quoted_flow_key(const struct icmp4_err *e, __u8 dir)
 {
-	bool client_is_source = dir == NP_FLOW_TO_CLIENT;
-
-	return (struct np_flow_key){
-		.client_addr_be = client_is_source ? e->in_saddr_be : e->in_daddr_be,
-		.peer_addr_be = client_is_source ? e->in_daddr_be : e->in_saddr_be,
-		.client_port_be = client_is_source ? e->in_sport_be : e->in_dport_be,
-		.peer_port_be = client_is_source ? e->in_dport_be : e->in_sport_be,
-		.proto = e->in_proto,
-		.dir = dir,
-	};
+	if (dir == NP_FLOW_TO_CLIENT)
+		return flow_key4(e->in_saddr_be, e->in_sport_be, e->in_daddr_be, e->in_dport_be, e->in_proto, dir);
+	return flow_key4(e->in_daddr_be, e->in_dport_be, e->in_saddr_be, e->in_sport_be, e->in_proto, dir);
 }
 
 /* An ICMP error from outside about a packet the node sent for a flow: a
@@ -356,7 +453,6 @@ static __always_inline struct np_flow_key quoted_flow_key(const struct icmp4_err
 static __always_inline int icmp_ingress(struct __sk_buff *skb, const struct pkt4 *p)
 {
 	struct np_flow_key key;
-	const struct np_flow *f;
 	struct icmp4_err e;
 	__be32 addr_be;
 	__be16 port_be;
@@ -366,11 +462,8 @@ static __always_inline int icmp_ingress(struct __sk_buff *skb, const struct pkt4
 	key = quoted_flow_key(&e, NP_FLOW_TO_BACKEND);
 	/* An error goes to whoever sent the packet it quotes; one addressed to
 	 * another host is not this reply's. */
-	f = e.daddr_be == e.in_saddr_be ? flow_find(&key, bpf_ktime_get_ns()) : NULL;
-	if (!f)
+	if (e.daddr_be != e.in_saddr_be || !flow_find(&key, bpf_ktime_get_ns(), &addr_be, &port_be))
 		return pass(NP_REASON_ICMP_NO_FLOW);
-	addr_be = f->addr_be;
-	port_be = f->port_be;
 	if (icmp4_error_rewrite(skb, p, &e, NAT_SRC, addr_be, port_be, true))
 		return pass(NP_REASON_REWRITE_FAILED);
 	count_to_backend(skb, p, key.proto, key.peer_port_be, false);
@@ -484,11 +577,42 @@ static __always_inline int later_fragment_egress(struct __sk_buff *skb, const st
 	return TC_ACT_OK;
 }
 
-/* Backend -> client, TCP. Only the backend's half of a handshake nodeport
- * translated is rewritten: a SYN-ACK on the tuple of any other flow (the
- * same client reaching the sandbox's own address from a port it used through
- * the node port before) belongs to a connection nodeport never saw; it
- * passes, and the old flow, now proven over, goes. */
+/* A backend's packet of a handshake in `half_open_flows` under `key`. Its
+ * SYN-ACK records the backend's side (it comes from a sandbox of this node,
+ * not from an off-path sender: its acknowledgement is not checked). An RST
+ * ends the handshake only when it acknowledges the SYN (the backend refuses
+ * the connection, RFC 793); another RST is outside the window and passes
+ * untranslated. */
+static __always_inline int tcp_handshake_egress(struct __sk_buff *skb, const struct pkt4 *p,
+						const struct np_flow_key *key)
+{
+	struct np_half_open *h = bpf_map_lookup_elem(&half_open_flows, key);
+	__be32 node_addr_be;
+	__be16 node_port_be;
+
+	if (!h)
+		return pass(NP_REASON_REPLY_NO_FLOW);
+	if (half_open_expired(h, bpf_ktime_get_ns()))
+		return pass(NP_REASON_REPLY_EXPIRED);
+	node_addr_be = h->node_addr_be[0];
+	node_port_be = h->node_port_be;
+	if (p->tcp_flags & NP_TCP_RST) {
+		if (!(p->tcp_flags & NP_TCP_ACK) ||
+		    ((h->client.flags & NP_SIDE_SEEN) && p->ack_seq != h->client.seq_end))
+			return pass(NP_REASON_TCP_OUT_OF_WINDOW);
+		bpf_map_delete_elem(&half_open_flows, key);
+	} else if (p->tcp_flags & NP_TCP_SYN) {
+		h->backend = side_of_syn(p);
+	}
+	return to_client(skb, p, node_addr_be, node_port_be);
+}
+
+/* Backend -> client, TCP. A SYN-ACK on an established flow is translated
+ * only when it is the backend's retransmitted one (the ISN it had: the
+ * client's ACK did not reach its socket, an accept queue was full); any
+ * other belongs to a connection nodeport never saw (the same client reaching
+ * the sandbox's own address from a port it used through the node port
+ * before): it passes, and the old flow, now proven over, goes. */
 static __always_inline int tcp_egress(struct __sk_buff *skb, const struct pkt4 *p)
 {
 	struct np_flow_key key = to_client_key(p);
@@ -496,32 +620,22 @@ static __always_inline int tcp_egress(struct __sk_buff *skb, const struct pkt4 *
 	__u64 now;
 
 	f = bpf_map_lookup_elem(&flows, &key);
-	if (f) {
-		now = bpf_ktime_get_ns();
-		if (flow_expired(FLOWS_TCP, f, now))
-			return pass(NP_REASON_REPLY_EXPIRED);
-		if ((p->tcp_flags & NP_TCP_SYN) && f->state != NP_FLOW_SYN_SENT) {
-			flow_pair_delete(FLOWS_TCP, &key, *f);
-			return pass(NP_REASON_REPLY_NOT_OURS);
-		}
-		__be32 node_addr_be = f->addr_be;
-		__be16 node_port_be = f->port_be;
-
-		tcp_track(&key, f, p, NP_FIN_FROM_BACKEND, now);
-		return to_client(skb, p, node_addr_be, node_port_be);
-	}
-	f = bpf_map_lookup_elem(&closed_flows, &key);
 	if (!f)
-		return pass(NP_REASON_REPLY_NO_FLOW);
-	if (flow_expired(FLOWS_TCP_CLOSED, f, bpf_ktime_get_ns()))
+		return tcp_handshake_egress(skb, p, &key);
+	now = bpf_ktime_get_ns();
+	if (flow_expired(FLOWS_TCP, f, now))
 		return pass(NP_REASON_REPLY_EXPIRED);
-	__be32 node_addr_be = f->addr_be;
+	__be32 node_addr_be = f->addr_be[0];
 	__be16 node_port_be = f->port_be;
 
-	if (p->tcp_flags & (NP_TCP_SYN | NP_TCP_RST))
-		flow_pair_delete(FLOWS_TCP_CLOSED, &key, *f);
-	if (p->tcp_flags & NP_TCP_SYN)
+	if (p->tcp_flags & NP_TCP_SYN) {
+		if (f->state == NP_FLOW_OPEN && (f->tcp.flags & NP_SIDE_SEEN) && p->seq == f->tcp.isn)
+			return to_client(skb, p, node_addr_be, node_port_be);
+		flow_pair_delete(FLOWS_TCP, &key, *f);
 		return pass(NP_REASON_REPLY_NOT_OURS);
+	}
+	if (!tcp_track(&key, f, p, now))
+		return pass(NP_REASON_TCP_OUT_OF_WINDOW);
 	return to_client(skb, p, node_addr_be, node_port_be);
 }
 
@@ -539,7 +653,7 @@ static __always_inline int udp_egress(struct __sk_buff *skb, const struct pkt4 *
 	now = bpf_ktime_get_ns();
 	if (flow_expired(FLOWS_UDP, f, now))
 		return pass(NP_REASON_REPLY_EXPIRED);
-	__be32 node_addr_be = f->addr_be;
+	__be32 node_addr_be = f->addr_be[0];
 	__be16 node_port_be = f->port_be;
 
 	flow_touch(FLOWS_UDP, &key, f, now);
@@ -557,7 +671,6 @@ static __always_inline int udp_egress(struct __sk_buff *skb, const struct pkt4 *
 static __always_inline int icmp_egress(struct __sk_buff *skb, const struct pkt4 *p)
 {
 	struct np_flow_key key;
-	const struct np_flow *f;
 	struct icmp4_err e;
 	__be32 node_addr_be;
 	__be16 node_port_be;
@@ -565,11 +678,8 @@ static __always_inline int icmp_egress(struct __sk_buff *skb, const struct pkt4 
 	if (!icmp4_error_load(skb, p, &e))
 		return pass(NP_REASON_REPLY_NO_FLOW);
 	key = quoted_flow_key(&e, NP_FLOW_TO_CLIENT);
-	f = flow_find(&key, bpf_ktime_get_ns());
-	if (!f)
+	if (!flow_find(&key, bpf_ktime_get_ns(), &node_addr_be, &node_port_be))
 		return pass(NP_REASON_REPLY_NO_FLOW);
-	node_addr_be = f->addr_be;
-	node_port_be = f->port_be;
 	if (icmp4_error_rewrite(skb, p, &e, NAT_DST, node_addr_be, node_port_be, e.saddr_be == e.in_daddr_be))
 		return pass(NP_REASON_REPLY_REWRITE_FAILED);
 	count_from_backend(skb, p, key.proto, node_port_be);

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <map>
 
+#include "flow_migration.hpp"
 #include "map_catalog.hpp"
 #include "map_keys.hpp"
 #include "pin_dir.hpp"
@@ -46,7 +47,7 @@ std::string describe(const V1PortKey& key) {
                  : fmt::format("protocol {} port {}", key.proto, ntohs(key.port_be));
 }
 
-// The ABI 2 entry for an ABI 1 one, or why there is none.
+// The entry of this build's `ports` for an ABI 1 one, or why there is none.
 Result<std::pair<np_port_key, np_backend>> convert(const V1PortKey& key, const V1Backend& value) {
     if ((key.proto != IPPROTO_TCP && key.proto != IPPROTO_UDP) || key.pad != 0 || key.port_be == 0)
         return plain_error("its key is not a nodeport mapping");
@@ -69,10 +70,11 @@ Result<std::pair<np_port_key, np_backend>> convert(const V1PortKey& key, const V
 }
 
 // Every other pinned map must already have this build's layout: ABI 2
-// changed only `ports`.
+// changed only `ports`, and ABI 3 the flow tables, which FlowMigration
+// checks and moves.
 Result<void> check_unchanged_maps(const std::filesystem::path& dir) {
     for (const auto& map : map_catalog::pinned_maps()) {
-        if (map.name == "ports" || !pin_dir::exists(dir / map.name))
+        if (map.name == "ports" || FlowMigration::moves(map.name) || !pin_dir::exists(dir / map.name))
             continue;
         if (auto fd = pin_dir::open_map_any_abi(dir, map.name); !fd)
             return std::unexpected(fd.error());
@@ -86,8 +88,8 @@ Result<std::optional<Abi1Migration>> Abi1Migration::plan(const std::filesystem::
     auto abi = pin_dir::recorded_abi(dir);
     if (!abi)
         return std::unexpected(abi.error());
-    if (*abi == 0 || *abi == NODEPORT_ABI_VERSION)
-        return std::nullopt;
+    if (*abi == 0 || *abi == 2 || *abi == NODEPORT_ABI_VERSION)
+        return std::nullopt;  // ABI 2's `ports` is this build's
     if (*abi != 1)
         return plain_error(fmt::format("the maps pinned at {} use map ABI v{}, which this nodeport (v{}) cannot "
                                        "migrate: nothing was changed; unload with the nodeport that loaded them",

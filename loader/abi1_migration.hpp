@@ -2,8 +2,9 @@
 // `load`, so that an upgrade keeps every mapping and every connection.
 //
 // Only `ports` changed from ABI 1 to 2; every other map keeps its layout and
-// is reused as it is (flows, so established external connections go on;
-// sock_xlat, so node sockets keep their reverse translation). The old
+// is reused as it is (sock_xlat, so node sockets keep their reverse
+// translation), but for the flow tables, which ABI 3 changed
+// (flow_migration.hpp moves them). The old
 // programs hold the old `ports` map by reference, not by path, so the steps
 // are: read and convert every entry (nothing changed yet; an entry that
 // cannot be converted refuses the load), move the old pin aside, let the new

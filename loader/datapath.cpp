@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "abi1_migration.hpp"
+#include "flow_migration.hpp"
 #include "libbpf_log.hpp"
 #include "map_catalog.hpp"
 #include "netns.hpp"
@@ -65,6 +66,8 @@ Result<void> remove_pins(const std::filesystem::path& dir, UnloadReport& report,
             return errno_error(errno, "unpin " + (dir / map.name).string());
     }
     if (auto ok = Abi1Migration::remove_leftover(dir); !ok)
+        return ok;
+    if (auto ok = FlowMigration::remove_leftover(dir); !ok)
         return ok;
     if (remove_dir && ::rmdir(dir.c_str()) != 0)
         return errno_error(errno, "remove " + dir.string() + " (something else is pinned there)");

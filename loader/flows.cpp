@@ -5,7 +5,6 @@
 #include <time.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <tuple>
 
@@ -18,20 +17,13 @@ namespace {
 
 using std::chrono::nanoseconds;
 
-// The tables of bpf/flows.bpf.h, in the order the datapath reads them.
-constexpr std::array<std::string_view, 3> flow_maps = {"flows", "closed_flows", "udp_flows"};
-
 nanoseconds monotonic_now() {
     timespec now{};
     clock_gettime(CLOCK_MONOTONIC, &now);  // the clock of bpf_ktime_get_ns()
     return std::chrono::seconds(now.tv_sec) + nanoseconds(now.tv_nsec);
 }
 
-FlowState state_of(std::string_view map, const np_flow& f) {
-    if (map == "closed_flows" || f.state == NP_FLOW_TIME_WAIT)
-        return FlowState::time_wait;
-    if (f.state == NP_FLOW_SYN_SENT)
-        return FlowState::syn_sent;
+FlowState state_of(const np_flow& f) {
     if (f.state == NP_FLOW_FIN_WAIT)
         return FlowState::fin_wait;
     if (f.state == NP_FLOW_PICKED_UP)
@@ -40,8 +32,8 @@ FlowState state_of(std::string_view map, const np_flow& f) {
 }
 
 // The same choice as flow_lifetime() in bpf/flows.bpf.h.
-nanoseconds lifetime(std::string_view map, FlowState state, const np_flow_timeouts& t) {
-    if (map == "udp_flows")
+nanoseconds lifetime(Proto proto, FlowState state, const np_flow_timeouts& t) {
+    if (proto == Proto::udp)
         return nanoseconds(t.udp_idle_ns);
     switch (state) {
     case FlowState::syn_sent:
@@ -50,7 +42,6 @@ nanoseconds lifetime(std::string_view map, FlowState state, const np_flow_timeou
         return nanoseconds(t.tcp_established_ns);
     case FlowState::picked_up:
     case FlowState::fin_wait:
-    case FlowState::time_wait:
         break;
     }
     return nanoseconds(t.tcp_closing_ns);
@@ -67,33 +58,66 @@ Result<np_flow_timeouts> read_timeouts(const std::filesystem::path& dir) {
     return t;
 }
 
-// The node port an entry belongs to: the peer of a forward entry, the value
-// of a reply entry.
-NodePort node_port_of(const np_flow_key& key, const np_flow& value) {
-    auto port_be = key.dir == NP_FLOW_TO_BACKEND ? key.peer_port_be : value.port_be;
-    return NodePort{static_cast<Proto>(key.proto), ntohs(port_be)};
-}
+Backend endpoint(const __be32 (&addr_be)[4], __be16 port_be) { return Backend{Ipv4{addr_be[0]}, ntohs(port_be)}; }
 
-// Calls fn(table name, map fd, key, value) for every entry of the flow
-// tables, stopping at the first error it returns.
-template <class Fn>
-Result<void> for_each_entry(const std::filesystem::path& dir, Fn&& fn) {
-    for (auto name : flow_maps) {
-        auto map = pin_dir::open_map(dir, name);
-        if (!map)
-            return std::unexpected(map.error());
-        auto keys = map_keys<np_flow_key>(map->get(), std::string(name));
-        if (!keys)
-            return std::unexpected(keys.error());
-        for (const auto& key : *keys) {
-            np_flow value{};
-            if (bpf_map_lookup_elem(map->get(), &key, &value) != 0)
-                continue;  // gone since the walk
-            if (auto ok = fn(name, map->get(), key, value); !ok)
-                return ok;
-        }
+// Calls fn(map fd, key, value) for every entry of pinned map `name`,
+// stopping at the first error it returns.
+template <class Value, class Fn>
+Result<void> for_each_entry(const std::filesystem::path& dir, std::string_view name, Fn&& fn) {
+    auto map = pin_dir::open_map(dir, name);
+    if (!map)
+        return std::unexpected(map.error());
+    auto keys = map_keys<np_flow_key>(map->get(), std::string(name));
+    if (!keys)
+        return std::unexpected(keys.error());
+    for (const auto& key : *keys) {
+        Value value{};
+        if (bpf_map_lookup_elem(map->get(), &key, &value) != 0)
+            continue;  // gone since the walk
+        if (auto ok = fn(map->get(), key, value); !ok)
+            return ok;
     }
     return {};
+}
+
+// A flow of `flows` or `udp_flows`, or a handshake of `half_open_flows`, as
+// people see it: the client, the node address and port it used, the backend.
+Flow flow_of(const np_flow_key& key, const np_flow& value) {
+    const bool forward = key.dir == NP_FLOW_TO_BACKEND;  // the peer is the node; in a reply entry, the backend
+    Flow flow;
+    flow.proto = static_cast<Proto>(key.proto);
+    flow.client = endpoint(key.client_addr_be, key.client_port_be);
+    flow.node = forward ? endpoint(key.peer_addr_be, key.peer_port_be) : endpoint(value.addr_be, value.port_be);
+    flow.backend = forward ? endpoint(value.addr_be, value.port_be) : endpoint(key.peer_addr_be, key.peer_port_be);
+    flow.state = state_of(value);
+    return flow;
+}
+
+Flow flow_of(const np_flow_key& key, const np_half_open& value) {
+    Flow flow;
+    flow.client = endpoint(key.client_addr_be, key.client_port_be);
+    flow.node = endpoint(value.node_addr_be, value.node_port_be);
+    flow.backend = endpoint(key.peer_addr_be, key.peer_port_be);
+    flow.state = FlowState::syn_sent;
+    return flow;
+}
+
+// Every flow of the tables of bpf/flows.bpf.h: fn(map fd, key, flow) for
+// the client-to-backend entry of each pair (it says all there is to say) and
+// for each handshake; the flow's node port says which one it is.
+template <class Fn>
+Result<void> for_each_flow(const std::filesystem::path& dir, Fn&& fn) {
+    for (auto name : {"flows", "udp_flows"}) {
+        auto walked = for_each_entry<np_flow>(dir, name, [&](int fd, const np_flow_key& key, const np_flow& value) {
+            return fn(fd, key, flow_of(key, value), value.last_seen_ns);
+        });
+        if (!walked)
+            return walked;
+    }
+    return for_each_entry<np_half_open>(dir, "half_open_flows",
+                                        [&](int fd, const np_flow_key& key, const np_half_open& value) {
+                                            return fn(fd, key, flow_of(key, value), value.last_seen_ns);
+                                        });
 }
 
 }  // namespace
@@ -108,8 +132,6 @@ std::string_view to_string(FlowState state) {
         return "picked-up";
     case FlowState::fin_wait:
         return "fin-wait";
-    case FlowState::time_wait:
-        return "time-wait";
     }
     return "?";
 }
@@ -120,18 +142,11 @@ Result<std::vector<Flow>> list_flows(const std::filesystem::path& dir) {
         return std::unexpected(timeouts.error());
     const auto now = monotonic_now();
     std::vector<Flow> out;
-    auto walked = for_each_entry(dir, [&](std::string_view name, int, const np_flow_key& key, const np_flow& value) {
-        // The client-to-backend entry of each pair says all there is to say.
-        if (key.dir != NP_FLOW_TO_BACKEND)
+    auto walked = for_each_flow(dir, [&](int, const np_flow_key& key, Flow flow, __u64 last_seen_ns) {
+        if (key.dir != NP_FLOW_TO_BACKEND && flow.state != FlowState::syn_sent)
             return Result<void>{};
-        Flow flow;
-        flow.proto = static_cast<Proto>(key.proto);
-        flow.client = Backend{Ipv4{key.client_addr_be}, ntohs(key.client_port_be)};
-        flow.node = Backend{Ipv4{key.peer_addr_be}, ntohs(key.peer_port_be)};
-        flow.backend = Backend{Ipv4{value.addr_be}, ntohs(value.port_be)};
-        flow.state = state_of(name, value);
-        flow.idle = std::max(now - nanoseconds(value.last_seen_ns), nanoseconds(0));
-        flow.expires_in = lifetime(name, flow.state, *timeouts) - flow.idle;
+        flow.idle = std::max(now - nanoseconds(last_seen_ns), nanoseconds(0));
+        flow.expires_in = lifetime(flow.proto, flow.state, *timeouts) - flow.idle;
         if (flow.expires_in >= nanoseconds(0))  // expired entries are inert, waiting for the LRU
             out.push_back(flow);
         return Result<void>{};
@@ -140,7 +155,7 @@ Result<std::vector<Flow>> list_flows(const std::filesystem::path& dir) {
         return std::unexpected(walked.error());
     auto order = [](const Flow& f) { return std::tuple(f.proto, f.client, f.node); };
     std::ranges::sort(out, {}, order);
-    // A flow can show twice while it moves to closed_flows; keep the first.
+    // A flow can show twice while its handshake moves to `flows`; keep the first.
     auto dup = std::ranges::unique(out, {}, order);
     out.erase(dup.begin(), dup.end());
     return out;
@@ -148,13 +163,13 @@ Result<std::vector<Flow>> list_flows(const std::filesystem::path& dir) {
 
 Result<std::size_t> flush_flows(const std::filesystem::path& dir, std::optional<NodePort> node_port) {
     std::size_t flushed = 0;
-    auto walked = for_each_entry(dir, [&](std::string_view name, int map_fd, const np_flow_key& key,
-                                          const np_flow& value) -> Result<void> {
-        if (node_port && node_port_of(key, value) != *node_port)
+    auto walked = for_each_flow(dir, [&](int map_fd, const np_flow_key& key, const Flow& flow,
+                                         __u64) -> Result<void> {
+        if (node_port && NodePort{flow.proto, flow.node.port} != *node_port)
             return {};
         if (bpf_map_delete_elem(map_fd, &key) != 0)
-            return errno == ENOENT ? Result<void>{} : errno_error(errno, "delete from " + std::string(name));
-        flushed += key.dir == NP_FLOW_TO_BACKEND;
+            return errno == ENOENT ? Result<void>{} : errno_error(errno, "delete a flow entry");
+        flushed += key.dir == NP_FLOW_TO_BACKEND || flow.state == FlowState::syn_sent;
         return {};
     });
     if (!walked)

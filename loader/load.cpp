@@ -18,6 +18,7 @@
 #include <memory>
 
 #include "abi1_migration.hpp"
+#include "flow_migration.hpp"
 #include "iface_choice.hpp"
 #include "libbpf_log.hpp"
 #include "map_catalog.hpp"
@@ -147,32 +148,66 @@ Result<void> write_config(int config_fd) {
     return {};
 }
 
+// What a load over the pins of an older map ABI moves to this build's
+// layouts: `ports` from ABI 1, the flow tables from ABI 1 and 2.
+struct Migrations {
+    unsigned from_abi = 0;
+    std::optional<Abi1Migration> ports;
+    std::optional<FlowMigration> flows;
+    std::size_t flows_copied = 0;
+};
+
 // Checks the pins a load finds before it changes anything: every map of this
-// build's ABI has its layout; pins of ABI 1 are planned for migration.
-Result<std::optional<Abi1Migration>> check_pins(const std::filesystem::path& dir) {
-    auto migration = Abi1Migration::plan(dir);
-    if (!migration || *migration)
-        return migration;
+// build's ABI has its layout; pins of ABI 1 and 2 are planned for migration.
+Result<Migrations> check_pins(const std::filesystem::path& dir) {
+    auto abi = pin_dir::recorded_abi(dir);
+    if (!abi)
+        return std::unexpected(abi.error());
+    auto ports = Abi1Migration::plan(dir);
+    if (!ports)
+        return std::unexpected(ports.error());
+    auto flows = FlowMigration::plan(dir);
+    if (!flows)
+        return std::unexpected(flows.error());
+    const bool migrating = *ports || *flows;
     // Pins of another layout would make libbpf refuse to reuse them with a
-    // bare "parameter mismatch": name the map first.
-    for (const auto& map : map_catalog::pinned_maps())
-        if (pin_dir::exists(dir / map.name))
-            if (auto fd = pin_dir::open_map(dir, map.name); !fd)
-                return std::unexpected(fd.error());
-    return migration;
+    // bare "parameter mismatch": name the map first. The maps a migration
+    // moves were checked by its plan.
+    for (const auto& map : map_catalog::pinned_maps()) {
+        if (!pin_dir::exists(dir / map.name) ||
+            (migrating && (FlowMigration::moves(map.name) || (*ports && map.name == "ports"))))
+            continue;
+        auto fd = migrating ? pin_dir::open_map_any_abi(dir, map.name) : pin_dir::open_map(dir, map.name);
+        if (!fd)
+            return std::unexpected(fd.error());
+    }
+    return Migrations{migrating ? *abi : 0, std::move(*ports), std::move(*flows), 0};
+}
+
+// Copies the old flows into the new tables (FlowMigration::copy).
+Result<void> copy_flows(tc_bpf* tc, Migrations& migrations) {
+    auto copied = migrations.flows->copy(bpf_map__fd(tc->maps.flows), bpf_map__fd(tc->maps.half_open_flows),
+                                         bpf_map__fd(tc->maps.udp_flows), bpf_map__fd(tc->maps.node_udp));
+    if (!copied)
+        return std::unexpected(copied.error());
+    migrations.flows_copied += *copied;
+    return {};
 }
 
 // Loads both objects. Both declare the shared maps pinned by name: the first
 // to load creates and pins them, the second (and every later load) reuses
-// them. A migration's new `ports` is filled here, before any program that
-// reads it is attached.
-Result<void> load_objects(sock_bpf* sock, tc_bpf* tc, const Abi1Migration* migration) {
+// them. A migration's new maps are filled here, before any program that
+// reads them is attached.
+Result<void> load_objects(sock_bpf* sock, tc_bpf* tc, Migrations& migrations) {
     if (int err = sock_bpf__load(sock); err != 0)
         return libbpf_error(-err, "load socket programs (needs root and Linux >= 5.14 with BTF)");
     if (int err = tc_bpf__load(tc); err != 0)
         return libbpf_error(-err, "load TC programs (needs root and Linux >= 5.14 with BTF)");
-    if (migration)
-        return migration->fill(bpf_map__fd(sock->maps.ports));
+    if (migrations.ports)
+        if (auto ok = migrations.ports->fill(bpf_map__fd(sock->maps.ports)); !ok)
+            return ok;
+    if (migrations.flows)
+        return copy_flows(tc, migrations);
     return {};
 }
 
@@ -277,9 +312,9 @@ Result<LoadReport> load(const LoadOptions& options) {
     auto locked = pin_dir::open_locked_any_abi(dir, options.lock_wait);
     if (!locked)
         return std::unexpected(locked.error());
-    auto migration = check_pins(dir);
-    if (!migration)
-        return std::unexpected(migration.error());
+    auto migrations = check_pins(dir);
+    if (!migrations)
+        return std::unexpected(migrations.error());
     if (auto ok = netns::check_loaded_here(dir, "load"); !ok)
         return std::unexpected(ok.error());
     if (auto ok = pin_dir::check_adoptable(locked->dir.get(), dir); !ok)
@@ -316,13 +351,17 @@ Result<LoadReport> load(const LoadOptions& options) {
         });
     if (auto ok = pin_dir::make_links_dir(locked->dir.get(), dir); !ok)
         return std::unexpected(ok.error());
-    Abi1Migration* migrating = *migration ? &**migration : nullptr;
-    if (migrating) {
-        if (auto ok = migrating->set_aside(); !ok)
+    if (auto* ports = migrations->ports ? &*migrations->ports : nullptr) {
+        if (auto ok = ports->set_aside(); !ok)
             return std::unexpected(ok.error());
-        undo.add([migrating] { migrating->undo(); });
+        undo.add([ports] { ports->undo(); });
     }
-    if (auto ok = load_objects(sock.get(), tc.get(), migrating); !ok)
+    if (auto* flows = migrations->flows ? &*migrations->flows : nullptr) {
+        if (auto ok = flows->set_aside(); !ok)
+            return std::unexpected(ok.error());
+        undo.add([flows] { flows->undo(); });
+    }
+    if (auto ok = load_objects(sock.get(), tc.get(), *migrations); !ok)
         return std::unexpected(ok.error());
     restore_on_undo<np_config>(undo, bpf_map__fd(sock->maps.node_config));
     if (auto ok = write_config(bpf_map__fd(sock->maps.node_config)); !ok)
@@ -339,8 +378,6 @@ Result<LoadReport> load(const LoadOptions& options) {
         return std::unexpected(ok.error());
 
     LoadReport report{reused, *addrs, {}, {}, std::nullopt, {}};
-    if (migrating)
-        report.migrated = MigrationReport{1, migrating->entries()};
     if (auto ok = unpin_defunct(*defunct_links, undo); !ok)
         return std::unexpected(ok.error());
     bpf_program* prog;
@@ -372,8 +409,18 @@ Result<LoadReport> load(const LoadOptions& options) {
     report.interfaces = std::move(*attached);
     if (auto ok = test_hook("load:tc"); !ok)
         return std::unexpected(ok.error());
-    // Every program now reads the new `ports`: the old one may go.
+    // What the old programs recorded while the new ones were loaded and
+    // attached; then every program reads the new maps, and the old ones may go.
+    if (migrations->flows)
+        if (auto ok = copy_flows(tc.get(), *migrations); !ok)
+            return std::unexpected(ok.error());
+    if (migrations->from_abi != 0)
+        report.migrated =
+            MigrationReport{migrations->from_abi, migrations->ports ? migrations->ports->entries() : 0,
+                            migrations->flows_copied};
     if (auto ok = Abi1Migration::remove_leftover(dir); !ok)
+        return std::unexpected(ok.error());
+    if (auto ok = FlowMigration::remove_leftover(dir); !ok)
         return std::unexpected(ok.error());
     undo.commit();
     // A write killed between its change of `ports` and its socket walk left

@@ -20,6 +20,7 @@
 #include <thread>
 #include <utility>
 
+#include "flow_migration.hpp"
 #include "lock_holder.hpp"
 #include "map_catalog.hpp"
 #include "nodeport/abi.h"
@@ -125,10 +126,10 @@ Result<void> check_abi(const std::filesystem::path& dir) {
     auto abi = recorded_abi(dir);
     if (!abi)
         return std::unexpected(abi.error());
-    if (*abi == 1)
-        return plain_error(fmt::format("the maps pinned at {} use map ABI v1, this nodeport uses v{}: run this "
+    if (*abi == 1 || *abi == 2)
+        return plain_error(fmt::format("the maps pinned at {} use map ABI v{}, this nodeport uses v{}: run this "
                                        "nodeport's load to migrate them (mappings and connections are kept)",
-                                       dir.string(), NODEPORT_ABI_VERSION));
+                                       dir.string(), *abi, NODEPORT_ABI_VERSION));
     if (*abi != 0 && *abi != NODEPORT_ABI_VERSION)
         return plain_error(fmt::format("not a nodeport map: {} (the maps pinned at {} use map ABI v{}, this nodeport "
                                        "uses v{}): use the nodeport that loaded them, or unload with it first",
@@ -309,7 +310,8 @@ Result<void> check_adoptable(int dir_fd, const std::filesystem::path& dir) {
         std::string_view name = entry->d_name;
         if (name == "." || name == "..")
             continue;
-        bool ours = name == "links" || name == "progs" || name == "ports_abi1" || map_catalog::find(name);
+        bool ours = name == "links" || name == "progs" || name == "ports_abi1" || map_catalog::find(name) ||
+                    std::ranges::find(FlowMigration::leftovers, name) != FlowMigration::leftovers.end();
         if (!ours || entry->d_type == DT_LNK)
             return not_safe(dir, "not created by nodeport (it has no node_config but holds " + std::string(name) +
                                      "): refusing to adopt it; remove it or use another --pin-dir");

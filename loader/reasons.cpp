@@ -24,7 +24,8 @@ constexpr std::array<ReasonInfo, NP_REASON_COUNT> table = {{
      "TCP without a flow that is not a SYN and is not picked up (a FIN, an RST, a SYN-ACK, or a segment a "
      "socket of the node owns): the node's own connections"},
     {NP_REASON_FLOW_EXPIRED, "flow_expired", external,
-     "a late packet of a closed TCP flow past its lifetime (a live flow's is picked up instead)"},
+     "a late packet of a closed TCP flow past its lifetime (counted by map ABI 2 only: closed flows now end at "
+     "their final ACK)"},
     {NP_REASON_UDP_ANSWERS_NODE, "udp_answers_node", external,
      "UDP answering the node: it sent to the sender from that port within the UDP idle timeout, or a node "
      "socket is connected to the sender; normal"},
@@ -50,6 +51,9 @@ constexpr std::array<ReasonInfo, NP_REASON_COUNT> table = {{
     {NP_REASON_ICMP_NO_FLOW, "icmp_no_flow", external,
      "an ICMP error (unreachable, fragmentation needed, time exceeded) about a packet of no nodeport flow: about "
      "the node's own traffic; normal"},
+    {NP_REASON_TCP_OUT_OF_WINDOW, "tcp_out_of_window", external,
+     "a TCP RST or SYN outside its flow's sequence window (conntrack: INVALID), or an RST answering no SYN: "
+     "passed untranslated, the connection unchanged; blind RSTs or SYNs from an off-path sender"},
 }};
 
 constexpr bool complete_and_in_order() {

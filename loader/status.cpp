@@ -164,7 +164,8 @@ Result<std::vector<Ipv4>> read_node_addrs(const std::filesystem::path& dir) {
     return addrs;
 }
 
-// Connections, not entries: each flow has a client-to-backend entry and a reply entry.
+// Connections, not entries: each flow has a client-to-backend entry and a
+// reply entry; a handshake in `half_open_flows` has one.
 Result<std::size_t> count_flows(const std::filesystem::path& dir, std::string_view name) {
     auto map = pin_dir::open_map(dir, name);
     if (!map)
@@ -179,7 +180,9 @@ Result<std::size_t> count_flows(const std::filesystem::path& dir, std::string_vi
         return std::memcmp(&a, &b, sizeof a) == 0;
     });  // a walk restarted by a concurrent delete can give a key twice
     return static_cast<std::size_t>(
-        std::count_if(keys->begin(), dup.begin(), [](const np_flow_key& k) { return k.dir == NP_FLOW_TO_BACKEND; }));
+        std::count_if(keys->begin(), dup.begin(), [one_entry = name == "half_open_flows"](const np_flow_key& k) {
+            return one_entry || k.dir == NP_FLOW_TO_BACKEND;
+        }));
 }
 
 // Interfaces the choice in force (recorded_interface_choice) names now that
@@ -419,7 +422,7 @@ Result<Status> read_status(const std::filesystem::path& dir) {
     if (!addrs)
         return std::unexpected(addrs.error());
     status.node_addrs = std::move(*addrs);
-    for (auto [name, count] : {std::pair{"flows", &status.flows.tcp}, std::pair{"closed_flows", &status.flows.tcp_closed},
+    for (auto [name, count] : {std::pair{"flows", &status.flows.tcp}, std::pair{"half_open_flows", &status.flows.tcp_half_open},
                                std::pair{"udp_flows", &status.flows.udp}}) {
         auto n = count_flows(dir, name);
         if (!n)

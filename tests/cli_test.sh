@@ -216,8 +216,8 @@ done
 expect_eq "every command's usage line names its options" "" "$missing"
 expect_eq "every command's --help has an example and its exit statuses" "" "$no_example"
 expect_match "--version names the version, commit, map ABI and libbpf" \
-    "^nodeport [0-9]+\.[0-9]+\.[0-9]+ \(commit ([0-9a-f]+|unknown)\), map ABI 2, libbpf [0-9]+\.[0-9]+$" "$("$NODEPORT" --version)"
-expect_eq "version --json has the map ABI" 2 "$("$NODEPORT" version --json | jq .abi)"
+    "^nodeport [0-9]+\.[0-9]+\.[0-9]+ \(commit ([0-9a-f]+|unknown)\), map ABI 3, libbpf [0-9]+\.[0-9]+$" "$("$NODEPORT" --version)"
+expect_eq "version --json has the map ABI" 3 "$("$NODEPORT" version --json | jq .abi)"
 
 # Owner-safe delete from the command line.
 np set tcp/6667 10.8.0.3:6667 --owner sb-2 >/dev/null

@@ -13,6 +13,7 @@ require datapath tcx
 test_begin status
 on_cleanup() {
     [ -n "${LISTENER_PID:-}" ] && kill "$LISTENER_PID" 2>/dev/null
+    [ -n "${LONG_PID:-}" ] && { kill "$LONG_PID"; wait "$LONG_PID"; } 2>/dev/null
     [ -n "${STUCK:-}" ] && rm -rf "$STUCK"
 }
 topo_node
@@ -62,13 +63,17 @@ SB1=$(topo_sandbox_ip 1)
 topo_serve sb1 sb1 6667
 np set tcp/6667 "$SB1:6667" --owner sb-1 >/dev/null
 np set udp/5353 "$SB1:5353" --owner sb-1 >/dev/null
-# (nc, not curl: curl's close can end in an RST, which deletes the flow at once.)
-expect_eq "one connection through the node port" "sb1 $TOPO_CLIENT_IP" \
-    "$(topo_in client nc -w 3 "$TOPO_NODE_EXT_IP" 6667 </dev/null)"
+# One connection held open: a closed one leaves no flow (its final ACK ends it).
+topo_serve sb1 sb1 7000 --hold
+np set tcp/7000 "$SB1:7000" --owner sb-1 >/dev/null
+coproc LONG { topo_in client python3 -u "$TESTS_DIR/long_client.py" "$TOPO_NODE_EXT_IP" 7000; }
+LONG_PID=$LONG_PID
+read -r -t 5 line <&"${LONG[0]}"
+expect_eq "one connection through the node port, held open" "sb1 $TOPO_CLIENT_IP" "$line"
 
 json=$(status --json); rc=$?
 expect_eq "healthy: exit 0" 0 "$rc"
-expect_eq "healthy: loaded, healthy, ABI 2, no problems" "true true 2 0" \
+expect_eq "healthy: loaded, healthy, ABI 3, no problems" "true true 3 0" \
     "$(jqr '"\(.loaded) \(.healthy) \(.abi) \(.problems | length)"')"
 cgroup_id=$(stat -c %i "$TOPO_CGROUP")
 expect_eq "the socket hooks: cgroup links on the test cgroup, with program ids" \
@@ -86,9 +91,10 @@ expect_eq "ext0's ingress program id is its tcx link's" \
     "$(jqr --arg p "np_tc_ingress_if$ext0" '.programs[] | select(.pin == $p) | .prog_id')" \
     "$(jqr '.interfaces[] | select(.name == "ext0") | .ingress_prog_id')"
 expect_eq "node addresses" "10.8.0.1 10.200.0.1" "$(jqr '.node_addrs | join(" ")')"
-expect_eq "ip_forward on, 2 ports" "true 2" "$(jqr '"\(.ip_forward) \(.ports)"')"
-expect_eq "the connection is counted (open or closed)" 1 "$(jqr '.flows.tcp + .flows.tcp_closed')"
-expect_eq "flow counts have their three keys" "tcp tcp_closed udp" "$(jqr '.flows | keys | join(" ")')"
+expect_eq "ip_forward on, 3 ports" "true 3" "$(jqr '"\(.ip_forward) \(.ports)"')"
+expect_eq "the connection is counted (open or half open)" 1 "$(jqr '.flows.tcp + .flows.tcp_half_open')"
+expect_eq "flow counts have their three keys" "tcp tcp_half_open udp" "$(jqr '.flows | keys | join(" ")')"
+np del tcp/7000 --owner sb-1 >/dev/null  # the later checks name the other two ports
 expect_eq "iptables and nft were both checked" 0 "$(jqr '.not_checked | length')"
 out=$(status)
 expect_match "human output ends healthy" $'\nhealthy$' "$out"

@@ -18,7 +18,9 @@
 
 #include <linux/types.h> /* both sides: the BPF programs build against the UAPI headers too */
 
-#define NODEPORT_ABI_VERSION 2 /* 1: `ports` with __be16 ports, __be32 addresses and 63-byte owners */
+/* 1: `ports` with __be16 ports, __be32 addresses and 63-byte owners;
+ * 2: flow keys and values with 4-byte addresses, no sequence numbers, a `closed_flows` table */
+#define NODEPORT_ABI_VERSION 3
 
 /* Address families as stored in maps: readable in a bpftool dump. */
 #define NP_FAMILY_IPV4 4
@@ -150,17 +152,23 @@ struct np_iface_choice {
  * find (or rebuild) its partner.
  *
  * Three LRU tables, so that one kind of flow can never push out another:
- *  - `flows`: TCP flows from the SYN until they close. Only real connections
- *    live here, so an idle established connection keeps its entry however
- *    much UDP or connection churn passes.
- *  - `closed_flows`: TCP flows that saw FIN both ways, kept only to translate
- *    the last ACK and retransmitted FINs (TIME_WAIT); churn evicts the oldest.
+ *  - `flows`: established TCP connections, from the client's ACK of the
+ *    SYN-ACK until the final ACK after FIN both ways (or an RST in the
+ *    window), which deletes both entries at once. Only real connections live
+ *    here, so an idle established connection keeps its entry however many
+ *    spoofed SYNs, UDP datagrams or closed connections pass.
+ *  - `half_open_flows`: TCP handshakes, from the SYN until the client's ACK
+ *    of the SYN-ACK moves them to `flows`. One entry per handshake, the
+ *    NP_FLOW_TO_CLIENT one (the SYN-ACK's lookup): a retransmitted SYN and
+ *    the client's ACK rebuild its key from the port's backend. A SYN flood
+ *    from spoofed sources evicts only other handshakes.
  *  - `udp_flows`: UDP flows; a flood evicts only other UDP flows, whose next
  *    datagram is simply decided again from `ports`.
- * A TCP RST deletes its flow at once. */
-#define NP_MAX_FLOWS        262144 /* `flows` entries: two per flow */
-#define NP_MAX_CLOSED_FLOWS 65536  /* `closed_flows` entries */
-#define NP_MAX_UDP_FLOWS    131072 /* `udp_flows` entries */
+ * Keys and values have room for IPv6's 16-byte addresses (IPv4 in [0], the
+ * rest 0, family NP_FAMILY_IPV4). */
+#define NP_MAX_FLOWS           262144 /* `flows` entries: two per connection */
+#define NP_MAX_HALF_OPEN_FLOWS 65536  /* `half_open_flows` entries: one per handshake */
+#define NP_MAX_UDP_FLOWS       131072 /* `udp_flows` entries */
 
 /* `node_udp` LRU hash: UDP the node itself sent from a mapped node port (its
  * own query, or a sandbox's datagram the node MASQUERADEd to that port), seen
@@ -204,40 +212,72 @@ struct np_frag {
 #define NP_FLOW_TO_BACKEND 1 /* np_flow_key.dir */
 #define NP_FLOW_TO_CLIENT  2
 
-/* np_flow.state, the same in both entries of a flow. Values 1 and 2 keep
- * their ABI 1 meaning, so a reload over flows recorded by older programs
- * reads them right. */
-#define NP_FLOW_OPEN      1 /* UDP, or TCP after the client's first packet following its SYN */
-#define NP_FLOW_FIN_WAIT  2 /* TCP FIN seen in one direction: half closed */
-#define NP_FLOW_SYN_SENT  3 /* TCP SYN translated; the backend's SYN-ACK is expected */
-#define NP_FLOW_TIME_WAIT 4 /* TCP FIN seen both ways; lives in `closed_flows` */
+/* np_flow.state, the same in both entries of a flow. */
+#define NP_FLOW_OPEN      1 /* UDP, or an established TCP connection */
+#define NP_FLOW_FIN_WAIT  2 /* TCP FIN seen from one side or both; the final ACK ends the flow */
+#define NP_FLOW_SYN_SENT  3 /* TCP handshake, in `half_open_flows` */
 #define NP_FLOW_PICKED_UP 5 /* TCP picked up mid-stream (no SYN seen): lives tcp_closing_ns idle, so a late
 			       packet of a dead connection leaves no long-lived entry; a live one is picked up
-			       again after such an idle time */
+			       again after such an idle time. (4 was ABI 2's time-wait, in `closed_flows`.) */
 
-/* np_flow.fin_seen bits */
-#define NP_FIN_FROM_CLIENT  1
-#define NP_FIN_FROM_BACKEND 2
+/* np_tcp_side.flags */
+#define NP_SIDE_SEEN      1 /* seq_end holds what this side sent: a packet of it passed this build. Unset in a
+			       migrated flow and on the backend's side of a picked-up one: the window is
+			       unknown, and an RST is taken as conntrack's be_liberal would */
+#define NP_SIDE_ACK_SEEN  2 /* ack holds this side's highest acknowledgement */
+#define NP_SIDE_FIN       4 /* this side sent its FIN; seq_end counts it */
+#define NP_SIDE_FIN_ACKED 8 /* this side acknowledged the other side's FIN */
 
-struct np_flow_key {
-	__be32 client_addr_be;
-	__be32 peer_addr_be;
-	__be16 client_port_be;
-	__be16 peer_port_be;
-	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 dir;   /* NP_FLOW_TO_BACKEND or NP_FLOW_TO_CLIENT */
-	__u8 pad[2]; /* always 0: part of the hashed key */
+/* What one side of a TCP connection has sent, as conntrack's ip_ct_tcp_state
+ * keeps it: the sequence numbers nodeport tells an RST, a SYN or a final ACK
+ * by. Host order, compared in serial-number arithmetic. */
+struct np_tcp_side {
+	__u32 isn;     /* the sequence number of this side's SYN (or SYN-ACK): a retransmitted one has it too */
+	__u32 seq_end; /* the sequence number after the last byte this side sent (SYN and FIN count one) */
+	__u32 ack;     /* the highest acknowledgement this side sent */
+	__u32 flags;   /* NP_SIDE_*; set with atomic ORs, the two FINs of a close often cross on two CPUs */
 };
 
+struct np_flow_key {
+	__be32 client_addr_be[4]; /* IPv4 in [0], the rest 0 */
+	__be32 peer_addr_be[4];
+	__be16 client_port_be;
+	__be16 peer_port_be;
+	__u8 proto;  /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 dir;    /* NP_FLOW_TO_BACKEND or NP_FLOW_TO_CLIENT */
+	__u8 family; /* NP_FAMILY_IPV4 */
+	__u8 pad;    /* always 0: part of the hashed key */
+};
+
+/* One direction of a flow. Each entry keeps the TCP state of the side that
+ * sends the packets it matches (the client's in NP_FLOW_TO_BACKEND entries,
+ * the backend's in NP_FLOW_TO_CLIENT ones), so an ordinary segment reads and
+ * writes only its own entry: one lookup per packet. An RST, a SYN and the
+ * packets of a close also read the other side's entry. */
 struct np_flow {
-	__be32 addr_be;      /* translated-to address: backend, or node address for replies */
+	__be32 addr_be[4];   /* translated-to address: backend, or node address for replies; IPv4 in [0] */
 	__be16 port_be;      /* translated-to port */
 	__u8 state;          /* NP_FLOW_* */
-	__u8 fin_seen;       /* NP_FIN_FROM_* bits (TCP); the NP_FLOW_TO_BACKEND entry's count */
+	__u8 family;         /* NP_FAMILY_IPV4 */
+	__u32 pad;           /* 0 */
 	/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the last packet, refreshed at
-	 * most once a second; in `closed_flows`, the time of the close (never
-	 * refreshed, so a closed flow is gone after a fixed time). */
+	 * most once a second. */
 	__u64 last_seen_ns;
+	struct np_tcp_side tcp; /* TCP: the sending side's state; UDP: 0 */
+};
+
+/* `half_open_flows` value: one TCP handshake, under its NP_FLOW_TO_CLIENT
+ * key (client, backend), so the SYN-ACK finds it with the key of any reply.
+ * One entry holds both sides: there is no partner entry to hold the other. */
+struct np_half_open {
+	__be32 node_addr_be[4];      /* the node address the client's SYN was sent to; IPv4 in [0] */
+	__be16 node_port_be;         /* and the node port */
+	__u8 state;                  /* NP_FLOW_SYN_SENT */
+	__u8 family;                 /* NP_FAMILY_IPV4 */
+	__u32 pad;                   /* 0 */
+	__u64 last_seen_ns;          /* the client's SYN (a retransmitted one too); lives tcp_syn_ns */
+	struct np_tcp_side client;   /* from the SYN */
+	struct np_tcp_side backend;  /* from the SYN-ACK; flags 0 until one passed */
 };
 
 /* `flow_timeouts` array, one entry, written by `nodeport load`: how long each
@@ -254,7 +294,7 @@ struct np_flow {
 struct np_flow_timeouts {
 	__u64 tcp_established_ns; /* idle */
 	__u64 tcp_syn_ns;         /* a SYN not answered yet */
-	__u64 tcp_closing_ns;     /* idle when half closed; lifetime after FIN both ways (TIME_WAIT) */
+	__u64 tcp_closing_ns;     /* idle when half closed, and for picked-up flows */
 	__u64 udp_idle_ns;
 };
 
@@ -334,7 +374,10 @@ enum np_reason {
 						 recvmsg show the backend, `set` cannot end the socket */
 	/* external path, np_tc_ingress */
 	NP_REASON_ICMP_NO_FLOW = 19,          /* an ICMP error about a packet of no flow: the node's own */
-	NP_REASON_COUNT = 20
+	/* external path, both programs */
+	NP_REASON_TCP_OUT_OF_WINDOW = 20,     /* an RST or SYN outside its flow's window (conntrack: INVALID):
+						 passed untranslated, the flow unchanged */
+	NP_REASON_COUNT = 21
 };
 #define NP_REASON_SLOTS 64
 
@@ -346,8 +389,10 @@ static_assert(sizeof(struct np_backend) == 288, "np_backend ABI");
 static_assert(sizeof(struct np_node_addr) == 20, "np_node_addr ABI");
 static_assert(sizeof(struct np_config) == 16, "np_config ABI");
 static_assert(sizeof(struct np_sock_xlat) == 12 * NP_SOCK_XLAT_SLOTS + 8, "np_sock_xlat ABI");
-static_assert(sizeof(struct np_flow_key) == 16, "np_flow_key ABI");
-static_assert(sizeof(struct np_flow) == 16, "np_flow ABI");
+static_assert(sizeof(struct np_flow_key) == 40, "np_flow_key ABI");
+static_assert(sizeof(struct np_tcp_side) == 16, "np_tcp_side ABI");
+static_assert(sizeof(struct np_flow) == 48, "np_flow ABI");
+static_assert(sizeof(struct np_half_open) == 64, "np_half_open ABI");
 static_assert(sizeof(struct np_frag_key) == 40, "np_frag_key ABI");
 static_assert(sizeof(struct np_frag) == 32, "np_frag ABI");
 static_assert(sizeof(struct np_sock_end_target) == 12, "np_sock_end_target ABI");
@@ -362,8 +407,10 @@ _Static_assert(sizeof(struct np_backend) == 288, "np_backend ABI");
 _Static_assert(sizeof(struct np_node_addr) == 20, "np_node_addr ABI");
 _Static_assert(sizeof(struct np_config) == 16, "np_config ABI");
 _Static_assert(sizeof(struct np_sock_xlat) == 12 * NP_SOCK_XLAT_SLOTS + 8, "np_sock_xlat ABI");
-_Static_assert(sizeof(struct np_flow_key) == 16, "np_flow_key ABI");
-_Static_assert(sizeof(struct np_flow) == 16, "np_flow ABI");
+_Static_assert(sizeof(struct np_flow_key) == 40, "np_flow_key ABI");
+_Static_assert(sizeof(struct np_tcp_side) == 16, "np_tcp_side ABI");
+_Static_assert(sizeof(struct np_flow) == 48, "np_flow ABI");
+_Static_assert(sizeof(struct np_half_open) == 64, "np_half_open ABI");
 _Static_assert(sizeof(struct np_frag_key) == 40, "np_frag_key ABI");
 _Static_assert(sizeof(struct np_frag) == 32, "np_frag ABI");
 _Static_assert(sizeof(struct np_sock_end_target) == 12, "np_sock_end_target ABI");

@@ -107,7 +107,8 @@ struct LoadOptions {
 // build's layout (entries kept, programs switched in place).
 struct MigrationReport {
     unsigned from_abi = 0;
-    std::size_t mappings = 0;  // entries of `ports` carried over
+    std::size_t mappings = 0;  // entries of `ports` converted (from ABI 1; 0 when its layout was kept)
+    std::size_t flows = 0;     // live TCP and UDP flows carried over (from ABI 1 and 2)
 };
 
 struct LoadReport {

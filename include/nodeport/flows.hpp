@@ -15,11 +15,10 @@
 namespace nodeport {
 
 enum class FlowState {
-    syn_sent,     // TCP: SYN translated, handshake not finished
+    syn_sent,     // TCP: SYN translated, handshake not finished (`half_open_flows`)
     established,  // TCP connection, or a UDP flow
     picked_up,    // TCP connection picked up mid-stream (its flow was lost); idles out like a closing one
-    fin_wait,     // TCP: FIN seen from one side
-    time_wait,    // TCP: FIN seen both ways; kept for the last packets of the close
+    fin_wait,     // TCP: FIN seen from one side or both; the final ACK ends the flow
 };
 
 std::string_view to_string(FlowState state);  // "syn-sent", "established", ...
@@ -30,7 +29,7 @@ struct Flow {
     Backend node;     // the node address and port the client addressed
     Backend backend;  // where the flow goes
     FlowState state = FlowState::established;
-    std::chrono::nanoseconds idle{0};  // since the last packet (refreshed about once a second); time_wait: since the close
+    std::chrono::nanoseconds idle{0};  // since the last packet (refreshed about once a second)
     std::chrono::nanoseconds expires_in{0};  // until the entry is inert, unless a packet refreshes it
 };
 

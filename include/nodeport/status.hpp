@@ -41,7 +41,7 @@ struct InterfaceStatus {
 
 struct FlowCounts {
     std::size_t tcp = 0;         // `flows`: TCP from SYN to close
-    std::size_t tcp_closed = 0;  // `closed_flows`: TCP after FIN both ways
+    std::size_t tcp_half_open = 0;  // `half_open_flows`: TCP handshakes
     std::size_t udp = 0;         // `udp_flows`
 };
 

@@ -40,7 +40,9 @@ int cmd_load(const Args& argv) {
                            {"sockets_ended", report.resumed_walk.count},
                            {"kept_mode", kept_mode}};
         if (report.migrated)
-            out["migrated"] = {{"from_abi", report.migrated->from_abi}, {"mappings", report.migrated->mappings}};
+            out["migrated"] = {{"from_abi", report.migrated->from_abi},
+                               {"mappings", report.migrated->mappings},
+                               {"flows", report.migrated->flows}};
         if (!report.socket_ending_unavailable.empty())
             out["socket_ending_unavailable"] = printable(report.socket_ending_unavailable);
         std::cout << json_line(out) << "\n";
@@ -50,9 +52,12 @@ int cmd_load(const Args& argv) {
                              inv->pin_dir.string(), load_options.cgroup->string(),
                              report.reused_maps ? " (kept the pinned maps and their mappings)" : "",
                              describe(report.node_addrs), describe(report.interfaces));
-    if (report.migrated)
-        std::cout << fmt::format("migrated {} mappings from map ABI v{} to v{}\n", report.migrated->mappings,
-                                 report.migrated->from_abi, NODEPORT_ABI_VERSION);
+    if (const auto& m = report.migrated; m && m->from_abi == 1)
+        std::cout << fmt::format("migrated {} mappings and {} flows from map ABI v1 to v{}\n", m->mappings, m->flows,
+                                 NODEPORT_ABI_VERSION);
+    else if (m)
+        std::cout << fmt::format("migrated {} flows from map ABI v{} to v{} (the mappings' layout is unchanged)\n",
+                                 m->flows, m->from_abi, NODEPORT_ABI_VERSION);
     if (!kept_mode.empty())
         std::cerr << fmt::format("nodeport load: note: {} kept the mode {} attached with (--tc-attach {} applies to "
                                  "interfaces attached anew; unload first to change it)\n",

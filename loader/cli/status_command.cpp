@@ -31,7 +31,7 @@ nlohmann::json to_json(const Status& s, const std::filesystem::path& pin_dir) {
                        {"node_addrs", nlohmann::json::array()},
                        {"ip_forward", s.ip_forward},
                        {"ports", s.ports},
-                       {"flows", {{"tcp", s.flows.tcp}, {"tcp_closed", s.flows.tcp_closed}, {"udp", s.flows.udp}}},
+                       {"flows", {{"tcp", s.flows.tcp}, {"tcp_half_open", s.flows.tcp_half_open}, {"udp", s.flows.udp}}},
                        {"problems", nlohmann::json::array()},
                        {"not_checked", nlohmann::json::array()}};
     for (const auto& p : s.programs) {
@@ -89,7 +89,7 @@ void print_human(const Status& s, const std::filesystem::path& pin_dir) {
     std::cout << fmt::format("node addresses: {}\n", addrs.empty() ? "none" : fmt::format("{}", fmt::join(addrs, ", ")));
     std::cout << fmt::format("ip_forward: {}\n", s.ip_forward ? "on" : "off");
     std::cout << fmt::format("ports mapped: {}\n", s.ports);
-    std::cout << fmt::format("flows: tcp {}, tcp closed {}, udp {}\n", s.flows.tcp, s.flows.tcp_closed, s.flows.udp);
+    std::cout << fmt::format("flows: tcp {}, tcp half-open {}, udp {}\n", s.flows.tcp, s.flows.tcp_half_open, s.flows.udp);
     for (const auto& n : s.not_checked)
         std::cout << "not checked: " << printable(n) << "\n";
     if (s.problems.empty()) {

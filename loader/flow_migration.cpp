@@ -1,0 +1,230 @@
+#include "flow_migration.hpp"
+
+#include <bpf/bpf.h>
+#include <netinet/in.h>
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <vector>
+
+#include "map_catalog.hpp"
+#include "map_keys.hpp"
+#include "nodeport/abi.h"
+#include "pin_dir.hpp"
+
+namespace nodeport {
+namespace {
+
+// The flow key and value of map ABI 1 and 2 (include/nodeport/abi.h before ABI 3).
+struct V2FlowKey {
+    __be32 client_addr_be;
+    __be32 peer_addr_be;
+    __be16 client_port_be;
+    __be16 peer_port_be;
+    __u8 proto;
+    __u8 dir;
+    __u8 pad[2];
+};
+
+struct V2Flow {
+    __be32 addr_be;
+    __be16 port_be;
+    __u8 state;
+    __u8 fin_seen;
+    __u64 last_seen_ns;
+};
+
+static_assert(sizeof(V2FlowKey) == 16 && sizeof(V2Flow) == 16, "map ABI 2 flow layout");
+
+constexpr __u8 v2_time_wait = 4;  // ABI 2's NP_FLOW_TIME_WAIT, in `closed_flows` only
+
+// The maps whose layout ABI 3 changed, with their old key and value sizes.
+struct Moved {
+    std::string_view name;
+    std::string_view aside;
+    bpf_map_type type;
+    unsigned key_size, value_size;
+};
+
+constexpr std::array<Moved, 3> moved = {{
+    {"flows", "flows_abi2", BPF_MAP_TYPE_LRU_HASH, sizeof(V2FlowKey), sizeof(V2Flow)},
+    {"udp_flows", "udp_flows_abi2", BPF_MAP_TYPE_LRU_HASH, sizeof(V2FlowKey), sizeof(V2Flow)},
+    {"node_udp", "node_udp_abi2", BPF_MAP_TYPE_LRU_HASH, sizeof(V2FlowKey), sizeof(__u64)},
+}};
+
+np_flow_key convert(const V2FlowKey& k) {
+    np_flow_key key{};
+    key.client_addr_be[0] = k.client_addr_be;
+    key.peer_addr_be[0] = k.peer_addr_be;
+    key.client_port_be = k.client_port_be;
+    key.peer_port_be = k.peer_port_be;
+    key.proto = k.proto;
+    key.dir = k.dir;
+    key.family = NP_FAMILY_IPV4;
+    return key;
+}
+
+// Opens a set-aside pin; a map the old nodeport never had is no error.
+Result<std::optional<Fd>> open_aside(const std::filesystem::path& dir, std::string_view aside) {
+    if (!pin_dir::exists(dir / aside))
+        return std::nullopt;
+    Fd fd(pin_dir::obj_get(dir / aside));
+    if (!fd.valid())
+        return errno_error(errno, "open pinned map " + (dir / aside).string());
+    return std::optional<Fd>(std::move(fd));
+}
+
+template <class Value, class Fn>
+Result<void> for_each_old(const std::filesystem::path& dir, std::string_view aside, Fn&& fn) {
+    auto map = open_aside(dir, aside);
+    if (!map)
+        return std::unexpected(map.error());
+    if (!*map)
+        return {};
+    auto keys = map_keys<V2FlowKey>((*map)->get(), (dir / aside).string());
+    if (!keys)
+        return std::unexpected(keys.error());
+    for (const auto& key : *keys)
+        if (Value value{}; bpf_map_lookup_elem((*map)->get(), &key, &value) == 0)
+            if (auto ok = fn(key, value); !ok)
+                return ok;
+    return {};
+}
+
+// Writes an entry unless there is one (the new programs', or an earlier
+// copy's); true when it wrote.
+Result<bool> put_new(int fd, const void* key, const void* value, std::string_view map) {
+    if (bpf_map_update_elem(fd, key, value, BPF_NOEXIST) == 0)
+        return true;
+    if (errno == EEXIST)
+        return false;
+    return errno_error(errno, fmt::format("copy a flow into {}", map));
+}
+
+Result<void> done(const Result<bool>& put) {
+    if (!put)
+        return std::unexpected(put.error());
+    return {};
+}
+
+}  // namespace
+
+bool FlowMigration::moves(std::string_view map_name) {
+    if (map_name == "closed_flows")
+        return true;
+    for (const auto& m : moved)
+        if (m.name == map_name)
+            return true;
+    return false;
+}
+
+Result<std::optional<FlowMigration>> FlowMigration::plan(const std::filesystem::path& dir) {
+    auto abi = pin_dir::recorded_abi(dir);
+    if (!abi)
+        return std::unexpected(abi.error());
+    if (*abi != 1 && *abi != 2)
+        return std::nullopt;
+    // A migration that crashed after setting the old pins aside resumes from them.
+    bool resumed = false;
+    for (const auto& m : moved) {
+        const bool aside = pin_dir::exists(dir / m.aside);
+        resumed = resumed || aside;
+        const auto source = dir / (aside ? m.aside : m.name);
+        if (!aside && !pin_dir::exists(source))
+            continue;
+        Fd fd(pin_dir::obj_get(source));
+        if (!fd.valid())
+            return errno_error(errno, "open pinned map " + source.string());
+        if (auto ok = pin_dir::check_shape(fd.get(), source, fmt::format("{} (map ABI {})", m.name, *abi), m.type,
+                                           m.key_size, m.value_size);
+            !ok)
+            return std::unexpected(ok.error());
+    }
+    return FlowMigration(dir, resumed);
+}
+
+Result<void> FlowMigration::set_aside() {
+    for (const auto& m : moved) {
+        const auto pin = dir_ / m.name, aside = dir_ / m.aside;
+        if (pin_dir::exists(aside)) {
+            // A new map a crashed migration left half filled is filled again.
+            if (pin_dir::unlink(pin) != 0 && errno != ENOENT)
+                return errno_error(errno, "remove " + pin.string());
+            continue;
+        }
+        if (!pin_dir::exists(pin))
+            continue;
+        if (pin_dir::rename(pin, aside) != 0)
+            return errno_error(errno, "move " + pin.string() + " to " + aside.string());
+        set_aside_ = true;
+    }
+    return {};
+}
+
+Result<std::size_t> FlowMigration::copy(int flows_fd, int half_open_fd, int udp_flows_fd, int node_udp_fd) const {
+    std::size_t copied = 0;
+    auto count = [&copied](Result<bool> put) -> Result<void> {
+        if (!put)
+            return std::unexpected(put.error());
+        copied += *put;
+        return {};
+    };
+    auto copy_flows = [&](std::string_view aside, int fd, std::string_view name) {
+        return for_each_old<V2Flow>(dir_, aside, [&](const V2FlowKey& k, const V2Flow& v) -> Result<void> {
+            const auto key = convert(k);
+            if (v.state == NP_FLOW_SYN_SENT && k.proto == IPPROTO_TCP) {
+                // A handshake: its reply entry becomes the half-open one.
+                if (k.dir != NP_FLOW_TO_CLIENT)
+                    return {};
+                np_half_open h{};
+                h.node_addr_be[0] = v.addr_be;
+                h.node_port_be = v.port_be;
+                h.state = NP_FLOW_SYN_SENT;
+                h.family = NP_FAMILY_IPV4;
+                h.last_seen_ns = v.last_seen_ns;
+                return count(put_new(half_open_fd, &key, &h, "half_open_flows"));
+            }
+            if (v.state == v2_time_wait)
+                return {};
+            np_flow f{};
+            f.addr_be[0] = v.addr_be;
+            f.port_be = v.port_be;
+            f.state = v.state;
+            f.family = NP_FAMILY_IPV4;
+            f.last_seen_ns = v.last_seen_ns;
+            auto put = put_new(fd, &key, &f, name);
+            return k.dir == NP_FLOW_TO_BACKEND ? count(put) : done(put);
+        });
+    };
+    if (auto ok = copy_flows("flows_abi2", flows_fd, "flows"); !ok)
+        return std::unexpected(ok.error());
+    if (auto ok = copy_flows("udp_flows_abi2", udp_flows_fd, "udp_flows"); !ok)
+        return std::unexpected(ok.error());
+    auto noted = for_each_old<__u64>(dir_, "node_udp_abi2", [&](const V2FlowKey& k, const __u64& sent_ns) {
+        const auto key = convert(k);
+        return done(put_new(node_udp_fd, &key, &sent_ns, "node_udp"));
+    });
+    if (!noted)
+        return std::unexpected(noted.error());
+    return copied;
+}
+
+void FlowMigration::undo() {
+    if (!set_aside_)
+        return;
+    for (const auto& m : moved)
+        if (pin_dir::exists(dir_ / m.aside)) {
+            pin_dir::unlink(dir_ / m.name);
+            pin_dir::rename(dir_ / m.aside, dir_ / m.name);
+        }
+    set_aside_ = false;
+}
+
+Result<void> FlowMigration::remove_leftover(const std::filesystem::path& dir) {
+    for (auto name : leftovers)
+        if (pin_dir::unlink(dir / name) != 0 && errno != ENOENT)
+            return errno_error(errno, "remove " + (dir / name).string());
+    return {};
+}
+
+}  // namespace nodeport
