@@ -59,12 +59,12 @@ expect_match "and names the entry and says nothing changed" "cannot migrate .*/p
 expect_eq "the ABI 1 ports map is still the one pinned" "$PORTS_ID" "$(bpftool -j map show pinned "$PIN/ports" | jq .id)"
 expect_eq "the ABI 1 CLI still works" 52 "$(old list --json | jq length)"
 old del tcp/8000 >/dev/null
-# A map ABI this build does not know: node_config's abi_version set to 3
+# A map ABI this build does not know: node_config's abi_version set to 4
 # (its first byte), the rest of the record kept.
 CONFIG=$(bpftool -j map lookup pinned "$PIN/node_config" key 0 0 0 0 | jq -r '.value | join(" ")')
-bpftool map update pinned "$PIN/node_config" key 0 0 0 0 value 3 $(cut -d' ' -f2- <<<"$CONFIG")
+bpftool map update pinned "$PIN/node_config" key 0 0 0 0 value 4 $(cut -d' ' -f2- <<<"$CONFIG")
 out=$(new load --cgroup "$TOPO_CGROUP" --iface ext0 2>&1)
-expect_match "an unknown map ABI is refused" "map ABI v3, which this nodeport \(v2\) cannot migrate: nothing was changed" "$out"
+expect_match "an unknown map ABI is refused" "map ABI v4, which this nodeport \(v3\) cannot migrate: nothing was changed" "$out"
 bpftool map update pinned "$PIN/node_config" key 0 0 0 0 value $CONFIG
 expect_eq "still ABI 1 afterwards, same map" "$PORTS_ID 51" \
     "$(bpftool -j map show pinned "$PIN/ports" | jq .id) $(old list --json | jq length)"
@@ -74,7 +74,7 @@ start_traffic 7000
 mark_traffic_window
 out=$(new load --cgroup "$TOPO_CGROUP" --iface ext0 2>&1)
 expect_eq "load of this build over ABI 1 exits 0" 0 "$?"
-expect_match "and says what it migrated" "migrated 51 mappings from map ABI v1 to v2" "$out"
+expect_match "and says what it migrated" "migrated 51 mappings and [0-9]+ flows from map ABI v1 to v3" "$out"
 mark_traffic_window
 sleep 1
 stop_traffic
@@ -89,7 +89,7 @@ expect_eq "the migrated table works: new connections reach sandbox 1" "sb1 $TOPO
     "$(topo_in client python3 "$TESTS_DIR/probe.py" tcp "$TOPO_NODE_EXT_IP" 7000 2>&1 | awk '{print $2, $3}')"
 out=$(old list 2>&1)
 expect_eq "the ABI 1 CLI now refuses the pins" 1 "$?"
-expect_match "naming the map ABI" "map ABI v2" "$out"
+expect_match "naming the map ABI" "map ABI v3" "$out"
 expect_eq "owners longer than ABI 1's 63 bytes now fit" \
     "tcp/7001 -> $SB1:7001 owner sandbox/checkout-payments-7Hq3xKpLmN2vR8sTzY4wBc$(printf 'x%.0s' $(seq 200))" \
     "$(new set tcp/7001 "$SB1:7001" --owner "sandbox/checkout-payments-7Hq3xKpLmN2vR8sTzY4wBc$(printf 'x%.0s' $(seq 200))")"
@@ -101,7 +101,7 @@ old load --cgroup "$TOPO_CGROUP" --iface ext0 >/dev/null
 old set tcp/7000 "$SB1:7000" --owner sb-1 >/dev/null
 old set udp/7000 "$SB1:7000" --owner sb-1 >/dev/null
 mv "$PIN/ports" "$PIN/ports_abi1"  # what load does first, as a SIGKILL would leave it
-expect_match "the next load migrates from the set-aside map" "migrated 2 mappings from map ABI v1 to v2" \
+expect_match "the next load migrates from the set-aside map" "migrated 2 mappings and [0-9]+ flows from map ABI v1 to v3" \
     "$(new load --cgroup "$TOPO_CGROUP" --iface ext0 2>&1)"
 expect_eq "with both mappings, and the set-aside pin removed" "2 no" \
     "$(new list --json | jq length) $([ -e "$PIN/ports_abi1" ] && echo yes || echo no)"

@@ -2,8 +2,9 @@
 # A connection through the node port whose flow nodeport lost, as conntrack
 # would carry it: after `nodeport flows --flush` (or an eviction), and after
 # 2,000 blind RSTs (random sequence numbers, the connection's 4-tuple), an
-# established external connection goes on; loose pick-up brings its next
-# segment to the same sandbox. Each case beside its baseline: the same
+# established external connection goes on: loose pick-up brings its next
+# segment to the same sandbox after a flush, and RSTs outside the window do
+# not touch the flow at all. Each case beside its baseline: the same
 # client connected straight to the sandbox's address, routed through the node.
 set -u
 NODEPORT=$1
@@ -80,6 +81,10 @@ expect_eq "2,000 blind RSTs sent toward the node port" 2000 \
     "$(topo_in client python3 "$TESTS_DIR/blind_rst.py" "$CLIENT_IP" "$port_through" "$NODE_IP" "$PORT" 2000)"
 expect_eq "baseline: 2,000 blind RSTs sent toward the sandbox" 2000 \
     "$(topo_in client python3 "$TESTS_DIR/blind_rst.py" "$CLIENT_IP" "$port_direct" "$SB1" "$PORT" 2000)"
+# Out of the window, the RSTs passed untranslated and changed nothing: the
+# flow was never deleted, so the connection needs no pick-up.
+expect_eq "after the RSTs its flow is still the established one, not picked up" established \
+    "$(np flows --json | jq -r --arg c "$CLIENT_IP:$port_through" '.[] | select(.client == $c) | .state')"
 expect_eq "after the RSTs the connection through the node port goes on" "sb1 after-rst" "$(say rst after-rst)"
 expect_eq "baseline after the RSTs" "sb1 after-rst" "$(say direct after-rst)"
 

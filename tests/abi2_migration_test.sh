@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Upgrading a node that runs a nodeport of map ABI 2 (built here from the git
+# history: the parent of the commit that introduced ABI 3) to this build,
+# under traffic: `load` moves the flow tables to ABI 3's layout, keeps every
+# mapping, and the established external connections go on with their flows
+# migrated (not picked up); no new connection fails. Beside it, the same
+# client straight to the sandbox.
+set -u
+NODEPORT=$1
+. "$(dirname "$0")/lib.sh"
+. "$TESTS_DIR/upgrade_lib.sh"
+require datapath
+SRC=$(dirname "$TESTS_DIR")
+
+ABI3_COMMIT=$(git -C "$SRC" log -1 --format=%H -S'#define NODEPORT_ABI_VERSION 3' -- include/nodeport/abi.h 2>/dev/null)
+if [ -z "$ABI3_COMMIT" ] || ! git -C "$SRC" cat-file -e "$ABI3_COMMIT^" 2>/dev/null; then
+    skip "the ABI 2 build comes from the git history, and this checkout has none (a shallow clone?)"
+fi
+
+test_begin abi2mig
+WORK=$(mktemp -d /tmp/np-abi2mig.XXXXXX)
+on_cleanup() {
+    stop_traffic_on_cleanup
+    [ -n "${LONG_PID:-}" ] && { kill "$LONG_PID"; wait "$LONG_PID"; } 2>/dev/null
+    [ -n "${DIRECT_PID:-}" ] && { kill "$DIRECT_PID"; wait "$DIRECT_PID"; } 2>/dev/null
+    [ -x "${OLD:-}" ] && topo_in node "$OLD" unload --pin-dir "$PIN" >/dev/null 2>&1
+    rm -rf "$WORK"
+}
+
+mkdir "$WORK/abi2-src"
+git -C "$SRC" archive "$ABI3_COMMIT^" | tar -x -C "$WORK/abi2-src"
+OLD=$(build_cli abi2 "$WORK/abi2-src") || { fail "the ABI 2 commit builds"; finish; exit; }
+expect_match "the ABI 2 build says so" "map ABI 2," "$("$OLD" --version)"
+
+topo_node
+topo_client
+topo_cgroup
+topo_sandbox 1
+topo_serve sb1 sb1 7000 --hold
+SB1=$(topo_sandbox_ip 1)
+old() { topo_in node "$OLD" "$1" --pin-dir "$PIN" "${@:2}"; }
+new() { topo_in node "$NODEPORT" "$1" --pin-dir "$PIN" "${@:2}"; }
+
+old load --cgroup "$TOPO_CGROUP" --iface ext0 >/dev/null || { fail "ABI 2 load"; finish; exit; }
+old set tcp/7000 "$SB1:7000" --owner sb-1 >/dev/null
+old set udp/7000 "$SB1:7000" --owner sb-1 >/dev/null
+BEFORE=$(old list --json | jq -c 'sort_by(.proto, .port)')
+
+# An idle established connection through the node port, and its baseline.
+coproc LONG { topo_in client python3 -u "$TESTS_DIR/long_client.py" "$TOPO_NODE_EXT_IP" 7000; }
+LONG_PID=$LONG_PID
+coproc DIRECT { topo_in client python3 -u "$TESTS_DIR/long_client.py" "$SB1" 7000; }
+DIRECT_PID=$DIRECT_PID
+read -r -t 5 line <&"${LONG[0]}"
+expect_eq "a connection through the node port under ABI 2" "sb1 $TOPO_CLIENT_IP" "$line"
+read -r -t 5 line <&"${DIRECT[0]}"
+expect_eq "baseline: the same client straight to the sandbox" "sb1 $TOPO_CLIENT_IP" "$line"
+CLIENT_PORT=$(topo_in client ss -Htn state established dst "$TOPO_NODE_EXT_IP" | awk '{print $4}' | sed 's/.*://' | head -1)
+
+start_traffic 7000
+mark_traffic_window
+out=$(new load --cgroup "$TOPO_CGROUP" --iface ext0 2>&1)
+expect_eq "load of this build over ABI 2 exits 0" 0 "$?"
+expect_match "and says it migrated the flows" "migrated [1-9][0-9]* flows from map ABI v2 to v3" "$out"
+mark_traffic_window
+sleep 1
+stop_traffic
+
+expect_eq "every mapping is kept" "$BEFORE" "$(new list --json | jq -c 'sort_by(.proto, .port)')"
+expect_eq "no ABI 2 pin is left (flows_abi2, udp_flows_abi2, node_udp_abi2, closed_flows)" "" \
+    "$(cd "$PIN" && ls -d flows_abi2 udp_flows_abi2 node_udp_abi2 closed_flows 2>/dev/null)"
+expect_eq "the idle connection's flow was migrated, established (not picked up)" established \
+    "$(new flows --json | jq -r --arg c "$TOPO_CLIENT_IP:$CLIENT_PORT" '.[] | select(.client == $c) | .state')"
+echo ping >&"${LONG[1]}"
+read -r -t 5 line <&"${LONG[0]}"
+expect_eq "the idle connection through the node port goes on after the upgrade" "sb1 ping" "$line"
+echo ping >&"${DIRECT[1]}"
+read -r -t 5 line <&"${DIRECT[0]}"
+expect_eq "baseline: so does the direct one" "sb1 ping" "$line"
+out=$(old list 2>&1)
+expect_eq "the ABI 2 CLI now refuses the pins" 1 "$?"
+expect_match "naming the map ABI" "map ABI v3" "$out"
+expect_match "unload removes every pin" "^unloaded $PIN " "$(new unload)"
+expect_eq "nothing is left of the pin directory" no "$([ -e "$PIN" ] && echo yes || echo no)"
+finish
