@@ -92,6 +92,11 @@ Bytes frame(const Packet& p) {
     put16(b, l4 + 2, p.dport);
     std::size_t csum_off;
     if (p.proto == IPPROTO_TCP) {
+        // Sequence number 0; an acknowledgement ahead of all the other side
+        // sent, so the handshake's ACK establishes the flow (map ABI 3 tracks
+        // sequence numbers).
+        if (p.tcp_flags & 0x10)
+            put16(b, l4 + 8, 1);
         b[l4 + 12] = 5 << 4;
         b[l4 + 13] = p.tcp_flags;
         put16(b, l4 + 14, 65535);
@@ -225,7 +230,9 @@ int main(int argc, char** argv) try {
         {"TCP data of an established flow", "np_tc_ingress", ingress,
          frame({IPPROTO_TCP, kClient, 40000, kNode, kTcpPort, kPshAck})},
         {"UDP datagram of a flow", "np_tc_ingress", ingress, frame({IPPROTO_UDP, kClient, 40001, kNode, kUdpPort})},
-        {"SYN on a recorded tuple (flow replaced: 2 deletes, 2 inserts)", "np_tc_ingress", ingress,
+        {"SYN on a recorded tuple (ABI 2: flow replaced, 2 deletes, 2 inserts; ABI 3: a retransmitted SYN of a "
+         "handshake)",
+         "np_tc_ingress", ingress,
          frame({IPPROTO_TCP, kClient, 40002, kNode, kTcpPort, kSyn})},
         {"SYN to an unmapped port", "np_tc_ingress", ingress, frame({IPPROTO_TCP, kClient, 40003, kNode, 30999, kSyn})},
         {"TCP of the node's own connection (no flow)", "np_tc_ingress", ingress,

@@ -88,4 +88,15 @@ expect_eq "after the RSTs its flow is still the established one, not picked up" 
 expect_eq "after the RSTs the connection through the node port goes on" "sb1 after-rst" "$(say rst after-rst)"
 expect_eq "baseline after the RSTs" "sb1 after-rst" "$(say direct after-rst)"
 
+# --- An accept queue that overflows: the backend drops the client's ACK and
+# retransmits its SYN-ACK, which must still be translated ---
+topo_in sb1 python3 "$TESTS_DIR/slow_accept.py" serve 7100 >/dev/null 2>&1 &
+PIDS+=($!)
+topo_wait_listen sb1 7100
+np set tcp/7100 "$SB1:7100" --owner sb-1 >/dev/null
+expect_eq "12 connections at once to a listen(1) server that accepts after 3 s, through the node port" 12 \
+    "$(topo_in client python3 "$TESTS_DIR/slow_accept.py" connect "$NODE_IP" 7100 12)"
+expect_eq "baseline: the same straight to the sandbox" 12 \
+    "$(topo_in client python3 "$TESTS_DIR/slow_accept.py" connect "$SB1" 7100 12)"
+
 finish
