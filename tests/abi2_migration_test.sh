@@ -57,9 +57,9 @@ coproc LONG { topo_in client python3 -u "$TESTS_DIR/long_client.py" "$TOPO_NODE_
 LONG_PID=$LONG_PID
 coproc DIRECT { topo_in client python3 -u "$TESTS_DIR/long_client.py" "$SB1" 7000; }
 DIRECT_PID=$DIRECT_PID
-read -r -t 5 line <&"${LONG[0]}"
+read -r -t 20 line <&"${LONG[0]}"
 expect_eq "a connection through the node port under ABI 2" "sb1 $TOPO_CLIENT_IP" "$line"
-read -r -t 5 line <&"${DIRECT[0]}"
+read -r -t 20 line <&"${DIRECT[0]}"
 expect_eq "baseline: the same client straight to the sandbox" "sb1 $TOPO_CLIENT_IP" "$line"
 CLIENT_PORT=$(topo_in client ss -Htn state established dst "$TOPO_NODE_EXT_IP" | awk '{print $4}' | sed 's/.*://' | head -1)
 
@@ -78,10 +78,10 @@ expect_eq "no ABI 2 pin is left (flows_abi2, udp_flows_abi2, node_udp_abi2, clos
 expect_eq "the idle connection's flow was migrated, established (not picked up)" established \
     "$(new flows --json | jq -r --arg c "$TOPO_CLIENT_IP:$CLIENT_PORT" '.[] | select(.client == $c) | .state')"
 echo ping >&"${LONG[1]}"
-read -r -t 5 line <&"${LONG[0]}"
+read -r -t 20 line <&"${LONG[0]}"
 expect_eq "the idle connection through the node port goes on after the upgrade" "sb1 ping" "$line"
 echo ping >&"${DIRECT[1]}"
-read -r -t 5 line <&"${DIRECT[0]}"
+read -r -t 20 line <&"${DIRECT[0]}"
 expect_eq "baseline: so does the direct one" "sb1 ping" "$line"
 out=$(old list 2>&1)
 expect_eq "the ABI 2 CLI now refuses the pins" 1 "$?"
