@@ -106,7 +106,7 @@ static __always_inline enum pkt4_kind parse_pkt4(struct __sk_buff *skb, __u32 l2
 	void *data, *data_end;
 	struct ethhdr *eth;
 	struct iphdr *iph;
-	__u32 l4_len;
+	__u32 l4_len, ip_len;
 
 	*why = NP_REASON_NOT_IPV4_TCP_UDP;
 	/* Not IPv4 (ARP, IPv6) is the common miss: decided from skb->protocol
@@ -142,6 +142,7 @@ static __always_inline enum pkt4_kind parse_pkt4(struct __sk_buff *skb, __u32 l2
 	p->daddr_be = iph->daddr;
 	p->ip_csum = iph->check;
 	p->proto = iph->protocol;
+	ip_len = bpf_ntohs(iph->tot_len);
 	p->tcp_flags = 0;
 	p->seq = 0;
 	p->ack_seq = 0;
@@ -172,11 +173,14 @@ static __always_inline enum pkt4_kind parse_pkt4(struct __sk_buff *skb, __u32 l2
 		p->tcp_flags = ((__u8 *)tcp)[13];
 		p->seq = bpf_ntohl(tcp->seq);
 		p->ack_seq = bpf_ntohl(tcp->ack_seq);
-		/* From the skb's length, not tot_len: a BIG TCP GRO skb has
-		 * tot_len 0. Clamped, so a header longer than the skb says
-		 * nothing odd. */
-		l4_len = l2_hlen + NP_L4_OFF + tcp->doff * 4;
-		p->seg_len = skb->len > l4_len ? skb->len - l4_len : 0;
+		/* From tot_len: on ingress skb->len still counts the padding
+		 * of a short Ethernet frame. A BIG TCP GRO skb has tot_len 0:
+		 * then from the skb's length. Clamped, so a header longer than
+		 * the packet says nothing odd. */
+		l4_len = NP_L4_OFF + tcp->doff * 4;
+		if (!ip_len)
+			ip_len = skb->len - l2_hlen;
+		p->seg_len = ip_len > l4_len ? ip_len - l4_len : 0;
 	} else {
 		struct udphdr *udp = data + l2_hlen + NP_L4_OFF;
 
