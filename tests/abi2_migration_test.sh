@@ -61,7 +61,7 @@ read -r -t 20 line <&"${LONG[0]}"
 expect_eq "a connection through the node port under ABI 2" "sb1 $TOPO_CLIENT_IP" "$line"
 read -r -t 20 line <&"${DIRECT[0]}"
 expect_eq "baseline: the same client straight to the sandbox" "sb1 $TOPO_CLIENT_IP" "$line"
-CLIENT_PORT=$(topo_in client ss -Htn state established dst "$TOPO_NODE_EXT_IP" | awk '{print $4}' | sed 's/.*://' | head -1)
+CLIENT_PORT=$(topo_in client ss -Htn state established dst "$TOPO_NODE_EXT_IP" | awk '{print $3}' | sed 's/.*://' | head -1)
 
 start_traffic 7000
 mark_traffic_window
