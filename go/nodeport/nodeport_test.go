@@ -271,3 +271,37 @@ func TestSetTiming(t *testing.T) {
 	fmt.Printf("Go Table.Set (pure Go): median %.2f us over %d calls (p90 %.2f us)\n",
 		float64(times[n/2].Nanoseconds())/1000, n, float64(times[n*9/10].Nanoseconds())/1000)
 }
+
+// What only Go can pass (the conformance cases cover the rest): an IPv6 or
+// missing backend, a NUL in a string; refused by Set and Sync alike, the
+// table unchanged.
+func TestBadInputOnlyGoCanPass(t *testing.T) {
+	table := open(t)
+	ctx := context.Background()
+	keep := mapping("tcp", 80, "10.8.0.2:80", "keep")
+	if _, err := table.Set(ctx, keep); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []Mapping{
+		mapping("tcp", 81, "[2001:db8::1]:80", ""),
+		{Proto: "tcp", Port: 81},
+		mapping("tcp", 81, "10.8.0.2:80", "sb\x00"),
+		mapping("tcp\x00", 81, "10.8.0.2:80", ""),
+	} {
+		if _, err := table.Set(ctx, m); !errors.Is(err, ErrBadInput) {
+			t.Errorf("Set(%+v): %v, want ErrBadInput", m, err)
+		}
+		if _, err := table.Sync(ctx, []Mapping{keep, m}); !errors.Is(err, ErrBadInput) {
+			t.Errorf("Sync with %+v: %v, want ErrBadInput", m, err)
+		}
+	}
+	if _, err := table.Delete(ctx, "tcp", 80, "kee\x00p"); !errors.Is(err, ErrBadInput) {
+		t.Errorf("Delete with a NUL in the owner: %v", err)
+	}
+	if _, err := Open(pinDir(t) + "\x00x"); !errors.Is(err, ErrBadInput) {
+		t.Errorf("Open with a NUL in the path: %v", err)
+	}
+	if all := list(t, table); !slices.Equal(all, []Mapping{keep}) {
+		t.Errorf("bad input changed the table: %+v", all)
+	}
+}

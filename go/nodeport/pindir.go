@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -67,8 +68,8 @@ func checkAncestors(op, dir string) error {
 
 // openPinDir opens and checks the pin directory; ErrNotLoaded when missing.
 func openPinDir(op, dir string) (int, error) {
-	if !filepath.IsAbs(dir) {
-		return -1, inputError{"pin directory", "must be an absolute path"}.to(op)
+	if !filepath.IsAbs(dir) || strings.IndexByte(dir, 0) >= 0 {
+		return -1, inputError{"pin directory", "must be an absolute path without NUL"}.to(op)
 	}
 	dir = filepath.Clean(dir)
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
