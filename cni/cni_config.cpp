@@ -254,18 +254,24 @@ CniResult<std::optional<Ipv4>> container_address(const json& result) {
     return first_in_sandbox ? first_in_sandbox : first;
 }
 
-// "pinDir", absolute when given; the default pin directory otherwise.
-CniResult<std::filesystem::path> parse_pin_dir(const json& config) {
-    auto it = config.find("pinDir");
+// An absolute path under `key`, or `fallback` when the key is absent;
+// `what` says in the error what the path is for. A NUL would end the path
+// early where the kernel reads it, a C string.
+CniResult<std::filesystem::path> parse_path(const json& config, const char* key, std::string_view fallback,
+                                            std::string_view what) {
+    auto it = config.find(key);
     if (it == config.end() || it->is_null())
-        return std::filesystem::path(default_pin_dir);
-    // A NUL would end the path early where the kernel reads it, a C string.
+        return std::filesystem::path(fallback);
     if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
         it->get_ref<const std::string&>().front() != '/' ||
         it->get_ref<const std::string&>().find('\0') != std::string::npos)
-        return bad_config(fmt::format("pinDir {} must be an absolute path (a directory under /sys/fs/bpf)",
-                                      describe(*it)));
+        return bad_config(fmt::format("{} {} must be an absolute path ({})", key, describe(*it), what));
     return std::filesystem::path(it->get<std::string>());
+}
+
+// "pinDir", absolute when given; the default pin directory otherwise.
+CniResult<std::filesystem::path> parse_pin_dir(const json& config) {
+    return parse_path(config, "pinDir", default_pin_dir.string(), "a directory under /sys/fs/bpf");
 }
 
 // portmap's "conditionsV4"/"conditionsV6" (iptables matches limiting who may
@@ -296,14 +302,7 @@ CniResult<std::string> parse_network(const json& config, bool strict) {
 
 // "stateDir", absolute when given (GC and DEL read what ADD wrote there).
 CniResult<std::filesystem::path> parse_state_dir(const json& config) {
-    auto it = config.find("stateDir");
-    if (it == config.end() || it->is_null())
-        return std::filesystem::path(default_state_dir);
-    if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
-        it->get_ref<const std::string&>().front() != '/' ||
-        it->get_ref<const std::string&>().find('\0') != std::string::npos)
-        return bad_config(fmt::format("stateDir {} must be an absolute path", describe(*it)));
-    return std::filesystem::path(it->get<std::string>());
+    return parse_path(config, "stateDir", default_state_dir, "where nodeport-cni records its containers");
 }
 
 // GC's "cni.dev/valid-attachments": [{"containerID": ..., "ifname": ...}].
