@@ -65,7 +65,7 @@ expect_eq "nothing but the listed kinds of files is installed" "" \
         grep -vE '/systemd/system/nodeport(-watch)?\.service$')"
 expect_match "the installed binary runs: nodeport --version" "^nodeport $VERSION " "$("$R$PREFIX/sbin/nodeport" --version)"
 # lib/cni, not the multiarch libdir: where Debian's runtimes look for CNI plugins (/usr/lib/cni).
-expect_match "the installed CNI plugin answers VERSION" '"supportedVersions":\[.*"1\.0\.0"\]' \
+expect_match "the installed CNI plugin answers VERSION" '"supportedVersions":\[.*"1\.0\.0","1\.1\.0"\]' \
     "$(CNI_COMMAND=VERSION "$R$PREFIX/lib/cni/nodeport-cni" <<<'{"cniVersion":"1.0.0"}')"
 
 # --- The man page and the completion name every command and option ---
