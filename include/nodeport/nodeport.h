@@ -75,6 +75,22 @@ int nodeport_open(const char *pin_dir, struct nodeport_table **out);
  * address again; it is then that table's handle.) */
 void nodeport_close(struct nodeport_table *np);
 
+/* Options for nodeport_open_with, libbpf style: set sz to sizeof the struct
+ * you compiled against and zero what you do not set; later versions add
+ * fields at the end, and a library older than your header refuses non-zero
+ * fields it does not know (NODEPORT_EBADINPUT) rather than ignore them. */
+struct nodeport_open_opts {
+	size_t sz;            /* sizeof(struct nodeport_open_opts) */
+	const char *pin_dir;  /* NULL: /sys/fs/bpf/nodeport */
+	int64_t lock_wait_ms; /* how long a write waits for another writer's lock: 0 the default (5000),
+	                         -1 not at all (NODEPORT_EBUSY at once), else 1-3600000 */
+};
+/* nodeport_open with options; opts NULL is nodeport_open(NULL, out). */
+int nodeport_open_with(const struct nodeport_open_opts *opts, struct nodeport_table **out);
+/* This library's version, "0.1.0": what a program loaded, not what it was
+ * built against. */
+const char *nodeport_version(void);
+
 /* Maps proto/port to backend_ip:backend_port, replacing whatever was there.
  * owner: NULL or "" for none. A connected UDP socket of the node translated
  * to the old backend is ended, as with `nodeport set`. */

@@ -23,6 +23,9 @@
 #include "nodeport/result.hpp"
 #include "nodeport/types.hpp"
 
+// Exported from libnodeport.so (the rest of the library is hidden).
+#pragma GCC visibility push(default)
+
 namespace nodeport {
 
 struct ChangeOptions {
@@ -127,3 +130,5 @@ private:
 };
 
 }  // namespace nodeport
+
+#pragma GCC visibility pop

@@ -59,6 +59,26 @@ static void test_open(const char *pin_dir)
 	CHECK(strstr(nodeport_last_error(), "not loaded") != NULL, "message: %s", nodeport_last_error());
 	EXPECT_CODE(NODEPORT_EBADINPUT, nodeport_open("relative/dir", &np));
 	nodeport_close(NULL);
+
+	/* nodeport_open_with: options a later version extends. */
+	CHECK(strcmp(nodeport_version(), "0.1.0") >= 0 && strchr(nodeport_version(), '.') != NULL, "version %s",
+	      nodeport_version());
+	struct nodeport_open_opts opts = {.sz = sizeof opts, .pin_dir = pin_dir, .lock_wait_ms = 200};
+	EXPECT_CODE(NODEPORT_OK, nodeport_open_with(&opts, &np));
+	nodeport_close(np);
+	opts.lock_wait_ms = -2;
+	EXPECT_CODE(NODEPORT_EBADINPUT, nodeport_open_with(&opts, &np));
+	CHECK(strstr(nodeport_last_error(), "lock_wait_ms") != NULL, "names the field: %s", nodeport_last_error());
+	/* A caller built against a later header: a field this library does not know, set, is refused... */
+	struct { struct nodeport_open_opts known; uint64_t later; } bigger = {{sizeof bigger, pin_dir, 0}, 1};
+	EXPECT_CODE(NODEPORT_EBADINPUT, nodeport_open_with(&bigger.known, &np));
+	/* ...and left zero, accepted; so is an older, shorter struct (no lock_wait_ms). */
+	bigger.later = 0;
+	EXPECT_CODE(NODEPORT_OK, nodeport_open_with(&bigger.known, &np));
+	nodeport_close(np);
+	struct nodeport_open_opts older = {.sz = offsetof(struct nodeport_open_opts, lock_wait_ms), .pin_dir = pin_dir};
+	EXPECT_CODE(NODEPORT_OK, nodeport_open_with(&older, &np));
+	nodeport_close(np);
 }
 
 static void test_set_get_del(nodeport *np)
