@@ -25,6 +25,9 @@
 #define NP_AF_INET         2
 #define NP_AF_INET6        10
 #define NP_TCP_ESTABLISHED 1 /* also "connected" for UDP sockets */
+#define NP_TCP_TIME_WAIT   6
+#define NP_TCP_CLOSE       7
+#define NP_TCP_LISTEN      10
 
 extern int bpf_sock_destroy(struct sock_common *sk) __weak __ksym;
 
@@ -39,6 +42,17 @@ struct {
 	__type(value, __u8);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sock_end_targets SEC(".maps");
+
+/* What set, del and sync replaced, for `del --owner ID --drain` (abi.h).
+ * Declared here, beside the iterators that drain reads, so that the one
+ * object created for drain carries it; no program reads it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NP_MAX_REPLACED_BACKENDS);
+	__type(key, struct np_sock_end_target);
+	__type(value, struct np_replaced_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} replaced_backends SEC(".maps");
 
 /* True when socket `sk` (with its common part `skc`) is connected to a
  * target's backend and got there through nodeport's translation of that
@@ -110,6 +124,53 @@ int np_end_tcp(struct bpf_iter__tcp *ctx)
 	tp = bpf_skc_to_tcp_sock(skc);
 	if (tp && is_target((struct sock *)tp, skc, IPPROTO_TCP))
 		end(ctx->meta->seq, skc);
+	return 0;
+}
+
+/* Counting the node's live connections per backend (`nodeport drain`, `get`,
+ * `list`). It walks `sock_xlat` itself, so it visits only sockets the hooks
+ * translated, in every network namespace under the cgroup, rather than every
+ * socket of one namespace as np_end_tcp/np_end_udp do (and it ends nothing).
+ * Each socket still connected to the backend one of its slots names is
+ * written out as an np_local_conn; user space adds them up. Live: TCP from
+ * SYN_SENT until the socket is closed both ways (a half-closed connection
+ * still carries data; TIME_WAIT sockets have no storage), UDP when connected
+ * (an unconnected socket's next datagram is translated anew by sendmsg4). */
+SEC("iter/bpf_sk_storage_map")
+int np_count_local(struct bpf_iter__bpf_sk_storage_map *ctx)
+{
+	struct np_sock_xlat *st = ctx->value;
+	struct np_local_conn out = {};
+	struct sock *sk = ctx->sk;
+	__u8 state;
+	__u32 i;
+
+	if (!sk || !st)
+		return 0;
+	if (sk->__sk_common.skc_family != NP_AF_INET && sk->__sk_common.skc_family != NP_AF_INET6)
+		return 0; /* as in is_target() */
+	out.proto = (__u8)sk->sk_protocol;
+	state = sk->__sk_common.skc_state;
+	if (out.proto == IPPROTO_UDP && state != NP_TCP_ESTABLISHED)
+		return 0;
+	if (out.proto == IPPROTO_TCP && (state == NP_TCP_CLOSE || state == NP_TCP_LISTEN || state == NP_TCP_TIME_WAIT))
+		return 0;
+	if (out.proto != IPPROTO_TCP && out.proto != IPPROTO_UDP)
+		return 0;
+	out.state = state;
+	out.backend_addr_be = sk->__sk_common.skc_daddr;
+	out.backend_port_be = sk->__sk_common.skc_dport;
+	/* Unrolled: `value` is a read-only buffer the verifier checks at
+	 * constant offsets. */
+#pragma clang loop unroll(full)
+	for (i = 0; i < NP_SOCK_XLAT_SLOTS; i++) {
+		if (st->slot[i].backend_addr_be != out.backend_addr_be ||
+		    st->slot[i].backend_port_be != out.backend_port_be)
+			continue;
+		out.node_port_be = st->slot[i].node_port_be;
+		bpf_seq_write(ctx->meta->seq, &out, sizeof(out));
+		return 0;
+	}
 	return 0;
 }
 
