@@ -25,7 +25,6 @@
 #define NP_AF_INET         2
 #define NP_AF_INET6        10
 #define NP_TCP_ESTABLISHED 1 /* also "connected" for UDP sockets */
-#define NP_TCP_TIME_WAIT   6
 #define NP_TCP_CLOSE       7
 #define NP_TCP_LISTEN      10
 
@@ -128,49 +127,68 @@ int np_end_tcp(struct bpf_iter__tcp *ctx)
 }
 
 /* Counting the node's live connections per backend (`nodeport drain`, `get`,
- * `list`). It walks `sock_xlat` itself, so it visits only sockets the hooks
- * translated, in every network namespace under the cgroup, rather than every
- * socket of one namespace as np_end_tcp/np_end_udp do (and it ends nothing).
- * Each socket still connected to the backend one of its slots names is
- * written out as an np_local_conn; user space adds them up. Live: TCP from
- * SYN_SENT until the socket is closed both ways (a half-closed connection
- * still carries data; TIME_WAIT sockets have no storage), UDP when connected
- * (an unconnected socket's next datagram is translated anew by sendmsg4). */
-SEC("iter/bpf_sk_storage_map")
-int np_count_local(struct bpf_iter__bpf_sk_storage_map *ctx)
+ * `list`), ending nothing: each socket of the calling network namespace
+ * connected to its peer through a translation the hooks made (a slot of its
+ * `sock_xlat` names that peer) is written out as an np_local_conn; user space
+ * adds them up. Live: TCP from SYN_SENT until the socket is closed (a
+ * half-closed connection still carries data; TIME_WAIT sockets are not full
+ * sockets), UDP while connected (an unconnected socket's next datagram is
+ * translated anew by sendmsg4). An iterator over `sock_xlat` itself
+ * (iter/bpf_sk_storage_map) would visit only translated sockets, in every
+ * namespace, but this kernel refuses to load one (EPERM, even the selftests'
+ * shape): so these walk one namespace's sockets, as np_end_* do. */
+static __always_inline void count_live(struct seq_file *seq, struct sock *sk, struct sock_common *skc, __u8 proto)
 {
-	struct np_sock_xlat *st = ctx->value;
-	struct np_local_conn out = {};
-	struct sock *sk = ctx->sk;
-	__u8 state;
+	struct np_local_conn out = { .proto = proto, .state = skc->skc_state };
+	struct np_sock_xlat *st;
 	__u32 i;
 
-	if (!sk || !st)
-		return 0;
-	if (sk->__sk_common.skc_family != NP_AF_INET && sk->__sk_common.skc_family != NP_AF_INET6)
-		return 0; /* as in is_target() */
-	out.proto = (__u8)sk->sk_protocol;
-	state = sk->__sk_common.skc_state;
-	if (out.proto == IPPROTO_UDP && state != NP_TCP_ESTABLISHED)
-		return 0;
-	if (out.proto == IPPROTO_TCP && (state == NP_TCP_CLOSE || state == NP_TCP_LISTEN || state == NP_TCP_TIME_WAIT))
-		return 0;
-	if (out.proto != IPPROTO_TCP && out.proto != IPPROTO_UDP)
-		return 0;
-	out.state = state;
-	out.backend_addr_be = sk->__sk_common.skc_daddr;
-	out.backend_port_be = sk->__sk_common.skc_dport;
-	/* Unrolled: `value` is a read-only buffer the verifier checks at
-	 * constant offsets. */
-#pragma clang loop unroll(full)
+	if (skc->skc_family != NP_AF_INET && skc->skc_family != NP_AF_INET6)
+		return; /* as in is_target() */
+	st = bpf_sk_storage_get(&sock_xlat, sk, NULL, 0);
+	if (!st)
+		return;
+	out.backend_addr_be = skc->skc_daddr;
+	out.backend_port_be = skc->skc_dport;
 	for (i = 0; i < NP_SOCK_XLAT_SLOTS; i++) {
 		if (st->slot[i].backend_addr_be != out.backend_addr_be ||
 		    st->slot[i].backend_port_be != out.backend_port_be)
 			continue;
 		out.node_port_be = st->slot[i].node_port_be;
-		bpf_seq_write(ctx->meta->seq, &out, sizeof(out));
-		return 0;
+		bpf_seq_write(seq, &out, sizeof(out));
+		return;
 	}
+}
+
+SEC("iter/udp")
+int np_count_udp(struct bpf_iter__udp *ctx)
+{
+	struct udp_sock *udp_sk = ctx->udp_sk;
+	struct sock *sk;
+
+	if (!udp_sk)
+		return 0;
+	sk = (struct sock *)udp_sk;
+	if (sk->__sk_common.skc_state == NP_TCP_ESTABLISHED)
+		count_live(ctx->meta->seq, sk, &sk->__sk_common, IPPROTO_UDP);
+	return 0;
+}
+
+SEC("iter/tcp")
+int np_count_tcp(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct tcp_sock *tp;
+	__u8 state;
+
+	if (!skc)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0; /* TIME_WAIT and request sockets */
+	state = skc->skc_state;
+	if (state != NP_TCP_CLOSE && state != NP_TCP_LISTEN)
+		count_live(ctx->meta->seq, (struct sock *)tp, skc, IPPROTO_TCP);
 	return 0;
 }
 

@@ -28,7 +28,6 @@ struct sock_common {
 
 struct sock {
 	struct sock_common __sk_common;
-	__u16 sk_protocol;
 } NP_CORE;
 
 struct udp_sock; /* only cast to struct sock: its first member is one */
@@ -47,14 +46,6 @@ struct bpf_iter__udp {
 struct bpf_iter__tcp {
 	struct bpf_iter_meta *meta;
 	struct sock_common *sk_common;
-} NP_CORE;
-
-/* The context of SEC("iter/bpf_sk_storage_map"): one socket that has an
- * entry in the map, and that entry. */
-struct bpf_iter__bpf_sk_storage_map {
-	struct bpf_iter_meta *meta;
-	struct sock *sk;
-	void *value;
 } NP_CORE;
 
 #endif /* NODEPORT_SOCK_END_CORE_BPF_H */

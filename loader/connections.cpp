@@ -1,6 +1,7 @@
 #include "nodeport/connections.hpp"
 
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
 
 #include <algorithm>
 #include <cstring>
@@ -10,6 +11,7 @@
 
 #include "nodeport/abi.h"
 #include "nodeport/flows.hpp"
+#include "netns.hpp"
 #include "pin_dir.hpp"
 #include "sock_end_install.hpp"
 
@@ -21,18 +23,32 @@ using Key = std::tuple<Backend, NodePort>;
 // Flows that still carry data: time-wait is a closed connection's echo.
 bool live(const Flow& flow) { return flow.state != FlowState::time_wait; }
 
-// The node's sockets, from the counting iterator; why not, when it is not pinned.
+// The node's sockets, from the counting iterators; why not, when they are
+// not pinned or this is not the namespace they count.
 std::string count_local(const std::filesystem::path& dir, std::map<Key, Connections>& counts) {
-    Fd link(pin_dir::obj_get(pin_dir::links_dir(dir) / "np_count_local"));
-    if (!link.valid())
-        return "the node's connections were not counted: the counting iterator is not loaded (run `nodeport load` of "
-               "this version; it needs Linux >= 6.5)";
-    auto out = sock_end::read_iterator(link.get());
-    if (!out)
-        return "the node's connections were not counted: " + out.error().message;
-    for (std::size_t at = 0; at + sizeof(np_local_conn) <= out->size(); at += sizeof(np_local_conn)) {
+    const std::string not_counted = "the node's connections were not counted: ";
+    std::string out;
+    for (const char* name : {"np_count_tcp", "np_count_udp"}) {
+        Fd link(pin_dir::obj_get(pin_dir::links_dir(dir) / name));
+        if (!link.valid())
+            return not_counted + "the counting iterators are not loaded (run `nodeport load` of this version; they "
+                                 "need Linux >= 6.5)";
+        auto more = sock_end::read_iterator(link.get());
+        if (!more)
+            return not_counted + more.error().message;
+        out += *more;
+    }
+    // The iterators walk the sockets of the caller's network namespace.
+    auto config = pin_dir::open_map(dir, "node_config");
+    __u32 zero = 0;
+    np_config cfg{};
+    auto cookie = netns::current_cookie();
+    if (!config || bpf_map_lookup_elem(config->get(), &zero, &cfg) != 0 || !cookie ||
+        *cookie != cfg.node_netns_cookie)
+        return not_counted + "this runs outside the network namespace nodeport was loaded in";
+    for (std::size_t at = 0; at + sizeof(np_local_conn) <= out.size(); at += sizeof(np_local_conn)) {
         np_local_conn conn{};
-        std::memcpy(&conn, out->data() + at, sizeof conn);
+        std::memcpy(&conn, out.data() + at, sizeof conn);
         Backend backend{Ipv4{conn.backend_addr_be}, ntohs(conn.backend_port_be)};
         ++counts[{backend, NodePort{static_cast<Proto>(conn.proto), ntohs(conn.node_port_be)}}].local;
     }

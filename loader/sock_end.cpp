@@ -33,10 +33,9 @@ std::filesystem::path link_pin(const std::filesystem::path& dir, bpf_program* pr
 }
 
 // Iterator links cannot swap their program in place; nothing waits on them,
-// so the old pin is simply replaced. `opts`: the map of a map iterator.
-Result<void> pin_iterator(const std::filesystem::path& dir, bpf_program* prog,
-                          const bpf_iter_attach_opts* opts = nullptr) {
-    Link link(bpf_program__attach_iter(prog, opts), bpf_link__destroy);
+// so the old pin is simply replaced.
+Result<void> pin_iterator(const std::filesystem::path& dir, bpf_program* prog) {
+    Link link(bpf_program__attach_iter(prog, nullptr), bpf_link__destroy);
     if (!link)
         return libbpf_error(errno, std::string("attach iterator ") + bpf_program__name(prog));
     auto pin = link_pin(dir, prog);
@@ -88,19 +87,14 @@ Result<std::string> sock_end::install(const std::filesystem::path& dir) {
         // reason goes into the load report, and nodeport works without it.
         auto why = libbpf_error(-err, "load the socket iterators (bpf_sock_destroy needs Linux >= 6.5)");
         // Unpin what an earlier load of a newer build may have left.
-        for (const char* name : {"np_end_udp", "np_end_tcp", "np_count_local"})
+        for (const char* name : {"np_end_udp", "np_end_tcp", "np_count_udp", "np_count_tcp"})
             pin_dir::unlink(pin_dir::links_dir(dir) / name);
         return why.error().message;
     }
-    for (bpf_program* prog : {skel->progs.np_end_udp, skel->progs.np_end_tcp})
+    for (bpf_program* prog : {skel->progs.np_end_udp, skel->progs.np_end_tcp, skel->progs.np_count_udp,
+                              skel->progs.np_count_tcp})
         if (auto ok = pin_iterator(dir, prog); !ok)
             return std::unexpected(ok.error());
-    // The counting iterator walks the socket storage map itself.
-    bpf_iter_link_info info{};
-    info.map.map_fd = static_cast<__u32>(bpf_map__fd(skel->maps.sock_xlat));
-    LIBBPF_OPTS(bpf_iter_attach_opts, iter_opts, .link_info = &info, .link_info_len = sizeof info);
-    if (auto ok = pin_iterator(dir, skel->progs.np_count_local, &iter_opts); !ok)
-        return std::unexpected(ok.error());
     return std::string();
 }
 

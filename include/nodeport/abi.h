@@ -294,9 +294,9 @@ struct np_replaced_backend {
 	__u64 replaced_ns; /* CLOCK_MONOTONIC of the write */
 };
 
-/* One socket the `np_count_local` iterator found connected to a backend
- * through a translation of the socket hooks (bpf/sock_end.bpf.c); the
- * iterator's output is a sequence of these. Not a map: no ABI version. */
+/* One socket the `np_count_tcp`/`np_count_udp` iterators found connected to
+ * a backend through a translation of the socket hooks (bpf/sock_end.bpf.c);
+ * their output is a sequence of these. Not a map: no ABI version. */
 struct np_local_conn {
 	__be32 backend_addr_be;
 	__be16 backend_port_be;

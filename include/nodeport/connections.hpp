@@ -6,8 +6,9 @@
 //    both ways or an RST (a half-closed connection still carries data), UDP
 //    until its flow idles out (load's --udp-timeout, 60 s);
 //  - local: the node's sockets the socket hooks translated, found by the
-//    pinned iterator `np_count_local` over their socket storage
-//    (bpf/sock_end.bpf.c): TCP until the socket is closed, connected UDP.
+//    pinned socket iterators `np_count_tcp`/`np_count_udp` (bpf/sock_end.bpf.c)
+//    in the caller's network namespace (the one nodeport was loaded in):
+//    TCP until the socket is closed, connected UDP.
 #pragma once
 
 #include <chrono>
@@ -37,7 +38,8 @@ struct BackendConnections {
 struct ConnectionCount {
     std::vector<BackendConnections> entries;  // only backends with connections, by backend then node port
     // Why the node's sockets were not counted (pins of a load before this
-    // version, or a kernel without the socket iterators); empty when they were.
+    // version, a kernel without the socket iterators, or another network
+    // namespace than nodeport's); empty when they were.
     std::string local_not_counted;
 
     Connections of(const Backend& backend) const;  // over every node port
