@@ -4,7 +4,8 @@
         COUNT connections; prints "ready NAME" once all are open (NAME: the
         sandbox that answered the first), then each sends a line every 0.2 s
         for SECONDS (0: until STOP_FILE exists) and closes. Then prints one line:
-        "closed EPOCH_OF_LAST_CLOSE sent N failed M".
+        "closed EPOCH_OF_LAST_CLOSE sent N failed M broken B" (B: connections
+        with at least one failed request).
     drain_clients.py fresh IP PORT STOP_FILE
         a new connection every 50 ms until STOP_FILE exists, one line each:
         "EPOCH NAME" (the sandbox that answered) or "EPOCH error"."""
@@ -26,7 +27,7 @@ def hold(ip, port, count, seconds, stop_file):
     conns = [connect(ip, port) for _ in range(count)]
     print("ready", conns[0][2], flush=True)
     lock = threading.Lock()
-    totals = {"sent": 0, "failed": 0, "last_close": 0.0}
+    totals = {"sent": 0, "failed": 0, "broken": 0, "last_close": 0.0}
 
     def run(s, reader, name):
         end = time.time() + seconds if seconds > 0 else float("inf")
@@ -44,6 +45,7 @@ def hold(ip, port, count, seconds, stop_file):
         with lock:
             totals["sent"] += sent
             totals["failed"] += failed
+            totals["broken"] += failed > 0
             totals["last_close"] = max(totals["last_close"], time.time())
 
     threads = [threading.Thread(target=run, args=c) for c in conns]
@@ -51,7 +53,7 @@ def hold(ip, port, count, seconds, stop_file):
         t.start()
     for t in threads:
         t.join()
-    print(f"closed {totals['last_close']:.3f} sent {totals['sent']} failed {totals['failed']}", flush=True)
+    print(f"closed {totals['last_close']:.3f} sent {totals['sent']} failed {totals['failed']} broken {totals['broken']}", flush=True)
 
 
 def fresh(ip, port, stop_file):
