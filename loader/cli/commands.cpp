@@ -38,11 +38,9 @@ std::string describe(const Mapping& m) {
     return line;
 }
 
-// The options of a command that changes the table: --terminate, --wait,
-// --drain and --timeout.
+// The options of a command that changes the table: --terminate and --wait.
 po::options_description terminate_description() {
     po::options_description options = wait_description();
-    options.add(drain_description());
     options.add_options()("terminate",
                           "also end the node's TCP connections to the replaced backend (connected UDP sockets "
                           "are always ended)");
@@ -88,6 +86,7 @@ void print(const nlohmann::json& out) { std::cout << json_line(out) << "\n"; }
 
 int cmd_set(const Args& argv) {
     po::options_description options = terminate_description();
+    options.add(drain_description());
     options.add_options()("owner", po::value<std::string>(), "who holds the port (a sandbox id), checked by del --owner");
     auto inv = parse("set", argv, options, {"node port", "backend"});
     if (!inv)
@@ -166,6 +165,7 @@ int del_owner(const Invocation& inv, const std::string& owner, std::optional<std
 
 int cmd_del(const Args& argv) {
     po::options_description options = terminate_description();
+    options.add(drain_description());
     options.add_options()("owner", po::value<std::string>(),
                           "delete only while this owner holds the port; without PROTO/PORT, every port it holds");
     auto inv = parse("del", argv, options, {}, {"node port"});
