@@ -28,10 +28,11 @@ run() { # run MODE FIRST: N redeploys; prints the broken connections
     np_node set tcp/8080 "$(topo_sandbox_ip "$prev"):8080" --owner "sb-$prev" >/dev/null
     for cycle in $(seq 1 "$N"); do
         new=$((prev + 1))
+        # The new sandbox first, so the connections are still open at the redeploy.
+        topo_sandbox "$new" && topo_serve "sb$new" "sb$new" 8080 --hold
         topo_in client python3 "$CLIENTS" hold "$TOPO_NODE_EXT_IP" 8080 2 1.5 >"$WORK/e" & p1=$!
         topo_in_cgroup node python3 "$CLIENTS" hold 127.0.0.1 8080 2 1.5 >"$WORK/l" & p2=$!
         wait_ready "$WORK/e"; wait_ready "$WORK/l"
-        topo_sandbox "$new" && topo_serve "sb$new" "sb$new" 8080 --hold
         np_node set tcp/8080 "$(topo_sandbox_ip "$new"):8080" --owner "sb-$new" >/dev/null
         if [ "$mode" = drain ]; then
             np_node del --owner "sb-$prev" --drain --timeout 10 >/dev/null
