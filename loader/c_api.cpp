@@ -5,6 +5,8 @@
 // (std::bad_alloc included) and reports NODEPORT_EINTERNAL.
 #include "nodeport/nodeport.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -383,6 +385,33 @@ int nodeport_sync(struct nodeport_table* np, const nodeport_mapping* want, size_
     });
 }
 
+int nodeport_drain(struct nodeport_table* np, const char* backend_ip, uint16_t backend_port, uint32_t timeout_ms,
+                   nodeport_connections* left) {
+    return guarded([&] {
+        if (int bad = check_handle(np); bad != NODEPORT_OK)
+            return bad;
+        if (left != nullptr)
+            *left = nodeport_connections{};
+        auto ip = text(backend_ip, "backend address", 64);
+        if (!ip)
+            return fail(ip.error());
+        // The CLI's parser, so that both accept the same backends.
+        auto backend = parse_backend(std::string(*ip) + ":" + std::to_string(backend_port));
+        if (!backend)
+            return fail(backend.error());
+        auto drained = np->table.drain(*backend, std::chrono::milliseconds(timeout_ms));
+        if (!drained)
+            return fail(drained.error());
+        if (left != nullptr)
+            *left = nodeport_connections{drained->left.external, drained->left.local};
+        if (drained->drained)
+            return int{NODEPORT_OK};
+        return fail(NODEPORT_ETIMEDOUT, fmt::format("{} connection(s) left to {} after {} ms (external {}, local {})",
+                                                    drained->left.total(), to_string(*backend), timeout_ms,
+                                                    drained->left.external, drained->left.local));
+    });
+}
+
 const char* nodeport_strerror(int code) {
     switch (code) {
     case NODEPORT_OK:
@@ -399,6 +428,8 @@ const char* nodeport_strerror(int code) {
         return "permission denied";
     case NODEPORT_EINTERNAL:
         return "internal error";
+    case NODEPORT_ETIMEDOUT:
+        return "timed out with connections left";
     case NODEPORT_EBUSY:
         return "the pin directory's lock is busy";
     }

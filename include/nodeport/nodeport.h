@@ -37,6 +37,7 @@ enum nodeport_error {
 	NODEPORT_EINTERNAL = -6,  /* anything else: a failed system call, out of memory, an unsafe pin directory,
 	                             pins of another map ABI (nodeport_last_error says which) */
 	NODEPORT_EBUSY = -7,      /* another writer held the pin directory's lock for the whole wait; retry */
+	NODEPORT_ETIMEDOUT = -8,  /* nodeport_drain: the timeout passed with connections left */
 };
 
 #define NODEPORT_PROTO_SIZE 4       /* "tcp" or "udp" and the NUL */
@@ -114,6 +115,23 @@ void nodeport_free(nodeport_mapping *list);
  * entry valid (else NODEPORT_EBADINPUT, nothing changed). Adds and overwrites
  * first, removals last, under the write lock. */
 int nodeport_sync(struct nodeport_table *np, const nodeport_mapping *want, size_t n);
+
+/* Live connections nodeport translated to one backend, per path. */
+typedef struct nodeport_connections {
+	uint32_t external; /* external flows: TCP until closed both ways or reset, UDP until idle */
+	uint32_t local;    /* the node's sockets the socket hooks translated: TCP until closed, connected UDP */
+} nodeport_connections;
+
+/* Waits until no connection nodeport translated reaches
+ * backend_ip:backend_port, or timeout_ms passes (0: one count), counting
+ * every 100 ms. Changes nothing and holds no lock: call it after
+ * nodeport_del / nodeport_del_owner / nodeport_set, before destroying the
+ * old sandbox. NODEPORT_OK when drained; NODEPORT_ETIMEDOUT when the timeout
+ * passed with connections left. *left (NULL: not wanted) gets the last
+ * count. The node's sockets are counted only from the network namespace
+ * nodeport was loaded in (elsewhere local stays 0). */
+int nodeport_drain(struct nodeport_table *np, const char *backend_ip, uint16_t backend_port, uint32_t timeout_ms,
+		   nodeport_connections *left);
 
 /* A static description of a code: "bad input", "not loaded", ... */
 const char *nodeport_strerror(int code);

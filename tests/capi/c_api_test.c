@@ -279,10 +279,30 @@ static void time_set(nodeport *np)
 static void test_strerror(void)
 {
 	int codes[] = {NODEPORT_OK,	    NODEPORT_EBADINPUT, NODEPORT_ENOTLOADED, NODEPORT_ENOTFOUND,
-		       NODEPORT_EOWNED,	    NODEPORT_EPERM,	NODEPORT_EINTERNAL,  NODEPORT_EBUSY};
+		       NODEPORT_EOWNED,	    NODEPORT_EPERM,	NODEPORT_EINTERNAL,  NODEPORT_EBUSY,
+		       NODEPORT_ETIMEDOUT};
 	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
 		CHECK(nodeport_strerror(codes[i]) != NULL && strcmp(nodeport_strerror(codes[i]), nodeport_strerror(-100)) != 0,
 		      "code %d has a name", codes[i]);
+}
+
+/* nodeport_drain: nothing translated to a backend nobody uses, so it is
+ * drained at once; bad input is refused and *left zeroed. (The waits with
+ * live connections, external and local, are drain_test.sh's, through the
+ * same PortTable::drain.) */
+static void test_drain(nodeport *np)
+{
+	nodeport_connections left = {7, 7};
+	EXPECT_CODE(NODEPORT_OK, nodeport_drain(np, "10.8.9.9", 6667, 0, &left));
+	CHECK(left.external == 0 && left.local == 0, "nothing left: %u external, %u local", left.external, left.local);
+	EXPECT_CODE(NODEPORT_OK, nodeport_drain(np, "10.8.9.9", 6667, 1000, NULL));
+	left.external = 7;
+	EXPECT_CODE(NODEPORT_EBADINPUT, nodeport_drain(np, "10.8.9", 6667, 0, &left));
+	CHECK(strstr(nodeport_last_error(), "backend") != NULL, "message names the backend: %s", nodeport_last_error());
+	CHECK(left.external == 0, "*left is zeroed on failure");
+	EXPECT_CODE(NODEPORT_EBADINPUT, nodeport_drain(np, "10.8.9.9", 0, 0, NULL));
+	EXPECT_CODE(NODEPORT_EBADINPUT, nodeport_drain(np, NULL, 6667, 0, NULL));
+	EXPECT_CODE(NODEPORT_EBADINPUT, nodeport_drain(NULL, "10.8.9.9", 6667, 0, NULL));
 }
 
 /* Closing twice is harmless, and a closed handle is refused at once with a
@@ -326,6 +346,7 @@ int main(int argc, char **argv)
 	test_sync(np);
 	test_threads(np);
 	time_set(np);
+	test_drain(np);
 	test_close(argv[1], np);
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;
