@@ -20,6 +20,8 @@
 #include "nodeport/result.hpp"
 #include "nodeport/types.hpp"
 
+#pragma GCC visibility push(default)
+
 namespace nodeport {
 
 struct Connections {
@@ -66,3 +68,5 @@ Result<DrainResult> drain_backends(const std::filesystem::path& pin_dir, const s
                                    std::chrono::milliseconds timeout, const DrainProgress& progress = {});
 
 }  // namespace nodeport
+
+#pragma GCC visibility pop
