@@ -5,7 +5,7 @@
 # sandbox, then `del --owner old --drain`); new connections go to the new
 # sandbox all along. Then a connection that never closes (exit 5 at the
 # timeout, 1 left, on the local path), `nodeport drain`, connections in `get`
-# and `list --json`, and bad input.
+# and `list --json --unmapped`, and bad input.
 set -u
 NODEPORT=$1
 . "$(dirname "$0")/lib.sh"
@@ -99,10 +99,12 @@ BG_PIDS+=($!)
 wait_for "$WORK/forever.log" "^ready"
 sandbox 3
 np_node set tcp/8080 "$SB3:8080" --owner sb-3 >/dev/null
-list=$(np_node list --json)
-expect_eq "list --json shows the replaced backend with its connection, unmapped" \
+list=$(np_node list --json --unmapped)
+expect_eq "list --json --unmapped shows the replaced backend with its connection, unmapped" \
     '{"backend_ip":"'"$SB2"'","mapped":false,"owner":null,"connections":{"external":0,"local":1}}' \
     "$(jq -c '.[] | select(.mapped == false) | {backend_ip, mapped, owner, connections}' <<<"$list")"
+expect_eq "list --json alone lists only the mappings (what a controller reads as its mappings)" \
+    '["'"$SB3"'"]' "$(np_node list --json | jq -c '[.[].backend_ip]')"
 np_node del --owner sb-2 --drain --timeout 1 --json >"$WORK/timeout.json"
 code=$?
 expect_eq "del --owner --drain with a connection that never closes exits 5" 5 "$code"

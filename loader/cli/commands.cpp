@@ -252,9 +252,17 @@ int cmd_get(const Args& argv) {
 }
 
 int cmd_list(const Args& argv) {
-    auto inv = parse("list", argv, po::options_description{});
+    po::options_description options;
+    options.add_options()("unmapped", "with --json: also the backends no longer mapped that still have connections "
+                                      "(\"mapped\": false)");
+    auto inv = parse("list", argv, options);
     if (!inv)
         return exit_ok;
+    // Off by default: a controller reading `list --json` as its mappings
+    // must not meet entries that are none (cni_test did).
+    const bool with_unmapped = inv->options.count("unmapped") > 0;
+    if (with_unmapped && !json(*inv))
+        throw UsageError("--unmapped", "is taken only with --json");
     auto table = succeeded(PortTable::open(inv->pin_dir));
     auto mappings = succeeded(table.list());
     // Every mapped port is reachable from outside through the same interfaces.
@@ -263,11 +271,11 @@ int cmd_list(const Args& argv) {
         external.push_back(printable(a.interface));
     if (json(*inv)) {
         // An array (what controllers already read), one entry per mapping,
-        // then one per node port and backend that is no longer mapped but
-        // still has connections ("mapped": false, "owner": null).
+        // then, with --unmapped, one per node port and backend that is no
+        // longer mapped but still has connections ("mapped": false, "owner": null).
         auto counted = succeeded(table.connections());
         std::vector<Mapping> unmapped;
-        for (const auto& e : counted.entries) {
+        for (const auto& e : with_unmapped ? counted.entries : decltype(counted.entries){}) {
             auto it = std::ranges::find(mappings, e.node_port, &Mapping::node_port);
             if (it == mappings.end() || it->backend != e.backend)
                 unmapped.push_back(Mapping{e.node_port, e.backend, {}});
@@ -455,7 +463,7 @@ const std::vector<Command>& commands() {
          "wait until no connection nodeport translated (external flows, the node's sockets) reaches the backend, "
          "or the timeout (default 30 s) passes; changes nothing",
          "drain 10.88.0.5:80 --timeout 60", "5 the timeout passed with connections left", cmd_drain},
-        {"list", "list", "show every mapping", "list --json", "", cmd_list},
+        {"list", "list", "show every mapping", "list --json [--unmapped]", "", cmd_list},
         {"flows", "flows | flows --flush [PROTO/PORT]",
          "show the external connections being translated, or forget them", "flows --flush tcp/8080", "", cmd_flows},
         {"flush", "flush [--wait S]", "remove every mapping", "flush", "", cmd_flush},
