@@ -463,7 +463,7 @@ const std::vector<Command>& commands() {
          "wait until no connection nodeport translated (external flows, the node's sockets) reaches the backend, "
          "or the timeout (default 30 s) passes; changes nothing",
          "drain 10.88.0.5:80 --timeout 60", "5 the timeout passed with connections left", cmd_drain},
-        {"list", "list", "show every mapping", "list --json [--unmapped]", "", cmd_list},
+        {"list", "list [--json [--unmapped]]", "show every mapping", "list --json", "", cmd_list},
         {"flows", "flows | flows --flush [PROTO/PORT]",
          "show the external connections being translated, or forget them", "flows --flush tcp/8080", "", cmd_flows},
         {"flush", "flush [--wait S]", "remove every mapping", "flush", "", cmd_flush},
@@ -477,7 +477,7 @@ const std::vector<Command>& commands() {
          "what is loaded and attached, and what makes a mapped port unreachable (exit 1 not loaded, 3 degraded)",
          "status --json", "3 degraded: loaded, but something makes a mapped port unreachable (not loaded is 1)",
          cmd_status},
-        {"stats", "stats [PROTO/PORT] [--all] [--json | --prometheus | --watch SECONDS]",
+        {"stats", "stats [PROTO/PORT] [--all] [--json | --prometheus [--output FILE] | --watch SECONDS]",
          "what the datapath counted: per port the connections, datagrams, flows, packets and bytes it translated, "
          "and per reason what it left untouched (--prometheus: text format for node_exporter; --watch: rates per "
          "second until Ctrl-C)",
