@@ -61,9 +61,11 @@ BG_PIDS+=("$FRESH")
 wait_for "$WORK/ext.log" "^ready" && wait_for "$WORK/local.log" "^ready"
 expect_eq "the held connections reached sandbox 1" "ready sb1 ready sb1" \
     "$(head -n 1 "$WORK/ext.log") $(head -n 1 "$WORK/local.log")"
-# External: also the fresh client's connection of the moment, if it is open.
-expect_eq "get counts them per path (external 10 or 11, local 10)" "true 10" \
-    "$(np_node get tcp/8080 --json | jq -r '.connections | "\(.external == 10 or .external == 11) \(.local)"')"
+# External: also the fresh client's connections of the moment, open or half
+# closed (a half-closed connection still carries data, so it counts; how many
+# of those there are depends on timing).
+expect_eq "get counts them per path (external at least 10, local 10)" "true 10" \
+    "$(np_node get tcp/8080 --json | jq -r '.connections | "\(.external >= 10) \(.local)"')"
 np_node set tcp/8080 "$SB2:8080" --owner sb-2 >/dev/null
 t_set=$(date +%s.%N)
 np_node del --owner sb-1 --drain --timeout 10 --json >"$WORK/drain.json"

@@ -106,7 +106,7 @@ done
 expect_eq "the man page names every command and every option ($checked) of the commands' --help" "" "$man_missing"
 expect_eq "the bash completion offers every command and every option ($checked)" "" "$comp_missing"
 expect_eq "the completion offers --tc-attach's values" "auto tcx clsact" "$(completion nodeport load --tc-attach '')"
-expect_eq "the man page lists exit codes 0 to 4" "0 1 2 3 4" \
+expect_eq "the man page lists exit codes 0 to 5 (5: a drain that timed out)" "0 1 2 3 4 5" \
     "$(sed -n '/^\.SH "EXIT STATUS"/,/^\.SH/p' "$R$PREFIX/share/man/man8/nodeport.8" | sed -n 's/^\.B \([0-9]\)$/\1/p' | xargs)"
 
 # --- A consumer of the library, built against the staged tree ---
