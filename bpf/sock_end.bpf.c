@@ -53,30 +53,40 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } replaced_backends SEC(".maps");
 
-/* True when socket `sk` (with its common part `skc`) is connected to a
- * target's backend and got there through nodeport's translation of that
- * target's node port. */
-static __always_inline bool is_target(struct sock *sk, struct sock_common *skc, __u8 proto)
+/* The translations the socket hooks recorded for socket `sk` (with its
+ * common part `skc`), or NULL when it got its peer without nodeport. */
+static __always_inline struct np_sock_xlat *translations(struct sock *sk, struct sock_common *skc)
 {
-	struct np_sock_end_target key = { .proto = proto };
-	struct np_sock_xlat *st;
-	__u32 i;
-
 	/* AF_INET6 too: a dual-stack socket that connect6 translated through a
 	 * v4-mapped address runs IPv4 inside, and the kernel keeps its IPv4
 	 * peer in skc_daddr as for an AF_INET socket. A socket connected to a
 	 * plain IPv6 peer never matches a slot: its skc_daddr is a placeholder
 	 * (127.0.0.6), and the slots hold the IPv4 backends nodeport chose. */
 	if (skc->skc_family != NP_AF_INET && skc->skc_family != NP_AF_INET6)
-		return false;
-	st = bpf_sk_storage_get(&sock_xlat, sk, NULL, 0);
+		return NULL;
+	return bpf_sk_storage_get(&sock_xlat, sk, NULL, 0);
+}
+
+/* True when slot `i` of `st` is the translation that gave the socket its peer. */
+static __always_inline bool slot_is_peer(const struct np_sock_xlat *st, __u32 i, const struct sock_common *skc)
+{
+	return st->slot[i].backend_addr_be == skc->skc_daddr && st->slot[i].backend_port_be == skc->skc_dport;
+}
+
+/* True when socket `sk` is connected to a target's backend and got there
+ * through nodeport's translation of that target's node port. */
+static __always_inline bool is_target(struct sock *sk, struct sock_common *skc, __u8 proto)
+{
+	struct np_sock_end_target key = {
+		.backend_addr_be = skc->skc_daddr, .backend_port_be = skc->skc_dport, .proto = proto
+	};
+	struct np_sock_xlat *st = translations(sk, skc);
+	__u32 i;
+
 	if (!st)
 		return false; /* connected directly, not through nodeport */
-	key.backend_addr_be = skc->skc_daddr;
-	key.backend_port_be = skc->skc_dport;
 	for (i = 0; i < NP_SOCK_XLAT_SLOTS; i++) {
-		if (st->slot[i].backend_addr_be != key.backend_addr_be ||
-		    st->slot[i].backend_port_be != key.backend_port_be)
+		if (!slot_is_peer(st, i, skc))
 			continue;
 		key.node_port_be = st->slot[i].node_port_be;
 		if (bpf_map_lookup_elem(&sock_end_targets, &key))
@@ -140,19 +150,15 @@ int np_end_tcp(struct bpf_iter__tcp *ctx)
 static __always_inline void count_live(struct seq_file *seq, struct sock *sk, struct sock_common *skc, __u8 proto)
 {
 	struct np_local_conn out = { .proto = proto, .state = skc->skc_state };
-	struct np_sock_xlat *st;
+	struct np_sock_xlat *st = translations(sk, skc);
 	__u32 i;
 
-	if (skc->skc_family != NP_AF_INET && skc->skc_family != NP_AF_INET6)
-		return; /* as in is_target() */
-	st = bpf_sk_storage_get(&sock_xlat, sk, NULL, 0);
 	if (!st)
 		return;
 	out.backend_addr_be = skc->skc_daddr;
 	out.backend_port_be = skc->skc_dport;
 	for (i = 0; i < NP_SOCK_XLAT_SLOTS; i++) {
-		if (st->slot[i].backend_addr_be != out.backend_addr_be ||
-		    st->slot[i].backend_port_be != out.backend_port_be)
+		if (!slot_is_peer(st, i, skc))
 			continue;
 		out.node_port_be = st->slot[i].node_port_be;
 		bpf_seq_write(seq, &out, sizeof(out));
