@@ -275,11 +275,12 @@ int cmd_list(const Args& argv) {
         // longer mapped but still has connections ("mapped": false, "owner": null).
         auto counted = succeeded(table.connections());
         std::vector<Mapping> unmapped;
-        for (const auto& e : with_unmapped ? counted.entries : decltype(counted.entries){}) {
-            auto it = std::ranges::find(mappings, e.node_port, &Mapping::node_port);
-            if (it == mappings.end() || it->backend != e.backend)
-                unmapped.push_back(Mapping{e.node_port, e.backend, {}});
-        }
+        if (with_unmapped)
+            for (const auto& e : counted.entries) {
+                auto it = std::ranges::find(mappings, e.node_port, &Mapping::node_port);
+                if (it == mappings.end() || it->backend != e.backend)
+                    unmapped.push_back(Mapping{e.node_port, e.backend, {}});
+            }
         stream_json_array(std::cout, mappings.size() + unmapped.size(), [&](std::size_t i) {
             const bool mapped = i < mappings.size();
             const Mapping& m = mapped ? mappings[i] : unmapped[i - mappings.size()];
