@@ -25,6 +25,8 @@
 #define NP_AF_INET         2
 #define NP_AF_INET6        10
 #define NP_TCP_ESTABLISHED 1 /* also "connected" for UDP sockets */
+#define NP_TCP_CLOSE       7
+#define NP_TCP_LISTEN      10
 
 extern int bpf_sock_destroy(struct sock_common *sk) __weak __ksym;
 
@@ -40,30 +42,51 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sock_end_targets SEC(".maps");
 
-/* True when socket `sk` (with its common part `skc`) is connected to a
- * target's backend and got there through nodeport's translation of that
- * target's node port. */
-static __always_inline bool is_target(struct sock *sk, struct sock_common *skc, __u8 proto)
-{
-	struct np_sock_end_target key = { .proto = proto };
-	struct np_sock_xlat *st;
-	__u32 i;
+/* What set, del and sync replaced, for `del --owner ID --drain` (abi.h).
+ * Declared here, beside the iterators that drain reads, so that the one
+ * object created for drain carries it; no program reads it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NP_MAX_REPLACED_BACKENDS);
+	__type(key, struct np_sock_end_target);
+	__type(value, struct np_replaced_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} replaced_backends SEC(".maps");
 
+/* The translations the socket hooks recorded for socket `sk` (with its
+ * common part `skc`), or NULL when it got its peer without nodeport. */
+static __always_inline struct np_sock_xlat *translations(struct sock *sk, struct sock_common *skc)
+{
 	/* AF_INET6 too: a dual-stack socket that connect6 translated through a
 	 * v4-mapped address runs IPv4 inside, and the kernel keeps its IPv4
 	 * peer in skc_daddr as for an AF_INET socket. A socket connected to a
 	 * plain IPv6 peer never matches a slot: its skc_daddr is a placeholder
 	 * (127.0.0.6), and the slots hold the IPv4 backends nodeport chose. */
 	if (skc->skc_family != NP_AF_INET && skc->skc_family != NP_AF_INET6)
-		return false;
-	st = bpf_sk_storage_get(&sock_xlat, sk, NULL, 0);
+		return NULL;
+	return bpf_sk_storage_get(&sock_xlat, sk, NULL, 0);
+}
+
+/* True when slot `i` of `st` is the translation that gave the socket its peer. */
+static __always_inline bool slot_is_peer(const struct np_sock_xlat *st, __u32 i, const struct sock_common *skc)
+{
+	return st->slot[i].backend_addr_be == skc->skc_daddr && st->slot[i].backend_port_be == skc->skc_dport;
+}
+
+/* True when socket `sk` is connected to a target's backend and got there
+ * through nodeport's translation of that target's node port. */
+static __always_inline bool is_target(struct sock *sk, struct sock_common *skc, __u8 proto)
+{
+	struct np_sock_end_target key = {
+		.backend_addr_be = skc->skc_daddr, .backend_port_be = skc->skc_dport, .proto = proto
+	};
+	struct np_sock_xlat *st = translations(sk, skc);
+	__u32 i;
+
 	if (!st)
 		return false; /* connected directly, not through nodeport */
-	key.backend_addr_be = skc->skc_daddr;
-	key.backend_port_be = skc->skc_dport;
 	for (i = 0; i < NP_SOCK_XLAT_SLOTS; i++) {
-		if (st->slot[i].backend_addr_be != key.backend_addr_be ||
-		    st->slot[i].backend_port_be != key.backend_port_be)
+		if (!slot_is_peer(st, i, skc))
 			continue;
 		key.node_port_be = st->slot[i].node_port_be;
 		if (bpf_map_lookup_elem(&sock_end_targets, &key))
@@ -110,6 +133,68 @@ int np_end_tcp(struct bpf_iter__tcp *ctx)
 	tp = bpf_skc_to_tcp_sock(skc);
 	if (tp && is_target((struct sock *)tp, skc, IPPROTO_TCP))
 		end(ctx->meta->seq, skc);
+	return 0;
+}
+
+/* Counting the node's live connections per backend (`nodeport drain`, `get`,
+ * `list`), ending nothing: each socket of the calling network namespace
+ * connected to its peer through a translation the hooks made (a slot of its
+ * `sock_xlat` names that peer) is written out as an np_local_conn; user space
+ * adds them up. Live: TCP from SYN_SENT until the socket is closed (a
+ * half-closed connection still carries data; TIME_WAIT sockets are not full
+ * sockets), UDP while connected (an unconnected socket's next datagram is
+ * translated anew by sendmsg4). An iterator over `sock_xlat` itself
+ * (iter/bpf_sk_storage_map) would visit only translated sockets, in every
+ * namespace, but this kernel refuses to load one (EPERM, even the selftests'
+ * shape): so these walk one namespace's sockets, as np_end_* do. */
+static __always_inline void count_live(struct seq_file *seq, struct sock *sk, struct sock_common *skc, __u8 proto)
+{
+	struct np_local_conn out = { .proto = proto, .state = skc->skc_state };
+	struct np_sock_xlat *st = translations(sk, skc);
+	__u32 i;
+
+	if (!st)
+		return;
+	out.backend_addr_be = skc->skc_daddr;
+	out.backend_port_be = skc->skc_dport;
+	for (i = 0; i < NP_SOCK_XLAT_SLOTS; i++) {
+		if (!slot_is_peer(st, i, skc))
+			continue;
+		out.node_port_be = st->slot[i].node_port_be;
+		bpf_seq_write(seq, &out, sizeof(out));
+		return;
+	}
+}
+
+SEC("iter/udp")
+int np_count_udp(struct bpf_iter__udp *ctx)
+{
+	struct udp_sock *udp_sk = ctx->udp_sk;
+	struct sock *sk;
+
+	if (!udp_sk)
+		return 0;
+	sk = (struct sock *)udp_sk;
+	if (sk->__sk_common.skc_state == NP_TCP_ESTABLISHED)
+		count_live(ctx->meta->seq, sk, &sk->__sk_common, IPPROTO_UDP);
+	return 0;
+}
+
+SEC("iter/tcp")
+int np_count_tcp(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct tcp_sock *tp;
+	__u8 state;
+
+	if (!skc)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0; /* TIME_WAIT and request sockets */
+	state = skc->skc_state;
+	if (state != NP_TCP_CLOSE && state != NP_TCP_LISTEN)
+		count_live(ctx->meta->seq, (struct sock *)tp, skc, IPPROTO_TCP);
 	return 0;
 }
 

@@ -1,9 +1,9 @@
 # `cpack -G DEB` in a build directory: nodeport_<version>_<arch>.deb with
-# everything `cmake --install` puts in place (binary, libraries, headers,
-# pkg-config and CMake files, units, man page, completion, licenses).
-# The units name the binary by the install prefix fixed at configure time, so
-# the package installs under that same prefix: configure a build for a .deb
-# with -DCMAKE_INSTALL_PREFIX=/usr (tests/deb_test.sh does).
+# everything `cmake --install` puts in place, always under /usr whatever the
+# build's own install prefix (the units are written at install time, so they
+# name /usr/sbin/nodeport). The Debian packages proper (nodeport,
+# libnodeport0, libnodeport-dev, with maintainer scripts, a symbols file and
+# -dbgsym packages) are built from debian/ by dpkg-buildpackage.
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME nodeport)
 set(CPACK_PACKAGE_VENDOR "The nodeport authors")
@@ -16,8 +16,8 @@ nodeport command, its systemd units, the nodeport-cni plugin (in place of
 portmap for CNI runtimes), and libnodeport (shared and static, with
 headers, pkg-config and CMake files) for controllers.")
 set(CPACK_RESOURCE_FILE_LICENSE ${CMAKE_SOURCE_DIR}/LICENSE)
-set(CPACK_PACKAGING_INSTALL_PREFIX ${CMAKE_INSTALL_PREFIX})
-set(NODEPORT_PACKAGE_CONTACT "The nodeport authors <nodeport@localhost>" CACHE STRING
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(NODEPORT_PACKAGE_CONTACT "nodeport maintainers <maintainers@users.noreply.r-seed-6bb3da6e.example>" CACHE STRING
     "the .deb's Maintainer field")
 set(CPACK_PACKAGE_CONTACT ${NODEPORT_PACKAGE_CONTACT})
 

@@ -24,6 +24,8 @@ std::unexpected<CniError> bad_env(std::string msg) {
 }
 
 // The spec's container id: an alphanumeric, then alphanumerics, '_', '.', '-'.
+// The network name has the same form (spec 1.1.0), so neither can be "." or
+// ".." or hold a '/': both are safe as file names under stateDir.
 bool is_cni_container_id(std::string_view id) {
     auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); };
     return !id.empty() && alnum(id.front()) &&
@@ -32,12 +34,14 @@ bool is_cni_container_id(std::string_view id) {
 
 CniResult<Command> parse_command(const std::optional<std::string>& text) {
     if (!text || text->empty())
-        return bad_env("CNI_COMMAND is not set (ADD, DEL, CHECK or VERSION)");
+        return bad_env("CNI_COMMAND is not set (ADD, DEL, CHECK, GC, STATUS or VERSION)");
     static const std::map<std::string, Command, std::less<>> commands{
-        {"ADD", Command::add}, {"DEL", Command::del}, {"CHECK", Command::check}, {"VERSION", Command::version}};
+        {"ADD", Command::add}, {"DEL", Command::del},       {"CHECK", Command::check},
+        {"GC", Command::gc},   {"STATUS", Command::status}, {"VERSION", Command::version}};
     if (auto it = commands.find(*text); it != commands.end())
         return it->second;
-    return bad_env(fmt::format("CNI_COMMAND {} is not supported (ADD, DEL, CHECK or VERSION)", quote(*text)));
+    return bad_env(fmt::format("CNI_COMMAND {} is not supported (ADD, DEL, CHECK, GC, STATUS or VERSION)",
+                               quote(*text)));
 }
 
 bool is_supported_version(std::string_view version) {
@@ -86,12 +90,14 @@ CniResult<PortMapping> parse_port_mapping(const json& entry, std::size_t index) 
     if (auto it = entry.find("hostIP"); it != entry.end()) {
         if (!it->is_string())
             return bad_config(where + ".hostIP must be a string");
+        // "::" is the IPv6 wildcard (podman and nerdctl send it for
+        // `-p [::]:8080:80`): every address, as nodeport maps anyway.
         const auto& host_ip = it->get_ref<const std::string&>();
-        if (!host_ip.empty() && host_ip != "0.0.0.0")
+        if (!host_ip.empty() && host_ip != "0.0.0.0" && host_ip != "::")
             return bad_config(fmt::format("{}.hostIP {}: nodeport-cni maps a host port on every node address and "
                                           "cannot limit it to one",
                                           where, quote(host_ip)),
-                              "leave hostIP empty (or 0.0.0.0), or use the portmap plugin for this network");
+                              "leave hostIP empty (or 0.0.0.0, ::), or use the portmap plugin for this network");
     }
     return PortMapping{NodePort{proto, *host_port}, *container_port};
 }
@@ -248,18 +254,82 @@ CniResult<std::optional<Ipv4>> container_address(const json& result) {
     return first_in_sandbox ? first_in_sandbox : first;
 }
 
-// "pinDir", absolute when given; the default pin directory otherwise.
-CniResult<std::filesystem::path> parse_pin_dir(const json& config) {
-    auto it = config.find("pinDir");
+// An absolute path under `key`, or `fallback` when the key is absent;
+// `what` says in the error what the path is for. A NUL would end the path
+// early where the kernel reads it, a C string.
+CniResult<std::filesystem::path> parse_path(const json& config, const char* key, std::string_view fallback,
+                                            std::string_view what) {
+    auto it = config.find(key);
     if (it == config.end() || it->is_null())
-        return std::filesystem::path(default_pin_dir);
-    // A NUL would end the path early where the kernel reads it, a C string.
+        return std::filesystem::path(fallback);
     if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
         it->get_ref<const std::string&>().front() != '/' ||
         it->get_ref<const std::string&>().find('\0') != std::string::npos)
-        return bad_config(fmt::format("pinDir {} must be an absolute path (a directory under /sys/fs/bpf)",
-                                      describe(*it)));
+        return bad_config(fmt::format("{} {} must be an absolute path ({})", key, describe(*it), what));
     return std::filesystem::path(it->get<std::string>());
+}
+
+// "pinDir", absolute when given; the default pin directory otherwise.
+CniResult<std::filesystem::path> parse_pin_dir(const json& config) {
+    return parse_path(config, "pinDir", default_pin_dir.string(), "a directory under /sys/fs/bpf");
+}
+
+// portmap's "conditionsV4"/"conditionsV6" (iptables matches limiting who may
+// reach the ports): nodeport has no such filter, and ignoring them would
+// expose the ports to everyone the user meant to keep out.
+CniResult<void> refuse_conditions(const json& config) {
+    for (const char* key : {"conditionsV4", "conditionsV6"})
+        if (auto it = config.find(key); it != config.end() && !it->is_null())
+            return bad_config(fmt::format("{} is not supported: nodeport-cni cannot limit who reaches a host port", key),
+                              "remove the key, or use the portmap plugin for this network");
+    return {};
+}
+
+// "name" (the network) when it is a valid one, else empty; `strict` refuses
+// a malformed one (ADD, CHECK, GC), DEL takes it as absent.
+CniResult<std::string> parse_network(const json& config, bool strict) {
+    auto it = config.find("name");
+    if (it == config.end() || it->is_null())
+        return std::string();
+    if (it->is_string() && is_cni_container_id(it->get_ref<const std::string&>()))
+        return it->get<std::string>();
+    if (!strict)
+        return std::string();
+    return bad_config(fmt::format("name {} is not a network name (a letter or digit, then letters, digits, '_', '.', "
+                                  "'-')",
+                                  describe(*it)));
+}
+
+// "stateDir", absolute when given (GC and DEL read what ADD wrote there).
+CniResult<std::filesystem::path> parse_state_dir(const json& config) {
+    return parse_path(config, "stateDir", default_state_dir, "where nodeport-cni records its containers");
+}
+
+// GC's "cni.dev/valid-attachments": [{"containerID": ..., "ifname": ...}].
+CniResult<std::vector<std::string>> parse_valid_attachments(const json& config) {
+    const std::string key = "cni.dev/valid-attachments";
+    auto it = config.find(key);
+    if (it == config.end() || it->is_null())
+        return bad_config(key + " is missing: GC removes what no attachment in it holds",
+                          "a runtime sends the list of every attachment still in use");
+    if (!it->is_array())
+        return bad_config(key + " must be an array");
+    std::vector<std::string> ids;
+    for (std::size_t i = 0; i < it->size(); ++i) {
+        const auto& entry = (*it)[i];
+        auto id = entry.is_object() ? entry.find("containerID") : entry.end();
+        if (!entry.is_object() || id == entry.end() || !id->is_string() ||
+            !is_cni_container_id(id->get_ref<const std::string&>()))
+            return bad_config(fmt::format("{}[{}] must be an object with a \"containerID\" container id", key, i));
+        ids.push_back(id->get<std::string>());
+    }
+    std::ranges::sort(ids);
+    ids.erase(std::ranges::unique(ids).begin(), ids.end());
+    return ids;
+}
+
+bool acts_on_container(Command command) {
+    return command == Command::add || command == Command::del || command == Command::check;
 }
 
 }  // namespace
@@ -269,8 +339,8 @@ CniResult<Environment> parse_environment(const EnvLookup& lookup) {
     if (!command)
         return std::unexpected(command.error());
     Environment env{*command, {}, true};
-    if (*command == Command::version)
-        return env;
+    if (!acts_on_container(*command))
+        return env;  // VERSION, GC, STATUS: no container
     auto id = lookup("CNI_CONTAINERID");
     if (!id || id->empty())
         return bad_env("CNI_CONTAINERID is not set");
@@ -337,20 +407,46 @@ CniResult<NetConfig> check_net_config(const json& config, Command command) {
     if (!pin_dir)
         return std::unexpected(pin_dir.error());
     out.pin_dir = std::move(*pin_dir);
-    if (command == Command::del)
+    auto state_dir = parse_state_dir(config);
+    auto network = parse_network(config, command != Command::del);
+    if (command == Command::del) {
+        // The record of the container, when name and stateDir can be read.
+        if (state_dir && network)
+            out.state_dir = std::move(*state_dir), out.network = std::move(*network);
         return out;
+    }
     if (!is_supported_version(out.cni_version))
         return cni_error(Code::incompatible_version,
                          fmt::format("cniVersion {} is not supported", quote(out.cni_version)),
-                         "nodeport-cni speaks 0.3.0, 0.3.1, 0.4.0 and 1.0.0");
+                         "nodeport-cni speaks 0.3.0, 0.3.1, 0.4.0, 1.0.0 and 1.1.0");
     if (command == Command::check && (out.cni_version == "0.3.0" || out.cni_version == "0.3.1"))
         return cni_error(Code::incompatible_version, "CHECK needs cniVersion 0.4.0 or later");
+    if ((command == Command::gc || command == Command::status) && out.cni_version != "1.1.0")
+        return cni_error(Code::incompatible_version, "GC and STATUS need cniVersion 1.1.0");
+    if (!state_dir)
+        return std::unexpected(state_dir.error());
+    out.state_dir = std::move(*state_dir);
+    if (!network)
+        return std::unexpected(network.error());
+    out.network = std::move(*network);
+    if (command == Command::gc) {
+        if (out.network.empty())
+            return bad_config("name is missing: GC removes the ports of one network's containers");
+        auto valid = parse_valid_attachments(config);
+        if (!valid)
+            return std::unexpected(valid.error());
+        out.valid_containers = std::move(*valid);
+    }
 
     auto load = parse_load(config, out.pin_dir);
     if (!load)
         return std::unexpected(load.error());
     out.load = std::move(*load);
     out.load_on_default_route = out.load && !config.at("load").contains("interfaces");
+    if (command == Command::gc || command == Command::status)
+        return out;  // no container: no mappings, no prevResult
+    if (auto ok = refuse_conditions(config); !ok)
+        return std::unexpected(ok.error());
     auto mappings = parse_port_mappings(config);
     if (!mappings)
         return std::unexpected(mappings.error());

@@ -24,10 +24,12 @@ namespace nodeport::cni {
 // The versions whose config and result formats this plugin reads: the
 // prevResult fields it uses (ips[].address, ips[].interface,
 // interfaces[].sandbox) are the same in all of them. Oldest first.
-inline constexpr std::string_view supported_versions[] = {"0.3.0", "0.3.1", "0.4.0", "1.0.0"};
-inline constexpr std::string_view newest_version = "1.0.0";
+inline constexpr std::string_view supported_versions[] = {"0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"};
+inline constexpr std::string_view newest_version = "1.1.0";
 
-enum class Command { add, del, check, version };
+// GC and STATUS are spec 1.1.0's: they act on the network, not on one
+// container, and come without CNI_CONTAINERID, CNI_IFNAME and CNI_NETNS.
+enum class Command { add, del, check, version, gc, status };
 
 struct Environment {
     Command command = Command::version;
@@ -47,6 +49,10 @@ struct PortMapping {
     std::uint16_t container_port = 0;
 };
 
+// Where ADD records the containers of each network that it mapped ports for
+// (<stateDir>/<network>/<container id>, empty files), for GC.
+inline constexpr std::string_view default_state_dir = "/var/lib/nodeport-cni";
+
 struct NetConfig {
     std::string cni_version;
     std::filesystem::path pin_dir = default_pin_dir;
@@ -60,6 +66,13 @@ struct NetConfig {
     std::optional<nlohmann::json> prev_result;
     // The container's address from prevResult, when it has an IPv4 one.
     std::optional<Ipv4> container_ip;
+    // The network's "name" (empty when the config has none) and where the
+    // plugin records which containers of it hold ports ("stateDir"): GC
+    // removes only what these records say the plugin itself mapped.
+    std::string network;
+    std::filesystem::path state_dir = default_state_dir;
+    // GC: cni.dev/valid-attachments, the container ids still attached.
+    std::vector<std::string> valid_containers;
 };
 
 // What nodeport-cni reads of stdin (README "Use from a CNI runtime"); past

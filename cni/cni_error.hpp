@@ -15,6 +15,7 @@ enum class Code : int {
     decode_failure = 6,        // stdin is not a JSON object
     invalid_config = 7,        // the network config (our keys, runtimeConfig, prevResult) is wrong
     try_again_later = 11,      // another writer held nodeport's lock too long
+    not_available = 50,        // STATUS: nodeport is not loaded and the config would not load it
     datapath = 100,            // nodeport's library failed: not loaded, no permission, ...
     check_failed = 101,        // CHECK: a mapping is missing or points elsewhere
 };

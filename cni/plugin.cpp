@@ -1,5 +1,6 @@
 #include "plugin.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <spanstream>
 
@@ -7,6 +8,7 @@
 
 #include "nodeport/interfaces.hpp"
 #include "nodeport/port_table.hpp"
+#include "records.hpp"
 
 namespace nodeport::cni {
 namespace {
@@ -89,6 +91,9 @@ CniResult<void> add(const Environment& env, const NetConfig& config) {
     auto table = open_table(config, true);
     if (!table)
         return std::unexpected(table.error());
+    // Before any port is mapped: a GC must find every container that may hold one.
+    if (auto recorded = records::add(config, env.container_id); !recorded)
+        return std::unexpected(recorded.error());
     for (const auto& port : config.port_mappings)
         if (auto set = table->set(mapping_for(config, port, env.container_id)); !set)
             return std::unexpected(from_library(set.error()));
@@ -103,11 +108,56 @@ CniResult<void> del(const Environment& env, const NetConfig& config) {
     if (!env.owner_storable)
         return {};
     auto table = PortTable::open(config.pin_dir);
-    if (!table)
-        return not_loaded(table.error()) ? CniResult<void>{} : std::unexpected(from_library(table.error()));
+    if (!table) {
+        if (!not_loaded(table.error()))
+            return std::unexpected(from_library(table.error()));
+        records::remove(config, env.container_id);  // not loaded: no port is held
+        return {};
+    }
     if (auto removed = table->remove_owner(env.container_id); !removed)
         return std::unexpected(from_library(removed.error()));
+    records::remove(config, env.container_id);
     return {};
+}
+
+// Spec 1.1.0 GC: the ports of every container this plugin mapped ports for in
+// this network (records.hpp) that is not in cni.dev/valid-attachments, as
+// its DEL would remove them. Owners the plugin did not record (the CLI, a Go
+// controller, another network) are never touched.
+CniResult<void> gc(const NetConfig& config) {
+    auto recorded = records::list(config);
+    if (!recorded)
+        return std::unexpected(recorded.error());
+    std::vector<std::string> stale;
+    for (const auto& id : *recorded)
+        if (!std::ranges::binary_search(config.valid_containers, id))
+            stale.push_back(id);
+    if (stale.empty())
+        return {};
+    auto table = PortTable::open(config.pin_dir);
+    if (!table && !not_loaded(table.error()))
+        return std::unexpected(from_library(table.error()));
+    for (const auto& id : stale) {
+        if (table)
+            if (auto removed = table->remove_owner(id); !removed)
+                return std::unexpected(from_library(removed.error()));
+        records::remove(config, id);
+    }
+    return {};
+}
+
+// Spec 1.1.0 STATUS: ready when nodeport is loaded at pinDir, or the config
+// would load it with the first ADD.
+CniResult<void> status(const NetConfig& config) {
+    auto table = PortTable::open(config.pin_dir);
+    if (table)
+        return {};
+    if (!not_loaded(table.error()))
+        return std::unexpected(from_library(table.error()));
+    if (config.load)
+        return {};
+    return cni_error(Code::not_available, table.error().message,
+                     "load nodeport (nodeport load), or give the plugin a \"load\" key");
 }
 
 CniResult<void> check(const Environment& env, const NetConfig& config) {
@@ -174,13 +224,19 @@ Reply run(const EnvLookup& lookup, std::istream& in) {
         case Command::check:
             done = check(*env, *config);
             break;
+        case Command::gc:
+            done = gc(*config);
+            break;
+        case Command::status:
+            done = status(*config);
+            break;
         case Command::version:
             break;
         }
         if (!done)
             return error_reply(done.error(), version);
         // ADD passes the previous result on unchanged (nodeport adds no
-        // interface or address); DEL and CHECK print nothing on success.
+        // interface or address); DEL, CHECK, GC and STATUS print nothing on success.
         if (env->command == Command::add)
             return Reply{0, dump(*config->prev_result)};
         return Reply{0, {}};

@@ -1,7 +1,8 @@
 // The CNI commands of nodeport-cni, a chained plugin in place of `portmap`:
 // ADD maps each runtimeConfig.portMappings entry to the container's address
 // with the container id as owner, DEL removes what that container still
-// owns, CHECK compares, VERSION answers.
+// owns, CHECK compares, GC removes the ports of containers no longer
+// attached, STATUS says whether nodeport is loaded, VERSION answers.
 #pragma once
 
 #include <istream>

@@ -5,8 +5,13 @@
 // (std::bad_alloc included) and reports NODEPORT_EINTERNAL.
 #include "nodeport/nodeport.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -159,6 +164,38 @@ int check_handle(const nodeport_table* np) {
     return NODEPORT_OK;
 }
 
+// nodeport_open and nodeport_open_with, once their arguments are read.
+int open_table(const char* pin_dir, std::chrono::milliseconds lock_wait, struct nodeport_table** out) {
+    *out = nullptr;
+    std::filesystem::path dir = default_pin_dir;
+    if (pin_dir != nullptr) {
+        auto p = text(pin_dir, "pin directory", 4096);
+        if (!p)
+            return fail(p.error());
+        if (p->empty() || p->front() != '/')
+            return fail(InputError{"pin directory", "must be an absolute path"});
+        dir = std::string(*p);
+    }
+    auto table = PortTable::open(dir, lock_wait);
+    if (!table) {
+        if (table.error().errno_value == ENOENT)
+            return fail(NODEPORT_ENOTLOADED, table.error().message);
+        return fail(table.error());
+    }
+    auto handle = std::make_unique<nodeport_table>(std::move(*table));
+    {
+        std::lock_guard guard(open_mutex);
+        open_handles.insert(handle.get());
+    }
+    *out = handle.release();
+    return int{NODEPORT_OK};
+}
+
+// The fields of nodeport_open_opts this library knows end here; a caller's
+// larger struct must hold zeros beyond (fields of a later version).
+constexpr std::size_t known_opts_size = offsetof(struct nodeport_open_opts, lock_wait_ms) + sizeof(std::int64_t);
+constexpr std::int64_t max_lock_wait_ms = 3'600'000;
+
 }  // namespace
 }  // namespace nodeport
 
@@ -170,31 +207,39 @@ int nodeport_open(const char* pin_dir, struct nodeport_table** out) {
     return guarded([&] {
         if (out == nullptr)
             return fail(NODEPORT_EBADINPUT, "bad input: out: NULL");
-        *out = nullptr;
-        std::filesystem::path dir = default_pin_dir;
-        if (pin_dir != nullptr) {
-            auto p = text(pin_dir, "pin directory", 4096);
-            if (!p)
-                return fail(p.error());
-            if (p->empty() || p->front() != '/')
-                return fail(InputError{"pin directory", "must be an absolute path"});
-            dir = std::string(*p);
-        }
-        auto table = PortTable::open(dir);
-        if (!table) {
-            if (table.error().errno_value == ENOENT)
-                return fail(NODEPORT_ENOTLOADED, table.error().message);
-            return fail(table.error());
-        }
-        auto handle = std::make_unique<nodeport_table>(std::move(*table));
-        {
-            std::lock_guard guard(open_mutex);
-            open_handles.insert(handle.get());
-        }
-        *out = handle.release();
-        return int{NODEPORT_OK};
+        return open_table(pin_dir, default_lock_wait, out);
     });
 }
+
+int nodeport_open_with(const struct nodeport_open_opts* opts, struct nodeport_table** out) {
+    return guarded([&] {
+        if (out == nullptr)
+            return fail(NODEPORT_EBADINPUT, "bad input: out: NULL");
+        *out = nullptr;
+        if (opts == nullptr)
+            return open_table(nullptr, default_lock_wait, out);
+        if (opts->sz < sizeof(std::size_t))
+            return fail(NODEPORT_EBADINPUT, "bad input: opts.sz: smaller than the struct's first field");
+        // Read only the caller's sz bytes: an older caller's struct is shorter.
+        struct nodeport_open_opts known{};
+        std::memcpy(&known, opts, std::min(opts->sz, sizeof known));
+        const auto* bytes = reinterpret_cast<const unsigned char*>(opts);
+        for (std::size_t i = known_opts_size; i < opts->sz; ++i)
+            if (bytes[i] != 0)
+                return fail(NODEPORT_EBADINPUT,
+                            "bad input: opts: a field this library (" NODEPORT_LIB_VERSION ") does not know is set");
+        std::chrono::milliseconds wait = default_lock_wait;
+        if (known.lock_wait_ms == -1)
+            wait = std::chrono::milliseconds{0};
+        else if (known.lock_wait_ms < -1 || known.lock_wait_ms > max_lock_wait_ms)
+            return fail(NODEPORT_EBADINPUT, "bad input: opts.lock_wait_ms: not -1, 0 or 1-3600000");
+        else if (known.lock_wait_ms > 0)
+            wait = std::chrono::milliseconds{known.lock_wait_ms};
+        return open_table(known.pin_dir, wait, out);
+    });
+}
+
+const char* nodeport_version(void) { return NODEPORT_LIB_VERSION; }
 
 void nodeport_close(struct nodeport_table* np) {
     try {
@@ -340,6 +385,33 @@ int nodeport_sync(struct nodeport_table* np, const nodeport_mapping* want, size_
     });
 }
 
+int nodeport_drain(struct nodeport_table* np, const char* backend_ip, uint16_t backend_port, uint32_t timeout_ms,
+                   nodeport_connections* left) {
+    return guarded([&] {
+        if (int bad = check_handle(np); bad != NODEPORT_OK)
+            return bad;
+        if (left != nullptr)
+            *left = nodeport_connections{};
+        auto ip = text(backend_ip, "backend address", 64);
+        if (!ip)
+            return fail(ip.error());
+        // The CLI's parser, so that both accept the same backends.
+        auto backend = parse_backend(std::string(*ip) + ":" + std::to_string(backend_port));
+        if (!backend)
+            return fail(backend.error());
+        auto drained = np->table.drain(*backend, std::chrono::milliseconds(timeout_ms));
+        if (!drained)
+            return fail(drained.error());
+        if (left != nullptr)
+            *left = nodeport_connections{drained->left.external, drained->left.local};
+        if (drained->drained)
+            return int{NODEPORT_OK};
+        return fail(NODEPORT_ETIMEDOUT, fmt::format("{} connection(s) left to {} after {} ms (external {}, local {})",
+                                                    drained->left.total(), to_string(*backend), timeout_ms,
+                                                    drained->left.external, drained->left.local));
+    });
+}
+
 const char* nodeport_strerror(int code) {
     switch (code) {
     case NODEPORT_OK:
@@ -356,6 +428,8 @@ const char* nodeport_strerror(int code) {
         return "permission denied";
     case NODEPORT_EINTERNAL:
         return "internal error";
+    case NODEPORT_ETIMEDOUT:
+        return "timed out with connections left";
     case NODEPORT_EBUSY:
         return "the pin directory's lock is busy";
     }

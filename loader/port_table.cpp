@@ -7,8 +7,10 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <time.h>
 
 #include "nodeport/abi.h"
+#include "backend_key.hpp"
 #include "map_keys.hpp"
 #include "pin_dir.hpp"
 #include "test_hook.hpp"
@@ -103,10 +105,13 @@ private:
     pin_dir::Lock lock_;
 };
 
-PortTable::PortTable(Fd dir, Fd map, Fd counters, SocketEnder ender, std::chrono::milliseconds lock_wait)
-    : dir_(std::move(dir)),
+PortTable::PortTable(std::filesystem::path pin_dir, Fd dir, Fd map, Fd counters, Fd replaced, SocketEnder ender,
+                     std::chrono::milliseconds lock_wait)
+    : pin_dir_(std::move(pin_dir)),
+      dir_(std::move(dir)),
       map_(std::move(map)),
       counters_(std::move(counters)),
+      replaced_(std::move(replaced)),
       ender_(std::move(ender)),
       lock_wait_(lock_wait),
       mutex_(std::make_unique<std::timed_mutex>()) {}
@@ -121,8 +126,11 @@ Result<PortTable> PortTable::open(const std::filesystem::path& pin_dir, std::chr
     // Absent while programs of a build without counters are loaded: then
     // there is nothing to reset.
     auto counters = pin_dir::open_map(pin_dir, "port_counters");
-    return PortTable(std::move(*dir), std::move(*map), counters ? std::move(*counters) : Fd{},
-                     SocketEnder::open(pin_dir), lock_wait);
+    // Absent with pins of an older load, or without the socket iterators
+    // (Linux < 6.5): then nothing is recorded for drain.
+    auto replaced = pin_dir::open_map(pin_dir, "replaced_backends");
+    return PortTable(pin_dir, std::move(*dir), std::move(*map), counters ? std::move(*counters) : Fd{},
+                     replaced ? std::move(*replaced) : Fd{}, SocketEnder::open(pin_dir), lock_wait);
 }
 
 // A port's counters start from zero with each owner: the programs create
@@ -137,6 +145,58 @@ void PortTable::forget_counters(NodePort node_port) {
         return;
     np_port_key key = to_key(node_port);
     bpf_map_delete_elem(counters_.get(), &key);
+}
+
+// Best effort, as forget_counters: a record missing only makes a later
+// `del --owner --drain` wait for less.
+void PortTable::remember_replaced(const std::vector<Mapping>& replaced) {
+    if (!replaced_.valid())
+        return;
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    for (const auto& m : replaced) {
+        np_sock_end_target key = backend_key(m.node_port, m.backend);
+        np_replaced_backend value{owner_id(m.owner),
+                                  static_cast<__u64>(now.tv_sec) * 1'000'000'000ULL + static_cast<__u64>(now.tv_nsec)};
+        bpf_map_update_elem(replaced_.get(), &key, &value, BPF_ANY);
+    }
+}
+
+std::vector<Mapping> PortTable::take_replaced(std::string_view owner) {
+    std::vector<Mapping> out;
+    if (!replaced_.valid())
+        return out;
+    auto keys = map_keys<np_sock_end_target>(replaced_.get(), "replaced_backends");
+    if (!keys)
+        return out;
+    const std::uint64_t id = owner_id(owner);
+    for (const auto& key : *keys) {
+        np_replaced_backend value{};
+        if (bpf_map_lookup_elem(replaced_.get(), &key, &value) != 0 || value.owner_id != id)
+            continue;
+        bpf_map_delete_elem(replaced_.get(), &key);
+        auto [node_port, backend] = from_backend_key(key);
+        auto now = get(node_port);
+        if (now && *now && (*now)->backend == backend)
+            continue;  // given back: not replaced any more
+        out.push_back(Mapping{node_port, backend, std::string(owner)});
+    }
+    std::ranges::sort(out, {}, [](const Mapping& m) { return std::tuple(m.node_port, m.backend); });
+    auto dup = std::ranges::unique(out);  // a walk restarted by a delete gives a key twice
+    out.erase(dup.begin(), dup.end());
+    return out;
+}
+
+Result<ConnectionCount> PortTable::connections() const { return count_connections(pin_dir_); }
+
+Result<DrainResult> PortTable::drain(const Backend& backend, std::chrono::milliseconds timeout,
+                                     const DrainProgress& progress) const {
+    return drain_backends(pin_dir_, {backend}, timeout, progress);
+}
+
+Result<DrainResult> PortTable::drain(const std::vector<Backend>& backends, std::chrono::milliseconds timeout,
+                                     const DrainProgress& progress) const {
+    return drain_backends(pin_dir_, backends, timeout, progress);
 }
 
 Result<void> PortTable::put(const Mapping& mapping) {
@@ -182,6 +242,8 @@ Result<SetResult> PortTable::set(const Mapping& mapping, ChangeOptions options) 
     if (result.replaced)
         targets = to_end({{mapping.node_port, *result.replaced}}, options);
     std::string not_recorded = ender_.record(targets);
+    if (result.replaced)
+        remember_replaced({to_mapping(key, old)});
     if (auto ok = put(mapping); !ok)
         return std::unexpected(ok.error());
     if (!had || owner_of(old) != mapping.owner)
@@ -211,6 +273,7 @@ Result<RemoveResult> PortTable::remove(NodePort node_port, std::optional<std::st
         return RemoveResult{RemoveOutcome::held_by_other, owner_of(value), end_sockets({}, {})};
     auto targets = to_end({{node_port, to_mapping(key, value).backend}}, options);
     std::string not_recorded = ender_.record(targets);
+    remember_replaced({to_mapping(key, value)});
     if (bpf_map_delete_elem(map_.get(), &key) != 0 && errno != ENOENT)
         return errno_error(errno, "delete " + to_string(node_port));
     forget_counters(node_port);
@@ -257,6 +320,7 @@ Result<RemoveOwnerResult> PortTable::remove_owner(std::string_view owner, Change
         result.removed.push_back(std::move(m));
     }
     std::ranges::sort(result.removed, {}, [](const Mapping& m) { return m.node_port; });
+    result.replaced_earlier = take_replaced(owner);
     result.ended = end_sockets(targets, std::move(not_recorded));
     return result;
 }
@@ -335,14 +399,18 @@ Result<SyncResult> PortTable::sync(const std::vector<Mapping>& desired, ChangeOp
     SyncResult result{plan.add.size(), plan.update.size(), plan.remove.size(), plan.unchanged, {}};
     // Recorded before the first change: a sync killed anywhere after it
     // leaves the walk to the next writer.
-    std::vector<SocketEnder::Target> replaced;
+    std::vector<Mapping> replaced;
     for (const auto& m : plan.update)
-        if (auto old = before.at(m.node_port).backend; old != m.backend)
-            replaced.push_back({m.node_port, old});
+        if (const auto& old = before.at(m.node_port); old.backend != m.backend)
+            replaced.push_back(old);
     for (const auto& m : plan.remove)
-        replaced.push_back({m.node_port, m.backend});
-    auto targets = to_end(std::move(replaced), options);
+        replaced.push_back(m);
+    std::vector<SocketEnder::Target> all_targets;
+    for (const auto& m : replaced)
+        all_targets.push_back({m.node_port, m.backend});
+    auto targets = to_end(std::move(all_targets), options);
     std::string not_recorded = ender_.record(targets);
+    remember_replaced(replaced);
     for (const auto* group : {&plan.add, &plan.update})
         for (const auto& m : *group) {
             if (auto ok = put(m); !ok)

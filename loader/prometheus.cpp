@@ -2,10 +2,15 @@
 // nodeport/stats.hpp), and the little of the text format it needs.
 #include "prometheus.hpp"
 
+#include <bpf/bpf.h>
 #include <fmt/format.h>
 
 #include "nodeport/reasons.hpp"
 #include "nodeport/stats.hpp"
+#include "nodeport/status.hpp"
+#include "pin_dir.hpp"
+
+#include <algorithm>
 
 namespace nodeport {
 namespace prometheus {
@@ -49,28 +54,37 @@ void Writer::sample(const Labels& labels, std::uint64_t value) {
 std::string to_prometheus(const Stats& stats) {
     using prometheus::Labels;
     prometheus::Writer w;
-    // The port's labels: the owner printed as everywhere else (printable
-    // ASCII, other bytes as \xNN), then escaped for the format.
+    // A port's series are named by protocol and port alone, so they go on
+    // across a redeploy (a new owner or backend); who holds the port is one
+    // info series beside them, joined in a query when wanted:
+    //   rate(nodeport_port_flows_total[5m]) * on(proto, port) group_left(owner) nodeport_port_info
     auto port_labels = [](const Mapping& m) {
-        return Labels{{"proto", std::string(to_string(m.node_port.proto))},
-                      {"port", std::to_string(m.node_port.port)},
-                      {"owner", printable(m.owner)}};
+        return Labels{{"proto", std::string(to_string(m.node_port.proto))}, {"port", std::to_string(m.node_port.port)}};
     };
     auto with = [](Labels labels, std::initializer_list<std::pair<std::string_view, std::string>> more) {
         labels.insert(labels.end(), more);
         return labels;
     };
 
-    w.family("nodeport_port_translations_total", "counter",
-             "New connections and datagrams nodeport sent to the node port's backend: path local, kind connect "
-             "(TCP, connected UDP) or send (an unconnected UDP datagram); path external, kind flow (a TCP SYN, a "
-             "UDP flow's first datagram). From zero when the port changes owner.");
+    w.family("nodeport_port_info", "gauge",
+             "1 for each mapped node port, with its owner (printable ASCII, other bytes as \\xNN) and backend.");
+    for (const auto& p : stats.ports)
+        w.sample(with(port_labels(p.mapping),
+                      {{"owner", printable(p.mapping.owner)}, {"backend", to_string(p.mapping.backend)}}),
+                 1);
+    w.family("nodeport_port_socket_calls_total", "counter",
+             "Socket calls of the node's processes nodeport sent to the node port's backend (the local path): kind "
+             "connect (TCP, connected UDP) or send (an unconnected UDP datagram). From zero when the port changes "
+             "owner.");
     for (const auto& p : stats.ports) {
-        auto labels = port_labels(p.mapping);
-        w.sample(with(labels, {{"path", "local"}, {"kind", "connect"}}), p.counters.local_connects);
-        w.sample(with(labels, {{"path", "local"}, {"kind", "send"}}), p.counters.local_sends);
-        w.sample(with(labels, {{"path", "external"}, {"kind", "flow"}}), p.counters.external_flows);
+        w.sample(with(port_labels(p.mapping), {{"kind", "connect"}}), p.counters.local_connects);
+        w.sample(with(port_labels(p.mapping), {{"kind", "send"}}), p.counters.local_sends);
     }
+    w.family("nodeport_port_flows_total", "counter",
+             "New flows nodeport sent to the node port's backend on the external path (a TCP SYN, a UDP flow's first "
+             "datagram). From zero when the port changes owner.");
+    for (const auto& p : stats.ports)
+        w.sample(port_labels(p.mapping), p.counters.external_flows);
     w.family("nodeport_port_packets_total", "counter",
              "Packets nodeport translated for the node port on the external path, to or from the backend (the "
              "local path translates sockets, not packets). From zero when the port changes owner.");
@@ -84,11 +98,64 @@ std::string to_prometheus(const Stats& stats) {
         w.sample(with(port_labels(p.mapping), {{"direction", "to_backend"}}), p.counters.to_backend_bytes);
         w.sample(with(port_labels(p.mapping), {{"direction", "from_backend"}}), p.counters.from_backend_bytes);
     }
-    w.family("nodeport_passed_total", "counter",
-             "Packets (path external, reply) and socket calls (path local) nodeport left untouched, by reason "
+    // Packets and socket calls are different things: two families.
+    w.family("nodeport_passed_packets_total", "counter",
+             "Packets nodeport left untouched, by path (external: to the node, reply: from a backend) and reason "
              "(nodeport stats --all explains each). Kept across reloads.");
     for (const auto& r : reasons())
-        w.sample({{"path", std::string(to_string(r.path))}, {"reason", std::string(r.name)}}, stats.passed[r.id]);
+        if (r.path != ReasonPath::local)
+            w.sample({{"path", std::string(to_string(r.path))}, {"reason", std::string(r.name)}}, stats.passed[r.id]);
+    w.family("nodeport_passed_socket_calls_total", "counter",
+             "Socket calls of the node's processes nodeport left untouched, by reason (nodeport stats --all "
+             "explains each). Kept across reloads.");
+    for (const auto& r : reasons())
+        if (r.path == ReasonPath::local)
+            w.sample({{"reason", std::string(r.name)}}, stats.passed[r.id]);
+    return w.text();
+}
+
+Result<std::vector<NodeMetricsInfo::FlowTable>> read_flow_tables(const std::filesystem::path& pin_dir,
+                                                                 const FlowCounts& counts) {
+    std::vector<NodeMetricsInfo::FlowTable> tables;
+    for (auto [name, flows] : {std::pair{"flows", counts.tcp}, std::pair{"closed_flows", counts.tcp_closed},
+                               std::pair{"udp_flows", counts.udp}}) {
+        auto map = pin_dir::open_map(pin_dir, name);
+        if (!map)
+            return std::unexpected(map.error());
+        bpf_map_info info{};
+        std::uint32_t len = sizeof info;
+        if (int err = bpf_map_get_info_by_fd(map->get(), &info, &len); err != 0)
+            return errno_error(-err, fmt::format("read the map info of {}", name));
+        tables.push_back({name, flows, info.max_entries / 2});  // one entry per direction
+    }
+    return tables;
+}
+
+std::string to_prometheus(const Status& status, const NodeMetricsInfo& info) {
+    prometheus::Writer w;
+    w.family("nodeport_build_info", "gauge", "1, labelled with the version and commit of the nodeport that wrote this.");
+    w.sample({{"version", std::string(info.version)}, {"commit", std::string(info.commit)}}, 1);
+    w.family("nodeport_healthy", "gauge",
+             "1 when nodeport status finds no problem, 0 otherwise (nodeport_problems says which kind).");
+    w.sample({}, status.problems.empty() ? 1 : 0);
+    w.family("nodeport_problems", "gauge", "Problems nodeport status finds now, by kind (nodeport status explains).");
+    // Every kind, zeros included, so an alert's series exists before it fires.
+    for (int k = 0; k <= static_cast<int>(ProblemKind::unattached_interface); ++k) {
+        auto kind = static_cast<ProblemKind>(k);
+        w.sample({{"kind", std::string(to_string(kind))}},
+                 std::ranges::count(status.problems, kind, &Problem::kind));
+    }
+    w.family("nodeport_mapped_ports", "gauge", "Mapped (protocol, node port) pairs.");
+    w.sample({}, status.ports);
+    w.family("nodeport_flows", "gauge",
+             "Flows of the external path recorded per table (as nodeport status counts them; expired ones the LRU "
+             "has not evicted yet included).");
+    for (const auto& t : info.flow_tables)
+        w.sample({{"table", t.name}}, t.flows);
+    w.family("nodeport_flow_table_capacity", "gauge",
+             "Flows each table holds before the LRU evicts live ones; alert on nodeport_flows / this.");
+    for (const auto& t : info.flow_tables)
+        w.sample({{"table", t.name}}, t.capacity);
     return w.text();
 }
 

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <memory>
 
+#include "backend_key.hpp"
 #include "libbpf_log.hpp"
 #include "map_keys.hpp"
 #include "netns.hpp"
@@ -47,34 +48,17 @@ Result<void> pin_iterator(const std::filesystem::path& dir, bpf_program* prog) {
 
 // Runs an iterator to its end; returns the bytes it wrote (one per socket ended).
 Result<unsigned> run_iterator(int link_fd) {
-    Fd iter(bpf_iter_create(link_fd));
-    if (!iter.valid())
-        return errno_error(errno, "start socket iterator");
-    unsigned total = 0;
-    char buf[256];
-    for (;;) {
-        ssize_t n = ::read(iter.get(), buf, sizeof buf);
-        if (n == 0)
-            return total;
-        if (n < 0 && errno != EINTR)
-            return errno_error(errno, "run socket iterator");
-        if (n > 0)
-            total += static_cast<unsigned>(n);
-    }
+    auto out = sock_end::read_iterator(link_fd);
+    if (!out)
+        return std::unexpected(out.error());
+    return static_cast<unsigned>(out->size());
 }
 
-np_sock_end_target to_key(const SocketEnder::Target& t) {
-    np_sock_end_target key{};
-    key.backend_addr_be = t.backend.addr.addr_be;
-    key.backend_port_be = htons(t.backend.port);
-    key.node_port_be = htons(t.node_port.port);
-    key.proto = static_cast<__u8>(t.node_port.proto);
-    return key;
-}
+np_sock_end_target to_key(const SocketEnder::Target& t) { return backend_key(t.node_port, t.backend); }
 
 SocketEnder::Target from_key(const np_sock_end_target& key) {
-    return {NodePort{static_cast<Proto>(key.proto), ntohs(key.node_port_be)},
-            Backend{Ipv4{key.backend_addr_be}, ntohs(key.backend_port_be)}};
+    auto [node_port, backend] = from_backend_key(key);
+    return {node_port, backend};
 }
 
 // Whether `ports` maps the target's node port to the target's backend now.
@@ -103,14 +87,32 @@ Result<std::string> sock_end::install(const std::filesystem::path& dir) {
         // reason goes into the load report, and nodeport works without it.
         auto why = libbpf_error(-err, "load the socket iterators (bpf_sock_destroy needs Linux >= 6.5)");
         // Unpin what an earlier load of a newer build may have left.
-        for (const char* name : {"np_end_udp", "np_end_tcp"})
+        for (const char* name : {"np_end_udp", "np_end_tcp", "np_count_udp", "np_count_tcp"})
             pin_dir::unlink(pin_dir::links_dir(dir) / name);
         return why.error().message;
     }
-    for (bpf_program* prog : {skel->progs.np_end_udp, skel->progs.np_end_tcp})
+    for (bpf_program* prog : {skel->progs.np_end_udp, skel->progs.np_end_tcp, skel->progs.np_count_udp,
+                              skel->progs.np_count_tcp})
         if (auto ok = pin_iterator(dir, prog); !ok)
             return std::unexpected(ok.error());
     return std::string();
+}
+
+Result<std::string> sock_end::read_iterator(int link_fd) {
+    Fd iter(bpf_iter_create(link_fd));
+    if (!iter.valid())
+        return errno_error(errno, "start socket iterator");
+    std::string out;
+    char buf[4096];
+    for (;;) {
+        ssize_t n = ::read(iter.get(), buf, sizeof buf);
+        if (n == 0)
+            return out;
+        if (n < 0 && errno != EINTR)
+            return errno_error(errno, "run socket iterator");
+        if (n > 0)
+            out.append(buf, static_cast<std::size_t>(n));
+    }
 }
 
 SocketEnder SocketEnder::open(const std::filesystem::path& dir) {

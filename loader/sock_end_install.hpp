@@ -13,4 +13,7 @@ namespace nodeport::sock_end {
 // which is not an error: nodeport works without them.
 Result<std::string> install(const std::filesystem::path& pin_dir);
 
+// Runs a pinned iterator link to its end; returns what it wrote.
+Result<std::string> read_iterator(int link_fd);
+
 }  // namespace nodeport::sock_end

@@ -33,6 +33,8 @@ PACKAGES=(
     libboost-program-options-dev libgtest-dev nlohmann-json3-dev libfmt-dev libnl-route-3-dev
     iproute2 netcat-openbsd curl python3 openjdk-17-jdk-headless iptables nftables iperf3 jq procps util-linux systemd
     dpkg-dev file man-db containernetworking-plugins python3-prometheus-client
+    golang-github-cilium-ebpf-dev golang-golang-x-sys-dev
+    debhelper lintian prometheus
 )
 
 # cni_podman_test: podman driving the CNI chain. Without recommends (buildah,

@@ -79,7 +79,8 @@ mark_traffic_window
 sleep 1
 stop_traffic
 
-AFTER=$(new list --json | jq -c 'sort_by(.proto, .port)')
+# This build's list adds what ABI 1's did not have (live connections, "mapped").
+AFTER=$(new list --json | jq -c 'map(del(.connections, .mapped)) | sort_by(.proto, .port)')
 expect_eq "every mapping is kept, backends and owners byte for byte" "$BEFORE" "$AFTER"
 expect_eq "the old ports map is gone (no pin left aside)" no "$([ -e "$PIN/ports_abi1" ] && echo yes || echo no)"
 expect_eq "bpftool shows the node port, the backend and its port as typed" "7000 $SB1 7000 sb-1" \

@@ -10,9 +10,11 @@ require datapath tcx
 
 out=$(mktemp)
 json=$(mktemp)
-trap 'rm -f "$out" "$json"' EXIT
-bash "$TESTS_DIR/../bench/bench.sh" --quick --build-dir "$(dirname "$NODEPORT")" --json "$json" >"$out"
+progress=$(mktemp)
+trap 'rm -f "$out" "$json" "$progress"' EXIT
+bash "$TESTS_DIR/../bench/bench.sh" --quick --build-dir "$(dirname "$NODEPORT")" --json "$json" >"$out" 2>"$progress"
 expect_eq "bench.sh --quick exits 0" 0 $?
+cat "$progress" >&2
 
 for row in "floor: client -> sandbox IP, no NAT" "iptables DNAT, matching rule first (N=0)" \
     "iptables DNAT behind 1,000 stale sandboxes" "iptables DNAT behind 10,000 stale sandboxes" \
@@ -34,7 +36,9 @@ for row in "floor: client -> sandbox IP, no NAT" "iptables DNAT, matching rule f
     fi
 done
 expect_eq "the JSON report parses" ok "$(python3 -c 'import json,sys; json.load(open(sys.argv[1])); print("ok")' "$json")"
-# Its own namespaces only (bench/bench.sh names them npb<pid>-...): other
-# tests may make and remove theirs meanwhile.
-expect_eq "the benchmark leaves no namespace behind" "" "$(ip netns list | grep -E '^npb[0-9]+-')"
+# Its own namespaces only, named in its first progress line: other runs,
+# including one killed before it could clean up, may have left theirs.
+topology=$(sed -n 's/.*quick run: topology \([a-z0-9]*\),.*/\1/p' "$progress")
+expect_eq "the benchmark names its topology" 1 "$([ -n "$topology" ] && echo 1)"
+expect_eq "the benchmark leaves no namespace behind" "" "$(ip netns list | grep -F "${topology:-?}-")"
 finish

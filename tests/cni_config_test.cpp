@@ -34,7 +34,8 @@ std::string config(const std::string& mappings, const std::string& extra = "") {
 TEST(CniConfig, ReadsMappingsAndTheSandboxSideAddress) {
     auto c = parse_net_config(config(R"([{"hostPort":8080,"containerPort":80},
         {"hostPort":53,"containerPort":5353,"protocol":"UDP","hostIP":""},
-        {"hostPort":8080,"containerPort":80,"protocol":"tcp","hostIP":"0.0.0.0"}])"),
+        {"hostPort":8080,"containerPort":80,"protocol":"tcp","hostIP":"0.0.0.0"},
+        {"hostPort":8080,"containerPort":80,"protocol":"tcp","hostIP":"::"}])"),
                               Command::add);
     ASSERT_TRUE(c) << c.error().msg;
     ASSERT_EQ(c->port_mappings.size(), 2u);  // the repeated 8080 is one mapping
@@ -97,6 +98,20 @@ INSTANTIATE_TEST_SUITE_P(
                 Code::invalid_config},
         Refused{"host_ip", config(R"([{"hostPort":80,"containerPort":80,"hostIP":"127.0.0.1"}])"), Command::add,
                 Code::invalid_config},
+        Refused{"host_ip_v6", config(R"([{"hostPort":80,"containerPort":80,"hostIP":"::1"}])"), Command::add,
+                Code::invalid_config},
+        Refused{"conditions_v4", config("[]", R"(,"conditionsV4":["-s","10.0.0.0/8"])"), Command::add,
+                Code::invalid_config},
+        Refused{"conditions_v6", config("[]", R"(,"conditionsV6":[])"), Command::check, Code::invalid_config},
+        Refused{"bad_network_name", config("[]").replace(29, 3, R"("a/b")"), Command::add, Code::invalid_config},
+        Refused{"gc_before_110", R"({"cniVersion":"1.0.0","name":"n","cni.dev/valid-attachments":[]})", Command::gc,
+                Code::incompatible_version},
+        Refused{"gc_no_list", R"({"cniVersion":"1.1.0","name":"n"})", Command::gc, Code::invalid_config},
+        Refused{"gc_bad_entry", R"({"cniVersion":"1.1.0","name":"n","cni.dev/valid-attachments":[{"ifname":"e"}]})",
+                Command::gc, Code::invalid_config},
+        Refused{"gc_no_name", R"({"cniVersion":"1.1.0","cni.dev/valid-attachments":[]})", Command::gc,
+                Code::invalid_config},
+        Refused{"state_dir_relative", config("[]", R"(,"stateDir":"x")"), Command::add, Code::invalid_config},
         Refused{"port_zero", config(R"([{"hostPort":0,"containerPort":80}])"), Command::add, Code::invalid_config},
         Refused{"port_big", config(R"([{"hostPort":65536,"containerPort":80}])"), Command::add, Code::invalid_config},
         Refused{"port_string", config(R"([{"hostPort":"80","containerPort":80}])"), Command::add, Code::invalid_config},
@@ -126,6 +141,24 @@ INSTANTIATE_TEST_SUITE_P(
                 Command::add, Code::invalid_config}),
     [](const auto& info) { return info.param.name; });
 
+TEST(CniConfig, ReadsGcAttachments) {
+    auto c = parse_net_config(R"({"cniVersion":"1.1.0","name":"net1","stateDir":"/run/x",
+        "cni.dev/valid-attachments":[{"containerID":"c2","ifname":"eth0"},{"containerID":"c1","ifname":"eth0"},
+                                     {"containerID":"c1","ifname":"eth1"}]})",
+                              Command::gc);
+    ASSERT_TRUE(c) << c.error().msg;
+    EXPECT_EQ(c->network, "net1");
+    EXPECT_EQ(c->state_dir, "/run/x");
+    EXPECT_EQ(c->valid_containers, (std::vector<std::string>{"c1", "c2"}));
+    EXPECT_TRUE(parse_net_config(R"({"cniVersion":"1.1.0","name":"net1"})", Command::status));
+}
+
+TEST(CniConfig, ConditionsNameTheKey) {
+    auto c = parse_net_config(config("[]", R"(,"conditionsV4":["-s","10.0.0.0/8"])"), Command::add);
+    ASSERT_FALSE(c);
+    EXPECT_NE(c.error().msg.find("conditionsV4"), std::string::npos) << c.error().msg;
+}
+
 TEST(CniConfig, DelNeedsNoResultNorMappings) {
     EXPECT_TRUE(parse_net_config(R"({"cniVersion":"1.0.0","name":"n"})", Command::del));
 }
@@ -148,7 +181,10 @@ TEST(CniConfig, DelReadsOnlyThePinDir) {
 TEST(CniEnvironment, ChecksTheVariables) {
     EXPECT_TRUE(parse_environment(env_of(add_env)));
     EXPECT_EQ(parse_environment(env_of({})).error().code, Code::invalid_environment);
-    EXPECT_EQ(parse_environment(env_of({{"CNI_COMMAND", "GC"}})).error().code, Code::invalid_environment);
+    EXPECT_EQ(parse_environment(env_of({{"CNI_COMMAND", "INIT"}})).error().code, Code::invalid_environment);
+    // GC and STATUS act on the network: no container, interface or namespace.
+    EXPECT_TRUE(parse_environment(env_of({{"CNI_COMMAND", "GC"}})));
+    EXPECT_TRUE(parse_environment(env_of({{"CNI_COMMAND", "STATUS"}})));
     auto vars = add_env;
     vars["CNI_CONTAINERID"] = "-bad";
     EXPECT_EQ(parse_environment(env_of(vars)).error().code, Code::invalid_environment);
@@ -167,11 +203,11 @@ TEST(CniPlugin, VersionAndErrorReplies) {
     auto version = run(env_of({{"CNI_COMMAND", "VERSION"}}), R"({"cniVersion":"0.4.0"})");
     EXPECT_EQ(version.exit_status, 0);
     EXPECT_EQ(version.stdout_text,
-              "{\"cniVersion\":\"0.4.0\",\"supportedVersions\":[\"0.3.0\",\"0.3.1\",\"0.4.0\",\"1.0.0\"]}\n");
+              "{\"cniVersion\":\"0.4.0\",\"supportedVersions\":[\"0.3.0\",\"0.3.1\",\"0.4.0\",\"1.0.0\",\"1.1.0\"]}\n");
     auto bad = run(env_of(add_env), "{");
     EXPECT_NE(bad.exit_status, 0);
     auto reply = nlohmann::json::parse(bad.stdout_text);
-    EXPECT_EQ(reply["cniVersion"], "1.0.0");
+    EXPECT_EQ(reply["cniVersion"], "1.1.0");
     EXPECT_EQ(reply["code"], 6);
     // A long container id is refused by ADD, and is nothing to do for DEL.
     auto vars = add_env;

@@ -61,7 +61,7 @@ cat > "$WORK/net.d/npcnipod.conflist" <<JSON
     {"type": "bridge", "bridge": "npcnipod0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
      "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.90.0.0/16"}]], "routes": [{"dst": "0.0.0.0/0"}],
               "dataDir": "$WORK/ipam"}},
-    {"type": "nodeport-cni", "capabilities": {"portMappings": true}, "pinDir": "$PIN",
+    {"type": "nodeport-cni", "capabilities": {"portMappings": true}, "pinDir": "$PIN", "stateDir": "$WORK/state",
      "load": {"cgroup": "$TOPO_CGROUP", "interfaces": ["ext0"]}}
   ]
 }

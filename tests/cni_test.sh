@@ -60,7 +60,7 @@ network() {
 JSON
 }
 network npcni npcnibr0 10.88.0.0/16 \
-    "{\"type\": \"nodeport-cni\", \"capabilities\": {\"portMappings\": true}, \"pinDir\": \"$PIN\",
+    "{\"type\": \"nodeport-cni\", \"capabilities\": {\"portMappings\": true}, \"pinDir\": \"$PIN\", \"stateDir\": \"$WORK/state\",
       \"load\": {\"cgroup\": \"$TOPO_CGROUP\", \"interfaces\": [\"ext0\"]}}"
 network npcnipm npcnibr1 10.89.0.0/16 '{"type": "portmap", "capabilities": {"portMappings": true}}'
 
@@ -91,7 +91,7 @@ list() { np list --json | jq -c '[.[] | "\(.proto)/\(.port) \(.backend_ip):\(.ba
 
 # --- VERSION, and DEL before nodeport is loaded ---
 expect_eq "VERSION lists the spec versions nodeport-cni reads" \
-    '{"cniVersion":"1.0.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0"]}' \
+    '{"cniVersion":"1.0.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]}' \
     "$(plugin VERSION '{"cniVersion":"1.0.0"}')"
 out=$(CNI_CONTAINERID=nothing CNI_IFNAME=eth0 plugin DEL "{\"cniVersion\":\"1.0.0\",\"pinDir\":\"$PIN\"}"); rc=$?
 expect_eq "DEL while nodeport is not loaded succeeds and prints nothing" "0 " "$rc $out"
@@ -130,18 +130,19 @@ np set "udp/$PORT" "$C1:80" --owner c1 >/dev/null
 before=$(list)
 ADD_ENV=(CNI_CONTAINERID=bad1 CNI_IFNAME=eth0 CNI_NETNS=/run/netns/none)
 prev="{\"ips\":[{\"address\":\"10.88.99.9/16\"}]}"
-good_conf() { echo "{\"cniVersion\":\"1.0.0\",\"name\":\"npcni\",\"pinDir\":\"$PIN\",\"runtimeConfig\":{\"portMappings\":[$1]},\"prevResult\":$2}"; }
+good_conf() { echo "{\"cniVersion\":\"1.0.0\",\"name\":\"npcni\",\"pinDir\":\"$PIN\",\"stateDir\":\"$WORK/state\",\"runtimeConfig\":{\"portMappings\":[$1]},\"prevResult\":$2}"; }
 steal="{\"hostPort\":$PORT,\"containerPort\":80}"
-refused() {  # refused DESCRIPTION CODE ENV... -- STDIN
-    local description=$1 code=$2 vars=() out rc
+refused() {  # refused DESCRIPTION CODE ENV... -- STDIN; the reply's version is WANT_VERSION (default 1.0.0)
+    local description=$1 code=$2 vars=() out rc version=${WANT_VERSION:-1.0.0}
     shift 2
     while [ "$1" != -- ]; do vars+=("$1"); shift; done
     out=$(env "${vars[@]}" bash -c 'nsenter --net="$0" "$1" <<<"$2"' "/run/netns/$TOPO-node" "$PLUGIN" "$2"); rc=$?
-    expect_eq "$description: exit 1, CNI error code $code" "1 $code 1.0.0" \
+    expect_eq "$description: exit 1, CNI error code $code" "1 $code $version" \
         "$rc $(jq -r '"\(.code) \(.cniVersion)"' <<<"$out" 2>/dev/null)"
     [ "$(jq -r '.msg | length > 0' <<<"$out" 2>/dev/null)" = true ] || fail "$description: no msg in '$out'"
 }
-refused "stdin not JSON" 6 CNI_COMMAND=ADD "${ADD_ENV[@]}" -- '{"cniVersion":'
+# Unreadable stdin has no cniVersion: the reply is in the newest version.
+WANT_VERSION=1.1.0 refused "stdin not JSON" 6 CNI_COMMAND=ADD "${ADD_ENV[@]}" -- '{"cniVersion":'
 refused "sctp port" 7 CNI_COMMAND=ADD "${ADD_ENV[@]}" -- \
     "$(good_conf "$steal,{\"hostPort\":9,\"containerPort\":9,\"protocol\":\"sctp\"}" "$prev")"
 refused "hostIP 127.0.0.1" 7 CNI_COMMAND=ADD "${ADD_ENV[@]}" -- \
@@ -157,7 +158,12 @@ refused "misspelt load key" 7 CNI_COMMAND=ADD "${ADD_ENV[@]}" -- \
 refused "relative pinDir" 7 CNI_COMMAND=DEL "${ADD_ENV[@]}" -- '{"cniVersion":"1.0.0","pinDir":"x"}'
 refused "no CNI_CONTAINERID" 4 CNI_COMMAND=ADD CNI_IFNAME=eth0 CNI_NETNS=/x -- "$(good_conf "$steal" "$prev")"
 refused "CNI_CONTAINERID with a slash" 4 CNI_COMMAND=DEL CNI_CONTAINERID=a/b CNI_IFNAME=eth0 -- '{"cniVersion":"1.0.0"}'
-refused "unknown CNI_COMMAND" 4 CNI_COMMAND=GC "${ADD_ENV[@]}" -- '{"cniVersion":"1.0.0"}'
+refused "unknown CNI_COMMAND" 4 CNI_COMMAND=INIT "${ADD_ENV[@]}" -- '{"cniVersion":"1.0.0"}'
+refused "conditionsV4" 7 CNI_COMMAND=ADD "${ADD_ENV[@]}" -- \
+    "$(good_conf "$steal" "$prev" | jq -c '.conditionsV4 = ["-s", "10.0.0.0/8"]')"
+out=$(env CNI_COMMAND=ADD "${ADD_ENV[@]}" nsenter --net="/run/netns/$TOPO-node" "$PLUGIN" \
+      <<<"$(good_conf "$steal" "$prev" | jq -c '.conditionsV4 = ["-s", "10.0.0.0/8"]')")
+expect_match "conditionsV4: the message names the key" '^conditionsV4 is not supported' "$(jq -r .msg <<<"$out")"
 out=$(env CNI_COMMAND=ADD "${ADD_ENV[@]}" nsenter --net="/run/netns/$TOPO-node" "$PLUGIN" <<<'{"cniVersion":"0.2.0"}')
 expect_eq "cniVersion 0.2.0: code 1" 1 "$(jq -r .code <<<"$out")"
 expect_eq "no bad input changed a mapping" "$before" "$(list)"
@@ -187,11 +193,81 @@ pids=()
 expect_eq "8 parallel ADDs: 8 ports mapped" 8 "$(np list --json | jq '[.[] | select(.owner | startswith("par"))] | length')"
 for i in $(seq 1 8); do
     env CNI_CONTAINERID="par$i" CNI_IFNAME=eth0 CNI_COMMAND=DEL nsenter --net="/run/netns/$TOPO-node" "$PLUGIN" \
-        <<<'{"cniVersion":"1.0.0","pinDir":"'"$PIN"'"}' &
+        <<<'{"cniVersion":"1.0.0","name":"npcni","pinDir":"'"$PIN"'","stateDir":"'"$WORK/state"'"}' &
     pids+=($!)
 done
 wait "${pids[@]}"
 expect_eq "8 parallel DELs: all gone, c1's kept" "$before" "$(list)"
+expect_eq "the parallel ADDs' records are gone with their DELs, c1's kept" "c1" "$(ls "$WORK/state/npcni")"
+
+# --- Spec 1.1.0: ADD, CHECK, DEL of a 1.1.0 config list, GC, STATUS ---
+# Debian's bridge 1.1.1 speaks up to 1.0.0, so the list starts with a stub
+# that gives each container a fixed address (what bridge + host-local would
+# return); the mappings, not the traffic, are what this part checks.
+STATE=$WORK/state
+cat >"$WORK/bin/np-static-ip" <<'PY'
+#!/usr/bin/env python3
+import json, os, sys
+conf = json.load(sys.stdin)
+if os.environ["CNI_COMMAND"] == "ADD":
+    address = conf["addresses"][os.environ["CNI_CONTAINERID"]]
+    print(json.dumps({"cniVersion": conf["cniVersion"],
+                      "interfaces": [{"name": os.environ["CNI_IFNAME"], "sandbox": os.environ["CNI_NETNS"]}],
+                      "ips": [{"address": address, "interface": 0}]}))
+PY
+chmod +x "$WORK/bin/np-static-ip"
+cat >"$WORK/npcni11.conflist" <<JSON
+{"cniVersion": "1.1.0", "name": "npcni11",
+ "plugins": [{"type": "np-static-ip", "addresses": {"g1": "10.77.0.1/16", "g2": "10.77.0.2/16", "g3": "10.77.0.3/16"}},
+             {"type": "nodeport-cni", "capabilities": {"portMappings": true}, "pinDir": "$PIN", "stateDir": "$STATE"}]}
+JSON
+cni11() { topo_in node python3 "$RUNTIME" "$1" "$WORK/npcni11.conflist" "$2" "/run/netns/none" eth0 "$WORK/cache" "${@:3}"; }
+gc11() {  # gc11 NETWORK VALID-CONTAINER-IDS...: nodeport-cni's GC as a 1.1.0 runtime calls it
+    local valid
+    valid=$(printf '%s\n' "${@:2}" | jq -R '{containerID: ., ifname: "eth0"}' | jq -sc 'map(select(.containerID != ""))')
+    plugin GC "{\"cniVersion\":\"1.1.0\",\"name\":\"$1\",\"type\":\"nodeport-cni\",\"pinDir\":\"$PIN\",\"stateDir\":\"$STATE\",
+               \"cni.dev/valid-attachments\":$valid}"
+}
+rows11() { np list --json | jq -c '[.[] | select(.port >= 8300 and .port < 8400) | "\(.proto)/\(.port) \(.backend_ip):\(.backend_port) \(.owner)"]'; }
+out=$(cni11 ADD g1 '{"portMappings": [{"hostPort": 8301, "containerPort": 80, "hostIP": "::"},
+                                      {"hostPort": 8301, "containerPort": 80, "protocol": "udp", "hostIP": ""}]}'); rc=$?
+expect_eq "1.1.0 list: ADD with hostIP :: (the IPv6 wildcard) exits 0 and returns the 1.1.0 result" "0 1.1.0" \
+    "$rc $(jq -r .cniVersion <<<"$out" 2>/dev/null)"
+expect_eq "1.1.0 list: both ports map to g1" '["tcp/8301 10.77.0.1:80 g1","udp/8301 10.77.0.1:80 g1"]' "$(rows11)"
+expect_eq "ADD recorded g1 for GC" "g1" "$(ls "$STATE/npcni11")"
+cni11 CHECK g1 '{"portMappings": [{"hostPort": 8301, "containerPort": 80}, {"hostPort": 8301, "containerPort": 80, "protocol": "udp"}]}' >/dev/null
+expect_eq "1.1.0 list: CHECK passes" 0 $?
+cni11 ADD g2 '{"portMappings": [{"hostPort": 8302, "containerPort": 80}]}' >/dev/null || fail "ADD g2"
+cni11 ADD g3 '{"portMappings": [{"hostPort": 8303, "containerPort": 80}]}' >/dev/null || fail "ADD g3"
+np set tcp/8304 10.77.0.9:80 --owner g2-cli >/dev/null  # not the plugin's: GC must leave it
+np set tcp/8305 10.77.0.9:80 --owner g2 >/dev/null      # g2's by its owner: GC removes it, as g2's DEL would
+out=$(gc11 npcni11 g1 g3); rc=$?
+expect_eq "GC with valid attachments g1, g3 exits 0, prints nothing" "0 " "$rc $out"
+expect_eq "GC removed what g2 held (as its DEL would), kept g1, g3 and the CLI's mappings" \
+    '["tcp/8301 10.77.0.1:80 g1","tcp/8303 10.77.0.3:80 g3","tcp/8304 10.77.0.9:80 g2-cli","udp/8301 10.77.0.1:80 g1"]' \
+    "$(rows11)"
+expect_eq "GC forgot g2's record" "g1 g3" "$(ls "$STATE/npcni11" | tr '\n' ' ' | sed 's/ $//')"
+out=$(gc11 othernet); rc=$?
+expect_eq "GC of another network with no valid attachments touches nothing of this one" "0 4" \
+    "$rc $(rows11 | jq length)"
+out=$(gc11 npcni11 g1 g3 | jq -r .code); expect_eq "a second GC has nothing to do" "" "$out"
+cni11 DEL g1 >/dev/null
+expect_eq "1.1.0 list: DEL exits 0" 0 $?
+expect_eq "DEL removed g1's ports and record" '["tcp/8303 10.77.0.3:80 g3","tcp/8304 10.77.0.9:80 g2-cli"] g3' \
+    "$(rows11) $(ls "$STATE/npcni11" | tr '\n' ' ' | sed 's/ $//')"
+gc11 npcni11 >/dev/null
+expect_eq "GC with an empty list removes g3's too, never the CLI's" '["tcp/8304 10.77.0.9:80 g2-cli"]' "$(rows11)"
+np del tcp/8304 >/dev/null
+out=$(plugin STATUS "{\"cniVersion\":\"1.1.0\",\"name\":\"npcni11\",\"pinDir\":\"$PIN\"}"); rc=$?
+expect_eq "STATUS while nodeport is loaded: exit 0, nothing printed" "0 " "$rc $out"
+out=$(plugin STATUS '{"cniVersion":"1.1.0","name":"npcni11","pinDir":"/sys/fs/bpf/nodeport-never-loaded"}'); rc=$?
+expect_eq "STATUS where nothing is loaded: code 50 naming the pin directory" \
+    "1 50 nodeport is not loaded at /sys/fs/bpf/nodeport-never-loaded" \
+    "$rc $(jq -r '"\(.code) \(.msg | split(" (")[0])"' <<<"$out")"
+out=$(plugin STATUS '{"cniVersion":"1.1.0","pinDir":"/sys/fs/bpf/nodeport-never-loaded","load":{"interfaces":[]}}'); rc=$?
+expect_eq "STATUS where nothing is loaded yet but \"load\" would load it: exit 0" "0 " "$rc $out"
+out=$(plugin STATUS "{\"cniVersion\":\"1.0.0\",\"pinDir\":\"$PIN\"}")
+expect_eq "STATUS of a 1.0.0 config: code 1" 1 "$(jq -r .code <<<"$out")"
 
 # replacements NETWORK HOST-PORT LABEL: 25 container replacements on one host
 # port, odd ones ADD new then DEL old, even ones DEL old then ADD new; after
@@ -202,7 +278,8 @@ expect_eq "8 parallel DELs: all gone, c1's kept" "$before" "$(list)"
 replacements() {
     local net=$1 port=$2 label=$3 prev=$4 cycle new got want
     BROKEN=""; REACHED=0; TOTAL=0
-    topo_in client python3 "$TESTS_DIR/clients.py" udp-steady "$NODE_IP" "$port" 40123 300 >"$WORK/steady-$label" &
+    # Killed after the last cycle; the 1,100 s only bound it (25 cycles took over 300 s on a loaded machine).
+    topo_in client python3 "$TESTS_DIR/clients.py" udp-steady "$NODE_IP" "$port" 40123 1100 >"$WORK/steady-$label" &
     STEADY_PID=$!
     for cycle in $(seq 1 25); do
         new="$label$cycle"

@@ -30,6 +30,17 @@ VERSION=$(sed -n 's/^CMAKE_PROJECT_VERSION:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
 MAJOR=${VERSION%%.*}
 R="$STAGE/root"
 
+# --- Relocated at install time: cmake --install --prefix ---
+DESTDIR="$STAGE/moved" cmake --install "$BUILD" --prefix /opt/np >"$STAGE/moved.log" 2>&1
+expect_eq "cmake --install --prefix /opt/np exits 0" 0 $?
+expect_eq "the units name /opt/np/sbin/nodeport" \
+    "ExecStart=/opt/np/sbin/nodeport load --config /etc/nodeport/nodeport.conf" \
+    "$(grep -rh '^ExecStart=' "$STAGE/moved" --include nodeport.service)"
+expect_eq "nodeport.pc names no prefix of its own (relative to \${pcfiledir})" "" \
+    "$(find "$STAGE/moved" -name nodeport.pc -exec grep -HE '^(prefix|libdir|includedir)=/' {} +)"
+expect_eq "nor does the CMake package" "" \
+    "$(find "$STAGE/moved" -path '*/cmake/nodeport/*' -exec grep -lE "$PREFIX/|/usr/local" {} +)"
+
 # --- The file list ---
 want=(
     "$PREFIX/sbin/nodeport"
@@ -62,10 +73,10 @@ expect_eq "no installed text file names the build or source tree" "" \
     "$(grep -rlF -e "$BUILD" -e "$SRC/" "$R$LIBDIR/cmake" "$R$LIBDIR/pkgconfig" "$R$PREFIX/include" 2>/dev/null)"
 expect_eq "nothing but the listed kinds of files is installed" "" \
     "$(cd "$R$PREFIX" && find . -type f -o -type l | grep -vE '^\./(sbin/nodeport|lib/cni/nodeport-cni|lib.*/(libnodeport\.(a|so.*)|pkgconfig/nodeport\.pc|cmake/nodeport/nodeport[A-Za-z-]*\.cmake)|include/nodeport/[a-z_]+\.h(pp)?|share/(man/man8/nodeport\.8|bash-completion/completions/nodeport|doc/nodeport/.*))$' |
-        grep -vE '/systemd/system/nodeport(-watch)?\.service$')"
+        grep -vE '/systemd/system/nodeport(-watch|-metrics)?\.(service|timer)$')"
 expect_match "the installed binary runs: nodeport --version" "^nodeport $VERSION " "$("$R$PREFIX/sbin/nodeport" --version)"
 # lib/cni, not the multiarch libdir: where Debian's runtimes look for CNI plugins (/usr/lib/cni).
-expect_match "the installed CNI plugin answers VERSION" '"supportedVersions":\[.*"1\.0\.0"\]' \
+expect_match "the installed CNI plugin answers VERSION" '"supportedVersions":\[.*"1\.0\.0","1\.1\.0"\]' \
     "$(CNI_COMMAND=VERSION "$R$PREFIX/lib/cni/nodeport-cni" <<<'{"cniVersion":"1.0.0"}')"
 
 # --- The man page and the completion name every command and option ---
@@ -95,7 +106,7 @@ done
 expect_eq "the man page names every command and every option ($checked) of the commands' --help" "" "$man_missing"
 expect_eq "the bash completion offers every command and every option ($checked)" "" "$comp_missing"
 expect_eq "the completion offers --tc-attach's values" "auto tcx clsact" "$(completion nodeport load --tc-attach '')"
-expect_eq "the man page lists exit codes 0 to 4" "0 1 2 3 4" \
+expect_eq "the man page lists exit codes 0 to 5 (5: a drain that timed out)" "0 1 2 3 4 5" \
     "$(sed -n '/^\.SH "EXIT STATUS"/,/^\.SH/p' "$R$PREFIX/share/man/man8/nodeport.8" | sed -n 's/^\.B \([0-9]\)$/\1/p' | xargs)"
 
 # --- A consumer of the library, built against the staged tree ---
@@ -132,6 +143,22 @@ if cmake -S "$STAGE/consumer" -B "$STAGE/consumer/build" -DCMAKE_PREFIX_PATH="$R
 else
     fail "find_package(nodeport) consumer: $(grep -m 5 -iE 'error' "$STAGE/consumer.log")"
 fi
+# --- Exports: the C ABI (NODEPORT_C_1) and the C++ API of the headers (NODEPORT_0), nothing else ---
+SO=$R$LIBDIR/libnodeport.so.$VERSION
+exports=$(nm -D --defined-only --with-symbol-versions "$SO" | awk '{print $3}')
+echo "     libnodeport.so exports $(wc -l <<<"$exports") symbols ($(grep -c '@@NODEPORT_C_1$' <<<"$exports") C)"
+expect_eq "every exported symbol is versioned NODEPORT_C_1 (nodeport_*) or NODEPORT_0 (nodeport::)" "" \
+    "$(grep -vE '^(nodeport_[a-z_]+@@NODEPORT_C_1|_Z.*@@NODEPORT_0|NODEPORT_(C_1|0))$' <<<"$exports")"
+expect_eq "the NODEPORT_0 ones are nodeport:: (no fmt, nlohmann, std)" "" \
+    "$(grep '@@NODEPORT_0$' <<<"$exports" | sed 's/@@.*//' | c++filt | grep -vE '^((typeinfo|typeinfo name|vtable) for )?nodeport::' |
+        grep -v '^NODEPORT_0$')"
+expect_eq "and none of them internal (the loader's own headers: pin_dir, netlink, map_catalog, Abi1Migration, ...)" "" \
+    "$(grep '@@NODEPORT_0$' <<<"$exports" | sed 's/@@.*//' | c++filt |
+        grep -E 'nodeport::(pin_dir|netlink|netns|map_catalog|iface_choice|status_checks|tc|prometheus)::|Abi1Migration|json_input')"
+expect_match "the C ABI is there, nodeport_version and nodeport_open_with included" \
+    "nodeport_open@@NODEPORT_C_1 .*nodeport_open_with@@NODEPORT_C_1 .*nodeport_version@@NODEPORT_C_1" \
+    "$(grep '@@NODEPORT_C_1$' <<<"$exports" | sort | xargs)"
+
 expect_eq "it runs, linked to nodeport::nodeport: parses tcp/6667 with the public API" "tcp/6667" \
     "$("$STAGE/consumer/build/consumer_shared" tcp/6667 2>&1)"
 out=$("$STAGE/consumer/build/consumer_shared" tcp/65536 2>&1); rc=$?
@@ -142,7 +169,10 @@ expect_eq "nodeport::nodeport_static links libnodeport.a (no libnodeport.so need
     "$("$STAGE/consumer/build/consumer_static" udp/53) $(ldd "$STAGE/consumer/build/consumer_static" |
         grep -q libnodeport && echo yes || echo no)"
 
-export PKG_CONFIG_PATH="$R$LIBDIR/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$R"
+# No PKG_CONFIG_SYSROOT_DIR: nodeport.pc finds its prefix from its own place.
+export PKG_CONFIG_PATH="$R$LIBDIR/pkgconfig"
+expect_eq "nodeport.pc's prefix is where it was staged" "$R$PREFIX" \
+    "$(realpath -m "$(pkg-config --variable=prefix nodeport)")"
 expect_eq "pkg-config --modversion nodeport" "$VERSION" "$(pkg-config --modversion nodeport 2>&1)"
 # shellcheck disable=SC2046
 if g++ -std=c++23 -o "$STAGE/consumer/pc_consumer" "$STAGE/consumer/main.cpp" $(pkg-config --cflags --libs nodeport) \

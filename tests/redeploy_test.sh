@@ -18,6 +18,10 @@ NODE_IP=$TOPO_NODE_EXT_IP
 CLIENT_IP=$TOPO_CLIENT_IP
 WORK=$(mktemp -d /tmp/np-redeploy.XXXXXX)
 BG_PIDS=()
+# How long the background clients run: stop_background ends them sooner. Long
+# enough for 25 redeploys on a loaded machine (one run needed more than 120 s,
+# and the clients' ending looked like sandboxes that never answered).
+CLIENT_SECONDS=600
 stop_background() {
     [ "${#BG_PIDS[@]}" -gt 0 ] && { kill "${BG_PIDS[@]}"; wait "${BG_PIDS[@]}"; } 2>/dev/null
     BG_PIDS=()
@@ -99,7 +103,7 @@ udp_across_redeploys() {
 # --- 1. External UDP client, one socket, one source port ---
 sandbox 1 6667
 np_node set udp/6667 "$(topo_sandbox_ip 1):6667" --owner sb-1 >/dev/null
-topo_in client python3 "$CLIENTS" udp-steady "$NODE_IP" 6667 41000 120 >"$WORK/udp-ext.log" &
+topo_in client python3 "$CLIENTS" udp-steady "$NODE_IP" 6667 41000 "$CLIENT_SECONDS" >"$WORK/udp-ext.log" &
 BG_PIDS+=($!)
 r=$(after_remap "$WORK/udp-ext.log" 0 sb1)
 expect_match "the steady UDP client reaches sandbox 1" "^[0-9.]+ 0$" "$r"
@@ -114,11 +118,11 @@ stop_background
 sandbox 1 6668
 SB1=$(topo_sandbox_ip 1)
 np_node set udp/6668 "$SB1:6668" --owner sb-1 >/dev/null
-topo_in_cgroup node python3 "$CLIENTS" udp-connected 127.0.0.1 6668 120 >"$WORK/udp-local.log" &
+topo_in_cgroup node python3 "$CLIENTS" udp-connected 127.0.0.1 6668 "$CLIENT_SECONDS" >"$WORK/udp-local.log" &
 BG_PIDS+=($!)
 # And a node socket connected straight to the sandbox: nodeport never
 # translated it, so a remap must leave it alone.
-topo_in_cgroup node python3 "$CLIENTS" udp-connected "$SB1" 6668 120 >"$WORK/udp-direct.log" &
+topo_in_cgroup node python3 "$CLIENTS" udp-connected "$SB1" 6668 "$CLIENT_SECONDS" >"$WORK/udp-direct.log" &
 BG_PIDS+=($!)
 expect_match "the connected UDP client reaches sandbox 1" "^[0-9.]+ 0$" "$(after_remap "$WORK/udp-local.log" 0 sb1)"
 sandbox 2 6668
@@ -143,7 +147,7 @@ stop_background
 # address; connect6 translated it, and a remap must end it like an AF_INET one.
 sandbox 41 6669
 np_node set udp/6669 "$(topo_sandbox_ip 41):6669" --owner sb-41 >/dev/null
-topo_in_cgroup node python3 "$CLIENTS" udp-connected ::ffff:127.0.0.1 6669 60 >"$WORK/udp-dual.log" &
+topo_in_cgroup node python3 "$CLIENTS" udp-connected ::ffff:127.0.0.1 6669 "$CLIENT_SECONDS" >"$WORK/udp-dual.log" &
 BG_PIDS+=($!)
 expect_match "the dual-stack connected UDP client reaches sandbox 41" "^[0-9.]+ 0$" \
     "$(after_remap "$WORK/udp-dual.log" 0 sb41)"

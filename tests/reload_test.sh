@@ -6,10 +6,12 @@
 # -DNODEPORT_BPF_TEST_VARIANT=ON: another program tag), while new connections
 # loop through the external and the local path and a long-lived external
 # connection exchanges a line every 50 ms.
-#   reload_test.sh NODEPORT [auto|clsact]   (how the TC programs are attached)
+#   reload_test.sh NODEPORT auto|clsact VARIANT_BUILD
+#   (how the TC programs are attached; where tests/variant_build.sh built the variant)
 set -u
 NODEPORT=$1
-MODE=${2:-auto}
+MODE=$2
+VARIANT_BUILD=$3
 . "$(dirname "$0")/lib.sh"
 . "$TESTS_DIR/upgrade_lib.sh"
 require datapath
@@ -21,9 +23,9 @@ on_cleanup() {
     rm -rf "$WORK"
 }
 
-VARIANT=$(build_cli variant "$(dirname "$TESTS_DIR")" -DNODEPORT_BPF_TEST_VARIANT=ON) ||
-    { fail "the test variant builds"; finish; exit; }
-pass "the test variant builds"
+# Built by the variant_build fixture (tests/variant_build.sh).
+VARIANT=$VARIANT_BUILD/nodeport
+[ -x "$VARIANT" ] || { fail "the test variant is built in $VARIANT_BUILD (tests/variant_build.sh)"; finish; exit; }
 
 topo_node
 topo_client

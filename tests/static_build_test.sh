@@ -20,8 +20,8 @@ topo_node
 topo_cgroup
 
 if cmake -S "$SRC" -B "$B" -DCMAKE_BUILD_TYPE=Release -DNODEPORT_STATIC=ON -DBUILD_TESTING=OFF >"$WORK/build.log" 2>&1 &&
-    cmake --build "$B" -j "$(nproc)" --target nodeport_cli >>"$WORK/build.log" 2>&1; then
-    pass "the NODEPORT_STATIC build of nodeport"
+    cmake --build "$B" -j "$(nproc)" >>"$WORK/build.log" 2>&1; then
+    pass "the NODEPORT_STATIC build of all (nodeport, nodeport-cni, libnodeport.a; no shared library)"
 else
     fail "the NODEPORT_STATIC build: $(grep -m 5 -E 'error|Error' "$WORK/build.log")"
     finish

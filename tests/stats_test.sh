@@ -138,9 +138,58 @@ for attempt in 1 2 3; do  # two reads: a packet in between would differ
     prom=$("${CHECK[@]}" prometheus "$WORK/stats.prom" "$WORK/stats.json") && break
 done
 expect_eq "--prometheus, parsed by prometheus_client, equals the JSON" ok "$prom"
+if command -v promtool >/dev/null; then
+    out=$(promtool check metrics <"$WORK/stats.prom" 2>&1)
+    expect_eq "promtool check metrics finds nothing to say about it" "0 " "$? $out"
+else
+    fail "no promtool (Debian's prometheus package; scripts/setup.sh installs it)"
+fi
+expect_match "it has the build" "^nodeport_build_info\{version=\"[0-9.]+\",commit=\"[0-9a-f]+|unknown\"\} 1$" \
+    "$(grep '^nodeport_build_info' "$WORK/stats.prom")"
+expect_eq "the health (status' problems as gauges, every kind)" "$(np status >/dev/null 2>&1; [ $? -eq 0 ] && echo 1 || echo 0) \
+$(grep -c '^nodeport_problems{kind=' "$WORK/stats.prom")" \
+    "$(sed -n 's/^nodeport_healthy //p' "$WORK/stats.prom") $(grep -c '^nodeport_problems{kind=' "$WORK/stats.prom")"
+capacity() { echo "$1 $(($(bpftool -j map show pinned "$PIN/$1" | jq .max_entries) / 2))"; }
+expect_eq "and each flow table's fill: flows beside capacity (its entries, two per flow)" \
+    "$(capacity flows) $(capacity closed_flows) $(capacity udp_flows)" \
+    "$(sed -n 's/^nodeport_flow_table_capacity{table="\([a-z_]*\)"} \([0-9]*\)$/\1 \2/p' "$WORK/stats.prom" | xargs)"
+expect_eq "nodeport_flows per table" 3 "$(grep -c '^nodeport_flows{table=' "$WORK/stats.prom")"
+
+# --output: written whole, then renamed (the metrics unit's textfile).
+mkdir -p "$WORK/textfile"
+PROM=$WORK/textfile/nodeport.prom
+np stats --prometheus --output "$PROM"
+expect_eq "--output writes the same families as stdout" "$(grep -c '^# TYPE' "$WORK/stats.prom")" \
+    "$(grep -c '^# TYPE' "$PROM")"
+expect_eq "readable by node_exporter's user (0644), no temporary file left" "644 nodeport.prom" \
+    "$(stat -c %a "$PROM") $(ls -A "$WORK/textfile" | xargs)"
+inode=$(stat -c %i "$PROM")
+# A reader racing 30 rewrites sees a whole file every time (its last family's
+# last line ends it), and each rewrite is a new file renamed over the old.
+( for _ in $(seq 1 30); do np stats --prometheus --output "$PROM"; done; touch "$WORK/writes.done" ) &
+WRITER=$!
+torn=0 reads=0
+while [ ! -e "$WORK/writes.done" ]; do
+    tail -n 1 "$PROM" | grep -q '^nodeport_flow_table_capacity{table="udp_flows"} [0-9]*$' || torn=$((torn + 1))
+    reads=$((reads + 1))
+done
+wait "$WRITER"
+expect_eq "a reader racing 30 rewrites never saw half a file ($reads reads)" 0 "$torn"
+expect_eq "the file was replaced by rename (a new inode)" yes "$([ "$(stat -c %i "$PROM")" != "$inode" ] && echo yes || echo no)"
+out=$(np stats --prometheus --output "$WORK/nonexistent/nodeport.prom" 2>&1)
+expect_eq "--output into a missing directory: exit 2 naming it" "2 nodeport stats: output: '$WORK/nonexistent/nodeport.prom' is not a file in an existing directory" "$? $out"
+out=$(np stats --all --output "$PROM" 2>&1)
+expect_eq "--output without --prometheus: exit 2" "2 nodeport stats: output: --output writes the --prometheus text: give --prometheus too" "$? $out"
 
 # --- Owners: a new one starts from zero, the same one keeps counting ---
+# Prometheus series: every one but nodeport_port_info goes on across a redeploy.
+series() { np stats --prometheus | grep -vE '^(#|nodeport_port_info)' | sed 's/ [0-9]*$//' | sort; }
+SERIES_BEFORE=$(series)
 np set "tcp/$PORT" "$SB2:$PORT" --owner sb-2 >/dev/null
+expect_eq "a redeploy (new owner and backend) keeps every counter's and gauge's series" "$SERIES_BEFORE" "$(series)"
+expect_match "only nodeport_port_info names the new owner and backend" \
+    "^nodeport_port_info\{proto=\"tcp\",port=\"$PORT\",owner=\"sb-2\",backend=\"$SB2:$PORT\"\} 1$" \
+    "$(np stats --prometheus | grep "^nodeport_port_info{proto=\"tcp\",port=\"$PORT\"")"
 expect_eq "remapped to a new owner: the port's counters read zero" "0 0 0 0" \
     "$(counter tcp/$PORT local_connects) $(counter tcp/$PORT external_flows) $(counter tcp/$PORT to_backend_packets) $(counter tcp/$PORT from_backend_bytes)"
 probe_node tcp 127.0.0.1 "$PORT" >/dev/null || fail "local TCP to sb2"

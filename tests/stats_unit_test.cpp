@@ -110,15 +110,20 @@ TEST(Prometheus, EachFamilyHasHelpAndTypeOnceBeforeItsSamples) {
             current = line.substr(7, line.find(' ', 7) - 7);
             ++help[current];
         } else if (line.starts_with("# TYPE ")) {
-            EXPECT_EQ(line, "# TYPE " + current + " counter");
+            EXPECT_EQ(line, "# TYPE " + current + (current == "nodeport_port_info" ? " gauge" : " counter"));
             ++type[current];
         } else {
             ASSERT_TRUE(std::regex_match(line, m, sample)) << line;
             EXPECT_EQ(m[1], current) << "a sample of another family than the last HELP: " << line;
         }
     }
-    const std::set<std::string> families = {"nodeport_port_translations_total", "nodeport_port_packets_total",
-                                            "nodeport_port_bytes_total", "nodeport_passed_total"};
+    const std::set<std::string> families = {"nodeport_port_info",
+                                            "nodeport_port_socket_calls_total",
+                                            "nodeport_port_flows_total",
+                                            "nodeport_port_packets_total",
+                                            "nodeport_port_bytes_total",
+                                            "nodeport_passed_packets_total",
+                                            "nodeport_passed_socket_calls_total"};
     for (const auto& f : families) {
         EXPECT_EQ(help[f], 1) << f;
         EXPECT_EQ(type[f], 1) << f;
@@ -132,31 +137,62 @@ TEST(Prometheus, SamplesCarryTheCountersAndEveryReason) {
         auto all = lines(text);
         return std::find(all.begin(), all.end(), line) != all.end();
     };
-    const std::string a = R"(proto="tcp",port="6667",owner="sb-42")";
-    EXPECT_TRUE(has("nodeport_port_translations_total{" + a + R"(,path="local",kind="connect"} 1)"));
-    EXPECT_TRUE(has("nodeport_port_translations_total{" + a + R"(,path="local",kind="send"} 2)"));
-    EXPECT_TRUE(has("nodeport_port_translations_total{" + a + R"(,path="external",kind="flow"} 3)"));
+    // The counters by protocol and port alone: a redeploy keeps their series.
+    const std::string a = R"(proto="tcp",port="6667")";
+    EXPECT_TRUE(has("nodeport_port_socket_calls_total{" + a + R"(,kind="connect"} 1)"));
+    EXPECT_TRUE(has("nodeport_port_socket_calls_total{" + a + R"(,kind="send"} 2)"));
+    EXPECT_TRUE(has("nodeport_port_flows_total{" + a + "} 3"));
     EXPECT_TRUE(has("nodeport_port_packets_total{" + a + R"(,direction="to_backend"} 4)"));
     EXPECT_TRUE(has("nodeport_port_bytes_total{" + a + R"(,direction="to_backend"} 5)"));
     EXPECT_TRUE(has("nodeport_port_packets_total{" + a + R"(,direction="from_backend"} 6)"));
     EXPECT_TRUE(has("nodeport_port_bytes_total{" + a + R"(,direction="from_backend"} 7)"));
-    // The owner as the CLI prints it everywhere (\xNN, \\), then escaped for
-    // the format: the quote as \", each backslash doubled.
-    EXPECT_TRUE(has(R"(nodeport_port_packets_total{proto="udp",port="53",owner="we\"ird\\\\own\\x0aer\\xff",)"
-                    R"(direction="to_backend"} 0)"));
-    EXPECT_TRUE(has(R"(nodeport_passed_total{path="external",reason="port_not_mapped"} 9)"));
-    EXPECT_TRUE(has(R"(nodeport_passed_total{path="local",reason="local_no_storage"} 1)"));
-    EXPECT_TRUE(has(R"(nodeport_passed_total{path="reply",reason="reply_no_flow"} 0)"));
+    for (const auto& line : lines(text))
+        if (!line.starts_with("nodeport_port_info{")) {
+            EXPECT_EQ(line.find("owner="), std::string::npos) << line;
+        }
+    // Who holds the port: one info series. The owner as the CLI prints it
+    // everywhere (\xNN, \\), then escaped for the format: the quote as \",
+    // each backslash doubled.
+    EXPECT_TRUE(has(R"(nodeport_port_info{proto="tcp",port="6667",owner="sb-42",backend=")" +
+                    to_string(sample_stats().ports[0].mapping.backend) + R"("} 1)"));
+    EXPECT_TRUE(has(R"(nodeport_port_info{proto="udp",port="53",owner="we\"ird\\\\own\\x0aer\\xff",backend=")" +
+                    to_string(sample_stats().ports[1].mapping.backend) + R"("} 1)"));
+    // Packets and socket calls under two names.
+    EXPECT_TRUE(has(R"(nodeport_passed_packets_total{path="external",reason="port_not_mapped"} 9)"));
+    EXPECT_TRUE(has(R"(nodeport_passed_socket_calls_total{reason="local_no_storage"} 1)"));
+    EXPECT_TRUE(has(R"(nodeport_passed_packets_total{path="reply",reason="reply_no_flow"} 0)"));
     std::size_t passed = 0;
     for (const auto& line : lines(text))
-        passed += line.starts_with("nodeport_passed_total{");
+        passed += line.starts_with("nodeport_passed_packets_total{") ||
+                  line.starts_with("nodeport_passed_socket_calls_total{");
     EXPECT_EQ(passed, std::size_t(NP_REASON_COUNT)) << "every reason, zeros included";
+    EXPECT_EQ(text.find(R"(nodeport_passed_packets_total{path="local")"), std::string::npos);
 }
 
 TEST(Prometheus, NoPortsStillDescribesEveryFamily) {
     const std::string text = to_prometheus(Stats{});
     EXPECT_NE(text.find("# TYPE nodeport_port_packets_total counter\n"), std::string::npos);
     EXPECT_EQ(text.find("nodeport_port_packets_total{"), std::string::npos);
+}
+
+TEST(Prometheus, NodeMetricsFromStatus) {
+    Status status;
+    status.ports = 2;
+    status.problems.push_back({ProblemKind::listener, std::nullopt, "a listener"});
+    NodeMetricsInfo info{"0.1.0", "abc123", {{"flows", 5, 131072}, {"udp_flows", 1, 65536}}};
+    const std::string text = to_prometheus(status, info);
+    auto all = lines(text);
+    auto has = [&](const std::string& line) { return std::find(all.begin(), all.end(), line) != all.end(); };
+    EXPECT_TRUE(has(R"(nodeport_build_info{version="0.1.0",commit="abc123"} 1)"));
+    EXPECT_TRUE(has("nodeport_healthy 0"));
+    EXPECT_TRUE(has(R"(nodeport_problems{kind="listener"} 1)"));
+    EXPECT_TRUE(has(R"(nodeport_problems{kind="iptables_dnat"} 0)")) << "every kind, zeros included";
+    EXPECT_TRUE(has("nodeport_mapped_ports 2"));
+    EXPECT_TRUE(has(R"(nodeport_flows{table="flows"} 5)"));
+    EXPECT_TRUE(has(R"(nodeport_flow_table_capacity{table="udp_flows"} 65536)"));
+    EXPECT_TRUE(has("# TYPE nodeport_healthy gauge"));
+    status.problems.clear();
+    EXPECT_NE(to_prometheus(status, info).find("\nnodeport_healthy 1\n"), std::string::npos);
 }
 
 }  // namespace

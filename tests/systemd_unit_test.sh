@@ -29,7 +29,7 @@ cache() { sed -n "s/^$1:[A-Z]*=//p" "$BUILD/CMakeCache.txt"; }
 PREFIX=$(cache CMAKE_INSTALL_PREFIX)
 UNIT_DIR=$(cache NODEPORT_SYSTEMD_UNIT_DIR)
 [[ "$UNIT_DIR" = /* ]] || UNIT_DIR="$PREFIX/$UNIT_DIR"
-UNITS="nodeport.service nodeport-watch.service"
+UNITS="nodeport.service nodeport-watch.service nodeport-metrics.service nodeport-metrics.timer"
 for f in "$PREFIX/sbin/nodeport" "$PREFIX/share/doc/nodeport/nodeport.conf.example" \
     $(for u in $UNITS; do echo "$UNIT_DIR/$u"; done); do
     expect_eq "installed $f" yes "$([ -s "$STAGE/root$f" ] && echo yes || echo no)"

@@ -319,6 +319,33 @@ struct np_sock_end_target {
 };
 
 
+/* `replaced_backends` LRU hash (bpf/sock_end.bpf.c): backends a write
+ * replaced or removed, and whose they were, so that `del --owner ID --drain`
+ * run after a redeploy's `set` has already given the port to the new sandbox
+ * still knows which backends of ID to wait for. Key: the backend and the node
+ * port it was mapped on (the np_sock_end_target layout); written under the
+ * pin directory lock by set, del and sync, forgotten by `del --owner` of that
+ * owner, or when the port leads to the backend again. An LRU: a controller
+ * that never deletes by owner only makes the oldest records go. */
+#define NP_MAX_REPLACED_BACKENDS 65536
+
+struct np_replaced_backend {
+	__u64 owner_id;    /* FNV-1a 64 of the owner that held the port then, 0 for none */
+	__u64 replaced_ns; /* CLOCK_MONOTONIC of the write */
+};
+
+/* One socket the `np_count_tcp`/`np_count_udp` iterators found connected to
+ * a backend through a translation of the socket hooks (bpf/sock_end.bpf.c);
+ * their output is a sequence of these. Not a map: no ABI version. */
+struct np_local_conn {
+	__be32 backend_addr_be;
+	__be16 backend_port_be;
+	__be16 node_port_be; /* the node port the translation was for */
+	__u8 proto;          /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 state;          /* the kernel's TCP_* socket state (1 established; also connected UDP) */
+	__u8 pad[2];
+};
+
 /* ---- Counters (bpf/counters.bpf.h; read by `nodeport stats`) ----
  *
  * Per-CPU maps, so a CPU never waits for another to count; a reader sums the
@@ -397,6 +424,8 @@ static_assert(sizeof(struct np_frag_key) == 40, "np_frag_key ABI");
 static_assert(sizeof(struct np_frag) == 32, "np_frag ABI");
 static_assert(sizeof(struct np_sock_end_target) == 12, "np_sock_end_target ABI");
 static_assert(sizeof(struct np_flow_timeouts) == 32, "np_flow_timeouts ABI");
+static_assert(sizeof(struct np_replaced_backend) == 16, "np_replaced_backend ABI");
+static_assert(sizeof(struct np_local_conn) == 12, "np_local_conn layout");
 static_assert(sizeof(struct np_port_counters) == 64, "np_port_counters ABI");
 static_assert(NP_REASON_COUNT <= NP_REASON_SLOTS, "np_reason slots");
 #else
@@ -415,6 +444,8 @@ _Static_assert(sizeof(struct np_frag_key) == 40, "np_frag_key ABI");
 _Static_assert(sizeof(struct np_frag) == 32, "np_frag ABI");
 _Static_assert(sizeof(struct np_sock_end_target) == 12, "np_sock_end_target ABI");
 _Static_assert(sizeof(struct np_flow_timeouts) == 32, "np_flow_timeouts ABI");
+_Static_assert(sizeof(struct np_replaced_backend) == 16, "np_replaced_backend ABI");
+_Static_assert(sizeof(struct np_local_conn) == 12, "np_local_conn layout");
 _Static_assert(sizeof(struct np_port_counters) == 64, "np_port_counters ABI");
 _Static_assert(NP_REASON_COUNT <= NP_REASON_SLOTS, "np_reason slots");
 #endif

@@ -16,6 +16,9 @@
 #include "nodeport/sock_end.hpp"
 #include "nodeport/types.hpp"
 
+// Exported from libnodeport.so (the rest of the library is hidden).
+#pragma GCC visibility push(default)
+
 namespace nodeport {
 
 inline const std::filesystem::path default_pin_dir = "/sys/fs/bpf/nodeport";
@@ -170,3 +173,5 @@ Result<std::filesystem::path> cgroup2_root();
 Result<std::vector<NodeAddr>> discover_node_addrs();
 
 }  // namespace nodeport
+
+#pragma GCC visibility pop

@@ -5,6 +5,9 @@
 
 #include <utility>
 
+// Exported from libnodeport.so (the rest of the library is hidden).
+#pragma GCC visibility push(default)
+
 namespace nodeport {
 
 class Fd {
@@ -36,3 +39,5 @@ private:
 };
 
 }  // namespace nodeport
+
+#pragma GCC visibility pop

@@ -12,6 +12,9 @@
 #include "nodeport/result.hpp"
 #include "nodeport/types.hpp"
 
+// Exported from libnodeport.so (the rest of the library is hidden).
+#pragma GCC visibility push(default)
+
 namespace nodeport {
 
 enum class FlowState {
@@ -43,3 +46,5 @@ Result<std::vector<Flow>> list_flows(const std::filesystem::path& pin_dir);
 Result<std::size_t> flush_flows(const std::filesystem::path& pin_dir, std::optional<NodePort> node_port);
 
 }  // namespace nodeport
+
+#pragma GCC visibility pop

@@ -13,6 +13,9 @@
 #include "nodeport/lock_wait.hpp"
 #include "nodeport/result.hpp"
 
+// Exported from libnodeport.so (the rest of the library is hidden).
+#pragma GCC visibility push(default)
+
 namespace nodeport {
 
 // The kind of an interface of ARPHRD_* link type `arphrd`; nullopt for one
@@ -80,3 +83,5 @@ WithinLimit within_limit(const std::vector<std::string>& chosen, const std::vect
                          std::size_t limit = NP_MAX_TC_ATTACHMENTS);
 
 }  // namespace nodeport
+
+#pragma GCC visibility pop

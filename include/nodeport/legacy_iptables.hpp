@@ -22,6 +22,9 @@
 #include "nodeport/result.hpp"
 #include "nodeport/types.hpp"
 
+// Exported from libnodeport.so (the rest of the library is hidden).
+#pragma GCC visibility push(default)
+
 namespace nodeport {
 
 // One `-A CHAIN ...` line of `iptables -t nat -S`, with the options nodeport
@@ -161,3 +164,5 @@ Result<LegacyScan> find_legacy_rules(std::string_view bridge, const std::vector<
 Result<void> delete_nat_rules(const std::vector<NatRule>& rules);
 
 }  // namespace nodeport
+
+#pragma GCC visibility pop

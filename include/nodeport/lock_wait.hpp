@@ -4,6 +4,9 @@
 
 #include <chrono>
 
+// Exported from libnodeport.so (the rest of the library is hidden).
+#pragma GCC visibility push(default)
+
 namespace nodeport {
 
 // Far above any writer's normal hold (a load takes well under a second, a
@@ -12,3 +15,5 @@ namespace nodeport {
 inline constexpr std::chrono::milliseconds default_lock_wait{5000};
 
 }  // namespace nodeport
+
+#pragma GCC visibility pop

@@ -37,6 +37,7 @@ enum nodeport_error {
 	NODEPORT_EINTERNAL = -6,  /* anything else: a failed system call, out of memory, an unsafe pin directory,
 	                             pins of another map ABI (nodeport_last_error says which) */
 	NODEPORT_EBUSY = -7,      /* another writer held the pin directory's lock for the whole wait; retry */
+	NODEPORT_ETIMEDOUT = -8,  /* nodeport_drain: the timeout passed with connections left */
 };
 
 #define NODEPORT_PROTO_SIZE 4       /* "tcp" or "udp" and the NUL */
@@ -75,6 +76,22 @@ int nodeport_open(const char *pin_dir, struct nodeport_table **out);
  * address again; it is then that table's handle.) */
 void nodeport_close(struct nodeport_table *np);
 
+/* Options for nodeport_open_with, libbpf style: set sz to sizeof the struct
+ * you compiled against and zero what you do not set; later versions add
+ * fields at the end, and a library older than your header refuses non-zero
+ * fields it does not know (NODEPORT_EBADINPUT) rather than ignore them. */
+struct nodeport_open_opts {
+	size_t sz;            /* sizeof(struct nodeport_open_opts) */
+	const char *pin_dir;  /* NULL: /sys/fs/bpf/nodeport */
+	int64_t lock_wait_ms; /* how long a write waits for another writer's lock: 0 the default (5000),
+	                         -1 not at all (NODEPORT_EBUSY at once), else 1-3600000 */
+};
+/* nodeport_open with options; opts NULL is nodeport_open(NULL, out). */
+int nodeport_open_with(const struct nodeport_open_opts *opts, struct nodeport_table **out);
+/* This library's version, "0.1.0": what a program loaded, not what it was
+ * built against. */
+const char *nodeport_version(void);
+
 /* Maps proto/port to backend_ip:backend_port, replacing whatever was there.
  * owner: NULL or "" for none. A connected UDP socket of the node translated
  * to the old backend is ended, as with `nodeport set`. */
@@ -98,6 +115,23 @@ void nodeport_free(nodeport_mapping *list);
  * entry valid (else NODEPORT_EBADINPUT, nothing changed). Adds and overwrites
  * first, removals last, under the write lock. */
 int nodeport_sync(struct nodeport_table *np, const nodeport_mapping *want, size_t n);
+
+/* Live connections nodeport translated to one backend, per path. */
+typedef struct nodeport_connections {
+	uint32_t external; /* external flows: TCP until closed both ways or reset, UDP until idle */
+	uint32_t local;    /* the node's sockets the socket hooks translated: TCP until closed, connected UDP */
+} nodeport_connections;
+
+/* Waits until no connection nodeport translated reaches
+ * backend_ip:backend_port, or timeout_ms passes (0: one count), counting
+ * every 100 ms. Changes nothing and holds no lock: call it after
+ * nodeport_del / nodeport_del_owner / nodeport_set, before destroying the
+ * old sandbox. NODEPORT_OK when drained; NODEPORT_ETIMEDOUT when the timeout
+ * passed with connections left. *left (NULL: not wanted) gets the last
+ * count. The node's sockets are counted only from the network namespace
+ * nodeport was loaded in (elsewhere local stays 0). */
+int nodeport_drain(struct nodeport_table *np, const char *backend_ip, uint16_t backend_port, uint32_t timeout_ms,
+		   nodeport_connections *left);
 
 /* A static description of a code: "bad input", "not loaded", ... */
 const char *nodeport_strerror(int code);

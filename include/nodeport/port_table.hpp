@@ -16,12 +16,16 @@
 #include <string_view>
 #include <vector>
 
+#include "nodeport/connections.hpp"
 #include "nodeport/fd.hpp"
 #include "nodeport/lock_wait.hpp"
 #include "nodeport/sock_end.hpp"
 #include "nodeport/sync.hpp"
 #include "nodeport/result.hpp"
 #include "nodeport/types.hpp"
+
+// Exported from libnodeport.so (the rest of the library is hidden).
+#pragma GCC visibility push(default)
 
 namespace nodeport {
 
@@ -60,6 +64,10 @@ struct RemoveResult {
 struct RemoveOwnerResult {
     std::vector<Mapping> removed;  // what the owner held, sorted by protocol and port
     EndedSockets ended;
+    // Backends of the owner that an earlier set or sync had already replaced
+    // (a redeploy's new sandbox took the port first), as recorded then:
+    // what drain still has to wait for. Sorted like `removed`.
+    std::vector<Mapping> replaced_earlier;
 };
 
 class PortTable {
@@ -92,6 +100,14 @@ public:
     // Removes every mapping; returns how many there were. (It ends no
     // socket of its own; a walk an interrupted write left is finished.)
     Result<std::size_t> flush();
+    // The live connections nodeport translated, per backend (connections.hpp).
+    Result<ConnectionCount> connections() const;
+    // Waits until no connection nodeport translated reaches `backend`, or
+    // `timeout` passes (drain_backends in connections.hpp). Takes no lock.
+    Result<DrainResult> drain(const Backend& backend, std::chrono::milliseconds timeout,
+                              const DrainProgress& progress = {}) const;
+    Result<DrainResult> drain(const std::vector<Backend>& backends, std::chrono::milliseconds timeout,
+                              const DrainProgress& progress = {}) const;
     // What sync(desired) would do now.
     Result<SyncPlan> plan(const std::vector<Mapping>& desired) const;
     // Makes the table equal to `desired` (each node port at most once, as
@@ -102,12 +118,19 @@ public:
     Result<SyncResult> sync(const std::vector<Mapping>& desired, ChangeOptions options = {});
 
 private:
-    PortTable(Fd dir, Fd map, Fd counters, SocketEnder ender, std::chrono::milliseconds lock_wait);
+    PortTable(std::filesystem::path pin_dir, Fd dir, Fd map, Fd counters, Fd replaced, SocketEnder ender,
+              std::chrono::milliseconds lock_wait);
     class WriteLock;
     // Writes one entry; the caller holds the write lock.
     Result<void> put(const Mapping& mapping);
     // Drops the port's counters (a new owner, or unmapped); the caller holds the write lock.
     void forget_counters(NodePort node_port);
+    // Records what a write replaced, and whose it was, for a later
+    // remove_owner (`replaced_backends`); the caller holds the write lock.
+    void remember_replaced(const std::vector<Mapping>& replaced);
+    // The owner's records, forgotten as they are read; those whose port
+    // leads to the backend again are left out.
+    std::vector<Mapping> take_replaced(std::string_view owner);
     // Of the backends a write replaces, those whose node sockets it ends: UDP
     // always, TCP when asked. The write records them (SocketEnder::record)
     // before it changes the map.
@@ -118,12 +141,16 @@ private:
     // why `targets` could not be recorded, if they could not.
     EndedSockets end_sockets(const std::vector<SocketEnder::Target>& targets, std::string not_recorded);
 
+    std::filesystem::path pin_dir_;
     Fd dir_;  // the pin directory, flock'ed by writers
     Fd map_;
     Fd counters_;  // `port_counters`; invalid when the loaded programs have none
+    Fd replaced_;  // `replaced_backends`; invalid without the socket iterators' object
     SocketEnder ender_;
     std::chrono::milliseconds lock_wait_;
     std::unique_ptr<std::timed_mutex> mutex_;  // threads sharing one PortTable share dir_'s flock
 };
 
 }  // namespace nodeport
+
+#pragma GCC visibility pop

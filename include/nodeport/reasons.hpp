@@ -9,6 +9,9 @@
 
 #include "nodeport/abi.h"
 
+// Exported from libnodeport.so (the rest of the library is hidden).
+#pragma GCC visibility push(default)
+
 namespace nodeport {
 
 // Which program counted the reason, as the `path` label shows it.
@@ -34,3 +37,5 @@ std::span<const ReasonInfo> reasons();
 std::optional<np_reason> reason_by_name(std::string_view name);
 
 }  // namespace nodeport
+
+#pragma GCC visibility pop

@@ -5,6 +5,9 @@
 #include <expected>
 #include <string>
 
+// Exported from libnodeport.so (the rest of the library is hidden).
+#pragma GCC visibility push(default)
+
 namespace nodeport {
 
 struct Error {
@@ -22,3 +25,5 @@ std::unexpected<Error> errno_error(int err, std::string what);
 std::unexpected<Error> plain_error(std::string message);
 
 }  // namespace nodeport
+
+#pragma GCC visibility pop

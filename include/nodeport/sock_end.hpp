@@ -16,6 +16,9 @@
 #include "nodeport/result.hpp"
 #include "nodeport/types.hpp"
 
+// Exported from libnodeport.so (the rest of the library is hidden).
+#pragma GCC visibility push(default)
+
 namespace nodeport {
 
 // What a set or remove did to the sockets that still talked to the backend
@@ -77,3 +80,5 @@ private:
 };
 
 }  // namespace nodeport
+
+#pragma GCC visibility pop

@@ -14,6 +14,9 @@
 #include "nodeport/result.hpp"
 #include "nodeport/types.hpp"
 
+// Exported from libnodeport.so (the rest of the library is hidden).
+#pragma GCC visibility push(default)
+
 namespace nodeport {
 
 // A pinned link under <pin-dir>/links/.
@@ -86,3 +89,5 @@ struct Status {
 Result<Status> read_status(const std::filesystem::path& pin_dir);
 
 }  // namespace nodeport
+
+#pragma GCC visibility pop

@@ -10,6 +10,9 @@
 
 #include "nodeport/types.hpp"
 
+// Exported from libnodeport.so (the rest of the library is hidden).
+#pragma GCC visibility push(default)
+
 namespace nodeport {
 
 // How much parse_mappings_json reads (README "sync"). Past any of these it
@@ -50,3 +53,5 @@ struct SyncPlan {
 SyncPlan plan_sync(const std::vector<Mapping>& current, const std::vector<Mapping>& desired);
 
 }  // namespace nodeport
+
+#pragma GCC visibility pop

@@ -8,6 +8,9 @@
 #include <utility>
 #include <vector>
 
+// Exported from libnodeport.so (the rest of the library is hidden).
+#pragma GCC visibility push(default)
+
 namespace nodeport {
 
 // The lines of `text`, split at '\n'; a final newline ends the last line
@@ -19,3 +22,5 @@ std::vector<std::string_view> split_lines(std::string_view text);
 std::vector<std::pair<std::string, std::size_t>> count_lines(const std::vector<std::string>& lines);
 
 }  // namespace nodeport
+
+#pragma GCC visibility pop

@@ -9,6 +9,9 @@
 #include <string>
 #include <string_view>
 
+// Exported from libnodeport.so (the rest of the library is hidden).
+#pragma GCC visibility push(default)
+
 namespace nodeport {
 
 enum class Proto : std::uint8_t { tcp = 6, udp = 17 };  // IPPROTO_* numbers, as in the map key
@@ -97,3 +100,5 @@ std::string to_string(NodePort node_port);  // "tcp/6667"
 std::string to_string(Backend backend);     // "10.8.32.126:6667"
 
 }  // namespace nodeport
+
+#pragma GCC visibility pop

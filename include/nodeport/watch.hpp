@@ -16,6 +16,9 @@
 #include "nodeport/result.hpp"
 #include "nodeport/types.hpp"
 
+// Exported from libnodeport.so (the rest of the library is hidden).
+#pragma GCC visibility push(default)
+
 namespace nodeport {
 
 struct WatchOptions {
@@ -86,3 +89,5 @@ Result<void> watch(WatchOptions options, int control_fd, const std::function<Wat
                    const std::function<void(const Resync&)>& report);
 
 }  // namespace nodeport
+
+#pragma GCC visibility pop

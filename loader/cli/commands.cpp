@@ -12,6 +12,7 @@
 #include <optional>
 
 #include "cli.hpp"
+#include "drain.hpp"
 #include "invocation.hpp"
 #include "nodeport/abi.h"
 #include "nodeport/datapath.hpp"
@@ -74,36 +75,59 @@ void add_ended(nlohmann::json& out, const EndedSockets& ended) {
 
 bool json(const Invocation& inv) { return inv.options.count("json") > 0; }
 
+// {"external": N, "local": N}; "local" null when the node's sockets could
+// not be counted (ConnectionCount::local_not_counted).
+nlohmann::json connections_json(const Connections& live, const ConnectionCount& counted) {
+    return {{"external", live.external},
+            {"local", counted.local_not_counted.empty() ? nlohmann::json(live.local) : nlohmann::json()}};
+}
+
 void print(const nlohmann::json& out) { std::cout << json_line(out) << "\n"; }
 
 int cmd_set(const Args& argv) {
     po::options_description options = terminate_description();
+    options.add(drain_description());
     options.add_options()("owner", po::value<std::string>(), "who holds the port (a sandbox id), checked by del --owner");
     auto inv = parse("set", argv, options, {"node port", "backend"});
     if (!inv)
         return exit_ok;
     Mapping mapping{valid(parse_node_port(inv->args[0])), valid(parse_backend(inv->args[1])),
                     owner_option(*inv).value_or("")};
+    const auto drain = drain_option(*inv);
     auto table = succeeded(PortTable::open(inv->pin_dir, lock_wait_option(*inv)));
     auto result = succeeded(table.set(mapping, change_options(*inv)));
+    // After the write, without its lock: the replaced backend, if any.
+    std::vector<Backend> draining;
+    if (result.replaced)
+        draining.push_back(*result.replaced);
     if (json(*inv)) {
         auto out = to_json(mapping);
         out["replaced"] = result.replaced ? nlohmann::json(to_string(*result.replaced)) : nlohmann::json();
         add_ended(out, result.ended);
+        const int code = drain ? drain_and_report(table, draining, *drain, &out) : exit_ok;
         print(out);
-        return exit_ok;
+        return code;
     }
     std::cout << describe(mapping) << (result.replaced ? " (was " + to_string(*result.replaced) + ")" : "") << "\n";
     report(result.ended);
-    return exit_ok;
+    return drain ? drain_and_report(table, draining, *drain, nullptr) : exit_ok;
 }
 
 // del --owner ID without a port: every port of that owner, each only while
 // the owner holds it. Exit 3 when it held none.
-int del_owner(const Invocation& inv, const std::string& owner) {
+// With --drain it then waits for every backend it removed and for those of
+// the owner an earlier set or sync replaced (a redeploy's new sandbox took
+// the port first); exit 3 only when there was neither.
+int del_owner(const Invocation& inv, const std::string& owner, std::optional<std::chrono::milliseconds> drain) {
     auto table = succeeded(PortTable::open(inv.pin_dir, lock_wait_option(inv)));
     auto result = succeeded(table.remove_owner(owner, change_options(inv)));
     const auto& removed = result.removed;
+    std::vector<Backend> draining;
+    for (const auto* group : {&result.removed, &result.replaced_earlier})
+        for (const auto& m : *group)
+            if (std::ranges::find(draining, m.backend) == draining.end())
+                draining.push_back(m.backend);
+    const int none = drain && !result.replaced_earlier.empty() ? exit_ok : exit_not_mapped;
     if (json(inv)) {
         nlohmann::json out{{"owner", printable(owner)},
                            {"removed", nlohmann::json::array()},
@@ -111,36 +135,66 @@ int del_owner(const Invocation& inv, const std::string& owner) {
                            {"resumed_targets", result.ended.resumed}};
         for (const auto& m : removed)
             out["removed"].push_back(to_json(m));
+        int code = removed.empty() ? none : exit_ok;
+        if (drain) {
+            out["replaced_earlier"] = nlohmann::json::array();
+            for (const auto& m : result.replaced_earlier)
+                out["replaced_earlier"].push_back(to_json(m));
+            if (int drained = drain_and_report(table, draining, *drain, &out); drained != exit_ok)
+                code = drained;
+        }
         print(out);
-    } else if (removed.empty()) {
+        return code;
+    }
+    if (removed.empty() && result.replaced_earlier.empty()) {
         std::cout << "owner '" << printable(owner) << "' holds no port\n";
     } else {
         for (const auto& m : removed)
             std::cout << describe(m) << " removed\n";
+        if (drain)
+            for (const auto& m : result.replaced_earlier)
+                std::cout << describe(m) << " replaced earlier\n";
         report(result.ended);
     }
-    return removed.empty() ? exit_not_mapped : exit_ok;
+    int code = removed.empty() ? none : exit_ok;
+    if (drain)
+        if (int drained = drain_and_report(table, draining, *drain, nullptr); drained != exit_ok)
+            code = drained;
+    return code;
 }
 
 int cmd_del(const Args& argv) {
     po::options_description options = terminate_description();
+    options.add(drain_description());
     options.add_options()("owner", po::value<std::string>(),
                           "delete only while this owner holds the port; without PROTO/PORT, every port it holds");
     auto inv = parse("del", argv, options, {}, {"node port"});
     if (!inv)
         return exit_ok;
     auto owner = owner_option(*inv);
+    const auto drain = drain_option(*inv);
     if (inv->args.empty()) {
         if (!owner)
             throw UsageError("node port", "missing (PROTO/PORT, or --owner ID for every port of that owner)");
-        return del_owner(*inv, *owner);
+        return del_owner(*inv, *owner, drain);
     }
     NodePort node_port = valid(parse_node_port(inv->args[0]));
     auto table = succeeded(PortTable::open(inv->pin_dir, lock_wait_option(*inv)));
+    // What is mapped now: the backend this del removes, for --drain.
+    auto before = drain ? succeeded(table.get(node_port)) : std::nullopt;
     auto result = succeeded(table.remove(node_port, owner, change_options(*inv)));
-    const int code = result.outcome == RemoveOutcome::removed      ? exit_ok
-                     : result.outcome == RemoveOutcome::not_mapped ? exit_not_mapped
-                                                                   : exit_held_by_other;
+    int code = result.outcome == RemoveOutcome::removed      ? exit_ok
+               : result.outcome == RemoveOutcome::not_mapped ? exit_not_mapped
+                                                             : exit_held_by_other;
+    std::vector<Backend> draining;
+    if (before && result.outcome == RemoveOutcome::removed)
+        draining.push_back(before->backend);
+    auto drain_now = [&](nlohmann::json* out) {
+        if (!drain || result.outcome != RemoveOutcome::removed)
+            return;
+        if (int drained = drain_and_report(table, draining, *drain, out); drained != exit_ok)
+            code = drained;
+    };
     if (json(*inv)) {
         nlohmann::json out{{"proto", to_string(node_port.proto)},
                            {"port", node_port.port},
@@ -151,6 +205,7 @@ int cmd_del(const Args& argv) {
                                           ? nlohmann::json(printable(result.holder))
                                           : nlohmann::json()}};
         add_ended(out, result.ended);
+        drain_now(&out);
         print(out);
         return code;
     }
@@ -158,6 +213,7 @@ int cmd_del(const Args& argv) {
     case RemoveOutcome::removed:
         std::cout << to_string(node_port) << " removed\n";
         report(result.ended);
+        drain_now(nullptr);
         break;
     case RemoveOutcome::not_mapped:
         std::cout << to_string(node_port) << " was not mapped\n";
@@ -180,17 +236,33 @@ int cmd_get(const Args& argv) {
         print_error("get", to_string(node_port) + " is not mapped");
         return exit_not_mapped;
     }
-    if (json(*inv))
-        print(to_json(*mapping));
-    else
-        std::cout << describe(*mapping) << "\n";
+    auto counted = succeeded(table.connections());
+    const Connections live = counted.of(node_port, mapping->backend);
+    if (json(*inv)) {
+        auto out = to_json(*mapping);
+        out["connections"] = connections_json(live, counted);
+        print(out);
+    } else {
+        std::cout << describe(*mapping)
+                  << (live.total() > 0 ? fmt::format(" ({} live connection{})", live.total(), live.total() == 1 ? "" : "s")
+                                       : "")
+                  << "\n";
+    }
     return exit_ok;
 }
 
 int cmd_list(const Args& argv) {
-    auto inv = parse("list", argv, po::options_description{});
+    po::options_description options;
+    options.add_options()("unmapped", "with --json: also the backends no longer mapped that still have connections "
+                                      "(\"mapped\": false)");
+    auto inv = parse("list", argv, options);
     if (!inv)
         return exit_ok;
+    // Off by default: a controller reading `list --json` as its mappings
+    // must not meet entries that are none (cni_test did).
+    const bool with_unmapped = inv->options.count("unmapped") > 0;
+    if (with_unmapped && !json(*inv))
+        throw UsageError("--unmapped", "is taken only with --json");
     auto table = succeeded(PortTable::open(inv->pin_dir));
     auto mappings = succeeded(table.list());
     // Every mapped port is reachable from outside through the same interfaces.
@@ -198,10 +270,26 @@ int cmd_list(const Args& argv) {
     for (const auto& a : succeeded(external_interfaces(inv->pin_dir)))
         external.push_back(printable(a.interface));
     if (json(*inv)) {
-        // An array (what controllers already read), one entry per mapping.
-        stream_json_array(std::cout, mappings.size(), [&](std::size_t i) {
-            auto entry = to_json(mappings[i]);
+        // An array (what controllers already read), one entry per mapping,
+        // then, with --unmapped, one per node port and backend that is no
+        // longer mapped but still has connections ("mapped": false, "owner": null).
+        auto counted = succeeded(table.connections());
+        std::vector<Mapping> unmapped;
+        if (with_unmapped)
+            for (const auto& e : counted.entries) {
+                auto it = std::ranges::find(mappings, e.node_port, &Mapping::node_port);
+                if (it == mappings.end() || it->backend != e.backend)
+                    unmapped.push_back(Mapping{e.node_port, e.backend, {}});
+            }
+        stream_json_array(std::cout, mappings.size() + unmapped.size(), [&](std::size_t i) {
+            const bool mapped = i < mappings.size();
+            const Mapping& m = mapped ? mappings[i] : unmapped[i - mappings.size()];
+            auto entry = to_json(m);
+            if (!mapped)
+                entry["owner"] = nullptr;
             entry["external"] = external;
+            entry["mapped"] = mapped;
+            entry["connections"] = connections_json(counted.of(m.node_port, m.backend), counted);
             return entry;
         });
         std::cout << "\n";
@@ -356,15 +444,27 @@ const std::vector<Command>& commands() {
          "load --iface all --exclude cni0 --config /etc/nodeport/nodeport.conf", "", cmd_load},
         {"unload", "unload [--wait S]", "detach everything nodeport attached and remove its pins", "unload", "",
          cmd_unload},
-        {"set", "set PROTO/PORT IP:PORT [--owner ID] [--terminate] [--wait S]",
-         "forward the node port to a sandbox, replacing any earlier target",
-         "set tcp/8080 10.88.0.5:80 --owner sb-1", "", cmd_set},
-        {"del", "del PROTO/PORT [--owner ID] [--terminate] [--wait S] | del --owner ID [--terminate] [--wait S]",
+        {"set", "set PROTO/PORT IP:PORT [--owner ID] [--terminate] [--drain [--timeout S]] [--wait S]",
+         "forward the node port to a sandbox, replacing any earlier target; --drain then waits until no connection "
+         "reaches the replaced one",
+         "set tcp/8080 10.88.0.5:80 --owner sb-1", "5 --drain: the timeout passed with connections left", cmd_set},
+        {"del",
+         "del PROTO/PORT [--owner ID] [--terminate] [--drain [--timeout S]] [--wait S] | del --owner ID [--terminate] "
+         "[--drain [--timeout S]] [--wait S]",
          "stop forwarding the node port, with --owner only while that owner holds it; --owner without a port: "
-         "every port that owner holds (a sandbox's teardown)",
-         "del --owner sb-1", "3 not mapped (the owner holds no port), 4 kept: another owner holds the port", cmd_del},
-        {"get", "get PROTO/PORT", "show where a node port goes", "get tcp/8080", "3 not mapped", cmd_get},
-        {"list", "list", "show every mapping", "list --json", "", cmd_list},
+         "every port that owner holds (a sandbox's teardown); --drain then waits until no connection reaches what "
+         "was removed (with --owner alone, also the owner's backends a redeploy's set replaced)",
+         "del --owner sb-1 --drain --timeout 30",
+         "3 not mapped (the owner holds no port), 4 kept: another owner holds the port, 5 --drain: the timeout "
+         "passed with connections left",
+         cmd_del},
+        {"get", "get PROTO/PORT", "show where a node port goes, and its live connections", "get tcp/8080",
+         "3 not mapped", cmd_get},
+        {"drain", "drain IP:PORT [--timeout S]",
+         "wait until no connection nodeport translated (external flows, the node's sockets) reaches the backend, "
+         "or the timeout (default 30 s) passes; changes nothing",
+         "drain 10.88.0.5:80 --timeout 60", "5 the timeout passed with connections left", cmd_drain},
+        {"list", "list [--json [--unmapped]]", "show every mapping", "list --json", "", cmd_list},
         {"flows", "flows | flows --flush [PROTO/PORT]",
          "show the external connections being translated, or forget them", "flows --flush tcp/8080", "", cmd_flows},
         {"flush", "flush [--wait S]", "remove every mapping", "flush", "", cmd_flush},
@@ -378,7 +478,7 @@ const std::vector<Command>& commands() {
          "what is loaded and attached, and what makes a mapped port unreachable (exit 1 not loaded, 3 degraded)",
          "status --json", "3 degraded: loaded, but something makes a mapped port unreachable (not loaded is 1)",
          cmd_status},
-        {"stats", "stats [PROTO/PORT] [--all] [--json | --prometheus | --watch SECONDS]",
+        {"stats", "stats [PROTO/PORT] [--all] [--json | --prometheus [--output FILE] | --watch SECONDS]",
          "what the datapath counted: per port the connections, datagrams, flows, packets and bytes it translated, "
          "and per reason what it left untouched (--prometheus: text format for node_exporter; --watch: rates per "
          "second until Ctrl-C)",

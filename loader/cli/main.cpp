@@ -14,7 +14,8 @@ constexpr const char* exit_table =
     "  1  runtime failure (not loaded, no permission, a held lock)\n"
     "  2  bad input: nothing was changed\n"
     "  3  get, del, stats PROTO/PORT: not mapped (nothing to show or remove); status: degraded\n"
-    "  4  del --owner: kept, another owner holds the port\n";
+    "  4  del --owner: kept, another owner holds the port\n"
+    "  5  drain, del/set --drain: the timeout passed with connections left\n";
 
 void print_help(std::ostream& out) {
     out << "nodeport: eBPF port forwarding from node ports to sandboxes\n\n"

@@ -4,6 +4,7 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -12,6 +13,8 @@
 #include <chrono>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <string>
 #include <ctime>
 #include <iostream>
 #include <map>
@@ -21,6 +24,7 @@
 #include "invocation.hpp"
 #include "nodeport/reasons.hpp"
 #include "nodeport/stats.hpp"
+#include "nodeport/status.hpp"
 #include "signals.hpp"
 
 namespace nodeport::cli {
@@ -176,6 +180,45 @@ void print_rates(const Stats& now, const Stats& before, double seconds, bool all
 
 Stats read(const Invocation& inv, std::optional<NodePort> only) { return succeeded(read_stats(inv.pin_dir, only)); }
 
+// --prometheus without a port: the counters, then the node's health and flow
+// tables as `nodeport status` reads them, and the build.
+std::string node_prometheus(const Invocation& inv, const Stats& stats) {
+    Status status = succeeded(read_status(inv.pin_dir));
+    NodeMetricsInfo info{NODEPORT_VERSION, NODEPORT_GIT_COMMIT, succeeded(read_flow_tables(inv.pin_dir, status.flows))};
+    return to_prometheus(stats) + to_prometheus(status, info);
+}
+
+// Writes `text` to `path` whole or not at all: into a hidden temporary file
+// beside it (node_exporter reads only *.prom), flushed, then renamed over it,
+// so a scrape reads the old file or the new one, never half of one.
+void write_atomically(const std::filesystem::path& path, const std::string& text) {
+    std::string tmp = (path.parent_path() / ("." + path.filename().string() + ".XXXXXX")).string();
+    Fd fd(::mkstemp(tmp.data()));
+    if (fd.get() < 0)
+        throw Failure(fmt::format("output: cannot create a temporary file beside {}: {}", path.string(),
+                                  std::strerror(errno)));
+    auto failed = [&](std::string_view what) {
+        int err = errno;
+        ::unlink(tmp.c_str());
+        throw Failure(fmt::format("output: {} {}: {}", what, tmp, std::strerror(err)));
+    };
+    for (std::size_t done = 0; done < text.size();) {
+        ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            failed("write");
+        done += static_cast<std::size_t>(n);
+    }
+    // Readable by node_exporter, which runs as its own user.
+    if (::fchmod(fd.get(), 0644) != 0)
+        failed("chmod");
+    if (::fsync(fd.get()) != 0)
+        failed("fsync");
+    if (::rename(tmp.c_str(), path.c_str()) != 0)
+        failed("rename");
+}
+
 // Redraws until SIGINT or SIGTERM: the totals first, then every `interval`
 // the rates since the read before. On a terminal each frame replaces the
 // last (ANSI clear); otherwise frames follow one another.
@@ -218,7 +261,10 @@ int watch_stats(const Invocation& inv, std::optional<NodePort> only, Stats befor
 int cmd_stats(const Args& argv) {
     po::options_description options;
     options.add_options()("all", "list every reason in the table, also those never counted (and with --watch, every port)")(
-        "prometheus", "print Prometheus text format (node_exporter's textfile collector)")(
+        "prometheus", "print Prometheus text format (node_exporter's textfile collector); without a port, also "
+        "the node's health, flow table fill and build")(
+        "output", po::value<std::string>(),
+        "with --prometheus: write FILE atomically (a temporary file beside it, renamed over it) instead of stdout")(
         "watch", po::value<std::string>(),
         "redraw a table of rates per second every SECONDS (1-3600) until Ctrl-C: the ports that counted something "
         "(with --all, every port)");
@@ -237,6 +283,16 @@ int cmd_stats(const Args& argv) {
     if (watch && (json || prometheus))
         throw UsageError("watch", "--watch draws a table for people; --json and --prometheus are read once");
 
+    std::optional<std::filesystem::path> output;
+    if (inv->options.count("output")) {
+        if (!prometheus)
+            throw UsageError("output", "--output writes the --prometheus text: give --prometheus too");
+        output = inv->options["output"].as<std::string>();
+        std::error_code ec;
+        if (output->filename().empty() || !std::filesystem::is_directory(output->parent_path().empty()
+                                                                           ? "." : output->parent_path(), ec))
+            throw UsageError("output", fmt::format("'{}' is not a file in an existing directory", output->string()));
+    }
     const bool all = inv->options.count("all") > 0;
 
     Stats stats = read(*inv, only);
@@ -248,8 +304,13 @@ int cmd_stats(const Args& argv) {
         return watch_stats(*inv, only, std::move(stats), *watch, all);
     if (json)
         print_json(stats);
-    else if (prometheus)
-        std::cout << to_prometheus(stats);
+    else if (prometheus) {
+        std::string text = only ? to_prometheus(stats) : node_prometheus(*inv, stats);
+        if (output)
+            write_atomically(*output, text);
+        else
+            std::cout << text;
+    }
     else
         print_totals(stats, all);
     return exit_ok;

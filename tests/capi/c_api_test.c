@@ -59,6 +59,26 @@ static void test_open(const char *pin_dir)
 	CHECK(strstr(nodeport_last_error(), "not loaded") != NULL, "message: %s", nodeport_last_error());
 	EXPECT_CODE(NODEPORT_EBADINPUT, nodeport_open("relative/dir", &np));
 	nodeport_close(NULL);
+
+	/* nodeport_open_with: options a later version extends. */
+	CHECK(strcmp(nodeport_version(), "0.1.0") >= 0 && strchr(nodeport_version(), '.') != NULL, "version %s",
+	      nodeport_version());
+	struct nodeport_open_opts opts = {.sz = sizeof opts, .pin_dir = pin_dir, .lock_wait_ms = 200};
+	EXPECT_CODE(NODEPORT_OK, nodeport_open_with(&opts, &np));
+	nodeport_close(np);
+	opts.lock_wait_ms = -2;
+	EXPECT_CODE(NODEPORT_EBADINPUT, nodeport_open_with(&opts, &np));
+	CHECK(strstr(nodeport_last_error(), "lock_wait_ms") != NULL, "names the field: %s", nodeport_last_error());
+	/* A caller built against a later header: a field this library does not know, set, is refused... */
+	struct { struct nodeport_open_opts known; uint64_t later; } bigger = {{sizeof bigger, pin_dir, 0}, 1};
+	EXPECT_CODE(NODEPORT_EBADINPUT, nodeport_open_with(&bigger.known, &np));
+	/* ...and left zero, accepted; so is an older, shorter struct (no lock_wait_ms). */
+	bigger.later = 0;
+	EXPECT_CODE(NODEPORT_OK, nodeport_open_with(&bigger.known, &np));
+	nodeport_close(np);
+	struct nodeport_open_opts older = {.sz = offsetof(struct nodeport_open_opts, lock_wait_ms), .pin_dir = pin_dir};
+	EXPECT_CODE(NODEPORT_OK, nodeport_open_with(&older, &np));
+	nodeport_close(np);
 }
 
 static void test_set_get_del(nodeport *np)
@@ -259,10 +279,30 @@ static void time_set(nodeport *np)
 static void test_strerror(void)
 {
 	int codes[] = {NODEPORT_OK,	    NODEPORT_EBADINPUT, NODEPORT_ENOTLOADED, NODEPORT_ENOTFOUND,
-		       NODEPORT_EOWNED,	    NODEPORT_EPERM,	NODEPORT_EINTERNAL,  NODEPORT_EBUSY};
+		       NODEPORT_EOWNED,	    NODEPORT_EPERM,	NODEPORT_EINTERNAL,  NODEPORT_EBUSY,
+		       NODEPORT_ETIMEDOUT};
 	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
 		CHECK(nodeport_strerror(codes[i]) != NULL && strcmp(nodeport_strerror(codes[i]), nodeport_strerror(-100)) != 0,
 		      "code %d has a name", codes[i]);
+}
+
+/* nodeport_drain: nothing translated to a backend nobody uses, so it is
+ * drained at once; bad input is refused and *left zeroed. (The waits with
+ * live connections, external and local, are drain_test.sh's, through the
+ * same PortTable::drain.) */
+static void test_drain(nodeport *np)
+{
+	nodeport_connections left = {7, 7};
+	EXPECT_CODE(NODEPORT_OK, nodeport_drain(np, "10.8.9.9", 6667, 0, &left));
+	CHECK(left.external == 0 && left.local == 0, "nothing left: %u external, %u local", left.external, left.local);
+	EXPECT_CODE(NODEPORT_OK, nodeport_drain(np, "10.8.9.9", 6667, 1000, NULL));
+	left.external = 7;
+	EXPECT_CODE(NODEPORT_EBADINPUT, nodeport_drain(np, "10.8.9", 6667, 0, &left));
+	CHECK(strstr(nodeport_last_error(), "backend") != NULL, "message names the backend: %s", nodeport_last_error());
+	CHECK(left.external == 0, "*left is zeroed on failure");
+	EXPECT_CODE(NODEPORT_EBADINPUT, nodeport_drain(np, "10.8.9.9", 0, 0, NULL));
+	EXPECT_CODE(NODEPORT_EBADINPUT, nodeport_drain(np, NULL, 6667, 0, NULL));
+	EXPECT_CODE(NODEPORT_EBADINPUT, nodeport_drain(NULL, "10.8.9.9", 6667, 0, NULL));
 }
 
 /* Closing twice is harmless, and a closed handle is refused at once with a
@@ -306,6 +346,7 @@ int main(int argc, char **argv)
 	test_sync(np);
 	test_threads(np);
 	time_set(np);
+	test_drain(np);
 	test_close(argv[1], np);
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed == 0 ? 0 : 1;

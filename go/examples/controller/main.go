@@ -10,6 +10,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,8 +18,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
-	"nodeport/nodeport"
+	"github.com/nodeport/nodeport/go/nodeport"
 )
 
 // parsePort reads "tcp/6667" or "tcp/6667:8080" (node port : backend port).
@@ -46,13 +48,13 @@ func parsePort(text string, ip netip.Addr, owner string) (nodeport.Mapping, erro
 
 // create maps the sandbox's ports. A port that fails leaves the ones before
 // it mapped: the runtime destroys the sandbox, and destroy removes them.
-func create(table *nodeport.Table, sandbox string, ip netip.Addr, ports []string) error {
+func create(ctx context.Context, table *nodeport.Table, sandbox string, ip netip.Addr, ports []string) error {
 	for _, text := range ports {
 		m, err := parsePort(text, ip, sandbox)
 		if err != nil {
 			return err
 		}
-		if err := table.Set(m); err != nil {
+		if _, err := table.Set(ctx, m); err != nil {
 			return err
 		}
 	}
@@ -61,8 +63,12 @@ func create(table *nodeport.Table, sandbox string, ip netip.Addr, ports []string
 
 // destroy removes what the sandbox owns; a port another sandbox took over
 // stays, and none left is fine (destroy runs again after a crash).
-func destroy(table *nodeport.Table, sandbox string) error {
-	return table.DeleteOwner(sandbox)
+func destroy(ctx context.Context, table *nodeport.Table, sandbox string) error {
+	removed, err := table.DeleteOwner(ctx, sandbox)
+	for _, m := range removed.Removed {
+		fmt.Printf("removed %s/%d %s\n", m.Proto, m.Port, m.Backend)
+	}
+	return err
 }
 
 func run(args []string) error {
@@ -75,6 +81,9 @@ func run(args []string) error {
 	if len(rest) < 2 {
 		return errors.New("usage: controller [-pin-dir DIR] create SANDBOX IP PROTO/PORT[:BACKEND_PORT]... | destroy SANDBOX")
 	}
+	// A bound on the whole call: the lock wait ends with it.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	table, err := nodeport.Open(*pinDir)
 	if err != nil {
 		return err
@@ -89,9 +98,9 @@ func run(args []string) error {
 		if err != nil {
 			return err
 		}
-		return create(table, rest[1], ip, rest[3:])
+		return create(ctx, table, rest[1], ip, rest[3:])
 	case "destroy":
-		return destroy(table, rest[1])
+		return destroy(ctx, table, rest[1])
 	}
 	return fmt.Errorf("unknown command %q", rest[0])
 }

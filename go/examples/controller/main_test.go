@@ -1,13 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"os"
 	"slices"
 	"testing"
 
-	"nodeport/nodeport"
+	"github.com/nodeport/nodeport/go/nodeport"
 )
 
 // A sandbox created, redeployed under the same node port by a newer sandbox,
@@ -22,7 +23,7 @@ func TestCreateDestroy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer table.Close()
-	if err := table.Sync(nil); err != nil {
+	if _, err := table.Sync(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
 	must := func(args ...string) {

@@ -1,0 +1,105 @@
+package nodeport
+
+import (
+	"encoding/binary"
+
+	"github.com/cilium/ebpf"
+)
+
+// The layouts of include/nodeport/abi.h that this package reads and writes.
+// The pinned maps are checked against them (type, key and value size) before
+// use, and node_config's ABI version against abiVersion: a map of another
+// layout is never read as ours. tests/capi/go_test.sh checks both against
+// abi.h.
+
+// abiVersion is NODEPORT_ABI_VERSION.
+const abiVersion = 2
+
+// mapShape is what a pinned map must be.
+type mapShape struct {
+	name      string
+	typ       ebpf.MapType
+	keySize   uint32
+	valueSize uint32
+}
+
+var (
+	portsShape          = mapShape{"ports", ebpf.Hash, 4, 288}              // np_port_key -> np_backend
+	nodeConfigShape     = mapShape{"node_config", ebpf.Array, 4, 16}        // __u32 -> np_config
+	portCountersShape   = mapShape{"port_counters", ebpf.PerCPUHash, 4, 64} // np_port_key -> np_port_counters
+	sockEndTargetsShape = mapShape{"sock_end_targets", ebpf.Hash, 12, 1}    // np_sock_end_target -> __u8
+)
+
+const (
+	familyIPv4   = 4   // NP_FAMILY_IPV4
+	ownerOffset  = 32  // np_backend.owner
+	backendBytes = 288 // sizeof(struct np_backend)
+)
+
+// portKey is struct np_port_key: proto, pad, port in host order.
+func portKey(p nodePort) []byte {
+	k := make([]byte, 4)
+	k[0] = p.proto
+	binary.NativeEndian.PutUint16(k[2:], p.port)
+	return k
+}
+
+func parsePortKey(k []byte) nodePort {
+	return nodePort{k[0], binary.NativeEndian.Uint16(k[2:])}
+}
+
+// backendValue is struct np_backend.
+func backendValue(e entry) []byte {
+	v := make([]byte, backendBytes)
+	v[0] = familyIPv4
+	binary.NativeEndian.PutUint16(v[2:], e.backendPort)
+	copy(v[8:12], e.addr[:])
+	binary.NativeEndian.PutUint64(v[24:], ownerID(e.owner))
+	copy(v[ownerOffset:backendBytes-1], e.owner)
+	return v
+}
+
+// parseBackend reads struct np_backend back into an entry of node port p.
+func parseBackend(p nodePort, v []byte) (e entry, id uint64) {
+	e.nodePort = p
+	e.backendPort = binary.NativeEndian.Uint16(v[2:])
+	copy(e.addr[:], v[8:12])
+	id = binary.NativeEndian.Uint64(v[24:])
+	owner := v[ownerOffset:backendBytes]
+	n := 0
+	for n < len(owner) && owner[n] != 0 {
+		n++
+	}
+	e.owner = string(owner[:n])
+	return e, id
+}
+
+// sockEndTarget is struct np_sock_end_target: a backend that a node port no
+// longer leads to; addresses and ports in network order.
+type sockEndTarget struct {
+	nodePort
+	addr        [4]byte
+	backendPort uint16
+}
+
+func (t sockEndTarget) key() []byte {
+	k := make([]byte, 12)
+	copy(k[0:4], t.addr[:])
+	binary.BigEndian.PutUint16(k[4:], t.backendPort)
+	binary.BigEndian.PutUint16(k[6:], t.port)
+	k[8] = t.proto
+	return k
+}
+
+func parseSockEndTarget(k []byte) sockEndTarget {
+	var t sockEndTarget
+	copy(t.addr[:], k[0:4])
+	t.backendPort = binary.BigEndian.Uint16(k[4:])
+	t.port = binary.BigEndian.Uint16(k[6:])
+	t.proto = k[8]
+	return t
+}
+
+func targetOf(e entry) sockEndTarget {
+	return sockEndTarget{e.nodePort, e.addr, e.backendPort}
+}

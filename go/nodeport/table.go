@@ -1,0 +1,448 @@
+// Package nodeport maps node ports to sandbox backends in the port table of
+// a loaded nodeport, in pure Go (CGO_ENABLED=0) over the pinned maps, with
+// the rules of the C++ library (loader/port_table.cpp) and the C ABI:
+//
+//   - every write validates its input as the CLI does and changes nothing
+//     when it refuses (ErrBadInput);
+//   - writers serialize on the pin directory's flock, shared with the CLI,
+//     the C++ library and other processes, waiting at most Options.LockWait
+//     or until the call's context ends (then ErrBusy, naming the holder);
+//   - the pin directory is trusted only as the C++ library trusts it, and
+//     every pinned map is checked for its type and sizes and node_config for
+//     the map ABI before use;
+//   - a delete by owner removes the entry only while that owner holds it; an
+//     empty owner is bad input (DeleteAny deletes whoever holds the port);
+//   - a port's counters start from zero with each owner;
+//   - the node's connected UDP sockets to a replaced or removed backend are
+//     ended through the socket iterators nodeport load pinned.
+//
+// A Table may be used from many goroutines.
+package nodeport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultPinDir is where `nodeport load` pins by default.
+const DefaultPinDir = "/sys/fs/bpf/nodeport"
+
+// Mapping is one node port and its backend. Proto is "tcp" or "udp" (any case
+// on input); Port and the backend's port are 1-65535; Backend's address is
+// IPv4 unicast, not 0/8, loopback or multicast; Owner is "" (none) or 1-255
+// printable, non-blank ASCII characters.
+type Mapping struct {
+	Proto   string
+	Port    uint16
+	Backend netip.AddrPort
+	Owner   string
+}
+
+// Options for Open.
+type Options struct {
+	// How long a write waits for another writer's lock at most; 0 means
+	// DefaultLockWait, a negative value not at all. A call's context may end
+	// the wait sooner.
+	LockWait time.Duration
+}
+
+// Table is an open port table.
+type Table struct {
+	dir      string
+	lockWait time.Duration
+	writer   chan struct{} // one writer of this process at a time: goroutines share dirFD's flock
+
+	mu       sync.RWMutex // Close waits for calls in flight
+	closed   bool
+	dirFD    int
+	ports    *ebpf.Map
+	counters *ebpf.Map // nil when the loaded programs have no port_counters
+	ender    *socketEnder
+}
+
+// Open opens the port table of the nodeport loaded at pinDir ("" for
+// DefaultPinDir). ErrNotLoaded when nothing is loaded there.
+func Open(pinDir string, opts ...Options) (*Table, error) {
+	if pinDir == "" {
+		pinDir = DefaultPinDir
+	}
+	op := "open " + pinDir
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	wait := o.LockWait
+	if wait == 0 {
+		wait = DefaultLockWait
+	} else if wait < 0 {
+		wait = 0
+	}
+	dirFD, err := openPinDir(op, pinDir)
+	if err != nil {
+		return nil, err
+	}
+	t := &Table{dir: pinDir, lockWait: wait, writer: make(chan struct{}, 1), dirFD: dirFD}
+	if err := t.openMaps(op); err != nil {
+		t.release()
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *Table) openMaps(op string) error {
+	config, err := openMap(op, t.dirFD, t.dir, nodeConfigShape)
+	var cfg nodeConfig
+	if err == nil {
+		cfg, err = readNodeConfig(config)
+		config.Close()
+		if err != nil {
+			return sysError(op, err)
+		}
+	} else if !errors.Is(err, ErrNotLoaded) {
+		return err
+	}
+	if err := checkABI(op, t.dir, cfg); err != nil {
+		return err
+	}
+	if t.ports, err = openMap(op, t.dirFD, t.dir, portsShape); err != nil {
+		return err
+	}
+	// Absent while programs of a build without counters are loaded: then
+	// there is nothing to reset.
+	if t.counters, err = openMap(op, t.dirFD, t.dir, portCountersShape); err != nil {
+		if !errors.Is(err, ErrNotLoaded) {
+			return err
+		}
+		t.counters = nil
+	}
+	t.ender, err = openSocketEnder(op, t.dirFD, t.dir, cfg)
+	return err
+}
+
+func (t *Table) release() {
+	if t.ender != nil {
+		t.ender.close()
+	}
+	if t.counters != nil {
+		t.counters.Close()
+	}
+	if t.ports != nil {
+		t.ports.Close()
+	}
+	if t.dirFD >= 0 {
+		unix.Close(t.dirFD)
+		t.dirFD = -1
+	}
+}
+
+// Close releases the table; calls after it fail with ErrClosed.
+func (t *Table) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.closed {
+		t.closed = true
+		t.release()
+	}
+	return nil
+}
+
+// read runs f with the table open.
+func (t *Table) read(op string, f func() error) error {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.closed {
+		return newError(ErrClosed, op, "%v", ErrClosed)
+	}
+	return f()
+}
+
+// write runs f with the table open, holding this process's writer slot and
+// the pin directory's flock, both within the lock wait and ctx.
+func (t *Table) write(ctx context.Context, op string, f func() error) error {
+	return t.read(op, func() error {
+		deadline := waitDeadline(ctx, t.lockWait)
+		select {
+		case t.writer <- struct{}{}:
+		default:
+			timer := time.NewTimer(time.Until(deadline))
+			defer timer.Stop()
+			select {
+			case t.writer <- struct{}{}:
+			case <-ctx.Done():
+				return busy(op, "another goroutine of this process holds the port table's write lock", ctx.Err())
+			case <-timer.C:
+				if cause := waitEnded(ctx, deadline); cause != nil {
+					return busy(op, "another goroutine of this process holds the port table's write lock", cause)
+				}
+				return newError(ErrBusy, op, "another goroutine of this process holds the port table's write lock "+
+					"for more than %g s", t.lockWait.Seconds())
+			}
+		}
+		defer func() { <-t.writer }()
+		if err := flockDir(ctx, op, t.dirFD, t.dir, t.lockWait, deadline); err != nil {
+			return err
+		}
+		defer unlockDir(t.dirFD)
+		return f()
+	})
+}
+
+func mapError(op, what string, err error) *Error {
+	return sysError(op, fmt.Errorf("%s: %w", what, err))
+}
+
+// lookup reads one entry; ok false when the port is not mapped.
+func (t *Table) lookup(p nodePort) (e entry, id uint64, ok bool, err error) {
+	v, err := t.ports.LookupBytes(portKey(p))
+	if err != nil || v == nil {
+		return entry{}, 0, false, err
+	}
+	e, id = parseBackend(p, v)
+	return e, id, true, nil
+}
+
+func (t *Table) put(e entry) error {
+	return t.ports.Update(portKey(e.nodePort), backendValue(e), ebpf.UpdateAny)
+}
+
+func (t *Table) deleteEntry(p nodePort) error {
+	if err := t.ports.Delete(portKey(p)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return err
+	}
+	return nil
+}
+
+// forgetCounters: the port's counters start from zero with each owner (the
+// programs create the entry again at the next translation). Best effort,
+// after the `ports` write, as in the C++ library.
+func (t *Table) forgetCounters(p nodePort) {
+	if t.counters != nil {
+		t.counters.Delete(portKey(p))
+	}
+}
+
+// SetResult is what Set did.
+type SetResult struct {
+	// The port's earlier backend, when the set changed it; the zero
+	// AddrPort (not IsValid) when the port was not mapped or kept its backend.
+	Replaced netip.AddrPort
+	Ended    EndedSockets
+}
+
+// Set maps m.Proto/m.Port to m.Backend for m.Owner, replacing whatever was
+// there. When that changes the backend, the node's connected UDP sockets
+// translated to the old one are ended.
+func (t *Table) Set(ctx context.Context, m Mapping) (SetResult, error) {
+	op := fmt.Sprintf("set %s/%d", m.Proto, m.Port)
+	e, err := checkMapping(m)
+	if err != nil {
+		return SetResult{}, err.(inputError).to(op)
+	}
+	var result SetResult
+	err = t.write(ctx, op, func() error {
+		old, _, had, err := t.lookup(e.nodePort)
+		if err != nil {
+			return mapError(op, "look up "+e.nodePort.String(), err)
+		}
+		var targets []sockEndTarget
+		if had && (old.addr != e.addr || old.backendPort != e.backendPort) {
+			result.Replaced = old.mapping().Backend
+			targets = udpOnly([]sockEndTarget{targetOf(old)})
+		}
+		notRecorded := t.ender.record(targets)
+		if err := t.put(e); err != nil {
+			return mapError(op, "set "+e.nodePort.String(), err)
+		}
+		if !had || old.owner != e.owner {
+			t.forgetCounters(e.nodePort)
+		}
+		result.Ended = t.endSockets(targets, notRecorded)
+		return nil
+	})
+	return result, err
+}
+
+func (t *Table) endSockets(targets []sockEndTarget, notRecorded string) EndedSockets {
+	ended := t.ender.finish(t.ports, targets)
+	if notRecorded != "" {
+		ended.NotChecked = notRecorded
+	}
+	return ended
+}
+
+// Delete unmaps proto/port while owner holds it: ErrOwnedByOther (naming the
+// holder, the entry left alone) when another owner does, ErrNotFound when
+// nothing is mapped. An empty owner is bad input: use DeleteAny to delete
+// whoever holds the port.
+func (t *Table) Delete(ctx context.Context, proto string, port uint16, owner string) (EndedSockets, error) {
+	op := fmt.Sprintf("delete %s/%d", proto, port)
+	if err := checkOwner(owner); err != nil {
+		return EndedSockets{}, err.(inputError).to(op)
+	}
+	return t.remove(ctx, op, proto, port, &owner)
+}
+
+// DeleteAny unmaps proto/port whoever holds it; ErrNotFound when nothing is
+// mapped.
+func (t *Table) DeleteAny(ctx context.Context, proto string, port uint16) (EndedSockets, error) {
+	return t.remove(ctx, fmt.Sprintf("delete %s/%d", proto, port), proto, port, nil)
+}
+
+func (t *Table) remove(ctx context.Context, op, proto string, port uint16, owner *string) (EndedSockets, error) {
+	p, err := checkNodePort(proto, port)
+	if err != nil {
+		return EndedSockets{}, err.(inputError).to(op)
+	}
+	var ended EndedSockets
+	err = t.write(ctx, op, func() error {
+		old, id, had, err := t.lookup(p)
+		if err != nil {
+			return mapError(op, "look up "+p.String(), err)
+		}
+		if !had {
+			ended = t.endSockets(nil, "")
+			return newError(ErrNotFound, op, "nothing is mapped on %s", p)
+		}
+		if owner != nil && (id != ownerID(*owner) || old.owner != *owner) {
+			ended = t.endSockets(nil, "")
+			return newError(ErrOwnedByOther, op, "%s is held by %s, left alone", p, quote(old.owner))
+		}
+		targets := udpOnly([]sockEndTarget{targetOf(old)})
+		notRecorded := t.ender.record(targets)
+		if err := t.deleteEntry(p); err != nil {
+			return mapError(op, "delete "+p.String(), err)
+		}
+		t.forgetCounters(p)
+		ended = t.endSockets(targets, notRecorded)
+		return nil
+	})
+	return ended, err
+}
+
+// DeleteOwnerResult is what DeleteOwner did.
+type DeleteOwnerResult struct {
+	Removed []Mapping // what the owner held, sorted by protocol and port
+	Ended   EndedSockets
+}
+
+// DeleteOwner unmaps every port the owner holds, each checked under the
+// write lock (a port handed to another owner meanwhile stays). None held is
+// not an error.
+func (t *Table) DeleteOwner(ctx context.Context, owner string) (DeleteOwnerResult, error) {
+	op := "delete owner " + owner
+	if err := checkOwner(owner); err != nil {
+		return DeleteOwnerResult{}, err.(inputError).to("delete owner")
+	}
+	var result DeleteOwnerResult
+	err := t.write(ctx, op, func() error {
+		all, err := t.entries()
+		if err != nil {
+			return mapError(op, "read ports map", err)
+		}
+		var held []entry
+		var replaced []sockEndTarget
+		for _, e := range all {
+			if e.id == ownerID(owner) && e.owner == owner {
+				held = append(held, e.entry)
+				replaced = append(replaced, targetOf(e.entry))
+			}
+		}
+		targets := udpOnly(replaced)
+		notRecorded := t.ender.record(targets)
+		for _, e := range held {
+			if err := t.deleteEntry(e.nodePort); err != nil {
+				return mapError(op, "delete "+e.nodePort.String(), err)
+			}
+			t.forgetCounters(e.nodePort)
+			result.Removed = append(result.Removed, e.mapping())
+		}
+		result.Ended = t.endSockets(targets, notRecorded)
+		return nil
+	})
+	return result, err
+}
+
+type storedEntry struct {
+	entry
+	id uint64
+}
+
+// entries: every mapping, sorted by protocol and port, each once.
+func (t *Table) entries() ([]storedEntry, error) {
+	var keys []nodePort
+	var prev interface{} // untyped nil: the first key
+	for {
+		next, err := t.ports.NextKeyBytes(prev)
+		if err != nil {
+			return nil, err
+		}
+		if next == nil {
+			break
+		}
+		keys = append(keys, parsePortKey(next))
+		prev = next
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return keys[i].proto < keys[j].proto || keys[i].proto == keys[j].proto && keys[i].port < keys[j].port
+	})
+	var out []storedEntry
+	for i, k := range keys {
+		if i > 0 && keys[i-1] == k {
+			continue // a walk restarted by a delete gives a key twice
+		}
+		e, id, ok, err := t.lookup(k)
+		if err != nil {
+			return nil, err
+		}
+		if ok { // not ok: removed since the walk
+			out = append(out, storedEntry{e, id})
+		}
+	}
+	return out, nil
+}
+
+// Get returns the mapping of proto/port; ErrNotFound when there is none.
+func (t *Table) Get(proto string, port uint16) (Mapping, error) {
+	op := fmt.Sprintf("get %s/%d", proto, port)
+	p, err := checkNodePort(proto, port)
+	if err != nil {
+		return Mapping{}, err.(inputError).to(op)
+	}
+	var m Mapping
+	err = t.read(op, func() error {
+		e, _, ok, err := t.lookup(p)
+		if err != nil {
+			return mapError(op, "look up "+p.String(), err)
+		}
+		if !ok {
+			return newError(ErrNotFound, op, "nothing is mapped on %s", p)
+		}
+		m = e.mapping()
+		return nil
+	})
+	return m, err
+}
+
+// List returns every mapping, sorted by protocol and port.
+func (t *Table) List() ([]Mapping, error) {
+	var out []Mapping
+	err := t.read("list", func() error {
+		all, err := t.entries()
+		if err != nil {
+			return mapError("list", "read ports map", err)
+		}
+		for _, e := range all {
+			out = append(out, e.mapping())
+		}
+		return nil
+	})
+	return out, err
+}

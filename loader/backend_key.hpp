@@ -1,0 +1,28 @@
+// The key of `sock_end_targets` and `replaced_backends` (struct
+// np_sock_end_target): a backend and the node port it was mapped on.
+#pragma once
+
+#include <arpa/inet.h>
+
+#include <utility>
+
+#include "nodeport/abi.h"
+#include "nodeport/types.hpp"
+
+namespace nodeport {
+
+inline np_sock_end_target backend_key(NodePort node_port, const Backend& backend) {
+    np_sock_end_target key{};
+    key.backend_addr_be = backend.addr.addr_be;
+    key.backend_port_be = htons(backend.port);
+    key.node_port_be = htons(node_port.port);
+    key.proto = static_cast<__u8>(node_port.proto);
+    return key;
+}
+
+inline std::pair<NodePort, Backend> from_backend_key(const np_sock_end_target& key) {
+    return {NodePort{static_cast<Proto>(key.proto), ntohs(key.node_port_be)},
+            Backend{Ipv4{key.backend_addr_be}, ntohs(key.backend_port_be)}};
+}
+
+}  // namespace nodeport
