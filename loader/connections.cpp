@@ -20,9 +20,6 @@ namespace {
 
 using Key = std::tuple<Backend, NodePort>;
 
-// Flows that still carry data: time-wait is a closed connection's echo.
-bool live(const Flow& flow) { return flow.state != FlowState::time_wait; }
-
 // The node's sockets, from the counting iterators; why not, when they are
 // not pinned or this is not the namespace they count.
 std::string count_local(const std::filesystem::path& dir, std::map<Key, Connections>& counts) {
@@ -79,9 +76,8 @@ Result<ConnectionCount> count_connections(const std::filesystem::path& dir) {
     if (!flows)
         return std::unexpected(flows.error());
     std::map<Key, Connections> counts;
-    for (const auto& f : *flows)
-        if (live(f))
-            ++counts[{f.backend, NodePort{f.proto, f.node.port}}].external;
+    for (const auto& f : *flows)  // a closed connection's flow is gone at its final ACK
+        ++counts[{f.backend, NodePort{f.proto, f.node.port}}].external;
     ConnectionCount out;
     out.local_not_counted = count_local(dir, counts);
     for (const auto& [key, count] : counts)

@@ -1,5 +1,5 @@
 // Where nodeport keeps its pins, and the lock that serializes writers.
-//   <pin-dir>/ports, node_addrs, ..., flows, closed_flows, udp_flows   maps (map_catalog: what the objects pin)
+//   <pin-dir>/ports, node_addrs, ..., flows, half_open_flows, udp_flows   maps (map_catalog: what the objects pin)
 //   <pin-dir>/links/<program>                                        links (detached when unpinned)
 //   <pin-dir>/progs/np_tc_ingress, np_tc_egress                      the TC programs, for attaching after load (watch)
 #pragma once

@@ -5,6 +5,7 @@
 #include <bpf/bpf.h>
 #include <fmt/format.h>
 
+#include "flow_tables.hpp"
 #include "nodeport/reasons.hpp"
 #include "nodeport/stats.hpp"
 #include "nodeport/status.hpp"
@@ -117,8 +118,8 @@ std::string to_prometheus(const Stats& stats) {
 Result<std::vector<NodeMetricsInfo::FlowTable>> read_flow_tables(const std::filesystem::path& pin_dir,
                                                                  const FlowCounts& counts) {
     std::vector<NodeMetricsInfo::FlowTable> tables;
-    for (auto [name, flows] : {std::pair{"flows", counts.tcp}, std::pair{"closed_flows", counts.tcp_closed},
-                               std::pair{"udp_flows", counts.udp}}) {
+    for (const auto& table : flow_tables) {
+        std::string name(table.name);
         auto map = pin_dir::open_map(pin_dir, name);
         if (!map)
             return std::unexpected(map.error());
@@ -126,7 +127,7 @@ Result<std::vector<NodeMetricsInfo::FlowTable>> read_flow_tables(const std::file
         std::uint32_t len = sizeof info;
         if (int err = bpf_map_get_info_by_fd(map->get(), &info, &len); err != 0)
             return errno_error(-err, fmt::format("read the map info of {}", name));
-        tables.push_back({name, flows, info.max_entries / 2});  // one entry per direction
+        tables.push_back({name, counts.*table.count, info.max_entries / table.entries_per_flow});
     }
     return tables;
 }

@@ -19,6 +19,7 @@
 #include <sstream>
 #include <tuple>
 
+#include "flow_tables.hpp"
 #include "libbpf_log.hpp"
 #include "map_keys.hpp"
 #include "netns.hpp"
@@ -166,11 +167,12 @@ Result<std::vector<Ipv4>> read_node_addrs(const std::filesystem::path& dir) {
 
 // Connections, not entries: each flow has a client-to-backend entry and a
 // reply entry; a handshake in `half_open_flows` has one.
-Result<std::size_t> count_flows(const std::filesystem::path& dir, std::string_view name) {
+Result<std::size_t> count_flows(const std::filesystem::path& dir, const FlowTableLayout& table) {
+    std::string name(table.name);
     auto map = pin_dir::open_map(dir, name);
     if (!map)
         return std::unexpected(map.error());
-    auto keys = map_keys<np_flow_key>(map->get(), std::string(name));
+    auto keys = map_keys<np_flow_key>(map->get(), name);
     if (!keys)
         return std::unexpected(keys.error());
     std::ranges::sort(*keys, {}, [](const np_flow_key& k) {
@@ -180,7 +182,7 @@ Result<std::size_t> count_flows(const std::filesystem::path& dir, std::string_vi
         return std::memcmp(&a, &b, sizeof a) == 0;
     });  // a walk restarted by a concurrent delete can give a key twice
     return static_cast<std::size_t>(
-        std::count_if(keys->begin(), dup.begin(), [one_entry = name == "half_open_flows"](const np_flow_key& k) {
+        std::count_if(keys->begin(), dup.begin(), [one_entry = table.entries_per_flow == 1](const np_flow_key& k) {
             return one_entry || k.dir == NP_FLOW_TO_BACKEND;
         }));
 }
@@ -422,12 +424,11 @@ Result<Status> read_status(const std::filesystem::path& dir) {
     if (!addrs)
         return std::unexpected(addrs.error());
     status.node_addrs = std::move(*addrs);
-    for (auto [name, count] : {std::pair{"flows", &status.flows.tcp}, std::pair{"half_open_flows", &status.flows.tcp_half_open},
-                               std::pair{"udp_flows", &status.flows.udp}}) {
-        auto n = count_flows(dir, name);
+    for (const auto& table : flow_tables) {
+        auto n = count_flows(dir, table);
         if (!n)
             return std::unexpected(n.error());
-        *count = *n;
+        status.flows.*table.count = *n;
     }
     auto ip_forward = read_ip_forward();
     if (!ip_forward)

@@ -149,9 +149,9 @@ expect_match "it has the build" "^nodeport_build_info\{version=\"[0-9.]+\",commi
 expect_eq "the health (status' problems as gauges, every kind)" "$(np status >/dev/null 2>&1; [ $? -eq 0 ] && echo 1 || echo 0) \
 $(grep -c '^nodeport_problems{kind=' "$WORK/stats.prom")" \
     "$(sed -n 's/^nodeport_healthy //p' "$WORK/stats.prom") $(grep -c '^nodeport_problems{kind=' "$WORK/stats.prom")"
-capacity() { echo "$1 $(($(bpftool -j map show pinned "$PIN/$1" | jq .max_entries) / 2))"; }
-expect_eq "and each flow table's fill: flows beside capacity (its entries, two per flow)" \
-    "$(capacity flows) $(capacity closed_flows) $(capacity udp_flows)" \
+capacity() { echo "$1 $(($(bpftool -j map show pinned "$PIN/$1" | jq .max_entries) / $2))"; }
+expect_eq "and each flow table's fill: flows beside capacity (its entries, two per flow, one per handshake)" \
+    "$(capacity flows 2) $(capacity half_open_flows 1) $(capacity udp_flows 2)" \
     "$(sed -n 's/^nodeport_flow_table_capacity{table="\([a-z_]*\)"} \([0-9]*\)$/\1 \2/p' "$WORK/stats.prom" | xargs)"
 expect_eq "nodeport_flows per table" 3 "$(grep -c '^nodeport_flows{table=' "$WORK/stats.prom")"
 

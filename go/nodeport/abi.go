@@ -13,7 +13,7 @@ import (
 // abi.h.
 
 // abiVersion is NODEPORT_ABI_VERSION.
-const abiVersion = 2
+const abiVersion = 3
 
 // mapShape is what a pinned map must be.
 type mapShape struct {

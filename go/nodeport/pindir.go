@@ -198,9 +198,9 @@ func checkABI(op, dir string, cfg nodeConfig) error {
 	switch cfg.abiVersion {
 	case 0, abiVersion:
 		return nil
-	case 1:
-		return newError(ErrInternal, op, "the maps pinned at %s use map ABI v1, this nodeport uses v%d: run this "+
-			"nodeport's load to migrate them (mappings and connections are kept)", dir, abiVersion)
+	case 1, 2:
+		return newError(ErrInternal, op, "the maps pinned at %s use map ABI v%d, this nodeport uses v%d: run this "+
+			"nodeport's load to migrate them (mappings and connections are kept)", dir, cfg.abiVersion, abiVersion)
 	}
 	return newError(ErrInternal, op, "not a nodeport map: %s (the maps pinned at %s use map ABI v%d, this nodeport "+
 		"uses v%d): use the nodeport that loaded them, or unload with it first",

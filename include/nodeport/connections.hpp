@@ -2,8 +2,9 @@
 // for and what `get` and `list` show. Counted from what nodeport itself
 // knows, read only:
 //  - external: the flows of the external datapath (list_flows in flows.hpp,
-//    so this never reads the flow maps' layout): TCP from the SYN until FIN
-//    both ways or an RST (a half-closed connection still carries data), UDP
+//    so this never reads the flow maps' layout): TCP from the SYN until the
+//    final ACK after FIN both ways, or an RST (a half-closed connection
+//    still carries data), UDP
 //    until its flow idles out (load's --udp-timeout, 60 s);
 //  - local: the node's sockets the socket hooks translated, found by the
 //    pinned socket iterators `np_count_tcp`/`np_count_udp` (bpf/sock_end.bpf.c)

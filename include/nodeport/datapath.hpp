@@ -48,7 +48,7 @@ enum class Forwarding {
 struct FlowTimeouts {
     std::chrono::seconds tcp_established{NP_DEFAULT_TCP_ESTABLISHED_S};  // idle
     std::chrono::seconds tcp_syn{NP_DEFAULT_TCP_SYN_S};                  // a SYN the backend did not answer
-    std::chrono::seconds tcp_closing{NP_DEFAULT_TCP_CLOSING_S};  // idle when half closed; lifetime after FIN both ways
+    std::chrono::seconds tcp_closing{NP_DEFAULT_TCP_CLOSING_S};  // idle when half closed or picked up
     std::chrono::seconds udp{NP_DEFAULT_UDP_IDLE_S};             // idle
 };
 

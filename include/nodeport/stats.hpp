@@ -70,7 +70,7 @@ struct NodeMetricsInfo {
     std::string_view version;  // nodeport_build_info's labels
     std::string_view commit;
     struct FlowTable {
-        std::string name;            // "flows", "closed_flows", "udp_flows"
+        std::string name;            // "flows", "half_open_flows", "udp_flows"
         std::uint64_t flows = 0;     // as Status::flows counts them
         std::uint64_t capacity = 0;  // flows the table holds (read_flow_tables)
     };
@@ -79,7 +79,7 @@ struct NodeMetricsInfo {
 
 // The flow tables' fill: `counts` (Status::flows) beside each table's
 // capacity, read from its pinned map (max_entries; a flow takes one entry
-// per direction, as status counts them).
+// per direction, a handshake one, as status counts them).
 Result<std::vector<NodeMetricsInfo::FlowTable>> read_flow_tables(const std::filesystem::path& pin_dir,
                                                                  const FlowCounts& counts);
 

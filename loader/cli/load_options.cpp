@@ -154,7 +154,7 @@ po::options_description load_description() {
         ("tcp-timeout", po::value<std::string>(), "seconds an idle external TCP connection keeps its flow (7800)")
         ("tcp-syn-timeout", po::value<std::string>(), "seconds a SYN the backend did not answer keeps its flow (60)")
         ("tcp-closing-timeout", po::value<std::string>(),
-         "seconds a half-closed TCP flow may idle, and a closed one (FIN both ways) lives (120)")
+         "seconds a half-closed TCP flow, or one picked up mid-stream, may idle (120)")
         ("udp-timeout", po::value<std::string>(), "seconds an idle external UDP flow lives (60)");
     options.add(wait_description());
     return options;
