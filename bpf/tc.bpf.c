@@ -582,7 +582,14 @@ static __always_inline int later_fragment_egress(struct __sk_buff *skb, const st
  * not from an off-path sender: its acknowledgement is not checked). An RST
  * ends the handshake only when it acknowledges the SYN (the backend refuses
  * the connection, RFC 793); another RST is outside the window and passes
- * untranslated. */
+ * untranslated. During a handshake the backend sends nothing else, so any
+ * other packet belongs to a connection nodeport never translated on the
+ * same tuple: the client reached the sandbox's own address from the port it
+ * now uses through the node port, and the backend answers the SYN with that
+ * connection's challenge ACK. It passes untouched, as that connection's
+ * packets always did, and that connection goes on; the new one cannot be
+ * made. (Through iptables DNAT, measured, the new one is made and the old
+ * one ends.) */
 static __always_inline int tcp_handshake_egress(struct __sk_buff *skb, const struct pkt4 *p,
 						const struct np_flow_key *key)
 {
@@ -601,8 +608,10 @@ static __always_inline int tcp_handshake_egress(struct __sk_buff *skb, const str
 		    ((h->client.flags & NP_SIDE_SEEN) && p->ack_seq != h->client.seq_end))
 			return pass(NP_REASON_TCP_OUT_OF_WINDOW);
 		bpf_map_delete_elem(&half_open_flows, key);
-	} else if (p->tcp_flags & NP_TCP_SYN) {
+	} else if ((p->tcp_flags & (NP_TCP_SYN | NP_TCP_ACK)) == (NP_TCP_SYN | NP_TCP_ACK)) {
 		h->backend = side_of_syn(p);
+	} else {
+		return pass(NP_REASON_REPLY_NOT_OURS);
 	}
 	return to_client(skb, p, node_addr_be, node_port_be);
 }

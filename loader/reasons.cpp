@@ -38,7 +38,8 @@ constexpr std::array<ReasonInfo, NP_REASON_COUNT> table = {{
     {NP_REASON_REPLY_NO_FLOW, "reply_no_flow", reply, "leaving packet of no nodeport flow: the node's own traffic; normal"},
     {NP_REASON_REPLY_EXPIRED, "reply_expired", reply, "a reply of a flow past its lifetime (idle too long)"},
     {NP_REASON_REPLY_NOT_OURS, "reply_not_ours", reply,
-     "a SYN-ACK on the tuple of a flow that did not wait for one: a connection nodeport did not translate"},
+     "a SYN-ACK on the tuple of a flow that did not wait for one, or a packet other than a SYN-ACK on the tuple "
+     "of a handshake: a connection nodeport did not translate"},
     {NP_REASON_REPLY_REWRITE_FAILED, "reply_rewrite_failed", reply,
      "a checksum or store helper failed on a reply: a bug, report it"},
     {NP_REASON_LOCAL_PORT_NOT_MAPPED, "local_port_not_mapped", local,

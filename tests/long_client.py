@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
 """One long-lived TCP connection: prints the server's greeting, then sends each
 line read from stdin and prints the answer, until stdin closes.
-    long_client.py IP PORT"""
+    long_client.py IP PORT [LOCAL-PORT]"""
 import socket
 import sys
 
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+s = socket.socket()
+s.settimeout(5)
+if len(sys.argv) > 3:  # SO_REUSEADDR: another socket may connect elsewhere from the same port
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("", int(sys.argv[3])))
+s.connect((sys.argv[1], int(sys.argv[2])))
 reader = s.makefile("r")
 print(reader.readline().strip(), flush=True)
 for line in sys.stdin:

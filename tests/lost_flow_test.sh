@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # A connection through the node port whose flow nodeport lost, as conntrack
 # would carry it: after `nodeport flows --flush` (or an eviction), and after
-# 2,000 blind RSTs (random sequence numbers, the connection's 4-tuple), an
-# established external connection goes on: loose pick-up brings its next
-# segment to the same sandbox after a flush, and RSTs outside the window do
-# not touch the flow at all. Each case beside its baseline: the same
+# 2,000 blind RSTs (random sequence numbers, the connection's 4-tuple), and
+# after 1,200,000 SYNs from spoofed sources, an established external
+# connection goes on: loose pick-up brings its next segment to the same
+# sandbox after a flush, RSTs outside the window do not touch the flow at
+# all, and the SYNs only push out each other. A connection straight to the
+# sandbox keeps working when the client connects through the node port from
+# the same port. Each case beside its baseline: the same
 # client connected straight to the sandbox's address, routed through the node.
 set -u
 NODEPORT=$1
@@ -28,12 +31,16 @@ topo_sandbox 1 && topo_serve sb1 sb1 "$PORT" --hold
 SB1=$(topo_sandbox_ip 1)
 np set "tcp/$PORT" "$SB1:$PORT" --owner sb-1 >/dev/null
 
-# connect NAME IP: a long-lived connection from the client to IP:$PORT, fed
-# through a FIFO (file descriptor $FD_NAME), its answers in $WORK/NAME.out.
+# connect NAME IP [LOCAL-PORT]: a long-lived connection from the client to
+# IP:$PORT, fed through a FIFO (file descriptor $FD_NAME), its answers in
+# $WORK/NAME.out.
 connect() {
-    local name=$1 ip=$2
+    local name=$1 ip=$2 local_port=${3:-}
     mkfifo "$WORK/$name.in"
-    topo_in client python3 -u "$TESTS_DIR/long_client.py" "$ip" "$PORT" <"$WORK/$name.in" >"$WORK/$name.out" 2>&1 &
+    # nsenter itself in the background (not topo_in, a function run in a
+    # subshell), so that $! is the client and killing it closes the connection.
+    nsenter --net="/run/netns/$TOPO-client" python3 -u "$TESTS_DIR/long_client.py" "$ip" "$PORT" $local_port \
+        <"$WORK/$name.in" >"$WORK/$name.out" 2>&1 &
     PIDS+=($!)
     exec {fd}>"$WORK/$name.in"
     eval "FD_$name=$fd"
@@ -73,6 +80,7 @@ expect_eq "its next segment picked the flow up again" 1 \
 # --- 2,000 blind RSTs with the connection's 4-tuple ---
 # A connection of its own, so this case does not depend on the one above.
 kill "${PIDS[0]}" 2>/dev/null
+wait "${PIDS[0]}" 2>/dev/null
 connect rst "$NODE_IP"
 expect_eq "a second connection through the node port" "sb1 ping" "$(say rst ping)"
 port_through=$(client_port "$NODE_IP")
@@ -87,6 +95,45 @@ expect_eq "after the RSTs its flow is still the established one, not picked up" 
     "$(np flows --json | jq -r --arg c "$CLIENT_IP:$port_through" '.[] | select(.client == $c) | .state')"
 expect_eq "after the RSTs the connection through the node port goes on" "sb1 after-rst" "$(say rst after-rst)"
 expect_eq "baseline after the RSTs" "sb1 after-rst" "$(say direct after-rst)"
+
+# --- 1,200,000 SYNs from 65,536 spoofed sources to the same node port ---
+# Handshakes live in `half_open_flows` until the client's ACK of the SYN-ACK,
+# so the flood evicts only other handshakes, never an established flow. The
+# sandbox's SYN-ACKs go back toward the flood's sources and die there.
+ip -n "$TOPO-node" route add 10.201.0.0/16 via "$CLIENT_IP"
+sent=$(topo_in client python3 "$TESTS_DIR/syn_flood.py" 10.201.0.0 "$NODE_IP" "$PORT" 1200000)
+expect_eq "at least 1,190,000 spoofed SYNs sent to the node port" yes "$([ "${sent:-0}" -ge 1190000 ] && echo yes || echo "no: $sent")"
+expect_eq "the flood filled half_open_flows (more than 60,000 handshakes recorded)" yes \
+    "$(np status --json | jq -r 'if .flows.tcp_half_open > 60000 then "yes" else "no: \(.flows.tcp_half_open)" end')"
+expect_eq "after the flood the connection's flow is still the established one" established \
+    "$(np flows --json | jq -r --arg c "$CLIENT_IP:$port_through" '.[] | select(.client == $c) | .state')"
+expect_eq "after the flood the connection through the node port goes on" "sb1 after-flood" "$(say rst after-flood)"
+expect_eq "baseline after the flood" "sb1 after-flood" "$(say direct after-flood)"
+
+# --- The same client port straight to the sandbox and through the node port ---
+# At the sandbox the second connection has the first one's 4-tuple: the
+# backend answers its SYN with the first connection's challenge ACK, which
+# must reach that connection untouched (not be taken for the handshake's and
+# translated). The second connection cannot be made. (Through iptables DNAT,
+# measured, it is made and the first one ends; straight to the sandbox the
+# node refuses it.)
+connect clash "$SB1" 41000
+expect_eq "a connection straight to the sandbox from client port 41000" "sb1 ping" "$(say clash ping)"
+expect_eq "a connection through the node port from port 41000 too is not made (the backend's tuple is taken)" \
+    timeout "$(topo_in client python3 -c '
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("", 41000))
+s.settimeout(3)
+try:
+    s.connect((sys.argv[1], int(sys.argv[2])))
+    print("connected")
+except socket.timeout:
+    print("timeout")
+except OSError as e:
+    print(e.__class__.__name__)' "$NODE_IP" "$PORT")"
+expect_eq "the connection straight to the sandbox goes on" "sb1 after-clash" "$(say clash after-clash)"
 
 # --- An accept queue that overflows: the backend drops the client's ACK and
 # retransmits its SYN-ACK, which must still be translated ---

@@ -765,6 +765,25 @@ TEST_F(TcPacketTest, BackendRefusingTheSynEndsTheHandshakeOnlyWhenItAcknowledges
     EXPECT_EQ(flow_count(), 0u);
 }
 
+// The client reached the sandbox's own address from port P, then connects
+// through the node port from P too: at the backend both are one 4-tuple, so
+// the backend answers the translated SYN with the old connection's challenge
+// ACK, and that connection's data keeps flowing. None of it is the
+// handshake's: it passes untouched, and the handshake's SYN-ACK, should one
+// come, is still translated.
+TEST_F(TcPacketTest, BackendPacketsOtherThanSynAckOnAHandshakesTupleAreNotTranslated) {
+    ingress(build(client_seg(kSyn, kClientIsn, 0)));
+    const Bytes challenge_ack = build(backend_seg(kAck, 90000, 70000));
+    expect_counted_once(NP_REASON_REPLY_NOT_OURS, [&] { EXPECT_EQ(egress(challenge_ack).out, challenge_ack); });
+    const Bytes data = build(with(backend_seg(kAck | kPsh, 90000, 70000), [](Spec& s) { s.payload = {'d'}; }));
+    expect_counted_once(NP_REASON_REPLY_NOT_OURS, [&] { EXPECT_EQ(egress(data).out, data); });
+    const Bytes fin = build(backend_seg(kFin | kAck, 90001, 70000));
+    expect_counted_once(NP_REASON_REPLY_NOT_OURS, [&] { EXPECT_EQ(egress(fin).out, fin); });
+    EXPECT_EQ(count(Table::half_open), 1u) << "the handshake is kept";
+    auto synack = backend_seg(kSyn | kAck, kBackendIsn);
+    expect_translated(egress(build(synack)).out, from_node(synack));
+}
+
 TEST_F(TcPacketTest, FinFromOneSideHalfClosesBothEntries) {
     establish();
     auto fin = client_seg(kFin | kAck, kClientIsn + 1);
@@ -1491,7 +1510,10 @@ TEST_P(Fragments, ClientsFragmentsFollowTheFirst) {
 // leaves with the node address as its source.
 TEST_P(Fragments, BackendsFragmentsLeaveFromTheNode) {
     const std::uint8_t proto = GetParam().proto;
-    ingress(build(to_node(proto)));
+    if (proto == IPPROTO_TCP)
+        establish();  // a backend sends data only on an established connection
+    else
+        ingress(build(to_node(proto)));
     const Spec big = with(from_backend(proto, kAck | kPsh), [](Spec& s) {
         s.payload = Bytes(4000, 'a');
         s.ip_id = 0x5678;

@@ -392,7 +392,7 @@ enum np_reason {
 	/* external path, np_tc_egress (replies) */
 	NP_REASON_REPLY_NO_FLOW = 12,   /* not a reply of a nodeport flow: the node's own traffic */
 	NP_REASON_REPLY_EXPIRED = 13,   /* reply of a flow past its lifetime */
-	NP_REASON_REPLY_NOT_OURS = 14,  /* SYN-ACK on the tuple of an established flow */
+	NP_REASON_REPLY_NOT_OURS = 14,  /* SYN-ACK on the tuple of an established flow, or not a SYN-ACK on a handshake's */
 	NP_REASON_REPLY_REWRITE_FAILED = 15,
 	/* local path, np_connect4/6 / np_sendmsg4 */
 	NP_REASON_LOCAL_PORT_NOT_MAPPED = 16, /* port not mapped: most of the node's connections */
