@@ -217,8 +217,10 @@ static __always_inline int tcp_syn_ingress(struct __sk_buff *skb, const struct p
 		return pass(why);
 	hkey = half_open_key(p, addr_be, port_be);
 	h = bpf_map_lookup_elem(&half_open_flows, &hkey);
-	if (handshake_of(h, p, now) && h->client.isn == p->seq)
+	if (handshake_of(h, p, now) && h->client.isn == p->seq) {
+		h->last_seen_ns = now; /* a retransmitted SYN: the handshake lives on */
 		return to_backend(skb, p, addr_be, port_be, false);
+	}
 	if (reply_key_taken(FLOWS_TCP, &hkey, p, now) ||
 	    (h && !half_open_expired(h, now) && !handshake_of(h, p, now)))
 		return pass(NP_REASON_FLOW_CONFLICT);
@@ -257,7 +259,8 @@ static __always_inline bool tcp_owned_by_node(struct __sk_buff *skb, const struc
 	return owned;
 }
 
-/* The client's side as one segment shows it. */
+/* The client's side as one segment shows it (its FIN too: the segment that
+ * ends a handshake may carry a request and the client's FIN). */
 static __always_inline struct np_tcp_side side_of_segment(const struct pkt4 *p)
 {
 	bool acks = p->tcp_flags & NP_TCP_ACK;
@@ -265,7 +268,7 @@ static __always_inline struct np_tcp_side side_of_segment(const struct pkt4 *p)
 	return (struct np_tcp_side){
 		.seq_end = seg_end(p),
 		.ack = acks ? p->ack_seq : 0,
-		.flags = NP_SIDE_SEEN | (acks ? NP_SIDE_ACK_SEEN : 0),
+		.flags = NP_SIDE_SEEN | (acks ? NP_SIDE_ACK_SEEN : 0) | (p->tcp_flags & NP_TCP_FIN ? NP_SIDE_FIN : 0),
 	};
 }
 
@@ -280,6 +283,7 @@ static __always_inline int tcp_handshake_ingress(struct __sk_buff *skb, const st
 {
 	struct np_flow_key fwd_key;
 	struct np_flow fwd, rev;
+	__u8 state;
 
 	if (p->tcp_flags & NP_TCP_RST) {
 		if ((h->client.flags & NP_SIDE_SEEN) && p->seq != h->client.seq_end)
@@ -291,10 +295,11 @@ static __always_inline int tcp_handshake_ingress(struct __sk_buff *skb, const st
 	    ((h->backend.flags & NP_SIDE_SEEN) && seq_before(p->ack_seq, h->backend.seq_end)))
 		return to_backend(skb, p, addr_be, port_be, false);
 	fwd_key = to_backend_key(p);
+	state = p->tcp_flags & NP_TCP_FIN ? NP_FLOW_FIN_WAIT : NP_FLOW_OPEN;
 	fwd = (struct np_flow){
 		.addr_be = { addr_be },
 		.port_be = port_be,
-		.state = NP_FLOW_OPEN,
+		.state = state,
 		.family = NP_FAMILY_IPV4,
 		.last_seen_ns = now,
 		.tcp = side_of_segment(p),
@@ -303,7 +308,7 @@ static __always_inline int tcp_handshake_ingress(struct __sk_buff *skb, const st
 	rev = (struct np_flow){
 		.addr_be = { p->daddr_be },
 		.port_be = p->dport_be,
-		.state = NP_FLOW_OPEN,
+		.state = state,
 		.family = NP_FAMILY_IPV4,
 		.last_seen_ns = now,
 		.tcp = h->backend,
@@ -591,14 +596,14 @@ static __always_inline int later_fragment_egress(struct __sk_buff *skb, const st
  * made. (Through iptables DNAT, measured, the new one is made and the old
  * one ends.) */
 static __always_inline int tcp_handshake_egress(struct __sk_buff *skb, const struct pkt4 *p,
-						const struct np_flow_key *key)
+						const struct np_flow_key *key, enum np_reason no_handshake)
 {
 	struct np_half_open *h = bpf_map_lookup_elem(&half_open_flows, key);
 	__be32 node_addr_be;
 	__be16 node_port_be;
 
 	if (!h)
-		return pass(NP_REASON_REPLY_NO_FLOW);
+		return pass(no_handshake);
 	if (half_open_expired(h, bpf_ktime_get_ns()))
 		return pass(NP_REASON_REPLY_EXPIRED);
 	node_addr_be = h->node_addr_be[0];
@@ -630,15 +635,20 @@ static __always_inline int tcp_egress(struct __sk_buff *skb, const struct pkt4 *
 
 	f = bpf_map_lookup_elem(&flows, &key);
 	if (!f)
-		return tcp_handshake_egress(skb, p, &key);
+		return tcp_handshake_egress(skb, p, &key, NP_REASON_REPLY_NO_FLOW);
 	now = bpf_ktime_get_ns();
+	/* An expired entry waits for the LRU; a new handshake on its tuple (the
+	 * client's port reused, through another node port or after the entry's
+	 * partner went) must still be found. */
 	if (flow_expired(FLOWS_TCP, f, now))
-		return pass(NP_REASON_REPLY_EXPIRED);
+		return tcp_handshake_egress(skb, p, &key, NP_REASON_REPLY_EXPIRED);
 	__be32 node_addr_be = f->addr_be[0];
 	__be16 node_port_be = f->port_be;
 
 	if (p->tcp_flags & NP_TCP_SYN) {
-		if (f->state == NP_FLOW_OPEN && (f->tcp.flags & NP_SIDE_SEEN) && p->seq == f->tcp.isn)
+		/* Half closed too: the client may send its request and FIN
+		 * while the backend, its accept queue full, still repeats it. */
+		if (f->state != NP_FLOW_PICKED_UP && (f->tcp.flags & NP_SIDE_SEEN) && p->seq == f->tcp.isn)
 			return to_client(skb, p, node_addr_be, node_port_be);
 		flow_pair_delete(FLOWS_TCP, &key, *f);
 		return pass(NP_REASON_REPLY_NOT_OURS);

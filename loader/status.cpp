@@ -175,12 +175,12 @@ Result<std::size_t> count_flows(const std::filesystem::path& dir, const FlowTabl
     auto keys = map_keys<np_flow_key>(map->get(), name);
     if (!keys)
         return std::unexpected(keys.error());
-    std::ranges::sort(*keys, {}, [](const np_flow_key& k) {
-        return std::tuple(k.client_addr_be, k.peer_addr_be, k.client_port_be, k.peer_port_be, k.proto, k.dir);
-    });
-    auto dup = std::ranges::unique(*keys, [](const np_flow_key& a, const np_flow_key& b) {
-        return std::memcmp(&a, &b, sizeof a) == 0;
-    });  // a walk restarted by a concurrent delete can give a key twice
+    // By their bytes: the key holds arrays (16-byte addresses), which a
+    // tuple of members would compare as pointers.
+    auto bytes_less = [](const np_flow_key& a, const np_flow_key& b) { return std::memcmp(&a, &b, sizeof a) < 0; };
+    auto bytes_equal = [](const np_flow_key& a, const np_flow_key& b) { return std::memcmp(&a, &b, sizeof a) == 0; };
+    std::ranges::sort(*keys, bytes_less);
+    auto dup = std::ranges::unique(*keys, bytes_equal);  // a walk restarted by a concurrent delete can give a key twice
     return static_cast<std::size_t>(
         std::count_if(keys->begin(), dup.begin(), [one_entry = table.entries_per_flow == 1](const np_flow_key& k) {
             return one_entry || k.dir == NP_FLOW_TO_BACKEND;

@@ -737,8 +737,10 @@ TEST_F(TcPacketTest, HandshakeLivesInHalfOpenFlowsUntilTheClientsAck) {
 TEST_F(TcPacketTest, RetransmittedSynKeepsItsHandshake) {
     auto syn = client_seg(kSyn, kClientIsn, 0);
     expect_translated(ingress(build(syn)).out, at_backend(syn));
+    const auto first = half_open(tcp_rev_key())->last_seen_ns;
     expect_translated(ingress(build(syn)).out, at_backend(syn));
     EXPECT_EQ(count(Table::half_open), 1u);
+    EXPECT_GT(half_open(tcp_rev_key())->last_seen_ns, first) << "the retransmitted SYN keeps the handshake alive";
     EXPECT_EQ(port_counts(IPPROTO_TCP, kTcpPort)->external_flows, 1u) << "one flow, not two";
 }
 
@@ -753,6 +755,38 @@ TEST_F(TcPacketTest, RetransmittedSynAckIsTranslatedBeforeAndAfterTheClientsAck)
     ASSERT_TRUE(flow(tcp_fwd_key()));
     expect_translated(egress(build(synack)).out, from_node(synack));
     EXPECT_EQ(flow(tcp_fwd_key())->state, NP_FLOW_OPEN) << "the flow stays";
+}
+
+// The backend, its accept queue full, repeats its SYN-ACK while the client,
+// whose ACK it dropped, has sent its request and FIN: still translated, and
+// the half-closed flow stays.
+TEST_F(TcPacketTest, RetransmittedSynAckIsTranslatedOnAHalfClosedFlow) {
+    establish();
+    auto fin = with(client_seg(kAck | kPsh | kFin, kClientIsn + 1), [](Spec& s) { s.payload = {'r'}; });
+    expect_translated(ingress(build(fin)).out, at_backend(fin));
+    auto synack = backend_seg(kSyn | kAck, kBackendIsn);
+    expect_translated(egress(build(synack)).out, from_node(synack));
+    EXPECT_EQ(flow_count(), 2u) << "the flow stays";
+    EXPECT_EQ(flow(tcp_rev_key())->state, NP_FLOW_FIN_WAIT);
+}
+
+// The client's ACK of the SYN-ACK was lost; its next segment carries its
+// request and its FIN and ends the handshake: the flow starts half closed,
+// and the final ACK after the backend's FIN ends it.
+TEST_F(TcPacketTest, SegmentWithFinThatEndsTheHandshakeStartsTheFlowHalfClosed) {
+    ingress(build(client_seg(kSyn, kClientIsn, 0)));
+    egress(build(backend_seg(kSyn | kAck, kBackendIsn)));
+    auto request = with(client_seg(kAck | kPsh | kFin, kClientIsn + 1), [](Spec& s) { s.payload = {'r'}; });
+    expect_translated(ingress(build(request)).out, at_backend(request));
+    ASSERT_TRUE(flow(tcp_fwd_key()));
+    EXPECT_EQ(flow(tcp_fwd_key())->state, NP_FLOW_FIN_WAIT);
+    EXPECT_TRUE(flow(tcp_fwd_key())->tcp.flags & NP_SIDE_FIN);
+    auto fin_back = backend_seg(kFin | kAck, kBackendIsn + 1, kClientIsn + 3);  // 'r' and the FIN acknowledged
+    expect_translated(egress(build(fin_back)).out, from_node(fin_back));
+    EXPECT_EQ(flow_count(), 2u);
+    auto last = client_seg(kAck, kClientIsn + 3, kBackendIsn + 2);
+    expect_translated(ingress(build(last)).out, at_backend(last));
+    EXPECT_EQ(flow_count(), 0u) << "the final ACK ends the flow";
 }
 
 TEST_F(TcPacketTest, BackendRefusingTheSynEndsTheHandshakeOnlyWhenItAcknowledgesIt) {
@@ -1813,6 +1847,27 @@ TEST_F(TcPacketIdleTest, ReasonReplyExpired) {
     const Bytes reply = build(from_backend(IPPROTO_UDP));
     expect_counted_once(NP_REASON_REPLY_EXPIRED, [&] { EXPECT_EQ(egress(reply).out, reply); });
     EXPECT_EQ(port_counter_entries(), 0u);
+}
+
+// The client's port, used before through another node port to the same
+// backend, comes back for a new connection while that flow's expired
+// entries wait for the LRU: the reply entry (the same key as the new
+// handshake's) must not hide the handshake from the SYN-ACK.
+TEST_F(TcPacketIdleTest, ExpiredReplyEntryDoesNotHideANewHandshakeOnItsTuple) {
+    const std::uint64_t ago = monotonic_ns() - 5 * kSec;
+    map_port(IPPROTO_TCP, kTcpPort + 1, kBackend, 8080);
+    put_flow(flow_key(IPPROTO_TCP, kClient, kClientPort, kNode, kTcpPort + 1, NP_FLOW_TO_BACKEND),
+             flow_value(kBackend, 8080, NP_FLOW_OPEN, ago));
+    put_flow(tcp_rev_key(), flow_value(kNode, kTcpPort + 1, NP_FLOW_OPEN, ago));
+    auto syn = client_seg(kSyn, kClientIsn, 0);
+    expect_translated(ingress(build(syn)).out, at_backend(syn));
+    auto synack = backend_seg(kSyn | kAck, kBackendIsn);
+    expect_translated(egress(build(synack)).out, from_node(synack));
+    auto ack = client_seg(kAck, kClientIsn + 1);
+    expect_translated(ingress(build(ack)).out, at_backend(ack));
+    auto data = with(backend_seg(kAck | kPsh, kBackendIsn + 1), [](Spec& s) { s.payload = {'d'}; });
+    expect_translated(egress(build(data)).out, from_node(data));
+    EXPECT_EQ(flow(tcp_rev_key())->port_be, htons(kTcpPort)) << "the new connection's node port";
 }
 
 // `half_open_flows` is an LRU hash, which makes room rather than refuse, except under
