@@ -16,7 +16,7 @@
  * touched.
  *
  * bpf_sock_destroy() is a kfunc of Linux >= 6.5; on older kernels this object
- * does not load and `load` goes on without it (the README says what then).
+ * does not load and `load` goes on without it (docs/how-it-works.md says what then).
  */
 #include "uapi.bpf.h"
 #include "sock_end_core.bpf.h" /* the kernel structs it reads, by CO-RE */

@@ -75,7 +75,7 @@ struct NetConfig {
     std::vector<std::string> valid_containers;
 };
 
-// What nodeport-cni reads of stdin (README "Use from a CNI runtime"); past
+// What nodeport-cni reads of stdin (docs/cni.md); past
 // any of these the read stops at once: code 7, naming the limit. The largest
 // real config, a portMappings list of every port of both protocols, is about
 // 10 MiB and 655,000 values.

@@ -1,5 +1,5 @@
 // The Go module of nodeport, tagged as a sub-directory module: a release
-// vX.Y.Z of this directory is the git tag go/vX.Y.Z (README "Go").
+// vX.Y.Z of this directory is the git tag go/vX.Y.Z (docs/api.md, "C and Go").
 module github.com/nodeport/nodeport/go
 
 go 1.22

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # nodeport --json as a controller reads it: every command's result is one
-# JSON value on stdout with the keys the README documents; every error is one
+# JSON value on stdout with the keys docs/cli.md documents; every error is one
 # JSON object on stderr ({"error": ..., "field": ...}, field only for bad
 # input) with the exit status of the text mode: 0 done, 1 runtime failure,
 # 2 bad input, 3 not mapped, 4 kept for another owner (status: 3 degraded).

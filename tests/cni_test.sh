@@ -44,7 +44,7 @@ topo_in node sysctl -qw net.ipv4.ip_forward=1
 topo_client
 topo_cgroup
 
-# network NAME BRIDGE SUBNET LAST-PLUGIN-JSON: a config list as in the README.
+# network NAME BRIDGE SUBNET LAST-PLUGIN-JSON: a config list as in docs/cni.md.
 network() {
     cat > "$WORK/$1.conflist" <<JSON
 {

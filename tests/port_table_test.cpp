@@ -453,7 +453,7 @@ TEST_F(PortTableTest, LoadPutsBackTheCallersLibbpfPrintCallback) {
     EXPECT_EQ(libbpf_set_print(before), &callers_print);
 }
 
-// The median time of one set over 10,000, printed for the README's
+// The median time of one set over 10,000, printed for docs/api.md's
 // comparison with the C ABI and Go (no threshold).
 TEST_F(PortTableTest, SetTiming) {
     constexpr int n = 10000;

@@ -2,7 +2,7 @@
 """Checks `nodeport stats` output for tests/stats_test.sh.
 
   stats_check.py schema JSON-FILE
-      The JSON has exactly the keys and types the README documents.
+      The JSON has exactly the keys and types docs/running.md documents.
   stats_check.py prometheus PROM-FILE JSON-FILE
       The --prometheus text, read by prometheus_client's own parser (Debian's
       python3-prometheus-client), holds exactly the samples the JSON says.

@@ -252,7 +252,7 @@ func TestConcurrentWriters(t *testing.T) {
 	}
 }
 
-// The median time of Set over 10,000 calls, printed for the README (no
+// The median time of Set over 10,000 calls, printed for docs/api.md's table (no
 // threshold: the machine's load decides it).
 func TestSetTiming(t *testing.T) {
 	table := open(t)

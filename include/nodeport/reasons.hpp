@@ -1,6 +1,7 @@
 // The names, paths and meanings of `enum np_reason` (nodeport/abi.h): why a
 // packet or a socket call was left untouched. The one table in user space;
-// `nodeport stats`, its Prometheus output and the README read it.
+// `nodeport stats` and its Prometheus output read it; tests/docs_test.sh checks
+// docs/debugging.md's table against it.
 #pragma once
 
 #include <optional>

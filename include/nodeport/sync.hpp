@@ -15,7 +15,7 @@
 
 namespace nodeport {
 
-// How much parse_mappings_json reads (README "sync"). Past any of these it
+// How much parse_mappings_json reads (docs/cli.md, `sync`). Past any of these it
 // stops reading at once and refuses the set, naming the limit ("file: ...").
 struct SyncLimits {
     std::size_t bytes;         // the whole input

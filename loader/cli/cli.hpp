@@ -1,5 +1,5 @@
 // The nodeport command line. Exit status (also in `nodeport --help` and the
-// README's table): 0 done, 1 runtime failure, 2 bad input (nothing was
+// table in docs/cli.md): 0 done, 1 runtime failure, 2 bad input (nothing was
 // changed), 3 not mapped (get, del), 4 kept because another owner holds the
 // port (del --owner); status alone gives 3 its own meaning, degraded.
 #pragma once

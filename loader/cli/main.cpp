@@ -7,7 +7,7 @@
 
 namespace {
 
-// Exit status, for `nodeport --help` (COMMAND --help names its own; README has the table).
+// Exit status, for `nodeport --help` (COMMAND --help names its own; docs/cli.md has the table).
 constexpr const char* exit_table =
     "exit status:\n"
     "  0  done\n"

@@ -256,7 +256,7 @@ static int compare_ns(const void *a, const void *b)
 }
 
 /* Median of 10,000 nodeport_set calls on distinct ports (printed, for the
- * README's comparison with the C++ and Go APIs). */
+ * comparison with the C++ and Go APIs in docs/api.md). */
 static void time_set(nodeport *np)
 {
 	enum { N = 10000 };

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The documentation against the code it restates (issue 19), no root:
+#   - docs/debugging.md's table of reasons: every reason of loader/reasons.cpp
+#     (the one table `stats` prints), with its path, in id order, and no other;
+#   - the default flow timeouts of include/nodeport/abi.h (NP_DEFAULT_*_S) in
+#     `nodeport load --help`, the man page, the example config and docs/cli.md;
+#   - every relative link in README.md, docs/ and tests/README.md leads to a
+#     file (and heading, with #anchor) that exists, and README.md links every
+#     page of docs/.
+#   docs_test.sh CLI
+set -u
+NODEPORT=$1
+. "$(dirname "$0")/lib.sh"
+ROOT=$(cd "$TESTS_DIR/.." && pwd)
+
+# --- Reasons ---
+# reasons.cpp's entries start `{NP_REASON_X, "name", path,` on one line; the
+# count against abi.h's NP_REASON_COUNT catches an entry this read missed.
+code_reasons=$(grep -oE '\{NP_REASON_[A-Z0-9_]+, "[a-z0-9_]+", (external|reply|local)' "$ROOT/loader/reasons.cpp" |
+    sed -E 's/.*"([a-z0-9_]+)", ([a-z]+)/\1 \2/')
+count=$(sed -nE 's/^\s*NP_REASON_COUNT = ([0-9]+).*/\1/p' "$ROOT/include/nodeport/abi.h")
+expect_eq "reasons.cpp read whole: NP_REASON_COUNT entries" "$count" "$(grep -c . <<<"$code_reasons")"
+doc_reasons=$(sed -nE 's/^\| `([a-z0-9_]+)` \| (external|reply|local) \|.*/\1 \2/p' "$ROOT/docs/debugging.md")
+what="docs/debugging.md: every reason with its path, in id order, none other"
+if [ "$code_reasons" = "$doc_reasons" ]; then
+    pass "$what"
+else
+    fail "$what (< reasons.cpp, > docs):$(diff <(echo "$code_reasons") <(echo "$doc_reasons") | sed -n 's/^[<>]/ &/p' | tr '\n' ';')"
+fi
+
+# --- Default timeouts ---
+# The option, and the abi.h define holding its default.
+defaults="tcp-timeout TCP_ESTABLISHED
+tcp-syn-timeout TCP_SYN
+tcp-closing-timeout TCP_CLOSING
+udp-timeout UDP_IDLE"
+help=$("$NODEPORT" load --help | tr -s ' \n' '  ')
+cli_md=$(tr -s ' \n' '  ' <"$ROOT/docs/cli.md")
+while read -r opt define; do
+    want=$(sed -nE "s/^#define NP_DEFAULT_${define}_S +([0-9]+).*/\1/p" "$ROOT/include/nodeport/abi.h")
+    [ -n "$want" ] || fail "abi.h: no NP_DEFAULT_${define}_S"
+    # `--OPT arg <description> (N)`, as Boost prints it (wrapped lines joined).
+    expect_eq "load --help: --$opt ($want)" "$want" \
+        "$(grep -oE -- "--$opt arg [^(]*\([0-9]+\)" <<<"$help" | sed -E 's/.*\(([0-9]+)\)$/\1/')"
+    # .BI \-\-OPT " S", then its description ending in (N).
+    man_opt=${opt//-/'\\-'}
+    expect_eq "nodeport.8: --$opt ($want)" "$want" \
+        "$(sed -nE "/^\.BI \\\\-\\\\-$man_opt \" S\"$/{n;s/.*\(([0-9]+)\)\.?$/\1/p}" "$ROOT/packaging/nodeport.8")"
+    expect_eq "nodeport.conf.example: #$opt = $want" "$want" \
+        "$(sed -nE "s/^#$opt = ([0-9]+)$/\1/p" "$ROOT/packaging/nodeport.conf.example")"
+    expect_eq "docs/cli.md: \`--$opt\` ... ($want)" "$want" \
+        "$(grep -oE -- "\`--$opt\` [^(\`]*\([0-9]+\)" <<<"$cli_md" | head -1 | sed -E 's/.*\(([0-9]+)\)$/\1/')"
+done <<<"$defaults"
+
+# --- Links ---
+# anchors FILE: the anchor of each heading outside code blocks, as GitHub
+# makes it: lower case, punctuation gone, blanks to hyphens.
+anchors() {
+    awk '/^```/ {code = !code; next} !code && /^#+ / {sub(/^#+ /, ""); print}' "$1" |
+        tr '[:upper:]' '[:lower:]' | sed -E 's/[^a-z0-9 _-]//g; s/ /-/g'
+}
+broken=""
+links=0
+for page in "$ROOT/README.md" "$ROOT"/docs/*.md "$ROOT/tests/README.md"; do
+    # Links outside code blocks and code spans: `](target)`.
+    targets=$(awk '/^```/ {code = !code; next} !code {gsub(/`[^`]*`/, ""); print}' "$page" |
+        grep -oE '\]\([^) ]+\)' | sed -E 's/^\]\((.*)\)$/\1/' | grep -vE '^[a-z]+:' || true)
+    for t in $targets; do
+        links=$((links + 1))
+        file=${t%%#*}
+        anchor=""
+        [[ "$t" == *#* ]] && anchor=${t#*#}
+        path=$page
+        [ -n "$file" ] && path=$(dirname "$page")/$file
+        if [ ! -e "$path" ]; then
+            broken="$broken ${page#"$ROOT"/}:$t"
+        elif [ -n "$anchor" ] && ! anchors "$path" | grep -qxF "$anchor"; then
+            broken="$broken ${page#"$ROOT"/}:$t(no such heading)"
+        fi
+    done
+done
+expect_eq "every relative link resolves ($links links)" "" "$broken"
+unlinked=""
+for page in "$ROOT"/docs/*.md; do
+    grep -qF "](docs/$(basename "$page"))" "$ROOT/README.md" || unlinked="$unlinked docs/$(basename "$page")"
+done
+expect_eq "README.md links every page of docs/" "" "$unlinked"
+
+finish
