@@ -142,6 +142,7 @@ Result<void> write_config(int config_fd) {
     __u32 zero = 0;
     np_config cfg{};
     cfg.abi_version = NODEPORT_ABI_VERSION;
+    cfg.flags = NP_CONFIG_SOCK_END_PENDING;  // a killed write's targets may wait: the load's own walk looks
     cfg.node_netns_cookie = *cookie;
     if (bpf_map_update_elem(config_fd, &zero, &cfg, BPF_ANY) != 0)
         return errno_error(errno, "write config map");

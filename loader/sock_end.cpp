@@ -130,13 +130,38 @@ SocketEnder SocketEnder::open(const std::filesystem::path& dir) {
         np_config cfg{};
         if (bpf_map_lookup_elem(config->get(), &zero, &cfg) == 0)
             ender.node_netns_cookie_ = cfg.node_netns_cookie;
+        ender.config_ = std::move(*config);
     }
     return ender;
+}
+
+bool SocketEnder::may_hold_targets() const {
+    __u32 zero = 0;
+    np_config cfg{};
+    return !config_.valid() || bpf_map_lookup_elem(config_.get(), &zero, &cfg) != 0 ||
+           (cfg.flags & NP_CONFIG_SOCK_END_PENDING);
+}
+
+std::string SocketEnder::mark_pending(bool pending) const {
+    __u32 zero = 0;
+    np_config cfg{};
+    if (!config_.valid() || bpf_map_lookup_elem(config_.get(), &zero, &cfg) != 0)
+        return std::string("read node_config: ") + std::strerror(config_.valid() ? errno : ENOENT);
+    const __u32 flags = pending ? cfg.flags | NP_CONFIG_SOCK_END_PENDING : cfg.flags & ~NP_CONFIG_SOCK_END_PENDING;
+    if (flags == cfg.flags)
+        return {};
+    cfg.flags = flags;
+    if (bpf_map_update_elem(config_.get(), &zero, &cfg, BPF_EXIST) != 0)
+        return std::string("write node_config: ") + std::strerror(errno);
+    return {};
 }
 
 std::string SocketEnder::record(const std::vector<Target>& targets) const {
     if (targets.empty() || !unavailable_.empty())
         return {};  // finish() says why nothing is ended
+    // Marked first: a write killed after recording leaves its targets found.
+    if (auto why = mark_pending(true); !why.empty())
+        return "record the socket end targets: " + why;
     const __u8 unused = 0;
     for (const auto& t : targets) {
         np_sock_end_target key = to_key(t);
@@ -148,7 +173,7 @@ std::string SocketEnder::record(const std::vector<Target>& targets) const {
 
 Result<std::vector<SocketEnder::Target>> SocketEnder::pending() const {
     std::vector<Target> out;
-    if (!unavailable_.empty())
+    if (!unavailable_.empty() || !may_hold_targets())
         return out;
     auto keys = map_keys<np_sock_end_target>(targets_.get(), "sock_end_targets");
     if (!keys)
@@ -173,18 +198,27 @@ EndedSockets SocketEnder::finish(int ports_fd, const std::vector<Target>& own) c
         ended.not_checked = recorded.error().message;
         return ended;
     }
+    // A target is forgotten once its sockets are right; when all are, no
+    // later write needs to look (mark_pending).
+    bool all_forgotten = true;
+    auto forget = [&](const Target& t) {
+        np_sock_end_target key = to_key(t);
+        if (bpf_map_delete_elem(targets_.get(), &key) != 0 && errno != ENOENT)
+            all_forgotten = false;
+    };
     // A target its node port leads to again has sockets that are right.
     std::vector<Target> stale;
     for (const auto& t : *recorded) {
-        if (leads_to(ports_fd, t)) {
-            np_sock_end_target key = to_key(t);
-            bpf_map_delete_elem(targets_.get(), &key);
-        } else {
+        if (leads_to(ports_fd, t))
+            forget(t);
+        else
             stale.push_back(t);
-        }
     }
-    if (stale.empty())
+    if (stale.empty()) {
+        if (all_forgotten)
+            mark_pending(false);
         return ended;
+    }
     bool tcp = false, udp = false;
     for (const auto& t : stale)
         (t.node_port.proto == Proto::tcp ? tcp : udp) = true;
@@ -203,11 +237,12 @@ EndedSockets SocketEnder::finish(int ports_fd, const std::vector<Target>& own) c
     std::vector<Target> mine = own;
     std::ranges::sort(mine);  // a sync may replace 131,072 backends: no linear search per target
     for (const auto& t : stale) {
-        np_sock_end_target key = to_key(t);
-        bpf_map_delete_elem(targets_.get(), &key);
+        forget(t);
         if (!std::ranges::binary_search(mine, t))
             ++ended.resumed;
     }
+    if (all_forgotten)
+        mark_pending(false);
     // The iterators walk the sockets of the caller's network namespace only.
     auto cookie = netns::current_cookie();
     if (!cookie || *cookie != node_netns_cookie_)

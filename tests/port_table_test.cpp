@@ -277,6 +277,46 @@ TEST_F(PortTableTest, RefusesPinnedMapsOfAnotherAbi) {
     close(fd);
 }
 
+// NP_CONFIG_SOCK_END_PENDING is set only while a write's socket-end targets
+// wait, so a write never walks the empty target map (which cost every set
+// ~100 us); a target a killed write left is still found, since the flag
+// went up before it was recorded.
+TEST_F(PortTableTest, SocketWalkIsMarkedPendingOnlyWhileTargetsWait) {
+    int config = bpf_obj_get((pin_dir_ / "node_config").c_str());
+    int targets = bpf_obj_get((pin_dir_ / "sock_end_targets").c_str());
+    ASSERT_GE(config, 0);
+    ASSERT_GE(targets, 0);
+    __u32 zero = 0;
+    auto pending = [&] {
+        np_config cfg{};
+        EXPECT_EQ(bpf_map_lookup_elem(config, &zero, &cfg), 0);
+        return (cfg.flags & NP_CONFIG_SOCK_END_PENDING) != 0;
+    };
+    EXPECT_FALSE(pending()) << "load's own walk found nothing left";
+    ASSERT_TRUE(table_->set(mapping(Proto::udp, 6667, "10.8.0.2", 6667, "sb-1")));
+    ASSERT_TRUE(table_->set(mapping(Proto::udp, 6667, "10.8.0.3", 6667, "sb-2")));
+    EXPECT_FALSE(pending()) << "the replaced backend's walk is done";
+
+    // What a write killed after recording leaves: the flag and a target.
+    np_config cfg{};
+    ASSERT_EQ(bpf_map_lookup_elem(config, &zero, &cfg), 0);
+    cfg.flags |= NP_CONFIG_SOCK_END_PENDING;
+    ASSERT_EQ(bpf_map_update_elem(config, &zero, &cfg, BPF_EXIST), 0);
+    np_sock_end_target left{};
+    left.backend_addr_be = parse_ipv4("10.8.0.9", "")->addr_be;
+    left.backend_port_be = htons(6667);
+    left.node_port_be = htons(6667);
+    left.proto = IPPROTO_UDP;
+    const __u8 unused = 0;
+    ASSERT_EQ(bpf_map_update_elem(targets, &left, &unused, BPF_ANY), 0);
+    auto next = table_->set(mapping(Proto::udp, 7000, "10.8.0.4", 7000, "sb-3"));
+    ASSERT_TRUE(next) << next.error().message;
+    EXPECT_EQ(next->ended.resumed, 1u) << "the next write walks what the killed one left";
+    EXPECT_FALSE(pending());
+    close(config);
+    close(targets);
+}
+
 TEST_F(PortTableTest, ConcurrentWritersLoseNoUpdate) {
     // 8 writers, each with its own PortTable (its own flock), 500 ports each.
     constexpr int writers = 8;

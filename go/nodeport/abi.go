@@ -31,9 +31,10 @@ var (
 )
 
 const (
-	familyIPv4   = 4   // NP_FAMILY_IPV4
-	ownerOffset  = 32  // np_backend.owner
-	backendBytes = 288 // sizeof(struct np_backend)
+	configSockEndPending = 1   // NP_CONFIG_SOCK_END_PENDING in np_config.flags
+	familyIPv4           = 4   // NP_FAMILY_IPV4
+	ownerOffset          = 32  // np_backend.owner
+	backendBytes         = 288 // sizeof(struct np_backend)
 )
 
 // portKey is struct np_port_key: proto, pad, port in host order.

@@ -68,6 +68,9 @@ func TestABIVersionIsAbiH(t *testing.T) {
 	if got := fmt.Sprint(abiVersion); got != want {
 		t.Fatalf("abiVersion %s, abi.h's NODEPORT_ABI_VERSION %s: update abi.go", got, want)
 	}
+	if got, want := fmt.Sprint(configSockEndPending), os.Getenv("NODEPORT_CONFIG_SOCK_END_PENDING"); got != want {
+		t.Fatalf("configSockEndPending %s, abi.h's NP_CONFIG_SOCK_END_PENDING %s: update abi.go", got, want)
+	}
 }
 
 func TestOpenNotLoaded(t *testing.T) {

@@ -1,6 +1,7 @@
 package nodeport
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sort"
@@ -31,6 +32,7 @@ type EndedSockets struct {
 const soNetnsCookie = 71 // SO_NETNS_COOKIE
 
 type socketEnder struct {
+	config      *ebpf.Map // node_config, whose flags say whether targets may be recorded
 	targets     *ebpf.Map // nil when the iterators are not loaded
 	udpLink     int
 	tcpLink     int
@@ -59,8 +61,48 @@ func openSocketEnder(op string, dirFD int, dir string, cfg nodeConfig) (*socketE
 		s.unavailable = "socket iterators not loaded (bpf_sock_destroy needs Linux >= 6.5; see nodeport load)"
 		return s, nil
 	}
-	s.targets = targets
+	config, err := openMap(op, dirFD, dir, nodeConfigShape)
+	if err != nil {
+		targets.Close()
+		s.close()
+		return nil, err
+	}
+	s.targets, s.config = targets, config
 	return s, nil
+}
+
+// configFlagsOffset: np_config.flags, after the __u32 abi_version.
+const configFlagsOffset = 4
+
+// mayHoldTargets: NP_CONFIG_SOCK_END_PENDING is set (or node_config cannot
+// be read: then the map is walked). While it is clear, nothing is recorded
+// and no write walks the empty map, every bucket of which a next-key visits.
+func (s *socketEnder) mayHoldTargets() bool {
+	v, err := s.config.LookupBytes(uint32(0))
+	return err != nil || len(v) < configFlagsOffset+4 ||
+		binary.NativeEndian.Uint32(v[configFlagsOffset:])&configSockEndPending != 0
+}
+
+// markPending sets or clears NP_CONFIG_SOCK_END_PENDING, under the pin
+// directory's lock like every write of the targets.
+func (s *socketEnder) markPending(pending bool) error {
+	v, err := s.config.LookupBytes(uint32(0))
+	if err != nil || len(v) < configFlagsOffset+4 {
+		return fmt.Errorf("read node_config: %v", err)
+	}
+	flags := binary.NativeEndian.Uint32(v[configFlagsOffset:])
+	want := flags &^ configSockEndPending
+	if pending {
+		want = flags | configSockEndPending
+	}
+	if want == flags {
+		return nil
+	}
+	binary.NativeEndian.PutUint32(v[configFlagsOffset:], want)
+	if err := s.config.Update(uint32(0), v, ebpf.UpdateExist); err != nil {
+		return fmt.Errorf("write node_config: %w", err)
+	}
+	return nil
 }
 
 func (s *socketEnder) close() {
@@ -75,6 +117,10 @@ func (s *socketEnder) close() {
 		s.targets.Close()
 		s.targets = nil
 	}
+	if s.config != nil {
+		s.config.Close()
+		s.config = nil
+	}
 }
 
 // record puts the targets a write will end into the map before the write
@@ -83,6 +129,10 @@ func (s *socketEnder) close() {
 func (s *socketEnder) record(targets []sockEndTarget) string {
 	if len(targets) == 0 || s.unavailable != "" {
 		return ""
+	}
+	// Marked first: a write killed after recording leaves its targets found.
+	if err := s.markPending(true); err != nil {
+		return "record the socket end targets: " + err.Error()
 	}
 	for _, t := range targets {
 		if err := s.targets.Update(t.key(), []byte{0}, ebpf.UpdateAny); err != nil {
@@ -95,6 +145,9 @@ func (s *socketEnder) record(targets []sockEndTarget) string {
 // pending: every target recorded now.
 func (s *socketEnder) pending() ([]sockEndTarget, error) {
 	var out []sockEndTarget
+	if !s.mayHoldTargets() {
+		return out, nil
+	}
 	seen := map[sockEndTarget]bool{}
 	var prev interface{} // untyped nil: the first key
 	for {
@@ -173,15 +226,26 @@ func (s *socketEnder) finish(ports *ebpf.Map, own []sockEndTarget) EndedSockets 
 		ended.NotChecked = err.Error()
 		return ended
 	}
+	// A target is forgotten once its sockets are right; when all are, no
+	// later write needs to look (markPending).
+	allForgotten := true
+	forget := func(t sockEndTarget) {
+		if err := s.targets.Delete(t.key()); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			allForgotten = false
+		}
+	}
 	var stale []sockEndTarget
 	for _, t := range recorded {
 		if leadsTo(ports, t) {
-			s.targets.Delete(t.key())
+			forget(t)
 		} else {
 			stale = append(stale, t)
 		}
 	}
 	if len(stale) == 0 {
+		if allForgotten {
+			s.markPending(false)
+		}
 		return ended
 	}
 	udp, tcp := false, false
@@ -211,10 +275,13 @@ func (s *socketEnder) finish(ports *ebpf.Map, own []sockEndTarget) EndedSockets 
 		mine[t] = true
 	}
 	for _, t := range stale {
-		s.targets.Delete(t.key())
+		forget(t)
 		if !mine[t] {
 			ended.Resumed++
 		}
+	}
+	if allForgotten {
+		s.markPending(false)
 	}
 	// The iterators walk the sockets of the caller's network namespace only.
 	if cookie, err := currentNetnsCookie(); err != nil || cookie != s.netnsCookie {

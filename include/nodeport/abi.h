@@ -70,9 +70,16 @@ struct np_node_addr_info {
 /* `node_config` array, one entry, written by `nodeport load`. */
 struct np_config {
 	__u32 abi_version;       /* NODEPORT_ABI_VERSION of the loader that created the maps */
-	__u32 flags;             /* reserved, 0 */
+	__u32 flags;             /* NP_CONFIG_*; the BPF programs read none of them */
 	__u64 node_netns_cookie; /* netns whose 127.0.0.0/8 is the node's loopback */
 };
+
+/* np_config.flags: `sock_end_targets` may hold targets. A write sets it
+ * before it records any, and a walk that has forgotten them all clears it
+ * (both under the pin directory's lock); `load` sets it, so the walk it
+ * resumes looks once. While it is clear, no writer has to walk the empty
+ * hash map, whose every bucket a get_next_key visits (~100 us). */
+#define NP_CONFIG_SOCK_END_PENDING 1
 
 /* Per-socket record of the translations a socket made, kept in socket-local
  * storage (`sock_xlat`) so it dies with the socket. The reverse hooks

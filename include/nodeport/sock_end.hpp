@@ -72,6 +72,12 @@ public:
     Result<std::vector<Target>> pending() const;
 
 private:
+    // NP_CONFIG_SOCK_END_PENDING in `node_config`: whether the target map
+    // may hold anything (true when it cannot be read: then the map is walked).
+    bool may_hold_targets() const;
+    std::string mark_pending(bool pending) const;
+
+    Fd config_;   // the `node_config` map
     Fd targets_;  // the `sock_end_targets` map
     Fd udp_link_;
     Fd tcp_link_;

@@ -29,6 +29,8 @@ CASES=$(cd "$GO_DIR/../tests/conformance" && pwd)/port_table.json
 MODULE=$(awk '$1 == "module" {print $2}' "$GO_DIR/go.mod")
 export NODEPORT_TEST_PIN_DIR=$PIN NODEPORT_CONFORMANCE=$CASES
 export NODEPORT_ABI_VERSION=$(awk '$2 == "NODEPORT_ABI_VERSION" {print $3}' "$GO_DIR/../include/nodeport/abi.h")
+export NODEPORT_CONFIG_SOCK_END_PENDING=$(awk '$2 == "NP_CONFIG_SOCK_END_PENDING" {print $3}' \
+    "$GO_DIR/../include/nodeport/abi.h")
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod
 export GOCACHE=$BUILD_DIR/go-cache GOPATH=$BUILD_DIR/go-path
 cd "$GO_DIR" || exit 1
