@@ -1,8 +1,10 @@
 // The loader library against real, pinned maps in a private pin directory.
 // Nothing is attached: LoadOptions::cgroup stays empty.
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <algorithm>

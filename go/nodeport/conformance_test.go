@@ -232,6 +232,9 @@ func TestConformance(t *testing.T) {
 					p, _ := checkNodePort(s.Proto, s.Port)
 					b := netip.MustParseAddrPort(s.Backend)
 					tg := sockEndTarget{p, b.Addr().As4(), b.Port()}
+					if err := tb.ender.markPending(true); err != nil { // as a write does before it records
+						t.Fatalf("%s: %v", step, err)
+					}
 					if err := tb.ender.targets.Put(tg.key(), []byte{0}); err != nil {
 						t.Fatalf("%s: %v", step, err)
 					}

@@ -176,6 +176,7 @@ Outcome run_c(nodeport_table* np, const json& step) {
 struct Maps {
     int counters = -1;
     int targets = -1;
+    int config = -1;
 };
 
 std::vector<std::string> counter_keys(int fd) {
@@ -234,9 +235,10 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "open %s: %s\n", pin.c_str(), table ? nodeport_last_error() : table.error().message.c_str());
         return 1;
     }
-    Maps maps{bpf_obj_get((pin + "/port_counters").c_str()), bpf_obj_get((pin + "/sock_end_targets").c_str())};
-    if (maps.counters < 0 || maps.targets < 0) {
-        std::fprintf(stderr, "%s has no port_counters or sock_end_targets\n", pin.c_str());
+    Maps maps{bpf_obj_get((pin + "/port_counters").c_str()), bpf_obj_get((pin + "/sock_end_targets").c_str()),
+              bpf_obj_get((pin + "/node_config").c_str())};
+    if (maps.counters < 0 || maps.targets < 0 || maps.config < 0) {
+        std::fprintf(stderr, "%s has no port_counters, sock_end_targets or node_config\n", pin.c_str());
         return 1;
     }
     const int cpus = libbpf_num_possible_cpus();
@@ -266,6 +268,11 @@ int main(int argc, char** argv) {
                 key.backend_port_be = htons(backend.port);
                 key.node_port_be = htons(step.at("port").get<std::uint16_t>());
                 key.proto = static_cast<__u8>(*parse_proto(step.at("proto").get<std::string>()));
+                __u32 zero = 0;
+                np_config cfg{};
+                bpf_map_lookup_elem(maps.config, &zero, &cfg);
+                cfg.flags |= NP_CONFIG_SOCK_END_PENDING;  // a write marks the walk pending, then records
+                bpf_map_update_elem(maps.config, &zero, &cfg, BPF_EXIST);
                 const __u8 unused = 0;
                 bpf_map_update_elem(maps.targets, &key, &unused, BPF_ANY);
                 continue;
