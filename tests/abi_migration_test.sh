@@ -11,7 +11,7 @@ NODEPORT=$1
 require datapath
 SRC=$(dirname "$TESTS_DIR")
 
-ABI2_COMMIT=$(git -C "$SRC" log -1 --format=%H -S'#define NODEPORT_ABI_VERSION 2' -- include/nodeport/abi.h 2>/dev/null)
+ABI2_COMMIT=$(abi_introduced 2)
 if [ -z "$ABI2_COMMIT" ] || ! git -C "$SRC" cat-file -e "$ABI2_COMMIT^" 2>/dev/null; then
     skip "the ABI 1 build comes from the git history, and this checkout has none (a shallow clone?)"
 fi
@@ -25,19 +25,10 @@ on_cleanup() {
     rm -rf "$WORK"
 }
 
-mkdir "$WORK/abi1-src"
-git -C "$SRC" archive "$ABI2_COMMIT^" | tar -x -C "$WORK/abi1-src"
-OLD=$(build_cli abi1 "$WORK/abi1-src") || { fail "the ABI 1 commit builds"; finish; exit; }
+OLD=$(cli_before_abi 2) || { fail "the ABI 1 commit builds"; finish; exit; }
 expect_match "the ABI 1 build says so" "map ABI 1," "$("$OLD" --version)"
 
-topo_node
-topo_client
-topo_cgroup
-topo_sandbox 1
-topo_serve sb1 sb1 7000 --hold
-SB1=$(topo_sandbox_ip 1)
-old() { topo_in node "$OLD" "$1" --pin-dir "$PIN" "${@:2}"; }
-new() { topo_in node "$NODEPORT" "$1" --pin-dir "$PIN" "${@:2}"; }
+upgrade_node
 
 old load --cgroup "$TOPO_CGROUP" --iface ext0 >/dev/null || { fail "ABI 1 load"; finish; exit; }
 old set tcp/7000 "$SB1:7000" --owner sb-1 >/dev/null

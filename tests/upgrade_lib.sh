@@ -1,5 +1,5 @@
 # Helpers for the tests that replace a loaded nodeport under traffic
-# (reload_test.sh, abi_migration_test.sh). Source after tests/lib.sh and
+# (reload_test.sh, abi_migration_test.sh, abi2_migration_test.sh, deb_test.sh). Source after tests/lib.sh and
 # test_begin.
 
 # build_cli NAME SRC [CMAKE-ARGS...]: builds the nodeport CLI of the tree SRC
@@ -16,6 +16,41 @@ build_cli() {
         return 1
     fi
 }
+
+# abi_introduced N: the commit of this checkout's history that introduced
+# map ABI N: the oldest to add "#define NODEPORT_ABI_VERSION N" (the commit
+# of ABI N+1 removes that line, and a plain -S finds it first). Empty
+# without the history (a shallow clone).
+abi_introduced() {
+    git -C "$(dirname "$TESTS_DIR")" log --reverse --format=%H -S"#define NODEPORT_ABI_VERSION $1" \
+        -- include/nodeport/abi.h 2>/dev/null | head -n 1
+}
+
+# cli_before_abi N: builds the nodeport CLI of the commit before ABI N came
+# (the last build of ABI N-1, from the git history) into $WORK; prints its
+# path, or fails as build_cli does.
+cli_before_abi() {
+    local name="abi$(($1 - 1))" commit
+    commit=$(abi_introduced "$1")
+    mkdir "$WORK/$name-src"
+    git -C "$(dirname "$TESTS_DIR")" archive "$commit^" | tar -x -C "$WORK/$name-src"
+    build_cli "$name" "$WORK/$name-src"
+}
+
+# upgrade_node: the node, the client, the hooked cgroup and one sandbox
+# serving tcp/7000 (--hold) at $SB1, for a test that loads $OLD's nodeport
+# and then this build's over it; old and new run each CLI in the node
+# namespace on $PIN.
+upgrade_node() {
+    topo_node
+    topo_client
+    topo_cgroup
+    topo_sandbox 1
+    topo_serve sb1 sb1 7000 --hold
+    SB1=$(topo_sandbox_ip 1)
+}
+old() { topo_in node "$OLD" "$1" --pin-dir "$PIN" "${@:2}"; }
+new() { topo_in node "$NODEPORT" "$1" --pin-dir "$PIN" "${@:2}"; }
 
 # The traffic that must not notice a reload, from start_traffic to
 # stop_traffic: new connections in a loop through the external path (client
