@@ -7,10 +7,10 @@
 // `closed_flows`. The old programs hold their maps by reference, not by
 // path, so the steps are: check the old pins (nothing changed yet), move the
 // changed ones aside (flows, udp_flows and node_udp, as NAME_abi2), let the
-// new objects create the new maps, copy every live entry over before any new
-// program is attached, copy once more right after they are (what the old
-// programs recorded meanwhile; entries the new ones wrote win), then remove
-// the old pins. A migrated TCP flow has no sequence numbers yet: each side's
+// new objects create the new maps, copy every live entry over right before
+// the new TC programs are attached (everything slow is done by then), copy
+// once more right after they are (what the old programs recorded meanwhile;
+// entries the new ones wrote win), then remove the old pins. A migrated TCP flow has no sequence numbers yet: each side's
 // are learnt from its next packet, and until both are known an RST is taken
 // as conntrack's be_liberal would. Closed flows (`closed_flows`) are not
 // copied: a late packet of a closed connection finds no flow, as after any

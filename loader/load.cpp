@@ -197,18 +197,16 @@ Result<void> copy_flows(tc_bpf* tc, Migrations& migrations) {
 
 // Loads both objects. Both declare the shared maps pinned by name: the first
 // to load creates and pins them, the second (and every later load) reuses
-// them. A migration's new maps are filled here, before any program that
-// reads them is attached.
-Result<void> load_objects(sock_bpf* sock, tc_bpf* tc, Migrations& migrations) {
+// them. A migration's new `ports` is filled here, before any program that
+// reads it is attached (its flows are copied just before the TC programs
+// switch: see load()).
+Result<void> load_objects(sock_bpf* sock, tc_bpf* tc, const Migrations& migrations) {
     if (int err = sock_bpf__load(sock); err != 0)
         return libbpf_error(-err, "load socket programs (needs root and Linux >= 5.14 with BTF)");
     if (int err = tc_bpf__load(tc); err != 0)
         return libbpf_error(-err, "load TC programs (needs root and Linux >= 5.14 with BTF)");
     if (migrations.ports)
-        if (auto ok = migrations.ports->fill(bpf_map__fd(sock->maps.ports)); !ok)
-            return ok;
-    if (migrations.flows)
-        return copy_flows(tc, migrations);
+        return migrations.ports->fill(bpf_map__fd(sock->maps.ports));
     return {};
 }
 
@@ -403,6 +401,15 @@ Result<LoadReport> load(const LoadOptions& options) {
     restore_pinned_programs_on_undo(undo, dir);
     if (auto ok = tc::pin_programs(dir, tc::fds_of(tc_programs)); !ok)
         return std::unexpected(ok.error());
+    // A migration's flows, copied as late as possible before the new TC
+    // programs take over: a flow the old ones record after this copy (a new
+    // connection's SYN) is not seen by the new ones until the copy after the
+    // switch, and its reply leaves untranslated meanwhile. Everything slow
+    // (loading, verifying, attaching the socket programs and iterators) is
+    // done by now, so that window is the switch itself.
+    if (migrations->flows)
+        if (auto ok = copy_flows(tc.get(), *migrations); !ok)
+            return std::unexpected(ok.error());
     auto attached = tc::attach(dir, tc_programs, options.interfaces, options.tc_attach,
                                bpf_map__fd(tc->maps.tc_attachments), undo, tc::OnFailure::stop);
     if (!attached)

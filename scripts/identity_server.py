@@ -38,7 +38,10 @@ while True:
             else:
                 conn.close()
         elif key.fileobj is not udp:  # a held connection
-            data = key.fileobj.recv(2048)
+            try:
+                data = key.fileobj.recv(2048)
+            except OSError:  # reset by its client: that connection ends, the server goes on
+                data = b""
             if data:
                 key.fileobj.sendall(f"{args.name} {data.decode().strip()}\n".encode())
             else:
