@@ -161,7 +161,8 @@ Result<void> FlowMigration::set_aside() {
     return {};
 }
 
-Result<std::size_t> FlowMigration::copy(int flows_fd, int half_open_fd, int udp_flows_fd, int node_udp_fd) const {
+Result<std::size_t> FlowMigration::copy(int flows_fd, int half_open_fd, int udp_flows_fd, int node_udp_fd,
+                                        std::uint64_t since_ns) const {
     std::size_t copied = 0;
     auto count = [&copied](Result<bool> put) -> Result<void> {
         if (!put)
@@ -171,6 +172,8 @@ Result<std::size_t> FlowMigration::copy(int flows_fd, int half_open_fd, int udp_
     };
     auto copy_flows = [&](std::string_view aside, int fd, std::string_view name) {
         return for_each_old<V2Flow>(dir_, aside, [&](const V2FlowKey& k, const V2Flow& v) -> Result<void> {
+            if (v.last_seen_ns < since_ns)
+                return {};
             const auto key = convert(k);
             if (v.state == NP_FLOW_SYN_SENT && k.proto == IPPROTO_TCP) {
                 // A handshake: its reply entry becomes the half-open one.
@@ -201,6 +204,8 @@ Result<std::size_t> FlowMigration::copy(int flows_fd, int half_open_fd, int udp_
     if (auto ok = copy_flows("udp_flows_abi2", udp_flows_fd, "udp_flows"); !ok)
         return std::unexpected(ok.error());
     auto noted = for_each_old<__u64>(dir_, "node_udp_abi2", [&](const V2FlowKey& k, const __u64& sent_ns) {
+        if (sent_ns < since_ns)
+            return Result<void>{};
         const auto key = convert(k);
         return done(put_new(node_udp_fd, &key, &sent_ns, "node_udp"));
     });

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string_view>
@@ -43,9 +44,14 @@ public:
 
     // Moves the changed pins aside, so the new objects create their own.
     Result<void> set_aside();
-    // Copies the old tables' live entries into the new maps, keeping any
+    // Copies the old tables' entries last written at or after `since_ns`
+    // (CLOCK_MONOTONIC, as bpf_ktime_get_ns) into the new maps, keeping any
     // entry already there; returns how many TCP and UDP flows were copied.
-    Result<std::size_t> copy(int flows_fd, int half_open_fd, int udp_flows_fd, int node_udp_fd) const;
+    // A second copy passes the first one's start: an older entry is in the
+    // new maps already, or the new programs ended it since, and it must not
+    // come back.
+    Result<std::size_t> copy(int flows_fd, int half_open_fd, int udp_flows_fd, int node_udp_fd,
+                             std::uint64_t since_ns) const;
     // Puts the old pins back, for a load that fails before any program is
     // switched: the node is as it was.
     void undo();

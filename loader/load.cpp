@@ -13,7 +13,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <memory>
 
@@ -156,6 +158,7 @@ struct Migrations {
     std::optional<Abi1Migration> ports;
     std::optional<FlowMigration> flows;
     std::size_t flows_copied = 0;
+    std::uint64_t copied_since_ns = 0;  // the first copy's start: what the second copy takes
 };
 
 // Checks the pins a load finds before it changes anything: every map of this
@@ -185,13 +188,22 @@ Result<Migrations> check_pins(const std::filesystem::path& dir) {
     return Migrations{migrating ? *abi : 0, std::move(*ports), std::move(*flows), 0};
 }
 
-// Copies the old flows into the new tables (FlowMigration::copy).
+// Copies the old flows into the new tables (FlowMigration::copy): every one
+// the first time; the second time, after the switch, only what the old
+// programs wrote since the first began, so that a flow the new programs
+// ended meanwhile (a final ACK, an RST, a SYN on its tuple) stays ended.
 Result<void> copy_flows(tc_bpf* tc, Migrations& migrations) {
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);  // bpf_ktime_get_ns()'s clock
+    const std::uint64_t started = std::uint64_t(now.tv_sec) * 1'000'000'000ULL + std::uint64_t(now.tv_nsec);
     auto copied = migrations.flows->copy(bpf_map__fd(tc->maps.flows), bpf_map__fd(tc->maps.half_open_flows),
-                                         bpf_map__fd(tc->maps.udp_flows), bpf_map__fd(tc->maps.node_udp));
+                                         bpf_map__fd(tc->maps.udp_flows), bpf_map__fd(tc->maps.node_udp),
+                                         migrations.copied_since_ns);
     if (!copied)
         return std::unexpected(copied.error());
     migrations.flows_copied += *copied;
+    if (migrations.copied_since_ns == 0)
+        migrations.copied_since_ns = started;
     return {};
 }
 
