@@ -2,12 +2,12 @@
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
-#include <time.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <tuple>
 
+#include "bpf_clock.hpp"
 #include "map_keys.hpp"
 #include "nodeport/abi.h"
 #include "pin_dir.hpp"
@@ -16,12 +16,6 @@ namespace nodeport {
 namespace {
 
 using std::chrono::nanoseconds;
-
-nanoseconds monotonic_now() {
-    timespec now{};
-    clock_gettime(CLOCK_MONOTONIC, &now);  // the clock of bpf_ktime_get_ns()
-    return std::chrono::seconds(now.tv_sec) + nanoseconds(now.tv_nsec);
-}
 
 FlowState state_of(const np_flow& f) {
     if (f.state == NP_FLOW_FIN_WAIT)
@@ -140,7 +134,7 @@ Result<std::vector<Flow>> list_flows(const std::filesystem::path& dir) {
     auto timeouts = read_timeouts(dir);
     if (!timeouts)
         return std::unexpected(timeouts.error());
-    const auto now = monotonic_now();
+    const auto now = nanoseconds(bpf_clock_ns());
     std::vector<Flow> out;
     auto walked = for_each_flow(dir, [&](int, const np_flow_key& key, Flow flow, __u64 last_seen_ns) {
         if (key.dir != NP_FLOW_TO_BACKEND && flow.state != FlowState::syn_sent)

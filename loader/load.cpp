@@ -15,11 +15,11 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <ctime>
 #include <functional>
 #include <memory>
 
 #include "abi1_migration.hpp"
+#include "bpf_clock.hpp"
 #include "flow_migration.hpp"
 #include "iface_choice.hpp"
 #include "libbpf_log.hpp"
@@ -193,9 +193,7 @@ Result<Migrations> check_pins(const std::filesystem::path& dir) {
 // programs wrote since the first began, so that a flow the new programs
 // ended meanwhile (a final ACK, an RST, a SYN on its tuple) stays ended.
 Result<void> copy_flows(tc_bpf* tc, Migrations& migrations) {
-    timespec now{};
-    clock_gettime(CLOCK_MONOTONIC, &now);  // bpf_ktime_get_ns()'s clock
-    const std::uint64_t started = std::uint64_t(now.tv_sec) * 1'000'000'000ULL + std::uint64_t(now.tv_nsec);
+    const std::uint64_t started = bpf_clock_ns();
     auto copied = migrations.flows->copy(bpf_map__fd(tc->maps.flows), bpf_map__fd(tc->maps.half_open_flows),
                                          bpf_map__fd(tc->maps.udp_flows), bpf_map__fd(tc->maps.node_udp),
                                          migrations.copied_since_ns);

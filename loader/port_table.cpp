@@ -7,10 +7,10 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
-#include <time.h>
 
 #include "nodeport/abi.h"
 #include "backend_key.hpp"
+#include "bpf_clock.hpp"
 #include "map_keys.hpp"
 #include "pin_dir.hpp"
 #include "test_hook.hpp"
@@ -152,12 +152,10 @@ void PortTable::forget_counters(NodePort node_port) {
 void PortTable::remember_replaced(const std::vector<Mapping>& replaced) {
     if (!replaced_.valid())
         return;
-    timespec now{};
-    clock_gettime(CLOCK_MONOTONIC, &now);
+    const __u64 now = bpf_clock_ns();
     for (const auto& m : replaced) {
         np_sock_end_target key = backend_key(m.node_port, m.backend);
-        np_replaced_backend value{owner_id(m.owner),
-                                  static_cast<__u64>(now.tv_sec) * 1'000'000'000ULL + static_cast<__u64>(now.tv_nsec)};
+        np_replaced_backend value{owner_id(m.owner), now};
         bpf_map_update_elem(replaced_.get(), &key, &value, BPF_ANY);
     }
 }

@@ -10,12 +10,7 @@ NODEPORT=$1
 . "$(dirname "$0")/lib.sh"
 . "$TESTS_DIR/upgrade_lib.sh"
 require datapath
-SRC=$(dirname "$TESTS_DIR")
-
-ABI3_COMMIT=$(abi_introduced 3)
-if [ -z "$ABI3_COMMIT" ] || ! git -C "$SRC" cat-file -e "$ABI3_COMMIT^" 2>/dev/null; then
-    skip "the ABI 2 build comes from the git history, and this checkout has none (a shallow clone?)"
-fi
+require_abi_history 3
 
 test_begin abi2mig
 WORK=$(mktemp -d /tmp/np-abi2mig.XXXXXX)

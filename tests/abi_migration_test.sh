@@ -9,12 +9,7 @@ NODEPORT=$1
 . "$(dirname "$0")/lib.sh"
 . "$TESTS_DIR/upgrade_lib.sh"
 require datapath
-SRC=$(dirname "$TESTS_DIR")
-
-ABI2_COMMIT=$(abi_introduced 2)
-if [ -z "$ABI2_COMMIT" ] || ! git -C "$SRC" cat-file -e "$ABI2_COMMIT^" 2>/dev/null; then
-    skip "the ABI 1 build comes from the git history, and this checkout has none (a shallow clone?)"
-fi
+require_abi_history 2
 
 test_begin abimig
 WORK=$(mktemp -d /tmp/np-abimig.XXXXXX)

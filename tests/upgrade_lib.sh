@@ -26,6 +26,15 @@ abi_introduced() {
         -- include/nodeport/abi.h 2>/dev/null | head -n 1
 }
 
+# require_abi_history N: skips the test unless this checkout's history holds
+# the commit that introduced ABI N and its parent (a shallow clone does not).
+require_abi_history() {
+    local commit
+    commit=$(abi_introduced "$1")
+    [ -n "$commit" ] && git -C "$(dirname "$TESTS_DIR")" cat-file -e "$commit^" 2>/dev/null ||
+        skip "the ABI $(($1 - 1)) build comes from the git history, and this checkout has none (a shallow clone?)"
+}
+
 # cli_before_abi N: builds the nodeport CLI of the commit before ABI N came
 # (the last build of ABI N-1, from the git history) into $WORK; prints its
 # path, or fails as build_cli does.
