@@ -100,11 +100,15 @@ Result<void> record_interface_choice(const std::filesystem::path& dir, const Rec
     auto locked = pin_dir::open_locked(dir, lock_wait);
     if (!locked)
         return std::unexpected(locked.error());
+    return iface_choice::record(dir, recorded);
+}
+
+Result<void> iface_choice::record(const std::filesystem::path& dir, const RecordedChoice& recorded) {
     bool created = false;
-    auto map = iface_choice::open_or_create(dir, created);
+    auto map = open_or_create(dir, created);
     if (!map)
         return std::unexpected(map.error());
-    return iface_choice::write(map->get(), recorded);
+    return write(map->get(), recorded);
 }
 
 }  // namespace nodeport

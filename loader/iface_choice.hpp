@@ -21,4 +21,8 @@ Result<Fd> open_or_create(const std::filesystem::path& dir, bool& created);
 // Writes the record; the caller holds the pin directory lock.
 Result<void> write(int map_fd, const RecordedChoice& recorded);
 
+// Writes the record, creating the map when it is missing; the caller holds
+// the pin directory lock (record_interface_choice takes it).
+Result<void> record(const std::filesystem::path& dir, const RecordedChoice& recorded);
+
 }  // namespace nodeport::iface_choice

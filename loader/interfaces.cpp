@@ -11,6 +11,7 @@
 
 #include <algorithm>
 
+#include "interfaces_locked.hpp"
 #include "libbpf_log.hpp"
 #include "nodeport/fd.hpp"
 #include "netlink.hpp"
@@ -161,14 +162,20 @@ WithinLimit within_limit(const std::vector<std::string>& chosen, const std::vect
 Result<std::vector<TcAttachment>> attach_interfaces(const std::filesystem::path& dir,
                                                     const std::vector<std::string>& interfaces, TcAttachMode mode,
                                                     std::chrono::milliseconds lock_wait) {
+    auto locked = pin_dir::open_locked(dir, lock_wait);
+    if (!locked)
+        return std::unexpected(locked.error());
+    return attach_interfaces_locked(dir, interfaces, mode);
+}
+
+Result<std::vector<TcAttachment>> attach_interfaces_locked(const std::filesystem::path& dir,
+                                                           const std::vector<std::string>& interfaces,
+                                                           TcAttachMode mode) {
     // libbpf's messages are kept for errors, not printed: re-adding a clsact
     // qdisc that exists, on every resync, makes the kernel say so. Whatever
     // an earlier call left is stale.
     auto log_capture = capture_libbpf_log();
     (void)take_libbpf_log();
-    auto locked = pin_dir::open_locked(dir, lock_wait);
-    if (!locked)
-        return std::unexpected(locked.error());
     if (auto ok = netns::check_loaded_here(dir, "watch"); !ok)
         return std::unexpected(ok.error());
     // Opened under the lock: a load running meanwhile has pinned its programs.

@@ -1,6 +1,7 @@
 #include "test_hook.hpp"
 
 #ifdef NODEPORT_TEST_HOOKS
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -22,6 +23,15 @@ Result<void> test_hook(std::string_view point) {
     if (spec == "pause:" + std::string(point)) {
         std::fprintf(stderr, "nodeport: test hook: paused at %.*s\n", static_cast<int>(point.size()), point.data());
         std::fflush(stderr);
+        // SIGUSR1 ends the pause: a handler that does nothing makes sleep()
+        // return early, where the default action would end the process.
+        struct sigaction resume{};
+        resume.sa_handler = [](int) {};
+        ::sigaction(SIGUSR1, &resume, nullptr);
+        sigset_t usr1;
+        sigemptyset(&usr1);
+        sigaddset(&usr1, SIGUSR1);
+        ::sigprocmask(SIG_UNBLOCK, &usr1, nullptr);
         ::sleep(60);
     }
     return {};

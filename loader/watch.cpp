@@ -6,10 +6,13 @@
 #include <cerrno>
 #include <cstdint>
 
+#include "iface_choice.hpp"
+#include "interfaces_locked.hpp"
 #include "netlink.hpp"
 #include "nodeport/interfaces.hpp"
 #include "netns.hpp"
 #include "pin_dir.hpp"
+#include "test_hook.hpp"
 
 namespace nodeport {
 namespace {
@@ -26,16 +29,17 @@ Result<void> check_followable(const std::filesystem::path& dir) {
 }
 
 // The choice a resync follows: the options', recorded as the one in force
-// when it is not yet; or the recorded one; or, with none recorded (pins of
-// an earlier nodeport), the default route's interface, as watch always did.
-Result<std::pair<RecordedChoice, bool>> followed_choice(const WatchOptions& options) {
+// when it is not yet (`record`: the caller holds the pin directory lock); or
+// the recorded one; or, with none recorded (pins of an earlier nodeport), the
+// default route's interface, as watch always did.
+Result<std::pair<RecordedChoice, bool>> followed_choice(const WatchOptions& options, bool record) {
     auto recorded = recorded_interface_choice(options.pin_dir);
     if (!recorded)
         return std::unexpected(recorded.error());
     if (options.interfaces) {
         RecordedChoice given{*options.interfaces, options.tc_attach.value_or(TcAttachMode::automatic)};
-        if (*recorded != given)
-            if (auto ok = record_interface_choice(options.pin_dir, given, options.lock_wait); !ok)
+        if (record && *recorded != given)
+            if (auto ok = iface_choice::record(options.pin_dir, given); !ok)
                 return std::unexpected(ok.error());
         return std::pair{given, false};
     }
@@ -59,26 +63,39 @@ std::vector<std::string> attached_names(const std::filesystem::path& dir) {
     return names;
 }
 
+// Attaches what the followed choice names, noting the choice and what was
+// left out in `state`. The choice is read, and what it names attached, under
+// one hold of the lock: a load that records another choice in between would
+// otherwise have its attachments undone by the choice it replaced
+// (watch_limit_test saw `load --iface ext0` followed by a resync attaching
+// the 61 of `--iface all` again).
+Result<std::vector<TcAttachment>> attach_followed(const WatchOptions& options, NodeState& state) {
+    auto locked = pin_dir::open_locked(options.pin_dir, options.lock_wait);
+    if (!locked)
+        return std::unexpected(locked.error());
+    auto followed = followed_choice(options, true);
+    if (!followed)
+        return std::unexpected(followed.error());
+    state.followed = followed->first;
+    state.from_record = followed->second;
+    auto names = choose_interfaces(state.followed.choice);
+    if (!names)
+        return std::unexpected(names.error());
+    state.chosen = names->size();
+    // More than fit: which are attached is decided here, so the records
+    // never overflow and what is attached stays put.
+    auto fit = within_limit(*names, attached_names(options.pin_dir));
+    state.unattached = std::move(fit.left);
+    if (auto ok = test_hook("watch:chosen"); !ok)
+        return std::unexpected(ok.error());
+    return attach_interfaces_locked(options.pin_dir, fit.attach, state.followed.tc_attach);
+}
+
 }  // namespace
 
 Result<NodeState> sync_node(const WatchOptions& options) {
-    auto followed = followed_choice(options);
-    if (!followed)
-        return std::unexpected(followed.error());
     NodeState state;
-    state.followed = followed->first;
-    state.from_record = followed->second;
-    auto attached = [&]() -> Result<std::vector<TcAttachment>> {
-        auto names = choose_interfaces(state.followed.choice);
-        if (!names)
-            return std::unexpected(names.error());
-        state.chosen = names->size();
-        // More than fit: which are attached is decided here, so the records
-        // never overflow and what is attached stays put.
-        auto fit = within_limit(*names, attached_names(options.pin_dir));
-        state.unattached = std::move(fit.left);
-        return attach_interfaces(options.pin_dir, fit.attach, state.followed.tc_attach, options.lock_wait);
-    }();
+    auto attached = attach_followed(options, state);
     // An interface that failed does not keep the node's addresses stale.
     auto addrs = refresh(options.pin_dir, options.node_ips, options.lock_wait);
     if (!attached && !addrs)
@@ -98,7 +115,7 @@ Result<void> watch(WatchOptions options, int control_fd, const std::function<Wat
     if (auto ok = check_followable(options.pin_dir); !ok)
         return ok;
     // Subscribed before the first resync, so a change during it is not missed.
-    auto first = followed_choice(options);
+    auto first = followed_choice(options, false);
     bool routes = first && wants_routes(first->first.choice);
     auto events = netlink::subscribe(routes);
     if (!events)
