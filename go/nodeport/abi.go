@@ -2,6 +2,7 @@ package nodeport
 
 import (
 	"encoding/binary"
+	"net/netip"
 
 	"github.com/cilium/ebpf"
 )
@@ -103,4 +104,74 @@ func parseSockEndTarget(k []byte) sockEndTarget {
 
 func targetOf(e entry) sockEndTarget {
 	return sockEndTarget{e.nodePort, e.addr, e.backendPort}
+}
+
+// The flow tables (struct np_flow_key, np_flow, np_half_open), read by Drain.
+const (
+	flowKeyBytes      = 40 // sizeof(struct np_flow_key)
+	flowBytes         = 48 // sizeof(struct np_flow)
+	halfOpenBytes     = 64 // sizeof(struct np_half_open)
+	flowTimeoutsBytes = 32 // sizeof(struct np_flow_timeouts)
+	localConnBytes    = 12 // sizeof(struct np_local_conn)
+	ipprotoUDP        = 17
+	flowToBackend     = 1 // NP_FLOW_TO_BACKEND
+	flowFinWait       = 2 // NP_FLOW_FIN_WAIT
+	flowPickedUp      = 5 // NP_FLOW_PICKED_UP
+)
+
+// flowTimeouts is struct np_flow_timeouts, in ns.
+type flowTimeouts struct {
+	tcpEstablished, tcpSyn, tcpClosing, udpIdle uint64
+}
+
+func parseFlowTimeouts(v []byte) flowTimeouts {
+	return flowTimeouts{binary.NativeEndian.Uint64(v[0:]), binary.NativeEndian.Uint64(v[8:]),
+		binary.NativeEndian.Uint64(v[16:]), binary.NativeEndian.Uint64(v[24:])}
+}
+
+// flowID tells connections apart: one shows in two tables while its
+// handshake moves from half_open_flows to flows.
+type flowID struct {
+	proto            uint8
+	client, nodeAddr [4]byte
+	clientPort, node uint16
+}
+
+// flowEntry is what Drain needs of one entry of a flow table.
+type flowEntry struct {
+	id                 flowID
+	backend            netip.AddrPort
+	lastSeen, lifetime uint64 // live while now <= lastSeen + lifetime
+}
+
+// parseFlowEntry reads an entry of flows or udp_flows (an np_flow value) or
+// of half_open_flows (np_half_open); false for the entries a flow has
+// towards its client, which Drain does not count twice.
+func parseFlowEntry(key, value []byte, to flowTimeouts) (flowEntry, bool) {
+	var f flowEntry
+	client := [4]byte(key[0:4])
+	peer := netip.AddrPortFrom(netip.AddrFrom4([4]byte(key[16:20])), binary.BigEndian.Uint16(key[34:]))
+	clientPort, proto, dir := binary.BigEndian.Uint16(key[32:]), key[36], key[37]
+	f.lastSeen = binary.NativeEndian.Uint64(value[24:])
+	if len(value) == halfOpenBytes {
+		// Under the key of its replies (client, backend): the node address
+		// and port are in the value.
+		f.id = flowID{proto, client, [4]byte(value[0:4]), clientPort, binary.BigEndian.Uint16(value[16:])}
+		f.backend, f.lifetime = peer, to.tcpSyn
+		return f, true
+	}
+	if dir != flowToBackend {
+		return f, false
+	}
+	f.id = flowID{proto, client, peer.Addr().As4(), clientPort, peer.Port()}
+	f.backend = netip.AddrPortFrom(netip.AddrFrom4([4]byte(value[0:4])), binary.BigEndian.Uint16(value[16:]))
+	switch state := value[18]; {
+	case proto == ipprotoUDP:
+		f.lifetime = to.udpIdle
+	case state == flowFinWait || state == flowPickedUp:
+		f.lifetime = to.tcpClosing
+	default:
+		f.lifetime = to.tcpEstablished
+	}
+	return f, true
 }

@@ -18,6 +18,7 @@ var (
 	ErrBusy         = errors.New("the pin directory's lock is busy")
 	ErrInternal     = errors.New("internal error")
 	ErrClosed       = errors.New("table is closed")
+	ErrTimedOut     = errors.New("the wait ended with connections left") // Drain
 )
 
 // Error is a failed call: the operation, what kind of failure, and a message

@@ -169,26 +169,32 @@ func (s *socketEnder) pending() ([]sockEndTarget, error) {
 
 // runIterator reads an iterator to its end: one byte per socket it ended.
 func runIterator(linkFD int) (int, error) {
+	out, err := readIterator(linkFD)
+	return len(out), err
+}
+
+// readIterator runs the iterator behind a pinned link and returns its output.
+func readIterator(linkFD int) ([]byte, error) {
 	attr := struct{ linkFD, flags uint32 }{linkFD: uint32(linkFD)}
 	fd, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_ITER_CREATE, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
 	if errno != 0 {
-		return 0, fmt.Errorf("start socket iterator: %w", errno)
+		return nil, fmt.Errorf("start socket iterator: %w", errno)
 	}
 	defer unix.Close(int(fd))
-	total := 0
-	buf := make([]byte, 256)
+	var out []byte
+	buf := make([]byte, 4096)
 	for {
 		n, err := unix.Read(int(fd), buf)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
-			return total, fmt.Errorf("run socket iterator: %w", err)
+			return out, fmt.Errorf("run socket iterator: %w", err)
 		}
 		if n == 0 {
-			return total, nil
+			return out, nil
 		}
-		total += n
+		out = append(out, buf[:n]...)
 	}
 }
 

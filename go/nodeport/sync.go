@@ -97,17 +97,20 @@ func (t *Table) Sync(ctx context.Context, want []Mapping) (SyncResult, error) {
 		}
 		// Recorded before the first change: a sync killed anywhere after it
 		// leaves the walk to the next writer.
-		var replaced []sockEndTarget
+		var replaced []entry
 		for _, e := range update {
 			if old := before[e.nodePort]; old.addr != e.addr || old.backendPort != e.backendPort {
-				replaced = append(replaced, targetOf(old))
+				replaced = append(replaced, old)
 			}
 		}
-		for _, e := range remove {
-			replaced = append(replaced, targetOf(e))
+		replaced = append(replaced, remove...)
+		var all []sockEndTarget
+		for _, e := range replaced {
+			all = append(all, targetOf(e))
 		}
-		targets := udpOnly(replaced)
+		targets := udpOnly(all)
 		notRecorded := t.ender.record(targets)
+		t.rememberReplaced(replaced)
 		for _, group := range [][]entry{add, update} {
 			for _, e := range group {
 				if err := t.put(e); err != nil {

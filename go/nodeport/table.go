@@ -65,6 +65,7 @@ type Table struct {
 	dirFD    int
 	ports    *ebpf.Map
 	counters *ebpf.Map // nil when the loaded programs have no port_counters
+	replaced *ebpf.Map // replaced_backends; nil when the loaded programs have none
 	ender    *socketEnder
 }
 
@@ -123,6 +124,9 @@ func (t *Table) openMaps(op string) error {
 		}
 		t.counters = nil
 	}
+	if t.replaced, err = openReplaced(op, t.dirFD, t.dir); err != nil {
+		return err
+	}
 	t.ender, err = openSocketEnder(op, t.dirFD, t.dir, cfg)
 	return err
 }
@@ -133,6 +137,9 @@ func (t *Table) release() {
 	}
 	if t.counters != nil {
 		t.counters.Close()
+	}
+	if t.replaced != nil {
+		t.replaced.Close()
 	}
 	if t.ports != nil {
 		t.ports.Close()
@@ -258,6 +265,9 @@ func (t *Table) Set(ctx context.Context, m Mapping) (SetResult, error) {
 			targets = udpOnly([]sockEndTarget{targetOf(old)})
 		}
 		notRecorded := t.ender.record(targets)
+		if result.Replaced.IsValid() {
+			t.rememberReplaced([]entry{old})
+		}
 		if err := t.put(e); err != nil {
 			return mapError(op, "set "+e.nodePort.String(), err)
 		}
@@ -317,6 +327,7 @@ func (t *Table) remove(ctx context.Context, op, proto string, port uint16, owner
 		}
 		targets := udpOnly([]sockEndTarget{targetOf(old)})
 		notRecorded := t.ender.record(targets)
+		t.rememberReplaced([]entry{old})
 		if err := t.deleteEntry(p); err != nil {
 			return mapError(op, "delete "+p.String(), err)
 		}
@@ -330,7 +341,12 @@ func (t *Table) remove(ctx context.Context, op, proto string, port uint16, owner
 // DeleteOwnerResult is what DeleteOwner did.
 type DeleteOwnerResult struct {
 	Removed []Mapping // what the owner held, sorted by protocol and port
-	Ended   EndedSockets
+	// Backends of the owner that earlier writes replaced or removed (a
+	// redeploy's Set gave the port to the new sandbox), by any API, whose
+	// ports do not lead to them again: with Removed, what to Drain before
+	// the sandbox is destroyed. Sorted by protocol, port and backend.
+	ReplacedEarlier []Mapping
+	Ended           EndedSockets
 }
 
 // DeleteOwner unmaps every port the owner holds, each checked under the
@@ -357,6 +373,9 @@ func (t *Table) DeleteOwner(ctx context.Context, owner string) (DeleteOwnerResul
 		}
 		targets := udpOnly(replaced)
 		notRecorded := t.ender.record(targets)
+		// Taken while the owner still holds its ports: one it was given
+		// back (replaced, then set to it again) is in Removed, not here too.
+		result.ReplacedEarlier = t.takeReplaced(owner)
 		for _, e := range held {
 			if err := t.deleteEntry(e.nodePort); err != nil {
 				return mapError(op, "delete "+e.nodePort.String(), err)

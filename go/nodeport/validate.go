@@ -115,6 +115,23 @@ func (e entry) mapping() Mapping {
 		Backend: netip.AddrPortFrom(netip.AddrFrom4(e.addr), e.backendPort), Owner: e.owner}
 }
 
+// checkBackend: an address a sandbox can have and a port 1-65535 (a
+// mapping's backend, and what Drain waits for).
+func checkBackend(backend netip.AddrPort) ([4]byte, error) {
+	addr := backend.Addr().Unmap()
+	if !addr.Is4() {
+		return [4]byte{}, inputError{"backend address", quote(backend.Addr().String()) + " is not an IPv4 address"}
+	}
+	a := addr.As4()
+	if !routableUnicast(a) {
+		return [4]byte{}, inputError{"backend address", quote(addr.String()) + " is not a unicast address a sandbox can have"}
+	}
+	if backend.Port() == 0 {
+		return [4]byte{}, inputError{"backend port", "0 is not a port number (1-65535)"}
+	}
+	return a, nil
+}
+
 // checkMapping is check_mapping: node and backend ports 1-65535, a backend
 // address a sandbox can have, an owner empty or as checkOwner takes it.
 func checkMapping(m Mapping) (entry, error) {
@@ -122,16 +139,9 @@ func checkMapping(m Mapping) (entry, error) {
 	if err != nil {
 		return entry{}, err
 	}
-	addr := m.Backend.Addr().Unmap()
-	if !addr.Is4() {
-		return entry{}, inputError{"backend address", quote(m.Backend.Addr().String()) + " is not an IPv4 address"}
-	}
-	a := addr.As4()
-	if !routableUnicast(a) {
-		return entry{}, inputError{"backend address", quote(addr.String()) + " is not a unicast address a sandbox can have"}
-	}
-	if m.Backend.Port() == 0 {
-		return entry{}, inputError{"backend port", "0 is not a port number (1-65535)"}
+	a, err := checkBackend(m.Backend)
+	if err != nil {
+		return entry{}, err
 	}
 	if m.Owner != "" {
 		if err := checkOwner(m.Owner); err != nil {

@@ -64,8 +64,24 @@ echo "ldd: $(ldd "$WORK/controller" 2>&1)"
 expect_match "the controller is a static executable" 'statically linked' "$(file -b "$WORK/controller")"
 expect_match "ldd finds no shared library" 'not a dynamic executable' "$(ldd "$WORK/controller" 2>&1)"
 "$WORK/controller" -pin-dir "$PIN" create sb-static 10.8.0.7 tcp/7000 || fail "the static controller: create"
-expect_eq "the static controller's destroy reports what it removed" "removed tcp/7000 10.8.0.7:7000" \
-    "$("$WORK/controller" -pin-dir "$PIN" destroy sb-static)"
+expect_eq "the static controller's destroy reports what it removed, and drains it" \
+    "removed tcp/7000 10.8.0.7:7000|drained 10.8.0.7:7000 (0 connections left)" \
+    "$("$WORK/controller" -pin-dir "$PIN" -drain 5s destroy sb-static | paste -sd'|')"
+# A redeploy across APIs: the backend one API's set replaced is recorded
+# (replaced_backends) where the other's delete by owner finds it to drain.
+ctl() { "$WORK/controller" -pin-dir "$PIN" "$@"; }
+np_cli() { "$BUILD_DIR/nodeport" "$1" --pin-dir "$PIN" "${@:2}"; }
+ctl create sb-go-old 10.8.0.7 tcp/7001 && ctl create sb-go-new 10.8.0.9 tcp/7001
+expect_eq "Go's set records the backend it replaced: the CLI's del --owner --drain names it" \
+    '0 [] ["10.8.0.7:7001"]' \
+    "$(out=$(np_cli del --owner sb-go-old --drain --timeout 1 --json); echo "$? $(jq -c '.removed, [.replaced_earlier[] |
+        "\(.backend_ip):\(.backend_port)"]' <<<"$out" | paste -sd' ')")"
+np_cli set tcp/7002 10.8.0.7:7002 --owner sb-cli-old >/dev/null && np_cli set tcp/7002 10.8.0.9:7002 --owner sb-cli-new >/dev/null
+expect_eq "the CLI's set records it: Go's DeleteOwner names it, and the controller drains it" \
+    "replaced earlier tcp/7002 10.8.0.7:7002|drained 10.8.0.7:7002 (0 connections left)" \
+    "$(ctl -drain 5s destroy sb-cli-old | paste -sd'|')"
+ctl destroy sb-go-new >/dev/null
+ctl destroy sb-cli-new >/dev/null
 
 # A consumer module outside the repository: requires the module by its path,
 # with a replace to this checkout (no proxy here; a real consumer pins a

@@ -2,11 +2,12 @@
 // package when it creates and destroys a sandbox.
 //
 //	controller [-pin-dir DIR] create SANDBOX IP PROTO/PORT[:BACKEND_PORT]...
-//	controller [-pin-dir DIR] destroy SANDBOX
+//	controller [-pin-dir DIR] [-drain DURATION] destroy SANDBOX
 //
 // create maps each node port to the sandbox's address, owned by the sandbox
 // id; destroy removes every port the sandbox still owns, and leaves a port
-// that a newer sandbox took over.
+// that a newer sandbox took over, then (-drain) waits for the connections to
+// the sandbox to end.
 package main
 
 import (
@@ -62,24 +63,46 @@ func create(ctx context.Context, table *nodeport.Table, sandbox string, ip netip
 }
 
 // destroy removes what the sandbox owns; a port another sandbox took over
-// stays, and none left is fine (destroy runs again after a crash).
-func destroy(ctx context.Context, table *nodeport.Table, sandbox string) error {
+// stays, and none left is fine (destroy runs again after a crash). With a
+// drain wait, it then waits up to that long for the connections nodeport
+// translated to the removed backends to end, before the runtime stops the
+// sandbox (new connections already go elsewhere or nowhere).
+func destroy(ctx context.Context, table *nodeport.Table, sandbox string, drain time.Duration) error {
 	removed, err := table.DeleteOwner(ctx, sandbox)
 	for _, m := range removed.Removed {
 		fmt.Printf("removed %s/%d %s\n", m.Proto, m.Port, m.Backend)
 	}
-	return err
+	// A redeploy's Set gave these ports to the new sandbox first; the old
+	// one may still have connections through them.
+	for _, m := range removed.ReplacedEarlier {
+		fmt.Printf("replaced earlier %s/%d %s\n", m.Proto, m.Port, m.Backend)
+	}
+	if err != nil || drain <= 0 {
+		return err
+	}
+	drainCtx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	for _, m := range append(removed.Removed, removed.ReplacedEarlier...) {
+		left, err := table.Drain(drainCtx, m.Backend)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("drained %s (%d connections left)\n", m.Backend, left.Total())
+	}
+	return nil
 }
 
 func run(args []string) error {
 	flags := flag.NewFlagSet("controller", flag.ContinueOnError)
 	pinDir := flags.String("pin-dir", "", "nodeport's pin directory (default /sys/fs/bpf/nodeport)")
+	drain := flags.Duration("drain", 0, "destroy: wait up to this long for the removed backends' connections to end")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
 	rest := flags.Args()
 	if len(rest) < 2 {
-		return errors.New("usage: controller [-pin-dir DIR] create SANDBOX IP PROTO/PORT[:BACKEND_PORT]... | destroy SANDBOX")
+		return errors.New("usage: controller [-pin-dir DIR] [-drain DURATION] create SANDBOX IP PROTO/PORT[:BACKEND_PORT]... | " +
+			"destroy SANDBOX")
 	}
 	// A bound on the whole call: the lock wait ends with it.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -100,7 +123,7 @@ func run(args []string) error {
 		}
 		return create(ctx, table, rest[1], ip, rest[3:])
 	case "destroy":
-		return destroy(ctx, table, rest[1])
+		return destroy(ctx, table, rest[1], *drain)
 	}
 	return fmt.Errorf("unknown command %q", rest[0])
 }
