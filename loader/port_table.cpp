@@ -160,7 +160,7 @@ void PortTable::remember_replaced(const std::vector<Mapping>& replaced) {
     }
 }
 
-std::vector<Mapping> PortTable::take_replaced(std::string_view owner) {
+std::vector<Mapping> PortTable::take_replaced(std::string_view owner, std::optional<NodePort> only) {
     std::vector<Mapping> out;
     if (!replaced_.valid())
         return out;
@@ -172,8 +172,10 @@ std::vector<Mapping> PortTable::take_replaced(std::string_view owner) {
         np_replaced_backend value{};
         if (bpf_map_lookup_elem(replaced_.get(), &key, &value) != 0 || value.owner_id != id)
             continue;
-        bpf_map_delete_elem(replaced_.get(), &key);
         auto [node_port, backend] = from_backend_key(key);
+        if (only && node_port != *only)
+            continue;
+        bpf_map_delete_elem(replaced_.get(), &key);
         auto now = get(node_port);
         if (now && *now && (*now)->backend == backend)
             continue;  // given back: not replaced any more
@@ -260,22 +262,35 @@ Result<RemoveResult> PortTable::remove(NodePort node_port, std::optional<std::st
     auto lock = WriteLock::take(*this);
     if (!lock)
         return std::unexpected(lock.error());
+    RemoveResult result;
+    // Taken before the delete, as in remove_owner: a backend given back to
+    // the owner is `removed`, not replaced earlier too.
+    if (owner)
+        result.replaced_earlier = take_replaced(*owner, node_port);
     np_port_key key = to_key(node_port);
     np_backend value{};
     if (bpf_map_lookup_elem(map_.get(), &key, &value) != 0) {
-        if (errno == ENOENT)
-            return RemoveResult{RemoveOutcome::not_mapped, {}, end_sockets({}, {})};
-        return errno_error(errno, "look up " + to_string(node_port));
+        if (errno != ENOENT)
+            return errno_error(errno, "look up " + to_string(node_port));
+        result.ended = end_sockets({}, {});
+        return result;
     }
-    if (owner && (value.owner_id != owner_id(*owner) || owner_of(value) != *owner))
-        return RemoveResult{RemoveOutcome::held_by_other, owner_of(value), end_sockets({}, {})};
+    if (owner && (value.owner_id != owner_id(*owner) || owner_of(value) != *owner)) {
+        result.outcome = RemoveOutcome::held_by_other;
+        result.holder = owner_of(value);
+        result.ended = end_sockets({}, {});
+        return result;
+    }
     auto targets = to_end({{node_port, to_mapping(key, value).backend}}, options);
     std::string not_recorded = ender_.record(targets);
     remember_replaced({to_mapping(key, value)});
     if (bpf_map_delete_elem(map_.get(), &key) != 0 && errno != ENOENT)
         return errno_error(errno, "delete " + to_string(node_port));
     forget_counters(node_port);
-    return RemoveResult{RemoveOutcome::removed, {}, end_sockets(targets, std::move(not_recorded))};
+    result.outcome = RemoveOutcome::removed;
+    result.removed = to_mapping(key, value);
+    result.ended = end_sockets(targets, std::move(not_recorded));
+    return result;
 }
 
 Result<RemoveOwnerResult> PortTable::remove_owner(std::string_view owner, ChangeOptions options) {
@@ -307,6 +322,9 @@ Result<RemoveOwnerResult> PortTable::remove_owner(std::string_view owner, Change
     auto targets = to_end(std::move(replaced), options);
     std::string not_recorded = ender_.record(targets);
     RemoveOwnerResult result;
+    // Taken while the owner still holds its ports: one it was given back
+    // (replaced, then set to it again) is in `removed`, not here too.
+    result.replaced_earlier = take_replaced(owner);
     for (auto& m : held) {
         np_port_key key = to_key(m.node_port);
         if (bpf_map_delete_elem(map_.get(), &key) != 0) {
@@ -318,7 +336,6 @@ Result<RemoveOwnerResult> PortTable::remove_owner(std::string_view owner, Change
         result.removed.push_back(std::move(m));
     }
     std::ranges::sort(result.removed, {}, [](const Mapping& m) { return m.node_port; });
-    result.replaced_earlier = take_replaced(owner);
     result.ended = end_sockets(targets, std::move(not_recorded));
     return result;
 }

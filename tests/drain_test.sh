@@ -3,7 +3,8 @@
 # old sandbox (10 external, 10 node-local), each sending a request every 0.2 s
 # for 3 s and then closing, while the port is redeployed (set to the new
 # sandbox, then `del --owner old --drain`); new connections go to the new
-# sandbox all along. Then a connection that never closes (exit 5 at the
+# sandbox all along. Then a connection that never closes (`del PORT --owner
+# old --drain` after the redeploy waits for the old backend: exit 5 at the
 # timeout, 1 left, on the local path), `nodeport drain`, connections in `get`
 # and `list --json --unmapped`, and bad input.
 set -u
@@ -107,9 +108,14 @@ expect_eq "list --json --unmapped shows the replaced backend with its connection
     "$(jq -c '.[] | select(.mapped == false) | {backend_ip, mapped, owner, connections}' <<<"$list")"
 expect_eq "list --json alone lists only the mappings (what a controller reads as its mappings)" \
     '["'"$SB3"'"]' "$(np_node list --json | jq -c '[.[].backend_ip]')"
-np_node del --owner sb-2 --drain --timeout 1 --json >"$WORK/timeout.json"
+# The port form: the port is sandbox 3's now, and sb-2's backend, which the
+# set replaced, is what it waits for.
+np_node del tcp/8080 --owner sb-2 --drain --timeout 1 --json >"$WORK/timeout.json"
 code=$?
-expect_eq "del --owner --drain with a connection that never closes exits 5" 5 "$code"
+expect_eq "del tcp/8080 --owner sb-2 --drain with a connection that never closes exits 5" 5 "$code"
+expect_eq "the port is left to sb-3; it waited for sb-2's backend, replaced earlier" "held_by_other sb-3 $SB2:8080" \
+    "$(jq -r '"\(.outcome) \(.holder) \(.replaced_earlier[0].backend_ip):\(.replaced_earlier[0].backend_port)"' \
+        "$WORK/timeout.json")"
 expect_eq "its JSON says 1 left, on the local path" "false 1 0 1" \
     "$(jq -r '.drain | "\(.drained) \(.left.total) \(.left.external) \(.left.local)"' "$WORK/timeout.json")"
 out=$(np_node drain "$SB2:8080" --timeout 0)

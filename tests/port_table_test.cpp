@@ -479,6 +479,27 @@ TEST_F(PortTableTest, RemoveOwnerRemovesOnlyThatOwnersPorts) {
     EXPECT_TRUE(none->removed.empty());
 }
 
+// remove_owner names, beside what it removed, the owner's backends that
+// earlier writes replaced or removed, once, and not one given back since (in
+// `removed` alone). go/nodeport/drain_test.go checks Go the same way.
+TEST_F(PortTableTest, RemoveOwnerNamesBackendsReplacedEarlier) {
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 7200, "10.8.0.60", 7200, "sb-old")));
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 7200, "10.8.0.61", 7200, "sb-new")));  // the redeploy
+    ASSERT_TRUE(table_->set(mapping(Proto::udp, 7201, "10.8.0.60", 7201, "sb-old")));
+    ASSERT_TRUE(table_->remove(NodePort{Proto::udp, 7201}, std::nullopt));  // removed by someone else
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 7202, "10.8.0.60", 7202, "sb-old")));
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 7202, "10.8.0.61", 7202, "sb-new")));
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 7202, "10.8.0.60", 7202, "sb-old")));  // given back
+    auto result = table_->remove_owner("sb-old");
+    ASSERT_TRUE(result) << result.error().message;
+    EXPECT_EQ(result->removed, std::vector{mapping(Proto::tcp, 7202, "10.8.0.60", 7202, "sb-old")});
+    EXPECT_EQ(result->replaced_earlier, (std::vector{mapping(Proto::tcp, 7200, "10.8.0.60", 7200, "sb-old"),
+                                                     mapping(Proto::udp, 7201, "10.8.0.60", 7201, "sb-old")}));
+    auto again = table_->remove_owner("sb-old");
+    ASSERT_TRUE(again);
+    EXPECT_TRUE(again->removed.empty() && again->replaced_earlier.empty()) << "the records were taken";
+}
+
 // libbpf's print callback belongs to the process: load and status use their
 // own while they run and put back the caller's.
 int callers_print(enum libbpf_print_level, const char*, va_list) {

@@ -59,6 +59,12 @@ struct RemoveResult {
     RemoveOutcome outcome = RemoveOutcome::not_mapped;
     std::string holder;  // the owner that holds the port, for held_by_other
     EndedSockets ended;  // for removed
+    // The mapping removed, as read under the write lock (what `del --drain`
+    // waits for); for an owner-checked remove, the owner's backends of this
+    // port an earlier set or sync replaced (a redeploy's new sandbox took the
+    // port first, so the outcome is held_by_other), as remove_owner gives them.
+    std::optional<Mapping> removed;
+    std::vector<Mapping> replaced_earlier;
 };
 
 struct RemoveOwnerResult {
@@ -130,7 +136,8 @@ private:
     void remember_replaced(const std::vector<Mapping>& replaced);
     // The owner's records, forgotten as they are read; those whose port
     // leads to the backend again are left out.
-    std::vector<Mapping> take_replaced(std::string_view owner);
+    // `owner`'s records (of `node_port` only, when given), forgotten.
+    std::vector<Mapping> take_replaced(std::string_view owner, std::optional<NodePort> node_port = std::nullopt);
     // Of the backends a write replaces, those whose node sockets it ends: UDP
     // always, TCP when asked. The write records them (SocketEnder::record)
     // before it changes the map.

@@ -180,17 +180,24 @@ int cmd_del(const Args& argv) {
     }
     NodePort node_port = valid(parse_node_port(inv->args[0]));
     auto table = succeeded(PortTable::open(inv->pin_dir, lock_wait_option(*inv)));
-    // What is mapped now: the backend this del removes, for --drain.
-    auto before = drain ? succeeded(table.get(node_port)) : std::nullopt;
     auto result = succeeded(table.remove(node_port, owner, change_options(*inv)));
     int code = result.outcome == RemoveOutcome::removed      ? exit_ok
                : result.outcome == RemoveOutcome::not_mapped ? exit_not_mapped
                                                              : exit_held_by_other;
+    // --drain: the backend removed, read under the write lock, and with
+    // --owner the owner's backends of this port a redeploy's set replaced
+    // first (then the port is another's or gone, and that is no failure).
     std::vector<Backend> draining;
-    if (before && result.outcome == RemoveOutcome::removed)
-        draining.push_back(before->backend);
+    if (result.removed)
+        draining.push_back(result.removed->backend);
+    if (drain)
+        for (const auto& m : result.replaced_earlier)
+            if (std::ranges::find(draining, m.backend) == draining.end())
+                draining.push_back(m.backend);
+    if (drain && !result.replaced_earlier.empty())
+        code = exit_ok;
     auto drain_now = [&](nlohmann::json* out) {
-        if (!drain || result.outcome != RemoveOutcome::removed)
+        if (!drain || draining.empty())
             return;
         if (int drained = drain_and_report(table, draining, *drain, out); drained != exit_ok)
             code = drained;
@@ -205,6 +212,11 @@ int cmd_del(const Args& argv) {
                                           ? nlohmann::json(printable(result.holder))
                                           : nlohmann::json()}};
         add_ended(out, result.ended);
+        if (drain) {
+            out["replaced_earlier"] = nlohmann::json::array();
+            for (const auto& m : result.replaced_earlier)
+                out["replaced_earlier"].push_back(to_json(m));
+        }
         drain_now(&out);
         print(out);
         return code;
@@ -213,7 +225,6 @@ int cmd_del(const Args& argv) {
     case RemoveOutcome::removed:
         std::cout << to_string(node_port) << " removed\n";
         report(result.ended);
-        drain_now(nullptr);
         break;
     case RemoveOutcome::not_mapped:
         std::cout << to_string(node_port) << " was not mapped\n";
@@ -222,6 +233,10 @@ int cmd_del(const Args& argv) {
         std::cout << to_string(node_port) << " kept: owner '" << printable(result.holder) << "' holds it now\n";
         break;
     }
+    if (drain)
+        for (const auto& m : result.replaced_earlier)
+            std::cout << describe(m) << " replaced earlier\n";
+    drain_now(nullptr);
     return code;
 }
 
@@ -464,6 +479,11 @@ const std::vector<Command>& commands() {
          "wait until no connection nodeport translated (external flows, the node's sockets) reaches the backend, "
          "or the timeout (default 30 s) passes; changes nothing",
          "drain 10.88.0.5:80 --timeout 60", "5 the timeout passed with connections left", cmd_drain},
+        {"explain", "explain PROTO/PORT [--from IP[:PORT]] [--to ADDR]",
+         "say whether a client reaches the port's sandbox, and if not why: the datapath's own decision, the way to "
+         "the backend, what else acts on the port; changes nothing",
+         "explain tcp/8080 --from 203.0.113.7", "3 the client does not reach a live backend (the cause last)",
+         cmd_explain},
         {"list", "list [--json [--unmapped]]", "show every mapping", "list --json", "", cmd_list},
         {"flows", "flows | flows --flush [PROTO/PORT]",
          "show the external connections being translated, or forget them", "flows --flush tcp/8080", "", cmd_flows},
