@@ -28,6 +28,8 @@ inline constexpr int exit_not_mapped = 3;
 inline constexpr int exit_held_by_other = 4;
 // drain, del --drain, set --drain: the timeout passed with connections left.
 inline constexpr int exit_not_drained = 5;
+// explain: a client as given does not reach a live backend.
+inline constexpr int exit_unreachable = 3;
 // `status` only: loaded, but something makes a mapped port unreachable.
 // Kept at 3 (what monitoring already checks); status never means "not mapped".
 inline constexpr int exit_degraded = 3;
@@ -72,6 +74,7 @@ int cmd_status(const Args& argv);
 int cmd_watch(const Args& argv);
 int cmd_stats(const Args& argv);
 int cmd_drain(const Args& argv);
+int cmd_explain(const Args& argv);
 
 // --json: every command takes it. main() decides it from the command line
 // before parsing, so bad input on the command line is reported in JSON too.

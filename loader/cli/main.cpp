@@ -13,7 +13,8 @@ constexpr const char* exit_table =
     "  0  done\n"
     "  1  runtime failure (not loaded, no permission, a held lock)\n"
     "  2  bad input: nothing was changed\n"
-    "  3  get, del, stats PROTO/PORT: not mapped (nothing to show or remove); status: degraded\n"
+    "  3  get, del, stats PROTO/PORT: not mapped (nothing to show or remove); status: degraded;\n"
+    "     explain: the client does not reach a live backend\n"
     "  4  del --owner: kept, another owner holds the port\n"
     "  5  drain, del/set --drain: the timeout passed with connections left\n";
 

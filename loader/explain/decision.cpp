@@ -1,0 +1,154 @@
+#include "decision.hpp"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <memory>
+#include <string_view>
+
+#include "first_packet.hpp"
+#include "libbpf_log.hpp"
+#include "map_keys.hpp"
+#include "nodeport/abi.h"
+#include "nodeport/reasons.hpp"
+#include "pin_dir.hpp"
+#include "tc.skel.h"
+
+namespace nodeport::explain_parts {
+namespace {
+
+using TcSkel = std::unique_ptr<tc_bpf, decltype(&tc_bpf__destroy)>;
+
+// The loaded nodeport's maps that np_tc_ingress only reads on the way of a
+// SYN or a datagram: shared with the copy. Every other map of the copy is
+// its own.
+constexpr std::array<std::string_view, 5> shared_maps{"ports", "node_addrs", "node_config", "flow_timeouts",
+                                                      "node_udp"};
+// The copy's own flow tables: room for the client's entries copied in.
+constexpr __u32 private_entries = 1024;
+
+// Copies the entries of the client `from` (either direction, and its
+// handshakes) from the loaded nodeport's table `name` into the copy's.
+Result<void> copy_client_entries(const std::filesystem::path& dir, std::string_view name, int to_fd, Backend from,
+                                 std::size_t value_size) {
+    auto map = pin_dir::open_map(dir, name);
+    if (!map)
+        return std::unexpected(map.error());
+    auto keys = map_keys<np_flow_key>(map->get(), std::string(name));
+    if (!keys)
+        return std::unexpected(keys.error());
+    std::vector<std::uint8_t> value(value_size);
+    for (const auto& key : *keys) {
+        if (key.client_addr_be[0] != from.addr.addr_be || key.client_port_be != htons(from.port))
+            continue;
+        if (bpf_map_lookup_elem(map->get(), &key, value.data()) == 0)
+            bpf_map_update_elem(to_fd, &key, value.data(), BPF_ANY);
+    }
+    return {};
+}
+
+// The reason the copy counted, summed over the CPUs; "" for none.
+std::string counted_reason(int reasons_fd) {
+    const int cpus = libbpf_num_possible_cpus();
+    std::vector<__u64> per_cpu(cpus > 0 ? cpus : 1);
+    for (const auto& info : reasons()) {
+        __u32 key = info.id;
+        if (bpf_map_lookup_elem(reasons_fd, &key, per_cpu.data()) != 0)
+            continue;
+        if (std::ranges::any_of(per_cpu, [](__u64 n) { return n != 0; }))
+            return std::string(info.name);
+    }
+    return "";
+}
+
+}  // namespace
+
+Result<ExplainDecision> external_decision(const std::filesystem::path& dir, NodePort node_port, Backend from,
+                                          Ipv4 to) {
+    auto log_capture = capture_libbpf_log();
+    // Opened without a pin root and every pin path cleared: nothing of the
+    // copy is pinned or reuses a pin by name.
+    TcSkel tc(tc_bpf__open(), tc_bpf__destroy);
+    if (!tc)
+        return libbpf_error(errno, "open the TC programs");
+    bpf_map* map = nullptr;
+    bpf_object__for_each_map(map, tc->obj) {
+        bpf_map__set_pin_path(map, nullptr);
+        std::string_view name = bpf_map__name(map);
+        if (std::ranges::find(shared_maps, name) != shared_maps.end()) {
+            auto fd = pin_dir::open_map(dir, name);
+            if (!fd)
+                return std::unexpected(fd.error());
+            if (int err = bpf_map__reuse_fd(map, fd->get()); err != 0)
+                return libbpf_error(-err, fmt::format("use the pinned map {}", name));
+        } else if (bpf_map__type(map) == BPF_MAP_TYPE_LRU_HASH) {
+            bpf_map__set_max_entries(map, private_entries);
+        }
+    }
+    if (int err = tc_bpf__load(tc.get()); err != 0)
+        return libbpf_error(-err, "load a copy of the TC programs (needs root and Linux >= 5.14 with BTF)");
+    for (auto [name, fd, size] : {std::tuple{"flows", bpf_map__fd(tc->maps.flows), sizeof(np_flow)},
+                                  std::tuple{"half_open_flows", bpf_map__fd(tc->maps.half_open_flows),
+                                             sizeof(np_half_open)},
+                                  std::tuple{"udp_flows", bpf_map__fd(tc->maps.udp_flows), sizeof(np_flow)}})
+        if (auto ok = copy_client_entries(dir, name, fd, from, size); !ok)
+            return std::unexpected(ok.error());
+
+    const Backend dest{to, node_port.port};
+    auto packet = first_packet(node_port.proto, from, dest);
+    std::vector<std::uint8_t> out(packet.size() + 256);
+    LIBBPF_OPTS(bpf_test_run_opts, run, .data_in = packet.data(), .data_out = out.data(),
+                .data_size_in = static_cast<__u32>(packet.size()), .data_size_out = static_cast<__u32>(out.size()),
+                .repeat = 1);
+    if (int err = bpf_prog_test_run_opts(bpf_program__fd(tc->progs.np_tc_ingress), &run); err != 0)
+        return libbpf_error(-err, "test-run np_tc_ingress");
+
+    ExplainDecision decision;
+    decision.external = true;
+    decision.how = fmt::format("np_tc_ingress test-run (BPF_PROG_TEST_RUN) on a {} from {} to {}, with the loaded "
+                               "maps and a copy of the client's flows",
+                               node_port.proto == Proto::tcp ? "TCP SYN" : "UDP datagram", to_string(from),
+                               to_string(dest));
+    const std::size_t dst_at = eth_hlen + 16, dport_at = eth_hlen + ip_hlen + 2;
+    Backend sent{};
+    std::uint16_t dport_be = 0;
+    if (run.data_size_out >= dport_at + 2) {
+        std::memcpy(&sent.addr.addr_be, out.data() + dst_at, 4);
+        std::memcpy(&dport_be, out.data() + dport_at, 2);
+        sent.port = ntohs(dport_be);
+    }
+    decision.translated = run.data_size_out >= dport_at + 2 && sent != dest;
+    if (decision.translated)
+        decision.backend = sent;
+    else
+        decision.reason = counted_reason(bpf_map__fd(tc->maps.reason_counters));
+    return decision;
+}
+
+ExplainDecision local_decision(NodePort node_port, Ipv4 to, bool to_node_addr, const std::optional<Mapping>& mapping) {
+    ExplainDecision decision;
+    decision.external = false;
+    const bool loopback = (ntohl(to.addr_be) >> 24) == 127;
+    decision.how = fmt::format("np_connect4 / np_sendmsg4 on nodeport's cgroup, not test-run: a socket to {} is "
+                               "translated by the `ports` entry {} when {} is a node address, or loopback in the "
+                               "node's network namespace (bpf/sock.bpf.c)",
+                               to_string(Backend{to, node_port.port}), to_string(node_port), to_string(to));
+    if (!loopback && !to_node_addr) {
+        decision.reason = "local_not_node_dest";
+        return decision;
+    }
+    if (!mapping) {
+        decision.reason = "local_port_not_mapped";
+        return decision;
+    }
+    decision.translated = true;
+    decision.backend = mapping->backend;
+    return decision;
+}
+
+}  // namespace nodeport::explain_parts

@@ -1,0 +1,190 @@
+// `explain`: the decision, the way to the backend and what else acts on the
+// port, put together into one verdict (nodeport/explain.hpp).
+#include "nodeport/explain.hpp"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "decision.hpp"
+#include "nodeport/datapath.hpp"
+#include "netns.hpp"
+#include "nodeport/port_table.hpp"
+#include "nodeport/reasons.hpp"
+#include "pin_dir.hpp"
+#include "way.hpp"
+
+namespace nodeport {
+namespace {
+
+using namespace explain_parts;
+
+// RFC 5737's TEST-NET-1: no real client, and no flow of one.
+constexpr std::uint32_t documentation_client = 0xc000020a;  // 192.0.2.10
+constexpr std::uint16_t first_client_port = 45678;
+
+bool is_loopback(Ipv4 addr) {
+    return (ntohl(addr.addr_be) >> 24) == 127;
+}
+
+// A source port of `client` that no flow of the node port uses, so the
+// decision is a new connection's.
+std::uint16_t unused_client_port(const std::vector<Flow>& flows, Ipv4 client) {
+    std::uint16_t port = first_client_port;
+    while (std::ranges::any_of(flows, [&](const Flow& f) { return f.client == Backend{client, port}; }))
+        ++port;
+    return port;
+}
+
+// Where a client outside the node sends by default: the first node address
+// on an interface the TC programs are attached to, else the first one.
+Ipv4 external_addr(const Status& status) {
+    if (auto found = discover_node_addrs())
+        for (const auto& a : *found)
+            if (std::ranges::find(status.node_addrs, a.addr) != status.node_addrs.end() &&
+                std::ranges::any_of(status.interfaces, [&](const auto& i) { return i.name == a.interface; }))
+                return a.addr;
+    return status.node_addrs.front();
+}
+
+// What status found about this port: a problem of the port, or of every
+// port (a DNAT rule without a port match, forwarding off).
+std::vector<Problem> problems_of(const Status& status, NodePort node_port) {
+    std::vector<Problem> out;
+    for (const auto& p : status.problems)
+        if (!p.port || *p.port == node_port)
+            out.push_back(p);
+    return out;
+}
+
+std::string reason_text(std::string_view name) {
+    auto id = reason_by_name(name);
+    if (!id)
+        return name.empty() ? "no reason counted" : std::string(name);
+    return fmt::format("{}: {}", name, reasons()[*id].help);
+}
+
+// The first cause that keeps a client as given from a live backend; "" when
+// none does.
+std::string first_cause(const Explanation& e, const Status& status) {
+    const auto& d = e.decision;
+    if (!d.translated)
+        return fmt::format("{} does not translate it: {}", d.external ? "np_tc_ingress" : "the socket hooks",
+                           reason_text(d.reason));
+    for (const auto& p : e.problems)
+        if (p.kind == ProblemKind::iptables_dnat || p.kind == ProblemKind::nft_dnat)
+            return p.detail;
+    if (d.external && status.interfaces.empty())
+        return "nodeport's TC programs are attached to no interface (loaded --local-only): clients outside the "
+               "node are not translated";
+    if (d.external)
+        for (const auto& p : e.problems)
+            if (p.kind == ProblemKind::ip_forward_off)
+                return p.detail;
+    if (e.route && e.route->dev.empty())
+        return fmt::format("the node has no route to backend {}: {}", to_string(*d.backend), e.route->error);
+    if (!e.probe)
+        return "";
+    const auto& probe = *e.probe;
+    const std::string backend = to_string(probe.backend);
+    switch (probe.outcome) {
+    case ProbeOutcome::answered:
+        return "";
+    case ProbeOutcome::refused:
+        return fmt::format("backend {} refused the {}", backend,
+                           e.node_port.proto == Proto::tcp ? "connection" : "datagram (ICMP port unreachable)");
+    case ProbeOutcome::unreachable:
+        return fmt::format("backend {} is unreachable: {}", backend, probe.detail);
+    case ProbeOutcome::no_answer:
+        if (e.node_port.proto == Proto::udp)
+            return "";  // a UDP service need not answer an empty datagram
+        {
+            std::string cause = fmt::format("backend {} did not answer within {:.0f} s", backend,
+                                            std::chrono::duration<double>(probe.took).count());
+            if (e.route && (e.route->neighbour == "FAILED" || e.route->neighbour == "INCOMPLETE"))
+                cause += fmt::format(": its neighbour entry on {} is {}, the sandbox looks gone", e.route->dev,
+                                     e.route->neighbour);
+            return cause;
+        }
+    }
+    return "";
+}
+
+}  // namespace
+
+std::string_view to_string(ProbeOutcome outcome) {
+    switch (outcome) {
+    case ProbeOutcome::answered:
+        return "answered";
+    case ProbeOutcome::refused:
+        return "refused";
+    case ProbeOutcome::no_answer:
+        return "no_answer";
+    case ProbeOutcome::unreachable:
+        return "unreachable";
+    }
+    return "?";
+}
+
+Result<Explanation> explain(const std::filesystem::path& dir, const ExplainRequest& request) {
+    if (auto opened = pin_dir::open(dir); !opened)
+        return std::unexpected(opened.error());
+    if (auto ok = netns::check_loaded_here(dir, "explain"); !ok)
+        return std::unexpected(ok.error());
+    auto table = PortTable::open(dir);
+    if (!table)
+        return std::unexpected(table.error());
+    auto mapping = table->get(request.node_port);
+    if (!mapping)
+        return std::unexpected(mapping.error());
+    auto status = read_status(dir);
+    if (!status)
+        return std::unexpected(status.error());
+    auto flows = list_flows(dir);
+    if (!flows)
+        return std::unexpected(flows.error());
+
+    Explanation e;
+    e.node_port = request.node_port;
+    e.mapping = *mapping;
+    const Ipv4 client = request.from.value_or(Ipv4{htonl(documentation_client)});
+    std::erase_if(*flows, [&](const Flow& f) {
+        return f.client.addr != client || f.proto != request.node_port.proto || f.node.port != request.node_port.port;
+    });
+    e.from = {client, request.from_port.value_or(unused_client_port(*flows, client))};
+    if (request.from_port)
+        std::erase_if(*flows, [&](const Flow& f) { return f.client.port != *request.from_port; });
+    e.flows = std::move(*flows);
+    if (!request.to && status->node_addrs.empty())
+        return plain_error("explain: the node has no address recorded (nodeport refresh): give --to");
+    e.to = request.to ? *request.to : !e.flows.empty() ? e.flows.front().node.addr : external_addr(*status);
+
+    if (is_loopback(e.to)) {
+        bool node_addr = std::ranges::find(status->node_addrs, e.to) != status->node_addrs.end();
+        e.decision = local_decision(e.node_port, e.to, node_addr, e.mapping);
+    } else {
+        auto decided = external_decision(dir, e.node_port, e.from, e.to);
+        if (!decided)
+            return std::unexpected(decided.error());
+        e.decision = std::move(*decided);
+    }
+    if (e.decision.translated) {
+        e.route = route_to(e.decision.backend->addr);
+        if (!e.route->dev.empty()) {
+            e.probe = probe(e.node_port.proto, *e.decision.backend, request.probe_timeout);
+            // Read again: the probe made the node resolve the next hop, so
+            // a gone sandbox now shows as an INCOMPLETE or FAILED neighbour.
+            e.route = route_to(e.decision.backend->addr);
+        }
+    }
+    e.problems = problems_of(*status, e.node_port);
+    e.not_checked = status->not_checked;
+    if (auto stats = read_stats(dir, e.node_port); stats && !stats->ports.empty())
+        e.counters = stats->ports.front().counters;
+    e.cause = first_cause(e, *status);
+    e.reaches = e.cause.empty();
+    return e;
+}
+
+}  // namespace nodeport
