@@ -8,7 +8,7 @@
 #include <tuple>
 
 #include "bpf_clock.hpp"
-#include "map_keys.hpp"
+#include "flow_entries.hpp"
 #include "nodeport/abi.h"
 #include "pin_dir.hpp"
 
@@ -54,26 +54,6 @@ Result<np_flow_timeouts> read_timeouts(const std::filesystem::path& dir) {
 
 Backend endpoint(const __be32 (&addr_be)[4], __be16 port_be) { return Backend{Ipv4{addr_be[0]}, ntohs(port_be)}; }
 
-// Calls fn(map fd, key, value) for every entry of pinned map `name`,
-// stopping at the first error it returns.
-template <class Value, class Fn>
-Result<void> for_each_entry(const std::filesystem::path& dir, std::string_view name, Fn&& fn) {
-    auto map = pin_dir::open_map(dir, name);
-    if (!map)
-        return std::unexpected(map.error());
-    auto keys = map_keys<np_flow_key>(map->get(), std::string(name));
-    if (!keys)
-        return std::unexpected(keys.error());
-    for (const auto& key : *keys) {
-        Value value{};
-        if (bpf_map_lookup_elem(map->get(), &key, &value) != 0)
-            continue;  // gone since the walk
-        if (auto ok = fn(map->get(), key, value); !ok)
-            return ok;
-    }
-    return {};
-}
-
 // A flow of `flows` or `udp_flows`, or a handshake of `half_open_flows`, as
 // people see it: the client, the node address and port it used, the backend.
 Flow flow_of(const np_flow_key& key, const np_flow& value) {
@@ -102,13 +82,13 @@ Flow flow_of(const np_flow_key& key, const np_half_open& value) {
 template <class Fn>
 Result<void> for_each_flow(const std::filesystem::path& dir, Fn&& fn) {
     for (auto name : {"flows", "udp_flows"}) {
-        auto walked = for_each_entry<np_flow>(dir, name, [&](int fd, const np_flow_key& key, const np_flow& value) {
+        auto walked = for_each_flow_entry<np_flow>(dir, name, [&](int fd, const np_flow_key& key, const np_flow& value) {
             return fn(fd, key, flow_of(key, value), value.last_seen_ns);
         });
         if (!walked)
             return walked;
     }
-    return for_each_entry<np_half_open>(dir, "half_open_flows",
+    return for_each_flow_entry<np_half_open>(dir, "half_open_flows",
                                         [&](int fd, const np_flow_key& key, const np_half_open& value) {
                                             return fn(fd, key, flow_of(key, value), value.last_seen_ns);
                                         });

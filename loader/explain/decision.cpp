@@ -13,7 +13,7 @@
 
 #include "first_packet.hpp"
 #include "libbpf_log.hpp"
-#include "map_keys.hpp"
+#include "flow_entries.hpp"
 #include "nodeport/abi.h"
 #include "nodeport/reasons.hpp"
 #include "pin_dir.hpp"
@@ -34,22 +34,13 @@ constexpr __u32 private_entries = 1024;
 
 // Copies the entries of the client `from` (either direction, and its
 // handshakes) from the loaded nodeport's table `name` into the copy's.
-Result<void> copy_client_entries(const std::filesystem::path& dir, std::string_view name, int to_fd, Backend from,
-                                 std::size_t value_size) {
-    auto map = pin_dir::open_map(dir, name);
-    if (!map)
-        return std::unexpected(map.error());
-    auto keys = map_keys<np_flow_key>(map->get(), std::string(name));
-    if (!keys)
-        return std::unexpected(keys.error());
-    std::vector<std::uint8_t> value(value_size);
-    for (const auto& key : *keys) {
-        if (key.client_addr_be[0] != from.addr.addr_be || key.client_port_be != htons(from.port))
-            continue;
-        if (bpf_map_lookup_elem(map->get(), &key, value.data()) == 0)
-            bpf_map_update_elem(to_fd, &key, value.data(), BPF_ANY);
-    }
-    return {};
+template <class Value>
+Result<void> copy_client_entries(const std::filesystem::path& dir, std::string_view name, int to_fd, Backend from) {
+    return for_each_flow_entry<Value>(dir, name, [&](int, const np_flow_key& key, const Value& value) {
+        if (key.client_addr_be[0] == from.addr.addr_be && key.client_port_be == htons(from.port))
+            bpf_map_update_elem(to_fd, &key, &value, BPF_ANY);
+        return Result<void>{};
+    });
 }
 
 // The reason the copy counted, summed over the CPUs; "" for none.
@@ -92,12 +83,12 @@ Result<ExplainDecision> external_decision(const std::filesystem::path& dir, Node
     }
     if (int err = tc_bpf__load(tc.get()); err != 0)
         return libbpf_error(-err, "load a copy of the TC programs (needs root and Linux >= 5.14 with BTF)");
-    for (auto [name, fd, size] : {std::tuple{"flows", bpf_map__fd(tc->maps.flows), sizeof(np_flow)},
-                                  std::tuple{"half_open_flows", bpf_map__fd(tc->maps.half_open_flows),
-                                             sizeof(np_half_open)},
-                                  std::tuple{"udp_flows", bpf_map__fd(tc->maps.udp_flows), sizeof(np_flow)}})
-        if (auto ok = copy_client_entries(dir, name, fd, from, size); !ok)
-            return std::unexpected(ok.error());
+    for (auto copied : {copy_client_entries<np_flow>(dir, "flows", bpf_map__fd(tc->maps.flows), from),
+                        copy_client_entries<np_half_open>(dir, "half_open_flows",
+                                                          bpf_map__fd(tc->maps.half_open_flows), from),
+                        copy_client_entries<np_flow>(dir, "udp_flows", bpf_map__fd(tc->maps.udp_flows), from)})
+        if (!copied)
+            return std::unexpected(copied.error());
 
     const Backend dest{to, node_port.port};
     auto packet = first_packet(node_port.proto, from, dest);
