@@ -121,18 +121,13 @@ Result<ExplainDecision> external_decision(const std::filesystem::path& dir, Node
     return decision;
 }
 
-ExplainDecision local_decision(NodePort node_port, Ipv4 to, bool to_node_addr, const std::optional<Mapping>& mapping) {
+ExplainDecision local_decision(NodePort node_port, Ipv4 to, const std::optional<Mapping>& mapping) {
     ExplainDecision decision;
     decision.external = false;
-    const bool loopback = (ntohl(to.addr_be) >> 24) == 127;
-    decision.how = fmt::format("np_connect4 / np_sendmsg4 on nodeport's cgroup, not test-run: a socket to {} is "
-                               "translated by the `ports` entry {} when {} is a node address, or loopback in the "
-                               "node's network namespace (bpf/sock.bpf.c)",
-                               to_string(Backend{to, node_port.port}), to_string(node_port), to_string(to));
-    if (!loopback && !to_node_addr) {
-        decision.reason = "local_not_node_dest";
-        return decision;
-    }
+    decision.how = fmt::format("np_connect4 / np_sendmsg4 on nodeport's cgroup, not test-run: a socket of the node "
+                               "to {} is translated by the `ports` entry {} (bpf/sock.bpf.c: loopback in the node's "
+                               "network namespace, or a node address, and a mapped port)",
+                               to_string(Backend{to, node_port.port}), to_string(node_port));
     if (!mapping) {
         decision.reason = "local_port_not_mapped";
         return decision;

@@ -19,9 +19,10 @@ namespace nodeport::explain_parts {
 Result<ExplainDecision> external_decision(const std::filesystem::path& pin_dir, NodePort node_port, Backend from,
                                           Ipv4 to);
 
-// The socket hooks' decision, which cannot be test-run: the rule of
-// bpf/sock.bpf.c (a node address, or loopback in the node's network
-// namespace, and a mapped port) applied to the `ports` entry.
-ExplainDecision local_decision(NodePort node_port, Ipv4 to, bool to_node_addr, const std::optional<Mapping>& mapping);
+// The socket hooks' decision for a process of the node sending to loopback
+// address `to`, which cannot be test-run: the rule of bpf/sock.bpf.c
+// (loopback in the node's network namespace and a mapped port) applied to
+// the `ports` entry.
+ExplainDecision local_decision(NodePort node_port, Ipv4 to, const std::optional<Mapping>& mapping);
 
 }  // namespace nodeport::explain_parts

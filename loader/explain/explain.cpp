@@ -161,8 +161,7 @@ Result<Explanation> explain(const std::filesystem::path& dir, const ExplainReque
     e.to = request.to ? *request.to : !e.flows.empty() ? e.flows.front().node.addr : external_addr(*status);
 
     if (is_loopback(e.to)) {
-        bool node_addr = std::ranges::find(status->node_addrs, e.to) != status->node_addrs.end();
-        e.decision = local_decision(e.node_port, e.to, node_addr, e.mapping);
+        e.decision = local_decision(e.node_port, e.to, e.mapping);
     } else {
         auto decided = external_decision(dir, e.node_port, e.from, e.to);
         if (!decided)
