@@ -199,9 +199,4 @@ static __always_inline bool is_tcp_syn(const struct pkt4 *p)
 	return p->proto == IPPROTO_TCP && (p->tcp_flags & (NP_TCP_SYN | NP_TCP_ACK)) == NP_TCP_SYN;
 }
 
-static __always_inline bool is_tcp_fin_or_rst(const struct pkt4 *p)
-{
-	return p->proto == IPPROTO_TCP && (p->tcp_flags & (NP_TCP_FIN | NP_TCP_RST));
-}
-
 #endif /* NODEPORT_PACKET_BPF_H */

@@ -711,8 +711,9 @@ static __always_inline int icmp_egress(struct __sk_buff *skb, const struct pkt4 
  * side where the backend's packet enters the node. Rewritten there, the reply
  * would carry a local (node) source address into the input path: the kernel
  * drops it as martian, and netfilter conntrack marks the SYN-ACK INVALID
- * (FACTS.md). On egress the forward decision and conntrack are already done
- * with the backend's addresses, which is the view conntrack expects.
+ * (both seen on the first design's test nodes). On egress the forward
+ * decision and conntrack are already done with the backend's addresses,
+ * which is the view conntrack expects.
  */
 static __always_inline int tc_egress(struct __sk_buff *skb, const __u32 l2_hlen)
 {

@@ -17,7 +17,6 @@
 #include <fstream>
 #include <iterator>
 #include <sstream>
-#include <tuple>
 
 #include "flow_tables.hpp"
 #include "libbpf_log.hpp"

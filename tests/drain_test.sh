@@ -6,9 +6,11 @@
 # sandbox all along. Then a connection that never closes (`del PORT --owner
 # old --drain` after the redeploy waits for the old backend: exit 5 at the
 # timeout, 1 left, on the local path), `nodeport drain`, connections in `get`
-# and `list --json --unmapped`, and bad input.
+# and `list --json --unmapped`; the same redeploy drained through the C ABI
+# (Python ctypes) and through Go (the example controller); and bad input.
 set -u
 NODEPORT=$1
+C_SO=${2:-}  # libnodeport_c.so, for the redeploy through the C ABI
 . "$(dirname "$0")/lib.sh"
 require datapath sock_destroy
 
@@ -130,7 +132,55 @@ expect_match "once it is closed, drain exits 0" "^$SB2:8080 drained" "$out"
 expect_eq "get of the live port shows no connection" '{"external":0,"local":0}' \
     "$(np_node get tcp/8080 --json | jq -c .connections)"
 
-# --- 3. Bad input changes nothing: exit 2, naming the field ---
+# --- 3. The same redeploy drained through the C ABI and through Go ---
+# 2 external and 2 node-local connections to the old sandbox, each sending
+# for 2 s; the port is set to the new sandbox, then the API deletes the old
+# owner's ports and drains its backend: it returns after the last close.
+# redeploy_through NAME OLD NEW PORT COMMAND...: COMMAND does the delete and
+# the drain; its output is kept in $WORK/NAME.out.
+redeploy_through() {
+    local name=$1 old=$2 new=$3 port=$4
+    shift 4
+    sandbox "$old" && sandbox "$new"
+    np_node set "tcp/$port" "$(topo_sandbox_ip "$old"):8080" --owner "sb-$old" >/dev/null
+    topo_in client python3 "$CLIENTS" hold "$NODE_IP" "$port" 2 2 >"$WORK/$name-ext.log" &
+    local ext=$!
+    topo_in_cgroup node python3 "$CLIENTS" hold 127.0.0.1 "$port" 2 2 >"$WORK/$name-local.log" &
+    local local_pid=$!
+    wait_for "$WORK/$name-ext.log" "^ready" && wait_for "$WORK/$name-local.log" "^ready"
+    np_node set "tcp/$port" "$(topo_sandbox_ip "$new"):8080" --owner "sb-$new" >/dev/null
+    "$@" >"$WORK/$name.out" 2>&1
+    local t_drained
+    t_drained=$(date +%s.%N)
+    wait "$ext" "$local_pid"
+    local last_close
+    last_close=$(awk '/^closed/ { print $2 }' "$WORK/$name-ext.log" "$WORK/$name-local.log" | sort -n | tail -n 1)
+    expect_eq "$name: it returned after the last of the 4 connections closed, none failed" "yes failed 0 failed 0" \
+        "$(awk -v a="$t_drained" -v b="$last_close" 'BEGIN { print (a >= b ? "yes" : "no: " b - a " s early") }') $(
+            awk '/^closed/ { printf "%s %s ", $5, $6 }' "$WORK/$name-ext.log" "$WORK/$name-local.log" | sed 's/ $//')"
+}
+if [ -n "${C_SO:-}" ]; then
+    redeploy_through C-ABI 4 5 8084 topo_in node python3 "$TESTS_DIR/drain_capi.py" "$C_SO" "$PIN" sb-4 \
+        "$(topo_sandbox_ip 4)" 8080 10000
+    expect_eq "C ABI: nodeport_drain returned NODEPORT_OK, nothing left" "drain 0 external 0 local 0" \
+        "$(cat "$WORK/C-ABI.out")"
+else
+    echo "skip: no libnodeport_c.so (a static build)"
+fi
+GO=/usr/lib/go-1.22/bin/go
+if [ -x "$GO" ] && [ -d /usr/share/gocode/src/github.com/cilium/ebpf ]; then
+    (cd "$TESTS_DIR/../go" && CGO_ENABLED=0 GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod \
+        GOCACHE="$WORK/go-cache" GOPATH="$WORK/go-path" "$GO" build -o "$WORK/controller" ./examples/controller) ||
+        fail "go build ./examples/controller"
+    redeploy_through Go 6 7 8086 topo_in node "$WORK/controller" -pin-dir "$PIN" -drain 10s destroy sb-6
+    expect_eq "Go: DeleteOwner named the backend the set replaced, Drain drained it" \
+        "replaced earlier tcp/8086 $(topo_sandbox_ip 6):8080|drained $(topo_sandbox_ip 6):8080 (0 connections left)" \
+        "$(paste -sd'|' "$WORK/Go.out")"
+else
+    echo "skip: Go 1.22 or Debian's cilium/ebpf source is not installed (bash scripts/setup.sh)"
+fi
+
+# --- 4. Bad input changes nothing: exit 2, naming the field ---
 before=$(np_node list --json | jq -c '[.[] | select(.mapped)]')
 out=$(np_node drain nonsense 2>&1)
 expect_eq "drain of a bad backend exits 2" "2 yes" "$? $(grep -q backend <<<"$out" && echo yes)"
