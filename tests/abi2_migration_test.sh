@@ -63,8 +63,11 @@ out=$(new load --cgroup "$TOPO_CGROUP" --iface ext0 2>&1)
 expect_eq "load of this build over ABI 2 exits 0" 0 "$?"
 expect_match "and says it migrated the flows" "migrated [1-9][0-9]* flows from map ABI v2 to v3" "$out"
 mark_traffic_window
-sleep 1
-stop_traffic
+# As in abi_migration_test: long enough after the switch for a client whose
+# attempt it cut to try again, and one external connection begun at the TC
+# switch may fail (docs/limitations.md), no other.
+sleep 3
+TOLERATED_FAILURES_external=1 stop_traffic
 
 expect_eq "every mapping is kept" "$BEFORE" "$(new list --json | mappings)"
 expect_eq "no ABI 2 pin is left (flows_abi2, udp_flows_abi2, node_udp_abi2, closed_flows)" "" \
