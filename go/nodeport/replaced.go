@@ -40,16 +40,7 @@ func (t *Table) takeReplaced(owner string) []Mapping {
 		return nil
 	}
 	id := ownerID(owner)
-	var keys [][]byte
-	var prev interface{} // untyped nil: the first key
-	for {
-		next, err := t.replaced.NextKeyBytes(prev)
-		if err != nil || next == nil {
-			break
-		}
-		keys = append(keys, next)
-		prev = next
-	}
+	keys, _ := allKeys(t.replaced)   // best effort: a failed walk takes the keys it read
 	seen := map[sockEndTarget]bool{} // a walk restarted by a delete gives a key twice
 	var out []Mapping
 	for _, k := range keys {

@@ -148,21 +148,16 @@ func (s *socketEnder) pending() ([]sockEndTarget, error) {
 	if !s.mayHoldTargets() {
 		return out, nil
 	}
+	keys, err := allKeys(s.targets)
+	if err != nil {
+		return nil, fmt.Errorf("walk map sock_end_targets: %w", err)
+	}
 	seen := map[sockEndTarget]bool{}
-	var prev interface{} // untyped nil: the first key
-	for {
-		next, err := s.targets.NextKeyBytes(prev)
-		if err != nil {
-			return nil, fmt.Errorf("walk map sock_end_targets: %w", err)
-		}
-		if next == nil {
-			break
-		}
-		if t := parseSockEndTarget(next); !seen[t] { // a walk restarted by a delete gives a key twice
+	for _, k := range keys {
+		if t := parseSockEndTarget(k); !seen[t] { // a walk restarted by a delete gives a key twice
 			seen[t] = true
 			out = append(out, t)
 		}
-		prev = next
 	}
 	return out, nil
 }

@@ -394,20 +394,33 @@ type storedEntry struct {
 	id uint64
 }
 
-// entries: every mapping, sorted by protocol and port, each once.
-func (t *Table) entries() ([]storedEntry, error) {
-	var keys []nodePort
+// allKeys walks every key of m (a walk that a concurrent delete restarts
+// may give a key twice: callers dedupe). On an error, the keys read so far.
+func allKeys(m *ebpf.Map) ([][]byte, error) {
+	var keys [][]byte
 	var prev interface{} // untyped nil: the first key
 	for {
-		next, err := t.ports.NextKeyBytes(prev)
+		next, err := m.NextKeyBytes(prev)
 		if err != nil {
-			return nil, err
+			return keys, err
 		}
 		if next == nil {
-			break
+			return keys, nil
 		}
-		keys = append(keys, parsePortKey(next))
+		keys = append(keys, next)
 		prev = next
+	}
+}
+
+// entries: every mapping, sorted by protocol and port, each once.
+func (t *Table) entries() ([]storedEntry, error) {
+	raw, err := allKeys(t.ports)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]nodePort, 0, len(raw))
+	for _, k := range raw {
+		keys = append(keys, parsePortKey(k))
 	}
 	sort.Slice(keys, func(i, j int) bool {
 		return keys[i].proto < keys[j].proto || keys[i].proto == keys[j].proto && keys[i].port < keys[j].port
