@@ -84,6 +84,14 @@ nlohmann::json connections_json(const Connections& live, const ConnectionCount& 
 
 void print(const nlohmann::json& out) { std::cout << json_line(out) << "\n"; }
 
+// The backends of `mappings` that `draining` does not hold yet, added to it
+// in order: what a del --drain waits for, each once.
+void add_backends(std::vector<Backend>& draining, const std::vector<Mapping>& mappings) {
+    for (const auto& m : mappings)
+        if (std::ranges::find(draining, m.backend) == draining.end())
+            draining.push_back(m.backend);
+}
+
 int cmd_set(const Args& argv) {
     po::options_description options = terminate_description();
     options.add(drain_description());
@@ -123,10 +131,8 @@ int del_owner(const Invocation& inv, const std::string& owner, std::optional<std
     auto result = succeeded(table.remove_owner(owner, change_options(inv)));
     const auto& removed = result.removed;
     std::vector<Backend> draining;
-    for (const auto* group : {&result.removed, &result.replaced_earlier})
-        for (const auto& m : *group)
-            if (std::ranges::find(draining, m.backend) == draining.end())
-                draining.push_back(m.backend);
+    add_backends(draining, result.removed);
+    add_backends(draining, result.replaced_earlier);
     const int none = drain && !result.replaced_earlier.empty() ? exit_ok : exit_not_mapped;
     if (json(inv)) {
         nlohmann::json out{{"owner", printable(owner)},
@@ -191,9 +197,7 @@ int cmd_del(const Args& argv) {
     if (result.removed)
         draining.push_back(result.removed->backend);
     if (drain)
-        for (const auto& m : result.replaced_earlier)
-            if (std::ranges::find(draining, m.backend) == draining.end())
-                draining.push_back(m.backend);
+        add_backends(draining, result.replaced_earlier);
     if (drain && !result.replaced_earlier.empty())
         code = exit_ok;
     auto drain_now = [&](nlohmann::json* out) {
