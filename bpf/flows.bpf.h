@@ -7,6 +7,7 @@
 #define NODEPORT_FLOWS_BPF_H
 
 #include "nodeport/abi.h"
+#include "clock.bpf.h"
 #include "packet.bpf.h"
 
 /* LRU: a flow whose end we never saw (peer vanished, packet lost) is evicted

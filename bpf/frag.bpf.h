@@ -24,6 +24,7 @@
 #define NODEPORT_FRAG_BPF_H
 
 #include "nodeport/abi.h"
+#include "clock.bpf.h"
 #include "packet.bpf.h"
 
 /* LRU: an entry is written once per translated datagram and never deleted on
@@ -70,7 +71,7 @@ static __always_inline void frag_note(const struct pkt4 *p, __u8 dir, __be32 add
 	struct np_frag f = {
 		.addr_be = { addr_be },
 		.node_port_be = node_port_be,
-		.first_ns = bpf_ktime_get_ns(),
+		.first_ns = np_now(),
 	};
 
 	bpf_map_update_elem(&frag_flows, &key, &f, BPF_ANY);
@@ -84,7 +85,7 @@ static __always_inline const struct np_frag *frag_find(const struct pkt4 *p, __u
 	struct np_frag_key key = frag_key(p, dir);
 	const struct np_frag *f = bpf_map_lookup_elem(&frag_flows, &key);
 
-	if (!f || bpf_ktime_get_ns() > f->first_ns + NP_FRAG_LIFETIME_S * 1000000000ULL)
+	if (!f || np_now() > f->first_ns + NP_FRAG_LIFETIME_S * 1000000000ULL)
 		return NULL;
 	return f;
 }

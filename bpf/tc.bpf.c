@@ -81,7 +81,7 @@ static __always_inline void note_node_udp(const struct pkt4 *p)
 	if (!lookup_port(IPPROTO_UDP, p->sport_be))
 		return;
 	key = flow_key4(p->daddr_be, p->dport_be, p->saddr_be, p->sport_be, IPPROTO_UDP, NP_FLOW_TO_BACKEND);
-	now = bpf_ktime_get_ns();
+	now = np_now();
 	sent_ns = bpf_map_lookup_elem(&node_udp, &key);
 	if (sent_ns && now < *sent_ns + NP_FLOW_TOUCH_NS)
 		return;
@@ -194,7 +194,7 @@ static __always_inline bool handshake_of(const struct np_half_open *h, const str
 static __always_inline int tcp_syn_ingress(struct __sk_buff *skb, const struct pkt4 *p,
 					   const struct np_flow_key *key)
 {
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = np_now();
 	struct np_half_open *h, handshake;
 	struct np_flow_key hkey;
 	enum np_reason why;
@@ -385,8 +385,8 @@ static __always_inline int tcp_ingress(struct __sk_buff *skb, const struct pkt4 
 
 	f = bpf_map_lookup_elem(&flows, &key);
 	if (!f)
-		return tcp_no_flow(skb, p, bpf_ktime_get_ns());
-	now = bpf_ktime_get_ns();
+		return tcp_no_flow(skb, p, np_now());
+	now = np_now();
 	/* An idle connection outlived its flow: picked up again. */
 	if (flow_expired(FLOWS_TCP, f, now))
 		return tcp_no_flow(skb, p, now);
@@ -408,7 +408,7 @@ static __always_inline int udp_ingress(struct __sk_buff *skb, const struct pkt4 
 {
 	const struct np_tcp_side no_tcp = {};
 	struct np_flow_key key = to_backend_key(p);
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = np_now();
 	enum np_reason why;
 	__be32 addr_be;
 	__be16 port_be;
@@ -467,7 +467,7 @@ static __always_inline int icmp_ingress(struct __sk_buff *skb, const struct pkt4
 	key = quoted_flow_key(&e, NP_FLOW_TO_BACKEND);
 	/* An error goes to whoever sent the packet it quotes; one addressed to
 	 * another host is not this reply's. */
-	if (e.daddr_be != e.in_saddr_be || !flow_find(&key, bpf_ktime_get_ns(), &addr_be, &port_be))
+	if (e.daddr_be != e.in_saddr_be || !flow_find(&key, np_now(), &addr_be, &port_be))
 		return pass(NP_REASON_ICMP_NO_FLOW);
 	if (icmp4_error_rewrite(skb, p, &e, NAT_SRC, addr_be, port_be, true))
 		return pass(NP_REASON_REWRITE_FAILED);
@@ -604,7 +604,7 @@ static __always_inline int tcp_handshake_egress(struct __sk_buff *skb, const str
 
 	if (!h)
 		return pass(no_handshake);
-	if (half_open_expired(h, bpf_ktime_get_ns()))
+	if (half_open_expired(h, np_now()))
 		return pass(NP_REASON_REPLY_EXPIRED);
 	node_addr_be = h->node_addr_be[0];
 	node_port_be = h->node_port_be;
@@ -636,7 +636,7 @@ static __always_inline int tcp_egress(struct __sk_buff *skb, const struct pkt4 *
 	f = bpf_map_lookup_elem(&flows, &key);
 	if (!f)
 		return tcp_handshake_egress(skb, p, &key, NP_REASON_REPLY_NO_FLOW);
-	now = bpf_ktime_get_ns();
+	now = np_now();
 	/* An expired entry waits for the LRU; a new handshake on its tuple (the
 	 * client's port reused, through another node port or after the entry's
 	 * partner went) must still be found. */
@@ -669,7 +669,7 @@ static __always_inline int udp_egress(struct __sk_buff *skb, const struct pkt4 *
 		note_node_udp(p);
 		return pass(NP_REASON_REPLY_NO_FLOW);
 	}
-	now = bpf_ktime_get_ns();
+	now = np_now();
 	if (flow_expired(FLOWS_UDP, f, now))
 		return pass(NP_REASON_REPLY_EXPIRED);
 	__be32 node_addr_be = f->addr_be[0];
@@ -697,7 +697,7 @@ static __always_inline int icmp_egress(struct __sk_buff *skb, const struct pkt4 
 	if (!icmp4_error_load(skb, p, &e))
 		return pass(NP_REASON_REPLY_NO_FLOW);
 	key = quoted_flow_key(&e, NP_FLOW_TO_CLIENT);
-	if (!flow_find(&key, bpf_ktime_get_ns(), &node_addr_be, &node_port_be))
+	if (!flow_find(&key, np_now(), &node_addr_be, &node_port_be))
 		return pass(NP_REASON_REPLY_NO_FLOW);
 	if (icmp4_error_rewrite(skb, p, &e, NAT_DST, node_addr_be, node_port_be, e.saddr_be == e.in_daddr_be))
 		return pass(NP_REASON_REPLY_REWRITE_FAILED);

@@ -150,11 +150,10 @@ func (c *connectionCounter) countExternal(backend netip.AddrPort) (int, error) {
 		return 0, fmt.Errorf("read %s: %v", flowTimeoutsShape.name, err)
 	}
 	to := parseFlowTimeouts(raw)
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil { // bpf_ktime_get_ns()'s clock
-		return 0, fmt.Errorf("read CLOCK_MONOTONIC: %w", err)
+	now, err := bpfClockNow()
+	if err != nil {
+		return 0, err
 	}
-	now := uint64(ts.Nano())
 	seen := map[flowID]bool{}
 	for _, table := range []struct {
 		m     *ebpf.Map

@@ -49,11 +49,11 @@ func seedFlows(t *testing.T) *seededFlows {
 }
 
 func monotonicNow(t *testing.T) uint64 {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+	now, err := bpfClockNow()
+	if err != nil {
 		t.Fatal(err)
 	}
-	return uint64(ts.Nano())
+	return now
 }
 
 func flowKeyBytesOf(proto uint8, client, peer netip.AddrPort, dir uint8) []byte {

@@ -6,7 +6,6 @@ import (
 	"sort"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 )
 
 // The record of the backends a write replaced or removed, and whose they
@@ -23,12 +22,11 @@ func (t *Table) rememberReplaced(old []entry) {
 	if t.replaced == nil || len(old) == 0 {
 		return
 	}
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) // bpf_ktime_get_ns()'s clock, as the C++ library writes it
+	now, _ := bpfClockNow() // cannot fail on Linux; 0 would only make the record look old
 	for _, e := range old {
 		v := make([]byte, 16)
 		binary.NativeEndian.PutUint64(v[0:], ownerID(e.owner))
-		binary.NativeEndian.PutUint64(v[8:], uint64(ts.Nano()))
+		binary.NativeEndian.PutUint64(v[8:], now)
 		t.replaced.Update(targetOf(e).key(), v, ebpf.UpdateAny)
 	}
 }

@@ -267,7 +267,7 @@ struct np_flow {
 	__u8 state;          /* NP_FLOW_* */
 	__u8 family;         /* NP_FAMILY_IPV4 */
 	__u32 pad;           /* 0 */
-	/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the last packet, refreshed at
+	/* CLOCK_MONOTONIC at a tick's resolution (bpf/clock.bpf.h) of the last packet, refreshed at
 	 * most once a second. */
 	__u64 last_seen_ns;
 	struct np_tcp_side tcp; /* TCP: the sending side's state; UDP: 0 */
