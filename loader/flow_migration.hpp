@@ -8,11 +8,13 @@
 // path, so the steps are: check the old pins (nothing changed yet), move the
 // changed ones aside (flows, udp_flows and node_udp, as NAME_abi2), let the
 // new objects create the new maps, copy every live entry over right before
-// the new TC programs are attached (everything slow is done by then), copy
-// once more right after they are (what the old programs recorded meanwhile;
-// entries the new ones wrote win), then remove the old pins. A migrated TCP flow has no sequence numbers yet: each side's
-// are learnt from its next packet, and until both are known an RST is taken
-// as conntrack's be_liberal would. Closed flows (`closed_flows`) are not
+// the new TC programs are attached (everything slow is done by then), switch
+// the ingress programs, copy what the old ones recorded meanwhile, switch the
+// egress programs, copy what they recorded (entries the new programs wrote
+// win), then remove the old pins (load.cpp says why in that order). A
+// migrated TCP flow has no sequence numbers yet: each side's are learnt from
+// its next packet, and until both are known an RST is taken as conntrack's
+// be_liberal would. Closed flows (`closed_flows`) are not
 // copied: a late packet of a closed connection finds no flow, as after any
 // lost flow (a plain ACK is picked up, a retransmitted FIN reaches the node).
 #pragma once

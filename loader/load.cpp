@@ -189,8 +189,8 @@ Result<Migrations> check_pins(const std::filesystem::path& dir) {
 }
 
 // Copies the old flows into the new tables (FlowMigration::copy): every one
-// the first time; the second time, after the switch, only what the old
-// programs wrote since the first began, so that a flow the new programs
+// the first time; after each switch (ingress, then egress), only what the
+// old programs wrote since the first began, so that a flow the new programs
 // ended meanwhile (a final ACK, an RST, a SYN on its tuple) stays ended.
 Result<void> copy_flows(tc_bpf* tc, Migrations& migrations) {
     const std::uint64_t started = bpf_clock_ns();
@@ -411,15 +411,27 @@ Result<LoadReport> load(const LoadOptions& options) {
     restore_pinned_programs_on_undo(undo, dir);
     if (auto ok = tc::pin_programs(dir, tc::fds_of(tc_programs)); !ok)
         return std::unexpected(ok.error());
-    // A migration's flows, copied as late as possible before the new TC
-    // programs take over: a flow the old ones record after this copy (a new
-    // connection's SYN) is not seen by the new ones until the copy after the
-    // switch, and its reply leaves untranslated meanwhile. Everything slow
-    // (loading, verifying, attaching the socket programs and iterators) is
-    // done by now, so that window is the switch itself.
-    if (migrations->flows)
+    // A migration's flows: every one now (everything slow, loading and
+    // verifying, is done), then the new ingress programs take over, then
+    // what the old ones recorded until then, and only then the new egress
+    // programs. So every reply the new egress programs see belongs to a flow
+    // they know: with both switched at once, a connection the old programs
+    // had just made could send its first reply through the new egress
+    // programs before the copy, untranslated, and the client reset it
+    // (abi_migration_test). Between the two switches, a handshake the new
+    // ingress programs start has its SYN-ACK leave through the old egress
+    // ones, untranslated; the client's SYN, retransmitted a second later,
+    // completes it. UDP: a reply in that window is lost.
+    if (migrations->flows) {
         if (auto ok = copy_flows(tc.get(), *migrations); !ok)
             return std::unexpected(ok.error());
+        if (auto ok = test_hook("load:flows_copied"); !ok)
+            return std::unexpected(ok.error());
+        if (auto ok = tc::swap_ingress(dir, tc::fds_of(tc_programs), bpf_map__fd(tc->maps.tc_attachments), undo); !ok)
+            return std::unexpected(ok.error());
+        if (auto ok = copy_flows(tc.get(), *migrations); !ok)
+            return std::unexpected(ok.error());
+    }
     auto attached = tc::attach(dir, tc_programs, options.interfaces, options.tc_attach,
                                bpf_map__fd(tc->maps.tc_attachments), undo, tc::OnFailure::stop);
     if (!attached)
@@ -427,8 +439,8 @@ Result<LoadReport> load(const LoadOptions& options) {
     report.interfaces = std::move(*attached);
     if (auto ok = test_hook("load:tc"); !ok)
         return std::unexpected(ok.error());
-    // What the old programs recorded while the new ones were loaded and
-    // attached; then every program reads the new maps, and the old ones may go.
+    // What the old egress programs recorded (node_udp) until they were
+    // switched; then every program reads the new maps, and the old ones may go.
     if (migrations->flows)
         if (auto ok = copy_flows(tc.get(), *migrations); !ok)
             return std::unexpected(ok.error());

@@ -291,6 +291,28 @@ Result<TcAttachMode> attach_one(const std::filesystem::path& dir, const ProgramF
 
 }  // namespace
 
+Result<void> swap_ingress(const std::filesystem::path& dir, const ProgramFds& programs, int attachments_fd,
+                          UndoLog& undo) {
+    auto cookie = netns::current_cookie();
+    if (!cookie)
+        return std::unexpected(cookie.error());
+    auto recorded = records(attachments_fd);
+    if (!recorded)
+        return std::unexpected(recorded.error());
+    for (const auto& record : *recorded) {
+        if (record.mode != NP_TC_TCX || record.netns_cookie != *cookie)
+            continue;
+        auto chosen = programs_for(programs, link_of(record));
+        if (!chosen)
+            continue;  // attach() names the interface and stops
+        if (auto ok = attach_pinned(chosen->ingress, link_pin(dir, ingress_name, record.ifindex), {},
+                                    interface_name(record.ifindex) + " (tcx ingress)", undo);
+            !ok)
+            return ok;
+    }
+    return {};
+}
+
 Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const ProgramFds& programs,
                                          const std::vector<std::string>& interfaces, TcAttachMode mode,
                                          int attachments_fd, UndoLog& undo, OnFailure on_failure) {

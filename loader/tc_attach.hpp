@@ -82,6 +82,14 @@ Result<std::vector<TcAttachment>> attach(const std::filesystem::path& pin_dir, c
                                          const std::vector<std::string>& interfaces, TcAttachMode mode,
                                          int attachments_fd, UndoLog& undo, OnFailure on_failure);
 
+// A migrating load's first switch (load.cpp): the new ingress program takes
+// the place of the old one on every interface attached with tcx in this
+// namespace, and the egress programs stay until attach(). Swaps only: an
+// interface without a pinned ingress link is left to attach(). Each swap is
+// recorded in `undo`.
+Result<void> swap_ingress(const std::filesystem::path& pin_dir, const ProgramFds& programs, int attachments_fd,
+                          UndoLog& undo);
+
 // Removes every recorded attachment (unload), from the namespace each was
 // attached in; what cannot be reached is reported in `report.left`.
 Result<void> detach_all(const std::filesystem::path& pin_dir, int attachments_fd, UnloadReport& report);

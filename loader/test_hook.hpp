@@ -6,9 +6,11 @@
 // NODEPORT_TEST_HOOK=pause:POINT or fail:POINT acts at POINT: `pause` says so
 // on stderr ("nodeport: test hook: paused at POINT") and sleeps up to a
 // minute (the test SIGKILLs it there, or SIGUSR1 resumes it), `fail` makes
-// the step fail. Points: load:maps, load:cgroup, load:tc, load:end,
-// set:locked, set:written, sync:added, unload:start, watch:chosen (a
-// resync's interfaces chosen, not yet attached).
+// the step fail; several, separated by commas, each act at their point.
+// Points: load:maps, load:cgroup, load:flows_copied (a migration's flows
+// copied, no TC program switched), load:tc, load:end, set:locked,
+// set:written, sync:added, unload:start, watch:chosen (a resync's
+// interfaces chosen, not yet attached).
 #pragma once
 
 #include <string_view>

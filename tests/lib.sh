@@ -97,3 +97,12 @@ _cgroup2_root() { (topo_init probe && echo "$TOPO_CGROUP_ROOT"); }  # a subshell
 
 # The name the tests used before `require`, kept for tests written against it: root only.
 require_root() { require root; }
+
+# wait_for SECONDS COMMAND...: until COMMAND succeeds, polled every 0.1 s;
+# fails when it never did.
+wait_for() {
+    local tries=$(($1 * 10))
+    shift
+    for _ in $(seq 1 "$tries"); do "$@" && return 0; sleep 0.1; done
+    return 1
+}

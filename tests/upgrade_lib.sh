@@ -107,15 +107,7 @@ stop_traffic() {
     for what in external local long; do
         read -r ok failed first last <"$WORK/$what.out" ||
             { ok=0 failed="no result: $(head -c 300 "$WORK/$what.err")" first=0 last=0; }
-        local tolerated_var="TOLERATED_FAILURES_$what" tolerated
-        tolerated=${!tolerated_var:-0}
-        if [ "$tolerated" = 0 ]; then
-            expect_eq "$what traffic: no failed connection or exchange ($ok succeeded)" 0 "$failed"
-        else
-            # A window the caller names and docs/limitations.md describes.
-            expect_match "$what traffic: at most $tolerated failed connection ($ok succeeded)" \
-                "^[0-$tolerated]$" "$failed"
-        fi
+        expect_eq "$what traffic: no failed connection or exchange ($ok succeeded)" 0 "$failed"
         if awk -v f="$first" -v l="$last" -v a="${WINDOW[0]:-0}" -v b="${WINDOW[1]:-0}" \
             'BEGIN { exit !(f > 0 && f < a && l > b) }'; then
             pass "$what traffic succeeded before the first reload and after the last ($ok)"

@@ -31,13 +31,6 @@ SB1=$(topo_sandbox_ip 1)
 reaches() { topo_in client nc -w 3 "$1" 6667 </dev/null; }
 records() { bpftool -j map dump pinned "$PIN/tc_attachments" | jq -r '[.[].formatted.value.ifname] | sort | join(" ")'; }
 programs_on() { topo_in node bpftool net show dev "$1" 2>/dev/null | grep -cE 'np_tc_(ingress|egress)'; }
-# wait_until SECONDS COMMAND...: until COMMAND succeeds, polled every 0.1 s.
-wait_until() {
-    local tries=$(($1 * 10))
-    shift
-    for _ in $(seq 1 "$tries"); do "$@" && return 0; sleep 0.1; done
-    return 1
-}
 for d in extra0 extra1; do
     ip -n "$(topo_ns node)" link add "$d" type veth peer name "p-$d" netns "$(topo_ns client)"
 done
@@ -51,7 +44,7 @@ expect_eq "load --iface all --exclude br0 attaches ext0 and the two others" "ext
 NODEPORT_TEST_HOOK=pause:watch:chosen nsenter --net="/run/netns/$(topo_ns node)" \
     "$HOOKS" watch --pin-dir "$PIN" --json >"$WORK/watch.out" 2>"$WORK/watch.err" &
 WATCH_PID=$!
-wait_until 10 grep -q "paused at watch:chosen" "$WORK/watch.err"
+wait_for 10 grep -q "paused at watch:chosen" "$WORK/watch.err"
 expect_eq "the watch is paused in its resync" 0 $?
 
 nsenter --net="/run/netns/$(topo_ns node)" "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" \
@@ -59,7 +52,7 @@ nsenter --net="/run/netns/$(topo_ns node)" "$NODEPORT" load --pin-dir "$PIN" --c
 LOAD_PID=$!
 # The load must wait for the resync's lock: 2 s is long enough for a load
 # that does not wait to be done (one takes about 0.3 s here).
-wait_until 2 bash -c "! kill -0 $LOAD_PID 2>/dev/null"
+wait_for 2 bash -c "! kill -0 $LOAD_PID 2>/dev/null"
 expect_eq "the load waits for the resync in progress" waiting \
     "$(kill -0 "$LOAD_PID" 2>/dev/null && echo waiting || echo done)"
 kill -USR1 "$WATCH_PID"
