@@ -14,9 +14,9 @@
 // win), then remove the old pins (load.cpp says why in that order). A
 // migrated TCP flow has no sequence numbers yet: each side's are learnt from
 // its next packet, and until both are known an RST is taken as conntrack's
-// be_liberal would. Closed flows (`closed_flows`) are not
-// copied: a late packet of a closed connection finds no flow, as after any
-// lost flow (a plain ACK is picked up, a retransmitted FIN reaches the node).
+// be_liberal would. Closed flows (`closed_flows`) are not copied: a late
+// packet of a closed connection finds no flow, as after any lost flow (a
+// plain ACK is picked up, a retransmitted FIN reaches the node).
 #pragma once
 
 #include <array>
@@ -47,7 +47,7 @@ public:
     // Moves the changed pins aside, so the new objects create their own.
     Result<void> set_aside();
     // Copies the old tables' entries last written at or after `since_ns`
-    // (CLOCK_MONOTONIC, as bpf_ktime_get_ns) into the new maps, keeping any
+    // (the programs' clock, bpf_clock.hpp) into the new maps, keeping any
     // entry already there; returns how many TCP and UDP flows were copied.
     // A second copy passes the first one's start: an older entry is in the
     // new maps already, or the new programs ended it since, and it must not

@@ -180,11 +180,11 @@ struct np_iface_choice {
 /* `node_udp` LRU hash: UDP the node itself sent from a mapped node port (its
  * own query, or a sandbox's datagram the node MASQUERADEd to that port), seen
  * by np_tc_egress. Key: an np_flow_key as the answer's ingress lookup builds
- * it (client = the remote side, peer = the node's address and port,
- * dir NP_FLOW_TO_BACKEND); value: __u64 bpf_ktime_get_ns() of the last such
- * datagram, refreshed at most once a second. An answer within the UDP idle
- * timeout is the node's, never a new flow to the sandbox: what conntrack
- * tells an iptables DNAT rule. */
+ * it (client = the remote side, peer = the node's address and port, dir
+ * NP_FLOW_TO_BACKEND); value: __u64 CLOCK_MONOTONIC (bpf/clock.bpf.h) of the
+ * last such datagram, refreshed at most once a second. An answer within the
+ * UDP idle timeout is the node's, never a new flow to the sandbox: what
+ * conntrack tells an iptables DNAT rule. */
 #define NP_MAX_NODE_UDP 16384
 
 /* `frag_flows` LRU hash: how the first fragment of a fragmented datagram was
@@ -213,7 +213,7 @@ struct np_frag {
 	__be32 addr_be[4];   /* the later fragments' new destination (to backend) or source (to client) */
 	__be16 node_port_be; /* the node port whose counters they add to */
 	__u8 pad[6];
-	__u64 first_ns;      /* bpf_ktime_get_ns() of the first fragment */
+	__u64 first_ns;      /* CLOCK_MONOTONIC (bpf/clock.bpf.h) of the first fragment */
 };
 
 #define NP_FLOW_TO_BACKEND 1 /* np_flow_key.dir */
