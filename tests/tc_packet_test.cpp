@@ -12,7 +12,6 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <array>
@@ -26,6 +25,7 @@
 #include <vector>
 
 #include "bpf_available.hpp"
+#include "bpf_clock.hpp"
 #include "nodeport/abi.h"
 #include "rfc1071.hpp"
 #include "nodeport/fd.hpp"
@@ -53,12 +53,6 @@ std::uint32_t ip_be(const char* text) {
     in_addr a{};
     EXPECT_EQ(inet_pton(AF_INET, text, &a), 1) << text;
     return a.s_addr;
-}
-
-std::uint64_t monotonic_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);  // the clock the programs read (bpf/clock.bpf.h)
-    return std::uint64_t(ts.tv_sec) * kSec + ts.tv_nsec;
 }
 
 // ---- RFC 1071 checksums, independent of the code under test ----
@@ -595,9 +589,9 @@ class NewFlow : public TcPacketTest, public testing::WithParamInterface<NewFlowC
 TEST_P(NewFlow, RewritesDestinationAndRecordsBothDirections) {
     const Spec& in = GetParam().in;
     const std::uint16_t node_port = in.dport, backend_port = in.proto == IPPROTO_TCP ? 8080 : 5353;
-    const auto before = monotonic_ns();
+    const auto before = nodeport::bpf_clock_ns();
     auto r = ingress(build(in));
-    const auto after = monotonic_ns();
+    const auto after = nodeport::bpf_clock_ns();
     EXPECT_EQ(r.retval, TC_ACT_OK);
     expect_translated(r.out, at_backend(in));
 
@@ -1069,7 +1063,7 @@ class SynAckNotTranslatedByUs : public TcPacketTest, public testing::WithParamIn
 
 TEST_P(SynAckNotTranslatedByUs, PassesUntouchedAndSoDoesTheRestOfItsConnection) {
     const auto& c = GetParam();
-    const std::uint64_t now = monotonic_ns();
+    const std::uint64_t now = nodeport::bpf_clock_ns();
     put_flow(tcp_fwd_key(), flow_value(kBackend, 8080, c.state, now));
     put_flow(tcp_rev_key(), flow_value(kNode, kTcpPort, c.state, now));
 
@@ -1132,7 +1126,7 @@ class TcPacketIdleTest : public TcPacketTest {
 // next segment is decided afresh (picked up to the current backend), as is
 // its next SYN.
 TEST_F(TcPacketIdleTest, IdleTcpFlowIsForgottenAndSynStartsFresh) {
-    const std::uint64_t ago = monotonic_ns() - 5 * kSec;
+    const std::uint64_t ago = nodeport::bpf_clock_ns() - 5 * kSec;
     put_flow(tcp_fwd_key(), flow_value(kBackend2, 8080, NP_FLOW_OPEN, ago));
     put_flow(tcp_rev_key(kBackend2), flow_value(kNode, kTcpPort, NP_FLOW_OPEN, ago));
 
@@ -1148,7 +1142,7 @@ TEST_F(TcPacketIdleTest, IdleTcpFlowIsForgottenAndSynStartsFresh) {
 }
 
 TEST_F(TcPacketIdleTest, IdleUdpFlowIsReplacedByTheNextDatagram) {
-    const std::uint64_t ago = monotonic_ns() - 5 * kSec;
+    const std::uint64_t ago = nodeport::bpf_clock_ns() - 5 * kSec;
     auto fwd = flow_key(IPPROTO_UDP, kClient, kClientPort, kNode, kUdpPort, NP_FLOW_TO_BACKEND);
     put_flow(fwd, flow_value(kBackend2, 5353, NP_FLOW_OPEN, ago));
 
@@ -1160,7 +1154,7 @@ TEST_F(TcPacketIdleTest, IdleUdpFlowIsReplacedByTheNextDatagram) {
 // The node's query is remembered for the UDP idle timeout only: a datagram
 // from the same remote port after that is a client's.
 TEST_F(TcPacketIdleTest, AnswerLongAfterTheNodesUdpIsAClientsAgain) {
-    const std::uint64_t ago = monotonic_ns() - 5 * kSec;
+    const std::uint64_t ago = nodeport::bpf_clock_ns() - 5 * kSec;
     const np_flow_key key = flow_key(IPPROTO_UDP, kClient, 53, kNode, kUdpPort, NP_FLOW_TO_BACKEND);
     ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.node_udp), &key, &ago, BPF_ANY), 0);
     const Spec late = with(to_node(IPPROTO_UDP), [](Spec& s) { s.sport = 53; });
@@ -1170,10 +1164,10 @@ TEST_F(TcPacketIdleTest, AnswerLongAfterTheNodesUdpIsAClientsAgain) {
 // 1.5 s old: not idle (2 s), but older than the 1 s between last_seen writes,
 // so the packet refreshes its entry and the partner entry.
 TEST_F(TcPacketIdleTest, RecentFlowIsKeptAndRefreshedBothWays) {
-    const std::uint64_t ago = monotonic_ns() - 1500 * 1000 * 1000ULL;
+    const std::uint64_t ago = nodeport::bpf_clock_ns() - 1500 * 1000 * 1000ULL;
     put_flow(tcp_fwd_key(), flow_value(kBackend2, 8080, NP_FLOW_OPEN, ago));
     put_flow(tcp_rev_key(kBackend2), flow_value(kNode, kTcpPort, NP_FLOW_OPEN, ago));
-    const std::uint64_t before = monotonic_ns();
+    const std::uint64_t before = nodeport::bpf_clock_ns();
     auto data = to_node(IPPROTO_TCP, kAck);
     expect_translated(ingress(build(data)).out, at_backend(data, kBackend2));
     EXPECT_GE(flow(tcp_fwd_key())->last_seen_ns, before);
@@ -1183,7 +1177,7 @@ TEST_F(TcPacketIdleTest, RecentFlowIsKeptAndRefreshedBothWays) {
 // The LRU evicted the reply entry: the next refresh writes it again, so a
 // flow does not stay split.
 TEST_F(TcPacketIdleTest, EvictedPartnerIsRebuiltOnTheNextRefresh) {
-    const std::uint64_t ago = monotonic_ns() - 1500 * 1000 * 1000ULL;
+    const std::uint64_t ago = nodeport::bpf_clock_ns() - 1500 * 1000 * 1000ULL;
     put_flow(tcp_fwd_key(), flow_value(kBackend, 8080, NP_FLOW_OPEN, ago));
     auto data = to_node(IPPROTO_TCP, kAck);
     expect_translated(ingress(build(data)).out, at_backend(data));
@@ -1630,7 +1624,7 @@ TEST_F(TcPacketTest, LaterFragmentAfterTheReassemblyTimePassesUntouched) {
     ASSERT_EQ(bpf_map_lookup_elem(fd, &key, &entry), 0) << "the first fragment's entry, under the documented key";
     EXPECT_EQ(entry.addr_be[0], ip_be(kBackend));
     EXPECT_EQ(entry.node_port_be, htons(kUdpPort));
-    entry.first_ns = monotonic_ns() - (NP_FRAG_LIFETIME_S + 1) * kSec;
+    entry.first_ns = nodeport::bpf_clock_ns() - (NP_FRAG_LIFETIME_S + 1) * kSec;
     ASSERT_EQ(bpf_map_update_elem(fd, &key, &entry, BPF_ANY), 0);
     expect_counted_once(NP_REASON_FRAGMENT, [&] { EXPECT_EQ(ingress(in[1]).out, in[1]); });
 }
@@ -1830,7 +1824,7 @@ TEST_F(TcPacketTest, TranslatedUdpCountsAFlowPerClientPortAndEachDatagram) {
 // The established flow's SYN-ACK (a connection nodeport did not translate),
 // on an established and a picked-up flow.
 TEST_F(TcPacketTest, ReasonReplyNotOurs) {
-    const std::uint64_t now = monotonic_ns();
+    const std::uint64_t now = nodeport::bpf_clock_ns();
     const Bytes synack = build(from_backend(IPPROTO_TCP));
     for (std::uint8_t state : {NP_FLOW_OPEN, NP_FLOW_PICKED_UP}) {
         put_flow(tcp_fwd_key(), flow_value(kBackend, 8080, state, now));
@@ -1842,7 +1836,7 @@ TEST_F(TcPacketTest, ReasonReplyNotOurs) {
 // reply_expired: a reply of an expired flow (an expired flow's client
 // segment is picked up instead, see IdleTcpFlowIsForgottenAndSynStartsFresh).
 TEST_F(TcPacketIdleTest, ReasonReplyExpired) {
-    const std::uint64_t ago = monotonic_ns() - 5 * kSec;
+    const std::uint64_t ago = nodeport::bpf_clock_ns() - 5 * kSec;
     put_flow(tcp_fwd_key(), flow_value(kBackend, 8080, NP_FLOW_OPEN, ago));
     put_flow(tcp_rev_key(), flow_value(kNode, kTcpPort, NP_FLOW_OPEN, ago));
     const Bytes tcp_reply = build(from_backend(IPPROTO_TCP, kAck));
@@ -1859,7 +1853,7 @@ TEST_F(TcPacketIdleTest, ReasonReplyExpired) {
 // entries wait for the LRU: the reply entry (the same key as the new
 // handshake's) must not hide the handshake from the SYN-ACK.
 TEST_F(TcPacketIdleTest, ExpiredReplyEntryDoesNotHideANewHandshakeOnItsTuple) {
-    const std::uint64_t ago = monotonic_ns() - 5 * kSec;
+    const std::uint64_t ago = nodeport::bpf_clock_ns() - 5 * kSec;
     map_port(IPPROTO_TCP, kTcpPort + 1, kBackend, 8080);
     put_flow(flow_key(IPPROTO_TCP, kClient, kClientPort, kNode, kTcpPort + 1, NP_FLOW_TO_BACKEND),
              flow_value(kBackend, 8080, NP_FLOW_OPEN, ago));
