@@ -7,6 +7,7 @@
 #define NODEPORT_FLOWS_BPF_H
 
 #include "nodeport/abi.h"
+#include "nodeport/flow_lifetime.h"
 #include "clock.bpf.h"
 #include "packet.bpf.h"
 
@@ -62,8 +63,6 @@ struct {
 	__type(value, struct np_flow_timeouts);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } flow_timeouts SEC(".maps");
-
-#define NSEC_PER_SEC 1000000000ULL
 
 /* last_seen_ns is written at most this often: each write dirties a cache
  * line that every CPU handling the flow then has to fetch again. */
@@ -133,46 +132,21 @@ static __always_inline const struct np_flow_timeouts *timeouts(void)
 	return bpf_map_lookup_elem(&flow_timeouts, &zero);
 }
 
-/* How long an entry of table `t` in its state lives without a packet. The
- * fallbacks, used only if the array lookup failed, are the defaults `load`
- * writes. */
+/* The lifetimes (include/nodeport/flow_lifetime.h, the rule `nodeport
+ * flows` shares) of what these programs read. */
 static __always_inline __u64 udp_idle_ns(void)
 {
-	const struct np_flow_timeouts *to = timeouts();
-
-	return to ? to->udp_idle_ns : NP_DEFAULT_UDP_IDLE_S * NSEC_PER_SEC;
+	return np_flow_lifetime_ns(timeouts(), 1, NP_FLOW_OPEN);
 }
 
-static __always_inline __u64 tcp_syn_ns(void)
-{
-	const struct np_flow_timeouts *to = timeouts();
-
-	return to ? to->tcp_syn_ns : NP_DEFAULT_TCP_SYN_S * NSEC_PER_SEC;
-}
-
-static __always_inline __u64 flow_lifetime(enum flow_table t, const struct np_flow *f)
-{
-	const struct np_flow_timeouts *to;
-
-	if (t == FLOWS_UDP)
-		return udp_idle_ns();
-	to = timeouts();
-	if (f->state == NP_FLOW_FIN_WAIT || f->state == NP_FLOW_PICKED_UP)
-		return to ? to->tcp_closing_ns : NP_DEFAULT_TCP_CLOSING_S * NSEC_PER_SEC;
-	return to ? to->tcp_established_ns : NP_DEFAULT_TCP_ESTABLISHED_S * NSEC_PER_SEC;
-}
-
-/* Written as `now > last + lifetime` and not `now - last > lifetime`: another
- * CPU may have stored a last_seen_ns a little later than our `now`, and the
- * subtraction would wrap to a huge idle time. */
 static __always_inline bool flow_expired(enum flow_table t, const struct np_flow *f, __u64 now)
 {
-	return now > f->last_seen_ns + flow_lifetime(t, f);
+	return !np_flow_live(timeouts(), t == FLOWS_UDP, f->state, f->last_seen_ns, now);
 }
 
 static __always_inline bool half_open_expired(const struct np_half_open *h, __u64 now)
 {
-	return now > h->last_seen_ns + tcp_syn_ns();
+	return !np_flow_live(timeouts(), 0, NP_FLOW_SYN_SENT, h->last_seen_ns, now);
 }
 
 /* The translation of the live entry under `key`, from the table that keeps

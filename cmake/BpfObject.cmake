@@ -49,7 +49,7 @@ function(bpf_object NAME)
   set(src ${CMAKE_SOURCE_DIR}/bpf/${NAME}.bpf.c)
   set(obj ${BPF_GEN_DIR}/${NAME}.bpf.o)
   set(skel ${BPF_GEN_DIR}/${NAME}.skel.h)
-  file(GLOB bpf_headers ${CMAKE_SOURCE_DIR}/bpf/*.bpf.h ${CMAKE_SOURCE_DIR}/include/nodeport/abi.h)
+  file(GLOB bpf_headers ${CMAKE_SOURCE_DIR}/bpf/*.bpf.h ${CMAKE_SOURCE_DIR}/include/nodeport/*.h)
   add_custom_command(
     OUTPUT ${obj}
     # -mcpu=v3: atomic fetch-and-or (Linux >= 5.12) for the flow table's FIN bits.

@@ -10,6 +10,7 @@
 #include "bpf_clock.hpp"
 #include "flow_entries.hpp"
 #include "nodeport/abi.h"
+#include "nodeport/flow_lifetime.h"
 #include "pin_dir.hpp"
 
 namespace nodeport {
@@ -23,22 +24,6 @@ FlowState state_of(const np_flow& f) {
     if (f.state == NP_FLOW_PICKED_UP)
         return FlowState::picked_up;
     return FlowState::established;
-}
-
-// The same choice as flow_lifetime() in bpf/flows.bpf.h.
-nanoseconds lifetime(Proto proto, FlowState state, const np_flow_timeouts& t) {
-    if (proto == Proto::udp)
-        return nanoseconds(t.udp_idle_ns);
-    switch (state) {
-    case FlowState::syn_sent:
-        return nanoseconds(t.tcp_syn_ns);
-    case FlowState::established:
-        return nanoseconds(t.tcp_established_ns);
-    case FlowState::picked_up:
-    case FlowState::fin_wait:
-        break;
-    }
-    return nanoseconds(t.tcp_closing_ns);
 }
 
 Result<np_flow_timeouts> read_timeouts(const std::filesystem::path& dir) {
@@ -76,21 +61,23 @@ Flow flow_of(const np_flow_key& key, const np_half_open& value) {
     return flow;
 }
 
-// Every flow of the tables of bpf/flows.bpf.h: fn(map fd, key, flow) for
-// the client-to-backend entry of each pair (it says all there is to say) and
-// for each handshake; the flow's node port says which one it is.
+// Every flow of the tables of bpf/flows.bpf.h: fn(map fd, key, flow,
+// last_seen_ns, state: the entry's NP_FLOW_*) for the client-to-backend entry
+// of each pair (it says all there is to say) and for each handshake; the
+// flow's node port says which one it is.
 template <class Fn>
 Result<void> for_each_flow(const std::filesystem::path& dir, Fn&& fn) {
     for (auto name : {"flows", "udp_flows"}) {
         auto walked = for_each_flow_entry<np_flow>(dir, name, [&](int fd, const np_flow_key& key, const np_flow& value) {
-            return fn(fd, key, flow_of(key, value), value.last_seen_ns);
+            return fn(fd, key, flow_of(key, value), value.last_seen_ns, value.state);
         });
         if (!walked)
             return walked;
     }
     return for_each_flow_entry<np_half_open>(dir, "half_open_flows",
                                         [&](int fd, const np_flow_key& key, const np_half_open& value) {
-                                            return fn(fd, key, flow_of(key, value), value.last_seen_ns);
+                                            return fn(fd, key, flow_of(key, value), value.last_seen_ns,
+                                                      value.state);
                                         });
 }
 
@@ -116,13 +103,16 @@ Result<std::vector<Flow>> list_flows(const std::filesystem::path& dir) {
         return std::unexpected(timeouts.error());
     const auto now = nanoseconds(bpf_clock_ns());
     std::vector<Flow> out;
-    auto walked = for_each_flow(dir, [&](int, const np_flow_key& key, Flow flow, __u64 last_seen_ns) {
+    auto walked = for_each_flow(dir, [&](int, const np_flow_key& key, Flow flow, __u64 last_seen_ns, __u8 state) {
         if (key.dir != NP_FLOW_TO_BACKEND && flow.state != FlowState::syn_sent)
             return Result<void>{};
+        const bool udp = key.proto == IPPROTO_UDP;
+        // Expired entries are inert, waiting for the LRU.
+        if (!np_flow_live(&*timeouts, udp, state, last_seen_ns, now.count()))
+            return Result<void>{};
         flow.idle = std::max(now - nanoseconds(last_seen_ns), nanoseconds(0));
-        flow.expires_in = lifetime(flow.proto, flow.state, *timeouts) - flow.idle;
-        if (flow.expires_in >= nanoseconds(0))  // expired entries are inert, waiting for the LRU
-            out.push_back(flow);
+        flow.expires_in = nanoseconds(np_flow_lifetime_ns(&*timeouts, udp, state)) - flow.idle;
+        out.push_back(flow);
         return Result<void>{};
     });
     if (!walked)
@@ -137,8 +127,8 @@ Result<std::vector<Flow>> list_flows(const std::filesystem::path& dir) {
 
 Result<std::size_t> flush_flows(const std::filesystem::path& dir, std::optional<NodePort> node_port) {
     std::size_t flushed = 0;
-    auto walked = for_each_flow(dir, [&](int map_fd, const np_flow_key& key, const Flow& flow,
-                                         __u64) -> Result<void> {
+    auto walked = for_each_flow(dir, [&](int map_fd, const np_flow_key& key, const Flow& flow, __u64,
+                                         __u8) -> Result<void> {
         if (node_port && NodePort{flow.proto, flow.node.port} != *node_port)
             return {};
         if (bpf_map_delete_elem(map_fd, &key) != 0)
