@@ -163,6 +163,9 @@ expect_eq "--output writes the same families as stdout" "$(grep -c '^# TYPE' "$W
     "$(grep -c '^# TYPE' "$PROM")"
 expect_eq "readable by node_exporter's user (0644), no temporary file left" "644 nodeport.prom" \
     "$(stat -c %a "$PROM") $(ls -A "$WORK/textfile" | xargs)"
+# A hard link holds the first file's inode, which ext4 would otherwise give
+# to a later rewrite, making a rename look like an overwrite in place.
+ln "$PROM" "$WORK/first.prom"
 inode=$(stat -c %i "$PROM")
 # A reader racing 30 rewrites sees a whole file every time (its last family's
 # last line ends it), and each rewrite is a new file renamed over the old.
