@@ -73,31 +73,36 @@ std::string to_prometheus(const Stats& stats) {
         w.sample(with(port_labels(p.mapping),
                       {{"owner", printable(p.mapping.owner)}, {"backend", to_string(p.mapping.backend)}}),
                  1);
-    w.family("nodeport_port_socket_calls_total", "counter",
-             "Socket calls of the node's processes nodeport sent to the node port's backend (the local path): kind "
-             "connect (TCP, connected UDP) or send (an unconnected UDP datagram). From zero when the port changes "
-             "owner.");
-    for (const auto& p : stats.ports) {
-        w.sample(with(port_labels(p.mapping), {{"kind", "connect"}}), p.counters.local_connects);
-        w.sample(with(port_labels(p.mapping), {{"kind", "send"}}), p.counters.local_sends);
-    }
-    w.family("nodeport_port_flows_total", "counter",
-             "New flows nodeport sent to the node port's backend on the external path (a TCP SYN, a UDP flow's first "
-             "datagram). From zero when the port changes owner.");
-    for (const auto& p : stats.ports)
-        w.sample(port_labels(p.mapping), p.counters.external_flows);
-    w.family("nodeport_port_packets_total", "counter",
-             "Packets nodeport translated for the node port on the external path, to or from the backend (the "
-             "local path translates sockets, not packets). From zero when the port changes owner.");
-    for (const auto& p : stats.ports) {
-        w.sample(with(port_labels(p.mapping), {{"direction", "to_backend"}}), p.counters.to_backend_packets);
-        w.sample(with(port_labels(p.mapping), {{"direction", "from_backend"}}), p.counters.from_backend_packets);
-    }
-    w.family("nodeport_port_bytes_total", "counter",
-             "Bytes of those packets, from the IP header on. From zero when the port changes owner.");
-    for (const auto& p : stats.ports) {
-        w.sample(with(port_labels(p.mapping), {{"direction", "to_backend"}}), p.counters.to_backend_bytes);
-        w.sample(with(port_labels(p.mapping), {{"direction", "from_backend"}}), p.counters.from_backend_bytes);
+    // The counters' families, each a sample per port of every counter that
+    // names it (port_counters()), labelled as the counter says.
+    struct CounterFamily {
+        std::string_view name, help;
+    };
+    constexpr CounterFamily counter_families[] = {
+        {"nodeport_port_socket_calls_total",
+         "Socket calls of the node's processes nodeport sent to the node port's backend (the local path): kind "
+         "connect (TCP, connected UDP) or send (an unconnected UDP datagram). From zero when the port changes "
+         "owner."},
+        {"nodeport_port_flows_total",
+         "New flows nodeport sent to the node port's backend on the external path (a TCP SYN, a UDP flow's first "
+         "datagram). From zero when the port changes owner."},
+        {"nodeport_port_packets_total",
+         "Packets nodeport translated for the node port on the external path, to or from the backend (the "
+         "local path translates sockets, not packets). From zero when the port changes owner."},
+        {"nodeport_port_bytes_total",
+         "Bytes of those packets, from the IP header on. From zero when the port changes owner."},
+    };
+    for (const auto& family : counter_families) {
+        w.family(family.name, "counter", family.help);
+        for (const auto& p : stats.ports)
+            for (const auto& counter : port_counters()) {
+                if (counter.metric != family.name)
+                    continue;
+                w.sample(counter.label.empty()
+                             ? port_labels(p.mapping)
+                             : with(port_labels(p.mapping), {{counter.label, std::string(counter.label_value)}}),
+                         p.counters.*counter.member);
+            }
     }
     // Packets and socket calls are different things: two families.
     w.family("nodeport_passed_packets_total", "counter",
@@ -141,8 +146,7 @@ std::string to_prometheus(const Status& status, const NodeMetricsInfo& info) {
     w.sample({}, status.problems.empty() ? 1 : 0);
     w.family("nodeport_problems", "gauge", "Problems nodeport status finds now, by kind (nodeport status explains).");
     // Every kind, zeros included, so an alert's series exists before it fires.
-    for (int k = 0; k <= static_cast<int>(ProblemKind::unattached_interface); ++k) {
-        auto kind = static_cast<ProblemKind>(k);
+    for (auto kind : kProblemKinds) {
         w.sample({{"kind", std::string(to_string(kind))}},
                  std::ranges::count(status.problems, kind, &Problem::kind));
     }

@@ -78,17 +78,46 @@ Result<std::array<std::uint64_t, NP_REASON_COUNT>> read_reasons(int fd, std::siz
 
 }  // namespace
 
+namespace {
+
+using C = PortCounters;
+constexpr PortCounterInfo kCounters[] = {
+    {"local_connects", &C::local_connects, "CONNECTS", 10, "nodeport_port_socket_calls_total", "kind", "connect"},
+    {"local_sends", &C::local_sends, "SENDS", 10, "nodeport_port_socket_calls_total", "kind", "send"},
+    {"external_flows", &C::external_flows, "FLOWS", 10, "nodeport_port_flows_total", "", ""},
+    {"to_backend_packets", &C::to_backend_packets, "TO-PKTS", 10, "nodeport_port_packets_total", "direction",
+     "to_backend"},
+    {"to_backend_bytes", &C::to_backend_bytes, "TO-BYTES", 12, "nodeport_port_bytes_total", "direction",
+     "to_backend"},
+    {"from_backend_packets", &C::from_backend_packets, "FROM-PKTS", 10, "nodeport_port_packets_total", "direction",
+     "from_backend"},
+    {"from_backend_bytes", &C::from_backend_bytes, "FROM-BYTES", 12, "nodeport_port_bytes_total", "direction",
+     "from_backend"},
+};
+
+// The table above holds every counter of NP_PORT_COUNTERS, in its order, by
+// name and by member.
+#define NODEPORT_COUNTER_NAME(name) #name,
+#define NODEPORT_COUNTER_MEMBER(name) &C::name,
+constexpr std::string_view kCounterNames[] = {NP_PORT_COUNTERS(NODEPORT_COUNTER_NAME)};
+constexpr std::uint64_t C::*kCounterMembers[] = {NP_PORT_COUNTERS(NODEPORT_COUNTER_MEMBER)};
+#undef NODEPORT_COUNTER_NAME
+#undef NODEPORT_COUNTER_MEMBER
+static_assert(std::ranges::equal(kCounters, kCounterNames, {}, &PortCounterInfo::name) &&
+                  std::ranges::equal(kCounters, kCounterMembers, {}, &PortCounterInfo::member),
+              "kCounters must list NP_PORT_COUNTERS, in order");
+
+}  // namespace
+
+std::span<const PortCounterInfo> port_counters() { return kCounters; }
+
 PortCounters sum_per_cpu(std::span<const np_port_counters> per_cpu) {
     PortCounters sum;
+#define NODEPORT_COUNTER_ADD(name) sum.name += c.name;
     for (const auto& c : per_cpu) {
-        sum.local_connects += c.local_connects;
-        sum.local_sends += c.local_sends;
-        sum.external_flows += c.external_flows;
-        sum.to_backend_packets += c.to_backend_packets;
-        sum.to_backend_bytes += c.to_backend_bytes;
-        sum.from_backend_packets += c.from_backend_packets;
-        sum.from_backend_bytes += c.from_backend_bytes;
+        NP_PORT_COUNTERS(NODEPORT_COUNTER_ADD)
     }
+#undef NODEPORT_COUNTER_ADD
     return sum;
 }
 

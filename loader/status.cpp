@@ -365,22 +365,11 @@ void check_listeners(const std::vector<NodePort>& mapped, Status& status) {
 
 std::string_view to_string(ProblemKind kind) {
     switch (kind) {
-    case ProblemKind::iptables_dnat:
-        return "iptables_dnat";
-    case ProblemKind::nft_dnat:
-        return "nft_dnat";
-    case ProblemKind::listener:
-        return "listener";
-    case ProblemKind::missing_interface:
-        return "missing_interface";
-    case ProblemKind::tc_detached:
-        return "tc_detached";
-    case ProblemKind::ip_forward_off:
-        return "ip_forward_off";
-    case ProblemKind::socket_walk_pending:
-        return "socket_walk_pending";
-    case ProblemKind::unattached_interface:
-        return "unattached_interface";
+#define NODEPORT_PROBLEM_KIND_CASE(name) \
+    case ProblemKind::name:              \
+        return #name;
+        NODEPORT_PROBLEM_KINDS(NODEPORT_PROBLEM_KIND_CASE)
+#undef NODEPORT_PROBLEM_KIND_CASE
     }
     return "?";
 }

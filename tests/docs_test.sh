@@ -4,6 +4,8 @@
 #     (the one table `stats` prints), with its path, in id order, and no other;
 #   - the default flow timeouts of include/nodeport/abi.h (NP_DEFAULT_*_S) in
 #     `nodeport load --help`, the man page, the example config and docs/cli.md;
+#   - the port counters of abi.h (NP_PORT_COUNTERS) in docs/map-abi.md and
+#     docs/running.md;
 #   - every relative link in README.md, docs/ and tests/README.md leads to a
 #     file (and heading, with #anchor) that exists, and README.md links every
 #     page of docs/.
@@ -51,6 +53,18 @@ while read -r opt define; do
     expect_eq "docs/cli.md: \`--$opt\` ... ($want)" "$want" \
         "$(grep -oE -- "\`--$opt\` [^(\`]*\([0-9]+\)" <<<"$cli_md" | head -1 | sed -E 's/.*\(([0-9]+)\)$/\1/')"
 done <<<"$defaults"
+
+# --- Port counters ---
+# abi.h's NP_PORT_COUNTERS list, in order: docs/map-abi.md's port_counters
+# row, and docs/running.md's table of counters (a row may name two).
+code_counters=$(sed -n '/^#define NP_PORT_COUNTERS(X)/,/^$/p' "$ROOT/include/nodeport/abi.h" |
+    grep -oE '^\s*X\([a-z_]+\)' | sed -E 's/.*\(([a-z_]+)\)/\1/')
+expect_eq "abi.h: NP_PORT_COUNTERS read (7 counters)" 7 "$(grep -c . <<<"$code_counters")"
+expect_eq "docs/map-abi.md: np_port_counters' fields in order" "$(echo $code_counters reserved)" \
+    "$(sed -nE 's/.*`np_port_counters \{u64 ([a-z_, ]+)\}`.*/\1/p' "$ROOT/docs/map-abi.md" | tr -d ,)"
+expect_eq "docs/running.md: the table of counters, in order" "$(echo $code_counters)" \
+    "$(sed -nE '/^\| counter \| counted by \| what \|$/,/^$/p' "$ROOT/docs/running.md" |
+        sed -nE 's/^\| (`[a-z_]+`(, `[a-z_]+`)?) \|.*/\1/p' | tr -d '`,' | tr '\n' ' ' | sed 's/ $//')"
 
 # --- Links ---
 # anchors FILE: the anchor of each heading outside code blocks, as GitHub

@@ -146,10 +146,13 @@ TEST(Prometheus, SamplesCarryTheCountersAndEveryReason) {
     EXPECT_TRUE(has("nodeport_port_bytes_total{" + a + R"(,direction="to_backend"} 5)"));
     EXPECT_TRUE(has("nodeport_port_packets_total{" + a + R"(,direction="from_backend"} 6)"));
     EXPECT_TRUE(has("nodeport_port_bytes_total{" + a + R"(,direction="from_backend"} 7)"));
+    std::size_t counter_samples = 0;
     for (const auto& line : lines(text))
         if (!line.starts_with("nodeport_port_info{")) {
             EXPECT_EQ(line.find("owner="), std::string::npos) << line;
+            counter_samples += line.starts_with("nodeport_port_");
         }
+    EXPECT_EQ(counter_samples, sample_stats().ports.size() * port_counters().size()) << "every counter of every port";
     // Who holds the port: one info series. The owner as the CLI prints it
     // everywhere (\xNN, \\), then escaped for the format: the quote as \",
     // each backslash doubled.

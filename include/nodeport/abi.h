@@ -364,17 +364,26 @@ struct np_local_conn {
  * `del` when the port is unmapped, so a port's counters start from zero with
  * each owner. The local path counts translations only: its packets never
  * pass a nodeport program. */
+/* The counters, in their order in the value, each a __u64: the one list the
+ * struct and every reader (include/nodeport/stats.hpp: the sum, `stats`' table,
+ * JSON and rates, Prometheus) are generated from. A name is the field, the key
+ * in `stats --json` and in `bpftool map dump`. */
+#define NP_PORT_COUNTERS(X)                                                                              \
+	X(local_connects)       /* connect4/6: TCP connections and connected UDP sockets */             \
+	X(local_sends)          /* sendmsg4: datagrams of unconnected UDP sockets */                    \
+	X(external_flows)       /* new external flows (a TCP SYN, a UDP flow's first datagram) */       \
+	X(to_backend_packets)   /* external path, client -> backend, after translation; packets on the  \
+				   wire (a GRO/GSO skb counts its segments) */                                \
+	X(to_backend_bytes)     /* their length from the IP header on */                                \
+	X(from_backend_packets) /* external path, backend -> client replies translated */               \
+	X(from_backend_bytes)
+
+#define NP_PORT_COUNTER_FIELD(name) __u64 name;
 struct np_port_counters {
-	__u64 local_connects;       /* connect4/6: TCP connections and connected UDP sockets */
-	__u64 local_sends;          /* sendmsg4: datagrams of unconnected UDP sockets */
-	__u64 external_flows;       /* new external flows (a TCP SYN, a UDP flow's first datagram) */
-	__u64 to_backend_packets;   /* external path, client -> backend, after translation; packets on the
-				       wire (a GRO/GSO skb counts its segments) */
-	__u64 to_backend_bytes;     /* their length from the IP header on */
-	__u64 from_backend_packets; /* external path, backend -> client replies translated */
-	__u64 from_backend_bytes;
-	__u64 reserved;             /* 0; keeps the value 64 bytes */
+	NP_PORT_COUNTERS(NP_PORT_COUNTER_FIELD)
+	__u64 reserved; /* 0; keeps the value 64 bytes */
 };
+#undef NP_PORT_COUNTER_FIELD
 
 /* `reason_counters`, per-CPU array indexed by enum np_reason: why a packet or
  * a call was left untouched, or failed open. Never reset: the totals survive

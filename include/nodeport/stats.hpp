@@ -22,18 +22,28 @@
 
 namespace nodeport {
 
-// One port's counters summed over the CPUs (np_port_counters without its
-// reserved field). They start from zero when the port goes to a new owner.
+// One port's counters summed over the CPUs: np_port_counters without its
+// reserved field, generated from the same list (NP_PORT_COUNTERS, abi.h).
+// They start from zero when the port goes to a new owner.
+#define NODEPORT_COUNTER_FIELD(name) std::uint64_t name = 0;
 struct PortCounters {
-    std::uint64_t local_connects = 0;  // connect4/6: TCP connections and connected UDP sockets
-    std::uint64_t local_sends = 0;     // sendmsg4: datagrams of unconnected UDP sockets
-    std::uint64_t external_flows = 0;  // new external flows: a TCP SYN, a UDP flow's first datagram
-    std::uint64_t to_backend_packets = 0;
-    std::uint64_t to_backend_bytes = 0;  // from the IP header on
-    std::uint64_t from_backend_packets = 0;
-    std::uint64_t from_backend_bytes = 0;
+    NP_PORT_COUNTERS(NODEPORT_COUNTER_FIELD)
     friend bool operator==(const PortCounters&, const PortCounters&) = default;
 };
+#undef NODEPORT_COUNTER_FIELD
+
+// How `stats` and the metrics show one counter.
+struct PortCounterInfo {
+    std::string_view name;                 // the field, and the key in `stats --json`
+    std::uint64_t PortCounters::*member;
+    std::string_view column;               // `stats`' table heading
+    int width;                             // and its width
+    std::string_view metric;               // the Prometheus family it is a sample of
+    std::string_view label, label_value;   // its label there, when the family has several ("" when not)
+};
+
+// Every counter, in NP_PORT_COUNTERS order (checked when compiled).
+std::span<const PortCounterInfo> port_counters();
 
 // The sum of one entry's per-CPU values, as a per-CPU map lookup returns them.
 PortCounters sum_per_cpu(std::span<const np_port_counters> per_cpu);

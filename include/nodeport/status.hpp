@@ -48,16 +48,25 @@ struct FlowCounts {
     std::size_t udp = 0;         // `udp_flows`
 };
 
-enum class ProblemKind {
-    iptables_dnat,      // an iptables nat rule DNATs/REDIRECTs a mapped port
-    nft_dnat,           // an nft rule does
-    listener,           // a node socket is bound to a mapped port
-    missing_interface,  // a recorded interface is gone, or its index has another name
-    tc_detached,        // the interface is there, nodeport's TC program is not
-    ip_forward_off,     // external interfaces attached, net.ipv4.ip_forward = 0
-    socket_walk_pending,  // a write was killed before it ended the node's sockets to what it replaced
-    unattached_interface,  // the interface choice in force names an interface nodeport is not attached to
-};
+// Every kind of problem `status` finds: the one list the enum, its names
+// (to_string) and every reader (the metrics' zeros included) come from.
+#define NODEPORT_PROBLEM_KINDS(X)                                                                           \
+    X(iptables_dnat)        /* an iptables nat rule DNATs/REDIRECTs a mapped port */                     \
+    X(nft_dnat)             /* an nft rule does */                                                       \
+    X(listener)             /* a node socket is bound to a mapped port */                                \
+    X(missing_interface)    /* a recorded interface is gone, or its index has another name */            \
+    X(tc_detached)          /* the interface is there, nodeport's TC program is not */                   \
+    X(ip_forward_off)       /* external interfaces attached, net.ipv4.ip_forward = 0 */                  \
+    X(socket_walk_pending)  /* a write was killed before it ended the node's sockets to what it replaced */ \
+    X(unattached_interface) /* the interface choice in force names an interface nodeport is not attached to */
+
+#define NODEPORT_PROBLEM_KIND(name) name,
+enum class ProblemKind { NODEPORT_PROBLEM_KINDS(NODEPORT_PROBLEM_KIND) };
+inline constexpr ProblemKind kProblemKinds[] = {
+#undef NODEPORT_PROBLEM_KIND
+#define NODEPORT_PROBLEM_KIND(name) ProblemKind::name,
+    NODEPORT_PROBLEM_KINDS(NODEPORT_PROBLEM_KIND)};
+#undef NODEPORT_PROBLEM_KIND
 std::string_view to_string(ProblemKind kind);  // "iptables_dnat", ...
 
 struct Problem {

@@ -65,12 +65,11 @@ nlohmann::json to_json(const Explanation& e) {
                         {"outcome", to_string(e.probe->outcome)},
                         {"seconds", std::chrono::duration<double>(e.probe->took).count()},
                         {"detail", e.probe->detail.empty() ? nlohmann::json() : nlohmann::json(e.probe->detail)}};
-    if (e.counters)
-        out["counters"] = {{"external_flows", e.counters->external_flows},
-                           {"to_backend_packets", e.counters->to_backend_packets},
-                           {"from_backend_packets", e.counters->from_backend_packets},
-                           {"local_connects", e.counters->local_connects},
-                           {"local_sends", e.counters->local_sends}};
+    if (e.counters) {
+        out["counters"] = nlohmann::json::object();  // as `stats --json` names them
+        for (const auto& counter : port_counters())
+            out["counters"][counter.name] = (*e.counters).*counter.member;
+    }
     return out;
 }
 

@@ -19,6 +19,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <vector>
 
 #include "cli.hpp"
 #include "invocation.hpp"
@@ -34,14 +35,8 @@ namespace po = boost::program_options;
 
 nlohmann::json to_json(const PortStats& p) {
     auto entry = cli::to_json(p.mapping);
-    const auto& c = p.counters;
-    entry["local_connects"] = c.local_connects;
-    entry["local_sends"] = c.local_sends;
-    entry["external_flows"] = c.external_flows;
-    entry["to_backend_packets"] = c.to_backend_packets;
-    entry["to_backend_bytes"] = c.to_backend_bytes;
-    entry["from_backend_packets"] = c.from_backend_packets;
-    entry["from_backend_bytes"] = c.from_backend_bytes;
+    for (const auto& counter : port_counters())
+        entry[counter.name] = p.counters.*counter.member;
     return entry;
 }
 
@@ -56,14 +51,15 @@ void print_json(const Stats& stats) {
     std::cout << "\n}\n";
 }
 
-// A port's seven counters as the table shows them: totals, or rates.
-using Cells = std::array<std::string, 7>;
+// A port's counters as the table shows them (port_counters() order):
+// totals, or rates.
+using Cells = std::vector<std::string>;
 
 Cells totals(const PortCounters& c) {
-    return {std::to_string(c.local_connects),     std::to_string(c.local_sends),
-            std::to_string(c.external_flows),     std::to_string(c.to_backend_packets),
-            std::to_string(c.to_backend_bytes),   std::to_string(c.from_backend_packets),
-            std::to_string(c.from_backend_bytes)};
+    Cells cells;
+    for (const auto& counter : port_counters())
+        cells.push_back(std::to_string(c.*counter.member));
+    return cells;
 }
 
 // What one counter counted between two reads. A counter that went down was
@@ -77,22 +73,17 @@ std::string per_second(std::uint64_t now, std::uint64_t before, double seconds) 
     return fmt::format("{:.1f}", static_cast<double>(counted(now, before)) / seconds);
 }
 
-using Field = std::uint64_t PortCounters::*;
-constexpr std::array<Field, 7> fields = {&PortCounters::local_connects,       &PortCounters::local_sends,
-                                         &PortCounters::external_flows,       &PortCounters::to_backend_packets,
-                                         &PortCounters::to_backend_bytes,     &PortCounters::from_backend_packets,
-                                         &PortCounters::from_backend_bytes};
-
 Cells rates(const PortCounters& now, const PortCounters& before, double seconds) {
     Cells cells;
-    for (std::size_t i = 0; i < fields.size(); ++i)
-        cells[i] = per_second(now.*fields[i], before.*fields[i], seconds);
+    for (const auto& counter : port_counters())
+        cells.push_back(per_second(now.*counter.member, before.*counter.member, seconds));
     return cells;
 }
 
 // Whether any counter of the port counted something between the reads.
 bool moved(const PortCounters& now, const PortCounters& before) {
-    return std::ranges::any_of(fields, [&](Field f) { return counted(now.*f, before.*f) > 0; });
+    return std::ranges::any_of(port_counters(),
+                               [&](const auto& counter) { return counted(now.*counter.member, before.*counter.member) > 0; });
 }
 
 // --watch without --all draws only the ports that counted something: a
@@ -103,18 +94,23 @@ void print_quiet_ports(std::size_t quiet, std::string_view what) {
                                  what);
 }
 
+// PORT, BACKEND, the counters, OWNER: `cells` one per counter.
+void print_port_line(std::string_view port, std::string_view backend, const Cells& cells, std::string_view owner) {
+    std::string line = fmt::format("{:<11} {:<21}", port, backend);
+    for (std::size_t i = 0; i < cells.size(); ++i)
+        line += fmt::format(" {:>{}}", cells[i], port_counters()[i].width);
+    std::cout << line << "  " << owner << "\n";
+}
+
 void print_port_header(std::string_view unit) {
-    std::cout << fmt::format("{:<11} {:<21} {:>10} {:>10} {:>10} {:>10} {:>12} {:>10} {:>12}  {}\n", "PORT",
-                             "BACKEND", fmt::format("CONNECTS{}", unit), fmt::format("SENDS{}", unit),
-                             fmt::format("FLOWS{}", unit), fmt::format("TO-PKTS{}", unit),
-                             fmt::format("TO-BYTES{}", unit), fmt::format("FROM-PKTS{}", unit),
-                             fmt::format("FROM-BYTES{}", unit), "OWNER");
+    Cells headings;
+    for (const auto& counter : port_counters())
+        headings.push_back(fmt::format("{}{}", counter.column, unit));
+    print_port_line("PORT", "BACKEND", headings, "OWNER");
 }
 
 void print_port_row(const Mapping& m, const Cells& c) {
-    std::cout << fmt::format("{:<11} {:<21} {:>10} {:>10} {:>10} {:>10} {:>12} {:>10} {:>12}  {}\n",
-                             to_string(m.node_port), to_string(m.backend), c[0], c[1], c[2], c[3], c[4], c[5], c[6],
-                             printable(m.owner));
+    print_port_line(to_string(m.node_port), to_string(m.backend), c, printable(m.owner));
 }
 
 // The reasons whose cell is not empty: every reason with `all`, otherwise
