@@ -73,7 +73,10 @@ Result<std::pair<np_port_key, np_backend>> convert(const V1PortKey& key, const V
 // changed only `ports`, and ABI 3 the flow tables, which FlowMigration
 // checks and moves.
 Result<void> check_unchanged_maps(const std::filesystem::path& dir) {
-    for (const auto& map : map_catalog::pinned_maps()) {
+    auto catalog = map_catalog::pinned_maps();
+    if (!catalog)
+        return std::unexpected(catalog.error());
+    for (const auto& map : *catalog) {
         if (map.name == "ports" || FlowMigration::moves(map.name) || !pin_dir::exists(dir / map.name))
             continue;
         if (auto fd = pin_dir::open_map_any_abi(dir, map.name); !fd)

@@ -59,7 +59,10 @@ Result<void> remove_pins(const std::filesystem::path& dir, UnloadReport& report,
         return errno_error(errno, "remove " + pin_dir::links_dir(dir).string());
     if (auto ok = tc::unpin_programs(dir); !ok)
         return ok;
-    for (const auto& map : map_catalog::pinned_maps()) {
+    auto catalog = map_catalog::pinned_maps();
+    if (!catalog)
+        return std::unexpected(catalog.error());
+    for (const auto& map : *catalog) {
         if (pin_dir::unlink(dir / map.name) == 0)
             ++report.maps;
         else if (errno != ENOENT)

@@ -177,7 +177,10 @@ Result<Migrations> check_pins(const std::filesystem::path& dir) {
     // Pins of another layout would make libbpf refuse to reuse them with a
     // bare "parameter mismatch": name the map first. The maps a migration
     // moves were checked by its plan.
-    for (const auto& map : map_catalog::pinned_maps()) {
+    auto catalog = map_catalog::pinned_maps();
+    if (!catalog)
+        return std::unexpected(catalog.error());
+    for (const auto& map : *catalog) {
         if (!pin_dir::exists(dir / map.name) ||
             (migrating && (FlowMigration::moves(map.name) || (*ports && map.name == "ports"))))
             continue;

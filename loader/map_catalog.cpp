@@ -2,9 +2,11 @@
 
 #include <bpf/libbpf.h>
 
-#include <cstdio>
-#include <cstdlib>
+#include <cerrno>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
 
 #include "iface_choice.hpp"
 #include "nodeport/abi.h"
@@ -32,33 +34,50 @@ void collect(bpf_object* obj, std::vector<PinnedMap>& out) {
 }
 
 template <class Skel>
-void collect_from(Skel* (*open)(), void (*destroy)(Skel*), std::vector<PinnedMap>& out) {
+Result<void> collect_from(Skel* (*open)(), void (*destroy)(Skel*), std::vector<PinnedMap>& out) {
     std::unique_ptr<Skel, void (*)(Skel*)> skel(open(), destroy);
-    if (!skel) {
-        // The objects are compiled in: failing to parse them is a broken build.
-        std::fputs("nodeport: cannot open an embedded BPF object\n", stderr);
-        std::abort();
-    }
+    if (!skel)
+        return errno_error(errno, "open an embedded BPF object");
     collect(skel->obj, out);
+    return {};
+}
+
+Result<std::vector<PinnedMap>> read_catalog() {
+    std::vector<PinnedMap> out;
+    if (auto ok = collect_from(sock_bpf__open, sock_bpf__destroy, out); !ok)
+        return std::unexpected(ok.error());
+    if (auto ok = collect_from(tc_bpf__open, tc_bpf__destroy, out); !ok)
+        return std::unexpected(ok.error());
+    if (auto ok = collect_from(sock_end_bpf__open, sock_end_bpf__destroy, out); !ok)
+        return std::unexpected(ok.error());
+    // The one map no BPF object declares: load creates it from user space.
+    out.push_back(PinnedMap{std::string(iface_choice::map_name), BPF_MAP_TYPE_ARRAY, sizeof(__u32),
+                            sizeof(np_iface_choice)});
+    return out;
 }
 
 }  // namespace
 
-const std::vector<PinnedMap>& pinned_maps() {
-    static const std::vector<PinnedMap> maps = [] {
-        std::vector<PinnedMap> out;
-        collect_from(sock_bpf__open, sock_bpf__destroy, out);
-        collect_from(tc_bpf__open, tc_bpf__destroy, out);
-        collect_from(sock_end_bpf__open, sock_end_bpf__destroy, out);
-        // The one map no BPF object declares: load creates it from user space.
-        out.push_back(PinnedMap{std::string(iface_choice::map_name), BPF_MAP_TYPE_ARRAY, sizeof(__u32), sizeof(np_iface_choice)});
-        return out;
-    }();
-    return maps;
+Result<std::span<const PinnedMap>> pinned_maps() {
+    // Read once per process (a library user's too); the lock makes the first
+    // read safe from several threads.
+    static std::mutex mutex;
+    static std::optional<std::vector<PinnedMap>> catalog;
+    std::lock_guard lock(mutex);
+    if (!catalog) {
+        auto read = read_catalog();
+        if (!read)
+            return std::unexpected(read.error());
+        catalog = std::move(*read);
+    }
+    return std::span<const PinnedMap>(*catalog);
 }
 
-const PinnedMap* find(std::string_view name) {
-    for (const auto& map : pinned_maps())
+Result<const PinnedMap*> find(std::string_view name) {
+    auto maps = pinned_maps();
+    if (!maps)
+        return std::unexpected(maps.error());
+    for (const auto& map : *maps)
         if (map.name == name)
             return &map;
     return nullptr;

@@ -7,9 +7,11 @@
 #include <bpf/bpf.h>
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
-#include <vector>
+
+#include "nodeport/result.hpp"
 
 namespace nodeport::map_catalog {
 
@@ -21,10 +23,12 @@ struct PinnedMap {
 };
 
 // The maps the BPF objects of this build declare pinned by name, each once,
-// and iface_choice.
-const std::vector<PinnedMap>& pinned_maps();
+// and iface_choice. An error only when an embedded object cannot be opened
+// (no memory, or a broken build); it is not remembered, so the next call
+// tries again.
+Result<std::span<const PinnedMap>> pinned_maps();
 
-// The entry for `name`, or nullptr when no object of this build pins it.
-const PinnedMap* find(std::string_view name);
+// The entry for `name`: nullptr when no object of this build pins it.
+Result<const PinnedMap*> find(std::string_view name);
 
 }  // namespace nodeport::map_catalog

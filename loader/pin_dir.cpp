@@ -139,10 +139,12 @@ Result<void> check_abi(const std::filesystem::path& dir) {
 
 // The shape this build gives a pinned map of that name, checked when it has one.
 Result<void> check_catalog_shape(int fd, const std::filesystem::path& path, std::string_view name) {
-    const auto* want = map_catalog::find(name);
+    auto want = map_catalog::find(name);
     if (!want)
+        return std::unexpected(want.error());
+    if (!*want)
         return {};
-    return check_shape(fd, path, name, want->type, want->key_size, want->value_size);
+    return check_shape(fd, path, name, (*want)->type, (*want)->key_size, (*want)->value_size);
 }
 
 // The directory that holds a pin, opened without following a symbolic link
@@ -306,11 +308,15 @@ Result<void> check_adoptable(int dir_fd, const std::filesystem::path& dir) {
     auto listing = list(dir_fd, ".", dir);
     if (!listing)
         return std::unexpected(listing.error());
+    auto catalog = map_catalog::pinned_maps();
+    if (!catalog)
+        return std::unexpected(catalog.error());
     while (const dirent* entry = ::readdir(listing->get())) {
         std::string_view name = entry->d_name;
         if (name == "." || name == "..")
             continue;
-        bool ours = name == "links" || name == "progs" || name == "ports_abi1" || map_catalog::find(name) ||
+        bool ours = name == "links" || name == "progs" || name == "ports_abi1" ||
+                    std::ranges::find(*catalog, name, &map_catalog::PinnedMap::name) != catalog->end() ||
                     std::ranges::find(FlowMigration::leftovers, name) != FlowMigration::leftovers.end();
         if (!ours || entry->d_type == DT_LNK)
             return not_safe(dir, "not created by nodeport (it has no node_config but holds " + std::string(name) +
