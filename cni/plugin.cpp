@@ -33,14 +33,14 @@ Reply error_reply(const CniError& error, std::string_view version) {
 // A library failure as a CNI error: a held lock is worth retrying, bad input
 // is the config's fault, the rest is the datapath's.
 CniError from_library(const Error& error) {
-    if (error.errno_value == EWOULDBLOCK)
+    if (error.kind == ErrorKind::busy)
         return CniError{Code::try_again_later, error.message, "another nodeport writer held the pin directory's lock"};
-    if (error.errno_value == EINVAL)
+    if (error.kind == ErrorKind::bad_input)
         return CniError{Code::invalid_config, error.message, {}};
     return CniError{Code::datapath, error.message, {}};
 }
 
-bool not_loaded(const Error& error) { return error.errno_value == ENOENT; }
+bool not_loaded(const Error& error) { return error.kind == ErrorKind::not_loaded; }
 
 // The port table; for ADD with a "load" key, loads the datapath first when it
 // is not loaded yet, so a node needs no other set-up. Concurrent ADDs may

@@ -96,7 +96,8 @@ Result<std::optional<Abi1Migration>> Abi1Migration::plan(const std::filesystem::
     if (*abi != 1)
         return plain_error(fmt::format("the maps pinned at {} use map ABI v{}, which this nodeport (v{}) cannot "
                                        "migrate: nothing was changed; unload with the nodeport that loaded them",
-                                       dir.string(), *abi, NODEPORT_ABI_VERSION));
+                                       dir.string(), *abi, NODEPORT_ABI_VERSION),
+                           ErrorKind::abi_mismatch);
     // A migration that crashed after setting the old pin aside resumes from it.
     const bool resumed = pin_dir::exists(dir / set_aside_name);
     const auto source = dir / (resumed ? set_aside_name : "ports");

@@ -43,17 +43,26 @@ int fail(const InputError& error) {
     return fail(NODEPORT_EBADINPUT, "bad input: " + error.field + ": " + error.message);
 }
 
-// The one place a C++ Error becomes a code.
-int fail(const Error& error) {
-    int code = NODEPORT_EINTERNAL;
-    if (error.errno_value == EINVAL && error.message.starts_with("bad input"))
-        code = NODEPORT_EBADINPUT;  // PortTable's own checks
-    else if (error.errno_value == EPERM || error.errno_value == EACCES)
-        code = NODEPORT_EPERM;
-    else if (error.errno_value == EWOULDBLOCK)
-        code = NODEPORT_EBUSY;
-    return fail(code, error.message);
+// The one place a C++ Error becomes a code: from its kind.
+int code_of(ErrorKind kind) {
+    switch (kind) {
+    case ErrorKind::bad_input:
+        return NODEPORT_EBADINPUT;
+    case ErrorKind::not_loaded:
+        return NODEPORT_ENOTLOADED;
+    case ErrorKind::busy:
+        return NODEPORT_EBUSY;
+    case ErrorKind::permission:
+        return NODEPORT_EPERM;
+    case ErrorKind::system:
+    case ErrorKind::unsafe_pin_dir:
+    case ErrorKind::abi_mismatch:
+        break;
+    }
+    return NODEPORT_EINTERNAL;
 }
+
+int fail(const Error& error) { return fail(code_of(error.kind), error.message); }
 
 // Runs one entry point: a clean last_error, no exception out.
 template <class F>
@@ -177,11 +186,8 @@ int open_table(const char* pin_dir, std::chrono::milliseconds lock_wait, struct 
         dir = std::string(*p);
     }
     auto table = PortTable::open(dir, lock_wait);
-    if (!table) {
-        if (table.error().errno_value == ENOENT)
-            return fail(NODEPORT_ENOTLOADED, table.error().message);
+    if (!table)
         return fail(table.error());
-    }
     auto handle = std::make_unique<nodeport_table>(std::move(*table));
     {
         std::lock_guard guard(open_mutex);

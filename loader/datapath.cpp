@@ -88,7 +88,8 @@ Result<UnloadReport> unload(const std::filesystem::path& dir, std::chrono::milli
     else if (*abi > NODEPORT_ABI_VERSION)
         return plain_error(fmt::format("the maps pinned at {} use map ABI v{}, unknown to this nodeport (v{}): "
                                        "unload with the nodeport that loaded them",
-                                       dir.string(), *abi, NODEPORT_ABI_VERSION));
+                                       dir.string(), *abi, NODEPORT_ABI_VERSION),
+                           ErrorKind::abi_mismatch);
     // No node_config: a load killed before it pinned its maps, whose other
     // pins go all the same; a directory holding anything else is another's.
     if (auto ok = pin_dir::check_adoptable(locked->dir.get(), dir); !ok)
@@ -104,7 +105,7 @@ Result<UnloadReport> unload(const std::filesystem::path& dir, std::chrono::milli
 Result<std::vector<NodeAddr>> refresh(const std::filesystem::path& dir, const std::vector<Ipv4>& node_ips,
                                       std::chrono::milliseconds lock_wait) {
     if (auto ok = check_node_ips(node_ips); !ok)
-        return std::unexpected(Error{EINVAL, "bad input: " + ok.error().field + ": " + ok.error().message});
+        return input_error(ok.error().field, ok.error().message);
     auto addrs = resolve_node_addrs(node_ips);
     if (!addrs)
         return std::unexpected(addrs.error());

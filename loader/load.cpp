@@ -298,13 +298,13 @@ Result<LoadReport> load(const LoadOptions& options) {
     auto log_capture = capture_libbpf_log();
     const auto& dir = options.pin_dir;
     if (auto ok = check_load_options(options); !ok)
-        return std::unexpected(Error{EINVAL, "bad input: " + ok.error().field + ": " + ok.error().message});
+        return input_error(ok.error().field, ok.error().message);
     // Each named interface's link type, asked of the kernel: apart from the
     // checks above, which nodeport-cni's input checks and the fuzzers run
     // without a kernel to ask.
     for (const auto& name : options.interfaces)
         if (auto why = unreadable_link(name))
-            return std::unexpected(Error{EINVAL, "bad input: iface: " + *why});
+            return input_error("iface", *why);
     auto addrs = resolve_node_addrs(options.node_ips);
     if (!addrs)
         return std::unexpected(addrs.error());

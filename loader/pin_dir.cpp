@@ -36,12 +36,14 @@ bool on_bpffs(const std::filesystem::path& path) {
 }
 
 std::unexpected<Error> not_loaded(const std::filesystem::path& dir) {
-    return std::unexpected(Error{ENOENT, "nodeport is not loaded at " + dir.string() + " (run: nodeport load --pin-dir " +
-                             dir.string() + ")"});
+    return std::unexpected(Error{ENOENT,
+                                 "nodeport is not loaded at " + dir.string() + " (run: nodeport load --pin-dir " +
+                                     dir.string() + ")",
+                                 ErrorKind::not_loaded, {}});
 }
 
 std::unexpected<Error> not_safe(const std::filesystem::path& dir, const std::string& reason) {
-    return plain_error("pin directory " + dir.string() + " is not safe: " + reason);
+    return plain_error("pin directory " + dir.string() + " is not safe: " + reason, ErrorKind::unsafe_pin_dir);
 }
 
 // Who may own the pin directory and every directory above it: root, or the
@@ -129,11 +131,13 @@ Result<void> check_abi(const std::filesystem::path& dir) {
     if (*abi == 1 || *abi == 2)
         return plain_error(fmt::format("the maps pinned at {} use map ABI v{}, this nodeport uses v{}: run this "
                                        "nodeport's load to migrate them (mappings and connections are kept)",
-                                       dir.string(), *abi, NODEPORT_ABI_VERSION));
+                                       dir.string(), *abi, NODEPORT_ABI_VERSION),
+                           ErrorKind::abi_mismatch);
     if (*abi != 0 && *abi != NODEPORT_ABI_VERSION)
         return plain_error(fmt::format("not a nodeport map: {} (the maps pinned at {} use map ABI v{}, this nodeport "
                                        "uses v{}): use the nodeport that loaded them, or unload with it first",
-                                       (dir / "node_config").string(), dir.string(), *abi, NODEPORT_ABI_VERSION));
+                                       (dir / "node_config").string(), dir.string(), *abi, NODEPORT_ABI_VERSION),
+                           ErrorKind::abi_mismatch);
     return {};
 }
 
@@ -242,19 +246,21 @@ Result<void> check_shape(int fd, const std::filesystem::path& path, std::string_
     bpf_map_info info{};
     __u32 len = sizeof info;
     if (bpf_map_get_info_by_fd(fd, &info, &len) != 0)
-        return plain_error("not a nodeport map: " + path.string() + " (not a BPF map): remove it or use another --pin-dir");
+        return plain_error("not a nodeport map: " + path.string() + " (not a BPF map): remove it or use another --pin-dir",
+                           ErrorKind::unsafe_pin_dir);
     if (info.type != type || info.key_size != key_size || info.value_size != value_size)
         return plain_error(fmt::format("not a nodeport map: {} (a {} with {}-byte keys and {}-byte values; nodeport's "
                                        "{} is a {} with {} and {}): remove it or use another --pin-dir",
                                        path.string(), libbpf_bpf_map_type_str(bpf_map_type(info.type)),
                                        info.key_size, info.value_size, name, libbpf_bpf_map_type_str(type), key_size,
-                                       value_size));
+                                       value_size),
+                           ErrorKind::unsafe_pin_dir);
     return {};
 }
 
 Result<np_config> recorded_config(const std::filesystem::path& dir) {
     if (auto checked = open_checked(dir); !checked)
-        return checked.error().errno_value == ENOENT ? Result<np_config>{np_config{}}
+        return checked.error().kind == ErrorKind::not_loaded ? Result<np_config>{np_config{}}
                                                      : std::unexpected(checked.error());
     auto path = dir / "node_config";
     Fd config(obj_get(path));
@@ -278,7 +284,8 @@ Result<unsigned> recorded_abi(const std::filesystem::path& dir) {
 
 Result<void> create(const std::filesystem::path& dir) {
     if (!dir.is_absolute())
-        return plain_error("pin directory " + dir.string() + " is not an absolute path");
+        return std::unexpected(
+            Error{EINVAL, "pin directory " + dir.string() + " is not an absolute path", ErrorKind::bad_input, "pin directory"});
     auto parent = dir.parent_path();
     if (!on_bpffs(parent)) {
         bool is_default = parent == bpffs_default || parent.string().starts_with(bpffs_default.string() + "/");
@@ -408,7 +415,7 @@ Result<Lock> Lock::take(int dir_fd, std::chrono::milliseconds wait) {
                                describe_flock_holder(dir_fd));
     if (wait.count() > 0)
         message += fmt::format(" for more than {:g} s", std::chrono::duration<double>(wait).count());
-    return std::unexpected(Error{EWOULDBLOCK, message});
+    return std::unexpected(Error{EWOULDBLOCK, message, ErrorKind::busy, {}});
 }
 
 Lock::Lock(Lock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}

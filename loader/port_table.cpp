@@ -48,7 +48,7 @@ Mapping to_mapping(const np_port_key& key, const np_backend& value) {
 // The library is the trust boundary: a Mapping built by hand (a C or Go
 // caller) is checked as the CLI's parsers check theirs. EINVAL, nothing changed.
 std::unexpected<Error> bad_input(const InputError& error) {
-    return std::unexpected(Error{EINVAL, "bad input: " + error.field + ": " + error.message});
+    return input_error(error.field, error.message);
 }
 
 Result<void> check_owner(std::string_view owner) {

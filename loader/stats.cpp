@@ -28,7 +28,7 @@ Result<std::size_t> possible_cpus() {
 // than "not loaded", which the `ports` map already disproved.
 Result<Fd> open_counters(const std::filesystem::path& dir, std::string_view name) {
     auto map = pin_dir::open_map(dir, name);
-    if (!map && map.error().errno_value == ENOENT)
+    if (!map && map.error().kind == ErrorKind::not_loaded)
         return std::unexpected(Error{ENOENT, "the loaded programs keep no counters (" + std::string(name) +
                                                  " is missing): run nodeport load again with this version"});
     return map;

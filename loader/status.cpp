@@ -386,7 +386,8 @@ Result<Status> read_status(const std::filesystem::path& dir) {
     if (!abi)
         return std::unexpected(abi.error());
     if (*abi == 0)
-        return std::unexpected(Error{ENOENT, "nodeport is not loaded at " + dir.string() + " (no node_config there)"});
+        return std::unexpected(Error{ENOENT, "nodeport is not loaded at " + dir.string() + " (no node_config there)",
+                                     ErrorKind::not_loaded, {}});
     status.abi = *abi;
     auto table = PortTable::open(dir);
     if (!table)

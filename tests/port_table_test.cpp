@@ -274,6 +274,10 @@ TEST_F(PortTableTest, RefusesPinnedMapsOfAnotherAbi) {
     ASSERT_FALSE(refused);
     EXPECT_NE(refused.error().message.find(fmt::format("map ABI v{}", NODEPORT_ABI_VERSION + 1)), std::string::npos)
         << refused.error().message;
+    EXPECT_EQ(refused.error().kind, ErrorKind::abi_mismatch) << refused.error().message;
+    auto not_ours = PortTable::open(pin_dir_);
+    ASSERT_FALSE(not_ours);
+    EXPECT_EQ(not_ours.error().kind, ErrorKind::abi_mismatch) << not_ours.error().message;
 
     ASSERT_EQ(bpf_map_update_elem(fd, &zero, &cfg, BPF_ANY), 0);
     close(fd);
@@ -393,6 +397,8 @@ TEST_F(PortTableTest, SetAndSyncRefuseWhatTheCliRefuses) {
         auto set = table_->set(m);
         ASSERT_FALSE(set) << to_string(m.node_port) << " " << to_string(m.backend) << " owner '" << m.owner << "'";
         EXPECT_EQ(set.error().errno_value, EINVAL);
+        EXPECT_EQ(set.error().kind, ErrorKind::bad_input);
+        EXPECT_EQ(set.error().field, field);
         EXPECT_NE(set.error().message.find(field), std::string::npos) << set.error().message;
         auto synced = table_->sync({keep, m});
         ASSERT_FALSE(synced);
@@ -443,6 +449,9 @@ TEST_F(PortTableTest, LoadAndRefreshRefuseWhatTheCliRefuses) {
         auto report = load(o);
         ASSERT_FALSE(report) << what;
         EXPECT_EQ(report.error().errno_value, EINVAL) << report.error().message;
+        EXPECT_EQ(report.error().kind, ErrorKind::bad_input) << report.error().message;
+        EXPECT_TRUE(!report.error().field.empty() && what.starts_with(report.error().field))
+            << report.error().field << " / " << what;
         EXPECT_NE(report.error().message.find("bad input: " + what), std::string::npos) << report.error().message;
         EXPECT_FALSE(fs::exists(fresh)) << what;
     }
@@ -540,6 +549,7 @@ TEST_F(PortTableTest, UnloadRemovesEveryPin) {
     auto reopened = PortTable::open(pin_dir_);
     ASSERT_FALSE(reopened);
     EXPECT_NE(reopened.error().message.find("not loaded"), std::string::npos) << reopened.error().message;
+    EXPECT_EQ(reopened.error().kind, ErrorKind::not_loaded);
 }
 
 }  // namespace

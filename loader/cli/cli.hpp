@@ -105,9 +105,12 @@ T valid(Parsed<T> parsed) {
     return std::move(*parsed);
 }
 
-// Unwraps a library result or throws Failure with its message.
+// Unwraps a library result, or throws by the error's kind: UsageError
+// (exit 2) for bad input, naming its field; Failure (exit 1) for the rest.
 template <class T>
 T succeeded(Result<T> result) {
+    if (!result && result.error().kind == ErrorKind::bad_input)
+        throw UsageError(result.error().field, result.error().message, UsageError::AsIs{});
     if (!result)
         throw Failure(result.error().message);
     if constexpr (!std::is_void_v<T>)

@@ -45,7 +45,7 @@ BridgeArg bridge_option(const Invocation& inv) {
 // not loaded at the pin directory (the rules can be cleaned up before it is).
 std::optional<std::map<NodePort, Backend>> nodeport_mappings(const std::filesystem::path& pin_dir) {
     auto table = PortTable::open(pin_dir);
-    if (!table && table.error().errno_value == ENOENT)
+    if (!table && table.error().kind == ErrorKind::not_loaded)
         return std::nullopt;
     std::map<NodePort, Backend> mapped;
     for (const auto& m : succeeded(succeeded(std::move(table)).list()))

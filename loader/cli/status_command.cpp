@@ -109,7 +109,7 @@ int cmd_status(const Args& argv) {
         return exit_ok;
     const bool json = inv->options.count("json") > 0;
     auto status = read_status(inv->pin_dir);
-    if (!status && status.error().errno_value == ENOENT) {
+    if (!status && status.error().kind == ErrorKind::not_loaded) {
         // Not loaded is an answer, not a failure to find one: say it on both.
         if (json)
             std::cout << nlohmann::json{{"pin_dir", printable(inv->pin_dir.string())}, {"loaded", false}}.dump(2)
