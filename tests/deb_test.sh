@@ -284,7 +284,11 @@ NEW_IDS="$(connect4_id) $(ingress_id)"
 expect_eq "new programs are attached in place (connect4 link and ext0's TC ingress have new program ids)" yes \
     "$([ -n "${NEW_IDS// /}" ] && [ "${NEW_IDS% *}" != "${OLD_IDS% *}" ] && [ "${NEW_IDS#* }" != "${OLD_IDS#* }" ] &&
         echo yes || echo "no: $OLD_IDS -> $NEW_IDS")"
-expect_eq "the mapping survives the upgrade" "tcp/7000 -> $(topo_sandbox_ip 1):7000 owner sb-1" "$(np get tcp/7000)"
+# The clients' last connections may still be closing (reload_test says why this waits).
+want="tcp/7000 -> $(topo_sandbox_ip 1):7000 owner sb-1"
+wait_for 10 [ "$(np get tcp/7000)" = "$want" ]
+expect_eq "the mapping survives the upgrade, and no connection is left once the clients closed" "$want" \
+    "$(np get tcp/7000)"
 
 # --- A failed upgrade ---
 # The reload fails (the conffile has a line load refuses): dpkg reports the
