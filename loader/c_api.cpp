@@ -104,14 +104,15 @@ Parsed<NodePort> node_port(const char* proto, std::uint16_t port) {
     return NodePort{*p, port};
 }
 
-// "" and NULL: no owner (set) or any owner (del).
+// "" and NULL: no owner. Read within its bound; PortTable checks the rest
+// (check_mapping), as for every caller.
 Parsed<std::string> owner_arg(const char* owner) {
     if (owner == nullptr || *owner == '\0')
         return std::string();
     auto name = text(owner, "owner", NP_MAX_OWNER_LEN);
     if (!name)
         return std::unexpected(name.error());
-    return parse_owner(*name);
+    return std::string(*name);
 }
 
 // A Mapping from C arguments; PortTable::set checks the rest (check_mapping).
@@ -280,15 +281,14 @@ int nodeport_del(struct nodeport_table* np, const char* proto, uint16_t port, co
         auto p = node_port(proto, port);
         if (!p)
             return fail(p.error());
+        // NULL: any owner. "" is not one (PortTable::remove refuses it, as
+        // it checks every owner).
         std::optional<std::string> who;
         if (owner != nullptr) {
             auto name = text(owner, "owner", NP_MAX_OWNER_LEN);
             if (!name)
                 return fail(name.error());
-            auto parsed = parse_owner(*name);  // "" is not an owner here: NULL means any
-            if (!parsed)
-                return fail(parsed.error());
-            who = std::move(*parsed);
+            who = std::string(*name);
         }
         auto removed = np->table.remove(*p, who);
         if (!removed)

@@ -73,7 +73,6 @@ std::expected<void, InputError> check_load_options(const LoadOptions& options) {
             if (!valid_interface_pattern(pattern))
                 return bad("exclude", fmt::format("'{}' is not an interface name or pattern", printable(pattern)));
     }
-    constexpr std::chrono::seconds max_timeout{30 * 24 * 3600};  // as the CLI's --*-timeout
     const std::pair<const char*, std::chrono::seconds> timeouts[] = {
         {"tcp-timeout", options.timeouts.tcp_established},
         {"tcp-syn-timeout", options.timeouts.tcp_syn},
@@ -81,8 +80,9 @@ std::expected<void, InputError> check_load_options(const LoadOptions& options) {
         {"udp-timeout", options.timeouts.udp},
     };
     for (const auto& [field, value] : timeouts)
-        if (value < std::chrono::seconds{1} || value > max_timeout)
-            return bad(field, fmt::format("{} s is not a number of seconds (1-{})", value.count(), max_timeout.count()));
+        if (value < std::chrono::seconds{1} || value > max_flow_timeout)
+            return bad(field,
+                       fmt::format("{} s is not a number of seconds (1-{})", value.count(), max_flow_timeout.count()));
     if (options.lock_wait < std::chrono::milliseconds{0})
         return bad("wait", fmt::format("{} ms is negative", options.lock_wait.count()));
     return {};

@@ -134,6 +134,9 @@ struct LoadReport {
 // 1 s to 30 days, a lock wait not negative. load and refresh refuse what
 // fails with EINVAL ("bad input: FIELD: ...") before anything changes.
 std::expected<void, InputError> check_load_options(const LoadOptions& options);
+// The longest flow timeout load takes (conntrack's longest default,
+// established TCP, is 5 days); the CLI's --*-timeout options take the same.
+inline constexpr std::chrono::seconds max_flow_timeout{30 * 24 * 3600};
 // What the kernel takes as an interface name (dev_valid_name): 1 to 15
 // bytes, not "." or "..", no '/', ':' or blank; nor, here, anything
 // unprintable. A pattern (--exclude, fnmatch) may also hold ':', '.' and "..".

@@ -41,10 +41,9 @@ Forwarding forwarding_option(const Invocation& inv) {
     throw UsageError("forward", fmt::format("'{}' is not kernel or fib", text));
 }
 
-// A --*-timeout option: whole seconds, 1 s to 30 days (conntrack's longest
-// default, established TCP, is 5 days).
+// A --*-timeout option: whole seconds, 1 s to max_flow_timeout.
 std::chrono::seconds seconds_option(const Invocation& inv, const char* name, std::chrono::seconds fallback) {
-    constexpr unsigned max_seconds = 30 * 24 * 3600;
+    constexpr auto max_seconds = static_cast<unsigned>(max_flow_timeout.count());
     if (!inv.options.count(name))
         return fallback;
     const auto& text = inv.options[name].as<std::string>();
