@@ -315,15 +315,14 @@ Result<void> check_adoptable(int dir_fd, const std::filesystem::path& dir) {
     auto listing = list(dir_fd, ".", dir);
     if (!listing)
         return std::unexpected(listing.error());
-    auto catalog = map_catalog::pinned_maps();
-    if (!catalog)
-        return std::unexpected(catalog.error());
     while (const dirent* entry = ::readdir(listing->get())) {
         std::string_view name = entry->d_name;
         if (name == "." || name == "..")
             continue;
-        bool ours = name == "links" || name == "progs" || name == "ports_abi1" ||
-                    std::ranges::find(*catalog, name, &map_catalog::PinnedMap::name) != catalog->end() ||
+        auto known = map_catalog::find(name);
+        if (!known)
+            return std::unexpected(known.error());
+        bool ours = name == "links" || name == "progs" || name == "ports_abi1" || *known != nullptr ||
                     std::ranges::find(FlowMigration::leftovers, name) != FlowMigration::leftovers.end();
         if (!ours || entry->d_type == DT_LNK)
             return not_safe(dir, "not created by nodeport (it has no node_config but holds " + std::string(name) +

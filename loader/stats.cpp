@@ -76,10 +76,6 @@ Result<std::array<std::uint64_t, NP_REASON_COUNT>> read_reasons(int fd, std::siz
     return out;
 }
 
-}  // namespace
-
-namespace {
-
 using C = PortCounters;
 constexpr PortCounterInfo kCounters[] = {
     {"local_connects", &C::local_connects, "CONNECTS", 10, "nodeport_port_socket_calls_total", "kind", "connect"},
