@@ -72,14 +72,14 @@ Result<std::pair<np_port_key, np_backend>> convert(const V1PortKey& key, const V
 // Every other pinned map must already have this build's layout: ABI 2
 // changed only `ports`, and ABI 3 the flow tables, which FlowMigration
 // checks and moves.
-Result<void> check_unchanged_maps(const std::filesystem::path& dir) {
+Result<void> check_unchanged_maps(const PinDir& dir) {
     auto catalog = map_catalog::pinned_maps();
     if (!catalog)
         return std::unexpected(catalog.error());
     for (const auto& map : *catalog) {
-        if (map.name == "ports" || FlowMigration::moves(map.name) || !pin_dir::exists(dir / map.name))
+        if (map.name == "ports" || FlowMigration::moves(map.name) || !dir.exists(map.name))
             continue;
-        if (auto fd = pin_dir::open_map_any_abi(dir, map.name); !fd)
+        if (auto fd = dir.map(map.name); !fd)
             return std::unexpected(fd.error());
     }
     return {};
@@ -87,21 +87,23 @@ Result<void> check_unchanged_maps(const std::filesystem::path& dir) {
 
 }  // namespace
 
-Result<std::optional<Abi1Migration>> Abi1Migration::plan(const std::filesystem::path& dir) {
-    auto abi = pin_dir::recorded_abi(dir);
-    if (!abi)
-        return std::unexpected(abi.error());
-    if (*abi == 0 || *abi == 2 || *abi == NODEPORT_ABI_VERSION)
+Result<std::optional<Abi1Migration>> Abi1Migration::plan(const PinDir& dir) {
+    auto config = dir.config();
+    if (!config)
+        return std::unexpected(config.error());
+    const unsigned abi = config->abi_version;
+    if (abi == 0 || abi == 2 || abi == NODEPORT_ABI_VERSION)
         return std::nullopt;  // ABI 2's `ports` is this build's
-    if (*abi != 1)
+    if (abi != 1)
         return plain_error(fmt::format("the maps pinned at {} use map ABI v{}, which this nodeport (v{}) cannot "
                                        "migrate: nothing was changed; unload with the nodeport that loaded them",
-                                       dir.string(), *abi, NODEPORT_ABI_VERSION),
+                                       dir.path().string(), abi, NODEPORT_ABI_VERSION),
                            ErrorKind::abi_mismatch);
     // A migration that crashed after setting the old pin aside resumes from it.
-    const bool resumed = pin_dir::exists(dir / set_aside_name);
-    const auto source = dir / (resumed ? set_aside_name : "ports");
-    Fd ports(pin_dir::obj_get(source));
+    const bool resumed = dir.exists(set_aside_name);
+    const std::string source_pin = resumed ? set_aside_name : "ports";
+    const auto source = dir.shown(source_pin);
+    Fd ports(dir.obj_get(source_pin));
     if (!ports.valid())
         return errno_error(errno, "open pinned map " + source.string());
     if (auto ok = pin_dir::check_shape(ports.get(), source, "ports (map ABI 1)", BPF_MAP_TYPE_HASH, sizeof(V1PortKey),
@@ -134,16 +136,15 @@ Result<std::optional<Abi1Migration>> Abi1Migration::plan(const std::filesystem::
 }
 
 Result<void> Abi1Migration::set_aside() {
-    const auto ports = dir_ / "ports";
-    const auto aside = dir_ / set_aside_name;
     if (resumed_) {
         // A new `ports` a crashed migration left half filled is filled again.
-        if (pin_dir::unlink(ports) != 0 && errno != ENOENT)
-            return errno_error(errno, "remove " + ports.string());
+        if (dir_->unlink("ports") != 0 && errno != ENOENT)
+            return errno_error(errno, "remove " + dir_->shown("ports").string());
         return {};
     }
-    if (pin_dir::rename(ports, aside) != 0)
-        return errno_error(errno, "move " + ports.string() + " to " + aside.string());
+    if (dir_->rename("ports", set_aside_name) != 0)
+        return errno_error(errno, "move " + dir_->shown("ports").string() + " to " +
+                                      dir_->shown(set_aside_name).string());
     set_aside_ = true;
     return {};
 }
@@ -159,16 +160,14 @@ Result<void> Abi1Migration::fill(int ports_fd) const {
 void Abi1Migration::undo() {
     if (!set_aside_)
         return;
-    const auto ports = dir_ / "ports";
-    pin_dir::unlink(ports);
-    pin_dir::rename(dir_ / set_aside_name, ports);
+    dir_->unlink("ports");
+    dir_->rename(set_aside_name, "ports");
     set_aside_ = false;
 }
 
-Result<void> Abi1Migration::remove_leftover(const std::filesystem::path& dir) {
-    const auto aside = dir / set_aside_name;
-    if (pin_dir::unlink(aside) != 0 && errno != ENOENT)
-        return errno_error(errno, "remove " + aside.string());
+Result<void> Abi1Migration::remove_leftover(const PinDir& dir) {
+    if (dir.unlink(set_aside_name) != 0 && errno != ENOENT)
+        return errno_error(errno, "remove " + dir.shown(set_aside_name).string());
     return {};
 }
 

@@ -12,12 +12,12 @@
 // the old map goes when the last old program is detached.
 #pragma once
 
-#include <filesystem>
 #include <optional>
 #include <utility>
 #include <vector>
 
 #include "nodeport/abi.h"
+#include "nodeport/pin_dir.hpp"
 #include "nodeport/result.hpp"
 
 namespace nodeport {
@@ -25,9 +25,9 @@ namespace nodeport {
 class Abi1Migration {
 public:
     // Reads the pins of `dir` without changing them (the caller holds the
-    // pin-dir lock). nullopt: nothing to migrate (no pins, or this ABI).
+    // pin-dir lock; `dir` outlives the migration). nullopt: nothing to migrate (no pins, or this ABI).
     // An error: pins of ABI 1 that cannot be migrated, or of an unknown ABI.
-    static Result<std::optional<Abi1Migration>> plan(const std::filesystem::path& dir);
+    static Result<std::optional<Abi1Migration>> plan(const PinDir& dir);
 
     std::size_t entries() const { return entries_.size(); }
 
@@ -41,13 +41,13 @@ public:
 
     // Removes the set-aside pin once no program of this build's ABI can need
     // it: after a successful load, or at the next load after a crash.
-    static Result<void> remove_leftover(const std::filesystem::path& dir);
+    static Result<void> remove_leftover(const PinDir& dir);
 
 private:
-    Abi1Migration(std::filesystem::path dir, bool resumed, std::vector<std::pair<np_port_key, np_backend>> entries)
-        : dir_(std::move(dir)), resumed_(resumed), entries_(std::move(entries)) {}
+    Abi1Migration(const PinDir& dir, bool resumed, std::vector<std::pair<np_port_key, np_backend>> entries)
+        : dir_(&dir), resumed_(resumed), entries_(std::move(entries)) {}
 
-    std::filesystem::path dir_;
+    const PinDir* dir_;
     bool resumed_;  // a crashed migration had already set the old pin aside
     bool set_aside_ = false;
     std::vector<std::pair<np_port_key, np_backend>> entries_;

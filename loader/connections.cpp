@@ -22,11 +22,11 @@ using Key = std::tuple<Backend, NodePort>;
 
 // The node's sockets, from the counting iterators; why not, when they are
 // not pinned or this is not the namespace they count.
-std::string count_local(const std::filesystem::path& dir, std::map<Key, Connections>& counts) {
+std::string count_local(const PinDir& dir, std::map<Key, Connections>& counts) {
     const std::string not_counted = "the node's connections were not counted: ";
     std::string out;
     for (const char* name : {"np_count_tcp", "np_count_udp"}) {
-        Fd link(pin_dir::obj_get(pin_dir::links_dir(dir) / name));
+        Fd link(dir.obj_get(link_pin(name)));
         if (!link.valid())
             return not_counted + "the counting iterators are not loaded (run `nodeport load` of this version; they "
                                  "need Linux >= 6.5)";
@@ -36,12 +36,9 @@ std::string count_local(const std::filesystem::path& dir, std::map<Key, Connecti
         out += *more;
     }
     // The iterators walk the sockets of the caller's network namespace.
-    auto config = pin_dir::open_map(dir, "node_config");
-    __u32 zero = 0;
-    np_config cfg{};
+    auto config = dir.config();
     auto cookie = netns::current_cookie();
-    if (!config || bpf_map_lookup_elem(config->get(), &zero, &cfg) != 0 || !cookie ||
-        *cookie != cfg.node_netns_cookie)
+    if (!config || !cookie || *cookie != config->node_netns_cookie)
         return not_counted + "this runs outside the network namespace nodeport was loaded in";
     for (std::size_t at = 0; at + sizeof(np_local_conn) <= out.size(); at += sizeof(np_local_conn)) {
         np_local_conn conn{};
@@ -71,7 +68,7 @@ Connections ConnectionCount::of(NodePort node_port, const Backend& backend) cons
     return {};
 }
 
-Result<ConnectionCount> count_connections(const std::filesystem::path& dir) {
+Result<ConnectionCount> count_connections(const PinDir& dir) {
     auto flows = list_flows(dir);
     if (!flows)
         return std::unexpected(flows.error());
@@ -85,7 +82,17 @@ Result<ConnectionCount> count_connections(const std::filesystem::path& dir) {
     return out;
 }
 
+Result<ConnectionCount> count_connections(const std::filesystem::path& dir) {
+    return pin_dir::with_opened(dir, [](const PinDir& opened) { return count_connections(opened); });
+}
+
 Result<DrainResult> drain_backends(const std::filesystem::path& dir, const std::vector<Backend>& backends,
+                                   std::chrono::milliseconds timeout, const DrainProgress& progress) {
+    return pin_dir::with_opened(
+        dir, [&](const PinDir& opened) { return drain_backends(opened, backends, timeout, progress); });
+}
+
+Result<DrainResult> drain_backends(const PinDir& dir, const std::vector<Backend>& backends,
                                    std::chrono::milliseconds timeout, const DrainProgress& progress) {
     using clock = std::chrono::steady_clock;
     // Often enough that a drain ends within a tenth of a second of the last

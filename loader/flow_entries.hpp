@@ -20,8 +20,8 @@ namespace nodeport {
 // of type Value), stopping at the first error it returns. An entry gone
 // since the walk is skipped.
 template <class Value, class Fn>
-Result<void> for_each_flow_entry(const std::filesystem::path& dir, std::string_view name, Fn&& fn) {
-    auto map = pin_dir::open_map(dir, name);
+Result<void> for_each_flow_entry(const PinDir& dir, std::string_view name, Fn&& fn) {
+    auto map = dir.map(name);
     if (!map)
         return std::unexpected(map.error());
     auto keys = map_keys<np_flow_key>(map->get(), std::string(name));

@@ -65,23 +65,23 @@ np_flow_key convert(const V2FlowKey& k) {
 }
 
 // Opens a set-aside pin; a map the old nodeport never had is no error.
-Result<std::optional<Fd>> open_aside(const std::filesystem::path& dir, std::string_view aside) {
-    if (!pin_dir::exists(dir / aside))
+Result<std::optional<Fd>> open_aside(const PinDir& dir, std::string_view aside) {
+    if (!dir.exists(aside))
         return std::nullopt;
-    Fd fd(pin_dir::obj_get(dir / aside));
+    Fd fd(dir.obj_get(aside));
     if (!fd.valid())
-        return errno_error(errno, "open pinned map " + (dir / aside).string());
+        return errno_error(errno, "open pinned map " + dir.shown(aside).string());
     return std::optional<Fd>(std::move(fd));
 }
 
 template <class Value, class Fn>
-Result<void> for_each_old(const std::filesystem::path& dir, std::string_view aside, Fn&& fn) {
+Result<void> for_each_old(const PinDir& dir, std::string_view aside, Fn&& fn) {
     auto map = open_aside(dir, aside);
     if (!map)
         return std::unexpected(map.error());
     if (!*map)
         return {};
-    auto keys = map_keys<V2FlowKey>((*map)->get(), (dir / aside).string());
+    auto keys = map_keys<V2FlowKey>((*map)->get(), dir.shown(aside).string());
     if (!keys)
         return std::unexpected(keys.error());
     for (const auto& key : *keys)
@@ -118,24 +118,26 @@ bool FlowMigration::moves(std::string_view map_name) {
     return false;
 }
 
-Result<std::optional<FlowMigration>> FlowMigration::plan(const std::filesystem::path& dir) {
-    auto abi = pin_dir::recorded_abi(dir);
-    if (!abi)
-        return std::unexpected(abi.error());
-    if (*abi != 1 && *abi != 2)
+Result<std::optional<FlowMigration>> FlowMigration::plan(const PinDir& dir) {
+    auto config = dir.config();
+    if (!config)
+        return std::unexpected(config.error());
+    const unsigned abi = config->abi_version;
+    if (abi != 1 && abi != 2)
         return std::nullopt;
     // A migration that crashed after setting the old pins aside resumes from them.
     bool resumed = false;
     for (const auto& m : moved) {
-        const bool aside = pin_dir::exists(dir / m.aside);
+        const bool aside = dir.exists(m.aside);
         resumed = resumed || aside;
-        const auto source = dir / (aside ? m.aside : m.name);
-        if (!aside && !pin_dir::exists(source))
+        const std::string_view source_pin = aside ? m.aside : m.name;
+        const auto source = dir.shown(source_pin);
+        if (!aside && !dir.exists(source_pin))
             continue;
-        Fd fd(pin_dir::obj_get(source));
+        Fd fd(dir.obj_get(source_pin));
         if (!fd.valid())
             return errno_error(errno, "open pinned map " + source.string());
-        if (auto ok = pin_dir::check_shape(fd.get(), source, fmt::format("{} (map ABI {})", m.name, *abi), m.type,
+        if (auto ok = pin_dir::check_shape(fd.get(), source, fmt::format("{} (map ABI {})", m.name, abi), m.type,
                                            m.key_size, m.value_size);
             !ok)
             return std::unexpected(ok.error());
@@ -145,17 +147,16 @@ Result<std::optional<FlowMigration>> FlowMigration::plan(const std::filesystem::
 
 Result<void> FlowMigration::set_aside() {
     for (const auto& m : moved) {
-        const auto pin = dir_ / m.name, aside = dir_ / m.aside;
-        if (pin_dir::exists(aside)) {
+        if (dir_->exists(m.aside)) {
             // A new map a crashed migration left half filled is filled again.
-            if (pin_dir::unlink(pin) != 0 && errno != ENOENT)
-                return errno_error(errno, "remove " + pin.string());
+            if (dir_->unlink(m.name) != 0 && errno != ENOENT)
+                return errno_error(errno, "remove " + dir_->shown(m.name).string());
             continue;
         }
-        if (!pin_dir::exists(pin))
+        if (!dir_->exists(m.name))
             continue;
-        if (pin_dir::rename(pin, aside) != 0)
-            return errno_error(errno, "move " + pin.string() + " to " + aside.string());
+        if (dir_->rename(m.name, m.aside) != 0)
+            return errno_error(errno, "move " + dir_->shown(m.name).string() + " to " + dir_->shown(m.aside).string());
         set_aside_ = true;
     }
     return {};
@@ -171,7 +172,7 @@ Result<std::size_t> FlowMigration::copy(int flows_fd, int half_open_fd, int udp_
         return {};
     };
     auto copy_flows = [&](std::string_view aside, int fd, std::string_view name) {
-        return for_each_old<V2Flow>(dir_, aside, [&](const V2FlowKey& k, const V2Flow& v) -> Result<void> {
+        return for_each_old<V2Flow>(*dir_, aside, [&](const V2FlowKey& k, const V2Flow& v) -> Result<void> {
             if (v.last_seen_ns < since_ns)
                 return {};
             const auto key = convert(k);
@@ -203,7 +204,7 @@ Result<std::size_t> FlowMigration::copy(int flows_fd, int half_open_fd, int udp_
         return std::unexpected(ok.error());
     if (auto ok = copy_flows("udp_flows_abi2", udp_flows_fd, "udp_flows"); !ok)
         return std::unexpected(ok.error());
-    auto noted = for_each_old<__u64>(dir_, "node_udp_abi2", [&](const V2FlowKey& k, const __u64& sent_ns) {
+    auto noted = for_each_old<__u64>(*dir_, "node_udp_abi2", [&](const V2FlowKey& k, const __u64& sent_ns) {
         if (sent_ns < since_ns)
             return Result<void>{};
         const auto key = convert(k);
@@ -218,17 +219,17 @@ void FlowMigration::undo() {
     if (!set_aside_)
         return;
     for (const auto& m : moved)
-        if (pin_dir::exists(dir_ / m.aside)) {
-            pin_dir::unlink(dir_ / m.name);
-            pin_dir::rename(dir_ / m.aside, dir_ / m.name);
+        if (dir_->exists(m.aside)) {
+            dir_->unlink(m.name);
+            dir_->rename(m.aside, m.name);
         }
     set_aside_ = false;
 }
 
-Result<void> FlowMigration::remove_leftover(const std::filesystem::path& dir) {
+Result<void> FlowMigration::remove_leftover(const PinDir& dir) {
     for (auto name : leftovers)
-        if (pin_dir::unlink(dir / name) != 0 && errno != ENOENT)
-            return errno_error(errno, "remove " + (dir / name).string());
+        if (dir.unlink(name) != 0 && errno != ENOENT)
+            return errno_error(errno, "remove " + dir.shown(name).string());
     return {};
 }
 

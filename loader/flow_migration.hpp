@@ -25,6 +25,7 @@
 #include <optional>
 #include <string_view>
 
+#include "nodeport/pin_dir.hpp"
 #include "nodeport/result.hpp"
 
 namespace nodeport {
@@ -40,9 +41,9 @@ public:
     static bool moves(std::string_view map_name);
 
     // Reads the pins of `dir` without changing them (the caller holds the
-    // pin-dir lock). nullopt: nothing to migrate (no pins, or ABI 3). Pins of
+    // pin-dir lock; `dir` outlives the migration). nullopt: nothing to migrate (no pins, or ABI 3). Pins of
     // ABI 1 or 2 whose flow maps are not that layout are an error.
-    static Result<std::optional<FlowMigration>> plan(const std::filesystem::path& dir);
+    static Result<std::optional<FlowMigration>> plan(const PinDir& dir);
 
     // Moves the changed pins aside, so the new objects create their own.
     Result<void> set_aside();
@@ -61,12 +62,12 @@ public:
     // Removes the set-aside pins and `closed_flows` once no program of this
     // build's ABI can need them: after a successful load, or at the next
     // load or unload after a crash.
-    static Result<void> remove_leftover(const std::filesystem::path& dir);
+    static Result<void> remove_leftover(const PinDir& dir);
 
 private:
-    FlowMigration(std::filesystem::path dir, bool resumed) : dir_(std::move(dir)), resumed_(resumed) {}
+    FlowMigration(const PinDir& dir, bool resumed) : dir_(&dir), resumed_(resumed) {}
 
-    std::filesystem::path dir_;
+    const PinDir* dir_;
     bool resumed_;  // a crashed migration had already set the old pins aside
     bool set_aside_ = false;
 };

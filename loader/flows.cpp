@@ -26,8 +26,8 @@ FlowState state_of(const np_flow& f) {
     return FlowState::established;
 }
 
-Result<np_flow_timeouts> read_timeouts(const std::filesystem::path& dir) {
-    auto map = pin_dir::open_map(dir, "flow_timeouts");
+Result<np_flow_timeouts> read_timeouts(const PinDir& dir) {
+    auto map = dir.map("flow_timeouts");
     if (!map)
         return std::unexpected(map.error());
     __u32 zero = 0;
@@ -66,7 +66,7 @@ Flow flow_of(const np_flow_key& key, const np_half_open& value) {
 // of each pair (it says all there is to say) and for each handshake; the
 // flow's node port says which one it is.
 template <class Fn>
-Result<void> for_each_flow(const std::filesystem::path& dir, Fn&& fn) {
+Result<void> for_each_flow(const PinDir& dir, Fn&& fn) {
     for (auto name : {"flows", "udp_flows"}) {
         auto walked = for_each_flow_entry<np_flow>(dir, name, [&](int fd, const np_flow_key& key, const np_flow& value) {
             return fn(fd, key, flow_of(key, value), value.last_seen_ns, value.state);
@@ -98,6 +98,14 @@ std::string_view to_string(FlowState state) {
 }
 
 Result<std::vector<Flow>> list_flows(const std::filesystem::path& dir) {
+    return pin_dir::with_opened(dir, [](const PinDir& opened) { return list_flows(opened); });
+}
+
+Result<std::size_t> flush_flows(const std::filesystem::path& dir, std::optional<NodePort> node_port) {
+    return pin_dir::with_opened(dir, [&](const PinDir& opened) { return flush_flows(opened, node_port); });
+}
+
+Result<std::vector<Flow>> list_flows(const PinDir& dir) {
     auto timeouts = read_timeouts(dir);
     if (!timeouts)
         return std::unexpected(timeouts.error());
@@ -125,7 +133,7 @@ Result<std::vector<Flow>> list_flows(const std::filesystem::path& dir) {
     return out;
 }
 
-Result<std::size_t> flush_flows(const std::filesystem::path& dir, std::optional<NodePort> node_port) {
+Result<std::size_t> flush_flows(const PinDir& dir, std::optional<NodePort> node_port) {
     std::size_t flushed = 0;
     auto walked = for_each_flow(dir, [&](int map_fd, const np_flow_key& key, const Flow& flow, __u64,
                                          __u8) -> Result<void> {

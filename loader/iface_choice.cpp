@@ -57,17 +57,16 @@ std::optional<RecordedChoice> decode(const np_iface_choice& value) {
 
 }  // namespace
 
-Result<Fd> iface_choice::open_or_create(const std::filesystem::path& dir, bool& created) {
+Result<Fd> iface_choice::open_or_create(const PinDir& dir, bool& created) {
     created = false;
-    const auto pin = dir / map_name;
-    if (pin_dir::exists(pin))
-        return pin_dir::open_map_any_abi(dir, map_name);
+    if (dir.exists(map_name))
+        return dir.map(map_name);
     Fd map(bpf_map_create(BPF_MAP_TYPE_ARRAY, std::string(map_name).c_str(), sizeof(__u32), sizeof(np_iface_choice),
                           1, nullptr));
     if (!map.valid())
         return errno_error(errno, "create map " + std::string(map_name));
-    if (int err = pin_dir::obj_pin(map.get(), pin); err != 0)
-        return errno_error(-err, "pin " + pin.string());
+    if (int err = dir.obj_pin(map.get(), map_name); err != 0)
+        return errno_error(-err, "pin " + dir.shown(map_name).string());
     created = true;
     return map;
 }
@@ -80,18 +79,20 @@ Result<void> iface_choice::write(int map_fd, const RecordedChoice& recorded) {
     return {};
 }
 
-Result<std::optional<RecordedChoice>> recorded_interface_choice(const std::filesystem::path& dir) {
-    if (auto opened = pin_dir::open(dir); !opened)
-        return std::unexpected(opened.error());
-    if (!pin_dir::exists(dir / iface_choice::map_name))
+Result<std::optional<RecordedChoice>> recorded_interface_choice(const std::filesystem::path& pin_dir) {
+    return pin_dir::with_opened(pin_dir, [](const PinDir& dir) { return recorded_interface_choice(dir); });
+}
+
+Result<std::optional<RecordedChoice>> recorded_interface_choice(const PinDir& dir) {
+    if (!dir.exists(iface_choice::map_name))
         return std::optional<RecordedChoice>{};
-    auto map = pin_dir::open_map(dir, iface_choice::map_name);
+    auto map = dir.map(iface_choice::map_name);
     if (!map)
         return std::unexpected(map.error());
     __u32 zero = 0;
     np_iface_choice value{};
     if (bpf_map_lookup_elem(map->get(), &zero, &value) != 0)
-        return errno_error(errno, "read " + (dir / iface_choice::map_name).string());
+        return errno_error(errno, "read " + dir.shown(iface_choice::map_name).string());
     return decode(value);
 }
 
@@ -100,10 +101,10 @@ Result<void> record_interface_choice(const std::filesystem::path& dir, const Rec
     auto locked = pin_dir::open_locked(dir, lock_wait);
     if (!locked)
         return std::unexpected(locked.error());
-    return iface_choice::record(dir, recorded);
+    return iface_choice::record(locked->dir, recorded);
 }
 
-Result<void> iface_choice::record(const std::filesystem::path& dir, const RecordedChoice& recorded) {
+Result<void> iface_choice::record(const PinDir& dir, const RecordedChoice& recorded) {
     bool created = false;
     auto map = open_or_create(dir, created);
     if (!map)

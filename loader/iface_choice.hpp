@@ -3,11 +3,11 @@
 // interface options, read by watch and status (interfaces.hpp).
 #pragma once
 
-#include <filesystem>
 #include <string_view>
 
 #include "nodeport/fd.hpp"
 #include "nodeport/interfaces.hpp"
+#include "nodeport/pin_dir.hpp"
 #include "nodeport/result.hpp"
 
 namespace nodeport::iface_choice {
@@ -16,13 +16,13 @@ inline constexpr std::string_view map_name = "iface_choice";
 
 // The map, created and pinned when it is missing (pins of a nodeport before
 // the record); `created` says so. The caller holds the pin directory lock.
-Result<Fd> open_or_create(const std::filesystem::path& dir, bool& created);
+Result<Fd> open_or_create(const PinDir& dir, bool& created);
 
 // Writes the record; the caller holds the pin directory lock.
 Result<void> write(int map_fd, const RecordedChoice& recorded);
 
 // Writes the record, creating the map when it is missing; the caller holds
 // the pin directory lock (record_interface_choice takes it).
-Result<void> record(const std::filesystem::path& dir, const RecordedChoice& recorded);
+Result<void> record(const PinDir& dir, const RecordedChoice& recorded);
 
 }  // namespace nodeport::iface_choice

@@ -165,10 +165,10 @@ Result<std::vector<TcAttachment>> attach_interfaces(const std::filesystem::path&
     auto locked = pin_dir::open_locked(dir, lock_wait);
     if (!locked)
         return std::unexpected(locked.error());
-    return attach_interfaces_locked(dir, interfaces, mode);
+    return attach_interfaces_locked(locked->dir, interfaces, mode);
 }
 
-Result<std::vector<TcAttachment>> attach_interfaces_locked(const std::filesystem::path& dir,
+Result<std::vector<TcAttachment>> attach_interfaces_locked(const PinDir& dir,
                                                            const std::vector<std::string>& interfaces,
                                                            TcAttachMode mode) {
     // libbpf's messages are kept for errors, not printed: re-adding a clsact
@@ -182,7 +182,7 @@ Result<std::vector<TcAttachment>> attach_interfaces_locked(const std::filesystem
     auto programs = tc::open_pinned_programs(dir);
     if (!programs)
         return std::unexpected(programs.error());
-    auto attachments = pin_dir::open_map(dir, "tc_attachments");
+    auto attachments = dir.map("tc_attachments");
     if (!attachments)
         return std::unexpected(attachments.error());
     // What attached is kept even when another interface fails: a resync is

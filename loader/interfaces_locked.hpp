@@ -3,16 +3,16 @@
 // attaches what it names under one hold of the lock.
 #pragma once
 
-#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "nodeport/datapath.hpp"
+#include "nodeport/pin_dir.hpp"
 #include "nodeport/result.hpp"
 
 namespace nodeport {
 
-Result<std::vector<TcAttachment>> attach_interfaces_locked(const std::filesystem::path& pin_dir,
+Result<std::vector<TcAttachment>> attach_interfaces_locked(const PinDir& pin_dir,
                                                            const std::vector<std::string>& interfaces,
                                                            TcAttachMode mode);
 

@@ -88,8 +88,8 @@ bool cgroup_alive(int cgroup2_fd, std::uint64_t id) {
 // Returns the links whose cgroup is gone (removed, perhaps made again at
 // the same path; or still dying): they hold nothing, and this load attaches
 // anew.
-Result<std::vector<std::filesystem::path>> check_links_cgroup(const std::filesystem::path& dir, int cgroup_fd) {
-    std::vector<std::filesystem::path> defunct;
+Result<std::vector<std::string>> check_links_cgroup(const PinDir& dir, int cgroup_fd) {
+    std::vector<std::string> defunct;
     if (cgroup_fd < 0)
         return defunct;
     auto want = cgroup_id(cgroup_fd);
@@ -102,10 +102,10 @@ Result<std::vector<std::filesystem::path>> check_links_cgroup(const std::filesys
         if (info.type != BPF_LINK_TYPE_CGROUP)
             continue;
         if (info.cgroup.cgroup_id == 0 || !cgroup_alive(cgroup_fd, info.cgroup.cgroup_id))
-            defunct.push_back(pin_dir::links_dir(dir) / name);
+            defunct.push_back(link_pin(name));
         else if (info.cgroup.cgroup_id != *want)
             return plain_error("nodeport is already attached to another cgroup (id " +
-                               std::to_string(info.cgroup.cgroup_id) + ") at " + dir.string() +
+                               std::to_string(info.cgroup.cgroup_id) + ") at " + dir.path().string() +
                                "; unload it first");
     }
     return defunct;
@@ -162,11 +162,12 @@ struct Migrations {
 };
 
 // Checks the pins a load finds before it changes anything: every map of this
-// build's ABI has its layout; pins of ABI 1 and 2 are planned for migration.
-Result<Migrations> check_pins(const std::filesystem::path& dir) {
-    auto abi = pin_dir::recorded_abi(dir);
-    if (!abi)
-        return std::unexpected(abi.error());
+// build's ABI has its layout; pins of ABI 1 and 2 are planned for migration
+// (and those of an ABI it cannot migrate refused by Abi1Migration::plan).
+Result<Migrations> check_pins(const PinDir& dir) {
+    auto config = dir.config();
+    if (!config)
+        return std::unexpected(config.error());
     auto ports = Abi1Migration::plan(dir);
     if (!ports)
         return std::unexpected(ports.error());
@@ -181,14 +182,13 @@ Result<Migrations> check_pins(const std::filesystem::path& dir) {
     if (!catalog)
         return std::unexpected(catalog.error());
     for (const auto& map : *catalog) {
-        if (!pin_dir::exists(dir / map.name) ||
+        if (!dir.exists(map.name) ||
             (migrating && (FlowMigration::moves(map.name) || (*ports && map.name == "ports"))))
             continue;
-        auto fd = migrating ? pin_dir::open_map_any_abi(dir, map.name) : pin_dir::open_map(dir, map.name);
-        if (!fd)
+        if (auto fd = dir.map(map.name); !fd)
             return std::unexpected(fd.error());
     }
-    return Migrations{migrating ? *abi : 0, std::move(*ports), std::move(*flows), 0};
+    return Migrations{migrating ? config->abi_version : 0, std::move(*ports), std::move(*flows), 0};
 }
 
 // Copies the old flows into the new tables (FlowMigration::copy): every one
@@ -256,35 +256,36 @@ void restore_node_addrs_on_undo(UndoLog& undo, int map_fd) {
 
 // Links whose cgroup is gone are unpinned, so that new ones are attached;
 // taken back, they are pinned again.
-Result<void> unpin_defunct(const std::vector<std::filesystem::path>& links, UndoLog& undo) {
+// `dir` outlives `undo`.
+Result<void> unpin_defunct(const PinDir& dir, const std::vector<std::string>& links, UndoLog& undo) {
     for (const auto& pin : links) {
-        auto link = std::make_shared<Fd>(pin_dir::obj_get(pin));
-        if (!link->valid() || pin_dir::unlink(pin) != 0)
-            return errno_error(errno, "unpin " + pin.string() + " (its cgroup is gone)");
-        undo.add([link, pin] { pin_dir::obj_pin(link->get(), pin); });
+        auto link = std::make_shared<Fd>(dir.obj_get(pin));
+        if (!link->valid() || dir.unlink(pin) != 0)
+            return errno_error(errno, "unpin " + dir.shown(pin).string() + " (its cgroup is gone)");
+        undo.add([&dir, link, pin] { dir.obj_pin(link->get(), pin); });
     }
     return {};
 }
 
 // The TC programs an earlier load pinned, pinned again when this one is taken back.
-void restore_pinned_programs_on_undo(UndoLog& undo, const std::filesystem::path& dir) {
+void restore_pinned_programs_on_undo(UndoLog& undo, const PinDir& dir) {
     auto old = tc::open_pinned_programs(dir);
     if (!old)
         return;
     auto kept = std::make_shared<tc::PinnedPrograms>(std::move(*old));
-    undo.add([dir, kept] { (void)tc::pin_programs(dir, kept->fds()); });
+    undo.add([&dir, kept] { (void)tc::pin_programs(dir, kept->fds()); });
 }
 
 // How the interfaces were chosen, for watch and status (iface_choice.hpp).
 // Pins of a nodeport before the record get the map now.
-Result<void> record_choice(const std::filesystem::path& dir, const LoadOptions& options, Fd& map, UndoLog& undo) {
+Result<void> record_choice(const PinDir& dir, const LoadOptions& options, Fd& map, UndoLog& undo) {
     bool created = false;
     auto opened = iface_choice::open_or_create(dir, created);
     if (!opened)
         return std::unexpected(opened.error());
     map = std::move(*opened);
     if (created)
-        undo.add([pin = dir / iface_choice::map_name] { pin_dir::unlink(pin); });
+        undo.add([&dir] { dir.unlink(iface_choice::map_name); });
     else
         restore_on_undo<np_iface_choice>(undo, map.get());
     InterfaceChoice exactly{options.interfaces.empty() ? InterfaceChoice::Kind::none : InterfaceChoice::Kind::named,
@@ -296,7 +297,6 @@ Result<void> record_choice(const std::filesystem::path& dir, const LoadOptions& 
 
 Result<LoadReport> load(const LoadOptions& options) {
     auto log_capture = capture_libbpf_log();
-    const auto& dir = options.pin_dir;
     if (auto ok = check_load_options(options); !ok)
         return input_error(ok.error().field, ok.error().message);
     // Each named interface's link type, asked of the kernel: apart from the
@@ -318,20 +318,22 @@ Result<LoadReport> load(const LoadOptions& options) {
     if (!options.interfaces.empty())
         if (auto ok = check_ip_forward(); !ok)
             return std::unexpected(ok.error());
-    const bool dir_existed = std::filesystem::exists(dir);
-    if (auto created = pin_dir::create(dir); !created)
+    const bool dir_existed = std::filesystem::exists(options.pin_dir);
+    auto created = pin_dir::create(options.pin_dir);
+    if (!created)
         return std::unexpected(created.error());
-    auto locked = pin_dir::open_locked_any_abi(dir, options.lock_wait);
+    auto locked = pin_dir::lock(std::move(*created), options.lock_wait);
     if (!locked)
         return std::unexpected(locked.error());
+    const PinDir& dir = locked->dir;
     auto migrations = check_pins(dir);
     if (!migrations)
         return std::unexpected(migrations.error());
     if (auto ok = netns::check_loaded_here(dir, "load"); !ok)
         return std::unexpected(ok.error());
-    if (auto ok = pin_dir::check_adoptable(locked->dir.get(), dir); !ok)
+    if (auto ok = pin_dir::check_adoptable(dir); !ok)
         return std::unexpected(ok.error());
-    const bool reused = pin_dir::exists(dir / "node_config");
+    const bool reused = dir.exists("node_config");
     auto defunct_links = check_links_cgroup(dir, cgroup.get());
     if (!defunct_links)
         return std::unexpected(defunct_links.error());
@@ -339,7 +341,7 @@ Result<LoadReport> load(const LoadOptions& options) {
     // libbpf pins and reuses maps by path: safe, as the pin directory and
     // everything above it passed pin_dir's checks (only root can change
     // them), and check_pins opened every existing pin without following links.
-    const std::string pin_root = dir.string();
+    const std::string pin_root = dir.path().string();
     LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = pin_root.c_str());
     SockSkel sock(sock_bpf__open_opts(&open_opts), sock_bpf__destroy);
     TcSkel tc(tc_bpf__open_opts(&open_opts), tc_bpf__destroy);
@@ -357,11 +359,11 @@ Result<LoadReport> load(const LoadOptions& options) {
     // leaves the node running what it ran before.
     UndoLog undo;
     if (!reused)
-        undo.add([dir, dir_existed] {
+        undo.add([&dir, dir_existed] {
             UnloadReport ignored;
             (void)remove_pins(dir, ignored, /*remove_dir=*/!dir_existed);
         });
-    if (auto ok = pin_dir::make_links_dir(locked->dir.get(), dir); !ok)
+    if (auto ok = pin_dir::make_links_dir(dir); !ok)
         return std::unexpected(ok.error());
     if (auto* ports = migrations->ports ? &*migrations->ports : nullptr) {
         if (auto ok = ports->set_aside(); !ok)
@@ -390,7 +392,7 @@ Result<LoadReport> load(const LoadOptions& options) {
         return std::unexpected(ok.error());
 
     LoadReport report{reused, *addrs, {}, {}, std::nullopt, {}};
-    if (auto ok = unpin_defunct(*defunct_links, undo); !ok)
+    if (auto ok = unpin_defunct(dir, *defunct_links, undo); !ok)
         return std::unexpected(ok.error());
     bpf_program* prog;
     bpf_object__for_each_program(prog, sock->obj) {
@@ -399,8 +401,8 @@ Result<LoadReport> load(const LoadOptions& options) {
             make_link = [prog, fd = cgroup.get()] {
                 return bpf_link_create(bpf_program__fd(prog), fd, bpf_program__expected_attach_type(prog), nullptr);
             };
-        if (auto ok = attach_pinned(bpf_program__fd(prog), pin_dir::links_dir(dir) / bpf_program__name(prog),
-                                    make_link, bpf_program__name(prog), undo);
+        if (auto ok = attach_pinned(dir, bpf_program__fd(prog), link_pin(bpf_program__name(prog)), make_link,
+                                    bpf_program__name(prog), undo);
             !ok)
             return std::unexpected(ok.error());
     }

@@ -14,7 +14,6 @@
 #include <thread>
 
 #include "nodeport/fd.hpp"
-#include "pin_dir.hpp"
 
 namespace nodeport::netns {
 namespace {
@@ -119,11 +118,11 @@ Result<void> check_same(std::uint64_t loaded_in, const std::filesystem::path& pi
                                          : ", or run unload, which removes what remains"));
 }
 
-Result<void> check_loaded_here(const std::filesystem::path& pin_dir, const std::string& command) {
-    auto recorded = pin_dir::recorded_config(pin_dir);
+Result<void> check_loaded_here(const PinDir& pin_dir, const std::string& command) {
+    auto recorded = pin_dir.config();
     if (!recorded)
         return std::unexpected(recorded.error());
-    return check_same(recorded->node_netns_cookie, pin_dir, command);
+    return check_same(recorded->node_netns_cookie, pin_dir.path(), command);
 }
 
 }  // namespace nodeport::netns

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "nodeport/pin_dir.hpp"
 #include "nodeport/result.hpp"
 
 namespace nodeport::netns {
@@ -44,6 +45,6 @@ Result<void> run_in(const std::filesystem::path& path, const std::function<Resul
 Result<void> check_same(std::uint64_t loaded_in, const std::filesystem::path& pin_dir, const std::string& command);
 
 // check_same with the namespace recorded in <pin_dir>/node_config.
-Result<void> check_loaded_here(const std::filesystem::path& pin_dir, const std::string& command);
+Result<void> check_loaded_here(const PinDir& pin_dir, const std::string& command);
 
 }  // namespace nodeport::netns

@@ -25,7 +25,7 @@
 #include "map_catalog.hpp"
 #include "nodeport/abi.h"
 
-namespace nodeport::pin_dir {
+namespace nodeport {
 namespace {
 
 const std::filesystem::path bpffs_default = "/sys/fs/bpf";
@@ -122,25 +122,6 @@ Result<Fd> open_checked(const std::filesystem::path& dir) {
     return fd;
 }
 
-// Pins of another map ABI are laid out differently and must not be read as
-// ours; `load` migrates them.
-Result<void> check_abi(const std::filesystem::path& dir) {
-    auto abi = recorded_abi(dir);
-    if (!abi)
-        return std::unexpected(abi.error());
-    if (*abi == 1 || *abi == 2)
-        return plain_error(fmt::format("the maps pinned at {} use map ABI v{}, this nodeport uses v{}: run this "
-                                       "nodeport's load to migrate them (mappings and connections are kept)",
-                                       dir.string(), *abi, NODEPORT_ABI_VERSION),
-                           ErrorKind::abi_mismatch);
-    if (*abi != 0 && *abi != NODEPORT_ABI_VERSION)
-        return plain_error(fmt::format("not a nodeport map: {} (the maps pinned at {} use map ABI v{}, this nodeport "
-                                       "uses v{}): use the nodeport that loaded them, or unload with it first",
-                                       (dir / "node_config").string(), dir.string(), *abi, NODEPORT_ABI_VERSION),
-                           ErrorKind::abi_mismatch);
-    return {};
-}
-
 // The shape this build gives a pinned map of that name, checked when it has one.
 Result<void> check_catalog_shape(int fd, const std::filesystem::path& path, std::string_view name) {
     auto want = map_catalog::find(name);
@@ -148,24 +129,45 @@ Result<void> check_catalog_shape(int fd, const std::filesystem::path& path, std:
         return std::unexpected(want.error());
     if (!*want)
         return {};
-    return check_shape(fd, path, name, (*want)->type, (*want)->key_size, (*want)->value_size);
+    return pin_dir::check_shape(fd, path, name, (*want)->type, (*want)->key_size, (*want)->value_size);
 }
 
-// The directory that holds a pin, opened without following a symbolic link
-// in its last component (above it is the checked pin directory).
-Fd open_parent(const std::filesystem::path& pin) {
-    return Fd(::open(pin.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+// A pin's name split into the directory that holds it, opened without
+// following a symbolic link (the pin directory itself, or one level down:
+// "links/NAME"), and its last component.
+struct PinParent {
+    Fd owned;    // the subdirectory, when there is one
+    int fd = -1;
+    std::string name;
+};
+
+PinParent open_parent(const PinDir& dir, std::string_view pin) {
+    PinParent parent;
+    auto slash = pin.find('/');
+    if (slash == std::string_view::npos) {
+        parent.fd = dir.fd();
+        parent.name = pin;
+        return parent;
+    }
+    if (pin.find('/', slash + 1) != std::string_view::npos) {
+        errno = EINVAL;
+        return parent;
+    }
+    const std::string sub(pin.substr(0, slash));
+    parent.owned = Fd(::openat(dir.fd(), sub.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    parent.fd = parent.owned.get();
+    parent.name = pin.substr(slash + 1);
+    return parent;
 }
 
 }  // namespace
 
-int obj_get(const std::filesystem::path& pin) {
-    Fd parent = open_parent(pin);
-    if (!parent.valid())
+int PinDir::obj_get(std::string_view pin) const {
+    auto parent = open_parent(*this, pin);
+    if (parent.fd < 0)
         return -1;
-    const auto name = pin.filename();
     struct stat st{};
-    if (::fstatat(parent.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+    if (::fstatat(parent.fd, parent.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
         return -1;
     // BPF_OBJ_GET follows a symbolic link in the last component
     // (user_path_at with LOOKUP_FOLLOW): refuse one before asking it. No
@@ -174,58 +176,62 @@ int obj_get(const std::filesystem::path& pin) {
         errno = S_ISLNK(st.st_mode) ? ELOOP : EINVAL;
         return -1;
     }
-    LIBBPF_OPTS(bpf_obj_get_opts, opts, .file_flags = BPF_F_PATH_FD, .path_fd = parent.get());
-    int fd = bpf_obj_get_opts(name.c_str(), &opts);
+    LIBBPF_OPTS(bpf_obj_get_opts, opts, .file_flags = BPF_F_PATH_FD, .path_fd = parent.fd);
+    int fd = bpf_obj_get_opts(parent.name.c_str(), &opts);
     if (fd < 0 && errno == EINVAL) {
         // A kernel before 6.5 has no path_fd: the same directory through procfs.
-        auto via_proc = fmt::format("/proc/self/fd/{}/{}", parent.get(), name.string());
+        auto via_proc = fmt::format("/proc/self/fd/{}/{}", parent.fd, parent.name);
         fd = bpf_obj_get(via_proc.c_str());
     }
     return fd;
 }
 
-int obj_pin(int fd, const std::filesystem::path& pin) {
-    Fd parent = open_parent(pin);
-    if (!parent.valid())
+int PinDir::obj_pin(int fd, std::string_view pin) const {
+    auto parent = open_parent(*this, pin);
+    if (parent.fd < 0)
         return -errno;
-    const auto name = pin.filename();
-    LIBBPF_OPTS(bpf_obj_pin_opts, opts, .file_flags = BPF_F_PATH_FD, .path_fd = parent.get());
-    int rc = bpf_obj_pin_opts(fd, name.c_str(), &opts);
+    LIBBPF_OPTS(bpf_obj_pin_opts, opts, .file_flags = BPF_F_PATH_FD, .path_fd = parent.fd);
+    int rc = bpf_obj_pin_opts(fd, parent.name.c_str(), &opts);
     if (rc == -EINVAL) {
-        auto via_proc = fmt::format("/proc/self/fd/{}/{}", parent.get(), name.string());
+        auto via_proc = fmt::format("/proc/self/fd/{}/{}", parent.fd, parent.name);
         rc = bpf_obj_pin(fd, via_proc.c_str());
     }
     return rc;
 }
 
-int unlink(const std::filesystem::path& pin) {
-    Fd parent = open_parent(pin);
-    if (!parent.valid())
+int PinDir::unlink(std::string_view pin) const {
+    auto parent = open_parent(*this, pin);
+    if (parent.fd < 0)
         return -1;
     // unlinkat never follows the last component: a symbolic link there is
     // removed itself, never what it points to.
-    return ::unlinkat(parent.get(), pin.filename().c_str(), 0);
+    return ::unlinkat(parent.fd, parent.name.c_str(), 0);
 }
 
-int rename(const std::filesystem::path& from, const std::filesystem::path& to) {
-    Fd parent = open_parent(from);
-    if (!parent.valid())
-        return -1;
-    if (from.parent_path() != to.parent_path()) {
+int PinDir::rename(std::string_view from, std::string_view to) const {
+    const auto dir_of = [](std::string_view pin) { return pin.substr(0, pin.rfind('/') + 1); };  // "" or "links/"
+    if (dir_of(from) != dir_of(to)) {
         errno = EXDEV;
         return -1;
     }
-    return ::renameat(parent.get(), from.filename().c_str(), parent.get(), to.filename().c_str());
+    auto parent = open_parent(*this, from);
+    if (parent.fd < 0)
+        return -1;
+    const std::string to_name(to.substr(dir_of(to).size()));
+    return ::renameat(parent.fd, parent.name.c_str(), parent.fd, to_name.c_str());
 }
 
-Result<std::vector<std::string>> link_names(const std::filesystem::path& dir) {
-    Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!dir_fd.valid())
-        return errno_error(errno, "open " + dir.string());
+bool PinDir::exists(std::string_view pin) const {
+    auto parent = open_parent(*this, pin);
     struct stat st{};
-    if (::fstatat(dir_fd.get(), "links", &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT)
+    return parent.fd >= 0 && ::fstatat(parent.fd, parent.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+Result<std::vector<std::string>> PinDir::link_names() const {
+    struct stat st{};
+    if (::fstatat(fd(), "links", &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT)
         return std::vector<std::string>{};
-    auto listing = list(dir_fd.get(), "links", links_dir(dir));
+    auto listing = pin_dir::list(fd(), "links", shown("links"));
     if (!listing)
         return std::unexpected(listing.error());
     std::vector<std::string> names;
@@ -235,11 +241,53 @@ Result<std::vector<std::string>> link_names(const std::filesystem::path& dir) {
     return names;
 }
 
-bool exists(const std::filesystem::path& pin) {
-    Fd parent = open_parent(pin);
-    struct stat st{};
-    return parent.valid() && ::fstatat(parent.get(), pin.filename().c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+Result<Fd> PinDir::map(std::string_view name) const {
+    Fd fd(obj_get(name));
+    if (!fd.valid())
+        return errno == ENOENT ? not_loaded(path_) : errno_error(errno, "open pinned map " + shown(name).string());
+    if (auto ok = check_catalog_shape(fd.get(), shown(name), name); !ok)
+        return std::unexpected(ok.error());
+    return fd;
 }
+
+Result<np_config> PinDir::config() const {
+    Fd config(obj_get("node_config"));
+    if (!config.valid())
+        return errno == ENOENT ? Result<np_config>{np_config{}}
+                               : errno_error(errno, "open pinned map " + shown("node_config").string());
+    if (auto ok = check_catalog_shape(config.get(), shown("node_config"), "node_config"); !ok)
+        return std::unexpected(ok.error());
+    __u32 zero = 0;
+    np_config cfg{};
+    if (bpf_map_lookup_elem(config.get(), &zero, &cfg) != 0)
+        return errno_error(errno, "read " + shown("node_config").string());
+    return cfg;
+}
+
+Result<PinDir> PinDir::open_any_abi(const std::filesystem::path& dir) {
+    auto fd = open_checked(dir);
+    if (!fd)
+        return std::unexpected(fd.error());
+    return PinDir(dir, std::move(*fd));
+}
+
+Result<PinDir> PinDir::reopen() const {
+    Fd fd(::openat(fd_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid())
+        return errno_error(errno, "open " + path_.string());
+    return PinDir(path_, std::move(fd));
+}
+
+Result<PinDir> PinDir::open(const std::filesystem::path& dir) {
+    auto opened = open_any_abi(dir);
+    if (!opened)
+        return opened;
+    if (auto ok = pin_dir::check_abi(*opened); !ok)
+        return std::unexpected(ok.error());
+    return opened;
+}
+
+namespace pin_dir {
 
 Result<void> check_shape(int fd, const std::filesystem::path& path, std::string_view name, bpf_map_type type,
                          std::uint32_t key_size, std::uint32_t value_size) {
@@ -258,31 +306,36 @@ Result<void> check_shape(int fd, const std::filesystem::path& path, std::string_
     return {};
 }
 
-Result<np_config> recorded_config(const std::filesystem::path& dir) {
-    if (auto checked = open_checked(dir); !checked)
-        return checked.error().kind == ErrorKind::not_loaded ? Result<np_config>{np_config{}}
-                                                     : std::unexpected(checked.error());
-    auto path = dir / "node_config";
-    Fd config(obj_get(path));
-    if (!config.valid())
-        return errno == ENOENT ? Result<np_config>{np_config{}} : errno_error(errno, "open pinned map " + path.string());
-    if (auto ok = check_catalog_shape(config.get(), path, "node_config"); !ok)
-        return std::unexpected(ok.error());
-    __u32 zero = 0;
-    np_config cfg{};
-    if (bpf_map_lookup_elem(config.get(), &zero, &cfg) != 0)
-        return errno_error(errno, "read " + path.string());
-    return cfg;
-}
-
-Result<unsigned> recorded_abi(const std::filesystem::path& dir) {
-    auto config = recorded_config(dir);
+Result<void> check_abi(const PinDir& dir) {
+    // Pins of another map ABI are laid out differently and must not be read
+    // as ours; `load` migrates them.
+    auto config = dir.config();
     if (!config)
         return std::unexpected(config.error());
-    return config->abi_version;
+    const unsigned abi = config->abi_version;
+    if (abi == 1 || abi == 2)
+        return plain_error(fmt::format("the maps pinned at {} use map ABI v{}, this nodeport uses v{}: run this "
+                                       "nodeport's load to migrate them (mappings and connections are kept)",
+                                       dir.path().string(), abi, NODEPORT_ABI_VERSION),
+                           ErrorKind::abi_mismatch);
+    if (abi != 0 && abi != NODEPORT_ABI_VERSION)
+        return plain_error(fmt::format("not a nodeport map: {} (the maps pinned at {} use map ABI v{}, this nodeport "
+                                       "uses v{}): use the nodeport that loaded them, or unload with it first",
+                                       dir.shown("node_config").string(), dir.path().string(), abi,
+                                       NODEPORT_ABI_VERSION),
+                           ErrorKind::abi_mismatch);
+    return {};
 }
 
-Result<void> create(const std::filesystem::path& dir) {
+Result<np_config> recorded_config(const std::filesystem::path& dir) {
+    auto opened = PinDir::open_any_abi(dir);
+    if (!opened)
+        return opened.error().kind == ErrorKind::not_loaded ? Result<np_config>{np_config{}}
+                                                            : std::unexpected(opened.error());
+    return opened->config();
+}
+
+Result<PinDir> create(const std::filesystem::path& dir) {
     if (!dir.is_absolute())
         return std::unexpected(
             Error{EINVAL, "pin directory " + dir.string() + " is not an absolute path", ErrorKind::bad_input, "pin directory"});
@@ -300,19 +353,17 @@ Result<void> create(const std::filesystem::path& dir) {
     // whether it can be trusted, and load whether it may be adopted.
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
         return errno_error(errno, "create pin directory " + dir.string());
-    if (auto fd = open_checked(dir); !fd)
-        return std::unexpected(fd.error());
-    return {};
+    return PinDir::open_any_abi(dir);
 }
 
-Result<void> check_adoptable(int dir_fd, const std::filesystem::path& dir) {
+Result<void> check_adoptable(const PinDir& dir) {
     struct stat st{};
-    if (::fstatat(dir_fd, "node_config", &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+    if (::fstatat(dir.fd(), "node_config", &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
         return {};
     // Nothing but nodeport's own names (pins of a load killed before it
     // pinned node_config, or an empty directory of one killed right after
     // mkdir): those converge; anything else belongs to someone else.
-    auto listing = list(dir_fd, ".", dir);
+    auto listing = list(dir.fd(), ".", dir.path());
     if (!listing)
         return std::unexpected(listing.error());
     while (const dirent* entry = ::readdir(listing->get())) {
@@ -325,20 +376,20 @@ Result<void> check_adoptable(int dir_fd, const std::filesystem::path& dir) {
         bool ours = name == "links" || name == "progs" || name == "ports_abi1" || *known != nullptr ||
                     std::ranges::find(FlowMigration::leftovers, name) != FlowMigration::leftovers.end();
         if (!ours || entry->d_type == DT_LNK)
-            return not_safe(dir, "not created by nodeport (it has no node_config but holds " + std::string(name) +
+            return not_safe(dir.path(), "not created by nodeport (it has no node_config but holds " + std::string(name) +
                                      "): refusing to adopt it; remove it or use another --pin-dir");
     }
     return {};
 }
 
-Result<void> make_links_dir(int dir_fd, const std::filesystem::path& dir) {
-    if (::mkdirat(dir_fd, "links", 0700) != 0 && errno != EEXIST)
-        return errno_error(errno, "create " + links_dir(dir).string());
+Result<void> make_links_dir(const PinDir& dir) {
+    if (::mkdirat(dir.fd(), "links", 0700) != 0 && errno != EEXIST)
+        return errno_error(errno, "create " + dir.shown("links").string());
     struct stat st{};
-    if (::fstatat(dir_fd, "links", &st, AT_SYMLINK_NOFOLLOW) != 0)
-        return errno_error(errno, "stat " + links_dir(dir).string());
+    if (::fstatat(dir.fd(), "links", &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return errno_error(errno, "stat " + dir.shown("links").string());
     if (!S_ISDIR(st.st_mode))
-        return not_safe(dir, links_dir(dir).string() + " is not a directory");
+        return not_safe(dir.path(), dir.shown("links").string() + " is not a directory");
     return {};
 }
 
@@ -353,37 +404,6 @@ Result<Listing> list(int dir_fd, const char* name, const std::filesystem::path& 
         return errno_error(err, "list " + shown.string());
     }
     return Listing(d);
-}
-
-Result<Fd> open(const std::filesystem::path& dir) {
-    auto fd = open_checked(dir);
-    if (!fd)
-        return fd;
-    if (auto ok = check_abi(dir); !ok)
-        return std::unexpected(ok.error());
-    return fd;
-}
-
-Result<Fd> open_map(const std::filesystem::path& dir, std::string_view name) {
-    auto fd = open_map_any_abi(dir, name);
-    if (!fd)
-        return fd;
-    if (name != "node_config")
-        if (auto ok = check_abi(dir); !ok)
-            return std::unexpected(ok.error());
-    return fd;
-}
-
-Result<Fd> open_map_any_abi(const std::filesystem::path& dir, std::string_view name) {
-    if (auto checked = open_checked(dir); !checked)
-        return std::unexpected(checked.error());
-    auto path = dir / name;
-    Fd fd(obj_get(path));
-    if (!fd.valid())
-        return errno == ENOENT ? not_loaded(dir) : errno_error(errno, "open pinned map " + path.string());
-    if (auto ok = check_catalog_shape(fd.get(), path, name); !ok)
-        return std::unexpected(ok.error());
-    return fd;
 }
 
 // Polls with LOCK_NB rather than blocking in flock: a blocking flock can be
@@ -428,19 +448,25 @@ Result<Locked> open_locked(const std::filesystem::path& dir, std::chrono::millis
     auto locked = open_locked_any_abi(dir, wait);
     if (!locked)
         return locked;
-    if (auto ok = check_abi(dir); !ok)
+    // Read under the lock: a load that migrates the pins holds it.
+    if (auto ok = check_abi(locked->dir); !ok)
         return std::unexpected(ok.error());
     return locked;
 }
 
 Result<Locked> open_locked_any_abi(const std::filesystem::path& dir, std::chrono::milliseconds wait) {
-    auto fd = open_checked(dir);
-    if (!fd)
-        return std::unexpected(fd.error());
-    auto lock = Lock::take(fd->get(), wait);
-    if (!lock)
-        return std::unexpected(lock.error());
-    return Locked{std::move(*fd), std::move(*lock)};
+    auto opened = PinDir::open_any_abi(dir);
+    if (!opened)
+        return std::unexpected(opened.error());
+    return lock(std::move(*opened), wait);
 }
 
-}  // namespace nodeport::pin_dir
+Result<Locked> lock(PinDir dir, std::chrono::milliseconds wait) {
+    auto held = Lock::take(dir.fd(), wait);
+    if (!held)
+        return std::unexpected(held.error());
+    return Locked{std::move(dir), std::move(*held)};
+}
+
+}  // namespace pin_dir
+}  // namespace nodeport

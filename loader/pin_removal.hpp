@@ -2,9 +2,8 @@
 // unload, and by a first load that fails half-way.
 #pragma once
 
-#include <filesystem>
-
 #include "nodeport/datapath.hpp"
+#include "nodeport/pin_dir.hpp"
 #include "nodeport/result.hpp"
 
 namespace nodeport {
@@ -13,6 +12,6 @@ namespace nodeport {
 // attachments recorded in tc_attachments, links, pinned programs, maps),
 // whatever is missing, then removes `dir` itself when `remove_dir`. The
 // caller holds the pin directory lock.
-Result<void> remove_pins(const std::filesystem::path& dir, UnloadReport& report, bool remove_dir);
+Result<void> remove_pins(const PinDir& dir, UnloadReport& report, bool remove_dir);
 
 }  // namespace nodeport

@@ -92,7 +92,7 @@ public:
                             std::chrono::duration_cast<std::chrono::milliseconds>(
                                 table.lock_wait_ - (std::chrono::steady_clock::now() - start)));
         }
-        auto lock = pin_dir::Lock::take(table.dir_.get(), left);
+        auto lock = pin_dir::Lock::take(table.dir_.fd(), left);
         if (!lock)
             return std::unexpected(lock.error());
         return WriteLock(std::move(guard), std::move(*lock));
@@ -105,10 +105,9 @@ private:
     pin_dir::Lock lock_;
 };
 
-PortTable::PortTable(std::filesystem::path pin_dir, Fd dir, Fd map, Fd counters, Fd replaced, SocketEnder ender,
+PortTable::PortTable(PinDir dir, Fd map, Fd counters, Fd replaced, SocketEnder ender,
                      std::chrono::milliseconds lock_wait)
-    : pin_dir_(std::move(pin_dir)),
-      dir_(std::move(dir)),
+    : dir_(std::move(dir)),
       map_(std::move(map)),
       counters_(std::move(counters)),
       replaced_(std::move(replaced)),
@@ -117,20 +116,25 @@ PortTable::PortTable(std::filesystem::path pin_dir, Fd dir, Fd map, Fd counters,
       mutex_(std::make_unique<std::timed_mutex>()) {}
 
 Result<PortTable> PortTable::open(const std::filesystem::path& pin_dir, std::chrono::milliseconds lock_wait) {
-    auto dir = pin_dir::open(pin_dir);
+    return pin_dir::with_opened(pin_dir, [&](const PinDir& dir) { return open(dir, lock_wait); });
+}
+
+Result<PortTable> PortTable::open(const PinDir& pin_dir, std::chrono::milliseconds lock_wait) {
+    auto dir = pin_dir.reopen();
     if (!dir)
         return std::unexpected(dir.error());
-    auto map = pin_dir::open_map(pin_dir, "ports");
+    auto map = dir->map("ports");
     if (!map)
         return std::unexpected(map.error());
     // Absent while programs of a build without counters are loaded: then
     // there is nothing to reset.
-    auto counters = pin_dir::open_map(pin_dir, "port_counters");
+    auto counters = dir->map("port_counters");
     // Absent with pins of an older load, or without the socket iterators
     // (Linux < 6.5): then nothing is recorded for drain.
-    auto replaced = pin_dir::open_map(pin_dir, "replaced_backends");
-    return PortTable(pin_dir, std::move(*dir), std::move(*map), counters ? std::move(*counters) : Fd{},
-                     replaced ? std::move(*replaced) : Fd{}, SocketEnder::open(pin_dir), lock_wait);
+    auto replaced = dir->map("replaced_backends");
+    auto ender = SocketEnder::open(*dir);
+    return PortTable(std::move(*dir), std::move(*map), counters ? std::move(*counters) : Fd{},
+                     replaced ? std::move(*replaced) : Fd{}, std::move(ender), lock_wait);
 }
 
 // A port's counters start from zero with each owner: the programs create
@@ -187,16 +191,16 @@ std::vector<Mapping> PortTable::take_replaced(std::string_view owner, std::optio
     return out;
 }
 
-Result<ConnectionCount> PortTable::connections() const { return count_connections(pin_dir_); }
+Result<ConnectionCount> PortTable::connections() const { return count_connections(dir_); }
 
 Result<DrainResult> PortTable::drain(const Backend& backend, std::chrono::milliseconds timeout,
                                      const DrainProgress& progress) const {
-    return drain_backends(pin_dir_, {backend}, timeout, progress);
+    return drain_backends(dir_, {backend}, timeout, progress);
 }
 
 Result<DrainResult> PortTable::drain(const std::vector<Backend>& backends, std::chrono::milliseconds timeout,
                                      const DrainProgress& progress) const {
-    return drain_backends(pin_dir_, backends, timeout, progress);
+    return drain_backends(dir_, backends, timeout, progress);
 }
 
 Result<void> PortTable::put(const Mapping& mapping) {

@@ -122,10 +122,14 @@ std::string to_prometheus(const Stats& stats) {
 
 Result<std::vector<NodeMetricsInfo::FlowTable>> read_flow_tables(const std::filesystem::path& pin_dir,
                                                                  const FlowCounts& counts) {
+    return pin_dir::with_opened(pin_dir, [&](const PinDir& dir) { return read_flow_tables(dir, counts); });
+}
+
+Result<std::vector<NodeMetricsInfo::FlowTable>> read_flow_tables(const PinDir& pin_dir, const FlowCounts& counts) {
     std::vector<NodeMetricsInfo::FlowTable> tables;
     for (const auto& table : flow_tables) {
         std::string name(table.name);
-        auto map = pin_dir::open_map(pin_dir, name);
+        auto map = pin_dir.map(name);
         if (!map)
             return std::unexpected(map.error());
         bpf_map_info info{};

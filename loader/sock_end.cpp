@@ -28,21 +28,17 @@ namespace {
 using Skel = std::unique_ptr<sock_end_bpf, decltype(&sock_end_bpf__destroy)>;
 using Link = std::unique_ptr<bpf_link, decltype(&bpf_link__destroy)>;
 
-std::filesystem::path link_pin(const std::filesystem::path& dir, bpf_program* prog) {
-    return pin_dir::links_dir(dir) / bpf_program__name(prog);
-}
-
 // Iterator links cannot swap their program in place; nothing waits on them,
 // so the old pin is simply replaced.
-Result<void> pin_iterator(const std::filesystem::path& dir, bpf_program* prog) {
+Result<void> pin_iterator(const PinDir& dir, bpf_program* prog) {
     Link link(bpf_program__attach_iter(prog, nullptr), bpf_link__destroy);
     if (!link)
         return libbpf_error(errno, std::string("attach iterator ") + bpf_program__name(prog));
-    auto pin = link_pin(dir, prog);
-    if (pin_dir::unlink(pin) != 0 && errno != ENOENT)
-        return errno_error(errno, "unpin " + pin.string());
-    if (int err = pin_dir::obj_pin(bpf_link__fd(link.get()), pin); err != 0)
-        return libbpf_error(-err, "pin " + pin.string());
+    const auto pin = link_pin(bpf_program__name(prog));
+    if (dir.unlink(pin) != 0 && errno != ENOENT)
+        return errno_error(errno, "unpin " + dir.shown(pin).string());
+    if (int err = dir.obj_pin(bpf_link__fd(link.get()), pin); err != 0)
+        return libbpf_error(-err, "pin " + dir.shown(pin).string());
     return {};
 }
 
@@ -76,8 +72,8 @@ bool leads_to(int ports_fd, const SocketEnder::Target& t) {
 
 }  // namespace
 
-Result<std::string> sock_end::install(const std::filesystem::path& dir) {
-    const std::string pin_root = dir.string();
+Result<std::string> sock_end::install(const PinDir& dir) {
+    const std::string pin_root = dir.path().string();
     LIBBPF_OPTS(bpf_object_open_opts, open_opts, .pin_root_path = pin_root.c_str());
     Skel skel(sock_end_bpf__open_opts(&open_opts), sock_end_bpf__destroy);
     if (!skel)
@@ -88,7 +84,7 @@ Result<std::string> sock_end::install(const std::filesystem::path& dir) {
         auto why = libbpf_error(-err, "load the socket iterators (bpf_sock_destroy needs Linux >= 6.5)");
         // Unpin what an earlier load of a newer build may have left.
         for (const char* name : {"np_end_udp", "np_end_tcp", "np_count_udp", "np_count_tcp"})
-            pin_dir::unlink(pin_dir::links_dir(dir) / name);
+            dir.unlink(link_pin(name));
         return why.error().message;
     }
     for (bpf_program* prog : {skel->progs.np_end_udp, skel->progs.np_end_tcp, skel->progs.np_count_udp,
@@ -115,17 +111,17 @@ Result<std::string> sock_end::read_iterator(int link_fd) {
     }
 }
 
-SocketEnder SocketEnder::open(const std::filesystem::path& dir) {
+SocketEnder SocketEnder::open(const PinDir& dir) {
     SocketEnder ender;
-    auto targets = pin_dir::open_map(dir, "sock_end_targets");
-    ender.udp_link_ = Fd(pin_dir::obj_get(pin_dir::links_dir(dir) / "np_end_udp"));
-    ender.tcp_link_ = Fd(pin_dir::obj_get(pin_dir::links_dir(dir) / "np_end_tcp"));
+    auto targets = dir.map("sock_end_targets");
+    ender.udp_link_ = Fd(dir.obj_get(link_pin("np_end_udp")));
+    ender.tcp_link_ = Fd(dir.obj_get(link_pin("np_end_tcp")));
     if (!targets || !ender.udp_link_.valid() || !ender.tcp_link_.valid()) {
         ender.unavailable_ = "socket iterators not loaded (bpf_sock_destroy needs Linux >= 6.5; see nodeport load)";
         return ender;
     }
     ender.targets_ = std::move(*targets);
-    if (auto config = pin_dir::open_map(dir, "node_config"); config) {
+    if (auto config = dir.map("node_config"); config) {
         __u32 zero = 0;
         np_config cfg{};
         if (bpf_map_lookup_elem(config->get(), &zero, &cfg) == 0)

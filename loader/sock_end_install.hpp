@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <string>
 
+#include "nodeport/pin_dir.hpp"
 #include "nodeport/result.hpp"
 
 namespace nodeport::sock_end {
@@ -11,7 +12,7 @@ namespace nodeport::sock_end {
 // directory, replacing earlier ones. An empty string when they are in
 // place; otherwise why they are not (a kernel without bpf_sock_destroy),
 // which is not an error: nodeport works without them.
-Result<std::string> install(const std::filesystem::path& pin_dir);
+Result<std::string> install(const PinDir& pin_dir);
 
 // Runs a pinned iterator link to its end; returns what it wrote.
 Result<std::string> read_iterator(int link_fd);

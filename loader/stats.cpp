@@ -26,8 +26,8 @@ Result<std::size_t> possible_cpus() {
 
 // The programs of a build without counters pin neither map: say so rather
 // than "not loaded", which the `ports` map already disproved.
-Result<Fd> open_counters(const std::filesystem::path& dir, std::string_view name) {
-    auto map = pin_dir::open_map(dir, name);
+Result<Fd> open_counters(const PinDir& dir, std::string_view name) {
+    auto map = dir.map(name);
     if (!map && map.error().kind == ErrorKind::not_loaded)
         return std::unexpected(Error{ENOENT, "the loaded programs keep no counters (" + std::string(name) +
                                                  " is missing): run nodeport load again with this version"});
@@ -118,6 +118,10 @@ PortCounters sum_per_cpu(std::span<const np_port_counters> per_cpu) {
 }
 
 Result<Stats> read_stats(const std::filesystem::path& pin_dir, std::optional<NodePort> only) {
+    return pin_dir::with_opened(pin_dir, [&](const PinDir& dir) { return read_stats(dir, only); });
+}
+
+Result<Stats> read_stats(const PinDir& pin_dir, std::optional<NodePort> only) {
     auto table = PortTable::open(pin_dir);
     if (!table)
         return std::unexpected(table.error());

@@ -48,7 +48,7 @@ std::string or_empty(const char* text) {
 
 // status takes no lock (it only reads, and must answer while a load or
 // watch holds it): a link unpinned meanwhile is simply not listed.
-Result<std::vector<ProgramStatus>> read_programs(const std::filesystem::path& dir) {
+Result<std::vector<ProgramStatus>> read_programs(const PinDir& dir) {
     std::vector<ProgramStatus> programs;
     auto links = pinned_links(dir);
     if (!links)
@@ -89,10 +89,9 @@ std::uint32_t tcx_prog_id(const std::vector<ProgramStatus>& programs, std::strin
 }
 
 // The recorded attachments, and the problems of those that no longer work.
-Result<std::vector<InterfaceStatus>> read_interfaces(const std::filesystem::path& dir,
-                                                     const std::vector<ProgramStatus>& programs,
+Result<std::vector<InterfaceStatus>> read_interfaces(const PinDir& dir, const std::vector<ProgramStatus>& programs,
                                                      const std::vector<NodePort>& mapped, Status& status) {
-    auto map = pin_dir::open_map(dir, "tc_attachments");
+    auto map = dir.map("tc_attachments");
     if (!map)
         return std::unexpected(map.error());
     auto records = tc::records(map->get());
@@ -147,8 +146,8 @@ Result<std::vector<InterfaceStatus>> read_interfaces(const std::filesystem::path
     return out;
 }
 
-Result<std::vector<Ipv4>> read_node_addrs(const std::filesystem::path& dir) {
-    auto map = pin_dir::open_map(dir, "node_addrs");
+Result<std::vector<Ipv4>> read_node_addrs(const PinDir& dir) {
+    auto map = dir.map("node_addrs");
     if (!map)
         return std::unexpected(map.error());
     auto keys = map_keys<np_node_addr>(map->get(), "node_addrs");
@@ -166,9 +165,9 @@ Result<std::vector<Ipv4>> read_node_addrs(const std::filesystem::path& dir) {
 
 // Connections, not entries: each flow has a client-to-backend entry and a
 // reply entry; a handshake in `half_open_flows` has one.
-Result<std::size_t> count_flows(const std::filesystem::path& dir, const FlowTableLayout& table) {
+Result<std::size_t> count_flows(const PinDir& dir, const FlowTableLayout& table) {
     std::string name(table.name);
-    auto map = pin_dir::open_map(dir, name);
+    auto map = dir.map(name);
     if (!map)
         return std::unexpected(map.error());
     auto keys = map_keys<np_flow_key>(map->get(), name);
@@ -190,8 +189,8 @@ Result<std::size_t> count_flows(const std::filesystem::path& dir, const FlowTabl
 // nodeport is not attached to: more than it attaches to, or no watch to
 // attach one that appeared (or the default route moved). Only in the
 // namespace load ran in, where the names mean the same interfaces.
-void check_chosen(const std::filesystem::path& dir, const std::vector<NodePort>& mapped, Status& status) {
-    auto config = pin_dir::recorded_config(dir);
+void check_chosen(const PinDir& dir, const std::vector<NodePort>& mapped, Status& status) {
+    auto config = dir.config();
     auto cookie = netns::current_cookie();
     if (!config || !cookie || config->node_netns_cookie != *cookie) {
         status.not_checked.push_back("chosen interfaces: run status in the network namespace load ran in");
@@ -235,9 +234,8 @@ void check_chosen(const std::filesystem::path& dir, const std::vector<NodePort>&
 // node port no longer leads to their backend (a write killed before it
 // changed the map left sockets that are right). Only when no writer holds
 // the lock: a running write has its own recorded.
-void check_pending_walk(const std::filesystem::path& dir, int dir_fd, const std::vector<Mapping>& mappings,
-                        Status& status) {
-    auto lock = pin_dir::Lock::take(dir_fd, std::chrono::milliseconds{0});
+void check_pending_walk(const PinDir& dir, const std::vector<Mapping>& mappings, Status& status) {
+    auto lock = pin_dir::Lock::take(dir.fd(), std::chrono::milliseconds{0});
     if (!lock)
         return;
     auto pending = SocketEnder::open(dir).pending();
@@ -374,21 +372,23 @@ std::string_view to_string(ProblemKind kind) {
     return "?";
 }
 
-Result<Status> read_status(const std::filesystem::path& dir) {
+Result<Status> read_status(const std::filesystem::path& pin_dir) {
+    return pin_dir::with_opened(pin_dir, [](const PinDir& dir) { return read_status(dir); });
+}
+
+Result<Status> read_status(const PinDir& dir) {
     auto log_capture = capture_libbpf_log();  // libbpf would print a kernel message for every filter it does not find
     Status status;
     // Only node_config's absence means "not loaded" (ENOENT, naming the
-    // directory); open() also refuses pins of another map ABI.
-    auto opened = pin_dir::open(dir);
-    if (!opened)
-        return std::unexpected(opened.error());
-    auto abi = pin_dir::recorded_abi(dir);
-    if (!abi)
-        return std::unexpected(abi.error());
-    if (*abi == 0)
-        return std::unexpected(Error{ENOENT, "nodeport is not loaded at " + dir.string() + " (no node_config there)",
+    // directory); opening refused pins of another map ABI.
+    auto config = dir.config();
+    if (!config)
+        return std::unexpected(config.error());
+    if (config->abi_version == 0)
+        return std::unexpected(Error{ENOENT,
+                                     "nodeport is not loaded at " + dir.path().string() + " (no node_config there)",
                                      ErrorKind::not_loaded, {}});
-    status.abi = *abi;
+    status.abi = config->abi_version;
     auto table = PortTable::open(dir);
     if (!table)
         return std::unexpected(table.error());
@@ -428,7 +428,7 @@ Result<Status> read_status(const std::filesystem::path& dir) {
                                    "net.ipv4.ip_forward is 0: the kernel drops every packet the TC programs "
                                    "translate (sysctl -w net.ipv4.ip_forward=1)"});
 
-    check_pending_walk(dir, opened->get(), *mappings, status);
+    check_pending_walk(dir, *mappings, status);
 
     // What else on the node acts on the mapped ports' traffic.
     check_iptables(mapped, status);

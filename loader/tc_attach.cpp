@@ -19,7 +19,6 @@
 #include "netns.hpp"
 #include "node_addrs.hpp"
 #include "nodeport/abi.h"
-#include "pin_dir.hpp"
 #include "pinned_link.hpp"
 #include "libbpf_log.hpp"
 
@@ -29,8 +28,8 @@ namespace {
 constexpr std::uint32_t clsact_ingress_parent = TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS);
 constexpr std::uint32_t clsact_egress_parent = TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS);
 
-std::filesystem::path link_pin(const std::filesystem::path& dir, std::string_view prog, int ifindex) {
-    return pin_dir::links_dir(dir) / link_pin_name(prog, ifindex);
+std::string tc_link_pin(std::string_view prog, int ifindex) {
+    return link_pin(link_pin_name(prog, ifindex));
 }
 
 std::string interface_name(int ifindex) {
@@ -41,10 +40,10 @@ std::string interface_name(int ifindex) {
 // tcx: swap the program behind the pinned link, so there is no moment
 // without it, or attach and pin a new link. Program fds rather than libbpf
 // objects, so that programs pinned by an earlier load attach the same way.
-Result<void> attach_tcx(const std::filesystem::path& dir, int prog_fd, std::string_view name,
+Result<void> attach_tcx(const PinDir& dir, int prog_fd, std::string_view name,
                         bpf_attach_type type, int ifindex, UndoLog& undo) {
     return attach_pinned(
-        prog_fd, link_pin(dir, name, ifindex),
+        dir, prog_fd, tc_link_pin(name, ifindex),
         [&] {
             LIBBPF_OPTS(bpf_link_create_opts, opts);
             return bpf_link_create(prog_fd, ifindex, type, &opts);
@@ -52,10 +51,10 @@ Result<void> attach_tcx(const std::filesystem::path& dir, int prog_fd, std::stri
         std::string(name) + " to " + interface_name(ifindex) + " (tcx)", undo);
 }
 
-Result<void> detach_tcx(const std::filesystem::path& dir, int ifindex) {
+Result<void> detach_tcx(const PinDir& dir, int ifindex) {
     for (auto name : {ingress_name, egress_name})
-        if (pin_dir::unlink(link_pin(dir, name, ifindex)) != 0 && errno != ENOENT)
-            return errno_error(errno, "unpin " + link_pin(dir, name, ifindex).string());
+        if (dir.unlink(tc_link_pin(name, ifindex)) != 0 && errno != ENOENT)
+            return errno_error(errno, "unpin " + dir.shown(tc_link_pin(name, ifindex)).string());
     return {};
 }
 
@@ -169,7 +168,7 @@ Result<std::optional<std::string>> detach_clsact(const np_tc_attachment& record)
 
 // `unpin_links` false: unload, which drops every link pin afterwards.
 // Returns what was left attached (see detach_clsact), or nullopt.
-Result<std::optional<std::string>> detach_one(const std::filesystem::path& dir, bool unpin_links,
+Result<std::optional<std::string>> detach_one(const PinDir& dir, bool unpin_links,
                                               const np_tc_attachment& record, int attachments_fd) {
     std::optional<std::string> left;
     if (record.mode == NP_TC_CLSACT) {
@@ -213,7 +212,7 @@ void prepare(const Programs& programs, TcAttachMode mode) {
         bpf_program__set_expected_attach_type(prog, BPF_TCX_EGRESS);
 }
 
-Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const Programs& programs,
+Result<std::vector<TcAttachment>> attach(const PinDir& dir, const Programs& programs,
                                          const std::vector<std::string>& interfaces, TcAttachMode mode,
                                          int attachments_fd, UndoLog& undo, OnFailure on_failure) {
     return attach(dir, fds_of(programs), interfaces, mode, attachments_fd, undo, on_failure);
@@ -223,7 +222,7 @@ namespace {
 
 // Attaches both programs of the build for the interface's link kind to it,
 // or swaps them in place, and records it. Every step goes into `undo`.
-Result<TcAttachMode> attach_one(const std::filesystem::path& dir, const ProgramFds& all_programs,
+Result<TcAttachMode> attach_one(const PinDir& dir, const ProgramFds& all_programs,
                                 const std::string& name, int ifindex, LinkKind link, TcAttachMode mode,
                                 std::uint64_t cookie, int attachments_fd, UndoLog& undo) {
     auto chosen = programs_for(all_programs, link);
@@ -234,7 +233,7 @@ Result<TcAttachMode> attach_one(const std::filesystem::path& dir, const ProgramF
     const bool had = bpf_map_lookup_elem(attachments_fd, &ifindex, &before) == 0;
     // The same index in another namespace is another interface.
     if (had && before.netns_cookie != cookie)
-        return plain_error("nodeport at " + dir.string() +
+        return plain_error("nodeport at " + dir.path().string() +
                            " was attached to it from another network namespace (load and unload it there)");
     // An interface keeps the mode it was attached with, so a reload swaps
     // programs in place instead of attaching a second copy.
@@ -291,7 +290,7 @@ Result<TcAttachMode> attach_one(const std::filesystem::path& dir, const ProgramF
 
 }  // namespace
 
-Result<void> swap_ingress(const std::filesystem::path& dir, const ProgramFds& programs, int attachments_fd,
+Result<void> swap_ingress(const PinDir& dir, const ProgramFds& programs, int attachments_fd,
                           UndoLog& undo) {
     auto cookie = netns::current_cookie();
     if (!cookie)
@@ -305,7 +304,7 @@ Result<void> swap_ingress(const std::filesystem::path& dir, const ProgramFds& pr
         auto chosen = programs_for(programs, link_of(record));
         if (!chosen)
             continue;  // attach() names the interface and stops
-        if (auto ok = attach_pinned(chosen->ingress, link_pin(dir, ingress_name, record.ifindex), {},
+        if (auto ok = attach_pinned(dir, chosen->ingress, tc_link_pin(ingress_name, record.ifindex), {},
                                     interface_name(record.ifindex) + " (tcx ingress)", undo);
             !ok)
             return ok;
@@ -313,7 +312,7 @@ Result<void> swap_ingress(const std::filesystem::path& dir, const ProgramFds& pr
     return {};
 }
 
-Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const ProgramFds& programs,
+Result<std::vector<TcAttachment>> attach(const PinDir& dir, const ProgramFds& programs,
                                          const std::vector<std::string>& interfaces, TcAttachMode mode,
                                          int attachments_fd, UndoLog& undo, OnFailure on_failure) {
     auto cookie = netns::current_cookie();
@@ -371,7 +370,7 @@ Result<std::vector<TcAttachment>> attach(const std::filesystem::path& dir, const
     return attached;
 }
 
-Result<void> detach_all(const std::filesystem::path& dir, int attachments_fd, UnloadReport& report) {
+Result<void> detach_all(const PinDir& dir, int attachments_fd, UnloadReport& report) {
     auto existing = records(attachments_fd);
     if (!existing)
         return std::unexpected(existing.error());

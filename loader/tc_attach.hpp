@@ -13,6 +13,7 @@
 
 #include "nodeport/abi.h"
 #include "nodeport/datapath.hpp"
+#include "nodeport/pin_dir.hpp"
 #include "nodeport/result.hpp"
 #include "undo_log.hpp"
 
@@ -75,10 +76,10 @@ void prepare(const Programs& programs, TcAttachMode mode);
 // OnFailure::keep_going (watch): an interface that fails has its own steps
 // taken back and does not stop the others; the error names every one.
 enum class OnFailure { stop, keep_going };
-Result<std::vector<TcAttachment>> attach(const std::filesystem::path& pin_dir, const Programs& programs,
+Result<std::vector<TcAttachment>> attach(const PinDir& pin_dir, const Programs& programs,
                                          const std::vector<std::string>& interfaces, TcAttachMode mode,
                                          int attachments_fd, UndoLog& undo, OnFailure on_failure);
-Result<std::vector<TcAttachment>> attach(const std::filesystem::path& pin_dir, const ProgramFds& programs,
+Result<std::vector<TcAttachment>> attach(const PinDir& pin_dir, const ProgramFds& programs,
                                          const std::vector<std::string>& interfaces, TcAttachMode mode,
                                          int attachments_fd, UndoLog& undo, OnFailure on_failure);
 
@@ -87,12 +88,12 @@ Result<std::vector<TcAttachment>> attach(const std::filesystem::path& pin_dir, c
 // namespace, and the egress programs stay until attach(). Swaps only: an
 // interface without a pinned ingress link is left to attach(). Each swap is
 // recorded in `undo`.
-Result<void> swap_ingress(const std::filesystem::path& pin_dir, const ProgramFds& programs, int attachments_fd,
+Result<void> swap_ingress(const PinDir& pin_dir, const ProgramFds& programs, int attachments_fd,
                           UndoLog& undo);
 
 // Removes every recorded attachment (unload), from the namespace each was
 // attached in; what cannot be reached is reported in `report.left`.
-Result<void> detach_all(const std::filesystem::path& pin_dir, int attachments_fd, UnloadReport& report);
+Result<void> detach_all(const PinDir& pin_dir, int attachments_fd, UnloadReport& report);
 
 // The raw records (status compares their netns cookie and names with this namespace).
 Result<std::vector<np_tc_attachment>> records(int attachments_fd);

@@ -3,24 +3,20 @@
 // programs already running (`nodeport watch`) without loading them again.
 #pragma once
 
-#include <filesystem>
 #include <string_view>
 
 #include "nodeport/fd.hpp"
+#include "nodeport/pin_dir.hpp"
 #include "nodeport/result.hpp"
 #include "tc_attach.hpp"
 
 namespace nodeport::tc {
 
-inline std::filesystem::path progs_dir(const std::filesystem::path& dir) {
-    return dir / "progs";
-}
-
 // Pins the programs, replacing earlier pins one by one atomically (pin
 // beside, then rename): a watch that opens them meanwhile gets the old
 // programs or the new ones, never none. An L3 pair of -1 (putting back the
 // pins of an older load) removes the L3 pins.
-Result<void> pin_programs(const std::filesystem::path& dir, const ProgramFds& programs);
+Result<void> pin_programs(const PinDir& dir, const ProgramFds& programs);
 
 struct PinnedPrograms {
     Fd ingress;
@@ -32,9 +28,9 @@ struct PinnedPrograms {
 // The pinned programs, checked to be TC programs of those names; "not
 // loaded" (run load) when the Ethernet pair is missing, e.g. pins of an
 // older nodeport, which may also lack the L3 pair.
-Result<PinnedPrograms> open_pinned_programs(const std::filesystem::path& dir);
+Result<PinnedPrograms> open_pinned_programs(const PinDir& dir);
 
 // Removes the pins and the directory (unload); missing ones are fine.
-Result<void> unpin_programs(const std::filesystem::path& dir);
+Result<void> unpin_programs(const PinDir& dir);
 
 }  // namespace nodeport::tc

@@ -12,34 +12,25 @@
 #include "nodeport/interfaces.hpp"
 #include "netns.hpp"
 #include "pin_dir.hpp"
+#include "tc_attach.hpp"
 #include "test_hook.hpp"
 
 namespace nodeport {
 namespace {
 
-// What no resync can fix: the watch ends with it at start rather than retry
-// it forever.
-Result<void> check_followable(const std::filesystem::path& dir) {
-    if (auto opened = pin_dir::open(dir); !opened)
-        return std::unexpected(opened.error());
-    auto recorded = pin_dir::recorded_config(dir);
-    if (!recorded)
-        return std::unexpected(recorded.error());
-    return netns::check_same(recorded->node_netns_cookie, dir, "watch");
-}
-
 // The choice a resync follows: the options', recorded as the one in force
 // when it is not yet (`record`: the caller holds the pin directory lock); or
 // the recorded one; or, with none recorded (pins of an earlier nodeport), the
 // default route's interface, as watch always did.
-Result<std::pair<RecordedChoice, bool>> followed_choice(const WatchOptions& options, bool record) {
-    auto recorded = recorded_interface_choice(options.pin_dir);
+Result<std::pair<RecordedChoice, bool>> followed_choice(const PinDir& dir, const WatchOptions& options,
+                                                        bool record) {
+    auto recorded = recorded_interface_choice(dir);
     if (!recorded)
         return std::unexpected(recorded.error());
     if (options.interfaces) {
         RecordedChoice given{*options.interfaces, options.tc_attach.value_or(TcAttachMode::automatic)};
         if (record && *recorded != given)
-            if (auto ok = iface_choice::record(options.pin_dir, given); !ok)
+            if (auto ok = iface_choice::record(dir, given); !ok)
                 return std::unexpected(ok.error());
         return std::pair{given, false};
     }
@@ -55,11 +46,12 @@ bool wants_routes(const InterfaceChoice& choice) {
 }
 
 // The interfaces nodeport is attached to now, by name.
-std::vector<std::string> attached_names(const std::filesystem::path& dir) {
+std::vector<std::string> attached_names(const PinDir& dir) {
     std::vector<std::string> names;
-    if (auto attached = external_interfaces(dir))
-        for (const auto& a : *attached)
-            names.push_back(a.interface);
+    if (auto map = dir.map("tc_attachments"))
+        if (auto attached = tc::list(map->get()))
+            for (const auto& a : *attached)
+                names.push_back(a.interface);
     return names;
 }
 
@@ -73,7 +65,7 @@ Result<std::vector<TcAttachment>> attach_followed(const WatchOptions& options, N
     auto locked = pin_dir::open_locked(options.pin_dir, options.lock_wait);
     if (!locked)
         return std::unexpected(locked.error());
-    auto followed = followed_choice(options, true);
+    auto followed = followed_choice(locked->dir, options, true);
     if (!followed)
         return std::unexpected(followed.error());
     state.followed = followed->first;
@@ -84,11 +76,11 @@ Result<std::vector<TcAttachment>> attach_followed(const WatchOptions& options, N
     state.chosen = names->size();
     // More than fit: which are attached is decided here, so the records
     // never overflow and what is attached stays put.
-    auto fit = within_limit(*names, attached_names(options.pin_dir));
+    auto fit = within_limit(*names, attached_names(locked->dir));
     state.unattached = std::move(fit.left);
     if (auto ok = test_hook("watch:chosen"); !ok)
         return std::unexpected(ok.error());
-    return attach_interfaces_locked(options.pin_dir, fit.attach, state.followed.tc_attach);
+    return attach_interfaces_locked(locked->dir, fit.attach, state.followed.tc_attach);
 }
 
 }  // namespace
@@ -112,10 +104,15 @@ Result<NodeState> sync_node(const WatchOptions& options) {
 Result<void> watch(WatchOptions options, int control_fd, const std::function<WatchControl()>& on_control,
                    const std::function<void(const Resync&)>& report) {
     using Clock = std::chrono::steady_clock;
-    if (auto ok = check_followable(options.pin_dir); !ok)
+    auto opened = PinDir::open(options.pin_dir);
+    if (!opened)
+        return std::unexpected(opened.error());
+    // What no resync can fix (not loaded, another namespace's load): the
+    // watch ends with it at start rather than retry it forever.
+    if (auto ok = netns::check_loaded_here(*opened, "watch"); !ok)
         return ok;
     // Subscribed before the first resync, so a change during it is not missed.
-    auto first = followed_choice(options, false);
+    auto first = followed_choice(*opened, options, false);
     bool routes = first && wants_routes(first->first.choice);
     auto events = netlink::subscribe(routes);
     if (!events)

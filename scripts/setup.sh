@@ -35,6 +35,7 @@ PACKAGES=(
     dpkg-dev file man-db containernetworking-plugins python3-prometheus-client
     golang-github-cilium-ebpf-dev golang-golang-x-sys-dev
     debhelper lintian prometheus
+    strace
 )
 
 # cni_podman_test: podman driving the CNI chain. Without recommends (buildah,

@@ -7,7 +7,7 @@
 # can push the live connection's flow out.
 set -u
 NODEPORT=$1
-BENCH_BIN=$2  # where np-connbench and np-echo-server were built (bench/), or empty
+BENCH_BIN=${2:-}  # where np-connbench and np-echo-server were built (bench/); none: ctest drops an empty argument
 . "$(dirname "$0")/lib.sh"
 require datapath
 # The churn and the echo server are bench/'s load generator and server, which

@@ -136,5 +136,27 @@ expect_eq "load adopts an empty directory" 0 "$?"
 out=$("$NODEPORT" unload --pin-dir "$EMPTY" 2>&1)
 expect_eq "and unloads it" 0 "$?"
 
+# 6. Checked once, then used: each command opens the pin directory by its
+#    path once, checks it, and reaches every pin relative to that open
+#    directory (PinDir), so nothing checked is looked up by path again
+#    (issue 19: PortTable::open walked it about 9 times, status 63).
+# walks ARGS...: the opens of $PIN by path (O_NOFOLLOW: the checked open) that
+# `nodeport ARGS --pin-dir $PIN` makes.
+walks() {
+    strace -f -e trace=open,openat -o /dev/stdout "$NODEPORT" "$@" --pin-dir "$PIN" 2>/dev/null |
+        grep -c "\"$PIN\", [^)]*O_NOFOLLOW"
+}
+if ! command -v strace >/dev/null; then
+    fail "strace is installed (scripts/setup.sh installs it)"
+else
+    expect_eq "load opens the pin directory once" 1 "$(walks load --local-only --cgroup "$TOPO_CGROUP")"
+    np set tcp/7000 10.8.0.2:80 >/dev/null
+    for cmd in "set tcp/7001 10.8.0.3:80" "get tcp/7000" "list" "list --json --unmapped" "flows" "stats" \
+        "stats --prometheus" "status" "explain tcp/7000 --to 127.0.0.1" "del tcp/7001" "refresh" "unload"; do
+        # shellcheck disable=SC2086 # the words of the command
+        expect_eq "$cmd opens the pin directory once" 1 "$(walks $cmd)"
+    done
+fi
+
 canary_ok "at the end"
 finish

@@ -21,9 +21,14 @@
 
 #include "nodeport/abi.h"
 #include "nodeport/datapath.hpp"
+#include "nodeport/flows.hpp"
+#include "nodeport/pin_dir.hpp"
 #include "nodeport/port_table.hpp"
+#include "nodeport/stats.hpp"
+#include "nodeport/status.hpp"
 #include "bpf_available.hpp"
 #include "map_keys.hpp"
+#include "pin_dir.hpp"
 
 namespace nodeport {
 namespace {
@@ -244,6 +249,38 @@ TEST_F(PortTableTest, LoadAgainKeepsMappings) {
     ASSERT_TRUE(again) << again.error().message;
     EXPECT_TRUE(again->reused_maps);
     EXPECT_EQ(list(), std::vector{mapping(Proto::tcp, 6667, "10.8.0.2", 6667, "sb-1")});
+}
+
+// A controller opens the pin directory once (PinDir) and hands it to every
+// reader and writer. A table keeps a handle of its own: it outlives the
+// caller's, and its writers' flock is apart from whatever the caller's
+// handle holds (a dup would share that lock and let a writer through).
+TEST_F(PortTableTest, OneOpenedPinDirServesTablesAndReaders) {
+    std::optional<PortTable> table;
+    {
+        auto dir = PinDir::open(pin_dir_);
+        ASSERT_TRUE(dir) << dir.error().message;
+        auto opened = PortTable::open(*dir, std::chrono::milliseconds{100});
+        ASSERT_TRUE(opened) << opened.error().message;
+        table.emplace(std::move(*opened));
+        ASSERT_TRUE(table->set(mapping(Proto::tcp, 6667, "10.8.0.2", 6667, "sb-1")));
+        auto stats = read_stats(*dir);
+        ASSERT_TRUE(stats) << stats.error().message;
+        EXPECT_EQ(stats->ports.size(), 1u);
+        auto status = read_status(*dir);
+        ASSERT_TRUE(status) << status.error().message;
+        EXPECT_EQ(status->ports, 1u);
+        auto flows = list_flows(*dir);
+        ASSERT_TRUE(flows) << flows.error().message;
+
+        auto held = pin_dir::Lock::take(dir->fd(), std::chrono::milliseconds{0});
+        ASSERT_TRUE(held) << held.error().message;
+        auto blocked = table->set(mapping(Proto::tcp, 6668, "10.8.0.2", 6668, "sb-1"));
+        ASSERT_FALSE(blocked);
+        EXPECT_EQ(blocked.error().kind, ErrorKind::busy) << blocked.error().message;
+    }
+    ASSERT_TRUE(table->set(mapping(Proto::tcp, 6668, "10.8.0.2", 6668, "sb-1")));
+    EXPECT_EQ(list().size(), 2u);
 }
 
 TEST_F(PortTableTest, RefreshReplacesNodeAddresses) {

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "nodeport/pin_dir.hpp"
 #include "nodeport/result.hpp"
 #include "nodeport/types.hpp"
 
@@ -49,6 +50,7 @@ struct ConnectionCount {
     Connections of(NodePort node_port, const Backend& backend) const;
 };
 
+Result<ConnectionCount> count_connections(const PinDir& pin_dir);
 Result<ConnectionCount> count_connections(const std::filesystem::path& pin_dir);
 
 struct DrainResult {
@@ -65,6 +67,8 @@ using DrainProgress = std::function<bool(const Connections& left)>;
 // Waits until no connection nodeport translated reaches any of `backends`,
 // or `timeout` passes; counts at least once (timeout 0: one count). Changes
 // nothing and takes no lock, so writers go on meanwhile.
+Result<DrainResult> drain_backends(const PinDir& pin_dir, const std::vector<Backend>& backends,
+                                   std::chrono::milliseconds timeout, const DrainProgress& progress = {});
 Result<DrainResult> drain_backends(const std::filesystem::path& pin_dir, const std::vector<Backend>& backends,
                                    std::chrono::milliseconds timeout, const DrainProgress& progress = {});
 

@@ -12,6 +12,7 @@
 
 #include "nodeport/abi.h"
 #include "nodeport/lock_wait.hpp"
+#include "nodeport/pin_dir.hpp"
 #include "nodeport/result.hpp"
 #include "nodeport/sock_end.hpp"
 #include "nodeport/types.hpp"
@@ -170,6 +171,7 @@ Result<std::vector<NodeAddr>> refresh(const std::filesystem::path& pin_dir, cons
 
 // The interfaces the TC programs are attached to.
 Result<std::vector<TcAttachment>> external_interfaces(const std::filesystem::path& pin_dir);
+Result<std::vector<TcAttachment>> external_interfaces(const PinDir& pin_dir);
 
 // What `load` would use by default.
 Result<std::filesystem::path> cgroup2_root();

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "nodeport/pin_dir.hpp"
 #include "nodeport/result.hpp"
 #include "nodeport/types.hpp"
 
@@ -37,12 +38,14 @@ struct Flow {
 };
 
 // Every flow that is not expired, sorted by protocol, client and node port.
+Result<std::vector<Flow>> list_flows(const PinDir& pin_dir);
 Result<std::vector<Flow>> list_flows(const std::filesystem::path& pin_dir);
 
 // Forgets the flows of one node port (every flow when nullopt), both entries
 // of each; returns how many flows. Their packets then pass untranslated, so
 // established connections through the port break: this is for clearing
 // state by hand.
+Result<std::size_t> flush_flows(const PinDir& pin_dir, std::optional<NodePort> node_port);
 Result<std::size_t> flush_flows(const std::filesystem::path& pin_dir, std::optional<NodePort> node_port);
 
 }  // namespace nodeport

@@ -11,6 +11,7 @@
 
 #include "nodeport/datapath.hpp"
 #include "nodeport/lock_wait.hpp"
+#include "nodeport/pin_dir.hpp"
 #include "nodeport/result.hpp"
 
 // Exported from libnodeport.so (the rest of the library is hidden).
@@ -67,6 +68,7 @@ struct RecordedChoice {
 // nullopt when nothing is recorded: pins that a nodeport before the record
 // loaded (a load of this one records it).
 Result<std::optional<RecordedChoice>> recorded_interface_choice(const std::filesystem::path& pin_dir);
+Result<std::optional<RecordedChoice>> recorded_interface_choice(const PinDir& pin_dir);
 // Records it, under the pin directory lock (waited for at most `lock_wait`).
 Result<void> record_interface_choice(const std::filesystem::path& pin_dir, const RecordedChoice& recorded,
                                      std::chrono::milliseconds lock_wait = default_lock_wait);

@@ -19,6 +19,7 @@
 #include "nodeport/connections.hpp"
 #include "nodeport/fd.hpp"
 #include "nodeport/lock_wait.hpp"
+#include "nodeport/pin_dir.hpp"
 #include "nodeport/sock_end.hpp"
 #include "nodeport/sync.hpp"
 #include "nodeport/result.hpp"
@@ -83,6 +84,9 @@ public:
     // write lock, then fails naming the holder (pin_dir::Lock::take).
     static Result<PortTable> open(const std::filesystem::path& pin_dir,
                                   std::chrono::milliseconds lock_wait = default_lock_wait);
+    // The same for a directory the caller opened (the table keeps a handle
+    // of its own).
+    static Result<PortTable> open(const PinDir& pin_dir, std::chrono::milliseconds lock_wait = default_lock_wait);
 
     // Every write checks its input as the CLI's parsers do (check_mapping,
     // parse_owner) and refuses bad input with EINVAL before anything changes.
@@ -124,8 +128,7 @@ public:
     Result<SyncResult> sync(const std::vector<Mapping>& desired, ChangeOptions options = {});
 
 private:
-    PortTable(std::filesystem::path pin_dir, Fd dir, Fd map, Fd counters, Fd replaced, SocketEnder ender,
-              std::chrono::milliseconds lock_wait);
+    PortTable(PinDir dir, Fd map, Fd counters, Fd replaced, SocketEnder ender, std::chrono::milliseconds lock_wait);
     class WriteLock;
     // Writes one entry; the caller holds the write lock.
     Result<void> put(const Mapping& mapping);
@@ -148,8 +151,7 @@ private:
     // why `targets` could not be recorded, if they could not.
     EndedSockets end_sockets(const std::vector<SocketEnder::Target>& targets, std::string not_recorded);
 
-    std::filesystem::path pin_dir_;
-    Fd dir_;  // the pin directory, flock'ed by writers
+    PinDir dir_;  // flock'ed by writers
     Fd map_;
     Fd counters_;  // `port_counters`; invalid when the loaded programs have none
     Fd replaced_;  // `replaced_backends`; invalid without the socket iterators' object

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "nodeport/fd.hpp"
+#include "nodeport/pin_dir.hpp"
 #include "nodeport/result.hpp"
 #include "nodeport/types.hpp"
 
@@ -38,7 +39,7 @@ public:
     // The iterators pinned under `pin_dir`. When `load` could not install
     // them (a kernel without bpf_sock_destroy), every end() says why it did
     // nothing.
-    static SocketEnder open(const std::filesystem::path& pin_dir);
+    static SocketEnder open(const PinDir& pin_dir);
 
     // A backend that `node_port` no longer leads to.
     struct Target {

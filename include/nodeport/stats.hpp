@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "nodeport/abi.h"
+#include "nodeport/pin_dir.hpp"
 #include "nodeport/result.hpp"
 #include "nodeport/status.hpp"
 #include "nodeport/types.hpp"
@@ -65,6 +66,7 @@ struct Stats {
 // mapped). Counters of a port unmapped since (a race with del) are skipped.
 // "not loaded" (ENOENT) as every reader says it.
 Result<Stats> read_stats(const std::filesystem::path& pin_dir, std::optional<NodePort> only = std::nullopt);
+Result<Stats> read_stats(const PinDir& pin_dir, std::optional<NodePort> only = std::nullopt);
 
 // The text exposition format 0.0.4 (node_exporter's textfile collector),
 // per port: nodeport_port_info{proto,port,owner,backend} 1, and counters
@@ -92,6 +94,7 @@ struct NodeMetricsInfo {
 // per direction, a handshake one, as status counts them).
 Result<std::vector<NodeMetricsInfo::FlowTable>> read_flow_tables(const std::filesystem::path& pin_dir,
                                                                  const FlowCounts& counts);
+Result<std::vector<NodeMetricsInfo::FlowTable>> read_flow_tables(const PinDir& pin_dir, const FlowCounts& counts);
 
 // nodeport_build_info, nodeport_healthy, nodeport_problems{kind},
 // nodeport_mapped_ports, nodeport_flows{table} and

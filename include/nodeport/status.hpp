@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "nodeport/datapath.hpp"
+#include "nodeport/pin_dir.hpp"
 #include "nodeport/result.hpp"
 #include "nodeport/types.hpp"
 
@@ -96,6 +97,7 @@ struct Status {
 // tool that is missing, fails or times out land in `not_checked`, not in the
 // error.
 Result<Status> read_status(const std::filesystem::path& pin_dir);
+Result<Status> read_status(const PinDir& pin_dir);
 
 }  // namespace nodeport
 

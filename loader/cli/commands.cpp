@@ -17,6 +17,7 @@
 #include "nodeport/abi.h"
 #include "nodeport/datapath.hpp"
 #include "nodeport/flows.hpp"
+#include "nodeport/pin_dir.hpp"
 #include "nodeport/port_table.hpp"
 #include "nodeport/sync.hpp"
 
@@ -282,11 +283,12 @@ int cmd_list(const Args& argv) {
     const bool with_unmapped = inv->options.count("unmapped") > 0;
     if (with_unmapped && !json(*inv))
         throw UsageError("--unmapped", "is taken only with --json");
-    auto table = succeeded(PortTable::open(inv->pin_dir));
+    const PinDir dir = succeeded(PinDir::open(inv->pin_dir));
+    auto table = succeeded(PortTable::open(dir));
     auto mappings = succeeded(table.list());
     // Every mapped port is reachable from outside through the same interfaces.
     std::vector<std::string> external;
-    for (const auto& a : succeeded(external_interfaces(inv->pin_dir)))
+    for (const auto& a : succeeded(external_interfaces(dir)))
         external.push_back(printable(a.interface));
     if (json(*inv)) {
         // An array (what controllers already read), one entry per mapping,

@@ -23,6 +23,7 @@
 
 #include "cli.hpp"
 #include "invocation.hpp"
+#include "nodeport/pin_dir.hpp"
 #include "nodeport/reasons.hpp"
 #include "nodeport/stats.hpp"
 #include "nodeport/status.hpp"
@@ -174,13 +175,11 @@ void print_rates(const Stats& now, const Stats& before, double seconds, bool all
     print_reasons(cells, "passed untouched, per second", "PER-SECOND", all);
 }
 
-Stats read(const Invocation& inv, std::optional<NodePort> only) { return succeeded(read_stats(inv.pin_dir, only)); }
-
 // --prometheus without a port: the counters, then the node's health and flow
 // tables as `nodeport status` reads them, and the build.
-std::string node_prometheus(const Invocation& inv, const Stats& stats) {
-    Status status = succeeded(read_status(inv.pin_dir));
-    NodeMetricsInfo info{NODEPORT_VERSION, NODEPORT_GIT_COMMIT, succeeded(read_flow_tables(inv.pin_dir, status.flows))};
+std::string node_prometheus(const PinDir& dir, const Stats& stats) {
+    Status status = succeeded(read_status(dir));
+    NodeMetricsInfo info{NODEPORT_VERSION, NODEPORT_GIT_COMMIT, succeeded(read_flow_tables(dir, status.flows))};
     return to_prometheus(stats) + to_prometheus(status, info);
 }
 
@@ -242,7 +241,8 @@ int watch_stats(const Invocation& inv, std::optional<NodePort> only, Stats befor
             throw Failure(fmt::format("poll: {}", std::strerror(errno)));
         if (ready > 0)
             return exit_ok;  // SIGINT or SIGTERM: a normal way to stop watching
-        Stats now = read(inv, only);
+        // Opened again each time: the pins may be unloaded and loaded meanwhile.
+        Stats now = succeeded(read_stats(inv.pin_dir, only));
         auto now_at = std::chrono::steady_clock::now();
         frame("per second");
         print_rates(now, before, std::chrono::duration<double>(now_at - before_at).count(), all);
@@ -291,7 +291,8 @@ int cmd_stats(const Args& argv) {
     }
     const bool all = inv->options.count("all") > 0;
 
-    Stats stats = read(*inv, only);
+    const PinDir dir = succeeded(PinDir::open(inv->pin_dir));
+    Stats stats = succeeded(read_stats(dir, only));
     if (only && stats.ports.empty()) {
         print_error("stats", to_string(*only) + " is not mapped");
         return exit_not_mapped;
@@ -301,7 +302,7 @@ int cmd_stats(const Args& argv) {
     if (json)
         print_json(stats);
     else if (prometheus) {
-        std::string text = only ? to_prometheus(stats) : node_prometheus(*inv, stats);
+        std::string text = only ? to_prometheus(stats) : node_prometheus(dir, stats);
         if (output)
             write_atomically(*output, text);
         else

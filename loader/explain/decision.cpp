@@ -35,7 +35,7 @@ constexpr __u32 private_entries = 1024;
 // Copies the entries of the client `from` (either direction, and its
 // handshakes) from the loaded nodeport's table `name` into the copy's.
 template <class Value>
-Result<void> copy_client_entries(const std::filesystem::path& dir, std::string_view name, int to_fd, Backend from) {
+Result<void> copy_client_entries(const PinDir& dir, std::string_view name, int to_fd, Backend from) {
     return for_each_flow_entry<Value>(dir, name, [&](int, const np_flow_key& key, const Value& value) {
         if (key.client_addr_be[0] == from.addr.addr_be && key.client_port_be == htons(from.port))
             bpf_map_update_elem(to_fd, &key, &value, BPF_ANY);
@@ -59,7 +59,7 @@ std::string counted_reason(int reasons_fd) {
 
 }  // namespace
 
-Result<ExplainDecision> external_decision(const std::filesystem::path& dir, NodePort node_port, Backend from,
+Result<ExplainDecision> external_decision(const PinDir& dir, NodePort node_port, Backend from,
                                           Ipv4 to) {
     auto log_capture = capture_libbpf_log();
     // Opened without a pin root and every pin path cleared: nothing of the
@@ -72,7 +72,7 @@ Result<ExplainDecision> external_decision(const std::filesystem::path& dir, Node
         bpf_map__set_pin_path(map, nullptr);
         std::string_view name = bpf_map__name(map);
         if (std::ranges::find(shared_maps, name) != shared_maps.end()) {
-            auto fd = pin_dir::open_map(dir, name);
+            auto fd = dir.map(name);
             if (!fd)
                 return std::unexpected(fd.error());
             if (int err = bpf_map__reuse_fd(map, fd->get()); err != 0)

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "nodeport/explain.hpp"
+#include "nodeport/pin_dir.hpp"
 
 namespace nodeport::explain_parts {
 
@@ -16,7 +17,7 @@ namespace nodeport::explain_parts {
 // flow tables holding a copy of the client's entries, so the packet meets
 // what a real one would, and nothing of the loaded nodeport changes. Runs in
 // the caller's network namespace (the socket lookups of the programs).
-Result<ExplainDecision> external_decision(const std::filesystem::path& pin_dir, NodePort node_port, Backend from,
+Result<ExplainDecision> external_decision(const PinDir& pin_dir, NodePort node_port, Backend from,
                                           Ipv4 to);
 
 // The socket hooks' decision for a process of the node sending to loopback

@@ -127,9 +127,11 @@ std::string_view to_string(ProbeOutcome outcome) {
     return "?";
 }
 
-Result<Explanation> explain(const std::filesystem::path& dir, const ExplainRequest& request) {
-    if (auto opened = pin_dir::open(dir); !opened)
+Result<Explanation> explain(const std::filesystem::path& pin_dir, const ExplainRequest& request) {
+    auto opened = PinDir::open(pin_dir);
+    if (!opened)
         return std::unexpected(opened.error());
+    const PinDir& dir = *opened;
     if (auto ok = netns::check_loaded_here(dir, "explain"); !ok)
         return std::unexpected(ok.error());
     auto table = PortTable::open(dir);
