@@ -40,32 +40,44 @@ else()
   set(BPF_TARGET_ARCH ${CMAKE_SYSTEM_PROCESSOR})
 endif()
 
-set(BPF_VARIANT_FLAGS "")
-if(NODEPORT_BPF_TEST_VARIANT)
-  set(BPF_VARIANT_FLAGS -DNP_TEST_VARIANT)
-endif()
-
+# bpf_object(NAME [VARIANT]). With VARIANT: the test-only variant of the
+# programs (bpf/test_variant.bpf.h: another program tag, the same behaviour),
+# compiled with -DNP_TEST_VARIANT into its own directory, whose NAME.skel.h
+# the target NAME_variant_skel gives: the same header name and skeleton, so
+# the loader's sources compile against either (loader/CMakeLists.txt).
 function(bpf_object NAME)
+  cmake_parse_arguments(ARG "VARIANT" "" "" ${ARGN})
+  set(gen_dir ${BPF_GEN_DIR})
+  set(target ${NAME})
+  set(flags "")
+  set(what "")
+  if(ARG_VARIANT)
+    set(gen_dir ${CMAKE_BINARY_DIR}/bpf-variant)
+    set(target ${NAME}_variant)
+    set(flags -DNP_TEST_VARIANT)
+    set(what " (test variant)")
+    file(MAKE_DIRECTORY ${gen_dir})
+  endif()
   set(src ${CMAKE_SOURCE_DIR}/bpf/${NAME}.bpf.c)
-  set(obj ${BPF_GEN_DIR}/${NAME}.bpf.o)
-  set(skel ${BPF_GEN_DIR}/${NAME}.skel.h)
+  set(obj ${gen_dir}/${NAME}.bpf.o)
+  set(skel ${gen_dir}/${NAME}.skel.h)
   file(GLOB bpf_headers ${CMAKE_SOURCE_DIR}/bpf/*.bpf.h ${CMAKE_SOURCE_DIR}/include/nodeport/*.h)
   add_custom_command(
     OUTPUT ${obj}
     # -mcpu=v3: atomic fetch-and-or (Linux >= 5.12) for the flow table's FIN bits.
-    COMMAND ${CLANG} -g -O2 -Wall -Werror -target bpf -mcpu=v3 -D__TARGET_ARCH_${BPF_TARGET_ARCH} ${BPF_VARIANT_FLAGS}
+    COMMAND ${CLANG} -g -O2 -Wall -Werror -target bpf -mcpu=v3 -D__TARGET_ARCH_${BPF_TARGET_ARCH} ${flags}
             -I${CMAKE_SOURCE_DIR}/bpf -I${CMAKE_SOURCE_DIR}/include ${BPF_SYS_INCLUDES}
             -c ${src} -o ${obj}
     DEPENDS ${src} ${bpf_headers}
-    COMMENT "Compiling BPF ${NAME}.bpf.c")
+    COMMENT "Compiling BPF ${NAME}.bpf.c${what}")
   add_custom_command(
     OUTPUT ${skel}
     COMMAND ${BPFTOOL} gen skeleton ${obj} name ${NAME}_bpf > ${skel}.tmp
     COMMAND ${CMAKE_COMMAND} -E rename ${skel}.tmp ${skel}
     DEPENDS ${obj}
-    COMMENT "Generating ${NAME}.skel.h")
-  add_custom_target(${NAME}_skel_gen DEPENDS ${skel})
-  add_library(${NAME}_skel INTERFACE)
-  add_dependencies(${NAME}_skel ${NAME}_skel_gen)
-  target_include_directories(${NAME}_skel INTERFACE ${BPF_GEN_DIR})
+    COMMENT "Generating ${NAME}.skel.h${what}")
+  add_custom_target(${target}_skel_gen DEPENDS ${skel})
+  add_library(${target}_skel INTERFACE)
+  add_dependencies(${target}_skel ${target}_skel_gen)
+  target_include_directories(${target}_skel INTERFACE ${gen_dir})
 endfunction()

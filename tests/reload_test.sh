@@ -2,16 +2,16 @@
 # Restart and in-place upgrade under traffic: `load` over a loaded nodeport
 # swaps the programs behind the pinned links and keeps the pinned maps, so
 # no connection fails. Ten loads in a row alternate this build and a
-# test-only variant whose programs really differ (cmake
-# -DNODEPORT_BPF_TEST_VARIANT=ON: another program tag), while new connections
-# loop through the external and the local path and a long-lived external
-# connection exchanges a line every 50 ms.
-#   reload_test.sh NODEPORT auto|clsact VARIANT_BUILD
-#   (how the TC programs are attached; where tests/variant_build.sh built the variant)
+# test-only variant whose programs really differ (tests/nodeport-variant,
+# built with bpf/test_variant.bpf.h on: another program tag), while new
+# connections loop through the external and the local path and a long-lived
+# external connection exchanges a line every 50 ms.
+#   reload_test.sh NODEPORT auto|clsact VARIANT
+#   (how the TC programs are attached; the variant's CLI)
 set -u
 NODEPORT=$1
 MODE=$2
-VARIANT_BUILD=$3
+VARIANT=$3
 . "$(dirname "$0")/lib.sh"
 . "$TESTS_DIR/upgrade_lib.sh"
 require datapath
@@ -23,9 +23,7 @@ on_cleanup() {
     rm -rf "$WORK"
 }
 
-# Built by the variant_build fixture (tests/variant_build.sh).
-VARIANT=$VARIANT_BUILD/nodeport
-[ -x "$VARIANT" ] || { fail "the test variant is built in $VARIANT_BUILD (tests/variant_build.sh)"; finish; exit; }
+[ -x "$VARIANT" ] || { fail "the test variant is built at $VARIANT (target nodeport_variant)"; finish; exit; }
 
 topo_node
 topo_client
