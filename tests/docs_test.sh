@@ -6,6 +6,9 @@
 #     `nodeport load --help`, the man page, the example config and docs/cli.md;
 #   - the port counters of abi.h (NP_PORT_COUNTERS) in docs/map-abi.md and
 #     docs/running.md;
+#   - docs/map-abi.md's table of pinned maps: every map the BPF programs pin,
+#     with the type, entries and preallocation of its declaration, and every
+#     struct it spells out with abi.h's fields in order (docs_abi_check.py);
 #   - every relative link in README.md, docs/ and tests/README.md leads to a
 #     file (and heading, with #anchor) that exists, and README.md links every
 #     page of docs/.
@@ -99,5 +102,16 @@ for page in "$ROOT"/docs/*.md; do
     grep -qF "](docs/$(basename "$page"))" "$ROOT/README.md" || unlinked="$unlinked docs/$(basename "$page")"
 done
 expect_eq "README.md links every page of docs/" "" "$unlinked"
+
+# --- The map table ---
+ended=no
+while IFS= read -r line; do
+    case $line in
+        end) ended=yes ;;
+        "ok   "*) pass "docs/map-abi.md: ${line#ok   }" ;;
+        *) fail "docs/map-abi.md: ${line#not ok }" ;;
+    esac
+done < <(python3 "$TESTS_DIR/docs_abi_check.py" "$ROOT" 2>&1)
+expect_eq "docs_abi_check.py checked the whole table" yes "$ended"
 
 finish
