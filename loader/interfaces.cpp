@@ -92,6 +92,36 @@ std::optional<std::string> unreadable_link(const std::string& name) {
                        name, link_type_name(*type));
 }
 
+namespace {
+
+// IFF_LOOPBACK: TC programs on loopback would see the node's own traffic,
+// which the socket hooks already translate; `all` leaves it out too. False
+// for an interface that does not exist.
+bool is_loopback(const std::string& name) {
+    Fd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    ifreq req{};
+    name.copy(req.ifr_name, IF_NAMESIZE - 1);
+    return sock.valid() && ::ioctl(sock.get(), SIOCGIFFLAGS, &req) == 0 && (req.ifr_flags & IFF_LOOPBACK);
+}
+
+}  // namespace
+
+std::expected<void, InputError> check_interfaces_here(const std::vector<std::string>& names, bool must_exist) {
+    for (const auto& name : names) {
+        if (must_exist && ::if_nametoindex(name.c_str()) == 0)
+            return std::unexpected(
+                InputError{"iface", fmt::format("{} is not an interface in this network namespace", quote(name))});
+        if (is_loopback(name))
+            return std::unexpected(InputError{"iface", fmt::format("{} is the loopback interface (the node's own "
+                                                                   "traffic is forwarded by the socket hooks, "
+                                                                   "without TC)",
+                                                                   quote(name))});
+        if (auto why = unreadable_link(name))
+            return std::unexpected(InputError{"iface", *why});
+    }
+    return {};
+}
+
 Result<std::vector<std::string>> choose_interfaces(const InterfaceChoice& choice) {
     using Kind = InterfaceChoice::Kind;
     switch (choice.kind) {

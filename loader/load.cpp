@@ -299,12 +299,11 @@ Result<LoadReport> load(const LoadOptions& options) {
     auto log_capture = capture_libbpf_log();
     if (auto ok = check_load_options(options); !ok)
         return input_error(ok.error().field, ok.error().message);
-    // Each named interface's link type, asked of the kernel: apart from the
+    // The named interfaces themselves, asked of the kernel: apart from the
     // checks above, which nodeport-cni's input checks and the fuzzers run
-    // without a kernel to ask.
-    for (const auto& name : options.interfaces)
-        if (auto why = unreadable_link(name))
-            return input_error("iface", *why);
+    // without a kernel to ask. One missing is named when attaching.
+    if (auto ok = check_interfaces_here(options.interfaces, /*must_exist=*/false); !ok)
+        return input_error(ok.error().field, ok.error().message);
     auto addrs = resolve_node_addrs(options.node_ips);
     if (!addrs)
         return std::unexpected(addrs.error());

@@ -30,6 +30,40 @@ bool valid_interface_pattern(std::string_view pattern) {
            std::ranges::none_of(pattern, [](unsigned char c) { return c == '/' || std::isspace(c) || !std::isprint(c); });
 }
 
+// Each at most once: harmless to the datapath, but a list holding one twice
+// is not what its writer meant (a copy-paste, a config file's key repeated).
+std::expected<void, InputError> check_distinct(std::string_view field, const std::vector<std::string>& values) {
+    for (auto it = values.begin(); it != values.end(); ++it)
+        if (std::find(values.begin(), it, *it) != it)
+            return bad(field, fmt::format("{} is given twice", quote(*it)));
+    return {};
+}
+
+std::expected<void, InputError> check_interface_choice(const InterfaceChoice& choice) {
+    if (choice.names.size() > NP_MAX_TC_ATTACHMENTS)
+        return bad("iface", fmt::format("{} interfaces named; nodeport attaches to at most {}", choice.names.size(),
+                                        NP_MAX_TC_ATTACHMENTS));
+    if (choice.exclude.size() > NP_MAX_IFACE_NAMES)
+        return bad("exclude", fmt::format("{} patterns given; at most {} (one pattern can leave out many: 'veth*')",
+                                          choice.exclude.size(), NP_MAX_IFACE_NAMES));
+    if (auto ok = check_distinct("iface", choice.names); !ok)
+        return ok;
+    if (auto ok = check_distinct("exclude", choice.exclude); !ok)
+        return ok;
+    for (const auto& name : choice.names)
+        if (!valid_interface_name(name))
+            return bad("iface", fmt::format("{} is not an interface name", quote(name)));
+    for (const auto& pattern : choice.exclude)
+        if (!valid_interface_pattern(pattern))
+            return bad("exclude", fmt::format("{} is not an interface name or pattern", quote(pattern)));
+    // What the names and patterns mean depends on the kind (iface_choice records them so).
+    if (choice.kind != InterfaceChoice::Kind::named && !choice.names.empty())
+        return bad("iface", "interface names are given only to choose exactly those");
+    if (choice.kind != InterfaceChoice::Kind::all && !choice.exclude.empty())
+        return bad("exclude", "only with --iface all");
+    return {};
+}
+
 std::expected<void, InputError> check_node_ips(const std::vector<Ipv4>& node_ips) {
     for (auto it = node_ips.begin(); it != node_ips.end(); ++it) {
         // parse_node_ip's rule: unicast, not 0/8, loopback or multicast.
@@ -50,29 +84,13 @@ std::expected<void, InputError> check_load_options(const LoadOptions& options) {
         return bad("cgroup", fmt::format("{} has a NUL byte", quote(options.cgroup->native())));
     if (auto ok = check_node_ips(options.node_ips); !ok)
         return ok;
-    if (options.interfaces.size() > NP_MAX_TC_ATTACHMENTS)
-        return bad("iface", fmt::format("{} interfaces named; nodeport attaches to at most {}",
-                                        options.interfaces.size(), NP_MAX_TC_ATTACHMENTS));
-    for (auto it = options.interfaces.begin(); it != options.interfaces.end(); ++it) {
-        if (!valid_interface_name(*it))
-            return bad("iface", fmt::format("{} is not an interface name", quote(*it)));
-        if (std::find(options.interfaces.begin(), it, *it) != it)
-            return bad("iface", fmt::format("{} is given twice", quote(*it)));
-    }
-    if (options.interface_choice) {
-        // What iface_choice records: at most NP_MAX_IFACE_NAMES names and
-        // patterns, each as the CLI takes them.
-        const auto& choice = *options.interface_choice;
-        if (choice.names.size() > NP_MAX_IFACE_NAMES || choice.exclude.size() > NP_MAX_IFACE_NAMES)
-            return bad(choice.names.size() > NP_MAX_IFACE_NAMES ? "iface" : "exclude",
-                       fmt::format("at most {} may be given", NP_MAX_IFACE_NAMES));
-        for (const auto& name : choice.names)
-            if (!valid_interface_name(name))
-                return bad("iface", fmt::format("'{}' is not an interface name", printable(name)));
-        for (const auto& pattern : choice.exclude)
-            if (!valid_interface_pattern(pattern))
-                return bad("exclude", fmt::format("'{}' is not an interface name or pattern", printable(pattern)));
-    }
+    // The interfaces to attach to now, and the choice recorded for watch
+    // (iface_choice: at most NP_MAX_IFACE_NAMES names and patterns).
+    if (auto ok = check_interface_choice({InterfaceChoice::Kind::named, options.interfaces, {}}); !ok)
+        return ok;
+    if (options.interface_choice)
+        if (auto ok = check_interface_choice(*options.interface_choice); !ok)
+            return ok;
     const std::pair<const char*, std::chrono::seconds> timeouts[] = {
         {"tcp-timeout", options.timeouts.tcp_established},
         {"tcp-syn-timeout", options.timeouts.tcp_syn},

@@ -473,6 +473,16 @@ TEST_F(PortTableTest, LoadAndRefreshRefuseWhatTheCliRefuses) {
     auto same_iface = options();
     same_iface.interfaces = {"ext0", "ext0"};
     bad.emplace_back(same_iface, "iface: 'ext0' is given twice");
+    // The checks the CLI's --iface and --exclude run are the library's own
+    // (check_interface_choice), so a caller filling LoadOptions meets them
+    // too. (Loopback, refused by check_interfaces_here, is cli_test's: this
+    // test runs in the node's own network namespace.)
+    auto names_with_all = options();
+    names_with_all.interface_choice = InterfaceChoice{InterfaceChoice::Kind::all, {"ext0"}, {}};
+    bad.emplace_back(names_with_all, "iface: interface names are given only to choose exactly those");
+    auto exclude_without_all = options();
+    exclude_without_all.interface_choice = InterfaceChoice{InterfaceChoice::Kind::named, {"ext0"}, {"br*"}};
+    bad.emplace_back(exclude_without_all, "exclude: only with --iface all");
     auto zero = options();
     zero.timeouts.udp = std::chrono::seconds{0};
     bad.emplace_back(zero, "udp-timeout");

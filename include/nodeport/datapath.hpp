@@ -143,6 +143,12 @@ inline constexpr std::chrono::seconds max_flow_timeout{30 * 24 * 3600};
 // unprintable. A pattern (--exclude, fnmatch) may also hold ':', '.' and "..".
 bool valid_interface_name(std::string_view name);
 bool valid_interface_pattern(std::string_view pattern);
+// Interface options as load and watch take them, without asking the kernel:
+// at most NP_MAX_TC_ATTACHMENTS names and NP_MAX_IFACE_NAMES patterns, each
+// well formed and given once, names only for Kind::named and patterns only
+// for Kind::all. The error names the field (iface, exclude). The interfaces
+// themselves are checked by check_interfaces_here (interfaces.hpp).
+std::expected<void, InputError> check_interface_choice(const InterfaceChoice& choice);
 std::expected<void, InputError> check_node_ips(const std::vector<Ipv4>& node_ips);
 
 // Idempotent: a second load reuses the pinned maps and replaces the programs

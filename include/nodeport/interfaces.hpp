@@ -33,6 +33,13 @@ std::optional<LinkKind> link_kind(const std::string& name);
 // interface (yet). `load` refuses such an interface (the CLI with exit 2).
 std::optional<std::string> unreadable_link(const std::string& name);
 
+// The named interfaces as the TC programs need them in this network
+// namespace: not loopback, of a link type they read (unreadable_link), and,
+// with `must_exist` (load), present now; watch attaches one that appears
+// later. Their syntax is check_interface_choice's (datapath.hpp). The error's
+// field is "iface".
+std::expected<void, InputError> check_interfaces_here(const std::vector<std::string>& names, bool must_exist);
+
 // The interfaces of the calling thread's network namespace that `choice`
 // names now. `all` leaves out loopback, interfaces whose link type the
 // programs cannot read (unreadable_link), every interface with a master

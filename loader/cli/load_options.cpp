@@ -2,9 +2,6 @@
 
 #include <fmt/format.h>
 #include <linux/magic.h>
-#include <net/if.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <sys/vfs.h>
 
 #include <algorithm>
@@ -13,7 +10,6 @@
 #include <string_view>
 
 #include "nodeport/abi.h"
-#include "nodeport/fd.hpp"
 
 namespace nodeport::cli {
 namespace {
@@ -63,71 +59,39 @@ FlowTimeouts timeout_options(const Invocation& inv) {
                         .udp = seconds_option(inv, "udp-timeout", defaults.udp)};
 }
 
-// An --exclude value: an interface name or an fnmatch(3) pattern of names.
-std::string exclude_pattern(const std::string& text) {
-    if (!valid_interface_pattern(text))
-        throw UsageError("exclude", fmt::format("'{}' is not an interface name or pattern", text));
-    return text;
+std::vector<std::string> values(const Invocation& inv, const char* name) {
+    return inv.options.count(name) ? inv.options[name].as<std::vector<std::string>>() : std::vector<std::string>{};
 }
 
-// A repeatable option's values; one given twice is refused: harmless to the
-// datapath, but the list is not what its writer meant (a copy-paste, a
-// config file's key repeated with the same value).
-std::vector<std::string> distinct_values(const Invocation& inv, const char* name) {
-    std::vector<std::string> values;
-    if (inv.options.count(name))
-        values = inv.options[name].as<std::vector<std::string>>();
-    for (auto it = values.begin(); it != values.end(); ++it)
-        if (std::find(values.begin(), it, *it) != it)
-            throw UsageError(name, fmt::format("'{}' is given twice", *it));
-    return values;
-}
-
-// IFF_LOOPBACK: TC programs on loopback would see the node's own traffic,
-// which the socket hooks already translate; `all` leaves it out too.
-bool is_loopback(const std::string& name) {
-    Fd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    ifreq req{};
-    name.copy(req.ifr_name, IF_NAMESIZE - 1);
-    return sock.valid() && ::ioctl(sock.get(), SIOCGIFFLAGS, &req) == 0 && (req.ifr_flags & IFF_LOOPBACK);
-}
-
-// --iface IF... (checked as `check` says), --iface all [--exclude IF...],
-// --local-only, or none of them: the default route's interface.
-InterfaceChoice interface_choice(const Invocation& inv, InterfaceCheck check) {
-    bool local_only = inv.options["local-only"].as<bool>();
-    std::vector<std::string> exclude;
-    for (const auto& text : distinct_values(inv, "exclude"))
-        exclude.push_back(exclude_pattern(text));
-    if (!inv.options.count("iface")) {
-        if (!exclude.empty())
-            throw UsageError("exclude", "only with --iface all");
-        return InterfaceChoice{.kind = local_only ? InterfaceChoice::Kind::none : InterfaceChoice::Kind::default_route,
-                               .names = {},
-                               .exclude = {}};
-    }
+// What the options say: --iface IF..., --iface all [--exclude IF...],
+// --local-only, or none of them (the default route's interface). Only how
+// they combine is the CLI's to check; the names and patterns are the
+// library's (check_interface_choice, check_interfaces_here).
+InterfaceChoice given_choice(const Invocation& inv) {
+    using Kind = InterfaceChoice::Kind;
+    const bool local_only = inv.options["local-only"].as<bool>();
+    auto names = values(inv, "iface");
+    auto exclude = values(inv, "exclude");
+    if (names.empty())
+        return InterfaceChoice{local_only ? Kind::none : Kind::default_route, {}, std::move(exclude)};
     if (local_only)
         throw UsageError("iface", "--iface and --local-only exclude each other");
-    auto names = distinct_values(inv, "iface");
-    if (std::ranges::find(names, "all") != names.end()) {
-        if (names.size() != 1)
-            throw UsageError("iface", "'all' cannot be combined with interface names (leave some out with --exclude)");
-        return InterfaceChoice{.kind = InterfaceChoice::Kind::all, .names = {}, .exclude = std::move(exclude)};
-    }
-    if (!exclude.empty())
-        throw UsageError("exclude", "only with --iface all");
-    for (const auto& name : names) {
-        if (!valid_interface_name(name))
-            throw UsageError("iface", fmt::format("'{}' is not an interface name", name));
-        if (check == InterfaceCheck::exists && if_nametoindex(name.c_str()) == 0)
-            throw UsageError("iface", fmt::format("'{}' is not an interface in this network namespace", name));
-        if (is_loopback(name))  // false for an interface that does not exist (yet)
-            throw UsageError("iface", fmt::format("'{}' is the loopback interface (the node's own traffic is "
-                                         "forwarded by the socket hooks, without TC)", name));
-        if (auto why = unreadable_link(name))  // likewise
-            throw UsageError("iface", *why);
-    }
-    return InterfaceChoice{.kind = InterfaceChoice::Kind::named, .names = std::move(names), .exclude = {}};
+    if (std::ranges::count(names, "all") == 1 && names.size() == 1)
+        return InterfaceChoice{Kind::all, {}, std::move(exclude)};
+    if (std::ranges::count(names, "all") == 1)
+        throw UsageError("iface", "'all' cannot be combined with interface names (leave some out with --exclude)");
+    return InterfaceChoice{Kind::named, std::move(names), std::move(exclude)};
+}
+
+// The choice, checked: its syntax always, and the named interfaces against
+// this network namespace as `check` says.
+InterfaceChoice interface_choice(const Invocation& inv, InterfaceCheck check) {
+    auto choice = given_choice(inv);
+    if (auto ok = check_interface_choice(choice); !ok)
+        throw UsageError(ok.error().field, ok.error().message);
+    if (auto ok = check_interfaces_here(choice.names, check == InterfaceCheck::exists); !ok)
+        throw UsageError(ok.error().field, ok.error().message);
+    return choice;
 }
 
 }  // namespace
@@ -179,13 +143,6 @@ LoadChoices load_choices(const Invocation& inv, InterfaceCheck check) {
         out.options.cgroup = cgroup;
     }
     out.choice = interface_choice(inv, check);
-    if (out.choice.names.size() > NP_MAX_TC_ATTACHMENTS)
-        throw UsageError("iface", fmt::format("{} interfaces named; nodeport attaches to at most {}",
-                                     out.choice.names.size(), NP_MAX_TC_ATTACHMENTS));
-    if (out.choice.exclude.size() > NP_MAX_IFACE_NAMES)
-        throw UsageError("exclude", fmt::format("{} patterns given; at most {} (one pattern can leave out many: "
-                                                "'veth*')",
-                                                out.choice.exclude.size(), NP_MAX_IFACE_NAMES));
     out.options.interface_choice = out.choice;
     // Options only the TC programs use mean nothing without them; a value
     // other than the default says the writer expected TC programs.
