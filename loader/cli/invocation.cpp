@@ -168,13 +168,11 @@ std::chrono::milliseconds lock_wait_option(const Invocation& inv) {
 std::vector<Ipv4> node_ip_options(const Invocation& inv) {
     std::vector<Ipv4> ips;
     if (inv.options.count("node-ip"))
-        for (const auto& text : inv.options["node-ip"].as<std::vector<std::string>>()) {
-            Ipv4 ip = valid(parse_node_ip(text));
-            // Harmless to the maps, but a sign the list is not what was meant.
-            if (std::ranges::find(ips, ip) != ips.end())
-                throw UsageError("node-ip", fmt::format("'{}' is given twice", text));
-            ips.push_back(ip);
-        }
+        for (const auto& text : inv.options["node-ip"].as<std::vector<std::string>>())
+            ips.push_back(valid(parse_node_ip(text)));
+    // The library's check of the list (each once), as load and refresh run it.
+    if (auto ok = check_node_ips(ips); !ok)
+        throw UsageError(ok.error().field, ok.error().message);
     return ips;
 }
 
