@@ -122,6 +122,28 @@ Result<Fd> open_checked(const std::filesystem::path& dir) {
     return fd;
 }
 
+// Refuses pins of another map ABI than this build's, naming how to go on;
+// none recorded passes. Pins of another map ABI are laid out differently and
+// must not be read as ours; `load` migrates them.
+Result<void> check_abi(const PinDir& dir) {
+    auto config = dir.config();
+    if (!config)
+        return std::unexpected(config.error());
+    const unsigned abi = config->abi_version;
+    if (abi == 1 || abi == 2)
+        return plain_error(fmt::format("the maps pinned at {} use map ABI v{}, this nodeport uses v{}: run this "
+                                       "nodeport's load to migrate them (mappings and connections are kept)",
+                                       dir.path().string(), abi, NODEPORT_ABI_VERSION),
+                           ErrorKind::abi_mismatch);
+    if (abi != 0 && abi != NODEPORT_ABI_VERSION)
+        return plain_error(fmt::format("not a nodeport map: {} (the maps pinned at {} use map ABI v{}, this nodeport "
+                                       "uses v{}): use the nodeport that loaded them, or unload with it first",
+                                       dir.shown("node_config").string(), dir.path().string(), abi,
+                                       NODEPORT_ABI_VERSION),
+                           ErrorKind::abi_mismatch);
+    return {};
+}
+
 // The shape this build gives a pinned map of that name, checked when it has one.
 Result<void> check_catalog_shape(int fd, const std::filesystem::path& path, std::string_view name) {
     auto want = map_catalog::find(name);
@@ -282,7 +304,7 @@ Result<PinDir> PinDir::open(const std::filesystem::path& dir) {
     auto opened = open_any_abi(dir);
     if (!opened)
         return opened;
-    if (auto ok = pin_dir::check_abi(*opened); !ok)
+    if (auto ok = check_abi(*opened); !ok)
         return std::unexpected(ok.error());
     return opened;
 }
@@ -304,35 +326,6 @@ Result<void> check_shape(int fd, const std::filesystem::path& path, std::string_
                                        value_size),
                            ErrorKind::unsafe_pin_dir);
     return {};
-}
-
-Result<void> check_abi(const PinDir& dir) {
-    // Pins of another map ABI are laid out differently and must not be read
-    // as ours; `load` migrates them.
-    auto config = dir.config();
-    if (!config)
-        return std::unexpected(config.error());
-    const unsigned abi = config->abi_version;
-    if (abi == 1 || abi == 2)
-        return plain_error(fmt::format("the maps pinned at {} use map ABI v{}, this nodeport uses v{}: run this "
-                                       "nodeport's load to migrate them (mappings and connections are kept)",
-                                       dir.path().string(), abi, NODEPORT_ABI_VERSION),
-                           ErrorKind::abi_mismatch);
-    if (abi != 0 && abi != NODEPORT_ABI_VERSION)
-        return plain_error(fmt::format("not a nodeport map: {} (the maps pinned at {} use map ABI v{}, this nodeport "
-                                       "uses v{}): use the nodeport that loaded them, or unload with it first",
-                                       dir.shown("node_config").string(), dir.path().string(), abi,
-                                       NODEPORT_ABI_VERSION),
-                           ErrorKind::abi_mismatch);
-    return {};
-}
-
-Result<np_config> recorded_config(const std::filesystem::path& dir) {
-    auto opened = PinDir::open_any_abi(dir);
-    if (!opened)
-        return opened.error().kind == ErrorKind::not_loaded ? Result<np_config>{np_config{}}
-                                                            : std::unexpected(opened.error());
-    return opened->config();
 }
 
 Result<PinDir> create(const std::filesystem::path& dir) {

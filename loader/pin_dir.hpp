@@ -45,14 +45,6 @@ struct CloseDir {
 using Listing = std::unique_ptr<DIR, CloseDir>;
 Result<Listing> list(int dir_fd, const char* name, const std::filesystem::path& shown);
 
-// Refuses pins of another map ABI than this build's, naming how to go on
-// (ErrorKind::abi_mismatch); none recorded passes. PinDir::open checks it.
-Result<void> check_abi(const PinDir& dir);
-
-// The record in <dir>/node_config (PinDir::config), all zero when nodeport
-// is not loaded there.
-Result<np_config> recorded_config(const std::filesystem::path& dir);
-
 // Checks that the pinned map at `path` has the type and key and value sizes
 // given; "not a nodeport map: <path> (...)" otherwise.
 Result<void> check_shape(int map_fd, const std::filesystem::path& path, std::string_view name, bpf_map_type type,
