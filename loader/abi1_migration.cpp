@@ -87,11 +87,7 @@ Result<void> check_unchanged_maps(const PinDir& dir) {
 
 }  // namespace
 
-Result<std::optional<Abi1Migration>> Abi1Migration::plan(const PinDir& dir) {
-    auto config = dir.config();
-    if (!config)
-        return std::unexpected(config.error());
-    const unsigned abi = config->abi_version;
+Result<std::optional<Abi1Migration>> Abi1Migration::plan(const PinDir& dir, unsigned abi) {
     if (abi == 0 || abi == 2 || abi == NODEPORT_ABI_VERSION)
         return std::nullopt;  // ABI 2's `ports` is this build's
     if (abi != 1)

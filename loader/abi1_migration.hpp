@@ -25,9 +25,10 @@ namespace nodeport {
 class Abi1Migration {
 public:
     // Reads the pins of `dir` without changing them (the caller holds the
-    // pin-dir lock; `dir` outlives the migration). nullopt: nothing to migrate (no pins, or this ABI).
+    // pin-dir lock; `dir` outlives the migration), whose node_config records
+    // map ABI `abi` (0: none). nullopt: nothing to migrate (no pins, or this ABI).
     // An error: pins of ABI 1 that cannot be migrated, or of an unknown ABI.
-    static Result<std::optional<Abi1Migration>> plan(const PinDir& dir);
+    static Result<std::optional<Abi1Migration>> plan(const PinDir& dir, unsigned abi);
 
     std::size_t entries() const { return entries_.size(); }
 

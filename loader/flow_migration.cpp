@@ -118,11 +118,7 @@ bool FlowMigration::moves(std::string_view map_name) {
     return false;
 }
 
-Result<std::optional<FlowMigration>> FlowMigration::plan(const PinDir& dir) {
-    auto config = dir.config();
-    if (!config)
-        return std::unexpected(config.error());
-    const unsigned abi = config->abi_version;
+Result<std::optional<FlowMigration>> FlowMigration::plan(const PinDir& dir, unsigned abi) {
     if (abi != 1 && abi != 2)
         return std::nullopt;
     // A migration that crashed after setting the old pins aside resumes from them.

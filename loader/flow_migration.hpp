@@ -41,9 +41,10 @@ public:
     static bool moves(std::string_view map_name);
 
     // Reads the pins of `dir` without changing them (the caller holds the
-    // pin-dir lock; `dir` outlives the migration). nullopt: nothing to migrate (no pins, or ABI 3). Pins of
+    // pin-dir lock; `dir` outlives the migration), whose node_config records
+    // map ABI `abi` (0: none). nullopt: nothing to migrate (no pins, or ABI 3). Pins of
     // ABI 1 or 2 whose flow maps are not that layout are an error.
-    static Result<std::optional<FlowMigration>> plan(const PinDir& dir);
+    static Result<std::optional<FlowMigration>> plan(const PinDir& dir, unsigned abi);
 
     // Moves the changed pins aside, so the new objects create their own.
     Result<void> set_aside();

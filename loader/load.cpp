@@ -168,10 +168,10 @@ Result<Migrations> check_pins(const PinDir& dir) {
     auto config = dir.config();
     if (!config)
         return std::unexpected(config.error());
-    auto ports = Abi1Migration::plan(dir);
+    auto ports = Abi1Migration::plan(dir, config->abi_version);
     if (!ports)
         return std::unexpected(ports.error());
-    auto flows = FlowMigration::plan(dir);
+    auto flows = FlowMigration::plan(dir, config->abi_version);
     if (!flows)
         return std::unexpected(flows.error());
     const bool migrating = *ports || *flows;

@@ -273,15 +273,13 @@ Result<Fd> PinDir::map(std::string_view name) const {
 }
 
 Result<np_config> PinDir::config() const {
-    Fd config(obj_get("node_config"));
-    if (!config.valid())
-        return errno == ENOENT ? Result<np_config>{np_config{}}
-                               : errno_error(errno, "open pinned map " + shown("node_config").string());
-    if (auto ok = check_catalog_shape(config.get(), shown("node_config"), "node_config"); !ok)
-        return std::unexpected(ok.error());
+    auto config = map("node_config");
+    if (!config)
+        return config.error().kind == ErrorKind::not_loaded ? Result<np_config>{np_config{}}
+                                                            : std::unexpected(config.error());
     __u32 zero = 0;
     np_config cfg{};
-    if (bpf_map_lookup_elem(config.get(), &zero, &cfg) != 0)
+    if (bpf_map_lookup_elem(config->get(), &zero, &cfg) != 0)
         return errno_error(errno, "read " + shown("node_config").string());
     return cfg;
 }

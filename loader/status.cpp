@@ -189,10 +189,9 @@ Result<std::size_t> count_flows(const PinDir& dir, const FlowTableLayout& table)
 // nodeport is not attached to: more than it attaches to, or no watch to
 // attach one that appeared (or the default route moved). Only in the
 // namespace load ran in, where the names mean the same interfaces.
-void check_chosen(const PinDir& dir, const std::vector<NodePort>& mapped, Status& status) {
-    auto config = dir.config();
+void check_chosen(const PinDir& dir, const np_config& config, const std::vector<NodePort>& mapped, Status& status) {
     auto cookie = netns::current_cookie();
-    if (!config || !cookie || config->node_netns_cookie != *cookie) {
+    if (!cookie || config.node_netns_cookie != *cookie) {
         status.not_checked.push_back("chosen interfaces: run status in the network namespace load ran in");
         return;
     }
@@ -408,7 +407,7 @@ Result<Status> read_status(const PinDir& dir) {
     if (!interfaces)
         return std::unexpected(interfaces.error());
     status.interfaces = std::move(*interfaces);
-    check_chosen(dir, mapped, status);
+    check_chosen(dir, *config, mapped, status);
     auto addrs = read_node_addrs(dir);
     if (!addrs)
         return std::unexpected(addrs.error());

@@ -76,9 +76,10 @@ InterfaceChoice given_choice(const Invocation& inv) {
         return InterfaceChoice{local_only ? Kind::none : Kind::default_route, {}, std::move(exclude)};
     if (local_only)
         throw UsageError("iface", "--iface and --local-only exclude each other");
-    if (std::ranges::count(names, "all") == 1 && names.size() == 1)
+    const auto alls = std::ranges::count(names, "all");
+    if (alls == 1 && names.size() == 1)
         return InterfaceChoice{Kind::all, {}, std::move(exclude)};
-    if (std::ranges::count(names, "all") == 1)
+    if (alls == 1)
         throw UsageError("iface", "'all' cannot be combined with interface names (leave some out with --exclude)");
     return InterfaceChoice{Kind::named, std::move(names), std::move(exclude)};
 }
