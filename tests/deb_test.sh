@@ -70,7 +70,10 @@ for p in nodeport libnodeport0 libnodeport-dev nodeport-dbgsym libnodeport0-dbgs
 done
 
 # --- lintian ---
-out=$(lintian --fail-on error,warning "$WORK"/*.changes 2>&1)
+# Its scratch files (mldbm-elf-*, which it leaves behind) go into $WORK,
+# removed on cleanup, not into /tmp.
+mkdir -p "$WORK/tmp"
+out=$(TMPDIR="$WORK/tmp" lintian --fail-on error,warning "$WORK"/*.changes 2>&1)
 rc=$?
 echo "$out" | sed 's/^/     lintian: /'
 expect_eq "lintian on the .changes (every package): no error, no warning" "0 0" \
