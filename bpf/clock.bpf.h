@@ -4,7 +4,7 @@
  * reads the clock source, which on a VM costs about 5% of np_tc_ingress
  * (docs/BENCHMARKS.md); the coarse clock reads the time of the last tick.
  * Every lifetime here is a second or more, so a tick (at most 10 ms) is
- * nothing. User space reads the same clock (loader/bpf_clock.hpp). */
+ * nothing. User space reads the same clock (loader/base/bpf_clock.hpp). */
 #ifndef NODEPORT_CLOCK_BPF_H
 #define NODEPORT_CLOCK_BPF_H
 

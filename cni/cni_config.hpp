@@ -14,9 +14,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/json_input.hpp"
 #include "cni_error.hpp"
-#include "json_input.hpp"
-#include "nodeport/datapath.hpp"
+#include "nodeport/datapath_types.hpp"
 #include "nodeport/types.hpp"
 
 namespace nodeport::cni {

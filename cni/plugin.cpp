@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "nodeport/datapath.hpp"
 #include "nodeport/interfaces.hpp"
 #include "nodeport/port_table.hpp"
 #include "records.hpp"

@@ -124,7 +124,7 @@ $(readelf -dW "$BIN" | grep -qE 'BIND_NOW|FLAGS_1.*NOW' && echo yes || echo no)"
 expect_match "and the compiler: _FORTIFY_SOURCE's checked calls, the stack protector" "__stack_chk_fail.*|__[a-z]+_chk" \
     "$(nm -D "$BIN" | grep -oE '__[a-z_]+_chk[a-z_]*' | sort -u | xargs)"
 expect_match "the build log shows dpkg-buildflags' flags on the compiler line of c_api.cpp" \
-    "-fstack-protector-strong.*-D_FORTIFY_SOURCE=2" "$(grep -m 1 -E 'c\+\+ .* -c .*/loader/c_api\.cpp' "$WORK/build.log")"
+    "-fstack-protector-strong.*-D_FORTIFY_SOURCE=2" "$(grep -m 1 -E 'c\+\+ .* -c .*/loader/capi/c_api\.cpp' "$WORK/build.log")"
 
 # --- Units: verify and exposure ---
 UNITS="nodeport.service nodeport-watch.service nodeport-metrics.service nodeport-metrics.timer"

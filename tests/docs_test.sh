@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The documentation against the code it restates (issue 19), no root:
-#   - docs/debugging.md's table of reasons: every reason of loader/reasons.cpp
+#   - docs/debugging.md's table of reasons: every reason of loader/base/reasons.cpp
 #     (the one table `stats` prints), with its path, in id order, and no other;
 #   - the default flow timeouts of include/nodeport/abi.h (NP_DEFAULT_*_S) in
 #     `nodeport load --help`, the man page, the example config and docs/cli.md;
@@ -21,7 +21,7 @@ ROOT=$(cd "$TESTS_DIR/.." && pwd)
 # --- Reasons ---
 # reasons.cpp's entries start `{NP_REASON_X, "name", path,` on one line; the
 # count against abi.h's NP_REASON_COUNT catches an entry this read missed.
-code_reasons=$(grep -oE '\{NP_REASON_[A-Z0-9_]+, "[a-z0-9_]+", (external|reply|local)' "$ROOT/loader/reasons.cpp" |
+code_reasons=$(grep -oE '\{NP_REASON_[A-Z0-9_]+, "[a-z0-9_]+", (external|reply|local)' "$ROOT/loader/base/reasons.cpp" |
     sed -E 's/.*"([a-z0-9_]+)", ([a-z]+)/\1 \2/')
 count=$(sed -nE 's/^\s*NP_REASON_COUNT = ([0-9]+).*/\1/p' "$ROOT/include/nodeport/abi.h")
 expect_eq "reasons.cpp read whole: NP_REASON_COUNT entries" "$count" "$(grep -c . <<<"$code_reasons")"

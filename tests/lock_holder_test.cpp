@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 #include <sys/sysmacros.h>
 
-#include "lock_holder.hpp"
+#include "base/lock_holder.hpp"
 
 namespace nodeport {
 namespace {

@@ -19,6 +19,9 @@
 
 #include <bpf/libbpf.h>
 
+#include "base/map_keys.hpp"
+#include "base/pin_dir.hpp"
+#include "bpf_available.hpp"
 #include "nodeport/abi.h"
 #include "nodeport/datapath.hpp"
 #include "nodeport/flows.hpp"
@@ -26,9 +29,6 @@
 #include "nodeport/port_table.hpp"
 #include "nodeport/stats.hpp"
 #include "nodeport/status.hpp"
-#include "bpf_available.hpp"
-#include "map_keys.hpp"
-#include "pin_dir.hpp"
 
 namespace nodeport {
 namespace {

@@ -8,9 +8,10 @@
 #include <sstream>
 #include <string>
 
+#include "node/prometheus.hpp"
+#include "nodeport/metrics.hpp"
 #include "nodeport/reasons.hpp"
 #include "nodeport/stats.hpp"
-#include "prometheus.hpp"
 
 namespace nodeport {
 namespace {

@@ -7,9 +7,9 @@
 
 #include <fmt/format.h>
 
+#include "base/run_tool.hpp"
+#include "node/status_checks.hpp"
 #include "nodeport/legacy_iptables.hpp"
-#include "run_tool.hpp"
-#include "status_checks.hpp"
 
 namespace nodeport::status_checks {
 namespace {

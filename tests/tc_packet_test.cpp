@@ -24,13 +24,13 @@
 #include <thread>
 #include <vector>
 
+#include "base/bpf_clock.hpp"
 #include "bpf_available.hpp"
-#include "bpf_clock.hpp"
 #include "nodeport/abi.h"
-#include "rfc1071.hpp"
 #include "nodeport/fd.hpp"
 #include "nodeport/reasons.hpp"
 #include "nodeport/stats.hpp"
+#include "rfc1071.hpp"
 #include "tc.skel.h"
 
 namespace {

@@ -8,7 +8,7 @@ import (
 
 // bpfClockNow reads the clock the BPF programs stamp their entries with
 // (bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC at a tick's resolution), as
-// the C++ library does (loader/bpf_clock.hpp), so that times read from the
+// the C++ library does (loader/base/bpf_clock.hpp), so that times read from the
 // maps and times written beside them compare.
 func bpfClockNow() (uint64, error) {
 	var ts unix.Timespec

@@ -12,7 +12,7 @@ import (
 )
 
 // Connections that nodeport translated to one backend, counted as the C++
-// library counts them (loader/connections.cpp), read only.
+// library counts them (loader/flows/connections.cpp), read only.
 type Connections struct {
 	// External flows: TCP from the SYN until the final ACK after FIN both
 	// ways, or an RST; UDP until the flow idles out.
@@ -142,7 +142,7 @@ func (c *connectionCounter) count(op string, backend netip.AddrPort) (Connection
 }
 
 // countExternal: the live flows whose backend is `backend`, by the rules of
-// list_flows (loader/flows.cpp): one entry towards the backend per flow, and
+// list_flows (loader/flows/flows.cpp): one entry towards the backend per flow, and
 // each handshake; an expired entry is inert, waiting for the LRU.
 func (c *connectionCounter) countExternal(backend netip.AddrPort) (int, error) {
 	raw, err := c.timeouts.LookupBytes(uint32(0))

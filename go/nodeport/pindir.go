@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The pin directory, trusted as loader/pin_dir.cpp trusts it: opened without
+// The pin directory, trusted as loader/base/pin_dir.cpp trusts it: opened without
 // following a symbolic link, a directory on bpffs, not a bpffs mount's root,
 // owned by root or this user and writable by no one else, with every
 // directory above it a trusted owner's and writable by others only when

@@ -13,7 +13,7 @@ import (
 
 // Ending the node's sockets that a remap left talking to the old backend,
 // through the socket iterators `nodeport load` pinned (bpf/sock_end.bpf.c),
-// with loader/sock_end.cpp's protocol, shared by every writer under the pin
+// with loader/datapath/sock_end.cpp's protocol, shared by every writer under the pin
 // directory's lock: a write records what it replaces in `sock_end_targets`
 // before it changes `ports`, then reads each protocol's iterator once, then
 // forgets the targets walked. A write killed in between leaves its targets

@@ -3,7 +3,7 @@ package nodeport
 import "context"
 
 // Reconciling the port table with a controller's complete desired set, as
-// the C++ library's plan and sync do (loader/port_table.cpp, sync.cpp).
+// the C++ library's plan and sync do (loader/table/port_table.cpp, loader/table/sync.cpp).
 
 // SyncPlan is what makes the table equal to a desired set, applied in this
 // order: adds and overwrites first, removals last.

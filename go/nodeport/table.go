@@ -1,6 +1,6 @@
 // Package nodeport maps node ports to sandbox backends in the port table of
 // a loaded nodeport, in pure Go (CGO_ENABLED=0) over the pinned maps, with
-// the rules of the C++ library (loader/port_table.cpp) and the C ABI:
+// the rules of the C++ library (loader/table/port_table.cpp) and the C ABI:
 //
 //   - every write validates its input as the CLI does and changes nothing
 //     when it refuses (ErrBadInput);

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// The checks of the C++ library (loader/types.cpp check_mapping,
+// The checks of the C++ library (loader/base/types.cpp check_mapping,
 // parse_owner, parse_proto), with its field names and messages.
 
 const (

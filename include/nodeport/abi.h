@@ -388,7 +388,7 @@ struct np_port_counters {
 /* `reason_counters`, per-CPU array indexed by enum np_reason: why a packet or
  * a call was left untouched, or failed open. Never reset: the totals survive
  * a reload. The names people see, and each reason's path, are in one table in
- * user space (loader/reasons.cpp). New reasons are added at the end; the
+ * user space (loader/base/reasons.cpp). New reasons are added at the end; the
  * array has room for NP_REASON_SLOTS so that adding one changes no map shape. */
 enum np_reason {
 	/* external path, np_tc_ingress (client -> node) */

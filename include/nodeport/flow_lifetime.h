@@ -2,7 +2,7 @@
 /*
  * How long a flow entry lives without a packet: the one rule the TC programs
  * expire entries by (bpf/flows.bpf.h) and `nodeport flows` and the drain
- * count them by (loader/flows.cpp). Compiled by both, so they cannot
+ * count them by (loader/flows/flows.cpp). Compiled by both, so they cannot
  * disagree; the Go package, which cannot include C, is held to the same
  * cases by tests/conformance/flow_lifetime.json.
  */

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "nodeport/datapath.hpp"
+#include "nodeport/datapath_types.hpp"
 #include "nodeport/lock_wait.hpp"
 #include "nodeport/pin_dir.hpp"
 #include "nodeport/result.hpp"

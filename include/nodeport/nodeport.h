@@ -1,6 +1,6 @@
 /* nodeport's C ABI: the port table of a loaded nodeport, for cgo, Python
  * ctypes, Rust and C. A thin layer over the C++ library (libnodeport,
- * loader/c_api.cpp) with the same checks: every call validates its input as
+ * loader/capi/c_api.cpp) with the same checks: every call validates its input as
  * the CLI does, and nothing is changed when it refuses.
  *
  * Every int-returning call gives NODEPORT_OK (0) or one of the negative codes

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "nodeport/datapath.hpp"
+#include "nodeport/datapath_types.hpp"
 #include "nodeport/pin_dir.hpp"
 #include "nodeport/result.hpp"
 #include "nodeport/types.hpp"

@@ -11,7 +11,7 @@
 #include <optional>
 #include <vector>
 
-#include "nodeport/datapath.hpp"
+#include "nodeport/datapath_types.hpp"
 #include "nodeport/interfaces.hpp"
 #include "nodeport/result.hpp"
 #include "nodeport/types.hpp"

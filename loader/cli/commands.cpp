@@ -11,9 +11,9 @@
 #include <iostream>
 #include <optional>
 
-#include "cli.hpp"
-#include "drain.hpp"
-#include "invocation.hpp"
+#include "cli/cli.hpp"
+#include "cli/drain.hpp"
+#include "cli/invocation.hpp"
 #include "nodeport/abi.h"
 #include "nodeport/datapath.hpp"
 #include "nodeport/flows.hpp"

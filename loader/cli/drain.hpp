@@ -8,7 +8,7 @@
 #include <optional>
 #include <vector>
 
-#include "invocation.hpp"
+#include "cli/invocation.hpp"
 #include "nodeport/port_table.hpp"
 
 namespace nodeport::cli {

@@ -6,8 +6,8 @@
 #include <cmath>
 #include <iostream>
 
-#include "cli.hpp"
-#include "drain.hpp"
+#include "cli/cli.hpp"
+#include "cli/drain.hpp"
 
 namespace nodeport::cli {
 namespace {

@@ -5,8 +5,8 @@
 
 #include <iostream>
 
-#include "cli.hpp"
-#include "invocation.hpp"
+#include "cli/cli.hpp"
+#include "cli/invocation.hpp"
 #include "nodeport/explain.hpp"
 
 namespace nodeport::cli {

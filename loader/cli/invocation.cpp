@@ -1,4 +1,4 @@
-#include "invocation.hpp"
+#include "cli/invocation.hpp"
 
 #include <fmt/format.h>
 

@@ -13,8 +13,8 @@
 #include <string_view>
 #include <vector>
 
-#include "cli.hpp"
-#include "nodeport/datapath.hpp"
+#include "cli/cli.hpp"
+#include "nodeport/datapath_types.hpp"
 
 namespace nodeport::cli {
 

@@ -9,8 +9,8 @@
 #include <map>
 #include <optional>
 
-#include "cli.hpp"
-#include "invocation.hpp"
+#include "cli/cli.hpp"
+#include "cli/invocation.hpp"
 #include "nodeport/legacy_iptables.hpp"
 #include "nodeport/port_table.hpp"
 #include "nodeport/text.hpp"

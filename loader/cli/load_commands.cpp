@@ -4,9 +4,9 @@
 
 #include <iostream>
 
-#include "cli.hpp"
-#include "invocation.hpp"
-#include "load_options.hpp"
+#include "cli/cli.hpp"
+#include "cli/invocation.hpp"
+#include "cli/load_options.hpp"
 #include "nodeport/datapath.hpp"
 
 namespace nodeport::cli {

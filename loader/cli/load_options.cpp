@@ -1,4 +1,4 @@
-#include "load_options.hpp"
+#include "cli/load_options.hpp"
 
 #include <fmt/format.h>
 #include <linux/magic.h>

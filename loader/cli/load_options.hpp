@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <optional>
 
-#include "invocation.hpp"
-#include "nodeport/datapath.hpp"
+#include "cli/invocation.hpp"
+#include "nodeport/datapath_types.hpp"
 #include "nodeport/interfaces.hpp"
 
 namespace nodeport::cli {

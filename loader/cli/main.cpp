@@ -1,7 +1,7 @@
 #include <cstring>
 #include <iostream>
 
-#include "cli.hpp"
+#include "cli/cli.hpp"
 #include "nodeport/datapath.hpp"
 #include "nodeport/types.hpp"
 

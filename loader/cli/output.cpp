@@ -2,7 +2,7 @@
 // on stdout and errors as one JSON object on stderr.
 #include <iostream>
 
-#include "cli.hpp"
+#include "cli/cli.hpp"
 
 namespace nodeport::cli {
 namespace {

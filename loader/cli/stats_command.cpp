@@ -21,13 +21,14 @@
 #include <optional>
 #include <vector>
 
-#include "cli.hpp"
-#include "invocation.hpp"
+#include "cli/cli.hpp"
+#include "cli/invocation.hpp"
+#include "cli/signals.hpp"
+#include "nodeport/metrics.hpp"
 #include "nodeport/pin_dir.hpp"
 #include "nodeport/reasons.hpp"
 #include "nodeport/stats.hpp"
 #include "nodeport/status.hpp"
-#include "signals.hpp"
 
 namespace nodeport::cli {
 namespace {

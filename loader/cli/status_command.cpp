@@ -7,8 +7,8 @@
 #include <cerrno>
 #include <iostream>
 
-#include "cli.hpp"
-#include "invocation.hpp"
+#include "cli/cli.hpp"
+#include "cli/invocation.hpp"
 #include "nodeport/status.hpp"
 
 namespace nodeport::cli {

@@ -12,14 +12,14 @@
 #include <functional>
 #include <iostream>
 
-#include "cli.hpp"
-#include "invocation.hpp"
-#include "load_options.hpp"
+#include "cli/cli.hpp"
+#include "cli/invocation.hpp"
+#include "cli/load_options.hpp"
+#include "cli/signals.hpp"
 #include "nodeport/abi.h"
 #include "nodeport/fd.hpp"
 #include "nodeport/interfaces.hpp"
 #include "nodeport/watch.hpp"
-#include "signals.hpp"
 
 namespace nodeport::cli {
 namespace {

@@ -1,4 +1,4 @@
-#include "decision.hpp"
+#include "explain/decision.hpp"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -11,12 +11,12 @@
 #include <memory>
 #include <string_view>
 
-#include "first_packet.hpp"
-#include "libbpf_log.hpp"
-#include "flow_entries.hpp"
+#include "base/libbpf_log.hpp"
+#include "base/pin_dir.hpp"
+#include "explain/first_packet.hpp"
+#include "flows/flow_entries.hpp"
 #include "nodeport/abi.h"
 #include "nodeport/reasons.hpp"
-#include "pin_dir.hpp"
 #include "tc.skel.h"
 
 namespace nodeport::explain_parts {

@@ -7,13 +7,13 @@
 
 #include <algorithm>
 
-#include "decision.hpp"
+#include "base/netns.hpp"
+#include "base/pin_dir.hpp"
+#include "explain/decision.hpp"
+#include "explain/way.hpp"
 #include "nodeport/datapath.hpp"
-#include "netns.hpp"
 #include "nodeport/port_table.hpp"
 #include "nodeport/reasons.hpp"
-#include "pin_dir.hpp"
-#include "way.hpp"
 
 namespace nodeport {
 namespace {

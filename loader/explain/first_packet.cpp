@@ -1,4 +1,4 @@
-#include "first_packet.hpp"
+#include "explain/first_packet.hpp"
 
 #include <arpa/inet.h>
 

@@ -1,4 +1,4 @@
-#include "way.hpp"
+#include "explain/way.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -10,8 +10,8 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "base/run_tool.hpp"
 #include "nodeport/fd.hpp"
-#include "run_tool.hpp"
 
 namespace nodeport::explain_parts {
 namespace {
