@@ -39,9 +39,10 @@ PUBLIC = {
     "explain.hpp": "explain",
     "nodeport.h": "capi",
 }
-# Generated BPF skeletons (bpftool gen skeleton): the programs themselves,
-# below everything that embeds them.
-SKELETON = re.compile(r"^[a-z_]+\.skel\.h$")
+# Generated from the BPF objects, beside them in the build directory: the
+# skeletons (bpftool gen skeleton) and the map catalog's table
+# (loader/base/map_catalog_gen.cpp); below everything that includes them.
+SKELETON = re.compile(r"^([a-z_]+\.skel\.h|pinned_maps\.inc)$")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 

@@ -1,5 +1,6 @@
-// Every map nodeport pins, read from its BPF objects (the skeletons), so that
-// no list of names or shapes is kept by hand: a map added to a BPF program is
+// Every map nodeport pins, read from its BPF objects (the skeletons) at build
+// time (map_catalog_gen.cpp), so that no list of names or shapes is kept by
+// hand: a map added to a BPF program is
 // checked, reused and unpinned like the others without another edit. Plus
 // the one map user space alone creates (iface_choice), and the names of the
 // pins older layouts leave, added by hand.
@@ -10,10 +11,7 @@
 #include <array>
 #include <cstdint>
 #include <span>
-#include <string>
 #include <string_view>
-
-#include "nodeport/result.hpp"
 
 namespace nodeport::map_catalog {
 
@@ -30,19 +28,17 @@ inline constexpr std::array<std::string_view, 4> abi2_leftovers = {"flows_abi2",
                                                                    "closed_flows"};
 
 struct PinnedMap {
-    std::string name;  // its file name in the pin directory
+    std::string_view name;  // its file name in the pin directory
     bpf_map_type type;
     std::uint32_t key_size;
     std::uint32_t value_size;
 };
 
 // The maps the BPF objects of this build declare pinned by name, each once,
-// and iface_choice. An error only when an embedded object cannot be opened
-// (no memory, or a broken build); it is not remembered, so the next call
-// tries again.
-Result<std::span<const PinnedMap>> pinned_maps();
+// and iface_choice.
+std::span<const PinnedMap> pinned_maps();
 
 // The entry for `name`: nullptr when no object of this build pins it.
-Result<const PinnedMap*> find(std::string_view name);
+const PinnedMap* find(std::string_view name);
 
 }  // namespace nodeport::map_catalog

@@ -145,12 +145,10 @@ Result<void> check_abi(const PinDir& dir) {
 
 // The shape this build gives a pinned map of that name, checked when it has one.
 Result<void> check_catalog_shape(int fd, const std::filesystem::path& path, std::string_view name) {
-    auto want = map_catalog::find(name);
+    const auto* want = map_catalog::find(name);
     if (!want)
-        return std::unexpected(want.error());
-    if (!*want)
         return {};
-    return pin_dir::check_shape(fd, path, name, (*want)->type, (*want)->key_size, (*want)->value_size);
+    return pin_dir::check_shape(fd, path, name, want->type, want->key_size, want->value_size);
 }
 
 // A pin's name split into the directory that holds it, opened without
@@ -360,10 +358,8 @@ Result<void> check_adoptable(const PinDir& dir) {
         std::string_view name = entry->d_name;
         if (name == "." || name == "..")
             continue;
-        auto known = map_catalog::find(name);
-        if (!known)
-            return std::unexpected(known.error());
-        bool ours = name == "links" || name == "progs" || name == map_catalog::abi1_set_aside || *known != nullptr ||
+        bool ours = name == "links" || name == "progs" || name == map_catalog::abi1_set_aside ||
+                    map_catalog::find(name) != nullptr ||
                     std::ranges::find(map_catalog::abi2_leftovers, name) != map_catalog::abi2_leftovers.end();
         if (!ours || entry->d_type == DT_LNK)
             return not_safe(dir.path(), "not created by nodeport (it has no node_config but holds " + std::string(name) +

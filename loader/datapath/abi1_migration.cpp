@@ -72,10 +72,7 @@ Result<std::pair<np_port_key, np_backend>> convert(const V1PortKey& key, const V
 // changed only `ports`, and ABI 3 the flow tables, which FlowMigration
 // checks and moves.
 Result<void> check_unchanged_maps(const PinDir& dir) {
-    auto catalog = map_catalog::pinned_maps();
-    if (!catalog)
-        return std::unexpected(catalog.error());
-    for (const auto& map : *catalog) {
+    for (const auto& map : map_catalog::pinned_maps()) {
         if (map.name == "ports" || FlowMigration::moves(map.name) || !dir.exists(map.name))
             continue;
         if (auto fd = dir.map(map.name); !fd)

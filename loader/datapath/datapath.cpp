@@ -60,10 +60,7 @@ Result<void> remove_pins(const PinDir& dir, UnloadReport& report, bool remove_di
         return errno_error(errno, "remove " + dir.shown("links").string());
     if (auto ok = tc::unpin_programs(dir); !ok)
         return ok;
-    auto catalog = map_catalog::pinned_maps();
-    if (!catalog)
-        return std::unexpected(catalog.error());
-    for (const auto& map : *catalog) {
+    for (const auto& map : map_catalog::pinned_maps()) {
         if (dir.unlink(map.name) == 0)
             ++report.maps;
         else if (errno != ENOENT)

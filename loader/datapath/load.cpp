@@ -178,10 +178,7 @@ Result<Migrations> check_pins(const PinDir& dir) {
     // Pins of another layout would make libbpf refuse to reuse them with a
     // bare "parameter mismatch": name the map first. The maps a migration
     // moves were checked by its plan.
-    auto catalog = map_catalog::pinned_maps();
-    if (!catalog)
-        return std::unexpected(catalog.error());
-    for (const auto& map : *catalog) {
+    for (const auto& map : map_catalog::pinned_maps()) {
         if (!dir.exists(map.name) ||
             (migrating && (FlowMigration::moves(map.name) || (*ports && map.name == "ports"))))
             continue;
