@@ -1,9 +1,8 @@
 // Every map nodeport pins, read from its BPF objects (the skeletons) at build
 // time (map_catalog_gen.cpp), so that no list of names or shapes is kept by
-// hand: a map added to a BPF program is
-// checked, reused and unpinned like the others without another edit. Plus
-// the one map user space alone creates (iface_choice), and the names of the
-// pins older layouts leave, added by hand.
+// hand: a map added to a BPF program is checked, reused and unpinned like the
+// others without another edit. Plus the one map user space alone creates
+// (iface_choice), and the names of the pins older layouts leave, added by hand.
 #pragma once
 
 #include <bpf/bpf.h>
