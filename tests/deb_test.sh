@@ -117,7 +117,7 @@ for f in /usr/sbin/nodeport /usr/lib/cni/nodeport-cni /usr/lib/$MA/libnodeport.s
     expect_match "$f is stripped, with a build id for its -dbgsym" "stripped" \
         "$(file -L "$X$f" | grep -o 'BuildID\[sha1\]=[0-9a-f]*.*, stripped')"
 done
-expect_eq "and ignore NODEPORT_TEST_HOOK: its name is in none of them (release_build_test checks clang's build)" \
+expect_eq "and ignore NODEPORT_TEST_HOOK: its name is in none of them (static_build_test checks clang's build)" \
     "0 0 0" "$(for f in /usr/sbin/nodeport /usr/lib/cni/nodeport-cni /usr/lib/$MA/libnodeport.so.$VERSION; do
         grep -c NODEPORT_TEST_HOOK "$X$f"; done | paste -sd' ')"
 BIN=$X/usr/sbin/nodeport
