@@ -27,6 +27,10 @@ command -v setpriv >/dev/null || skip "no setpriv (util-linux)"
 test_begin usandbox
 # Not under /tmp, which the sandbox replaces (PrivateTmp=).
 WORK=$(mktemp -d /run/np-usandbox.XXXXXX)
+# The units run /usr/sbin/nodeport; the build's binary runs from the work
+# directory, so a checkout under /tmp (hidden by the private /tmp) works too.
+cp "$NODEPORT" "$WORK/nodeport"
+NODEPORT=$WORK/nodeport
 WATCH_PID=""
 on_cleanup() {
     [ -n "$WATCH_PID" ] && kill "$WATCH_PID" 2>/dev/null
