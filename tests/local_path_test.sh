@@ -70,8 +70,11 @@ expect_eq "a sandbox reaches another via AF_INET6 ::ffff:<node-ip>" \
 # through the node port is nodeport's, not Java's or the topology's.
 JAVA_CLASSES=$(mktemp -d)
 on_cleanup() { rm -rf "$JAVA_CLASSES"; }
-javac -d "$JAVA_CLASSES" "$TESTS_DIR/JavaProbe.java"
-java_probe() { topo_in_cgroup "$1" java -cp "$JAVA_CLASSES" JavaProbe "${@:2}" 2>&1 | tr '\n' ' ' | sed 's/ $//'; }
+# -XX:-UsePerfData: no JVM leaves /tmp/hsperfdata_root behind.
+javac -J-XX:-UsePerfData -d "$JAVA_CLASSES" "$TESTS_DIR/JavaProbe.java"
+java_probe() {
+    topo_in_cgroup "$1" java -XX:-UsePerfData -cp "$JAVA_CLASSES" JavaProbe "${@:2}" 2>&1 | tr '\n' ' ' | sed 's/ $//'
+}
 for mode in tcp udp udp-connected; do
     expect_eq "Java $mode straight to the sandbox (baseline)" "family inet6 $SB1:$PORT sb1 $TOPO_BRIDGE_IP" \
         "$(java_probe node "$mode" "$SB1" "$PORT")"
