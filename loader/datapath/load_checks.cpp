@@ -16,6 +16,21 @@ std::unexpected<InputError> bad(std::string_view field, std::string message) {
     return std::unexpected(InputError{std::string(field), std::move(message)});
 }
 
+// Each at most once: harmless to the datapath, but a list holding one twice
+// is not what its writer meant (a copy-paste, a config file's key repeated).
+// `text` shows a value as it was given.
+template <class Value, class Text>
+std::expected<void, InputError> check_distinct(std::string_view field, const std::vector<Value>& values, Text text) {
+    for (auto it = values.begin(); it != values.end(); ++it)
+        if (std::find(values.begin(), it, *it) != it)
+            return bad(field, fmt::format("{} is given twice", quote(text(*it))));
+    return {};
+}
+
+std::string as_given(const std::string& value) {
+    return value;
+}
+
 }  // namespace
 
 bool valid_interface_name(std::string_view name) {
@@ -30,15 +45,6 @@ bool valid_interface_pattern(std::string_view pattern) {
            std::ranges::none_of(pattern, [](unsigned char c) { return c == '/' || std::isspace(c) || !std::isprint(c); });
 }
 
-// Each at most once: harmless to the datapath, but a list holding one twice
-// is not what its writer meant (a copy-paste, a config file's key repeated).
-std::expected<void, InputError> check_distinct(std::string_view field, const std::vector<std::string>& values) {
-    for (auto it = values.begin(); it != values.end(); ++it)
-        if (std::find(values.begin(), it, *it) != it)
-            return bad(field, fmt::format("{} is given twice", quote(*it)));
-    return {};
-}
-
 std::expected<void, InputError> check_interface_choice(const InterfaceChoice& choice) {
     if (choice.names.size() > NP_MAX_TC_ATTACHMENTS)
         return bad("iface", fmt::format("{} interfaces named; nodeport attaches to at most {}", choice.names.size(),
@@ -46,9 +52,9 @@ std::expected<void, InputError> check_interface_choice(const InterfaceChoice& ch
     if (choice.exclude.size() > NP_MAX_IFACE_NAMES)
         return bad("exclude", fmt::format("{} patterns given; at most {} (one pattern can leave out many: 'veth*')",
                                           choice.exclude.size(), NP_MAX_IFACE_NAMES));
-    if (auto ok = check_distinct("iface", choice.names); !ok)
+    if (auto ok = check_distinct("iface", choice.names, as_given); !ok)
         return ok;
-    if (auto ok = check_distinct("exclude", choice.exclude); !ok)
+    if (auto ok = check_distinct("exclude", choice.exclude, as_given); !ok)
         return ok;
     for (const auto& name : choice.names)
         if (!valid_interface_name(name))
@@ -65,14 +71,11 @@ std::expected<void, InputError> check_interface_choice(const InterfaceChoice& ch
 }
 
 std::expected<void, InputError> check_node_ips(const std::vector<Ipv4>& node_ips) {
-    for (auto it = node_ips.begin(); it != node_ips.end(); ++it) {
-        // parse_node_ip's rule: unicast, not 0/8, loopback or multicast.
-        if (auto ok = parse_node_ip(to_string(*it)); !ok)
+    // parse_node_ip's rule: unicast, not 0/8, loopback or multicast.
+    for (const auto& ip : node_ips)
+        if (auto ok = parse_node_ip(to_string(ip)); !ok)
             return std::unexpected(ok.error());
-        if (std::find(node_ips.begin(), it, *it) != it)
-            return bad("node-ip", fmt::format("'{}' is given twice", to_string(*it)));
-    }
-    return {};
+    return check_distinct("node-ip", node_ips, [](Ipv4 ip) { return to_string(ip); });
 }
 
 std::expected<void, InputError> check_load_options(const LoadOptions& options) {
