@@ -27,16 +27,30 @@ bool excluded(const std::string& name, const std::vector<std::string>& patterns)
     return std::ranges::any_of(patterns, [&](const auto& p) { return ::fnmatch(p.c_str(), name.c_str(), 0) == 0; });
 }
 
-// The ARPHRD_* link type of an interface of this network namespace, asked of
-// the kernel by ioctl (not /sys/class/net, which shows the namespace the
-// process came from after nsenter --net); nullopt when there is none.
-std::optional<unsigned> link_type_of(const std::string& name) {
+// An interface of this network namespace asked of the kernel by ioctl
+// `request` (not /sys/class/net, which shows the namespace the process came
+// from after nsenter --net); nullopt when there is no such interface.
+std::optional<ifreq> ask_interface(const std::string& name, unsigned long request) {
     Fd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     ifreq req{};
     name.copy(req.ifr_name, IF_NAMESIZE - 1);
-    if (!sock.valid() || ::ioctl(sock.get(), SIOCGIFHWADDR, &req) != 0)
+    if (!sock.valid() || ::ioctl(sock.get(), request, &req) != 0)
         return std::nullopt;
-    return req.ifr_hwaddr.sa_family;
+    return req;
+}
+
+// The ARPHRD_* link type of an interface.
+std::optional<unsigned> link_type_of(const std::string& name) {
+    auto req = ask_interface(name, SIOCGIFHWADDR);
+    return req ? std::optional<unsigned>(req->ifr_hwaddr.sa_family) : std::nullopt;
+}
+
+// IFF_LOOPBACK: TC programs on loopback would see the node's own traffic,
+// which the socket hooks already translate; `all` leaves it out too. False
+// for an interface that does not exist.
+bool is_loopback(const std::string& name) {
+    auto req = ask_interface(name, SIOCGIFFLAGS);
+    return req && (req->ifr_flags & IFF_LOOPBACK);
 }
 
 // A link type as `ip link` names it, for messages.
@@ -91,20 +105,6 @@ std::optional<std::string> unreadable_link(const std::string& name) {
                        "(WireGuard, tun, ipip, GRE, ppp), before IPv4",
                        name, link_type_name(*type));
 }
-
-namespace {
-
-// IFF_LOOPBACK: TC programs on loopback would see the node's own traffic,
-// which the socket hooks already translate; `all` leaves it out too. False
-// for an interface that does not exist.
-bool is_loopback(const std::string& name) {
-    Fd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    ifreq req{};
-    name.copy(req.ifr_name, IF_NAMESIZE - 1);
-    return sock.valid() && ::ioctl(sock.get(), SIOCGIFFLAGS, &req) == 0 && (req.ifr_flags & IFF_LOOPBACK);
-}
-
-}  // namespace
 
 std::expected<void, InputError> check_interfaces_here(const std::vector<std::string>& names, bool must_exist) {
     for (const auto& name : names) {
