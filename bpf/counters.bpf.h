@@ -47,7 +47,7 @@ static __always_inline void count_reason(enum np_reason reason)
  * memory; the translation goes on uncounted. */
 static __always_inline struct np_port_counters *port_counters_of(__u8 proto, __be16 port_be)
 {
-	struct np_port_key key = { .proto = proto, .port = bpf_ntohs(port_be) };
+	struct np_port_key key = { .proto = proto, .family = NP_PORT_KEY_IPV4, .port = bpf_ntohs(port_be) };
 	struct np_port_counters *c = bpf_map_lookup_elem(&port_counters, &key);
 	struct np_port_counters zero = {};
 

@@ -44,9 +44,10 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tc_attachments SEC(".maps");
 
+/* The IPv4 backend of node port (proto, port_be). */
 static __always_inline const struct np_backend *lookup_port(__u8 proto, __be16 port_be)
 {
-	struct np_port_key key = { .proto = proto, .port = bpf_ntohs(port_be) };
+	struct np_port_key key = { .proto = proto, .family = NP_PORT_KEY_IPV4, .port = bpf_ntohs(port_be) };
 
 	return bpf_map_lookup_elem(&ports, &key);
 }

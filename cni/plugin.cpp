@@ -172,13 +172,15 @@ CniResult<void> check(const Environment& env, const NetConfig& config) {
         auto got = table->get(port.host);
         if (!got)
             return std::unexpected(from_library(got.error()));
-        if (!*got)
-            return cni_error(Code::check_failed, fmt::format("{} is not mapped", to_string(port.host)),
+        // The entry of the backend's family (the other family's is not this check's).
+        auto same = std::ranges::find(*got, want.family(), &Mapping::family);
+        if (same == got->end())
+            return cni_error(Code::check_failed, fmt::format("{} is not mapped", to_string(key_of(want))),
                              fmt::format("expected {} owned by {}", to_string(want.backend), want.owner));
-        if (**got != want)
+        if (*same != want)
             return cni_error(Code::check_failed,
-                             fmt::format("{} is mapped to {} owned by {}", to_string(port.host),
-                                         to_string((*got)->backend), printable((*got)->owner)),
+                             fmt::format("{} is mapped to {} owned by {}", to_string(key_of(want)),
+                                         to_string(same->backend), printable(same->owner)),
                              fmt::format("expected {} owned by {}", to_string(want.backend), want.owner));
     }
     return {};

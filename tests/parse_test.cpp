@@ -53,6 +53,17 @@ TEST(ParseBackend, AcceptsAddressAndPort) {
     EXPECT_EQ(be->port, 6667);
 }
 
+TEST(ParseBackend, AcceptsAnIpv6AddressInBrackets) {
+    auto be = parse_backend("[FD00:0::2]:6667");
+    ASSERT_TRUE(be) << be.error().message;
+    EXPECT_EQ(family_of(be->addr), Family::ipv6);
+    EXPECT_EQ(to_string(*be), "[fd00::2]:6667") << "printed in the canonical form (RFC 5952)";
+    EXPECT_EQ(std::get<Ipv6>(be->addr).bytes[0], 0xfd);
+    EXPECT_EQ(std::get<Ipv6>(be->addr).bytes[15], 2);
+    EXPECT_TRUE(parse_backend("[2001:db8::10]:80")) << "a global address";
+    EXPECT_LT(*parse_backend("10.8.0.2:80"), *parse_backend("[fd00::1]:80")) << "IPv4 sorts first";
+}
+
 class BadBackend : public testing::TestWithParam<BadInput> {};
 
 TEST_P(BadBackend, NamesTheField) {
@@ -68,7 +79,16 @@ INSTANTIATE_TEST_SUITE_P(
                     BadInput{"127.0.0.1:80", "backend address"}, BadInput{"0.0.0.0:80", "backend address"},
                     BadInput{"224.0.0.1:80", "backend address"}, BadInput{"255.255.255.255:80", "backend address"},
                     BadInput{"10.0.0.1:0", "backend port"}, BadInput{"10.0.0.1:65536", "backend port"},
-                    BadInput{"10.0.0.1:", "backend port"}, BadInput{"10.0.0.1", "backend"}));
+                    BadInput{"10.0.0.1:", "backend port"}, BadInput{"10.0.0.1", "backend"},
+                    // IPv6: in brackets, a host's unicast address, no zone
+                    BadInput{"fd00::2:80", "backend"}, BadInput{"[fd00::2:80", "backend"},
+                    BadInput{"[fd00::2]", "backend"}, BadInput{"[fd00::2]:", "backend port"},
+                    BadInput{"[fd00::2]:0", "backend port"}, BadInput{"[fd00::g]:80", "backend address"},
+                    BadInput{"[10.8.0.2]:80", "backend address"}, BadInput{"[]:80", "backend address"},
+                    BadInput{"[::1]:80", "backend address"}, BadInput{"[::]:80", "backend address"},
+                    BadInput{"[fe80::1]:80", "backend address"}, BadInput{"[fe80::1%eth0]:80", "backend address"},
+                    BadInput{"[ff02::1]:80", "backend address"}, BadInput{"[::ffff:10.8.0.2]:80", "backend address"},
+                    BadInput{"[::10.8.0.2]:80", "backend address"}));
 
 TEST(ParseNodeIp, RejectsLoopbackBecauseItIsMatchedPerNamespace) {
     EXPECT_TRUE(parse_node_ip("192.168.1.10"));

@@ -36,6 +36,8 @@ namespace {
 namespace fs = std::filesystem;
 
 Mapping mapping(Proto proto, std::uint16_t port, const char* ip, std::uint16_t backend_port, std::string owner = {}) {
+    if (std::string_view(ip).find(':') != std::string_view::npos)
+        return Mapping{NodePort{proto, port}, Backend{*parse_ipv6(ip, "ip"), backend_port}, std::move(owner)};
     return Mapping{NodePort{proto, port}, Backend{*parse_ipv4(ip, "ip"), backend_port}, std::move(owner)};
 }
 
@@ -164,11 +166,62 @@ TEST_F(PortTableTest, ProtocolsAreSeparateKeys) {
     ASSERT_TRUE(table_->set(mapping(Proto::udp, 53, "10.8.0.3", 5353)));
     EXPECT_EQ(list(), (std::vector{mapping(Proto::tcp, 53, "10.8.0.2", 53), mapping(Proto::udp, 53, "10.8.0.3", 5353)}));
     auto udp = table_->get(NodePort{Proto::udp, 53});
-    ASSERT_TRUE(udp && *udp);
-    EXPECT_EQ(**udp, mapping(Proto::udp, 53, "10.8.0.3", 5353));
+    ASSERT_TRUE(udp);
+    EXPECT_EQ(*udp, std::vector{mapping(Proto::udp, 53, "10.8.0.3", 5353)});
     auto none = table_->get(NodePort{Proto::udp, 54});
     ASSERT_TRUE(none);
-    EXPECT_FALSE(*none);
+    EXPECT_TRUE(none->empty());
+}
+
+// A node port leads to one backend per family: setting the IPv6 one keeps
+// the IPv4 one, get and list give both (IPv4 first), del removes both.
+TEST_F(PortTableTest, EachFamilyHasItsOwnBackend) {
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 6667, "10.8.0.2", 6667, "sb-1")));
+    auto set6 = table_->set(mapping(Proto::tcp, 6667, "fd00::2", 8080, "sb-1"));
+    ASSERT_TRUE(set6) << set6.error().message;
+    EXPECT_FALSE(set6->replaced) << "the IPv4 backend is not replaced by the IPv6 one";
+    const std::vector both{mapping(Proto::tcp, 6667, "10.8.0.2", 6667, "sb-1"),
+                           mapping(Proto::tcp, 6667, "fd00::2", 8080, "sb-1")};
+    EXPECT_EQ(list(), both);
+    EXPECT_EQ(*table_->get(NodePort{Proto::tcp, 6667}), both);
+    auto again = table_->set(mapping(Proto::tcp, 6667, "fd00::3", 8080, "sb-2"));
+    ASSERT_TRUE(again && again->replaced);
+    EXPECT_EQ(to_string(*again->replaced), "[fd00::2]:8080");
+    auto removed = table_->remove(NodePort{Proto::tcp, 6667}, "sb-1");
+    ASSERT_TRUE(removed);
+    EXPECT_EQ(removed->outcome, RemoveOutcome::removed);
+    EXPECT_EQ(removed->removed, std::vector{mapping(Proto::tcp, 6667, "10.8.0.2", 6667, "sb-1")})
+        << "sb-1's IPv4 entry goes, sb-2's IPv6 one stays";
+    EXPECT_EQ(list(), std::vector{mapping(Proto::tcp, 6667, "fd00::3", 8080, "sb-2")});
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 6667, "10.8.0.4", 6667, "sb-2")));
+    auto owner = table_->remove_owner("sb-2");
+    ASSERT_TRUE(owner);
+    EXPECT_EQ(owner->removed.size(), 2u) << "del --owner removes what the owner holds in both families";
+    EXPECT_TRUE(list().empty());
+}
+
+TEST_F(PortTableTest, SyncComparesEachFamilyApart) {
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 6667, "10.8.0.2", 6667)));
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 6667, "fd00::2", 6667)));
+    const std::vector desired{mapping(Proto::tcp, 6667, "10.8.0.2", 6667), mapping(Proto::tcp, 6667, "fd00::9", 6667),
+                              mapping(Proto::udp, 53, "fd00::9", 53)};
+    auto synced = table_->sync(desired);
+    ASSERT_TRUE(synced) << synced.error().message;
+    EXPECT_EQ(synced->unchanged, 1u);
+    EXPECT_EQ(synced->updated, 1u);
+    EXPECT_EQ(synced->added, 1u);
+    EXPECT_EQ(list(), (std::vector{desired[0], desired[1], desired[2]}));
+    // The same port twice for one family is refused; once per family is not.
+    auto twice = table_->sync({desired[1], mapping(Proto::tcp, 6667, "fd00::8", 6667)});
+    ASSERT_FALSE(twice);
+    EXPECT_NE(twice.error().message.find("tcp/6667 (IPv6) is listed twice"), std::string::npos)
+        << twice.error().message;
+    // Scoped to IPv4 (the C ABI's sync): the IPv6 entries stay.
+    auto v4 = table_->sync({mapping(Proto::tcp, 7000, "10.8.0.3", 7000)}, {}, Family::ipv4);
+    ASSERT_TRUE(v4) << v4.error().message;
+    EXPECT_EQ(v4->removed, 1u);
+    EXPECT_EQ(list(), (std::vector{desired[1], mapping(Proto::tcp, 7000, "10.8.0.3", 7000), desired[2]}));
+    EXPECT_FALSE(table_->sync({desired[1]}, {}, Family::ipv4)) << "an IPv6 entry in an IPv4 sync is bad input";
 }
 
 TEST_F(PortTableTest, RemoveWithOwnerOnlyDeletesItsOwnEntry) {

@@ -19,35 +19,44 @@
 #include <linux/types.h> /* both sides: the BPF programs build against the UAPI headers too */
 
 /* 1: `ports` with __be16 ports, __be32 addresses and 63-byte owners;
- * 2: flow keys and values with 4-byte addresses, no sequence numbers, a `closed_flows` table */
-#define NODEPORT_ABI_VERSION 3
+ * 2: flow keys and values with 4-byte addresses, no sequence numbers, a `closed_flows` table;
+ * 3: `ports` keys without a family (IPv4 backends only). Its maps have ABI 4's layouts: an ABI 3 key's
+ *    family byte was padding, always 0, which is NP_PORT_KEY_IPV4, so `load` adopts ABI 3 pins as they are */
+#define NODEPORT_ABI_VERSION 4
 
 /* Address families as stored in maps: readable in a bpftool dump. */
 #define NP_FAMILY_IPV4 4
-#define NP_FAMILY_IPV6 6 /* reserved: IPv6 reuses these layouts */
+#define NP_FAMILY_IPV6 6
 
-/* Map capacities. Two protocols times every port number. */
+/* Map capacities. `ports`: two protocols times every port number, for both
+ * families together (the size of ABI 3's map, which ABI 4 reuses). */
 #define NP_MAX_PORTS      131072
 #define NP_MAX_NODE_ADDRS 1024
 #define NP_MAX_OWNER_LEN  255
 
-/* `ports` key: one entry per (protocol, node port). Host order, so that
- * `bpftool map dump` shows the port a person typed: "port": 6667. */
+/* `ports` key: one entry per (protocol, family, node port): a node port
+ * may lead to an IPv4 backend, an IPv6 backend, or both. A client reaches
+ * the backend of its own family (no NAT46/64), so the family is that of the
+ * backend and of the clients it serves. Host order, so that `bpftool map
+ * dump` shows the port a person typed: "port": 6667. */
+#define NP_PORT_KEY_IPV4 0              /* not NP_FAMILY_IPV4: see NODEPORT_ABI_VERSION 3 */
+#define NP_PORT_KEY_IPV6 NP_FAMILY_IPV6
+
 struct np_port_key {
-	__u8 proto; /* IPPROTO_TCP (6) or IPPROTO_UDP (17) */
-	__u8 pad;   /* always 0: part of the hashed key */
-	__u16 port; /* node port */
+	__u8 proto;  /* IPPROTO_TCP (6) or IPPROTO_UDP (17) */
+	__u8 family; /* NP_PORT_KEY_IPV4 (0) or NP_PORT_KEY_IPV6 (6); part of the hashed key */
+	__u16 port;  /* node port */
 };
 
 /* `ports` value: where the node port goes and who asked for it. In a dump:
  * "port": 6667, "addr": [10,8,32,126,0,...], "owner": "sb-42". Only the first
  * 32 bytes are read per packet; the owner is for people and controllers. */
 struct np_backend {
-	__u8 family;    /* NP_FAMILY_IPV4 */
+	__u8 family;    /* NP_FAMILY_IPV4 or NP_FAMILY_IPV6, as the key's */
 	__u8 flags;     /* reserved, 0 */
 	__u16 port;     /* backend (sandbox) port */
 	__u32 reserved; /* 0; room for per-port options */
-	__u8 addr[16];  /* network order: IPv4 in addr[0..3], the rest 0; IPv6 will use all 16 */
+	__u8 addr[16];  /* network order: IPv4 in addr[0..3], the rest 0; IPv6 all 16 */
 	__u64 owner_id; /* FNV-1a 64 of `owner`, 0 when there is none */
 	/* NUL-padded owner name (a sandbox id such as
 	 * "sandbox/<app>-<service>-<22 base58 chars>"). char, not __u8, so that

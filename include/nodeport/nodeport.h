@@ -16,6 +16,11 @@
  *
  * Strings are NUL-terminated ASCII. In C the handle type is `nodeport`; in
  * C++, where `nodeport` is the library's namespace, spell it `nodeport_table`.
+ *
+ * A node port may lead to an IPv4 and an IPv6 backend (`nodeport set
+ * tcp/6667 [fd00::2]:6667`). This ABI's mappings are the IPv4 ones: set,
+ * get, list and sync read and write those and leave the IPv6 ones alone;
+ * del and del_owner remove both families; drain takes either.
  */
 #ifndef NODEPORT_NODEPORT_H
 #define NODEPORT_NODEPORT_H
@@ -92,28 +97,29 @@ int nodeport_open_with(const struct nodeport_open_opts *opts, struct nodeport_ta
  * built against. */
 const char *nodeport_version(void);
 
-/* Maps proto/port to backend_ip:backend_port, replacing whatever was there.
+/* Maps proto/port to backend_ip:backend_port (IPv4), replacing whatever IPv4 backend was there.
  * owner: NULL or "" for none. A connected UDP socket of the node translated
  * to the old backend is ended, as with `nodeport set`. */
 int nodeport_set(struct nodeport_table *np, const char *proto, uint16_t port, const char *backend_ip,
 		 uint16_t backend_port, const char *owner);
-/* Unmaps proto/port. owner NULL: whoever holds it; otherwise only while that
+/* Unmaps proto/port, both families. owner NULL: whoever holds it; otherwise only what that
  * owner holds it (NODEPORT_EOWNED when another does). NODEPORT_ENOTFOUND when
  * nothing was mapped there. */
 int nodeport_del(struct nodeport_table *np, const char *proto, uint16_t port, const char *owner);
 /* Unmaps every port the owner holds, each checked under the write lock; none
  * held is success. */
 int nodeport_del_owner(struct nodeport_table *np, const char *owner);
-/* The mapping of proto/port into *out; NODEPORT_ENOTFOUND when there is none. */
+/* The IPv4 mapping of proto/port into *out; NODEPORT_ENOTFOUND when there is none. */
 int nodeport_get(struct nodeport_table *np, const char *proto, uint16_t port, nodeport_mapping *out);
-/* Every mapping, sorted by protocol and port, in an array for nodeport_free
+/* Every IPv4 mapping, sorted by protocol and port, in an array for nodeport_free
  * (*out is NULL when *n is 0). */
 int nodeport_list(struct nodeport_table *np, nodeport_mapping **out, size_t *n);
 /* Frees what nodeport_list returned; NULL is fine. */
 void nodeport_free(nodeport_mapping *list);
-/* Makes the table equal to want[0..n): each node port at most once, every
- * entry valid (else NODEPORT_EBADINPUT, nothing changed). Adds and overwrites
- * first, removals last, under the write lock. */
+/* Makes the table's IPv4 mappings equal to want[0..n): each node port at
+ * most once, every entry valid (else NODEPORT_EBADINPUT, nothing changed).
+ * Adds and overwrites first, removals last, under the write lock. The IPv6
+ * mappings are left as they are. */
 int nodeport_sync(struct nodeport_table *np, const nodeport_mapping *want, size_t n);
 
 /* Live connections nodeport translated to one backend, per path. */
@@ -123,7 +129,7 @@ typedef struct nodeport_connections {
 } nodeport_connections;
 
 /* Waits until no connection nodeport translated reaches
- * backend_ip:backend_port, or timeout_ms passes (0: one count), counting
+ * backend_ip:backend_port (IPv4, or IPv6 without brackets), or timeout_ms passes (0: one count), counting
  * every 100 ms. Changes nothing and holds no lock: call it after
  * nodeport_del / nodeport_del_owner / nodeport_set, before destroying the
  * old sandbox. NODEPORT_OK when drained; NODEPORT_ETIMEDOUT when the timeout

@@ -1,4 +1,5 @@
-// The `ports` map of a loaded nodeport: one backend per (protocol, node port).
+// The `ports` map of a loaded nodeport: one backend per (protocol, node port,
+// family): a node port may lead to an IPv4 backend, an IPv6 one, or both.
 // Writers serialize on an flock of the pin directory, so several processes
 // (CLI calls, a controller) and threads lose no update and an owner-checked
 // remove never deletes an entry written after its check. Every write also
@@ -38,7 +39,7 @@ struct ChangeOptions {
 };
 
 struct SetResult {
-    std::optional<Backend> replaced;  // the port's earlier backend, when the set changed it
+    std::optional<Backend> replaced;  // the port's earlier backend of the same family, when the set changed it
     EndedSockets ended;
 };
 
@@ -51,25 +52,26 @@ struct SyncResult {
 };
 
 enum class RemoveOutcome {
-    removed,        // the entry was there (with the given owner, if one was given) and is gone
+    removed,        // an entry was there (with the given owner, if one was given) and is gone
     not_mapped,     // nothing was mapped on that node port
-    held_by_other,  // another owner holds the port now; its entry was left alone
+    held_by_other,  // another owner holds the port (both families of it) now; its entries were left alone
 };
 
 struct RemoveResult {
     RemoveOutcome outcome = RemoveOutcome::not_mapped;
     std::string holder;  // the owner that holds the port, for held_by_other
     EndedSockets ended;  // for removed
-    // The mapping removed, as read under the write lock (what `del --drain`
-    // waits for); for an owner-checked remove, the owner's backends of this
-    // port an earlier set or sync replaced (a redeploy's new sandbox took the
-    // port first, so the outcome is held_by_other), as remove_owner gives them.
-    std::optional<Mapping> removed;
+    // The mappings removed (one per family), as read under the write lock
+    // (what `del --drain` waits for); for an owner-checked remove, the
+    // owner's backends of this port an earlier set or sync replaced (a
+    // redeploy's new sandbox took the port first, so the outcome is
+    // held_by_other), as remove_owner gives them.
+    std::vector<Mapping> removed;
     std::vector<Mapping> replaced_earlier;
 };
 
 struct RemoveOwnerResult {
-    std::vector<Mapping> removed;  // what the owner held, sorted by protocol and port
+    std::vector<Mapping> removed;  // what the owner held, sorted by protocol, port and family
     EndedSockets ended;
     // Backends of the owner that an earlier set or sync had already replaced
     // (a redeploy's new sandbox took the port first), as recorded then:
@@ -97,15 +99,17 @@ public:
     // follows the new mapping with its next datagram, a TCP connection keeps
     // its backend until it closes.
     Result<SetResult> set(const Mapping& mapping, ChangeOptions options = {});
-    // Unmaps the node port; with an owner, only while that owner holds it.
-    // The node's sockets translated to the removed backend are ended as for set.
+    // Unmaps the node port, both families; with an owner, only what that
+    // owner holds. The node's sockets translated to a removed backend are
+    // ended as for set.
     Result<RemoveResult> remove(NodePort node_port, std::optional<std::string_view> owner = std::nullopt,
                                 ChangeOptions options = {});
     // Unmaps every port the owner holds, each checked under the write lock
     // (a port handed to another owner meanwhile stays). None held: not an error.
     Result<RemoveOwnerResult> remove_owner(std::string_view owner, ChangeOptions options = {});
-    Result<std::optional<Mapping>> get(NodePort node_port) const;
-    // Every mapping, sorted by protocol and port.
+    // The node port's mappings: none, or one per family (IPv4 first).
+    Result<std::vector<Mapping>> get(NodePort node_port) const;
+    // Every mapping, sorted by protocol, port and family.
     Result<std::vector<Mapping>> list() const;
     // Removes every mapping; returns how many there were. (It ends no
     // socket of its own; a walk an interrupted write left is finished.)
@@ -118,22 +122,27 @@ public:
                               const DrainProgress& progress = {}) const;
     Result<DrainResult> drain(const std::vector<Backend>& backends, std::chrono::milliseconds timeout,
                               const DrainProgress& progress = {}) const;
-    // What sync(desired) would do now.
-    Result<SyncPlan> plan(const std::vector<Mapping>& desired) const;
-    // Makes the table equal to `desired` (each node port at most once, as
-    // parse_mappings_json guarantees): adds and overwrites first, removals
+    // What sync(desired, family) would do now.
+    Result<SyncPlan> plan(const std::vector<Mapping>& desired, std::optional<Family> family = std::nullopt) const;
+    // Makes the table equal to `desired` (each node port at most once per
+    // family, as parse_mappings_json guarantees): adds and overwrites first, removals
     // last, all under the write lock, so a port that stays mapped is never
     // missing and no other writer interleaves. A failure part-way leaves the
-    // table between the two states; running sync again converges.
-    Result<SyncResult> sync(const std::vector<Mapping>& desired, ChangeOptions options = {});
+    // table between the two states; running sync again converges. With a
+    // family, only that family's entries are compared and changed (and
+    // `desired` must hold no other): the C ABI's nodeport_sync, whose
+    // mappings are IPv4, leaves the IPv6 ones alone.
+    Result<SyncResult> sync(const std::vector<Mapping>& desired, ChangeOptions options = {},
+                            std::optional<Family> family = std::nullopt);
 
 private:
     PortTable(PinDir dir, Fd map, Fd counters, Fd replaced, SocketEnder ender, std::chrono::milliseconds lock_wait);
     class WriteLock;
+    Result<std::vector<Mapping>> current(std::optional<Family> family) const;
     // Writes one entry; the caller holds the write lock.
     Result<void> put(const Mapping& mapping);
     // Drops the port's counters (a new owner, or unmapped); the caller holds the write lock.
-    void forget_counters(NodePort node_port);
+    void forget_counters(const MappingKey& key);
     // Records what a write replaced, and whose it was, for a later
     // remove_owner (`replaced_backends`); the caller holds the write lock.
     void remember_replaced(const std::vector<Mapping>& replaced);

@@ -19,7 +19,7 @@ namespace nodeport {
 // stops reading at once and refuses the set, naming the limit ("file: ...").
 struct SyncLimits {
     std::size_t bytes;         // the whole input
-    std::size_t entries;       // mappings: each node port at most once, 65,535 of each protocol
+    std::size_t entries;       // mappings: each node port at most once per family, and no more than `ports` holds
     std::size_t depth;         // arrays and objects inside each other (the set needs 2)
     std::size_t string_bytes;  // one string or key (an owner is at most 255)
 };
@@ -27,12 +27,13 @@ struct SyncLimits {
 // indented. What the read holds in memory stays near the input's size or
 // below: the document of the largest set is about 140 MB, a run of blanks
 // (which nlohmann's lexer keeps until the next token) at most 32 MiB.
-inline constexpr SyncLimits sync_limits{std::size_t{32} << 20, 2 * 65535, 16, 1024};
+inline constexpr SyncLimits sync_limits{std::size_t{32} << 20, 131072 /* NP_MAX_PORTS */, 16, 1024};
 
 // A JSON array of {"proto": "tcp", "port": 6667, "backend": "10.8.32.126:6667",
-// "owner": "sb-42"} ("owner" may be left out). Every entry is validated as the
-// CLI validates its arguments; the first bad one is reported with its index
-// and field ("entry 3: backend: ..."), and a node port listed twice is bad, as
+// "owner": "sb-42"} ("owner" may be left out; an IPv6 backend is
+// "[fd00::2]:6667"). Every entry is validated as the CLI validates its
+// arguments; the first bad one is reported with its index and field ("entry
+// 3: backend: ..."), and a node port listed twice for one family is bad, as
 // is a key twice in one entry.
 Parsed<std::vector<Mapping>> parse_mappings_json(std::string_view text);
 // The same, read from a stream (a file, standard input) as it is parsed: the
@@ -49,7 +50,7 @@ struct SyncPlan {
     std::size_t unchanged = 0;
 };
 
-// `current` and `desired` in any order; each node port at most once in each.
+// `current` and `desired` in any order; each node port at most once per family in each.
 SyncPlan plan_sync(const std::vector<Mapping>& current, const std::vector<Mapping>& desired);
 
 }  // namespace nodeport

@@ -2,12 +2,14 @@
 // API callers) and passed inward typed.
 #pragma once
 
+#include <array>
 #include <compare>
 #include <cstddef>
 #include <cstdint>
 #include <expected>
 #include <string>
 #include <string_view>
+#include <variant>
 
 // Exported from libnodeport.so (the rest of the library is hidden).
 #pragma GCC visibility push(default)
@@ -21,14 +23,28 @@ struct Ipv4 {
     auto operator<=>(const Ipv4&) const = default;
 };
 
+struct Ipv6 {
+    std::array<std::uint8_t, 16> bytes{};  // network byte order, as in the maps
+    auto operator<=>(const Ipv6&) const = default;
+};
+
+// An address of either family. IPv4 sorts first.
+using IpAddr = std::variant<Ipv4, Ipv6>;
+
+enum class Family : std::uint8_t { ipv4 = 4, ipv6 = 6 };  // NP_FAMILY_*, as a backend stores it
+
+inline Family family_of(const IpAddr& addr) { return std::holds_alternative<Ipv4>(addr) ? Family::ipv4 : Family::ipv6; }
+
 struct NodePort {
     Proto proto = Proto::tcp;
     std::uint16_t port = 0;  // host byte order
     auto operator<=>(const NodePort&) const = default;
 };
 
+// A node port leads to one backend per family: a client reaches the backend
+// of its own family (no NAT46/64).
 struct Backend {
-    Ipv4 addr;
+    IpAddr addr;
     std::uint16_t port = 0;  // host byte order
     auto operator<=>(const Backend&) const = default;
 };
@@ -38,7 +54,17 @@ struct Mapping {
     Backend backend;
     std::string owner;  // empty: no owner
     bool operator==(const Mapping&) const = default;
+    Family family() const { return family_of(backend.addr); }
 };
+
+// What identifies an entry of the port table: the node port and the family.
+struct MappingKey {
+    NodePort node_port;
+    Family family = Family::ipv4;
+    auto operator<=>(const MappingKey&) const = default;
+};
+
+inline MappingKey key_of(const Mapping& mapping) { return {mapping.node_port, mapping.family()}; }
 
 // Bad input: which field, and what is wrong with it. Nothing was changed.
 struct InputError {
@@ -52,10 +78,12 @@ using Parsed = std::expected<T, InputError>;
 Parsed<Proto> parse_proto(std::string_view text);
 // "tcp/6667"
 Parsed<NodePort> parse_node_port(std::string_view text);
-// "10.8.32.126:6667"
+// "10.8.32.126:6667" or "[fd00::2]:6667"
 Parsed<Backend> parse_backend(std::string_view text);
 // A dotted quad; `field` names the argument in the error.
 Parsed<Ipv4> parse_ipv4(std::string_view text, std::string_view field);
+// An IPv6 address as inet_pton reads it, without brackets.
+Parsed<Ipv6> parse_ipv6(std::string_view text, std::string_view field);
 // An address of the node: unicast, not loopback (127.0.0.0/8 is matched on
 // its own, only in the node's netns).
 Parsed<Ipv4> parse_node_ip(std::string_view text);
@@ -95,9 +123,13 @@ std::string quote(std::string_view text);
 std::string printable_message(std::string_view text, bool keep_newlines = false);
 
 std::string_view to_string(Proto proto);
+std::string_view to_string(Family family);  // "ipv4", "ipv6"
 std::string to_string(Ipv4 addr);
+std::string to_string(const Ipv6& addr);    // "fd00::2"
+std::string to_string(const IpAddr& addr);
 std::string to_string(NodePort node_port);  // "tcp/6667"
-std::string to_string(Backend backend);     // "10.8.32.126:6667"
+std::string to_string(const MappingKey& key);  // "tcp/6667", "tcp/6667 (IPv6)"
+std::string to_string(const Backend& backend);  // "10.8.32.126:6667", "[fd00::2]:6667"
 
 }  // namespace nodeport
 

@@ -1,9 +1,11 @@
 // The key of `sock_end_targets` and `replaced_backends` (struct
-// np_sock_end_target): a backend and the node port it was mapped on.
+// np_sock_end_target): an IPv4 backend and the node port it was mapped on.
+// IPv6 backends have none yet: the socket iterators end IPv4 sockets only.
 #pragma once
 
 #include <arpa/inet.h>
 
+#include <optional>
 #include <utility>
 
 #include "nodeport/abi.h"
@@ -11,9 +13,12 @@
 
 namespace nodeport {
 
-inline np_sock_end_target backend_key(NodePort node_port, const Backend& backend) {
+inline std::optional<np_sock_end_target> backend_key(NodePort node_port, const Backend& backend) {
+    const auto* v4 = std::get_if<Ipv4>(&backend.addr);
+    if (!v4)
+        return std::nullopt;
     np_sock_end_target key{};
-    key.backend_addr_be = backend.addr.addr_be;
+    key.backend_addr_be = v4->addr_be;
     key.backend_port_be = htons(backend.port);
     key.node_port_be = htons(node_port.port);
     key.proto = static_cast<__u8>(node_port.proto);

@@ -129,7 +129,7 @@ Result<void> check_abi(const PinDir& dir) {
     if (!config)
         return std::unexpected(config.error());
     const unsigned abi = config->abi_version;
-    if (abi == 1 || abi == 2)
+    if (abi >= 1 && abi <= 3)
         return plain_error(fmt::format("the maps pinned at {} use map ABI v{}, this nodeport uses v{}: run this "
                                        "nodeport's load to migrate them (mappings and connections are kept)",
                                        dir.path().string(), abi, NODEPORT_ABI_VERSION),

@@ -70,11 +70,42 @@ Parsed<Ipv4> parse_ipv4(std::string_view text, std::string_view field) {
     return Ipv4{addr.s_addr};
 }
 
+Parsed<Ipv6> parse_ipv6(std::string_view text, std::string_view field) {
+    // As for IPv4: only an IPv6 address's characters reach inet_pton (no
+    // NUL, no zone: "%eth0" names an interface of one namespace).
+    bool chars = !text.empty() && text.size() < INET6_ADDRSTRLEN && std::ranges::all_of(text, [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':' || c == '.';
+    });
+    Ipv6 addr;
+    std::string copy(text);
+    if (!chars || inet_pton(AF_INET6, copy.c_str(), addr.bytes.data()) != 1)
+        return bad(field, fmt::format("{} is not an IPv6 address", quote(text)));
+    return addr;
+}
+
 // Unicast and reachable from other namespaces: not 0/8, loopback, multicast
 // or the reserved and broadcast range above it.
 bool is_routable_unicast(Ipv4 addr) {
     std::uint32_t host = ntohl(addr.addr_be);
     return !is_ipv4_in(host, 0x00000000, 8) && !is_ipv4_in(host, 0x7f000000, 8) && !is_ipv4_in(host, 0xe0000000, 3);
+}
+
+// The same for IPv6: not unspecified, loopback, multicast or link-local
+// (which names a link, not a host, and needs a zone), and not an IPv4
+// address in IPv6 form (v4-mapped or v4-compatible: that is the IPv4
+// address's own mapping, given as a dotted quad).
+bool is_routable_unicast(const Ipv6& addr) {
+    const auto& b = addr.bytes;
+    const bool first_ten_zero = std::all_of(b.begin(), b.begin() + 10, [](std::uint8_t x) { return x == 0; });
+    if (first_ten_zero && ((b[10] == 0 && b[11] == 0) || (b[10] == 0xff && b[11] == 0xff)))
+        return false;  // ::, ::1, ::a.b.c.d, ::ffff:a.b.c.d
+    if (b[0] == 0xff)
+        return false;  // multicast
+    return !(b[0] == 0xfe && (b[1] & 0xc0) == 0x80);  // fe80::/10
+}
+
+bool is_routable_unicast(const IpAddr& addr) {
+    return std::visit([](const auto& a) { return is_routable_unicast(a); }, addr);
 }
 
 Parsed<Ipv4> parse_node_ip(std::string_view text) {
@@ -84,17 +115,25 @@ Parsed<Ipv4> parse_node_ip(std::string_view text) {
     return addr;
 }
 
+// IP:PORT, the IPv6 address in brackets as in a URL: "[fd00::2]:6667".
 Parsed<Backend> parse_backend(std::string_view text) {
     auto colon = text.rfind(':');
     if (colon == std::string_view::npos)
-        return bad("backend", fmt::format("{} is not IP:PORT, like 10.8.32.126:6667", quote(text)));
-    auto addr = parse_ipv4(text.substr(0, colon), "backend address");
+        return bad("backend", fmt::format("{} is not IP:PORT, like 10.8.32.126:6667 or [fd00::2]:6667", quote(text)));
+    std::string_view host = text.substr(0, colon);
+    const bool bracketed = host.starts_with('[') && host.ends_with(']') && host.size() >= 2;
+    if (!bracketed && host.find_first_of("[]:") != std::string_view::npos)
+        return bad("backend", fmt::format("{} is not IP:PORT: an IPv6 address goes in brackets, like [fd00::2]:6667",
+                                          quote(text)));
+    if (bracketed)
+        host = host.substr(1, host.size() - 2);
+    Parsed<IpAddr> addr = bracketed ? Parsed<IpAddr>(parse_ipv6(host, "backend address"))
+                                    : Parsed<IpAddr>(parse_ipv4(host, "backend address"));
     if (!addr)
         return std::unexpected(addr.error());
     // Loopback as a backend would mean a different host in every namespace.
     if (!is_routable_unicast(*addr))
-        return bad("backend address", fmt::format("{} is not a unicast address a sandbox can have",
-                                                  quote(text.substr(0, colon))));
+        return bad("backend address", fmt::format("{} is not a unicast address a sandbox can have", quote(host)));
     auto port = parse_port(text.substr(colon + 1), "backend port");
     if (!port)
         return std::unexpected(port.error());
@@ -173,6 +212,10 @@ std::string_view to_string(Proto proto) {
     return proto == Proto::tcp ? "tcp" : "udp";
 }
 
+std::string_view to_string(Family family) {
+    return family == Family::ipv4 ? "ipv4" : "ipv6";
+}
+
 std::string to_string(Ipv4 addr) {
     char buf[INET_ADDRSTRLEN];
     in_addr in{addr.addr_be};
@@ -180,11 +223,27 @@ std::string to_string(Ipv4 addr) {
     return buf;
 }
 
+std::string to_string(const Ipv6& addr) {
+    char buf[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, addr.bytes.data(), buf, sizeof buf);
+    return buf;
+}
+
+std::string to_string(const IpAddr& addr) {
+    return std::visit([](const auto& a) { return to_string(a); }, addr);
+}
+
 std::string to_string(NodePort node_port) {
     return fmt::format("{}/{}", to_string(node_port.proto), node_port.port);
 }
 
-std::string to_string(Backend backend) {
+std::string to_string(const MappingKey& key) {
+    return key.family == Family::ipv6 ? to_string(key.node_port) + " (IPv6)" : to_string(key.node_port);
+}
+
+std::string to_string(const Backend& backend) {
+    if (const auto* v6 = std::get_if<Ipv6>(&backend.addr))
+        return fmt::format("[{}]:{}", to_string(*v6), backend.port);
     return fmt::format("{}:{}", to_string(backend.addr), backend.port);
 }
 

@@ -329,9 +329,10 @@ int nodeport_get(struct nodeport_table* np, const char* proto, uint16_t port, no
         auto got = np->table.get(*p);
         if (!got)
             return fail(got.error());
-        if (!*got)
-            return fail(NODEPORT_ENOTFOUND, "nothing is mapped on " + to_string(*p));
-        *out = to_c(**got);
+        auto v4 = std::ranges::find(*got, Family::ipv4, &Mapping::family);
+        if (v4 == got->end())
+            return fail(NODEPORT_ENOTFOUND, "nothing IPv4 is mapped on " + to_string(*p));
+        *out = to_c(*v4);
         return int{NODEPORT_OK};
     });
 }
@@ -347,6 +348,7 @@ int nodeport_list(struct nodeport_table* np, nodeport_mapping** out, size_t* n) 
         auto all = np->table.list();
         if (!all)
             return fail(all.error());
+        std::erase_if(*all, [](const Mapping& m) { return m.family() != Family::ipv4; });
         if (all->empty())
             return int{NODEPORT_OK};
         // malloc, not new[]: the caller may be C, and nodeport_free is free.
@@ -386,7 +388,7 @@ int nodeport_sync(struct nodeport_table* np, const nodeport_mapping* want, size_
                 return fail(InputError{"entry " + std::to_string(i) + ": " + m.error().field, m.error().message});
             desired.push_back(std::move(*m));
         }
-        auto synced = np->table.sync(desired);  // refuses a port listed twice
+        auto synced = np->table.sync(desired, {}, Family::ipv4);  // refuses a port listed twice
         return synced ? int{NODEPORT_OK} : fail(synced.error());
     });
 }
@@ -402,7 +404,9 @@ int nodeport_drain(struct nodeport_table* np, const char* backend_ip, uint16_t b
         if (!ip)
             return fail(ip.error());
         // The CLI's parser, so that both accept the same backends.
-        auto backend = parse_backend(std::string(*ip) + ":" + std::to_string(backend_port));
+        const bool v6 = ip->find(':') != std::string_view::npos;
+        auto backend = parse_backend(v6 ? fmt::format("[{}]:{}", *ip, backend_port)
+                                        : fmt::format("{}:{}", *ip, backend_port));
         if (!backend)
             return fail(backend.error());
         auto drained = np->table.drain(*backend, std::chrono::milliseconds(timeout_ms));

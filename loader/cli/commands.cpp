@@ -195,8 +195,7 @@ int cmd_del(const Args& argv) {
     // --owner the owner's backends of this port a redeploy's set replaced
     // first (then the port is another's or gone, and that is no failure).
     std::vector<Backend> draining;
-    if (result.removed)
-        draining.push_back(result.removed->backend);
+    add_backends(draining, result.removed);
     if (drain)
         add_backends(draining, result.replaced_earlier);
     if (drain && !result.replaced_earlier.empty())
@@ -251,22 +250,27 @@ int cmd_get(const Args& argv) {
         return exit_ok;
     NodePort node_port = valid(parse_node_port(inv->args[0]));
     auto table = succeeded(PortTable::open(inv->pin_dir));
-    auto mapping = succeeded(table.get(node_port));
-    if (!mapping) {
+    auto mappings = succeeded(table.get(node_port));
+    if (mappings.empty()) {
         print_error("get", to_string(node_port) + " is not mapped");
         return exit_not_mapped;
     }
+    // One line (with --json one object) per family mapped, IPv4 first: a
+    // port of one family prints what it always did.
     auto counted = succeeded(table.connections());
-    const Connections live = counted.of(node_port, mapping->backend);
-    if (json(*inv)) {
-        auto out = to_json(*mapping);
-        out["connections"] = connections_json(live, counted);
-        print(out);
-    } else {
-        std::cout << describe(*mapping)
-                  << (live.total() > 0 ? fmt::format(" ({} live connection{})", live.total(), live.total() == 1 ? "" : "s")
-                                       : "")
-                  << "\n";
+    for (const auto& mapping : mappings) {
+        const Connections live = counted.of(node_port, mapping.backend);
+        if (json(*inv)) {
+            auto out = to_json(mapping);
+            out["connections"] = connections_json(live, counted);
+            print(out);
+        } else {
+            std::cout << describe(mapping)
+                      << (live.total() > 0
+                              ? fmt::format(" ({} live connection{})", live.total(), live.total() == 1 ? "" : "s")
+                              : "")
+                      << "\n";
+        }
     }
     return exit_ok;
 }
@@ -297,18 +301,19 @@ int cmd_list(const Args& argv) {
         auto counted = succeeded(table.connections());
         std::vector<Mapping> unmapped;
         if (with_unmapped)
-            for (const auto& e : counted.entries) {
-                auto it = std::ranges::find(mappings, e.node_port, &Mapping::node_port);
-                if (it == mappings.end() || it->backend != e.backend)
+            for (const auto& e : counted.entries)
+                if (std::ranges::none_of(mappings, [&](const Mapping& m) {
+                        return m.node_port == e.node_port && m.backend == e.backend;
+                    }))
                     unmapped.push_back(Mapping{e.node_port, e.backend, {}});
-            }
         stream_json_array(std::cout, mappings.size() + unmapped.size(), [&](std::size_t i) {
             const bool mapped = i < mappings.size();
             const Mapping& m = mapped ? mappings[i] : unmapped[i - mappings.size()];
             auto entry = to_json(m);
             if (!mapped)
                 entry["owner"] = nullptr;
-            entry["external"] = external;
+            // The external path translates IPv4 only, so far.
+            entry["external"] = m.family() == Family::ipv4 ? nlohmann::json(external) : nlohmann::json::array();
             entry["mapped"] = mapped;
             entry["connections"] = connections_json(counted.of(m.node_port, m.backend), counted);
             return entry;
@@ -319,8 +324,8 @@ int cmd_list(const Args& argv) {
     std::string reach = external.empty() ? "- (local only)" : fmt::format("{}", fmt::join(external, ","));
     std::cout << fmt::format("{:<12} {:<22} {:<16} {}\n", "PORT", "BACKEND", "EXTERNAL", "OWNER");
     for (const auto& m : mappings)
-        std::cout << fmt::format("{:<12} {:<22} {:<16} {}\n", to_string(m.node_port), to_string(m.backend), reach,
-                                 printable(m.owner));
+        std::cout << fmt::format("{:<12} {:<22} {:<16} {}\n", to_string(m.node_port), to_string(m.backend),
+                                 m.family() == Family::ipv4 ? reach : "- (local only)", printable(m.owner));
     return exit_ok;
 }
 

@@ -203,6 +203,7 @@ std::string describe(const std::vector<TcAttachment>& interfaces) {
 nlohmann::json to_json(const Mapping& m) {
     return {{"proto", to_string(m.node_port.proto)},
             {"port", m.node_port.port},
+            {"family", to_string(m.family())},
             {"backend_ip", to_string(m.backend.addr)},
             {"backend_port", m.backend.port},
             {"owner", printable(m.owner)}};

@@ -55,6 +55,9 @@ int cmd_load(const Args& argv) {
     if (const auto& m = report.migrated; m && m->from_abi == 1)
         std::cout << fmt::format("migrated {} mappings and {} flows from map ABI v1 to v{}\n", m->mappings, m->flows,
                                  NODEPORT_ABI_VERSION);
+    else if (m && m->from_abi == 3)
+        std::cout << fmt::format("adopted the maps of map ABI v3 as v{} (their layouts are the same)\n",
+                                 NODEPORT_ABI_VERSION);
     else if (m)
         std::cout << fmt::format("migrated {} flows from map ABI v{} to v{} (the mappings' layout is unchanged)\n",
                                  m->flows, m->from_abi, NODEPORT_ABI_VERSION);

@@ -84,8 +84,8 @@ Result<void> check_unchanged_maps(const PinDir& dir) {
 }  // namespace
 
 Result<std::optional<Abi1Migration>> Abi1Migration::plan(const PinDir& dir, unsigned abi) {
-    if (abi == 0 || abi == 2 || abi == NODEPORT_ABI_VERSION)
-        return std::nullopt;  // ABI 2's `ports` is this build's
+    if (abi == 0 || abi == 2 || abi == 3 || abi == NODEPORT_ABI_VERSION)
+        return std::nullopt;  // ABI 2's and 3's `ports` are this build's (abi.h: NODEPORT_ABI_VERSION 3)
     if (abi != 1)
         return plain_error(fmt::format("the maps pinned at {} use map ABI v{}, which this nodeport (v{}) cannot "
                                        "migrate: nothing was changed; unload with the nodeport that loaded them",

@@ -152,7 +152,8 @@ Result<void> write_config(int config_fd) {
 }
 
 // What a load over the pins of an older map ABI moves to this build's
-// layouts: `ports` from ABI 1, the flow tables from ABI 1 and 2.
+// layouts: `ports` from ABI 1, the flow tables from ABI 1 and 2 (ABI 3's
+// layouts are this build's: only node_config's version changes).
 struct Migrations {
     unsigned from_abi = 0;
     std::optional<Abi1Migration> ports;
@@ -175,6 +176,8 @@ Result<Migrations> check_pins(const PinDir& dir) {
     if (!flows)
         return std::unexpected(flows.error());
     const bool migrating = *ports || *flows;
+    // ABI 3's maps have this build's layouts: adopted as they are.
+    const bool older = config->abi_version != 0 && config->abi_version != NODEPORT_ABI_VERSION;
     // Pins of another layout would make libbpf refuse to reuse them with a
     // bare "parameter mismatch": name the map first. The maps a migration
     // moves were checked by its plan.
@@ -185,7 +188,7 @@ Result<Migrations> check_pins(const PinDir& dir) {
         if (auto fd = dir.map(map.name); !fd)
             return std::unexpected(fd.error());
     }
-    return Migrations{migrating ? config->abi_version : 0, std::move(*ports), std::move(*flows), 0};
+    return Migrations{older ? config->abi_version : 0, std::move(*ports), std::move(*flows), 0};
 }
 
 // Copies the old flows into the new tables (FlowMigration::copy): every one

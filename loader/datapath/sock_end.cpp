@@ -17,6 +17,7 @@
 #include "base/map_keys.hpp"
 #include "base/netns.hpp"
 #include "base/pin_dir.hpp"
+#include "base/port_key.hpp"
 #include "datapath/node_addrs.hpp"
 #include "datapath/sock_end_install.hpp"
 #include "nodeport/abi.h"
@@ -50,7 +51,8 @@ Result<unsigned> run_iterator(int link_fd) {
     return static_cast<unsigned>(out->size());
 }
 
-np_sock_end_target to_key(const SocketEnder::Target& t) { return backend_key(t.node_port, t.backend); }
+// None for an IPv6 backend: the iterators end IPv4 sockets only, so far.
+std::optional<np_sock_end_target> to_key(const SocketEnder::Target& t) { return backend_key(t.node_port, t.backend); }
 
 SocketEnder::Target from_key(const np_sock_end_target& key) {
     auto [node_port, backend] = from_backend_key(key);
@@ -59,15 +61,11 @@ SocketEnder::Target from_key(const np_sock_end_target& key) {
 
 // Whether `ports` maps the target's node port to the target's backend now.
 bool leads_to(int ports_fd, const SocketEnder::Target& t) {
-    np_port_key key{};
-    key.proto = static_cast<__u8>(t.node_port.proto);
-    key.port = t.node_port.port;
+    np_port_key key = port_key(t.node_port, family_of(t.backend.addr));
     np_backend value{};
     if (bpf_map_lookup_elem(ports_fd, &key, &value) != 0)
         return false;
-    Ipv4 addr{};
-    std::memcpy(&addr.addr_be, value.addr, sizeof addr.addr_be);
-    return Backend{addr, value.port} == t.backend;
+    return Backend{backend_addr(value), value.port} == t.backend;
 }
 
 }  // namespace
@@ -160,8 +158,8 @@ std::string SocketEnder::record(const std::vector<Target>& targets) const {
         return "record the socket end targets: " + why;
     const __u8 unused = 0;
     for (const auto& t : targets) {
-        np_sock_end_target key = to_key(t);
-        if (bpf_map_update_elem(targets_.get(), &key, &unused, BPF_ANY) != 0)
+        auto key = to_key(t);
+        if (key && bpf_map_update_elem(targets_.get(), &*key, &unused, BPF_ANY) != 0)
             return std::string("record the socket end targets: ") + std::strerror(errno);
     }
     return {};
@@ -198,8 +196,8 @@ EndedSockets SocketEnder::finish(int ports_fd, const std::vector<Target>& own) c
     // later write needs to look (mark_pending).
     bool all_forgotten = true;
     auto forget = [&](const Target& t) {
-        np_sock_end_target key = to_key(t);
-        if (bpf_map_delete_elem(targets_.get(), &key) != 0 && errno != ENOENT)
+        auto key = to_key(t);
+        if (key && bpf_map_delete_elem(targets_.get(), &*key) != 0 && errno != ENOENT)
             all_forgotten = false;
     };
     // A target its node port leads to again has sockets that are right.

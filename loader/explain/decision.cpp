@@ -37,7 +37,7 @@ constexpr __u32 private_entries = 1024;
 template <class Value>
 Result<void> copy_client_entries(const PinDir& dir, std::string_view name, int to_fd, Backend from) {
     return for_each_flow_entry<Value>(dir, name, [&](int, const np_flow_key& key, const Value& value) {
-        if (key.client_addr_be[0] == from.addr.addr_be && key.client_port_be == htons(from.port))
+        if (key.client_addr_be[0] == std::get<Ipv4>(from.addr).addr_be && key.client_port_be == htons(from.port))
             bpf_map_update_elem(to_fd, &key, &value, BPF_ANY);
         return Result<void>{};
     });
@@ -109,7 +109,9 @@ Result<ExplainDecision> external_decision(const PinDir& dir, NodePort node_port,
     Backend sent{};
     std::uint16_t dport_be = 0;
     if (run.data_size_out >= dport_at + 2) {
-        std::memcpy(&sent.addr.addr_be, out.data() + dst_at, 4);
+        Ipv4 addr;
+        std::memcpy(&addr.addr_be, out.data() + dst_at, 4);
+        sent.addr = addr;
         std::memcpy(&dport_be, out.data() + dport_at, 2);
         sent.port = ntohs(dport_be);
     }

@@ -149,10 +149,12 @@ Result<Explanation> explain(const std::filesystem::path& pin_dir, const ExplainR
 
     Explanation e;
     e.node_port = request.node_port;
-    e.mapping = *mapping;
+    // Explained for IPv4: the external path and the probe are IPv4's.
+    if (auto v4 = std::ranges::find(*mapping, Family::ipv4, &Mapping::family); v4 != mapping->end())
+        e.mapping = *v4;
     const Ipv4 client = request.from.value_or(Ipv4{htonl(documentation_client)});
     std::erase_if(*flows, [&](const Flow& f) {
-        return f.client.addr != client || f.proto != request.node_port.proto || f.node.port != request.node_port.port;
+        return f.client.addr != IpAddr{client} || f.proto != request.node_port.proto || f.node.port != request.node_port.port;
     });
     e.from = {client, request.from_port.value_or(unused_client_port(*flows, client))};
     if (request.from_port)
@@ -160,7 +162,7 @@ Result<Explanation> explain(const std::filesystem::path& pin_dir, const ExplainR
     e.flows = std::move(*flows);
     if (!request.to && status->node_addrs.empty())
         return plain_error("explain: the node has no address recorded (nodeport refresh): give --to");
-    e.to = request.to ? *request.to : !e.flows.empty() ? e.flows.front().node.addr : external_addr(*status);
+    e.to = request.to ? *request.to : !e.flows.empty() ? std::get<Ipv4>(e.flows.front().node.addr) : external_addr(*status);
 
     if (is_loopback(e.to)) {
         e.decision = local_decision(e.node_port, e.to, e.mapping);
@@ -171,12 +173,12 @@ Result<Explanation> explain(const std::filesystem::path& pin_dir, const ExplainR
         e.decision = std::move(*decided);
     }
     if (e.decision.translated) {
-        e.route = route_to(e.decision.backend->addr);
+        e.route = route_to(std::get<Ipv4>(e.decision.backend->addr));
         if (!e.route->dev.empty()) {
             e.probe = probe(e.node_port.proto, *e.decision.backend, request.probe_timeout);
             // Read again: the probe made the node resolve the next hop, so
             // a gone sandbox now shows as an INCOMPLETE or FAILED neighbour.
-            e.route = route_to(e.decision.backend->addr);
+            e.route = route_to(std::get<Ipv4>(e.decision.backend->addr));
         }
     }
     e.problems = problems_of(*status, e.node_port);

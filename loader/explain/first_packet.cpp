@@ -39,8 +39,8 @@ std::vector<std::uint8_t> first_packet(Proto proto, Backend from, Backend to) {
     put16(ip + 4, 1);  // id
     ip[8] = 64;        // ttl
     ip[9] = static_cast<std::uint8_t>(proto);
-    std::memcpy(ip + 12, &from.addr.addr_be, 4);
-    std::memcpy(ip + 16, &to.addr.addr_be, 4);
+    std::memcpy(ip + 12, &std::get<Ipv4>(from.addr).addr_be, 4);
+    std::memcpy(ip + 16, &std::get<Ipv4>(to.addr).addr_be, 4);
     put16(ip + 10, fold(sum16(ip, ip_hlen)));
 
     std::uint8_t* l4 = ip + ip_hlen;

@@ -84,7 +84,7 @@ ExplainProbe probe(Proto proto, Backend backend, std::chrono::milliseconds timeo
         return done(ProbeOutcome::no_answer, errno);
     sockaddr_in to{};
     to.sin_family = AF_INET;
-    to.sin_addr.s_addr = backend.addr.addr_be;
+    to.sin_addr.s_addr = std::get<Ipv4>(backend.addr).addr_be;
     to.sin_port = htons(backend.port);
     if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0 && errno != EINPROGRESS)
         return done(outcome_of(errno), errno);

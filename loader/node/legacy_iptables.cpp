@@ -159,8 +159,9 @@ LegacyVerdict classify_dnat(const NatRule& rule, std::string_view bridge, const 
     if (rule.target != "DNAT" || !rule.to_destination)
         return {};
     auto target = parse_dnat_destination(*rule.to_destination);
-    if (!target || !in_subnets(target->addr, subnets))
+    if (!target || !in_subnets(std::get<Ipv4>(target->addr), subnets))
         return {};  // not toward the bridge: nothing like the old runtime's
+    const Ipv4 target_addr = std::get<Ipv4>(target->addr);  // iptables: IPv4
     std::string chain_shape;
     if (rule.chain == "PREROUTING") {
         // Traffic arriving from outside the bridge: "! -i <bridge>", or no -i at all.
@@ -180,7 +181,7 @@ LegacyVerdict classify_dnat(const NatRule& rule, std::string_view bridge, const 
         rule.out ? "an -o match" : "",
         rule.source ? "a source match (-s " + *rule.source + ")" : "",
         chain_shape,
-        not_a_sandbox(target->addr, subnets).empty() ? "" : "DNAT to " + not_a_sandbox(target->addr, subnets),
+        not_a_sandbox(target_addr, subnets).empty() ? "" : "DNAT to " + not_a_sandbox(target_addr, subnets),
     });
     if (!kept.empty())
         return {std::nullopt, kept};

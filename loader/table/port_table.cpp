@@ -12,24 +12,19 @@
 #include "base/bpf_clock.hpp"
 #include "base/map_keys.hpp"
 #include "base/pin_dir.hpp"
+#include "base/port_key.hpp"
 #include "base/test_hook.hpp"
 #include "nodeport/abi.h"
 
 namespace nodeport {
 namespace {
 
-np_port_key to_key(NodePort node_port) {
-    np_port_key key{};
-    key.proto = static_cast<__u8>(node_port.proto);
-    key.port = node_port.port;
-    return key;
-}
+constexpr Family families[] = {Family::ipv4, Family::ipv6};
 
 np_backend to_value(const Mapping& mapping) {
     np_backend value{};
-    value.family = NP_FAMILY_IPV4;
+    store_backend_addr(value, mapping.backend.addr);
     value.port = mapping.backend.port;
-    std::memcpy(value.addr, &mapping.backend.addr.addr_be, sizeof mapping.backend.addr.addr_be);
     value.owner_id = owner_id(mapping.owner);
     std::memcpy(value.owner, mapping.owner.data(), std::min(mapping.owner.size(), sizeof value.owner - 1));
     return value;
@@ -40,9 +35,15 @@ std::string owner_of(const np_backend& value) {
 }
 
 Mapping to_mapping(const np_port_key& key, const np_backend& value) {
-    Ipv4 addr{};
-    std::memcpy(&addr.addr_be, value.addr, sizeof addr.addr_be);
-    return Mapping{NodePort{static_cast<Proto>(key.proto), key.port}, Backend{addr, value.port}, owner_of(value)};
+    return Mapping{from_port_key(key).node_port, Backend{backend_addr(value), value.port}, owner_of(value)};
+}
+
+// Sorted by node port, then family (IPv4 first); each entry once (a walk
+// restarted by a delete gives a key twice).
+void sort_mappings(std::vector<Mapping>& mappings) {
+    std::ranges::sort(mappings, {}, key_of);
+    auto dup = std::ranges::unique(mappings, {}, key_of);
+    mappings.erase(dup.begin(), dup.end());
 }
 
 // The library is the trust boundary: a Mapping built by hand (a C or Go
@@ -57,16 +58,20 @@ Result<void> check_owner(std::string_view owner) {
     return {};
 }
 
-Result<void> check_desired(const std::vector<Mapping>& desired) {
-    std::vector<NodePort> ports;
-    ports.reserve(desired.size());
+Result<void> check_desired(const std::vector<Mapping>& desired, std::optional<Family> family) {
+    std::vector<MappingKey> keys;
+    keys.reserve(desired.size());
     for (std::size_t i = 0; i < desired.size(); ++i) {
         if (auto ok = check_mapping(desired[i]); !ok)
             return bad_input(InputError{fmt::format("entry {}: {}", i, ok.error().field), ok.error().message});
-        ports.push_back(desired[i].node_port);
+        if (family && desired[i].family() != *family)
+            return bad_input(InputError{fmt::format("entry {}: backend address", i),
+                                        fmt::format("'{}' is not {}", to_string(desired[i].backend.addr),
+                                                    *family == Family::ipv4 ? "IPv4" : "IPv6")});
+        keys.push_back(key_of(desired[i]));
     }
-    std::ranges::sort(ports);
-    if (auto dup = std::ranges::adjacent_find(ports); dup != ports.end())
+    std::ranges::sort(keys);
+    if (auto dup = std::ranges::adjacent_find(keys); dup != keys.end())
         return bad_input(InputError{"node port", to_string(*dup) + " is listed twice"});
     return {};
 }
@@ -144,10 +149,10 @@ Result<PortTable> PortTable::open(const PinDir& pin_dir, std::chrono::millisecon
 // in the entry that is then dropped. What the counters cannot tell apart:
 // the packets of the old owner's established TCP connections, which keep
 // their backend across a remap, go on counting under the port.
-void PortTable::forget_counters(NodePort node_port) {
+void PortTable::forget_counters(const MappingKey& mapping_key) {
     if (!counters_.valid())
         return;
-    np_port_key key = to_key(node_port);
+    np_port_key key = port_key(mapping_key);
     bpf_map_delete_elem(counters_.get(), &key);
 }
 
@@ -158,9 +163,11 @@ void PortTable::remember_replaced(const std::vector<Mapping>& replaced) {
         return;
     const __u64 now = bpf_clock_ns();
     for (const auto& m : replaced) {
-        np_sock_end_target key = backend_key(m.node_port, m.backend);
+        auto key = backend_key(m.node_port, m.backend);
+        if (!key)
+            continue;  // IPv6: not recorded yet (backend_key.hpp)
         np_replaced_backend value{owner_id(m.owner), now};
-        bpf_map_update_elem(replaced_.get(), &key, &value, BPF_ANY);
+        bpf_map_update_elem(replaced_.get(), &*key, &value, BPF_ANY);
     }
 }
 
@@ -181,7 +188,7 @@ std::vector<Mapping> PortTable::take_replaced(std::string_view owner, std::optio
             continue;
         bpf_map_delete_elem(replaced_.get(), &key);
         auto now = get(node_port);
-        if (now && *now && (*now)->backend == backend)
+        if (now && std::ranges::any_of(*now, [&](const Mapping& m) { return m.backend == backend; }))
             continue;  // given back: not replaced any more
         out.push_back(Mapping{node_port, backend, std::string(owner)});
     }
@@ -204,10 +211,10 @@ Result<DrainResult> PortTable::drain(const std::vector<Backend>& backends, std::
 }
 
 Result<void> PortTable::put(const Mapping& mapping) {
-    np_port_key key = to_key(mapping.node_port);
+    np_port_key key = port_key(key_of(mapping));
     np_backend value = to_value(mapping);
     if (bpf_map_update_elem(map_.get(), &key, &value, BPF_ANY) != 0)
-        return errno_error(errno, "set " + to_string(mapping.node_port));
+        return errno_error(errno, "set " + to_string(key_of(mapping)));
     return {};
 }
 
@@ -234,11 +241,11 @@ Result<SetResult> PortTable::set(const Mapping& mapping, ChangeOptions options) 
         return std::unexpected(lock.error());
     if (auto ok = test_hook("set:locked"); !ok)
         return std::unexpected(ok.error());
-    np_port_key key = to_key(mapping.node_port);
+    np_port_key key = port_key(key_of(mapping));
     np_backend old{};
     bool had = bpf_map_lookup_elem(map_.get(), &key, &old) == 0;
     if (!had && errno != ENOENT)
-        return errno_error(errno, "look up " + to_string(mapping.node_port));
+        return errno_error(errno, "look up " + to_string(key_of(mapping)));
     SetResult result;
     if (had && to_mapping(key, old).backend != mapping.backend)
         result.replaced = to_mapping(key, old).backend;
@@ -251,7 +258,7 @@ Result<SetResult> PortTable::set(const Mapping& mapping, ChangeOptions options) 
     if (auto ok = put(mapping); !ok)
         return std::unexpected(ok.error());
     if (!had || owner_of(old) != mapping.owner)
-        forget_counters(mapping.node_port);
+        forget_counters(key_of(mapping));
     if (auto ok = test_hook("set:written"); !ok)
         return std::unexpected(ok.error());
     result.ended = end_sockets(targets, std::move(not_recorded));
@@ -271,28 +278,43 @@ Result<RemoveResult> PortTable::remove(NodePort node_port, std::optional<std::st
     // the owner is `removed`, not replaced earlier too.
     if (owner)
         result.replaced_earlier = take_replaced(*owner, node_port);
-    np_port_key key = to_key(node_port);
-    np_backend value{};
-    if (bpf_map_lookup_elem(map_.get(), &key, &value) != 0) {
-        if (errno != ENOENT)
-            return errno_error(errno, "look up " + to_string(node_port));
+    // Both families' entries: those of `owner` (all, without one) go.
+    std::vector<Mapping> held;
+    for (Family family : families) {
+        np_port_key key = port_key(node_port, family);
+        np_backend value{};
+        if (bpf_map_lookup_elem(map_.get(), &key, &value) != 0) {
+            if (errno != ENOENT)
+                return errno_error(errno, "look up " + to_string(MappingKey{node_port, family}));
+            continue;
+        }
+        if (owner && (value.owner_id != owner_id(*owner) || owner_of(value) != *owner)) {
+            if (result.holder.empty())
+                result.holder = owner_of(value);
+            result.outcome = RemoveOutcome::held_by_other;
+            continue;
+        }
+        held.push_back(to_mapping(key, value));
+    }
+    if (held.empty()) {
         result.ended = end_sockets({}, {});
         return result;
     }
-    if (owner && (value.owner_id != owner_id(*owner) || owner_of(value) != *owner)) {
-        result.outcome = RemoveOutcome::held_by_other;
-        result.holder = owner_of(value);
-        result.ended = end_sockets({}, {});
-        return result;
-    }
-    auto targets = to_end({{node_port, to_mapping(key, value).backend}}, options);
+    std::vector<SocketEnder::Target> replaced;
+    for (const auto& m : held)
+        replaced.push_back({m.node_port, m.backend});
+    auto targets = to_end(std::move(replaced), options);
     std::string not_recorded = ender_.record(targets);
-    remember_replaced({to_mapping(key, value)});
-    if (bpf_map_delete_elem(map_.get(), &key) != 0 && errno != ENOENT)
-        return errno_error(errno, "delete " + to_string(node_port));
-    forget_counters(node_port);
+    remember_replaced(held);
+    for (const auto& m : held) {
+        np_port_key key = port_key(key_of(m));
+        if (bpf_map_delete_elem(map_.get(), &key) != 0 && errno != ENOENT)
+            return errno_error(errno, "delete " + to_string(key_of(m)));
+        forget_counters(key_of(m));
+    }
     result.outcome = RemoveOutcome::removed;
-    result.removed = to_mapping(key, value);
+    result.holder.clear();
+    result.removed = std::move(held);
     result.ended = end_sockets(targets, std::move(not_recorded));
     return result;
 }
@@ -330,29 +352,31 @@ Result<RemoveOwnerResult> PortTable::remove_owner(std::string_view owner, Change
     // (replaced, then set to it again) is in `removed`, not here too.
     result.replaced_earlier = take_replaced(owner);
     for (auto& m : held) {
-        np_port_key key = to_key(m.node_port);
+        np_port_key key = port_key(key_of(m));
         if (bpf_map_delete_elem(map_.get(), &key) != 0) {
             if (errno == ENOENT)
                 continue;
-            return errno_error(errno, "delete " + to_string(m.node_port));
+            return errno_error(errno, "delete " + to_string(key_of(m)));
         }
-        forget_counters(m.node_port);
+        forget_counters(key_of(m));
         result.removed.push_back(std::move(m));
     }
-    std::ranges::sort(result.removed, {}, [](const Mapping& m) { return m.node_port; });
+    sort_mappings(result.removed);
     result.ended = end_sockets(targets, std::move(not_recorded));
     return result;
 }
 
-Result<std::optional<Mapping>> PortTable::get(NodePort node_port) const {
-    np_port_key key = to_key(node_port);
-    np_backend value{};
-    if (bpf_map_lookup_elem(map_.get(), &key, &value) != 0) {
-        if (errno == ENOENT)
-            return std::nullopt;
-        return errno_error(errno, "look up " + to_string(node_port));
+Result<std::vector<Mapping>> PortTable::get(NodePort node_port) const {
+    std::vector<Mapping> out;
+    for (Family family : families) {
+        np_port_key key = port_key(node_port, family);
+        np_backend value{};
+        if (bpf_map_lookup_elem(map_.get(), &key, &value) == 0)
+            out.push_back(to_mapping(key, value));
+        else if (errno != ENOENT)
+            return errno_error(errno, "look up " + to_string(MappingKey{node_port, family}));
     }
-    return to_mapping(key, value);
+    return out;
 }
 
 Result<std::vector<Mapping>> PortTable::list() const {
@@ -367,9 +391,7 @@ Result<std::vector<Mapping>> PortTable::list() const {
         else if (errno != ENOENT)  // ENOENT: removed since the walk
             return errno_error(errno, "read ports map");
     }
-    std::ranges::sort(out, {}, [](const Mapping& m) { return m.node_port; });
-    auto dup = std::ranges::unique(out, {}, [](const Mapping& m) { return m.node_port; });
-    out.erase(dup.begin(), dup.end());
+    sort_mappings(out);
     return out;
 }
 
@@ -384,7 +406,7 @@ Result<std::size_t> PortTable::flush() {
     for (const auto& key : *keys) {
         if (bpf_map_delete_elem(map_.get(), &key) == 0) {
             ++removed;
-            forget_counters(NodePort{static_cast<Proto>(key.proto), key.port});
+            forget_counters(from_port_key(key));
         } else if (errno != ENOENT)
             return errno_error(errno, "flush ports map");
     }
@@ -392,35 +414,44 @@ Result<std::size_t> PortTable::flush() {
     return removed;
 }
 
-Result<SyncPlan> PortTable::plan(const std::vector<Mapping>& desired) const {
-    if (auto ok = check_desired(desired); !ok)
-        return std::unexpected(ok.error());
-    auto current = list();
-    if (!current)
-        return std::unexpected(current.error());
-    return plan_sync(*current, desired);
+// The table's mappings a sync compares: all, or those of one family.
+Result<std::vector<Mapping>> PortTable::current(std::optional<Family> family) const {
+    auto all = list();
+    if (all && family)
+        std::erase_if(*all, [&](const Mapping& m) { return m.family() != *family; });
+    return all;
 }
 
-Result<SyncResult> PortTable::sync(const std::vector<Mapping>& desired, ChangeOptions options) {
-    if (auto ok = check_desired(desired); !ok)
+Result<SyncPlan> PortTable::plan(const std::vector<Mapping>& desired, std::optional<Family> family) const {
+    if (auto ok = check_desired(desired, family); !ok)
+        return std::unexpected(ok.error());
+    auto now = current(family);
+    if (!now)
+        return std::unexpected(now.error());
+    return plan_sync(*now, desired);
+}
+
+Result<SyncResult> PortTable::sync(const std::vector<Mapping>& desired, ChangeOptions options,
+                                   std::optional<Family> family) {
+    if (auto ok = check_desired(desired, family); !ok)
         return std::unexpected(ok.error());
     auto lock = WriteLock::take(*this);
     if (!lock)
         return std::unexpected(lock.error());
-    auto current = list();
+    auto current = this->current(family);
     if (!current)
         return std::unexpected(current.error());
     SyncPlan plan = plan_sync(*current, desired);
-    std::map<NodePort, Mapping> before;
+    std::map<MappingKey, Mapping> before;
     for (const auto& m : *current)
-        before.emplace(m.node_port, m);
+        before.emplace(key_of(m), m);
 
     SyncResult result{plan.add.size(), plan.update.size(), plan.remove.size(), plan.unchanged, {}};
     // Recorded before the first change: a sync killed anywhere after it
     // leaves the walk to the next writer.
     std::vector<Mapping> replaced;
     for (const auto& m : plan.update)
-        if (const auto& old = before.at(m.node_port); old.backend != m.backend)
+        if (const auto& old = before.at(key_of(m)); old.backend != m.backend)
             replaced.push_back(old);
     for (const auto& m : plan.remove)
         replaced.push_back(m);
@@ -434,16 +465,16 @@ Result<SyncResult> PortTable::sync(const std::vector<Mapping>& desired, ChangeOp
         for (const auto& m : *group) {
             if (auto ok = put(m); !ok)
                 return std::unexpected(ok.error());
-            if (auto old = before.find(m.node_port); old == before.end() || old->second.owner != m.owner)
-                forget_counters(m.node_port);
+            if (auto old = before.find(key_of(m)); old == before.end() || old->second.owner != m.owner)
+                forget_counters(key_of(m));
         }
     if (auto ok = test_hook("sync:added"); !ok)
         return std::unexpected(ok.error());
     for (const auto& m : plan.remove) {
-        np_port_key key = to_key(m.node_port);
+        np_port_key key = port_key(key_of(m));
         if (bpf_map_delete_elem(map_.get(), &key) != 0 && errno != ENOENT)
-            return errno_error(errno, "sync: delete " + to_string(m.node_port));
-        forget_counters(m.node_port);
+            return errno_error(errno, "sync: delete " + to_string(key_of(m)));
+        forget_counters(key_of(m));
     }
     result.ended = end_sockets(targets, std::move(not_recorded));
     return result;

@@ -139,11 +139,10 @@ Result<Stats> read_stats(const PinDir& pin_dir, std::optional<NodePort> only) {
     // counters of a port unmapped meanwhile have no mapping to join.
     std::vector<Mapping> mappings;
     if (only) {
-        auto mapping = table->get(*only);
-        if (!mapping)
-            return std::unexpected(mapping.error());
-        if (*mapping)
-            mappings.push_back(**mapping);
+        auto got = table->get(*only);
+        if (!got)
+            return std::unexpected(got.error());
+        mappings = std::move(*got);
     } else {
         auto all = table->list();
         if (!all)

@@ -81,20 +81,20 @@ Parsed<std::vector<Mapping>> parse_mappings_json(std::istream& in) {
         return std::unexpected(InputError{"file", "must be a JSON array of mappings"});
     if (doc.size() > sync_limits.entries)
         return std::unexpected(InputError{
-            "file", fmt::format("{} entries, more than the limit of {} (the node ports there are: 65,535 of each "
-                                "protocol)",
+            "file", fmt::format("{} entries, more than the limit of {} (what the port table holds: every node "
+                                "port of both protocols, for both families together)",
                                 doc.size(), sync_limits.entries)});
     std::vector<Mapping> out;
     out.reserve(doc.size());
-    std::map<NodePort, std::size_t> seen;  // node port -> index of its entry
+    std::map<MappingKey, std::size_t> seen;  // node port and family -> index of its entry
     for (std::size_t i = 0; i < doc.size(); ++i) {
         auto mapping = parse_entry(doc[i]);
         if (!mapping)
             return bad(i, mapping.error().field, mapping.error().message);
-        auto [it, fresh] = seen.emplace(mapping->node_port, i);
+        auto [it, fresh] = seen.emplace(key_of(*mapping), i);
         if (!fresh)
             return bad(i, "node port", fmt::format("{} is listed twice (also entry {})",
-                                                   to_string(mapping->node_port), it->second));
+                                                   to_string(key_of(*mapping)), it->second));
         out.push_back(std::move(*mapping));
     }
     return out;
@@ -106,14 +106,14 @@ Parsed<std::vector<Mapping>> parse_mappings_json(std::string_view text) {
 }
 
 SyncPlan plan_sync(const std::vector<Mapping>& current, const std::vector<Mapping>& desired) {
-    std::map<NodePort, const Mapping*> now;
+    std::map<MappingKey, const Mapping*> now;
     for (const auto& m : current)
-        now.emplace(m.node_port, &m);
+        now.emplace(key_of(m), &m);
     SyncPlan plan;
-    std::set<NodePort> wanted;
+    std::set<MappingKey> wanted;
     for (const auto& m : desired) {
-        wanted.insert(m.node_port);
-        auto it = now.find(m.node_port);
+        wanted.insert(key_of(m));
+        auto it = now.find(key_of(m));
         if (it == now.end())
             plan.add.push_back(m);
         else if (*it->second != m)
@@ -122,7 +122,7 @@ SyncPlan plan_sync(const std::vector<Mapping>& current, const std::vector<Mappin
             ++plan.unchanged;
     }
     for (const auto& m : current)
-        if (!wanted.contains(m.node_port))
+        if (!wanted.contains(key_of(m)))
             plan.remove.push_back(m);
     return plan;
 }

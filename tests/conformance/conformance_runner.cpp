@@ -264,7 +264,7 @@ int main(int argc, char** argv) {
             if (op == "seed_target") {
                 auto backend = *parse_backend(step.at("backend").get<std::string>());
                 np_sock_end_target key{};
-                key.backend_addr_be = backend.addr.addr_be;
+                key.backend_addr_be = std::get<Ipv4>(backend.addr).addr_be;
                 key.backend_port_be = htons(backend.port);
                 key.node_port_be = htons(step.at("port").get<std::uint16_t>());
                 key.proto = static_cast<__u8>(*parse_proto(step.at("proto").get<std::string>()));
