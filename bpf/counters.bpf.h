@@ -41,13 +41,14 @@ static __always_inline void count_reason(enum np_reason reason)
 		*n += 1;
 }
 
-/* This CPU's counters of node port (proto, port_be), created on first use:
+/* This CPU's counters of node port (proto, port_be) for the backend of
+ * `family` (the key's NP_PORT_KEY_*), created on first use:
  * `set` deletes them when the port changes owner, and the next translation
  * starts them again from zero. NULL only when the map is full or out of
  * memory; the translation goes on uncounted. */
-static __always_inline struct np_port_counters *port_counters_of(__u8 proto, __be16 port_be)
+static __always_inline struct np_port_counters *port_counters_of_family(__u8 proto, __u8 family, __be16 port_be)
 {
-	struct np_port_key key = { .proto = proto, .family = NP_PORT_KEY_IPV4, .port = bpf_ntohs(port_be) };
+	struct np_port_key key = { .proto = proto, .family = family, .port = bpf_ntohs(port_be) };
 	struct np_port_counters *c = bpf_map_lookup_elem(&port_counters, &key);
 	struct np_port_counters zero = {};
 
@@ -55,6 +56,12 @@ static __always_inline struct np_port_counters *port_counters_of(__u8 proto, __b
 		return c;
 	bpf_map_update_elem(&port_counters, &key, &zero, BPF_NOEXIST);
 	return bpf_map_lookup_elem(&port_counters, &key);
+}
+
+/* The counters of an IPv4 mapping: what the TC programs translate, so far. */
+static __always_inline struct np_port_counters *port_counters_of(__u8 proto, __be16 port_be)
+{
+	return port_counters_of_family(proto, NP_PORT_KEY_IPV4, port_be);
 }
 
 #endif /* NODEPORT_COUNTERS_BPF_H */

@@ -65,6 +65,33 @@ static __always_inline bool read_backend4(const struct np_backend *be, __be32 *a
 	return true;
 }
 
+/* The IPv6 backend of node port (proto, port_be). */
+static __always_inline const struct np_backend *lookup_port6(__u8 proto, __be16 port_be)
+{
+	struct np_port_key key = { .proto = proto, .family = NP_PORT_KEY_IPV6, .port = bpf_ntohs(port_be) };
+
+	return bpf_map_lookup_elem(&ports, &key);
+}
+
+/* read_backend4 for an IPv6 backend. */
+static __always_inline bool read_backend6(const struct np_backend *be, __be32 addr_be[4], __be16 *port_be)
+{
+	if (*(const volatile __u8 *)&be->family != NP_FAMILY_IPV6)
+		return false;
+	for (int i = 0; i < 4; i++)
+		addr_be[i] = *(const volatile __be32 *)&be->addr[4 * i];
+	*port_be = bpf_htons(*(const volatile __u16 *)&be->port);
+	return true;
+}
+
+static __always_inline bool is_node_addr6(const __be32 addr_be[4])
+{
+	struct np_node_addr key = { .family = NP_FAMILY_IPV6,
+				    .addr_be = { addr_be[0], addr_be[1], addr_be[2], addr_be[3] } };
+
+	return bpf_map_lookup_elem(&node_addrs, &key) != NULL;
+}
+
 static __always_inline bool is_node_addr4(__be32 addr_be)
 {
 	struct np_node_addr key = { .family = NP_FAMILY_IPV4, .addr_be = { addr_be } };

@@ -3,8 +3,9 @@
  * Local forwarding: cgroup socket-address hooks translate a node address and
  * node port into the backend once, when the socket connects or sends, so the
  * packets of the connection pay nothing afterwards. The IPv4 hooks serve
- * AF_INET sockets; connect6 and the IPv6 reverse hooks serve dual-stack
- * AF_INET6 sockets that reach an IPv4 node address as ::ffff:a.b.c.d.
+ * AF_INET sockets; the IPv6 hooks serve AF_INET6 sockets, both those that
+ * reach an IPv6 node address (to the port's IPv6 backend) and dual-stack ones
+ * that reach an IPv4 node address as ::ffff:a.b.c.d (to its IPv4 backend).
  *
  * Every hook fails open: on a miss or an error it returns 1 and the socket
  * proceeds to the address the application asked for. Returning 0 would make
@@ -31,6 +32,20 @@ static __always_inline bool is_node_dest4(struct bpf_sock_addr *ctx, __be32 addr
 	if (is_loopback4(addr_be))
 		return bpf_get_netns_cookie(ctx) == node_netns_cookie();
 	return is_node_addr4(addr_be);
+}
+
+/* Counts a translation for the port's counters: `connect` says connect or
+ * send. */
+static __always_inline void count_local(__u8 proto, __u8 family, __be16 port_be, bool connect)
+{
+	struct np_port_counters *c = port_counters_of_family(proto, family, port_be);
+
+	if (c) {
+		if (connect)
+			c->local_connects += 1;
+		else
+			c->local_sends += 1;
+	}
 }
 
 /* Remembers node -> backend for this socket, reusing the slot that already
@@ -71,7 +86,6 @@ static __always_inline bool translate_dest(struct bpf_sock_addr *ctx, __be32 add
 					   bool connect, __be32 *backend_addr_be, __be16 *backend_port_be)
 {
 	const struct np_backend *be;
-	struct np_port_counters *c;
 
 	if (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP)
 		return false;
@@ -88,13 +102,7 @@ static __always_inline bool translate_dest(struct bpf_sock_addr *ctx, __be32 add
 	}
 	if (!remember(ctx, addr_be, port_be, *backend_addr_be, *backend_port_be))
 		count_reason(NP_REASON_LOCAL_NO_STORAGE);
-	c = port_counters_of(ctx->protocol, port_be);
-	if (c) {
-		if (connect)
-			c->local_connects += 1;
-		else
-			c->local_sends += 1;
-	}
+	count_local(ctx->protocol, NP_PORT_KEY_IPV4, port_be, connect);
 	return true;
 }
 
@@ -146,6 +154,120 @@ static __always_inline void translate_source4(struct bpf_sock_addr *ctx)
 	}
 }
 
+/* --- AF_INET6 sockets to IPv6 node addresses ---
+ *
+ * The same as the IPv4 hooks above over 128-bit addresses: [::1] seen from
+ * the node's own netns, or an IPv6 address of the node from any netns, and a
+ * port with an IPv6 backend (a client reaches the backend of its own family:
+ * no NAT46/64). The translations go to `sock_xlat6`. user_ip6 is read and
+ * written one 32-bit word at a time, the access the verifier allows. */
+static __always_inline void read_user_ip6(const struct bpf_sock_addr *ctx, __be32 addr_be[4])
+{
+	addr_be[0] = ctx->user_ip6[0];
+	addr_be[1] = ctx->user_ip6[1];
+	addr_be[2] = ctx->user_ip6[2];
+	addr_be[3] = ctx->user_ip6[3];
+}
+
+static __always_inline void write_user_ip6(struct bpf_sock_addr *ctx, const __be32 addr_be[4])
+{
+	ctx->user_ip6[0] = addr_be[0];
+	ctx->user_ip6[1] = addr_be[1];
+	ctx->user_ip6[2] = addr_be[2];
+	ctx->user_ip6[3] = addr_be[3];
+}
+
+static __always_inline bool same_addr6(const __be32 a[4], const __be32 b[4])
+{
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+}
+
+static __always_inline void copy_addr6(__be32 to[4], const __be32 from[4])
+{
+	to[0] = from[0];
+	to[1] = from[1];
+	to[2] = from[2];
+	to[3] = from[3];
+}
+
+static __always_inline bool is_node_dest6(struct bpf_sock_addr *ctx, const __be32 addr_be[4])
+{
+	if (addr_be[0] == 0 && addr_be[1] == 0 && addr_be[2] == 0 && addr_be[3] == bpf_htonl(1))
+		return bpf_get_netns_cookie(ctx) == node_netns_cookie(); /* ::1 */
+	return is_node_addr6(addr_be);
+}
+
+static __always_inline bool remember6(struct bpf_sock_addr *ctx, const __be32 node_addr_be[4], __be16 node_port_be,
+				      const __be32 backend_addr_be[4], __be16 backend_port_be)
+{
+	struct np_sock_xlat6 *st;
+	__u32 i, slot;
+
+	st = bpf_sk_storage_get(&sock_xlat6, ctx->sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		return false;
+	slot = NP_SOCK_XLAT_SLOTS;
+	for (i = 0; i < NP_SOCK_XLAT_SLOTS; i++) {
+		if (same_addr6(st->slot[i].backend_addr_be, backend_addr_be) &&
+		    st->slot[i].backend_port_be == backend_port_be) {
+			slot = i;
+			break;
+		}
+	}
+	if (slot == NP_SOCK_XLAT_SLOTS)
+		slot = st->next++ % NP_SOCK_XLAT_SLOTS;
+	copy_addr6(st->slot[slot].backend_addr_be, backend_addr_be);
+	st->slot[slot].backend_port_be = backend_port_be;
+	copy_addr6(st->slot[slot].node_addr_be, node_addr_be);
+	st->slot[slot].node_port_be = node_port_be;
+	return true;
+}
+
+static __always_inline void translate_dest6(struct bpf_sock_addr *ctx, bool connect)
+{
+	__be32 dest_be[4], backend_be[4];
+	__be16 port_be = (__be16)ctx->user_port, backend_port_be;
+	const struct np_backend *be;
+
+	if (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP)
+		return;
+	be = lookup_port6(ctx->protocol, port_be);
+	if (!be || !read_backend6(be, backend_be, &backend_port_be)) {
+		count_reason(NP_REASON_LOCAL_PORT_NOT_MAPPED);
+		return;
+	}
+	read_user_ip6(ctx, dest_be);
+	if (!is_node_dest6(ctx, dest_be)) {
+		count_reason(NP_REASON_LOCAL_NOT_NODE_DEST);
+		return;
+	}
+	if (!remember6(ctx, dest_be, port_be, backend_be, backend_port_be))
+		count_reason(NP_REASON_LOCAL_NO_STORAGE);
+	count_local(ctx->protocol, NP_PORT_KEY_IPV6, port_be, connect);
+	write_user_ip6(ctx, backend_be);
+	ctx->user_port = backend_port_be;
+}
+
+static __always_inline void translate_source6_native(struct bpf_sock_addr *ctx)
+{
+	__be16 port_be = (__be16)ctx->user_port;
+	struct np_sock_xlat6 *st;
+	__be32 from_be[4];
+	__u32 i;
+
+	st = bpf_sk_storage_get(&sock_xlat6, ctx->sk, NULL, 0);
+	if (!st)
+		return;
+	read_user_ip6(ctx, from_be);
+	for (i = 0; i < NP_SOCK_XLAT_SLOTS; i++) {
+		if (same_addr6(st->slot[i].backend_addr_be, from_be) && st->slot[i].backend_port_be == port_be) {
+			write_user_ip6(ctx, st->slot[i].node_addr_be);
+			ctx->user_port = st->slot[i].node_port_be;
+			return;
+		}
+	}
+}
+
 /* --- AF_INET6 sockets with v4-mapped addresses (::ffff:a.b.c.d) ---
  *
  * A dual-stack AF_INET6 socket (Java's default, .NET dual mode) reaching
@@ -154,10 +276,10 @@ static __always_inline void translate_source4(struct bpf_sock_addr *ctx)
  * translate its last four bytes exactly as the IPv4 hooks translate
  * user_ip4, and the reverse hooks map them back, so the application sees
  * ::ffff:<the address it used>. The connection itself is IPv4 on the wire
- * (the backend is IPv4), the same flow iptables' OUTPUT DNAT caught. Plain
- * IPv6 destinations are left alone: nodeport maps IPv4 backends only.
- * No sendmsg6: for a v4-mapped destination udpv6_sendmsg() hands the datagram
- * to udp_sendmsg() before its IPv6 hook, and sendmsg4 translates it there. */
+ * (the backend is IPv4), the same flow iptables' OUTPUT DNAT caught.
+ * sendmsg6 never sees one: for a v4-mapped destination udpv6_sendmsg() hands
+ * the datagram to udp_sendmsg() before its IPv6 hook, and sendmsg4
+ * translates it there. */
 static __always_inline bool is_v4_mapped(const struct bpf_sock_addr *ctx)
 {
 	return ctx->user_ip6[0] == 0 && ctx->user_ip6[1] == 0 && ctx->user_ip6[2] == bpf_htonl(0xffff);
@@ -168,8 +290,10 @@ static __always_inline void translate_connect6(struct bpf_sock_addr *ctx)
 	__be32 addr_be;
 	__be16 port_be;
 
-	if (!is_v4_mapped(ctx))
+	if (!is_v4_mapped(ctx)) {
+		translate_dest6(ctx, true);
 		return;
+	}
 	if (translate_dest(ctx, ctx->user_ip6[3], (__be16)ctx->user_port, true, &addr_be, &port_be)) {
 		ctx->user_ip6[3] = addr_be;
 		ctx->user_port = port_be;
@@ -181,8 +305,10 @@ static __always_inline void translate_source6(struct bpf_sock_addr *ctx)
 	__be32 addr_be;
 	__be16 port_be;
 
-	if (!is_v4_mapped(ctx))
+	if (!is_v4_mapped(ctx)) {
+		translate_source6_native(ctx);
 		return;
+	}
 	if (translate_source(ctx, ctx->user_ip6[3], (__be16)ctx->user_port, &addr_be, &port_be)) {
 		ctx->user_ip6[3] = addr_be;
 		ctx->user_port = port_be;
@@ -226,6 +352,15 @@ int np_connect6(struct bpf_sock_addr *ctx)
 {
 	NP_TEST_VARIANT_MARK();
 	translate_connect6(ctx);
+	return ALLOW;
+}
+
+SEC("cgroup/sendmsg6")
+int np_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	NP_TEST_VARIANT_MARK();
+	if (!is_v4_mapped(ctx))
+		translate_dest6(ctx, false);
 	return ALLOW;
 }
 

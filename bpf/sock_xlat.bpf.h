@@ -17,4 +17,13 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sock_xlat SEC(".maps");
 
+/* The same for native IPv6 translations (np_sock_xlat6). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct np_sock_xlat6);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sock_xlat6 SEC(".maps");
+
 #endif /* NODEPORT_SOCK_XLAT_BPF_H */

@@ -110,6 +110,22 @@ struct np_sock_xlat {
 	__u32 pad;
 };
 
+/* The same for an AF_INET6 socket sent to an IPv6 node address (`sock_xlat6`,
+ * written by connect6 and sendmsg6, read by getpeername6 and recvmsg6). A
+ * v4-mapped destination is IPv4 and recorded in `sock_xlat`. */
+struct np_xlat6 {
+	__be32 backend_addr_be[4];
+	__be32 node_addr_be[4];
+	__be16 backend_port_be;
+	__be16 node_port_be;
+};
+
+struct np_sock_xlat6 {
+	struct np_xlat6 slot[NP_SOCK_XLAT_SLOTS];
+	__u32 next; /* slot to reuse next */
+	__u32 pad;
+};
+
 /* `tc_attachments` hash, key: __u32 ifindex. Where the TC programs are
  * attached, written by `load`, so that `unload` removes exactly that. */
 #define NP_TC_TCX    1 /* tcx links, pinned under links/ */
@@ -441,6 +457,7 @@ static_assert(sizeof(struct np_backend) == 288, "np_backend ABI");
 static_assert(sizeof(struct np_node_addr) == 20, "np_node_addr ABI");
 static_assert(sizeof(struct np_config) == 16, "np_config ABI");
 static_assert(sizeof(struct np_sock_xlat) == 12 * NP_SOCK_XLAT_SLOTS + 8, "np_sock_xlat ABI");
+static_assert(sizeof(struct np_sock_xlat6) == 36 * NP_SOCK_XLAT_SLOTS + 8, "np_sock_xlat6 ABI");
 static_assert(sizeof(struct np_flow_key) == 40, "np_flow_key ABI");
 static_assert(sizeof(struct np_tcp_side) == 16, "np_tcp_side ABI");
 static_assert(sizeof(struct np_flow) == 48, "np_flow ABI");
@@ -461,6 +478,7 @@ _Static_assert(sizeof(struct np_backend) == 288, "np_backend ABI");
 _Static_assert(sizeof(struct np_node_addr) == 20, "np_node_addr ABI");
 _Static_assert(sizeof(struct np_config) == 16, "np_config ABI");
 _Static_assert(sizeof(struct np_sock_xlat) == 12 * NP_SOCK_XLAT_SLOTS + 8, "np_sock_xlat ABI");
+_Static_assert(sizeof(struct np_sock_xlat6) == 36 * NP_SOCK_XLAT_SLOTS + 8, "np_sock_xlat6 ABI");
 _Static_assert(sizeof(struct np_flow_key) == 40, "np_flow_key ABI");
 _Static_assert(sizeof(struct np_tcp_side) == 16, "np_tcp_side ABI");
 _Static_assert(sizeof(struct np_flow) == 48, "np_flow ABI");

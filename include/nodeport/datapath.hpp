@@ -32,7 +32,7 @@ Result<UnloadReport> unload(const std::filesystem::path& pin_dir,
                             std::chrono::milliseconds lock_wait = default_lock_wait);
 
 // Replaces the node address set (empty `node_ips`: discover them again).
-Result<std::vector<NodeAddr>> refresh(const std::filesystem::path& pin_dir, const std::vector<Ipv4>& node_ips,
+Result<std::vector<NodeAddr>> refresh(const std::filesystem::path& pin_dir, const std::vector<IpAddr>& node_ips,
                                       std::chrono::milliseconds lock_wait = default_lock_wait);
 
 // The interfaces the TC programs are attached to.

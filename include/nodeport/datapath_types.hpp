@@ -24,7 +24,7 @@ namespace nodeport {
 inline const std::filesystem::path default_pin_dir = "/sys/fs/bpf/nodeport";
 
 struct NodeAddr {
-    Ipv4 addr;
+    IpAddr addr;
     std::string interface;  // empty when given by hand
 };
 
@@ -91,7 +91,7 @@ struct LoadOptions {
     std::optional<std::filesystem::path> cgroup;
     // The node's addresses. Empty: every IPv4 address of the interfaces of
     // the calling thread's network namespace, loopback excepted.
-    std::vector<Ipv4> node_ips;
+    std::vector<IpAddr> node_ips;
     // External interfaces for the TC programs; empty: none (local forwarding only).
     std::vector<std::string> interfaces;
     // How `interfaces` were chosen, recorded in the pin directory for `watch`
@@ -156,7 +156,7 @@ bool valid_interface_pattern(std::string_view pattern);
 // for Kind::all. The error names the field (iface, exclude). The interfaces
 // themselves are checked by check_interfaces_here (interfaces.hpp).
 std::expected<void, InputError> check_interface_choice(const InterfaceChoice& choice);
-std::expected<void, InputError> check_node_ips(const std::vector<Ipv4>& node_ips);
+std::expected<void, InputError> check_node_ips(const std::vector<IpAddr>& node_ips);
 
 }  // namespace nodeport
 

@@ -84,9 +84,10 @@ Parsed<Backend> parse_backend(std::string_view text);
 Parsed<Ipv4> parse_ipv4(std::string_view text, std::string_view field);
 // An IPv6 address as inet_pton reads it, without brackets.
 Parsed<Ipv6> parse_ipv6(std::string_view text, std::string_view field);
-// An address of the node: unicast, not loopback (127.0.0.0/8 is matched on
-// its own, only in the node's netns).
-Parsed<Ipv4> parse_node_ip(std::string_view text);
+// An address of the node, IPv4 or IPv6: a unicast address other hosts and
+// namespaces can reach (not loopback: 127.0.0.0/8 and ::1 are matched on
+// their own, only in the node's netns; not link-local).
+Parsed<IpAddr> parse_node_ip(std::string_view text);
 // A port number 1-65535; `field` names the argument in the error.
 Parsed<std::uint16_t> parse_port(std::string_view text, std::string_view field);
 // 1-255 (NP_MAX_OWNER_LEN) printable, non-blank ASCII characters.

@@ -27,7 +27,7 @@ struct WatchOptions {
     // again at each resync, or the default route's interface when nothing
     // is recorded. Given, it is recorded as the choice in force.
     std::optional<InterfaceChoice> interfaces;
-    std::vector<Ipv4> node_ips;  // empty: discovered again at each change
+    std::vector<IpAddr> node_ips;  // empty: discovered again at each change
     // For interfaces attached from now on; nullopt: the recorded one, or auto.
     std::optional<TcAttachMode> tc_attach;
     // Notifications come in bursts (a veth pair: two links, then up, an

@@ -79,7 +79,7 @@ Result<Fd> subscribe(bool routes) {
         return errno_error(errno, "open rtnetlink socket");
     sockaddr_nl addr{};
     addr.nl_family = AF_NETLINK;
-    addr.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | (routes ? RTMGRP_IPV4_ROUTE : 0);
+    addr.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | (routes ? RTMGRP_IPV4_ROUTE : 0);
     if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
         return errno_error(errno, "subscribe to rtnetlink link and address notifications");
     return fd;

@@ -108,10 +108,13 @@ bool is_routable_unicast(const IpAddr& addr) {
     return std::visit([](const auto& a) { return is_routable_unicast(a); }, addr);
 }
 
-Parsed<Ipv4> parse_node_ip(std::string_view text) {
-    auto addr = parse_ipv4(text, "node-ip");
+Parsed<IpAddr> parse_node_ip(std::string_view text) {
+    Parsed<IpAddr> addr = text.find(':') != std::string_view::npos ? Parsed<IpAddr>(parse_ipv6(text, "node-ip"))
+                                                                    : Parsed<IpAddr>(parse_ipv4(text, "node-ip"));
     if (addr && !is_routable_unicast(*addr))
         return bad("node-ip", fmt::format("{} is not a unicast, non-loopback address", quote(text)));
+    if (!addr)
+        return bad("node-ip", fmt::format("{} is not an IPv4 or IPv6 address", quote(text)));
     return addr;
 }
 

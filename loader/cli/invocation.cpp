@@ -165,8 +165,8 @@ std::chrono::milliseconds lock_wait_option(const Invocation& inv) {
     return std::chrono::seconds(seconds_option(inv, "wait", 0, 3600));
 }
 
-std::vector<Ipv4> node_ip_options(const Invocation& inv) {
-    std::vector<Ipv4> ips;
+std::vector<IpAddr> node_ip_options(const Invocation& inv) {
+    std::vector<IpAddr> ips;
     if (inv.options.count("node-ip"))
         for (const auto& text : inv.options["node-ip"].as<std::vector<std::string>>())
             ips.push_back(valid(parse_node_ip(text)));
@@ -179,8 +179,8 @@ std::vector<Ipv4> node_ip_options(const Invocation& inv) {
 po::options_description node_ip_description() {
     po::options_description options;
     options.add_options()("node-ip", po::value<std::vector<std::string>>(),
-                          "an address of the node (repeatable; default: every non-loopback IPv4 "
-                          "address of this network namespace)");
+                          "an address of the node, IPv4 or IPv6 (repeatable; default: every address of this "
+                          "network namespace but loopback and IPv6 link-local)");
     return options;
 }
 

@@ -54,7 +54,7 @@ unsigned seconds_option(const Invocation& inv, const std::string& name, unsigned
 
 // --node-ip, repeatable.
 boost::program_options::options_description node_ip_description();
-std::vector<Ipv4> node_ip_options(const Invocation& inv);
+std::vector<IpAddr> node_ip_options(const Invocation& inv);
 
 std::string describe(const std::vector<NodeAddr>& addrs);
 std::string describe(const std::vector<TcAttachment>& interfaces);

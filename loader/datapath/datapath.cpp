@@ -100,7 +100,7 @@ Result<UnloadReport> unload(const std::filesystem::path& dir, std::chrono::milli
     return report;
 }
 
-Result<std::vector<NodeAddr>> refresh(const std::filesystem::path& dir, const std::vector<Ipv4>& node_ips,
+Result<std::vector<NodeAddr>> refresh(const std::filesystem::path& dir, const std::vector<IpAddr>& node_ips,
                                       std::chrono::milliseconds lock_wait) {
     if (auto ok = check_node_ips(node_ips); !ok)
         return input_error(ok.error().field, ok.error().message);

@@ -70,12 +70,12 @@ std::expected<void, InputError> check_interface_choice(const InterfaceChoice& ch
     return {};
 }
 
-std::expected<void, InputError> check_node_ips(const std::vector<Ipv4>& node_ips) {
-    // parse_node_ip's rule: unicast, not 0/8, loopback or multicast.
+std::expected<void, InputError> check_node_ips(const std::vector<IpAddr>& node_ips) {
+    // parse_node_ip's rule: unicast, not 0/8, loopback, link-local or multicast.
     for (const auto& ip : node_ips)
         if (auto ok = parse_node_ip(to_string(ip)); !ok)
             return std::unexpected(ok.error());
-    return check_distinct("node-ip", node_ips, [](Ipv4 ip) { return to_string(ip); });
+    return check_distinct("node-ip", node_ips, [](const IpAddr& ip) { return to_string(ip); });
 }
 
 std::expected<void, InputError> check_load_options(const LoadOptions& options) {

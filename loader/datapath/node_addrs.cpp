@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cstring>
+#include <iterator>
 #include <memory>
 #include <set>
 
@@ -21,15 +23,47 @@
 namespace nodeport {
 namespace {
 
-bool is_loopback(Ipv4 addr) {
-    return (ntohl(addr.addr_be) >> 24) == 127;
+bool is_loopback(const IpAddr& addr) {
+    const auto* v4 = std::get_if<Ipv4>(&addr);
+    return v4 && (ntohl(v4->addr_be) >> 24) == 127;
 }
 
-np_node_addr to_key(Ipv4 addr) {
+np_node_addr to_key(const IpAddr& addr) {
     np_node_addr key{};
-    key.family = NP_FAMILY_IPV4;
-    key.addr_be[0] = addr.addr_be;
+    if (const auto* v6 = std::get_if<Ipv6>(&addr)) {
+        key.family = NP_FAMILY_IPV6;
+        std::memcpy(key.addr_be, v6->bytes.data(), sizeof key.addr_be);
+    } else {
+        key.family = NP_FAMILY_IPV4;
+        key.addr_be[0] = std::get<Ipv4>(addr).addr_be;
+    }
     return key;
+}
+
+IpAddr from_key(const np_node_addr& key) {
+    if (key.family == NP_FAMILY_IPV6) {
+        Ipv6 addr;
+        std::memcpy(addr.bytes.data(), key.addr_be, sizeof key.addr_be);
+        return addr;
+    }
+    return Ipv4{key.addr_be[0]};
+}
+
+// The node's IPv6 addresses other hosts and namespaces can reach: global
+// and unique-local, not ::1 or link-local (which needs an interface to mean
+// anything), as parse_node_ip takes them.
+std::vector<NodeAddr> interface_addrs6(const ifaddrs* list) {
+    std::vector<NodeAddr> out;
+    for (const ifaddrs* ifa = list; ifa; ifa = ifa->ifa_next) {
+        if (!ifa->ifa_addr || ifa->ifa_addr->sa_family != AF_INET6)
+            continue;
+        Ipv6 addr;
+        std::memcpy(addr.bytes.data(), &reinterpret_cast<const sockaddr_in6*>(ifa->ifa_addr)->sin6_addr,
+                    addr.bytes.size());
+        if (parse_node_ip(to_string(addr)))
+            out.push_back(NodeAddr{addr, ifa->ifa_name});
+    }
+    return out;
 }
 
 }  // namespace
@@ -59,14 +93,19 @@ Result<std::vector<NodeAddr>> discover_node_addrs() {
     for (const auto& a : *addrs)
         if (!is_loopback(a.addr))
             out.push_back(NodeAddr{a.addr, a.interface});
+    ifaddrs* raw = nullptr;
+    if (::getifaddrs(&raw) != 0)
+        return errno_error(errno, "list interface addresses");
+    std::unique_ptr<ifaddrs, decltype(&::freeifaddrs)> list(raw, ::freeifaddrs);
+    std::ranges::move(interface_addrs6(raw), std::back_inserter(out));
     return out;
 }
 
-Result<std::vector<NodeAddr>> resolve_node_addrs(const std::vector<Ipv4>& given) {
+Result<std::vector<NodeAddr>> resolve_node_addrs(const std::vector<IpAddr>& given) {
     if (given.empty())
         return discover_node_addrs();
     std::vector<NodeAddr> out;
-    for (Ipv4 addr : given) {
+    for (const IpAddr& addr : given) {
         // Loopback is the node only inside the node's netns, which the BPF
         // side checks by cookie; as a node address it would capture
         // every sandbox's own 127.0.0.1.
@@ -79,7 +118,7 @@ Result<std::vector<NodeAddr>> resolve_node_addrs(const std::vector<Ipv4>& given)
 }
 
 Result<void> write_node_addrs(int map_fd, const std::vector<NodeAddr>& addrs) {
-    std::set<Ipv4> wanted;
+    std::set<IpAddr> wanted;
     for (const auto& a : addrs) {
         np_node_addr key = to_key(a.addr);
         np_node_addr_info info{};
@@ -94,7 +133,7 @@ Result<void> write_node_addrs(int map_fd, const std::vector<NodeAddr>& addrs) {
         return std::unexpected(keys.error());
     std::vector<np_node_addr> stale;
     for (const auto& key : *keys)
-        if (key.family != NP_FAMILY_IPV4 || !wanted.contains(Ipv4{key.addr_be[0]}))
+        if ((key.family != NP_FAMILY_IPV4 && key.family != NP_FAMILY_IPV6) || !wanted.contains(from_key(key)))
             stale.push_back(key);
     for (const auto& key : stale)
         if (bpf_map_delete_elem(map_fd, &key) != 0 && errno != ENOENT)

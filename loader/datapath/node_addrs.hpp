@@ -22,7 +22,7 @@ struct InterfaceAddr {
 Result<std::vector<InterfaceAddr>> interface_addrs();
 
 // The given addresses, or the discovered ones when none are given.
-Result<std::vector<NodeAddr>> resolve_node_addrs(const std::vector<Ipv4>& given);
+Result<std::vector<NodeAddr>> resolve_node_addrs(const std::vector<IpAddr>& given);
 
 // Makes the map hold exactly these addresses.
 Result<void> write_node_addrs(int map_fd, const std::vector<NodeAddr>& addrs);

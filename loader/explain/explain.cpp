@@ -42,9 +42,10 @@ std::uint16_t unused_client_port(const std::vector<Flow>& flows, Ipv4 client) {
 Ipv4 external_addr(const Status& status) {
     if (auto found = discover_node_addrs())
         for (const auto& a : *found)
-            if (std::ranges::find(status.node_addrs, a.addr) != status.node_addrs.end() &&
+            if (const auto* v4 = std::get_if<Ipv4>(&a.addr);
+                v4 && std::ranges::find(status.node_addrs, *v4) != status.node_addrs.end() &&
                 std::ranges::any_of(status.interfaces, [&](const auto& i) { return i.name == a.interface; }))
-                return a.addr;
+                return *v4;
     return status.node_addrs.front();
 }
 

@@ -56,12 +56,16 @@ void Writer::sample(const Labels& labels, std::uint64_t value) {
 std::string to_prometheus(const Stats& stats) {
     using prometheus::Labels;
     prometheus::Writer w;
-    // A port's series are named by protocol and port alone, so they go on
-    // across a redeploy (a new owner or backend); who holds the port is one
-    // info series beside them, joined in a query when wanted:
+    // A port's series are named by protocol and port alone (and family="ipv6"
+    // for an IPv6 backend's), so they go on across a redeploy (a new owner or
+    // backend); who holds the port is one info series beside them, joined in
+    // a query when wanted:
     //   rate(nodeport_port_flows_total[5m]) * on(proto, port) group_left(owner) nodeport_port_info
     auto port_labels = [](const Mapping& m) {
-        return Labels{{"proto", std::string(to_string(m.node_port.proto))}, {"port", std::to_string(m.node_port.port)}};
+        Labels labels{{"proto", std::string(to_string(m.node_port.proto))}, {"port", std::to_string(m.node_port.port)}};
+        if (m.family() == Family::ipv6)
+            labels.emplace_back("family", "ipv6");
+        return labels;
     };
     auto with = [](Labels labels, std::initializer_list<std::pair<std::string_view, std::string>> more) {
         labels.insert(labels.end(), more);

@@ -6,10 +6,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <map>
-#include <tuple>
 
 #include "base/map_keys.hpp"
 #include "base/pin_dir.hpp"
+#include "base/port_key.hpp"
 #include "nodeport/port_table.hpp"
 
 namespace nodeport {
@@ -34,24 +34,21 @@ Result<Fd> open_counters(const PinDir& dir, std::string_view name) {
     return map;
 }
 
-using Key = std::tuple<Proto, std::uint16_t>;
-
 // Every port's counters, summed: one walk of `port_counters` (get_next_key
-// and a lookup per key), or the one key of `only`.
-Result<std::map<Key, PortCounters>> read_port_counters(int fd, std::size_t cpus, std::optional<NodePort> only) {
+// and a lookup per key), or the keys of `only` (both families).
+Result<std::map<MappingKey, PortCounters>> read_port_counters(int fd, std::size_t cpus,
+                                                              std::optional<NodePort> only) {
     std::vector<np_port_key> keys;
     if (only) {
-        np_port_key key{};
-        key.proto = static_cast<__u8>(only->proto);
-        key.port = only->port;
-        keys.push_back(key);
+        keys.push_back(port_key(*only, Family::ipv4));
+        keys.push_back(port_key(*only, Family::ipv6));
     } else {
         auto walked = map_keys<np_port_key>(fd, "port_counters");
         if (!walked)
             return std::unexpected(walked.error());
         keys = std::move(*walked);
     }
-    std::map<Key, PortCounters> out;
+    std::map<MappingKey, PortCounters> out;
     std::vector<np_port_counters> per_cpu(cpus);
     for (const auto& key : keys) {
         if (bpf_map_lookup_elem(fd, &key, per_cpu.data()) != 0) {
@@ -59,7 +56,7 @@ Result<std::map<Key, PortCounters>> read_port_counters(int fd, std::size_t cpus,
                 continue;  // never used, or reset since the walk
             return errno_error(errno, "read port_counters");
         }
-        out[Key{static_cast<Proto>(key.proto), key.port}] = sum_per_cpu(per_cpu);
+        out[from_port_key(key)] = sum_per_cpu(per_cpu);
     }
     return out;
 }
@@ -159,7 +156,7 @@ Result<Stats> read_stats(const PinDir& pin_dir, std::optional<NodePort> only) {
     Stats stats;
     stats.passed = *passed;
     for (auto& m : mappings) {
-        auto found = counters->find(Key{m.node_port.proto, m.node_port.port});
+        auto found = counters->find(key_of(m));
         stats.ports.push_back({std::move(m), found == counters->end() ? PortCounters{} : found->second});
     }
     return stats;
