@@ -108,7 +108,7 @@ func (tb *Table) counterKeys(t *testing.T) []string {
 func (tb *Table) targetKeys(t *testing.T) []string {
 	return mapKeys(t, tb.ender.targets, func(k []byte) string {
 		tg := parseSockEndTarget(k)
-		return fmt.Sprintf("%s %s", tg.nodePort, netip.AddrPortFrom(netip.AddrFrom4(tg.addr), tg.backendPort))
+		return fmt.Sprintf("%s %s", tg.nodePort, tg.backend())
 	})
 }
 
@@ -224,7 +224,7 @@ func TestConformance(t *testing.T) {
 					for range possibleCPUs(t) {
 						perCPU = append(perCPU, make([]byte, 64))
 					}
-					if err := tb.counters.Put(portKey(p), perCPU); err != nil {
+					if err := tb.counters.Put(portKey(entryKey{p, false}), perCPU); err != nil {
 						t.Fatalf("%s: %v", step, err)
 					}
 					continue
