@@ -14,7 +14,7 @@ import (
 // abi.h.
 
 // abiVersion is NODEPORT_ABI_VERSION.
-const abiVersion = 3
+const abiVersion = 4
 
 // mapShape is what a pinned map must be.
 type mapShape struct {
@@ -33,39 +33,62 @@ var (
 
 const (
 	configSockEndPending = 1   // NP_CONFIG_SOCK_END_PENDING in np_config.flags
-	familyIPv4           = 4   // NP_FAMILY_IPV4
+	familyIPv4           = 4   // NP_FAMILY_IPV4, in np_backend.family
+	familyIPv6           = 6   // NP_FAMILY_IPV6
+	portKeyIPv4          = 0   // NP_PORT_KEY_IPV4, in np_port_key.family: ABI 3's pad byte, so 0, not 4
+	portKeyIPv6          = 6   // NP_PORT_KEY_IPV6
+	addrOffset           = 8   // np_backend.addr[16]
 	ownerOffset          = 32  // np_backend.owner
 	backendBytes         = 288 // sizeof(struct np_backend)
 )
 
-// portKey is struct np_port_key: proto, pad, port in host order.
-func portKey(p nodePort) []byte {
-	k := make([]byte, 4)
-	k[0] = p.proto
-	binary.NativeEndian.PutUint16(k[2:], p.port)
-	return k
+// portKey is struct np_port_key: proto, family, port in host order.
+func portKey(k entryKey) []byte {
+	b := make([]byte, 4)
+	b[0] = k.proto
+	b[1] = portKeyIPv4
+	if k.ipv6 {
+		b[1] = portKeyIPv6
+	}
+	binary.NativeEndian.PutUint16(b[2:], k.port)
+	return b
 }
 
-func parsePortKey(k []byte) nodePort {
-	return nodePort{k[0], binary.NativeEndian.Uint16(k[2:])}
+// parsePortKey reads struct np_port_key; any family byte but 6 is IPv4, as
+// the C++ library reads it (loader/base/port_key.hpp from_port_key).
+func parsePortKey(b []byte) entryKey {
+	return entryKey{nodePort{b[0], binary.NativeEndian.Uint16(b[2:])}, b[1] == portKeyIPv6}
 }
 
-// backendValue is struct np_backend.
+// backendValue is struct np_backend: family 4 with the IPv4 address in
+// addr[0..3] and the rest 0, or family 6 with all 16 bytes.
 func backendValue(e entry) []byte {
 	v := make([]byte, backendBytes)
-	v[0] = familyIPv4
-	binary.NativeEndian.PutUint16(v[2:], e.backendPort)
-	copy(v[8:12], e.addr[:])
+	binary.NativeEndian.PutUint16(v[2:], e.backend.Port())
+	if addr := e.backend.Addr(); addr.Is4() {
+		v[0] = familyIPv4
+		a := addr.As4()
+		copy(v[addrOffset:], a[:])
+	} else {
+		v[0] = familyIPv6
+		a := addr.As16()
+		copy(v[addrOffset:], a[:])
+	}
 	binary.NativeEndian.PutUint64(v[24:], ownerID(e.owner))
 	copy(v[ownerOffset:backendBytes-1], e.owner)
 	return v
 }
 
-// parseBackend reads struct np_backend back into an entry of node port p.
+// parseBackend reads struct np_backend back into an entry of node port p;
+// the address is of the value's family, as the C++ library reads it
+// (backend_addr).
 func parseBackend(p nodePort, v []byte) (e entry, id uint64) {
 	e.nodePort = p
-	e.backendPort = binary.NativeEndian.Uint16(v[2:])
-	copy(e.addr[:], v[8:12])
+	addr := netip.AddrFrom4([4]byte(v[addrOffset : addrOffset+4]))
+	if v[0] == familyIPv6 {
+		addr = netip.AddrFrom16([16]byte(v[addrOffset : addrOffset+16]))
+	}
+	e.backend = netip.AddrPortFrom(addr, binary.NativeEndian.Uint16(v[2:]))
 	id = binary.NativeEndian.Uint64(v[24:])
 	owner := v[ownerOffset:backendBytes]
 	n := 0
@@ -76,8 +99,10 @@ func parseBackend(p nodePort, v []byte) (e entry, id uint64) {
 	return e, id
 }
 
-// sockEndTarget is struct np_sock_end_target: a backend that a node port no
-// longer leads to; addresses and ports in network order.
+// sockEndTarget is struct np_sock_end_target: an IPv4 backend that a node
+// port no longer leads to; addresses and ports in network order. IPv6
+// backends have none: the socket iterators end IPv4 sockets only, so far
+// (loader/base/backend_key.hpp).
 type sockEndTarget struct {
 	nodePort
 	addr        [4]byte
@@ -102,8 +127,27 @@ func parseSockEndTarget(k []byte) sockEndTarget {
 	return t
 }
 
-func targetOf(e entry) sockEndTarget {
-	return sockEndTarget{e.nodePort, e.addr, e.backendPort}
+// targetOf: the target of an entry's backend; false for an IPv6 one.
+func targetOf(e entry) (sockEndTarget, bool) {
+	if !e.backend.Addr().Is4() {
+		return sockEndTarget{}, false
+	}
+	return sockEndTarget{e.nodePort, e.backend.Addr().As4(), e.backend.Port()}, true
+}
+
+// targetsOf: the targets of the entries' IPv4 backends.
+func targetsOf(es []entry) []sockEndTarget {
+	var out []sockEndTarget
+	for _, e := range es {
+		if t, ok := targetOf(e); ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func (t sockEndTarget) backend() netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4(t.addr), t.backendPort)
 }
 
 // The flow tables (struct np_flow_key, np_flow, np_half_open), read by Drain.

@@ -41,6 +41,7 @@ type caseStep struct {
 	Port     uint16        `json:"port"`
 	Owner    string        `json:"owner"`
 	Backend  string        `json:"backend"`
+	Family   string        `json:"family"` // seed_counter's: "ipv6", or "" for IPv4
 	Expect   caseExpect    `json:"expect"`
 	Table    *[]string     `json:"table"`
 	Counters *[]string     `json:"counters"`
@@ -49,6 +50,7 @@ type caseStep struct {
 
 type conformanceCase struct {
 	Name  string     `json:"name"`
+	APIs  []string   `json:"apis"` // the APIs that run it; none: all
 	Steps []caseStep `json:"steps"`
 }
 
@@ -108,7 +110,7 @@ func (tb *Table) counterKeys(t *testing.T) []string {
 func (tb *Table) targetKeys(t *testing.T) []string {
 	return mapKeys(t, tb.ender.targets, func(k []byte) string {
 		tg := parseSockEndTarget(k)
-		return fmt.Sprintf("%s %s", tg.nodePort, netip.AddrPortFrom(netip.AddrFrom4(tg.addr), tg.backendPort))
+		return fmt.Sprintf("%s %s", tg.nodePort, tg.backend())
 	})
 }
 
@@ -176,6 +178,9 @@ func TestConformance(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
+			if len(c.APIs) > 0 && !slices.Contains(c.APIs, "go") {
+				t.Skipf("runs through %v only", c.APIs)
+			}
 			tb.reset(t)
 			for i, s := range c.Steps {
 				step := fmt.Sprintf("step %d (%s)", i, s.Op)
@@ -224,7 +229,7 @@ func TestConformance(t *testing.T) {
 					for range possibleCPUs(t) {
 						perCPU = append(perCPU, make([]byte, 64))
 					}
-					if err := tb.counters.Put(portKey(p), perCPU); err != nil {
+					if err := tb.counters.Put(portKey(entryKey{p, s.Family == "ipv6"}), perCPU); err != nil {
 						t.Fatalf("%s: %v", step, err)
 					}
 					continue

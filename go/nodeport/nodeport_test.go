@@ -2,8 +2,10 @@ package nodeport
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -275,9 +277,10 @@ func TestSetTiming(t *testing.T) {
 		float64(times[n/2].Nanoseconds())/1000, n, float64(times[n*9/10].Nanoseconds())/1000)
 }
 
-// What only Go can pass (the conformance cases cover the rest): an IPv6 or
-// missing backend, a NUL in a string; refused by Set and Sync alike, the
-// table unchanged.
+// What only Go can pass (the conformance cases cover the rest): a missing
+// backend, an IPv4 address in IPv6 form as netip.AddrFromSlice makes it of
+// net.ParseIP's 16 bytes, a zone, a NUL in a string; refused by Set and Sync
+// alike, the table unchanged.
 func TestBadInputOnlyGoCanPass(t *testing.T) {
 	table := open(t)
 	ctx := context.Background()
@@ -286,8 +289,9 @@ func TestBadInputOnlyGoCanPass(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range []Mapping{
-		mapping("tcp", 81, "[2001:db8::1]:80", ""),
 		{Proto: "tcp", Port: 81},
+		{Proto: "tcp", Port: 81, Backend: netip.AddrPortFrom(mustAddrFromSlice(net.ParseIP("10.8.0.2")), 80)},
+		mapping("tcp", 81, "[fd00::2%eth0]:80", ""),
 		mapping("tcp", 81, "10.8.0.2:80", "sb\x00"),
 		mapping("tcp\x00", 81, "10.8.0.2:80", ""),
 	} {
@@ -306,5 +310,258 @@ func TestBadInputOnlyGoCanPass(t *testing.T) {
 	}
 	if all := list(t, table); !slices.Equal(all, []Mapping{keep}) {
 		t.Errorf("bad input changed the table: %+v", all)
+	}
+}
+
+func mustAddrFromSlice(b []byte) netip.Addr {
+	addr, ok := netip.AddrFromSlice(b)
+	if !ok {
+		panic(fmt.Sprintf("not an address: %v", b))
+	}
+	return addr
+}
+
+// An IPv6 backend by the rules of types.cpp is_routable_unicast, with
+// check_mapping's field and message (and, for an IPv4 address in IPv6 form,
+// how to give it).
+func TestBackendValidation(t *testing.T) {
+	for _, c := range []struct{ backend, message string }{
+		{"10.8.0.2:80", ""},
+		{"[fd00::2]:80", ""},
+		{"[2001:db8::1]:80", ""},
+		{"[fec0::1]:80", ""},   // above fe80::/10
+		{"[::1:0:0:1]:80", ""}, // byte 9 is not 0
+		{"[::2:0:0]:80", ""},   // bytes 10-11 are 00 02
+		{"[64:ff9b::a08:2]:80", ""},
+		{"[::]:80", "backend address: '::' is not a unicast address a sandbox can have"},
+		{"[::1]:80", "backend address: '::1' is not a unicast address a sandbox can have"},
+		{"[::10.8.0.2]:80", "backend address: '::a08:2' is not a unicast address a sandbox can have"},
+		{"[::ffff:10.8.0.2]:80", "backend address: '::ffff:10.8.0.2' is not a unicast address a sandbox can " +
+			"have (an IPv4 address in IPv6 form: give it as 10.8.0.2)"},
+		{"[::ffff:127.0.0.1]:80", "backend address: '::ffff:127.0.0.1' is not a unicast address a sandbox can have"},
+		{"[ff02::1]:80", "backend address: 'ff02::1' is not a unicast address a sandbox can have"},
+		{"[fe80::1]:80", "backend address: 'fe80::1' is not a unicast address a sandbox can have"},
+		{"[febf:ffff::1]:80", "backend address: 'febf:ffff::1' is not a unicast address a sandbox can have"},
+		{"[fd00::2%eth0]:80", "backend address: 'fd00::2%eth0' is not an IPv6 address (no zone: it names an " +
+			"interface of one namespace)"},
+		{"[fd00::2]:0", "backend port: 0 is not a port number (1-65535)"},
+	} {
+		err := checkBackend(netip.MustParseAddrPort(c.backend))
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if got != c.message {
+			t.Errorf("%s: %q, want %q", c.backend, got, c.message)
+		}
+	}
+	if err := checkBackend(netip.AddrPort{}); err == nil || err.Error() != "backend address: missing (an IPv4 or IPv6 address)" {
+		t.Errorf("the zero AddrPort: %v", err)
+	}
+}
+
+// np_port_key's family byte and np_backend's family and address, as abi.h
+// lays them out.
+func TestPortKeyAndBackendLayout(t *testing.T) {
+	for _, c := range []struct {
+		backend string
+		keyByte byte
+		family  byte
+		addr    []byte
+	}{
+		{"10.8.0.2:8080", 0, 4, []byte{10, 8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+		{"[fd00::2]:8080", 6, 6, []byte{0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}},
+	} {
+		e, err := checkMapping(mapping("udp", 6667, c.backend, "sb-1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := portKey(e.key())
+		if key[0] != protoUDP || key[1] != c.keyByte || parsePortKey(key) != e.key() {
+			t.Errorf("%s: key %v, read back as %v", c.backend, key, parsePortKey(key))
+		}
+		v := backendValue(e)
+		if v[0] != c.family || !slices.Equal(v[addrOffset:addrOffset+16], c.addr) {
+			t.Errorf("%s: value family %d, addr %v", c.backend, v[0], v[addrOffset:addrOffset+16])
+		}
+		if back, id := parseBackend(e.nodePort, v); back != e || id != ownerID("sb-1") {
+			t.Errorf("%s: read back as %+v, %d", c.backend, back, id)
+		}
+	}
+	if k := parsePortKey([]byte{protoTCP, 0, 0, 0}); k.ipv6 || k.String() != "tcp/0" {
+		t.Errorf("family 0: %v", k)
+	}
+	if k := (entryKey{nodePort{protoTCP, 6667}, true}); k.String() != "tcp/6667 (IPv6)" {
+		t.Errorf("an IPv6 key shows as %q", k)
+	}
+}
+
+// Pins of map ABI 1, 2 and 3 are this version's load's to migrate; others
+// are another nodeport's.
+func TestCheckABI(t *testing.T) {
+	for _, v := range []uint32{0, abiVersion} {
+		if err := checkABI("open /p", "/p", nodeConfig{abiVersion: v}); err != nil {
+			t.Errorf("ABI %d: %v", v, err)
+		}
+	}
+	for _, v := range []uint32{1, 2, 3} {
+		want := fmt.Sprintf("nodeport: open /p: the maps pinned at /p use map ABI v%d, this nodeport uses v4: run "+
+			"this nodeport's load to migrate them (mappings and connections are kept)", v)
+		if err := checkABI("open /p", "/p", nodeConfig{abiVersion: v}); err == nil || err.Error() != want {
+			t.Errorf("ABI %d: %v", v, err)
+		}
+	}
+	err := checkABI("open /p", "/p", nodeConfig{abiVersion: 5})
+	if err == nil || !strings.Contains(err.Error(), "use the nodeport that loaded them") {
+		t.Errorf("ABI 5: %v", err)
+	}
+}
+
+// A node port leads to an IPv4 and an IPv6 backend side by side: Get gives
+// the IPv4 one while there is one, GetAll both, List both in order.
+func TestIPv6BesideIPv4(t *testing.T) {
+	table := open(t)
+	ctx := context.Background()
+	v4, v6 := mapping("tcp", 6667, "10.8.0.2:6667", "sb-1"), mapping("tcp", 6667, "[fd00::2]:6667", "sb-1")
+	for _, m := range []Mapping{v6, v4} {
+		if r, err := table.Set(ctx, m); err != nil || r.Replaced.IsValid() {
+			t.Fatalf("Set(%v): %+v, %v", m.Backend, r, err)
+		}
+	}
+	if got, err := table.Get("tcp", 6667); err != nil || got != v4 {
+		t.Errorf("Get: %+v, %v; want the IPv4 mapping", got, err)
+	}
+	if got, err := table.GetAll("tcp", 6667); err != nil || !slices.Equal(got, []Mapping{v4, v6}) {
+		t.Errorf("GetAll: %+v, %v", got, err)
+	}
+	only6 := mapping("udp", 6667, "[2001:db8::7]:53", "")
+	if _, err := table.Set(ctx, only6); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := table.Get("udp", 6667); err != nil || got != only6 {
+		t.Errorf("Get of a port with an IPv6 backend only: %+v, %v", got, err)
+	}
+	if _, err := table.GetAll("udp", 6668); !errors.Is(err, ErrNotFound) {
+		t.Errorf("GetAll of an unmapped port: %v, want ErrNotFound", err)
+	}
+	if all := list(t, table); !slices.Equal(all, []Mapping{v4, v6, only6}) {
+		t.Errorf("List: %+v", all)
+	}
+	// The entry is the family's own: key family 6, value family 6 and 16 bytes.
+	v, err := table.ports.LookupBytes(portKey(entryKey{nodePort{protoTCP, 6667}, true}))
+	if err != nil || v == nil || v[0] != familyIPv6 || v[addrOffset] != 0xfd || v[addrOffset+15] != 2 {
+		t.Errorf("the IPv6 entry in the map: %v, %v", v, err)
+	}
+	r, err := table.Set(ctx, mapping("tcp", 6667, "[fd00::3]:6667", "sb-2"))
+	if err != nil || r.Replaced != v6.Backend {
+		t.Errorf("Set over the IPv6 backend: %+v, %v; want it replaced", r, err)
+	}
+	if got, _ := table.Get("tcp", 6667); got != v4 {
+		t.Errorf("the IPv6 set changed the IPv4 mapping: %+v", got)
+	}
+	// Nothing counts IPv6 connections yet: a drain of one is over at once.
+	left, err := table.Drain(ctx, netip.MustParseAddrPort("[fd00::2]:6667"))
+	if err != nil || left.Total() != 0 {
+		t.Errorf("Drain of an IPv6 backend: %+v, %v", left, err)
+	}
+	if _, err := table.Drain(ctx, netip.MustParseAddrPort("[::ffff:10.8.0.2]:6667")); !errors.Is(err, ErrBadInput) {
+		t.Errorf("Drain of a v4-mapped backend: %v, want ErrBadInput", err)
+	}
+}
+
+// Delete and DeleteOwner remove both families' entries of the owner; an
+// IPv6 backend replaced is not recorded in replaced_backends (its key holds
+// an IPv4 address), so DeleteOwner names only the IPv4 ones to drain.
+func TestDeleteBothFamilies(t *testing.T) {
+	table := open(t)
+	ctx := context.Background()
+	for _, m := range []Mapping{
+		mapping("tcp", 80, "10.8.0.2:80", "both-1"), mapping("tcp", 80, "[fd00::2]:80", "both-1"),
+		mapping("udp", 53, "10.8.0.2:53", "both-1"), mapping("udp", 53, "[fd00::2]:53", "both-1"),
+		mapping("tcp", 81, "10.8.0.2:81", "both-1"), mapping("tcp", 81, "[fd00::2]:81", "both-2"),
+	} {
+		if _, err := table.Set(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A redeploy takes udp/53 in both families: only the IPv4 backend is recorded.
+	for _, m := range []Mapping{mapping("udp", 53, "10.8.0.3:53", "both-3"), mapping("udp", 53, "[fd00::3]:53", "both-3")} {
+		if _, err := table.Set(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if table.replaced != nil { // other tests' records stay: those of both-1's
+		keys, err := allKeys(table.replaced)
+		var recorded []string
+		for _, k := range keys {
+			if v, _ := table.replaced.LookupBytes(k); len(v) >= 8 && binary.NativeEndian.Uint64(v) == ownerID("both-1") {
+				tg := parseSockEndTarget(k)
+				recorded = append(recorded, fmt.Sprintf("%s %s", tg.nodePort, tg.backend()))
+			}
+		}
+		if err != nil || !slices.Equal(recorded, []string{"udp/53 10.8.0.2:53"}) {
+			t.Errorf("replaced_backends of both-1: %q, %v; want the IPv4 backend only", recorded, err)
+		}
+	}
+	if _, err := table.Delete(ctx, "tcp", 81, "both-3"); !errors.Is(err, ErrOwnedByOther) ||
+		!strings.Contains(err.Error(), "tcp/81 is held by 'both-1', left alone") {
+		t.Errorf("Delete by an owner of neither family: %v", err)
+	}
+	// both-2 holds the IPv6 entry of tcp/81 only: that goes, both-1's stays.
+	if _, err := table.Delete(ctx, "tcp", 81, "both-2"); err != nil {
+		t.Errorf("Delete of both-2's family: %v", err)
+	}
+	if got, err := table.GetAll("tcp", 81); err != nil || !slices.Equal(got, []Mapping{mapping("tcp", 81, "10.8.0.2:81", "both-1")}) {
+		t.Errorf("after both-2's delete: %+v, %v", got, err)
+	}
+	r, err := table.DeleteOwner(ctx, "both-1")
+	wantRemoved := []Mapping{mapping("tcp", 80, "10.8.0.2:80", "both-1"), mapping("tcp", 80, "[fd00::2]:80", "both-1"),
+		mapping("tcp", 81, "10.8.0.2:81", "both-1")}
+	if err != nil || !slices.Equal(r.Removed, wantRemoved) ||
+		!slices.Equal(r.ReplacedEarlier, []Mapping{mapping("udp", 53, "10.8.0.2:53", "both-1")}) {
+		t.Errorf("DeleteOwner: %+v, %v", r, err)
+	}
+	if all := list(t, table); !slices.Equal(all, []Mapping{mapping("udp", 53, "10.8.0.3:53", "both-3"),
+		mapping("udp", 53, "[fd00::3]:53", "both-3")}) {
+		t.Errorf("left: %+v", all)
+	}
+	if _, err := table.DeleteAny(ctx, "udp", 53); err != nil {
+		t.Errorf("DeleteAny: %v", err)
+	}
+	if _, err := table.GetAll("udp", 53); !errors.Is(err, ErrNotFound) {
+		t.Errorf("DeleteAny left %v", err)
+	}
+}
+
+// Sync and Plan key by (node port, family): a port once per family; twice
+// for one family is bad input, named as the C++ library names it.
+func TestSyncPerFamily(t *testing.T) {
+	table := open(t)
+	ctx := context.Background()
+	v4, v6 := mapping("tcp", 6667, "10.8.0.2:6667", "sb-1"), mapping("tcp", 6667, "[fd00::2]:6667", "sb-1")
+	r, err := table.Sync(ctx, []Mapping{v6, v4})
+	if err != nil || r.Added != 2 {
+		t.Fatalf("Sync of both families: %+v, %v", r, err)
+	}
+	moved := mapping("tcp", 6667, "[fd00::3]:6667", "sb-1")
+	plan, err := table.Plan([]Mapping{v4, moved})
+	if err != nil || len(plan.Add)+len(plan.Remove) != 0 || !slices.Equal(plan.Update, []Mapping{moved}) ||
+		plan.Unchanged != 1 {
+		t.Errorf("Plan of one family's change: %+v, %v", plan, err)
+	}
+	r, err = table.Sync(ctx, []Mapping{v4})
+	if err != nil || r.Removed != 1 || r.Unchanged != 1 {
+		t.Errorf("Sync without the IPv6 entry: %+v, %v", r, err)
+	}
+	_, err = table.Sync(ctx, []Mapping{v4, v6, moved})
+	if !errors.Is(err, ErrBadInput) || err.Error() != "nodeport: sync: bad input: node port: tcp/6667 (IPv6) is listed twice" {
+		t.Errorf("Sync of a port twice for IPv6: %v", err)
+	}
+	_, err = table.Sync(ctx, []Mapping{v4, mapping("tcp", 6667, "10.8.0.3:6667", "")})
+	if err == nil || err.Error() != "nodeport: sync: bad input: node port: tcp/6667 is listed twice" {
+		t.Errorf("Sync of a port twice for IPv4: %v", err)
+	}
+	if all := list(t, table); !slices.Equal(all, []Mapping{v4}) {
+		t.Errorf("refused syncs changed the table: %+v", all)
 	}
 }

@@ -192,13 +192,16 @@ func readNodeConfig(m *ebpf.Map) (nodeConfig, error) {
 	return nodeConfig{binary.NativeEndian.Uint32(v[0:]), binary.NativeEndian.Uint64(v[8:])}, nil
 }
 
-// checkABI refuses pins of another map ABI (laid out differently); the
-// nodeport that loaded them, or this version's `nodeport load`, deals with them.
+// checkABI refuses pins of another map ABI; the nodeport that loaded them,
+// or this version's `nodeport load`, deals with them. ABI 1 and 2 are laid
+// out differently; ABI 3 has ABI 4's layout, but its pins were loaded by a
+// nodeport that knows no IPv6 entries, and `load` adopts them by recording
+// v4 (pin_dir.cpp check_abi refuses the three alike).
 func checkABI(op, dir string, cfg nodeConfig) error {
 	switch cfg.abiVersion {
 	case 0, abiVersion:
 		return nil
-	case 1, 2:
+	case 1, 2, 3:
 		return newError(ErrInternal, op, "the maps pinned at %s use map ABI v%d, this nodeport uses v%d: run this "+
 			"nodeport's load to migrate them (mappings and connections are kept)", dir, cfg.abiVersion, abiVersion)
 	}

@@ -17,17 +17,22 @@ var replacedBackendsShape = mapShape{"replaced_backends", ebpf.LRUHash, 12, 16} 
 
 // rememberReplaced records `old` (the entries a write replaced or removed),
 // best effort as forgetCounters: a record missing only makes a later drain
-// wait for less.
+// wait for less. IPv6 backends are not recorded: the key holds an IPv4
+// address (np_sock_end_target), as in the C++ library.
 func (t *Table) rememberReplaced(old []entry) {
 	if t.replaced == nil || len(old) == 0 {
 		return
 	}
 	now, _ := bpfClockNow() // cannot fail on Linux; 0 would only make the record look old
 	for _, e := range old {
+		target, ok := targetOf(e)
+		if !ok {
+			continue // IPv6: not recorded yet
+		}
 		v := make([]byte, 16)
 		binary.NativeEndian.PutUint64(v[0:], ownerID(e.owner))
 		binary.NativeEndian.PutUint64(v[8:], now)
-		t.replaced.Update(targetOf(e).key(), v, ebpf.UpdateAny)
+		t.replaced.Update(target.key(), v, ebpf.UpdateAny)
 	}
 }
 
@@ -52,11 +57,10 @@ func (t *Table) takeReplaced(owner string) []Mapping {
 			continue
 		}
 		seen[target] = true
-		if now, _, ok, err := t.lookup(target.nodePort); err == nil && ok && targetOf(now) == target {
+		if now, _, ok, err := t.lookup(entryKey{target.nodePort, false}); err == nil && ok && now.backend == target.backend() {
 			continue // given back: not replaced any more
 		}
-		e := entry{target.nodePort, target.addr, target.backendPort, owner}
-		out = append(out, e.mapping())
+		out = append(out, entry{target.nodePort, target.backend(), owner}.mapping())
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]

@@ -292,14 +292,15 @@ func (s *socketEnder) finish(ports *ebpf.Map, own []sockEndTarget) EndedSockets 
 	return ended
 }
 
-// leadsTo: `ports` maps the target's node port to the target's backend now.
+// leadsTo: `ports` maps the target's node port to the target's backend now
+// (its IPv4 entry: a target is an IPv4 backend).
 func leadsTo(ports *ebpf.Map, t sockEndTarget) bool {
-	v, err := ports.LookupBytes(portKey(t.nodePort))
+	v, err := ports.LookupBytes(portKey(entryKey{t.nodePort, false}))
 	if err != nil || v == nil {
 		return false
 	}
 	e, _ := parseBackend(t.nodePort, v)
-	return e.addr == t.addr && e.backendPort == t.backendPort
+	return e.backend == t.backend()
 }
 
 // udpOnly: of the backends a write replaces, those whose node sockets it

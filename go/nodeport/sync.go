@@ -20,15 +20,17 @@ type SyncResult struct {
 	Ended                              EndedSockets
 }
 
+// planSync compares by (node port, family): a port's IPv4 and IPv6 entries
+// are added, updated and removed each on its own.
 func planSync(current []storedEntry, want []entry) (add, update, remove []entry, unchanged int) {
-	now := make(map[nodePort]entry, len(current))
+	now := make(map[entryKey]entry, len(current))
 	for _, e := range current {
-		now[e.nodePort] = e.entry
+		now[e.key()] = e.entry
 	}
-	wanted := make(map[nodePort]bool, len(want))
+	wanted := make(map[entryKey]bool, len(want))
 	for _, e := range want {
-		wanted[e.nodePort] = true
-		old, ok := now[e.nodePort]
+		wanted[e.key()] = true
+		old, ok := now[e.key()]
 		switch {
 		case !ok:
 			add = append(add, e)
@@ -39,7 +41,7 @@ func planSync(current []storedEntry, want []entry) (add, update, remove []entry,
 		}
 	}
 	for _, e := range current {
-		if !wanted[e.nodePort] {
+		if !wanted[e.key()] {
 			remove = append(remove, e.entry)
 		}
 	}
@@ -73,8 +75,9 @@ func (t *Table) Plan(want []Mapping) (SyncPlan, error) {
 	return plan, err
 }
 
-// Sync makes the table equal to want (each node port at most once, every
-// entry valid, else ErrBadInput and nothing changed): adds and overwrites
+// Sync makes the table equal to want, both families (each node port at most
+// once per family, every entry valid, else ErrBadInput and nothing changed;
+// a port's IPv4 and IPv6 backends are two entries): adds and overwrites
 // first, removals last, all under the write lock, so a port that stays
 // mapped is never missing. A failure part-way leaves the table between the
 // two states; running Sync again converges.
@@ -91,41 +94,37 @@ func (t *Table) Sync(ctx context.Context, want []Mapping) (SyncResult, error) {
 		}
 		add, update, remove, unchanged := planSync(current, desired)
 		result = SyncResult{Added: len(add), Updated: len(update), Removed: len(remove), Unchanged: unchanged}
-		before := make(map[nodePort]entry, len(current))
+		before := make(map[entryKey]entry, len(current))
 		for _, e := range current {
-			before[e.nodePort] = e.entry
+			before[e.key()] = e.entry
 		}
 		// Recorded before the first change: a sync killed anywhere after it
 		// leaves the walk to the next writer.
 		var replaced []entry
 		for _, e := range update {
-			if old := before[e.nodePort]; old.addr != e.addr || old.backendPort != e.backendPort {
+			if old := before[e.key()]; old.backend != e.backend {
 				replaced = append(replaced, old)
 			}
 		}
 		replaced = append(replaced, remove...)
-		var all []sockEndTarget
-		for _, e := range replaced {
-			all = append(all, targetOf(e))
-		}
-		targets := udpOnly(all)
+		targets := udpOnly(targetsOf(replaced))
 		notRecorded := t.ender.record(targets)
 		t.rememberReplaced(replaced)
 		for _, group := range [][]entry{add, update} {
 			for _, e := range group {
 				if err := t.put(e); err != nil {
-					return mapError("sync", "set "+e.nodePort.String(), err)
+					return mapError("sync", "set "+e.key().String(), err)
 				}
-				if old, ok := before[e.nodePort]; !ok || old.owner != e.owner {
-					t.forgetCounters(e.nodePort)
+				if old, ok := before[e.key()]; !ok || old.owner != e.owner {
+					t.forgetCounters(e.key())
 				}
 			}
 		}
 		for _, e := range remove {
-			if err := t.deleteEntry(e.nodePort); err != nil {
-				return mapError("sync", "delete "+e.nodePort.String(), err)
+			if err := t.deleteEntry(e.key()); err != nil {
+				return mapError("sync", "delete "+e.key().String(), err)
 			}
-			t.forgetCounters(e.nodePort)
+			t.forgetCounters(e.key())
 		}
 		result.Ended = t.endSockets(targets, notRecorded)
 		return nil

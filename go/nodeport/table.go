@@ -10,9 +10,12 @@
 //   - the pin directory is trusted only as the C++ library trusts it, and
 //     every pinned map is checked for its type and sizes and node_config for
 //     the map ABI before use;
-//   - a delete by owner removes the entry only while that owner holds it; an
+//   - a node port leads to one backend per family: an IPv4 one, an IPv6
+//     one, or both (map ABI 4). Set writes the entry of its backend's
+//     family; Delete, DeleteAny and DeleteOwner remove both families';
+//   - a delete by owner removes only the entries that owner holds; an
 //     empty owner is bad input (DeleteAny deletes whoever holds the port);
-//   - a port's counters start from zero with each owner;
+//   - a port's counters start from zero with each owner, per family;
 //   - the node's connected UDP sockets to a replaced or removed backend are
 //     ended through the socket iterators nodeport load pinned.
 //
@@ -35,10 +38,12 @@ import (
 // DefaultPinDir is where `nodeport load` pins by default.
 const DefaultPinDir = "/sys/fs/bpf/nodeport"
 
-// Mapping is one node port and its backend. Proto is "tcp" or "udp" (any case
-// on input); Port and the backend's port are 1-65535; Backend's address is
-// IPv4 unicast, not 0/8, loopback or multicast; Owner is "" (none) or 1-255
-// printable, non-blank ASCII characters.
+// Mapping is one node port and its backend of one family. Proto is "tcp" or
+// "udp" (any case on input); Port and the backend's port are 1-65535;
+// Backend's address is IPv4 unicast, not 0/8, loopback or multicast, or IPv6
+// unicast without a zone, not ::, ::1, link-local (fe80::/10), multicast or
+// an IPv4 address in IPv6 form (::ffff:10.8.0.2 is refused: give 10.8.0.2);
+// Owner is "" (none) or 1-255 printable, non-blank ASCII characters.
 type Mapping struct {
 	Proto   string
 	Port    uint16
@@ -206,47 +211,52 @@ func mapError(op, what string, err error) *Error {
 	return sysError(op, fmt.Errorf("%s: %w", what, err))
 }
 
-// lookup reads one entry; ok false when the port is not mapped.
-func (t *Table) lookup(p nodePort) (e entry, id uint64, ok bool, err error) {
-	v, err := t.ports.LookupBytes(portKey(p))
+// lookup reads one entry; ok false when the port is not mapped for that
+// family.
+func (t *Table) lookup(k entryKey) (e entry, id uint64, ok bool, err error) {
+	v, err := t.ports.LookupBytes(portKey(k))
 	if err != nil || v == nil {
 		return entry{}, 0, false, err
 	}
-	e, id = parseBackend(p, v)
+	e, id = parseBackend(k.nodePort, v)
 	return e, id, true, nil
 }
 
 func (t *Table) put(e entry) error {
-	return t.ports.Update(portKey(e.nodePort), backendValue(e), ebpf.UpdateAny)
+	return t.ports.Update(portKey(e.key()), backendValue(e), ebpf.UpdateAny)
 }
 
-func (t *Table) deleteEntry(p nodePort) error {
-	if err := t.ports.Delete(portKey(p)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+func (t *Table) deleteEntry(k entryKey) error {
+	if err := t.ports.Delete(portKey(k)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return err
 	}
 	return nil
 }
 
 // forgetCounters: the port's counters start from zero with each owner (the
-// programs create the entry again at the next translation). Best effort,
-// after the `ports` write, as in the C++ library.
-func (t *Table) forgetCounters(p nodePort) {
+// programs create the entry again at the next translation), per (port,
+// family) key as the C++ library keeps them. Best effort, after the `ports`
+// write, as in the C++ library.
+func (t *Table) forgetCounters(k entryKey) {
 	if t.counters != nil {
-		t.counters.Delete(portKey(p))
+		t.counters.Delete(portKey(k))
 	}
 }
 
 // SetResult is what Set did.
 type SetResult struct {
-	// The port's earlier backend, when the set changed it; the zero
-	// AddrPort (not IsValid) when the port was not mapped or kept its backend.
+	// The port's earlier backend of the same family, when the set changed
+	// it; the zero AddrPort (not IsValid) when the port had none of that
+	// family or kept its backend.
 	Replaced netip.AddrPort
 	Ended    EndedSockets
 }
 
-// Set maps m.Proto/m.Port to m.Backend for m.Owner, replacing whatever was
-// there. When that changes the backend, the node's connected UDP sockets
-// translated to the old one are ended.
+// Set maps m.Proto/m.Port to m.Backend for m.Owner, replacing whatever
+// backend of the same family was there (the other family's stays). When
+// that changes the backend, the node's connected UDP sockets translated to
+// the old one are ended (IPv4 backends only, so far: the socket iterators
+// end IPv4 sockets).
 func (t *Table) Set(ctx context.Context, m Mapping) (SetResult, error) {
 	op := fmt.Sprintf("set %s/%d", m.Proto, m.Port)
 	e, err := checkMapping(m)
@@ -255,24 +265,24 @@ func (t *Table) Set(ctx context.Context, m Mapping) (SetResult, error) {
 	}
 	var result SetResult
 	err = t.write(ctx, op, func() error {
-		old, _, had, err := t.lookup(e.nodePort)
+		old, _, had, err := t.lookup(e.key())
 		if err != nil {
-			return mapError(op, "look up "+e.nodePort.String(), err)
+			return mapError(op, "look up "+e.key().String(), err)
 		}
 		var targets []sockEndTarget
-		if had && (old.addr != e.addr || old.backendPort != e.backendPort) {
-			result.Replaced = old.mapping().Backend
-			targets = udpOnly([]sockEndTarget{targetOf(old)})
+		if had && old.backend != e.backend {
+			result.Replaced = old.backend
+			targets = udpOnly(targetsOf([]entry{old}))
 		}
 		notRecorded := t.ender.record(targets)
 		if result.Replaced.IsValid() {
 			t.rememberReplaced([]entry{old})
 		}
 		if err := t.put(e); err != nil {
-			return mapError(op, "set "+e.nodePort.String(), err)
+			return mapError(op, "set "+e.key().String(), err)
 		}
 		if !had || old.owner != e.owner {
-			t.forgetCounters(e.nodePort)
+			t.forgetCounters(e.key())
 		}
 		result.Ended = t.endSockets(targets, notRecorded)
 		return nil
@@ -288,10 +298,11 @@ func (t *Table) endSockets(targets []sockEndTarget, notRecorded string) EndedSoc
 	return ended
 }
 
-// Delete unmaps proto/port while owner holds it: ErrOwnedByOther (naming the
-// holder, the entry left alone) when another owner does, ErrNotFound when
-// nothing is mapped. An empty owner is bad input: use DeleteAny to delete
-// whoever holds the port.
+// Delete unmaps proto/port, both families, of what owner holds: the entries
+// of another owner stay; ErrOwnedByOther (naming the holder) when owner
+// holds neither and another owner holds one, ErrNotFound when nothing is
+// mapped. An empty owner is bad input: use DeleteAny to delete whoever holds
+// the port.
 func (t *Table) Delete(ctx context.Context, proto string, port uint16, owner string) (EndedSockets, error) {
 	op := fmt.Sprintf("delete %s/%d", proto, port)
 	if err := checkOwner(owner); err != nil {
@@ -300,8 +311,8 @@ func (t *Table) Delete(ctx context.Context, proto string, port uint16, owner str
 	return t.remove(ctx, op, proto, port, &owner)
 }
 
-// DeleteAny unmaps proto/port whoever holds it; ErrNotFound when nothing is
-// mapped.
+// DeleteAny unmaps proto/port, both families, whoever holds it; ErrNotFound
+// when nothing is mapped.
 func (t *Table) DeleteAny(ctx context.Context, proto string, port uint16) (EndedSockets, error) {
 	return t.remove(ctx, fmt.Sprintf("delete %s/%d", proto, port), proto, port, nil)
 }
@@ -313,25 +324,41 @@ func (t *Table) remove(ctx context.Context, op, proto string, port uint16, owner
 	}
 	var ended EndedSockets
 	err = t.write(ctx, op, func() error {
-		old, id, had, err := t.lookup(p)
-		if err != nil {
-			return mapError(op, "look up "+p.String(), err)
+		// Both families' entries: those of owner (all, without one) go.
+		var held []entry
+		holder, heldByOther := "", false
+		for _, k := range p.keys() {
+			e, id, had, err := t.lookup(k)
+			if err != nil {
+				return mapError(op, "look up "+k.String(), err)
+			}
+			if !had {
+				continue
+			}
+			if owner != nil && (id != ownerID(*owner) || e.owner != *owner) {
+				if !heldByOther {
+					holder, heldByOther = e.owner, true
+				}
+				continue
+			}
+			held = append(held, e)
 		}
-		if !had {
+		if len(held) == 0 {
 			ended = t.endSockets(nil, "")
+			if heldByOther {
+				return newError(ErrOwnedByOther, op, "%s is held by %s, left alone", p, quote(holder))
+			}
 			return newError(ErrNotFound, op, "nothing is mapped on %s", p)
 		}
-		if owner != nil && (id != ownerID(*owner) || old.owner != *owner) {
-			ended = t.endSockets(nil, "")
-			return newError(ErrOwnedByOther, op, "%s is held by %s, left alone", p, quote(old.owner))
-		}
-		targets := udpOnly([]sockEndTarget{targetOf(old)})
+		targets := udpOnly(targetsOf(held))
 		notRecorded := t.ender.record(targets)
-		t.rememberReplaced([]entry{old})
-		if err := t.deleteEntry(p); err != nil {
-			return mapError(op, "delete "+p.String(), err)
+		t.rememberReplaced(held)
+		for _, e := range held {
+			if err := t.deleteEntry(e.key()); err != nil {
+				return mapError(op, "delete "+e.key().String(), err)
+			}
+			t.forgetCounters(e.key())
 		}
-		t.forgetCounters(p)
 		ended = t.endSockets(targets, notRecorded)
 		return nil
 	})
@@ -340,7 +367,7 @@ func (t *Table) remove(ctx context.Context, op, proto string, port uint16, owner
 
 // DeleteOwnerResult is what DeleteOwner did.
 type DeleteOwnerResult struct {
-	Removed []Mapping // what the owner held, sorted by protocol and port
+	Removed []Mapping // what the owner held, sorted by protocol, port and family (IPv4 first)
 	// Backends of the owner that earlier writes replaced or removed (a
 	// redeploy's Set gave the port to the new sandbox), by any API, whose
 	// ports do not lead to them again: with Removed, what to Drain before
@@ -349,9 +376,9 @@ type DeleteOwnerResult struct {
 	Ended           EndedSockets
 }
 
-// DeleteOwner unmaps every port the owner holds, each checked under the
-// write lock (a port handed to another owner meanwhile stays). None held is
-// not an error.
+// DeleteOwner unmaps every port the owner holds, in both families, each
+// checked under the write lock (a port handed to another owner meanwhile
+// stays). None held is not an error.
 func (t *Table) DeleteOwner(ctx context.Context, owner string) (DeleteOwnerResult, error) {
 	op := "delete owner " + owner
 	if err := checkOwner(owner); err != nil {
@@ -364,23 +391,21 @@ func (t *Table) DeleteOwner(ctx context.Context, owner string) (DeleteOwnerResul
 			return mapError(op, "read ports map", err)
 		}
 		var held []entry
-		var replaced []sockEndTarget
 		for _, e := range all {
 			if e.id == ownerID(owner) && e.owner == owner {
 				held = append(held, e.entry)
-				replaced = append(replaced, targetOf(e.entry))
 			}
 		}
-		targets := udpOnly(replaced)
+		targets := udpOnly(targetsOf(held))
 		notRecorded := t.ender.record(targets)
 		// Taken while the owner still holds its ports: one it was given
 		// back (replaced, then set to it again) is in Removed, not here too.
 		result.ReplacedEarlier = t.takeReplaced(owner)
-		for _, e := range held {
-			if err := t.deleteEntry(e.nodePort); err != nil {
-				return mapError(op, "delete "+e.nodePort.String(), err)
+		for _, e := range held { // in list order: by protocol, port and family
+			if err := t.deleteEntry(e.key()); err != nil {
+				return mapError(op, "delete "+e.key().String(), err)
 			}
-			t.forgetCounters(e.nodePort)
+			t.forgetCounters(e.key())
 			result.Removed = append(result.Removed, e.mapping())
 		}
 		result.Ended = t.endSockets(targets, notRecorded)
@@ -412,19 +437,18 @@ func allKeys(m *ebpf.Map) ([][]byte, error) {
 	}
 }
 
-// entries: every mapping, sorted by protocol and port, each once.
+// entries: every mapping, sorted by protocol, port and family (IPv4
+// first), each once.
 func (t *Table) entries() ([]storedEntry, error) {
 	raw, err := allKeys(t.ports)
 	if err != nil {
 		return nil, err
 	}
-	keys := make([]nodePort, 0, len(raw))
+	keys := make([]entryKey, 0, len(raw))
 	for _, k := range raw {
 		keys = append(keys, parsePortKey(k))
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		return keys[i].proto < keys[j].proto || keys[i].proto == keys[j].proto && keys[i].port < keys[j].port
-	})
+	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
 	var out []storedEntry
 	for i, k := range keys {
 		if i > 0 && keys[i-1] == k {
@@ -441,29 +465,48 @@ func (t *Table) entries() ([]storedEntry, error) {
 	return out, nil
 }
 
-// Get returns the mapping of proto/port; ErrNotFound when there is none.
+// Get returns a mapping of proto/port: the IPv4 one when there is one, else
+// the IPv6 one; ErrNotFound when there is none. GetAll returns both.
 func (t *Table) Get(proto string, port uint16) (Mapping, error) {
+	all, err := t.GetAll(proto, port)
+	if err != nil {
+		return Mapping{}, err
+	}
+	return all[0], nil
+}
+
+// GetAll returns the mappings of proto/port, one per family (IPv4 first);
+// ErrNotFound when there is none.
+func (t *Table) GetAll(proto string, port uint16) ([]Mapping, error) {
 	op := fmt.Sprintf("get %s/%d", proto, port)
 	p, err := checkNodePort(proto, port)
 	if err != nil {
-		return Mapping{}, err.(inputError).to(op)
+		return nil, err.(inputError).to(op)
 	}
-	var m Mapping
+	var out []Mapping
 	err = t.read(op, func() error {
-		e, _, ok, err := t.lookup(p)
-		if err != nil {
-			return mapError(op, "look up "+p.String(), err)
+		for _, k := range p.keys() {
+			e, _, ok, err := t.lookup(k)
+			if err != nil {
+				return mapError(op, "look up "+k.String(), err)
+			}
+			if ok {
+				out = append(out, e.mapping())
+			}
 		}
-		if !ok {
+		if len(out) == 0 {
 			return newError(ErrNotFound, op, "nothing is mapped on %s", p)
 		}
-		m = e.mapping()
 		return nil
 	})
-	return m, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-// List returns every mapping, sorted by protocol and port.
+// List returns every mapping, sorted by protocol, port and family (IPv4
+// first).
 func (t *Table) List() ([]Mapping, error) {
 	var out []Mapping
 	err := t.read("list", func() error {

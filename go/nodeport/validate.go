@@ -3,6 +3,7 @@ package nodeport
 import (
 	"fmt"
 	"net/netip"
+	"sort"
 	"strings"
 )
 
@@ -77,10 +78,26 @@ func checkOwner(owner string) error {
 	return nil
 }
 
-// routableUnicast: not 0/8, loopback (127/8), multicast or the reserved
-// range above it; what a sandbox's address can be.
-func routableUnicast(a [4]byte) bool {
-	return a[0] != 0 && a[0] != 127 && a[0] < 224
+// routableUnicast is is_routable_unicast: an address a sandbox can have,
+// reachable from other namespaces. IPv4: not 0/8, loopback (127/8),
+// multicast or the reserved range above it. IPv6: not unspecified,
+// loopback, multicast (ff00::/8) or link-local (fe80::/10, which names a
+// link, not a host), and not an IPv4 address in IPv6 form (v4-compatible
+// ::a.b.c.d or v4-mapped ::ffff:a.b.c.d: any address whose first 10 bytes
+// are 0 and the next two 00 00 or ff ff), which is given as a dotted quad.
+func routableUnicast(addr netip.Addr) bool {
+	if addr.Is4() {
+		a := addr.As4()
+		return a[0] != 0 && a[0] != 127 && a[0] < 224
+	}
+	b := addr.As16()
+	if [10]byte(b[:10]) == [10]byte{} && (b[10] == 0 && b[11] == 0 || b[10] == 0xff && b[11] == 0xff) {
+		return false // ::, ::1, ::a.b.c.d, ::ffff:a.b.c.d
+	}
+	if b[0] == 0xff {
+		return false // multicast
+	}
+	return !(b[0] == 0xfe && b[1]&0xc0 == 0x80) // fe80::/10
 }
 
 // nodePort is a checked (protocol, node port).
@@ -102,34 +119,78 @@ func checkNodePort(proto string, port uint16) (nodePort, error) {
 	return nodePort{p, port}, nil
 }
 
-// entry is a checked mapping, as the maps hold it.
+// entryKey is what identifies an entry of `ports`: a node port and the
+// family of its backend (the C++ library's MappingKey). A node port leads to
+// one IPv4 and one IPv6 backend at most; a client reaches the one of its
+// own family.
+type entryKey struct {
+	nodePort
+	ipv6 bool
+}
+
+// The node port's keys, IPv4 first.
+func (p nodePort) keys() [2]entryKey { return [2]entryKey{{p, false}, {p, true}} }
+
+// String is to_string(MappingKey): "tcp/6667", "tcp/6667 (IPv6)".
+func (k entryKey) String() string {
+	if k.ipv6 {
+		return k.nodePort.String() + " (IPv6)"
+	}
+	return k.nodePort.String()
+}
+
+// less orders keys by protocol, port, then family (IPv4 first), as list()
+// sorts.
+func (k entryKey) less(o entryKey) bool {
+	if k.proto != o.proto {
+		return k.proto < o.proto
+	}
+	if k.port != o.port {
+		return k.port < o.port
+	}
+	return !k.ipv6 && o.ipv6
+}
+
+// entry is a checked mapping, as the maps hold it: the backend's address
+// IPv4 (Is4) or IPv6, without a zone.
 type entry struct {
 	nodePort
-	addr        [4]byte
-	backendPort uint16
-	owner       string
+	backend netip.AddrPort
+	owner   string
 }
+
+func (e entry) key() entryKey { return entryKey{e.nodePort, !e.backend.Addr().Is4()} }
 
 func (e entry) mapping() Mapping {
-	return Mapping{Proto: protoName(e.proto), Port: e.port,
-		Backend: netip.AddrPortFrom(netip.AddrFrom4(e.addr), e.backendPort), Owner: e.owner}
+	return Mapping{Proto: protoName(e.proto), Port: e.port, Backend: e.backend, Owner: e.owner}
 }
 
-// checkBackend: an address a sandbox can have and a port 1-65535 (a
-// mapping's backend, and what Drain waits for).
-func checkBackend(backend netip.AddrPort) ([4]byte, error) {
-	addr := backend.Addr().Unmap()
-	if !addr.Is4() {
-		return [4]byte{}, inputError{"backend address", quote(backend.Addr().String()) + " is not an IPv4 address"}
+// checkBackend: an address a sandbox can have, of either family, and a port
+// 1-65535 (a mapping's backend, and what Drain waits for). An IPv4 address
+// in IPv6 form (::ffff:10.8.0.2, what netip.AddrFromSlice makes of a
+// 16-byte net.IP) is refused as in C++, not unmapped: the hint says how to
+// give it.
+func checkBackend(backend netip.AddrPort) error {
+	addr := backend.Addr()
+	if !addr.IsValid() {
+		return inputError{"backend address", "missing (an IPv4 or IPv6 address)"}
 	}
-	a := addr.As4()
-	if !routableUnicast(a) {
-		return [4]byte{}, inputError{"backend address", quote(addr.String()) + " is not a unicast address a sandbox can have"}
+	if addr.Zone() != "" {
+		// As parse_ipv6: a zone names an interface of one namespace.
+		return inputError{"backend address", quote(addr.String()) + " is not an IPv6 address (no zone: it names " +
+			"an interface of one namespace)"}
+	}
+	if !routableUnicast(addr) {
+		message := quote(addr.String()) + " is not a unicast address a sandbox can have"
+		if addr.Is4In6() && routableUnicast(addr.Unmap()) {
+			message += " (an IPv4 address in IPv6 form: give it as " + addr.Unmap().String() + ")"
+		}
+		return inputError{"backend address", message}
 	}
 	if backend.Port() == 0 {
-		return [4]byte{}, inputError{"backend port", "0 is not a port number (1-65535)"}
+		return inputError{"backend port", "0 is not a port number (1-65535)"}
 	}
-	return a, nil
+	return nil
 }
 
 // checkMapping is check_mapping: node and backend ports 1-65535, a backend
@@ -139,8 +200,7 @@ func checkMapping(m Mapping) (entry, error) {
 	if err != nil {
 		return entry{}, err
 	}
-	a, err := checkBackend(m.Backend)
-	if err != nil {
+	if err := checkBackend(m.Backend); err != nil {
 		return entry{}, err
 	}
 	if m.Owner != "" {
@@ -148,25 +208,32 @@ func checkMapping(m Mapping) (entry, error) {
 			return entry{}, err
 		}
 	}
-	return entry{np, a, m.Backend.Port(), m.Owner}, nil
+	return entry{np, m.Backend, m.Owner}, nil
 }
 
-// checkDesired checks every entry of a sync and that no node port is listed
-// twice; errors name the entry ("entry 3: backend address: ...").
+// checkDesired checks every entry of a sync, then that no node port is
+// listed twice for one family, as check_desired does: errors name the entry
+// ("entry 3: backend address: ...") or the first such key in list order
+// ("tcp/6667 (IPv6) is listed twice").
 func checkDesired(want []Mapping) ([]entry, error) {
 	out := make([]entry, 0, len(want))
-	seen := make(map[nodePort]bool, len(want))
 	for i, m := range want {
 		e, err := checkMapping(m)
 		if err != nil {
 			ie := err.(inputError)
 			return nil, inputError{fmt.Sprintf("entry %d: %s", i, ie.field), ie.message}
 		}
-		if seen[e.nodePort] {
-			return nil, inputError{"node port", e.nodePort.String() + " is listed twice"}
-		}
-		seen[e.nodePort] = true
 		out = append(out, e)
+	}
+	keys := make([]entryKey, 0, len(out))
+	for _, e := range out {
+		keys = append(keys, e.key())
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
+	for i := 1; i < len(keys); i++ {
+		if keys[i] == keys[i-1] {
+			return nil, inputError{"node port", keys[i].String() + " is listed twice"}
+		}
 	}
 	return out, nil
 }

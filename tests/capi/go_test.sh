@@ -82,6 +82,17 @@ expect_eq "the CLI's set records it: Go's DeleteOwner names it, and the controll
     "$(ctl -drain 5s destroy sb-cli-old | paste -sd'|')"
 ctl destroy sb-go-new >/dev/null
 ctl destroy sb-cli-new >/dev/null
+# Both families across APIs (map ABI 4): Go's IPv6 entry beside its IPv4 one
+# is what the CLI reads, and Go's delete by owner removes the CLI's too.
+ctl create sb-v6 10.8.0.7 tcp/7003 && ctl create sb-v6 fd00::7 tcp/7003
+expect_eq "Go's IPv6 mapping sits beside the IPv4 one of its port, as the CLI lists them" \
+    "tcp/7003 ipv4 10.8.0.7|tcp/7003 ipv6 fd00::7" \
+    "$(np_cli list --json | jq -r '.[] | select(.owner == "sb-v6") | "\(.proto)/\(.port) \(.family) \(.backend_ip)"' |
+        paste -sd'|')"
+np_cli set tcp/7005 '[fd00::9]:7005' --owner sb-v6 >/dev/null
+expect_eq "Go's DeleteOwner removes both families, the CLI's IPv6 mapping among them" \
+    "removed tcp/7003 10.8.0.7:7003|removed tcp/7003 [fd00::7]:7003|removed tcp/7005 [fd00::9]:7005" \
+    "$(ctl destroy sb-v6 | paste -sd'|')"
 
 # A consumer module outside the repository: requires the module by its path,
 # with a replace to this checkout (no proxy here; a real consumer pins a
