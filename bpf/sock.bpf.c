@@ -223,32 +223,38 @@ static __always_inline bool remember6(struct bpf_sock_addr *ctx, const __be32 no
 	return true;
 }
 
-static __always_inline void translate_dest6(struct bpf_sock_addr *ctx, bool connect)
+/* The backend for a native IPv6 destination, as translate_dest gives it for
+ * IPv4 (remembered, counted), or false. Nothing is written to ctx here: each
+ * hook writes its result in one place (translate_connect6, ...), or clang
+ * may merge two paths' stores into one through ctx + offset, which the
+ * verifier refuses. */
+static __always_inline bool dest6(struct bpf_sock_addr *ctx, bool connect, __be32 backend_be[4],
+				  __be16 *backend_port_be)
 {
-	__be32 dest_be[4], backend_be[4];
-	__be16 port_be = (__be16)ctx->user_port, backend_port_be;
+	__be16 port_be = (__be16)ctx->user_port;
 	const struct np_backend *be;
+	__be32 dest_be[4];
 
 	if (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP)
-		return;
+		return false;
 	be = lookup_port6(ctx->protocol, port_be);
-	if (!be || !read_backend6(be, backend_be, &backend_port_be)) {
+	if (!be || !read_backend6(be, backend_be, backend_port_be)) {
 		count_reason(NP_REASON_LOCAL_PORT_NOT_MAPPED);
-		return;
+		return false;
 	}
 	read_user_ip6(ctx, dest_be);
 	if (!is_node_dest6(ctx, dest_be)) {
 		count_reason(NP_REASON_LOCAL_NOT_NODE_DEST);
-		return;
+		return false;
 	}
-	if (!remember6(ctx, dest_be, port_be, backend_be, backend_port_be))
+	if (!remember6(ctx, dest_be, port_be, backend_be, *backend_port_be))
 		count_reason(NP_REASON_LOCAL_NO_STORAGE);
 	count_local(ctx->protocol, NP_PORT_KEY_IPV6, port_be, connect);
-	write_user_ip6(ctx, backend_be);
-	ctx->user_port = backend_port_be;
+	return true;
 }
 
-static __always_inline void translate_source6_native(struct bpf_sock_addr *ctx)
+/* The node address and port a native IPv6 peer stands for (sock_xlat6), or false. */
+static __always_inline bool source6(struct bpf_sock_addr *ctx, __be32 node_be[4], __be16 *node_port_be)
 {
 	__be16 port_be = (__be16)ctx->user_port;
 	struct np_sock_xlat6 *st;
@@ -257,15 +263,16 @@ static __always_inline void translate_source6_native(struct bpf_sock_addr *ctx)
 
 	st = bpf_sk_storage_get(&sock_xlat6, ctx->sk, NULL, 0);
 	if (!st)
-		return;
+		return false;
 	read_user_ip6(ctx, from_be);
 	for (i = 0; i < NP_SOCK_XLAT_SLOTS; i++) {
 		if (same_addr6(st->slot[i].backend_addr_be, from_be) && st->slot[i].backend_port_be == port_be) {
-			write_user_ip6(ctx, st->slot[i].node_addr_be);
-			ctx->user_port = st->slot[i].node_port_be;
-			return;
+			copy_addr6(node_be, st->slot[i].node_addr_be);
+			*node_port_be = st->slot[i].node_port_be;
+			return true;
 		}
 	}
+	return false;
 }
 
 /* --- AF_INET6 sockets with v4-mapped addresses (::ffff:a.b.c.d) ---
@@ -285,34 +292,47 @@ static __always_inline bool is_v4_mapped(const struct bpf_sock_addr *ctx)
 	return ctx->user_ip6[0] == 0 && ctx->user_ip6[1] == 0 && ctx->user_ip6[2] == bpf_htonl(0xffff);
 }
 
-static __always_inline void translate_connect6(struct bpf_sock_addr *ctx)
+/* An IPv4 address as an AF_INET6 socket writes it: ::ffff:a.b.c.d. */
+static __always_inline void v4_mapped(__be32 out_be[4], __be32 addr_be)
 {
-	__be32 addr_be;
+	out_be[0] = 0;
+	out_be[1] = 0;
+	out_be[2] = bpf_htonl(0xffff);
+	out_be[3] = addr_be;
+}
+
+/* connect6 and sendmsg6 (`connect` says which): a v4-mapped destination
+ * as its IPv4 address, any other as IPv6. */
+static __always_inline void translate_dest6(struct bpf_sock_addr *ctx, bool connect)
+{
+	__be32 out_be[4], addr_be;
 	__be16 port_be;
 
-	if (!is_v4_mapped(ctx)) {
-		translate_dest6(ctx, true);
+	if (is_v4_mapped(ctx)) {
+		if (!translate_dest(ctx, ctx->user_ip6[3], (__be16)ctx->user_port, connect, &addr_be, &port_be))
+			return;
+		v4_mapped(out_be, addr_be);
+	} else if (!dest6(ctx, connect, out_be, &port_be)) {
 		return;
 	}
-	if (translate_dest(ctx, ctx->user_ip6[3], (__be16)ctx->user_port, true, &addr_be, &port_be)) {
-		ctx->user_ip6[3] = addr_be;
-		ctx->user_port = port_be;
-	}
+	write_user_ip6(ctx, out_be);
+	ctx->user_port = port_be;
 }
 
 static __always_inline void translate_source6(struct bpf_sock_addr *ctx)
 {
-	__be32 addr_be;
+	__be32 out_be[4], addr_be;
 	__be16 port_be;
 
-	if (!is_v4_mapped(ctx)) {
-		translate_source6_native(ctx);
+	if (is_v4_mapped(ctx)) {
+		if (!translate_source(ctx, ctx->user_ip6[3], (__be16)ctx->user_port, &addr_be, &port_be))
+			return;
+		v4_mapped(out_be, addr_be);
+	} else if (!source6(ctx, out_be, &port_be)) {
 		return;
 	}
-	if (translate_source(ctx, ctx->user_ip6[3], (__be16)ctx->user_port, &addr_be, &port_be)) {
-		ctx->user_ip6[3] = addr_be;
-		ctx->user_port = port_be;
-	}
+	write_user_ip6(ctx, out_be);
+	ctx->user_port = port_be;
 }
 
 SEC("cgroup/connect4")
@@ -351,7 +371,7 @@ SEC("cgroup/connect6")
 int np_connect6(struct bpf_sock_addr *ctx)
 {
 	NP_TEST_VARIANT_MARK();
-	translate_connect6(ctx);
+	translate_dest6(ctx, true);
 	return ALLOW;
 }
 
@@ -359,6 +379,7 @@ SEC("cgroup/sendmsg6")
 int np_sendmsg6(struct bpf_sock_addr *ctx)
 {
 	NP_TEST_VARIANT_MARK();
+	/* A v4-mapped destination never comes here (see above): sendmsg4 has it. */
 	if (!is_v4_mapped(ctx))
 		translate_dest6(ctx, false);
 	return ALLOW;

@@ -14,12 +14,32 @@ parser.add_argument("--port", type=int, required=True)
 parser.add_argument("--hold", action="store_true")
 args = parser.parse_args()
 
-tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-tcp.bind(("0.0.0.0", args.port))
+
+
+def listener(kind):
+    """A dual-stack socket on PORT (IPv4 clients arrive as ::ffff:a.b.c.d),
+    or an IPv4 one where the namespace has no IPv6."""
+    try:
+        s = socket.socket(socket.AF_INET6, kind)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        address = ("::", args.port)
+    except OSError:
+        s = socket.socket(socket.AF_INET, kind)
+        address = ("0.0.0.0", args.port)
+    if kind == socket.SOCK_STREAM:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(address)
+    return s
+
+
+def shown(peer):
+    """The client's address as its own family writes it: 10.8.0.1, fd00:8::1."""
+    return peer[len("::ffff:"):] if peer.startswith("::ffff:") and "." in peer else peer
+
+
+tcp = listener(socket.SOCK_STREAM)
 tcp.listen(128)
-udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-udp.bind(("0.0.0.0", args.port))
+udp = listener(socket.SOCK_DGRAM)
 
 sel = selectors.DefaultSelector()
 sel.register(tcp, selectors.EVENT_READ)
@@ -27,9 +47,9 @@ sel.register(udp, selectors.EVENT_READ)
 while True:
     for key, _ in sel.select():
         if key.fileobj is tcp:
-            conn, (peer, _) = tcp.accept()
+            conn, (peer, *_) = tcp.accept()
             try:
-                conn.sendall(f"{args.name} {peer}\n".encode())
+                conn.sendall(f"{args.name} {shown(peer)}\n".encode())
             except OSError:
                 conn.close()
                 continue
@@ -48,5 +68,5 @@ while True:
                 sel.unregister(key.fileobj)
                 key.fileobj.close()
         else:
-            _, (peer, peer_port) = udp.recvfrom(2048)
-            udp.sendto(f"{args.name} {peer}\n".encode(), (peer, peer_port))
+            _, source = udp.recvfrom(2048)
+            udp.sendto(f"{args.name} {shown(source[0])}\n".encode(), source)

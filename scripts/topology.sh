@@ -99,6 +99,20 @@ topo_client_behind_router() {
 # The IP of sandbox N (1..60000).
 topo_sandbox_ip() { echo "10.8.$(($1 / 250)).$(($1 % 250 + 2))"; }
 
+# IPv6 beside IPv4, for the tests that want it: the bridge gets
+# $TOPO_BRIDGE_IP6 (an address of the node) and forwarding, a sandbox
+# topo_sandbox_ip6 N. nodad: usable at once, no duplicate detection to wait for.
+TOPO_BRIDGE_IP6=fd00:8::1
+topo_sandbox_ip6() { printf 'fd00:8::%x\n' $(($1 + 1)); }
+topo_node_ipv6() {
+    ip -n "$TOPO-node" addr add "$TOPO_BRIDGE_IP6/64" dev br0 nodad
+    topo_in node sysctl -qw net.ipv6.conf.all.forwarding=1
+}
+topo_sandbox_ipv6() {
+    ip -n "$TOPO-sb$1" addr add "$(topo_sandbox_ip6 "$1")/64" dev eth0 nodad
+    ip -n "$TOPO-sb$1" -6 route add default via "$TOPO_BRIDGE_IP6"
+}
+
 topo_sandbox() {
     local n=$1
     _topo_add_ns "sb$n"

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <string>
 #include <utility>
 
 namespace nodeport {
@@ -22,13 +23,21 @@ libbpf_print_fn_t previous = nullptr;
 
 int print(enum libbpf_print_level level, const char* format, va_list args) {
     static const bool debug = std::getenv("NODEPORT_DEBUG") != nullptr;
-    char line[1024];
+    // Formatted whole: libbpf hands a verifier log over as one message, and
+    // its end, which says what failed, is what log_tail keeps.
     va_list copy;
     va_copy(copy, args);
-    std::vsnprintf(line, sizeof line, format, copy);
+    const int size = std::vsnprintf(nullptr, 0, format, copy);
     va_end(copy);
+    if (size <= 0)
+        return 0;
+    std::string line(static_cast<std::size_t>(size) + 1, '\0');
+    va_copy(copy, args);
+    std::vsnprintf(line.data(), line.size(), format, copy);
+    va_end(copy);
+    line.pop_back();
     if (debug)
-        std::fputs(line, stderr);
+        std::fputs(line.c_str(), stderr);
     if (level == LIBBPF_DEBUG)
         return 0;
     std::lock_guard guard(log_mutex);

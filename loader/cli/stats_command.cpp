@@ -153,14 +153,14 @@ void print_totals(const Stats& stats, bool all, bool only_counted = false) {
 }
 
 void print_rates(const Stats& now, const Stats& before, double seconds, bool all) {
-    std::map<std::pair<NodePort, std::string>, PortCounters> earlier;
+    std::map<std::pair<MappingKey, std::string>, PortCounters> earlier;
     for (const auto& p : before.ports)
-        earlier[{p.mapping.node_port, p.mapping.owner}] = p.counters;
+        earlier[{key_of(p.mapping), p.mapping.owner}] = p.counters;
     print_port_header("/s");
     std::size_t quiet = 0;
     for (const auto& p : now.ports) {
         // A port that is new, or has a new owner, counts from zero.
-        auto found = earlier.find({p.mapping.node_port, p.mapping.owner});
+        auto found = earlier.find({key_of(p.mapping), p.mapping.owner});
         const PortCounters& base = found == earlier.end() ? PortCounters{} : found->second;
         if (!all && !moved(p.counters, base)) {
             ++quiet;

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# IPv6 on the local path, end to end: AF_INET6 clients (Python, curl) in the
+# node namespace and in sandboxes reach a node port's IPv6 backend through
+# [::1]:PORT (the node's namespace only) and [<node-ipv6>]:PORT, and see the
+# address they used as their peer and as the source of UDP answers. A port
+# with both families answers each family from its own backend, and dual-stack
+# sockets reaching ::ffff:127.0.0.1 go to the IPv4 one. Each case beside its
+# baseline: the same client straight to the sandbox's address.
+set -u
+NODEPORT=$1
+. "$(dirname "$0")/lib.sh"
+require datapath
+
+test_begin local6
+PROBE="$TESTS_DIR/probe.py"
+PORT=6667
+NODE6=$TOPO_BRIDGE_IP6
+
+topo_node
+topo_node_ipv6
+topo_cgroup
+probe() { local ns=$1; shift; topo_in_cgroup "$ns" python3 "$PROBE" "$@"; }
+
+sandbox() {  # sandbox N: IPv4 and IPv6, serving its name on $PORT, TCP and UDP
+    topo_sandbox "$1" && topo_sandbox_ipv6 "$1" && topo_serve "sb$1" "sb$1" "$PORT"
+}
+sandbox 1  # the IPv4 backend
+sandbox 2  # the IPv6 backend
+sandbox 3  # a client, and later the new IPv6 backend
+SB1=$(topo_sandbox_ip 1)
+SB2_6=$(topo_sandbox_ip6 2)
+SB3_6=$(topo_sandbox_ip6 3)
+
+LOADED=$(topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --local-only --json) ||
+    { fail "load"; finish; exit 1; }
+expect_eq "load found the node's IPv6 address on the bridge" "br0" \
+    "$(jq -r --arg a "$NODE6" '.node_addrs[] | select(.addr == $a) | .interface' <<<"$LOADED")"
+
+for proto in tcp udp; do
+    np set "$proto/$PORT" "$SB1:$PORT" --owner sb-1 >/dev/null
+    np set "$proto/$PORT" "[$SB2_6]:$PORT" --owner sb-2 >/dev/null || fail "set $proto/$PORT to an IPv6 backend"
+done
+expect_eq "get shows a backend per family, IPv4 first" \
+    "tcp/$PORT -> $SB1:$PORT owner sb-1|tcp/$PORT -> [$SB2_6]:$PORT owner sb-2" "$(np get "tcp/$PORT" | paste -sd '|')"
+expect_eq "list --json gives each family" "ipv4 $SB1 ipv6 $SB2_6" \
+    "$(np list --json | jq -r '[.[] | select(.proto == "tcp") | "\(.family) \(.backend_ip)"] | join(" ")')"
+
+# --- From the node ---
+expect_eq "baseline: TCP straight to the IPv6 sandbox" "[$SB2_6]:$PORT sb2 $NODE6" "$(probe node tcp "$SB2_6" "$PORT")"
+expect_eq "TCP to [::1] reaches the IPv6 backend, the peer is [::1]" "[::1]:$PORT sb2 $NODE6" \
+    "$(probe node tcp ::1 "$PORT")"
+expect_eq "curl [::1]:$PORT" "sb2 $NODE6" "$(topo_in_cgroup node curl -s --http0.9 --max-time 3 "http://[::1]:$PORT/")"
+expect_eq "TCP to the node's IPv6 address" "[$NODE6]:$PORT sb2 $NODE6" "$(probe node tcp "$NODE6" "$PORT")"
+expect_eq "baseline: UDP straight to the IPv6 sandbox" "[$SB2_6]:$PORT sb2 $NODE6" "$(probe node udp "$SB2_6" "$PORT")"
+expect_eq "unconnected UDP to [::1]: the answer comes from [::1]" "[::1]:$PORT sb2 $NODE6" \
+    "$(probe node udp ::1 "$PORT")"
+expect_eq "connected UDP to [::1]: getpeername says [::1]" "[::1]:$PORT sb2 $NODE6" \
+    "$(probe node udp-connected ::1 "$PORT")"
+expect_eq "unconnected UDP to the node's IPv6 address" "[$NODE6]:$PORT sb2 $NODE6" "$(probe node udp "$NODE6" "$PORT")"
+expect_eq "UDP from a fixed source port, twice" "[::1]:$PORT sb2 $NODE6|[::1]:$PORT sb2 $NODE6" \
+    "$(probe node udp ::1 "$PORT" 40111)|$(probe node udp ::1 "$PORT" 40111)"
+# The same port over IPv4 goes to the IPv4 backend: each family its own.
+expect_eq "TCP to 127.0.0.1 reaches the IPv4 backend" "127.0.0.1:$PORT sb1 $TOPO_BRIDGE_IP" \
+    "$(probe node tcp 127.0.0.1 "$PORT")"
+expect_eq "a dual-stack socket to ::ffff:127.0.0.1 reaches the IPv4 backend" \
+    "[::ffff:127.0.0.1]:$PORT sb1 $TOPO_BRIDGE_IP" "$(probe node tcp ::ffff:127.0.0.1 "$PORT")"
+
+# --- From a sandbox ---
+SB3_SRC=$SB3_6
+expect_eq "baseline: sandbox 3 straight to the IPv6 sandbox" "[$SB2_6]:$PORT sb2 $SB3_SRC" \
+    "$(probe sb3 tcp "$SB2_6" "$PORT")"
+expect_eq "sandbox 3 to [<node-ipv6>]:$PORT reaches the IPv6 backend" "[$NODE6]:$PORT sb2 $SB3_SRC" \
+    "$(probe sb3 tcp "$NODE6" "$PORT")"
+expect_eq "sandbox 3, UDP to [<node-ipv6>]:$PORT" "[$NODE6]:$PORT sb2 $SB3_SRC" "$(probe sb3 udp "$NODE6" "$PORT")"
+expect_eq "[::1] inside a sandbox is the sandbox itself" "[::1]:$PORT sb3 ::1" "$(probe sb3 tcp ::1 "$PORT")"
+
+# --- Counted per family ---
+expect_eq "stats count the IPv6 backend's local connections" "true" \
+    "$(np stats --json | jq "[.ports[] | select(.family == \"ipv6\" and .proto == \"tcp\")
+                             | .local_connects] | .[0] > 0")"
+
+# --- A remap of the IPv6 backend, then del --owner ---
+np set "tcp/$PORT" "[$SB3_6]:$PORT" --owner sb-3 >/dev/null
+expect_eq "after the remap, [::1] reaches the new IPv6 backend" "[::1]:$PORT sb3 $NODE6" "$(probe node tcp ::1 "$PORT")"
+expect_eq "and 127.0.0.1 still the IPv4 one" "127.0.0.1:$PORT sb1 $TOPO_BRIDGE_IP" "$(probe node tcp 127.0.0.1 "$PORT")"
+np del --owner sb-2 >/dev/null  # its UDP IPv6 entry
+np del --owner sb-3 >/dev/null
+expect_eq "del --owner removed the IPv6 entries only" "tcp/$PORT -> $SB1:$PORT owner sb-1" "$(np get "tcp/$PORT")"
+expect_eq "with no IPv6 backend, [::1]:$PORT is refused" "error ConnectionRefusedError" "$(probe node tcp ::1 "$PORT")"
+np set "udp/$PORT" "[$SB2_6]:$PORT" --owner sb-1 >/dev/null
+np del --owner sb-1 >/dev/null
+expect_eq "del --owner removes both families" "" "$(np list --json | jq -r '.[]')"
+
+finish
