@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Upgrading a node that runs a nodeport of map ABI 2 (built here from the git
 # history: the parent of the commit that introduced ABI 3) to this build,
-# under traffic: `load` moves the flow tables to ABI 3's layout, keeps every
+# under traffic: `load` moves the flow tables to ABI 3's (and 4's) layout, keeps every
 # mapping, and the established external connections go on with their flows
 # migrated (not picked up); no new connection fails. Beside it, the same
 # client straight to the sandbox. Then the switch itself, step by step: the
@@ -41,7 +41,7 @@ old set tcp/7000 "$SB1:7000" --owner sb-1 >/dev/null
 old set udp/7000 "$SB1:7000" --owner sb-1 >/dev/null
 # The mappings only: the connection counts move with the traffic, and the
 # ABI 2 build of the history may predate the keys `connections` and `mapped`.
-mappings() { jq -c 'map(del(.connections, .mapped)) | sort_by(.proto, .port)'; }
+mappings() { jq -c 'map(del(.connections, .mapped, .family)) | sort_by(.proto, .port)'; }
 BEFORE=$(old list --json | mappings)
 
 # An idle established connection through the node port, and its baseline.
@@ -64,7 +64,7 @@ start_traffic 7000
 mark_traffic_window
 out=$(new load --cgroup "$TOPO_CGROUP" --iface ext0 2>&1)
 expect_eq "load of this build over ABI 2 exits 0" 0 "$?"
-expect_match "and says it migrated the flows" "migrated [1-9][0-9]* flows from map ABI v2 to v3" "$out"
+expect_match "and says it migrated the flows" "migrated [1-9][0-9]* flows from map ABI v2 to v4" "$out"
 mark_traffic_window
 # As in abi_migration_test: long enough for a handshake begun between the
 # two switches to complete with the client's retransmitted SYN; no connection
@@ -85,7 +85,7 @@ read -r -t 20 line <&"${DIRECT[0]}"
 expect_eq "baseline: so does the direct one" "sb1 ping" "$line"
 out=$(old list 2>&1)
 expect_eq "the ABI 2 CLI now refuses the pins" 1 "$?"
-expect_match "naming the map ABI" "map ABI v3" "$out"
+expect_match "naming the map ABI" "map ABI v4" "$out"
 expect_match "unload removes every pin" "^unloaded $PIN " "$(new unload)"
 expect_eq "nothing is left of the pin directory" no "$([ -e "$PIN" ] && echo yes || echo no)"
 

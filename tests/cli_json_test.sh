@@ -45,7 +45,7 @@ expect_error() {
         "$want_rc string ${want_field:--} 1 0" "$rc $got $(wc -l <"$WORK/err") $(wc -c <"$WORK/out")"
 }
 
-MAPPING_KEYS="backend_ip backend_port owner port proto"
+MAPPING_KEYS="backend_ip backend_port family owner port proto"
 
 # --- before load: runtime failures, exit 1 ---
 expect_error "list before load" 1 "" list --pin-dir "$PIN" --json
@@ -86,21 +86,21 @@ expect_result "load again" 0 "cgroup interfaces kept_mode migrated node_addrs pi
     --local-only --json
 expect_eq "a second load reports the kept maps" true "$(jq .reused_maps "$WORK/out")"
 
-SET_KEYS="backend_ip backend_port owner port proto replaced resumed_targets sockets_ended sockets_not_checked"
+SET_KEYS="backend_ip backend_port family owner port proto replaced resumed_targets sockets_ended sockets_not_checked"
 expect_result "set" 0 "$SET_KEYS" set --pin-dir "$PIN" --json tcp/6667 10.8.0.2:6667 --owner sb-1
 expect_eq "set --json: the mapping, nothing replaced" "tcp 6667 10.8.0.2 6667 sb-1 null" \
     "$(jq -r '"\(.proto) \(.port) \(.backend_ip) \(.backend_port) \(.owner) \(.replaced)"' "$WORK/out")"
 expect_result "set again" 0 "$SET_KEYS" set --pin-dir "$PIN" --json tcp/6667 10.8.0.4:6667 --owner sb-1
 expect_eq "set --json names the backend it replaced" 10.8.0.2:6667 "$(jq -r .replaced "$WORK/out")"
 
-expect_result "get" 0 "backend_ip backend_port connections owner port proto" get --pin-dir "$PIN" --json tcp/6667
+expect_result "get" 0 "backend_ip backend_port connections family owner port proto" get --pin-dir "$PIN" --json tcp/6667
 expect_eq "get --json: the mapping" "10.8.0.4 sb-1" "$(jq -r '"\(.backend_ip) \(.owner)"' "$WORK/out")"
 expect_error "get of an unmapped port" 3 "" get --pin-dir "$PIN" --json tcp/7000
 expect_eq "and the error names the port" "tcp/7000 is not mapped" "$(jq -r .error "$WORK/err")"
 
 run list --pin-dir "$PIN" --json
 expect_eq "list --json: exit 0, an array of mappings with external" \
-    "0 array 1 backend_ip backend_port connections mapped owner port proto external" \
+    "0 array 1 backend_ip backend_port connections family mapped owner port proto external" \
     "$rc $(jq -r 'type' "$WORK/out") $(jq length "$WORK/out") $(jq -r '.[0] | del(.external) | keys | join(" ")' \
     "$WORK/out") $(jq -r '.[0] | has("external") | if . then "external" else "-" end' "$WORK/out")"
 

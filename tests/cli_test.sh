@@ -216,8 +216,8 @@ done
 expect_eq "every command's usage line names its options" "" "$missing"
 expect_eq "every command's --help has an example and its exit statuses" "" "$no_example"
 expect_match "--version names the version, commit, map ABI and libbpf" \
-    "^nodeport [0-9]+\.[0-9]+\.[0-9]+ \(commit ([0-9a-f]+|unknown)\), map ABI 3, libbpf [0-9]+\.[0-9]+$" "$("$NODEPORT" --version)"
-expect_eq "version --json has the map ABI" 3 "$("$NODEPORT" version --json | jq .abi)"
+    "^nodeport [0-9]+\.[0-9]+\.[0-9]+ \(commit ([0-9a-f]+|unknown)\), map ABI 4, libbpf [0-9]+\.[0-9]+$" "$("$NODEPORT" --version)"
+expect_eq "version --json has the map ABI" 4 "$("$NODEPORT" version --json | jq .abi)"
 
 # Owner-safe delete from the command line.
 np set tcp/6667 10.8.0.3:6667 --owner sb-2 >/dev/null
@@ -254,13 +254,13 @@ np set tcp/6667 10.8.0.2:6667 --owner sb-1 >/dev/null
 out=$(topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --local-only 2>&1)
 expect_match "second load keeps the maps" "kept the pinned maps" "$out"
 expect_eq "second load keeps the mapping" "tcp/6667 -> 10.8.0.2:6667 owner sb-1" "$(np get tcp/6667)"
-expect_eq "second load attaches no second copy" 7 "$(bpftool cgroup show "$TOPO_CGROUP" | tail -n +2 | wc -l)"
+expect_eq "second load attaches no second copy" 8 "$(bpftool cgroup show "$TOPO_CGROUP" | tail -n +2 | wc -l)"
 
 mkdir -p "$TOPO_CGROUP/other"
 out=$(topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP/other" --local-only 2>&1); rc=$?
 expect_eq "load onto another cgroup while attached exits 1" 1 "$rc"
 expect_match "load onto another cgroup says why" "already attached to another cgroup" "$out"
-expect_eq "the refused load leaves the hooks where they were" 7 "$(bpftool cgroup show "$TOPO_CGROUP" | tail -n +2 | wc -l)"
+expect_eq "the refused load leaves the hooks where they were" 8 "$(bpftool cgroup show "$TOPO_CGROUP" | tail -n +2 | wc -l)"
 rmdir "$TOPO_CGROUP/other"
 
 out=$(np unload); expect_eq "unload exits 0" 0 $?

@@ -52,7 +52,7 @@ expect_eq "the hooks went with the removed cgroup" 0 "$(hooks_on "$TOPO_CGROUP")
 out=$(in_node load --cgroup "$TOPO_CGROUP" --iface ext0 --tc-attach clsact 2>&1)
 rc=$?; [ "$rc" = 0 ] || echo "load output: $out" >&2
 expect_eq "load on the recreated cgroup exits 0" 0 "$rc"
-expect_eq "it attaches the seven socket hooks there" 7 "$(hooks_on "$TOPO_CGROUP")"
+expect_eq "it attaches the eight socket hooks there" 8 "$(hooks_on "$TOPO_CGROUP")"
 expect_eq "the mapping is kept" "tcp/7000 -> $SB1:7000" "$(in_node get tcp/7000)"
 expect_eq "a node process in the new cgroup reaches the sandbox through 127.0.0.1" "127.0.0.1:7000 sb1" \
     "$(topo_in_cgroup node python3 "$TESTS_DIR/probe.py" tcp 127.0.0.1 7000 | awk '{print $1, $2}')"

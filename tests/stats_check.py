@@ -11,7 +11,7 @@ Prints "ok", or one line per problem (and exits 1)."""
 import json
 import sys
 
-PORT_KEYS = {"proto": str, "port": int, "backend_ip": str, "backend_port": int, "owner": str,
+PORT_KEYS = {"proto": str, "port": int, "family": str, "backend_ip": str, "backend_port": int, "owner": str,
              "local_connects": int, "local_sends": int, "external_flows": int,
              "to_backend_packets": int, "to_backend_bytes": int,
              "from_backend_packets": int, "from_backend_bytes": int}

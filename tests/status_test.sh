@@ -73,11 +73,11 @@ expect_eq "one connection through the node port, held open" "sb1 $TOPO_CLIENT_IP
 
 json=$(status --json); rc=$?
 expect_eq "healthy: exit 0" 0 "$rc"
-expect_eq "healthy: loaded, healthy, ABI 3, no problems" "true true 3 0" \
+expect_eq "healthy: loaded, healthy, ABI 4, no problems" "true true 4 0" \
     "$(jqr '"\(.loaded) \(.healthy) \(.abi) \(.problems | length)"')"
 cgroup_id=$(stat -c %i "$TOPO_CGROUP")
 expect_eq "the socket hooks: cgroup links on the test cgroup, with program ids" \
-    "np_connect4 np_connect6 np_getpeername4 np_getpeername6 np_recvmsg4 np_recvmsg6 np_sendmsg4" \
+    "np_connect4 np_connect6 np_getpeername4 np_getpeername6 np_recvmsg4 np_recvmsg6 np_sendmsg4 np_sendmsg6" \
     "$(jqr --argjson c "$cgroup_id" '[.programs[] | select(.link_type == "cgroup" and .cgroup_id == $c and .prog_id > 0) | .pin] | sort | join(" ")')"
 expect_eq "connect4's id is the one bpftool shows for the pinned link" \
     "$(bpftool link show pinned "$PIN/links/np_connect4" -j | jq .prog_id)" \
