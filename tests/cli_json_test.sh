@@ -111,7 +111,7 @@ expect_result "flows --flush PROTO/PORT" 0 "forgotten node_port" flows --pin-dir
 expect_eq "flows --flush --json names the port" "0 udp/53" "$(jq -r '"\(.forgotten) \(.node_port)"' "$WORK/out")"
 
 # del: removed (0), not mapped (3), kept for another owner (4).
-DEL_KEYS="holder outcome port proto resumed_targets sockets_ended sockets_not_checked"
+DEL_KEYS="holder outcome port proto removed resumed_targets sockets_ended sockets_not_checked"
 "$NODEPORT" set --pin-dir "$PIN" tcp/6668 10.8.0.2:6668 --owner sb-2 >/dev/null
 expect_result "del --owner of another owner's port" 4 "$DEL_KEYS" del --pin-dir "$PIN" --json tcp/6668 --owner sb-1
 expect_eq "del --json: held_by_other, naming the holder" "held_by_other sb-2" \

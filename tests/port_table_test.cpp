@@ -224,6 +224,47 @@ TEST_F(PortTableTest, SyncComparesEachFamilyApart) {
     EXPECT_FALSE(table_->sync({desired[1]}, {}, Family::ipv4)) << "an IPv6 entry in an IPv4 sync is bad input";
 }
 
+// Both families share the table's 131,072 entries: a sync from 70,000 IPv4
+// mappings to the same ports over IPv6 cannot add first and remove last (the
+// adds would run out of room at every retry), so it removes first.
+TEST_F(PortTableTest, SyncThatCannotHoldOldAndNewTogetherRemovesFirst) {
+    std::vector<Mapping> v4, v6;
+    for (unsigned i = 0; i < 70000; ++i) {
+        const NodePort port{i < 65535 ? Proto::tcp : Proto::udp, static_cast<std::uint16_t>(i % 65535 + 1)};
+        v4.push_back(Mapping{port, *parse_backend("10.8.0.2:80"), {}});
+        v6.push_back(Mapping{port, *parse_backend("[fd00::2]:80"), {}});
+    }
+    ASSERT_TRUE(table_->sync(v4));
+    auto synced = table_->sync(v6);
+    ASSERT_TRUE(synced) << synced.error().message;
+    EXPECT_EQ(synced->added, 70000u);
+    EXPECT_EQ(synced->removed, 70000u);
+    auto now = list();
+    ASSERT_EQ(now.size(), 70000u);
+    EXPECT_TRUE(std::ranges::all_of(now, [](const Mapping& m) { return m.family() == Family::ipv6; }));
+}
+
+// A table opened before another build's `load` took the maps over (ABI 3
+// pins are adopted in place) refuses to write: node_config says another ABI.
+TEST_F(PortTableTest, AWriteAfterAnotherAbiTookTheMapsOverIsRefused) {
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 6667, "10.8.0.2", 6667)));
+    Fd config(bpf_obj_get((pin_dir_ / "node_config").c_str()));
+    ASSERT_TRUE(config.valid());
+    __u32 zero = 0;
+    np_config cfg{};
+    ASSERT_EQ(bpf_map_lookup_elem(config.get(), &zero, &cfg), 0);
+    np_config other = cfg;
+    other.abi_version = NODEPORT_ABI_VERSION + 1;
+    ASSERT_EQ(bpf_map_update_elem(config.get(), &zero, &other, BPF_EXIST), 0);
+    auto refused = table_->set(mapping(Proto::tcp, 6668, "10.8.0.2", 6668));
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().kind, ErrorKind::abi_mismatch) << refused.error().message;
+    EXPECT_NE(refused.error().message.find("were taken over by a nodeport of map ABI"), std::string::npos)
+        << refused.error().message;
+    ASSERT_EQ(bpf_map_update_elem(config.get(), &zero, &cfg, BPF_EXIST), 0);
+    EXPECT_EQ(list(), std::vector{mapping(Proto::tcp, 6667, "10.8.0.2", 6667)}) << "nothing was written";
+}
+
 TEST_F(PortTableTest, RemoveWithOwnerOnlyDeletesItsOwnEntry) {
     ASSERT_TRUE(table_->set(mapping(Proto::tcp, 6667, "10.8.0.2", 6667, "sb-1")));
     // A redeploy overwrites the port, then the old sandbox's destroy runs late.

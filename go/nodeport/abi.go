@@ -31,6 +31,9 @@ var (
 	sockEndTargetsShape = mapShape{"sock_end_targets", ebpf.Hash, 12, 1}    // np_sock_end_target -> __u8
 )
 
+// maxPorts is NP_MAX_PORTS: what `ports` holds, both families together.
+const maxPorts = 131072
+
 const (
 	configSockEndPending = 1   // NP_CONFIG_SOCK_END_PENDING in np_config.flags
 	familyIPv4           = 4   // NP_FAMILY_IPV4, in np_backend.family

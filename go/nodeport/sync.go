@@ -110,6 +110,25 @@ func (t *Table) Sync(ctx context.Context, want []Mapping) (SyncResult, error) {
 		targets := udpOnly(targetsOf(replaced))
 		notRecorded := t.ender.record(targets)
 		t.rememberReplaced(replaced)
+		removeExtras := func() error {
+			for _, e := range remove {
+				if err := t.deleteEntry(e.key()); err != nil {
+					return mapError("sync", "delete "+e.key().String(), err)
+				}
+				t.forgetCounters(e.key())
+			}
+			return nil
+		}
+		// Removals last, so a port that stays mapped is never missing; but
+		// first when the table cannot hold what is there and what comes
+		// together (both families share its maxPorts entries): adds that
+		// fail for room would fail again at every retry.
+		removalsFirst := len(current)+len(add) > maxPorts
+		if removalsFirst {
+			if err := removeExtras(); err != nil {
+				return err
+			}
+		}
 		for _, group := range [][]entry{add, update} {
 			for _, e := range group {
 				if err := t.put(e); err != nil {
@@ -120,11 +139,10 @@ func (t *Table) Sync(ctx context.Context, want []Mapping) (SyncResult, error) {
 				}
 			}
 		}
-		for _, e := range remove {
-			if err := t.deleteEntry(e.key()); err != nil {
-				return mapError("sync", "delete "+e.key().String(), err)
+		if !removalsFirst {
+			if err := removeExtras(); err != nil {
+				return err
 			}
-			t.forgetCounters(e.key())
 		}
 		result.Ended = t.endSockets(targets, notRecorded)
 		return nil

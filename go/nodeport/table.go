@@ -69,6 +69,7 @@ type Table struct {
 	closed   bool
 	dirFD    int
 	ports    *ebpf.Map
+	config   *ebpf.Map // node_config: its map ABI, checked again by every write under the lock
 	counters *ebpf.Map // nil when the loaded programs have no port_counters
 	replaced *ebpf.Map // replaced_backends; nil when the loaded programs have none
 	ender    *socketEnder
@@ -107,9 +108,8 @@ func (t *Table) openMaps(op string) error {
 	config, err := openMap(op, t.dirFD, t.dir, nodeConfigShape)
 	var cfg nodeConfig
 	if err == nil {
-		cfg, err = readNodeConfig(config)
-		config.Close()
-		if err != nil {
+		t.config = config
+		if cfg, err = readNodeConfig(config); err != nil {
 			return sysError(op, err)
 		}
 	} else if !errors.Is(err, ErrNotLoaded) {
@@ -142,6 +142,9 @@ func (t *Table) release() {
 	}
 	if t.counters != nil {
 		t.counters.Close()
+	}
+	if t.config != nil {
+		t.config.Close()
 	}
 	if t.replaced != nil {
 		t.replaced.Close()
@@ -203,8 +206,30 @@ func (t *Table) write(ctx context.Context, op string, f func() error) error {
 			return err
 		}
 		defer unlockDir(t.dirFD)
+		if err := t.checkStillOurs(op); err != nil {
+			return err
+		}
 		return f()
 	})
+}
+
+// checkStillOurs refuses a write once a `load` of another build took the
+// maps over since Open (ABI 3 pins are adopted in place as ABI 4's): this
+// table must not write entries the programs now read another way.
+func (t *Table) checkStillOurs(op string) error {
+	if t.config == nil {
+		return nil
+	}
+	cfg, err := readNodeConfig(t.config)
+	if err != nil {
+		return sysError(op, err)
+	}
+	if cfg.abiVersion != abiVersion {
+		return newError(ErrInternal, op, "the maps at %s were taken over by a nodeport of map ABI v%d since this "+
+			"table was opened (this one uses v%d): open it again with that nodeport's package", t.dir,
+			cfg.abiVersion, abiVersion)
+	}
+	return nil
 }
 
 func mapError(op, what string, err error) *Error {

@@ -52,7 +52,7 @@ struct np_port_key {
  * "port": 6667, "addr": [10,8,32,126,0,...], "owner": "sb-42". Only the first
  * 32 bytes are read per packet; the owner is for people and controllers. */
 struct np_backend {
-	__u8 family;    /* NP_FAMILY_IPV4 or NP_FAMILY_IPV6, as the key's */
+	__u8 family;    /* NP_FAMILY_IPV4 (4) or NP_FAMILY_IPV6 (6): the key's family, which writes IPv4 as 0 */
 	__u8 flags;     /* reserved, 0 */
 	__u16 port;     /* backend (sandbox) port */
 	__u32 reserved; /* 0; room for per-port options */

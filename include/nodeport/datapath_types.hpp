@@ -89,8 +89,8 @@ struct LoadOptions {
     // cgroup v2 directory whose sockets get the local-forwarding hooks.
     // nullopt: create and pin the maps, attach nothing (tests, later attach).
     std::optional<std::filesystem::path> cgroup;
-    // The node's addresses. Empty: every IPv4 address of the interfaces of
-    // the calling thread's network namespace, loopback excepted.
+    // The node's addresses. Empty: every address of the interfaces of the
+    // calling thread's network namespace but loopback and IPv6 link-local.
     std::vector<IpAddr> node_ips;
     // External interfaces for the TC programs; empty: none (local forwarding only).
     std::vector<std::string> interfaces;

@@ -136,9 +136,12 @@ public:
                             std::optional<Family> family = std::nullopt);
 
 private:
-    PortTable(PinDir dir, Fd map, Fd counters, Fd replaced, SocketEnder ender, std::chrono::milliseconds lock_wait);
+    PortTable(PinDir dir, Fd map, Fd config, Fd counters, Fd replaced, SocketEnder ender,
+              std::chrono::milliseconds lock_wait);
     class WriteLock;
     Result<std::vector<Mapping>> current(std::optional<Family> family) const;
+    // Refuses a write once another build's `load` took the maps over.
+    Result<void> check_abi() const;
     // Writes one entry; the caller holds the write lock.
     Result<void> put(const Mapping& mapping);
     // Drops the port's counters (a new owner, or unmapped); the caller holds the write lock.
@@ -162,6 +165,7 @@ private:
 
     PinDir dir_;  // flock'ed by writers
     Fd map_;
+    Fd config_;  // `node_config`: its map ABI, checked again by every write under the lock
     Fd counters_;  // `port_counters`; invalid when the loaded programs have none
     Fd replaced_;  // `replaced_backends`; invalid without the socket iterators' object
     SocketEnder ender_;

@@ -44,7 +44,7 @@ po::options_description terminate_description() {
     po::options_description options = wait_description();
     options.add_options()("terminate",
                           "also end the node's TCP connections to the replaced backend (connected UDP sockets "
-                          "are always ended)");
+                          "are always ended; IPv4 backends only, so far)");
     return options;
 }
 
@@ -77,10 +77,11 @@ void add_ended(nlohmann::json& out, const EndedSockets& ended) {
 bool json(const Invocation& inv) { return inv.options.count("json") > 0; }
 
 // {"external": N, "local": N}; "local" null when the node's sockets could
-// not be counted (ConnectionCount::local_not_counted).
-nlohmann::json connections_json(const Connections& live, const ConnectionCount& counted) {
-    return {{"external", live.external},
-            {"local", counted.local_not_counted.empty() ? nlohmann::json(live.local) : nlohmann::json()}};
+// not be counted (ConnectionCount::local_not_counted), as for an IPv6
+// backend: the socket iterators count IPv4 translations only, so far.
+nlohmann::json connections_json(const Mapping& m, const Connections& live, const ConnectionCount& counted) {
+    const bool local_counted = counted.local_not_counted.empty() && m.family() == Family::ipv4;
+    return {{"external", live.external}, {"local", local_counted ? nlohmann::json(live.local) : nlohmann::json()}};
 }
 
 void print(const nlohmann::json& out) { std::cout << json_line(out) << "\n"; }
@@ -214,7 +215,10 @@ int cmd_del(const Args& argv) {
                                                                                      : "held_by_other"},
                            {"holder", result.outcome == RemoveOutcome::held_by_other
                                           ? nlohmann::json(printable(result.holder))
-                                          : nlohmann::json()}};
+                                          : nlohmann::json()},
+                           {"removed", nlohmann::json::array()}};  // the mappings removed, one per family
+        for (const auto& m : result.removed)
+            out["removed"].push_back(to_json(m));
         add_ended(out, result.ended);
         if (drain) {
             out["replaced_earlier"] = nlohmann::json::array();
@@ -227,7 +231,8 @@ int cmd_del(const Args& argv) {
     }
     switch (result.outcome) {
     case RemoveOutcome::removed:
-        std::cout << to_string(node_port) << " removed\n";
+        for (const auto& m : result.removed)
+            std::cout << to_string(key_of(m)) << " removed\n";
         report(result.ended);
         break;
     case RemoveOutcome::not_mapped:
@@ -262,7 +267,7 @@ int cmd_get(const Args& argv) {
         const Connections live = counted.of(node_port, mapping.backend);
         if (json(*inv)) {
             auto out = to_json(mapping);
-            out["connections"] = connections_json(live, counted);
+            out["connections"] = connections_json(mapping, live, counted);
             print(out);
         } else {
             std::cout << describe(mapping)
@@ -315,7 +320,7 @@ int cmd_list(const Args& argv) {
             // The external path translates IPv4 only, so far.
             entry["external"] = m.family() == Family::ipv4 ? nlohmann::json(external) : nlohmann::json::array();
             entry["mapped"] = mapped;
-            entry["connections"] = connections_json(counted.of(m.node_port, m.backend), counted);
+            entry["connections"] = connections_json(m, counted.of(m.node_port, m.backend), counted);
             return entry;
         });
         std::cout << "\n";

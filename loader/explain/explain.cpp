@@ -184,7 +184,8 @@ Result<Explanation> explain(const std::filesystem::path& pin_dir, const ExplainR
     }
     e.problems = problems_of(*status, e.node_port);
     e.not_checked = status->not_checked;
-    if (auto stats = read_stats(dir, e.node_port); stats && !stats->ports.empty())
+    if (auto stats = read_stats(dir, e.node_port); stats && !stats->ports.empty() &&
+        stats->ports.front().mapping.family() == Family::ipv4)
         e.counters = stats->ports.front().counters;
     e.cause = first_cause(e, *status);
     e.reaches = e.cause.empty();

@@ -112,6 +112,11 @@ Result<DrainResult> drain_backends(const PinDir& dir, const std::vector<Backend>
             result.left.local += c.local;
         }
         result.local_not_counted = count->local_not_counted;
+        // The socket iterators read `sock_xlat`, the IPv4 translations: a
+        // drain of an IPv6 backend must not pass for one of everything.
+        if (result.local_not_counted.empty() &&
+            std::ranges::any_of(backends, [](const Backend& b) { return family_of(b.addr) == Family::ipv6; }))
+            result.local_not_counted = "the node's connections to an IPv6 backend are not counted yet";
         result.waited = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - start);
         result.drained = result.left.total() == 0;
         if (result.drained)

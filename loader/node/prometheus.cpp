@@ -60,7 +60,7 @@ std::string to_prometheus(const Stats& stats) {
     // for an IPv6 backend's), so they go on across a redeploy (a new owner or
     // backend); who holds the port is one info series beside them, joined in
     // a query when wanted:
-    //   rate(nodeport_port_flows_total[5m]) * on(proto, port) group_left(owner) nodeport_port_info
+    //   rate(nodeport_port_flows_total[5m]) * on(proto, port, family) group_left(owner) nodeport_port_info
     auto port_labels = [](const Mapping& m) {
         Labels labels{{"proto", std::string(to_string(m.node_port.proto))}, {"port", std::to_string(m.node_port.port)}};
         if (m.family() == Family::ipv6)

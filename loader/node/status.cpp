@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <charconv>
 #include <filesystem>
+#include <set>
 #include <map>
 #include <optional>
 #include <cstring>
@@ -394,10 +395,17 @@ Result<Status> read_status(const PinDir& dir) {
     auto mappings = table->list();
     if (!mappings)
         return std::unexpected(mappings.error());
+    // The checks of the external path and of iptables rules are about the
+    // IPv4 mappings (neither serves IPv6 yet); `ports` counts node ports,
+    // each once whatever its families.
     std::vector<NodePort> mapped;
-    for (const auto& m : *mappings)
-        mapped.push_back(m.node_port);
-    status.ports = mapped.size();
+    std::set<NodePort> ports;
+    for (const auto& m : *mappings) {
+        ports.insert(m.node_port);
+        if (m.family() == Family::ipv4)
+            mapped.push_back(m.node_port);
+    }
+    status.ports = ports.size();
 
     auto programs = read_programs(dir);
     if (!programs)

@@ -100,6 +100,8 @@ public:
         auto lock = pin_dir::Lock::take(table.dir_.fd(), left);
         if (!lock)
             return std::unexpected(lock.error());
+        if (auto ok = table.check_abi(); !ok)
+            return std::unexpected(ok.error());
         return WriteLock(std::move(guard), std::move(*lock));
     }
 
@@ -110,10 +112,11 @@ private:
     pin_dir::Lock lock_;
 };
 
-PortTable::PortTable(PinDir dir, Fd map, Fd counters, Fd replaced, SocketEnder ender,
+PortTable::PortTable(PinDir dir, Fd map, Fd config, Fd counters, Fd replaced, SocketEnder ender,
                      std::chrono::milliseconds lock_wait)
     : dir_(std::move(dir)),
       map_(std::move(map)),
+      config_(std::move(config)),
       counters_(std::move(counters)),
       replaced_(std::move(replaced)),
       ender_(std::move(ender)),
@@ -131,6 +134,9 @@ Result<PortTable> PortTable::open(const PinDir& pin_dir, std::chrono::millisecon
     auto map = dir->map("ports");
     if (!map)
         return std::unexpected(map.error());
+    auto config = dir->map("node_config");
+    if (!config)
+        return std::unexpected(config.error());
     // Absent while programs of a build without counters are loaded: then
     // there is nothing to reset.
     auto counters = dir->map("port_counters");
@@ -138,8 +144,25 @@ Result<PortTable> PortTable::open(const PinDir& pin_dir, std::chrono::millisecon
     // (Linux < 6.5): then nothing is recorded for drain.
     auto replaced = dir->map("replaced_backends");
     auto ender = SocketEnder::open(*dir);
-    return PortTable(std::move(*dir), std::move(*map), counters ? std::move(*counters) : Fd{},
+    return PortTable(std::move(*dir), std::move(*map), std::move(*config), counters ? std::move(*counters) : Fd{},
                      replaced ? std::move(*replaced) : Fd{}, std::move(ender), lock_wait);
+}
+
+// The table was opened for this build's map ABI; a `load` of another build
+// may have taken the maps over since, in place (ABI 3 pins are adopted as
+// ABI 4's), so a long-running writer checks again before each write: it
+// must not write entries the programs now read another way.
+Result<void> PortTable::check_abi() const {
+    __u32 zero = 0;
+    np_config cfg{};
+    if (bpf_map_lookup_elem(config_.get(), &zero, &cfg) != 0)
+        return errno_error(errno, "read " + dir_.shown("node_config").string());
+    if (cfg.abi_version != NODEPORT_ABI_VERSION)
+        return plain_error(fmt::format("the maps at {} were taken over by a nodeport of map ABI v{} since this table "
+                                       "was opened (this one uses v{}): open it again with that nodeport's library",
+                                       dir_.path().string(), cfg.abi_version, NODEPORT_ABI_VERSION),
+                           ErrorKind::abi_mismatch);
+    return {};
 }
 
 // A port's counters start from zero with each owner: the programs create
@@ -461,6 +484,23 @@ Result<SyncResult> PortTable::sync(const std::vector<Mapping>& desired, ChangeOp
     auto targets = to_end(std::move(all_targets), options);
     std::string not_recorded = ender_.record(targets);
     remember_replaced(replaced);
+    auto remove_extras = [&]() -> Result<void> {
+        for (const auto& m : plan.remove) {
+            np_port_key key = port_key(key_of(m));
+            if (bpf_map_delete_elem(map_.get(), &key) != 0 && errno != ENOENT)
+                return errno_error(errno, "sync: delete " + to_string(key_of(m)));
+            forget_counters(key_of(m));
+        }
+        return {};
+    };
+    // Removals last, so a port that stays mapped is never missing; but first
+    // when the table cannot hold what is there and what comes together (both
+    // families share its NP_MAX_PORTS entries): they are not wanted either
+    // way, and adds that fail for room would fail again at every retry.
+    const bool removals_first = current->size() + plan.add.size() > NP_MAX_PORTS;
+    if (removals_first)
+        if (auto ok = remove_extras(); !ok)
+            return std::unexpected(ok.error());
     for (const auto* group : {&plan.add, &plan.update})
         for (const auto& m : *group) {
             if (auto ok = put(m); !ok)
@@ -470,12 +510,9 @@ Result<SyncResult> PortTable::sync(const std::vector<Mapping>& desired, ChangeOp
         }
     if (auto ok = test_hook("sync:added"); !ok)
         return std::unexpected(ok.error());
-    for (const auto& m : plan.remove) {
-        np_port_key key = port_key(key_of(m));
-        if (bpf_map_delete_elem(map_.get(), &key) != 0 && errno != ENOENT)
-            return errno_error(errno, "sync: delete " + to_string(key_of(m)));
-        forget_counters(key_of(m));
-    }
+    if (!removals_first)
+        if (auto ok = remove_extras(); !ok)
+            return std::unexpected(ok.error());
     result.ended = end_sockets(targets, std::move(not_recorded));
     return result;
 }

@@ -6,6 +6,10 @@ and messages, bad input leaving the table unchanged.
     ctypes_test.py LIBNODEPORT_C_SO PIN_DIR
 """
 import ctypes
+import ipaddress
+import os
+import struct
+import subprocess
 import sys
 
 OK, EBADINPUT, ENOTLOADED, ENOTFOUND, EOWNED = 0, -1, -2, -3, -4
@@ -66,6 +70,26 @@ def listed(lib, np):
     return out
 
 
+def ipv6_key(proto, port):
+    """struct np_port_key of an IPv6 entry: proto, family 6, port in host order."""
+    return struct.pack("=BBH", proto, 6, port)
+
+
+def put_ipv6(pin, proto, port, addr, backend_port):
+    """Writes an IPv6 mapping (no owner) straight into `ports`, as `nodeport set
+    tcp/PORT [ADDR]:PORT` would: the C ABI cannot, its mappings are IPv4."""
+    value = struct.pack("=BBHI16sQ", 6, 0, backend_port, 0, ipaddress.IPv6Address(addr).packed, 0) + bytes(256)
+    subprocess.run(["bpftool", "map", "update", "pinned", os.path.join(pin, "ports"), "key", "hex",
+                    *[f"{b:02x}" for b in ipv6_key(proto, port)], "value", "hex", *[f"{b:02x}" for b in value]],
+                   check=True)
+
+
+def has_ipv6(pin, proto, port):
+    r = subprocess.run(["bpftool", "map", "lookup", "pinned", os.path.join(pin, "ports"), "key", "hex",
+                        *[f"{b:02x}" for b in ipv6_key(proto, port)]], capture_output=True)
+    return r.returncode == 0
+
+
 def main():
     lib = ctypes.CDLL(sys.argv[1])
     bind(lib)
@@ -88,10 +112,28 @@ def main():
         expect(f"set{args[:4]} refused", EBADINPUT, lib.nodeport_set(np, *args), lib)
     expect("bad input changed nothing", [("tcp", 6667, "10.8.0.3", 7000, "sb-2")], listed(lib, np))
 
+    # A port's IPv6 backend beside its IPv4 one: the C ABI's mappings are the
+    # IPv4 ones; sync leaves the IPv6 ones alone; del removes both families.
+    pin = sys.argv[2]
+    put_ipv6(pin, 6, 6667, "fd00::2", 8080)
+    put_ipv6(pin, 6, 7777, "fd00::2", 7777)
+    expect("get gives the IPv4 mapping of a port with both", OK, lib.nodeport_get(np, b"tcp", 6667, ctypes.byref(got)), lib)
+    expect("the IPv4 one", ("tcp", 6667, "10.8.0.3", 7000, "sb-2"), got.key())
+    expect("get of a port with only an IPv6 backend: not found", ENOTFOUND,
+           lib.nodeport_get(np, b"tcp", 7777, ctypes.byref(got)), lib)
+    expect("list gives the IPv4 mappings only", [("tcp", 6667, "10.8.0.3", 7000, "sb-2")], listed(lib, np))
+
     want = (Mapping * 2)(Mapping(b"udp", 53, 5353, b"10.8.0.4", b"sb-3"), Mapping(b"tcp", 80, 8080, b"10.8.0.4", b""))
     expect("sync", OK, lib.nodeport_sync(np, want, 2), lib)
     expect("the synced set", [("tcp", 80, "10.8.0.4", 8080, ""), ("udp", 53, "10.8.0.4", 5353, "sb-3")],
            listed(lib, np))
+    expect("sync left the IPv6 mappings alone", (True, True), (has_ipv6(pin, 6, 6667), has_ipv6(pin, 6, 7777)))
+    expect("del of a port with only an IPv6 backend", OK, lib.nodeport_del(np, b"tcp", 7777, None), lib)
+    expect("removes it", False, has_ipv6(pin, 6, 7777))
+    expect("set the IPv4 backend again", OK, lib.nodeport_set(np, b"tcp", 6667, b"10.8.0.3", 7000, None), lib)
+    expect("del removes both families", (OK, False, []),
+           (lib.nodeport_del(np, b"tcp", 6667, None), has_ipv6(pin, 6, 6667),
+            [m for m in listed(lib, np) if m[1] == 6667]))
     expect("del_owner", OK, lib.nodeport_del_owner(np, b"sb-3"), lib)
     expect("del, any owner", OK, lib.nodeport_del(np, b"tcp", 80, None), lib)
     expect("del of nothing", ENOTFOUND, lib.nodeport_del(np, b"tcp", 80, None), lib)
