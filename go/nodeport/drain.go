@@ -38,9 +38,9 @@ const drainPoll = 100 * time.Millisecond
 // sandbox. It changes nothing and takes no lock, so writers go on meanwhile.
 // It returns the last count: with a nil error when none is left; when ctx
 // ended first, with an error wrapping ErrTimedOut and the context's error.
-// An IPv6 backend is taken, and counts no connection so far: the flow
-// tables and the counting iterators hold IPv4 connections only, as the
-// programs translate IPv4 only.
+// An IPv6 backend is taken; its external flows count (none: the TC programs
+// translate IPv4 only, so far), its local connections do not yet, which
+// LocalNotCounted says.
 func (t *Table) Drain(ctx context.Context, backend netip.AddrPort) (Connections, error) {
 	op := "drain " + backend.String()
 	err := checkBackend(backend)
@@ -189,7 +189,10 @@ func (c *connectionCounter) countLocal(backend netip.AddrPort) (int, string) {
 		return 0, notCounted + "this runs outside the network namespace nodeport was loaded in"
 	}
 	if !backend.Addr().Is4() {
-		return 0, "" // the iterators count IPv4 sockets only, so far: np_local_conn holds an IPv4 backend
+		// The iterators read the IPv4 translations only, so far (np_local_conn
+		// holds an IPv4 backend): a drain of an IPv6 backend must say so,
+		// not pass for one of everything.
+		return 0, "the node's connections to an IPv6 backend are not counted yet"
 	}
 	addr, port := backend.Addr().As4(), backend.Port()
 	n := 0

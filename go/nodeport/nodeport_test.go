@@ -459,10 +459,11 @@ func TestIPv6BesideIPv4(t *testing.T) {
 	if got, _ := table.Get("tcp", 6667); got != v4 {
 		t.Errorf("the IPv6 set changed the IPv4 mapping: %+v", got)
 	}
-	// Nothing counts IPv6 connections yet: a drain of one is over at once.
+	// Nothing counts IPv6 local connections yet: a drain of one is over at
+	// once, and says its local connections were not counted.
 	left, err := table.Drain(ctx, netip.MustParseAddrPort("[fd00::2]:6667"))
-	if err != nil || left.Total() != 0 {
-		t.Errorf("Drain of an IPv6 backend: %+v, %v", left, err)
+	if err != nil || left.Total() != 0 || !strings.Contains(left.LocalNotCounted, "IPv6") {
+		t.Errorf("Drain of an IPv6 backend: %+v, %v; want 0 with LocalNotCounted naming IPv6", left, err)
 	}
 	if _, err := table.Drain(ctx, netip.MustParseAddrPort("[::ffff:10.8.0.2]:6667")); !errors.Is(err, ErrBadInput) {
 		t.Errorf("Drain of a v4-mapped backend: %v, want ErrBadInput", err)
