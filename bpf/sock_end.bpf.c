@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * Ending the node's sockets that a redeploy left talking to a dead sandbox.
+ * IPv4 backends in `sock_end_targets`, IPv6 ones in `sock_end_targets6`,
+ * each found through its own translations (`sock_xlat`, `sock_xlat6`).
  *
  * connect4 translates a socket once. A node process that keeps a connected
  * UDP socket to 127.0.0.1:PORT (or a TCP connection) would otherwise go on
@@ -19,6 +21,7 @@
  * does not load and `load` goes on without it (docs/how-it-works.md says what then).
  */
 #include "uapi.bpf.h"
+#include <linux/in6.h>
 #include "sock_end_core.bpf.h" /* the kernel structs it reads, by CO-RE */
 #include "sock_xlat.bpf.h"
 
@@ -41,6 +44,16 @@ struct {
 	__type(value, __u8);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sock_end_targets SEC(".maps");
+
+/* The same for replaced IPv6 backends (np_sock_end_target6). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, NP_MAX_SOCK_END_TARGETS);
+	__type(key, struct np_sock_end_target6);
+	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sock_end_targets6 SEC(".maps");
 
 /* What set, del and sync replaced, for `del --owner ID --drain` (abi.h).
  * Declared here, beside the iterators that drain reads, so that the one
@@ -71,6 +84,38 @@ static __always_inline struct np_sock_xlat *translations(struct sock *sk, struct
 static __always_inline bool slot_is_peer(const struct np_sock_xlat *st, __u32 i, const struct sock_common *skc)
 {
 	return st->slot[i].backend_addr_be == skc->skc_daddr && st->slot[i].backend_port_be == skc->skc_dport;
+}
+
+/* True when AF_INET6 socket `sk` is connected to a plain IPv6 peer that a
+ * `sock_xlat6` translation gave it, and that backend is a target for the
+ * translation's node port. */
+static __always_inline bool is_target6(struct sock *sk, struct sock_common *skc, __u8 proto)
+{
+	struct np_sock_end_target6 key = { .backend_port_be = skc->skc_dport, .proto = proto };
+	struct np_sock_xlat6 *st;
+	__u32 i;
+
+	if (skc->skc_family != NP_AF_INET6)
+		return false;
+	key.backend_addr_be[0] = skc->skc_v6_daddr.in6_u.u6_addr32[0];
+	key.backend_addr_be[1] = skc->skc_v6_daddr.in6_u.u6_addr32[1];
+	key.backend_addr_be[2] = skc->skc_v6_daddr.in6_u.u6_addr32[2];
+	key.backend_addr_be[3] = skc->skc_v6_daddr.in6_u.u6_addr32[3];
+	st = bpf_sk_storage_get(&sock_xlat6, sk, NULL, 0);
+	if (!st)
+		return false;
+	for (i = 0; i < NP_SOCK_XLAT_SLOTS; i++) {
+		if (st->slot[i].backend_port_be != key.backend_port_be ||
+		    st->slot[i].backend_addr_be[0] != key.backend_addr_be[0] ||
+		    st->slot[i].backend_addr_be[1] != key.backend_addr_be[1] ||
+		    st->slot[i].backend_addr_be[2] != key.backend_addr_be[2] ||
+		    st->slot[i].backend_addr_be[3] != key.backend_addr_be[3])
+			continue;
+		key.node_port_be = st->slot[i].node_port_be;
+		if (bpf_map_lookup_elem(&sock_end_targets6, &key))
+			return true;
+	}
+	return false;
 }
 
 /* True when socket `sk` is connected to a target's backend and got there
@@ -115,7 +160,7 @@ int np_end_udp(struct bpf_iter__udp *ctx)
 	sk = (struct sock *)udp_sk;
 	if (sk->__sk_common.skc_state != NP_TCP_ESTABLISHED)
 		return 0; /* unconnected: sendmsg4 translates each datagram anew */
-	if (is_target(sk, &sk->__sk_common, IPPROTO_UDP))
+	if (is_target(sk, &sk->__sk_common, IPPROTO_UDP) || is_target6(sk, &sk->__sk_common, IPPROTO_UDP))
 		end(ctx->meta->seq, &sk->__sk_common);
 	return 0;
 }
@@ -131,7 +176,7 @@ int np_end_tcp(struct bpf_iter__tcp *ctx)
 	/* Full sockets only: TIME_WAIT and request sockets have no storage
 	 * and nothing to end. */
 	tp = bpf_skc_to_tcp_sock(skc);
-	if (tp && is_target((struct sock *)tp, skc, IPPROTO_TCP))
+	if (tp && (is_target((struct sock *)tp, skc, IPPROTO_TCP) || is_target6((struct sock *)tp, skc, IPPROTO_TCP)))
 		end(ctx->meta->seq, skc);
 	return 0;
 }

@@ -24,6 +24,7 @@ struct sock_common {
 	volatile unsigned char skc_state;
 	__be32 skc_daddr;
 	__be16 skc_dport;
+	struct in6_addr skc_v6_daddr; /* the IPv6 peer of an AF_INET6 socket (kernel built with IPv6) */
 } NP_CORE;
 
 struct sock {

@@ -27,7 +27,6 @@ on_cleanup() {
 topo_node
 topo_client
 topo_cgroup
-np_node() { topo_in node "$NODEPORT" "$1" --pin-dir "$PIN" "${@:2}"; }
 np_node load --cgroup "$TOPO_CGROUP" --iface ext0 >/dev/null
 sandbox() { topo_sandbox "$1" && topo_serve "sb$1" "sb$1" 8080 --hold; }
 # wait_for FILE REGEX: until a line of FILE matches (10 s at most).

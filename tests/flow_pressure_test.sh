@@ -26,7 +26,6 @@ on_cleanup() {
 topo_node
 topo_client
 topo_cgroup
-np_node() { topo_in node "$NODEPORT" "$1" --pin-dir "$PIN" "${@:2}"; }
 np_node load --cgroup "$TOPO_CGROUP" --iface ext0 >/dev/null || { fail "load"; finish; exit 1; }
 
 topo_sandbox 1

@@ -13,6 +13,8 @@ require datapath
 
 test_begin local6
 PROBE="$TESTS_DIR/probe.py"
+WORK_DIR=$(mktemp -d /tmp/np-local6.XXXXXX)
+on_cleanup() { rm -rf "$WORK_DIR"; }
 PORT=6667
 NODE6=$TOPO_BRIDGE_IP6
 
@@ -78,6 +80,43 @@ expect_eq "[::1] inside a sandbox is the sandbox itself" "[::1]:$PORT sb3 ::1" "
 expect_eq "stats count the IPv6 backend's local connections" "true" \
     "$(np stats --json | jq "[.ports[] | select(.family == \"ipv6\" and .proto == \"tcp\")
                              | .local_connects] | .[0] > 0")"
+
+# --- The node's IPv6 sockets follow a redeploy ---
+# A connected UDP socket to [::1]: set ends it, the client connects again
+# and reaches the new sandbox, as for IPv4 (redeploy_test).
+sandbox 4
+SB4_6=$(topo_sandbox_ip6 4)
+topo_in_cgroup node python3 "$TESTS_DIR/clients.py" udp-connected ::1 "$PORT" 20 >"$WORK_DIR/udp6.log" &
+UDP6_PID=$!
+expect_match "a connected UDP client on [::1] reaches sandbox 2" "^[0-9.]+ 0$" "$(after_remap "$WORK_DIR/udp6.log" 0 sb2)"
+t0=$(now)
+out=$(np_node set "udp/$PORT" "[$SB4_6]:$PORT" --owner sb-2)
+expect_match "set ends the node's IPv6 socket to the old backend" "ended 1 node socket connected to the old backend" \
+    "$out"
+expect_match "the client follows to sandbox 4 after at most one error" "^[0-9.]+ [01]$" \
+    "$(after_remap "$WORK_DIR/udp6.log" "$t0" sb4)"
+kill "$UDP6_PID" 2>/dev/null
+wait "$UDP6_PID" 2>/dev/null
+np set "udp/$PORT" "[$SB2_6]:$PORT" --owner sb-2 >/dev/null
+# TCP: a held connection through [::1], ended by set --terminate.
+HELD=7000
+topo_serve sb2 sb2 "$HELD" --hold
+topo_serve sb4 sb4 "$HELD" --hold
+np set "tcp/$HELD" "[$SB2_6]:$HELD" --owner sb-2 >/dev/null
+coproc C6 { topo_in_cgroup node python3 -u "$TESTS_DIR/long_client.py" ::1 "$HELD"; }
+C6_PID=$C6_PID
+read -r -t 5 line <&"${C6[0]}"
+expect_eq "a TCP connection through [::1] reaches sandbox 2" "sb2 $NODE6" "$line"
+echo ping1 >&"${C6[1]}"
+read -r -t 5 line <&"${C6[0]}"
+expect_eq "and stays open" "sb2 ping1" "$line"
+out=$(np_node set "tcp/$HELD" "[$SB4_6]:$HELD" --owner sb-4 --terminate)
+expect_match "set --terminate ends it" "ended 1 node socket" "$out"
+echo ping2 >&"${C6[1]}"
+read -r -t 5 line <&"${C6[0]}"
+expect_match "and the connection sees an error" "^(error |closed)" "$line"
+{ kill "$C6_PID"; wait "$C6_PID"; } 2>/dev/null
+np del "tcp/$HELD" >/dev/null
 
 # --- A remap of the IPv6 backend, then del --owner ---
 np set "tcp/$PORT" "[$SB3_6]:$PORT" --owner sb-3 >/dev/null

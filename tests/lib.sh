@@ -45,8 +45,29 @@ _test_cleanup() {
     topo_cleanup
 }
 
+# The time as the clients of tests/clients.py print it.
+now() { date +%s.%N; }
+
+# after_remap LOG T0 NAME: seconds from T0 to the first answer from NAME in a
+# tests/clients.py LOG, and the errors and timeouts in between; waits up to 3 s.
+after_remap() {
+    local log=$1 t0=$2 name=$3 result
+    for _ in $(seq 1 30); do
+        result=$(awk -v t0="$t0" -v name="$name" '
+            $1 < t0 { next }
+            $2 == name { printf "%.3f %d\n", $1 - t0, bad; found = 1; exit }
+            $2 == "error" || $2 == "timeout" { bad++ }
+            END { if (!found) exit 1 }' "$log") && { echo "$result"; return 0; }
+        sleep 0.1
+    done
+    echo "none"
+}
+
 # np COMMAND ARGS...: the CLI under test on this test's pin directory.
 np() { "$NODEPORT" "$1" --pin-dir "$PIN" "${@:2}"; }
+# np_node COMMAND ARGS...: the same in the node's namespace, whose sockets a
+# write ends and whose addresses it sees.
+np_node() { topo_in node "$NODEPORT" "$1" --pin-dir "$PIN" "${@:2}"; }
 
 # skip WHY: ends the test as skipped. ctest reports exit 77 as "Skipped"
 # (SKIP_RETURN_CODE on every shell test, tests/CMakeLists.txt): a machine or

@@ -37,7 +37,6 @@ topo_client
 topo_cgroup
 # From the node's network namespace, where load ran: a remap ends the node's
 # stale sockets there (the socket iterators walk the caller's namespace).
-np_node() { topo_in node "$NODEPORT" "$1" --pin-dir "$PIN" "${@:2}"; }
 
 out=$(np_node load --cgroup "$TOPO_CGROUP" --iface ext0 2>&1)
 expect_eq "load exits 0, with no warning about ending sockets" "" "$(grep -i warning <<<"$out")"
@@ -45,7 +44,6 @@ expect_eq "load exits 0, with no warning about ending sockets" "" "$(grep -i war
 sandbox() { # sandbox N PORT [--hold]: a new sandbox serving its name on PORT
     topo_sandbox "$1" && topo_serve "sb$1" "sb$1" "${@:2}"
 }
-now() { date +%s.%N; }
 
 # redeploy PROTO PORT PREV NEW: the runtime's order: the new sandbox, `set`,
 # the old sandbox destroyed, then its late `del --owner`. Prints the time the
@@ -58,21 +56,6 @@ redeploy() {
     topo_sandbox_del "$prev"
     np_node del "$proto/$port" --owner "sb-$prev" >/dev/null
     echo "$t0"
-}
-
-# after_remap LOG T0 NAME: seconds from T0 to the first answer from NAME in
-# LOG, and the errors and timeouts in between; waits up to 3 s.
-after_remap() {
-    local log=$1 t0=$2 name=$3 result
-    for _ in $(seq 1 30); do
-        result=$(awk -v t0="$t0" -v name="$name" '
-            $1 < t0 { next }
-            $2 == name { printf "%.3f %d\n", $1 - t0, bad; found = 1; exit }
-            $2 == "error" || $2 == "timeout" { bad++ }
-            END { if (!found) exit 1 }' "$log") && { echo "$result"; return 0; }
-        sleep 0.1
-    done
-    echo "none"
 }
 
 # udp_across_redeploys WHAT LOG PORT MAX_BAD PREV: 25 redeploys of udp/PORT,

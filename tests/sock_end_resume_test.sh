@@ -26,7 +26,6 @@ on_cleanup() {
 }
 topo_node
 topo_cgroup
-np_node() { topo_in node "$NODEPORT" "$1" --pin-dir "$PIN" "${@:2}"; }
 LOAD=(--cgroup "$TOPO_CGROUP" --local-only)
 for n in 1 2; do topo_sandbox "$n" && topo_serve "sb$n" "sb$n" 6668; done
 SB1=$(topo_sandbox_ip 1)

@@ -350,6 +350,18 @@ struct np_sock_end_target {
 	__u8 pad[3];            /* always 0: part of the hashed key */
 };
 
+/* `sock_end_targets6`: the same for replaced IPv6 backends, whose sockets
+ * the iterators find by their `sock_xlat6` translations. A map of its own
+ * (new in map ABI 4, created by the next load): the IPv4 key keeps its
+ * layout. */
+struct np_sock_end_target6 {
+	__be32 backend_addr_be[4];
+	__be16 backend_port_be;
+	__be16 node_port_be;
+	__u8 proto;
+	__u8 pad[3]; /* always 0: part of the hashed key */
+};
+
 
 /* `replaced_backends` LRU hash (bpf/sock_end.bpf.c): backends a write
  * replaced or removed, and whose they were, so that `del --owner ID --drain`
@@ -465,6 +477,7 @@ static_assert(sizeof(struct np_half_open) == 64, "np_half_open ABI");
 static_assert(sizeof(struct np_frag_key) == 40, "np_frag_key ABI");
 static_assert(sizeof(struct np_frag) == 32, "np_frag ABI");
 static_assert(sizeof(struct np_sock_end_target) == 12, "np_sock_end_target ABI");
+static_assert(sizeof(struct np_sock_end_target6) == 24, "np_sock_end_target6 ABI");
 static_assert(sizeof(struct np_flow_timeouts) == 32, "np_flow_timeouts ABI");
 static_assert(sizeof(struct np_replaced_backend) == 16, "np_replaced_backend ABI");
 static_assert(sizeof(struct np_local_conn) == 12, "np_local_conn layout");
@@ -486,6 +499,7 @@ _Static_assert(sizeof(struct np_half_open) == 64, "np_half_open ABI");
 _Static_assert(sizeof(struct np_frag_key) == 40, "np_frag_key ABI");
 _Static_assert(sizeof(struct np_frag) == 32, "np_frag ABI");
 _Static_assert(sizeof(struct np_sock_end_target) == 12, "np_sock_end_target ABI");
+_Static_assert(sizeof(struct np_sock_end_target6) == 24, "np_sock_end_target6 ABI");
 _Static_assert(sizeof(struct np_flow_timeouts) == 32, "np_flow_timeouts ABI");
 _Static_assert(sizeof(struct np_replaced_backend) == 16, "np_replaced_backend ABI");
 _Static_assert(sizeof(struct np_local_conn) == 12, "np_local_conn layout");

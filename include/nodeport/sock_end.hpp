@@ -79,7 +79,8 @@ private:
     std::string mark_pending(bool pending) const;
 
     Fd config_;   // the `node_config` map
-    Fd targets_;  // the `sock_end_targets` map
+    Fd targets_;   // the `sock_end_targets` map
+    Fd targets6_;  // `sock_end_targets6`; invalid with pins of a load before it (IPv6 targets are then not recorded)
     Fd udp_link_;
     Fd tcp_link_;
     std::uint64_t node_netns_cookie_ = 0;

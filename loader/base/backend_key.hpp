@@ -1,10 +1,12 @@
 // The key of `sock_end_targets` and `replaced_backends` (struct
-// np_sock_end_target): an IPv4 backend and the node port it was mapped on.
-// IPv6 backends have none yet: the socket iterators end IPv4 sockets only.
+// np_sock_end_target): an IPv4 backend and the node port it was mapped on;
+// and of `sock_end_targets6` (np_sock_end_target6), the same for an IPv6
+// backend. (`replaced_backends` records IPv4 backends only, so far.)
 #pragma once
 
 #include <arpa/inet.h>
 
+#include <cstring>
 #include <optional>
 #include <utility>
 
@@ -28,6 +30,24 @@ inline std::optional<np_sock_end_target> backend_key(NodePort node_port, const B
 inline std::pair<NodePort, Backend> from_backend_key(const np_sock_end_target& key) {
     return {NodePort{static_cast<Proto>(key.proto), ntohs(key.node_port_be)},
             Backend{Ipv4{key.backend_addr_be}, ntohs(key.backend_port_be)}};
+}
+
+inline std::optional<np_sock_end_target6> backend_key6(NodePort node_port, const Backend& backend) {
+    const auto* v6 = std::get_if<Ipv6>(&backend.addr);
+    if (!v6)
+        return std::nullopt;
+    np_sock_end_target6 key{};
+    std::memcpy(key.backend_addr_be, v6->bytes.data(), sizeof key.backend_addr_be);
+    key.backend_port_be = htons(backend.port);
+    key.node_port_be = htons(node_port.port);
+    key.proto = static_cast<__u8>(node_port.proto);
+    return key;
+}
+
+inline std::pair<NodePort, Backend> from_backend_key6(const np_sock_end_target6& key) {
+    Ipv6 addr;
+    std::memcpy(addr.bytes.data(), key.backend_addr_be, sizeof key.backend_addr_be);
+    return {NodePort{static_cast<Proto>(key.proto), ntohs(key.node_port_be)}, Backend{addr, ntohs(key.backend_port_be)}};
 }
 
 }  // namespace nodeport

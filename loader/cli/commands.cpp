@@ -44,7 +44,7 @@ po::options_description terminate_description() {
     po::options_description options = wait_description();
     options.add_options()("terminate",
                           "also end the node's TCP connections to the replaced backend (connected UDP sockets "
-                          "are always ended; IPv4 backends only, so far)");
+                          "are always ended)");
     return options;
 }
 

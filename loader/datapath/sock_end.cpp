@@ -51,11 +51,13 @@ Result<unsigned> run_iterator(int link_fd) {
     return static_cast<unsigned>(out->size());
 }
 
-// None for an IPv6 backend: the iterators end IPv4 sockets only, so far.
-std::optional<np_sock_end_target> to_key(const SocketEnder::Target& t) { return backend_key(t.node_port, t.backend); }
-
 SocketEnder::Target from_key(const np_sock_end_target& key) {
     auto [node_port, backend] = from_backend_key(key);
+    return {node_port, backend};
+}
+
+SocketEnder::Target from_key6(const np_sock_end_target6& key) {
+    auto [node_port, backend] = from_backend_key6(key);
     return {node_port, backend};
 }
 
@@ -119,6 +121,8 @@ SocketEnder SocketEnder::open(const PinDir& dir) {
         return ender;
     }
     ender.targets_ = std::move(*targets);
+    if (auto targets6 = dir.map("sock_end_targets6"); targets6)
+        ender.targets6_ = std::move(*targets6);
     if (auto config = dir.map("node_config"); config) {
         __u32 zero = 0;
         np_config cfg{};
@@ -158,8 +162,15 @@ std::string SocketEnder::record(const std::vector<Target>& targets) const {
         return "record the socket end targets: " + why;
     const __u8 unused = 0;
     for (const auto& t : targets) {
-        auto key = to_key(t);
-        if (key && bpf_map_update_elem(targets_.get(), &*key, &unused, BPF_ANY) != 0)
+        int rc = 0;
+        if (auto key = backend_key(t.node_port, t.backend))
+            rc = bpf_map_update_elem(targets_.get(), &*key, &unused, BPF_ANY);
+        else if (!targets6_.valid())
+            return "the node's IPv6 sockets were not checked: the pins predate sock_end_targets6 (run this "
+                   "nodeport's load)";
+        else if (auto key6 = backend_key6(t.node_port, t.backend))
+            rc = bpf_map_update_elem(targets6_.get(), &*key6, &unused, BPF_ANY);
+        if (rc != 0)
             return std::string("record the socket end targets: ") + std::strerror(errno);
     }
     return {};
@@ -174,6 +185,13 @@ Result<std::vector<SocketEnder::Target>> SocketEnder::pending() const {
         return std::unexpected(keys.error());
     for (const auto& key : *keys)
         out.push_back(from_key(key));
+    if (targets6_.valid()) {
+        auto keys6 = map_keys<np_sock_end_target6>(targets6_.get(), "sock_end_targets6");
+        if (!keys6)
+            return std::unexpected(keys6.error());
+        for (const auto& key : *keys6)
+            out.push_back(from_key6(key));
+    }
     std::ranges::sort(out);
     auto dup = std::ranges::unique(out);  // a walk restarted by a delete gives a key twice
     out.erase(dup.begin(), dup.end());
@@ -196,8 +214,12 @@ EndedSockets SocketEnder::finish(int ports_fd, const std::vector<Target>& own) c
     // later write needs to look (mark_pending).
     bool all_forgotten = true;
     auto forget = [&](const Target& t) {
-        auto key = to_key(t);
-        if (key && bpf_map_delete_elem(targets_.get(), &*key) != 0 && errno != ENOENT)
+        int rc = 0;
+        if (auto key = backend_key(t.node_port, t.backend))
+            rc = bpf_map_delete_elem(targets_.get(), &*key);
+        else if (auto key6 = backend_key6(t.node_port, t.backend); key6 && targets6_.valid())
+            rc = bpf_map_delete_elem(targets6_.get(), &*key6);
+        if (rc != 0 && errno != ENOENT)
             all_forgotten = false;
     };
     // A target its node port leads to again has sockets that are right.
