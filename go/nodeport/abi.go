@@ -25,10 +25,11 @@ type mapShape struct {
 }
 
 var (
-	portsShape          = mapShape{"ports", ebpf.Hash, 4, 288}              // np_port_key -> np_backend
-	nodeConfigShape     = mapShape{"node_config", ebpf.Array, 4, 16}        // __u32 -> np_config
-	portCountersShape   = mapShape{"port_counters", ebpf.PerCPUHash, 4, 64} // np_port_key -> np_port_counters
-	sockEndTargetsShape = mapShape{"sock_end_targets", ebpf.Hash, 12, 1}    // np_sock_end_target -> __u8
+	portsShape           = mapShape{"ports", ebpf.Hash, 4, 288}              // np_port_key -> np_backend
+	nodeConfigShape      = mapShape{"node_config", ebpf.Array, 4, 16}        // __u32 -> np_config
+	portCountersShape    = mapShape{"port_counters", ebpf.PerCPUHash, 4, 64} // np_port_key -> np_port_counters
+	sockEndTargetsShape  = mapShape{"sock_end_targets", ebpf.Hash, 12, 1}    // np_sock_end_target -> __u8
+	sockEndTargets6Shape = mapShape{"sock_end_targets6", ebpf.Hash, 24, 1}   // np_sock_end_target6 -> __u8
 )
 
 // maxPorts is NP_MAX_PORTS: what `ports` holds, both families together.
@@ -108,13 +109,25 @@ func parseBackend(p nodePort, v []byte) (e entry, id uint64) {
 // (loader/base/backend_key.hpp).
 type sockEndTarget struct {
 	nodePort
-	addr        [4]byte
+	addr        netip.Addr // IPv4: a key of sock_end_targets; IPv6: of sock_end_targets6
 	backendPort uint16
 }
 
+// key is struct np_sock_end_target (12 bytes) for an IPv4 backend,
+// np_sock_end_target6 (24 bytes) for an IPv6 one.
 func (t sockEndTarget) key() []byte {
+	if t.addr.Is6() {
+		k := make([]byte, 24)
+		a := t.addr.As16()
+		copy(k[0:16], a[:])
+		binary.BigEndian.PutUint16(k[16:], t.backendPort)
+		binary.BigEndian.PutUint16(k[18:], t.port)
+		k[20] = t.proto
+		return k
+	}
 	k := make([]byte, 12)
-	copy(k[0:4], t.addr[:])
+	a := t.addr.As4()
+	copy(k[0:4], a[:])
 	binary.BigEndian.PutUint16(k[4:], t.backendPort)
 	binary.BigEndian.PutUint16(k[6:], t.port)
 	k[8] = t.proto
@@ -123,34 +136,44 @@ func (t sockEndTarget) key() []byte {
 
 func parseSockEndTarget(k []byte) sockEndTarget {
 	var t sockEndTarget
-	copy(t.addr[:], k[0:4])
+	if len(k) == 24 {
+		t.addr = netip.AddrFrom16([16]byte(k[0:16]))
+		t.backendPort = binary.BigEndian.Uint16(k[16:])
+		t.port = binary.BigEndian.Uint16(k[18:])
+		t.proto = k[20]
+		return t
+	}
+	t.addr = netip.AddrFrom4([4]byte(k[0:4]))
 	t.backendPort = binary.BigEndian.Uint16(k[4:])
 	t.port = binary.BigEndian.Uint16(k[6:])
 	t.proto = k[8]
 	return t
 }
 
-// targetOf: the target of an entry's backend; false for an IPv6 one.
+func targetFor(e entry) sockEndTarget {
+	return sockEndTarget{e.nodePort, e.backend.Addr(), e.backend.Port()}
+}
+
+// targetOf: the replaced_backends key of an entry's backend; false for an
+// IPv6 one (that map records IPv4 backends only, so far).
 func targetOf(e entry) (sockEndTarget, bool) {
 	if !e.backend.Addr().Is4() {
 		return sockEndTarget{}, false
 	}
-	return sockEndTarget{e.nodePort, e.backend.Addr().As4(), e.backend.Port()}, true
+	return targetFor(e), true
 }
 
 // targetsOf: the targets of the entries' IPv4 backends.
 func targetsOf(es []entry) []sockEndTarget {
 	var out []sockEndTarget
 	for _, e := range es {
-		if t, ok := targetOf(e); ok {
-			out = append(out, t)
-		}
+		out = append(out, targetFor(e))
 	}
 	return out
 }
 
 func (t sockEndTarget) backend() netip.AddrPort {
-	return netip.AddrPortFrom(netip.AddrFrom4(t.addr), t.backendPort)
+	return netip.AddrPortFrom(t.addr, t.backendPort)
 }
 
 // The flow tables (struct np_flow_key, np_flow, np_half_open), read by Drain.

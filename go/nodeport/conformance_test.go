@@ -236,11 +236,11 @@ func TestConformance(t *testing.T) {
 				case "seed_target":
 					p, _ := checkNodePort(s.Proto, s.Port)
 					b := netip.MustParseAddrPort(s.Backend)
-					tg := sockEndTarget{p, b.Addr().As4(), b.Port()}
+					tg := sockEndTarget{p, b.Addr(), b.Port()}
 					if err := tb.ender.markPending(true); err != nil { // as a write does before it records
 						t.Fatalf("%s: %v", step, err)
 					}
-					if err := tb.ender.targets.Put(tg.key(), []byte{0}); err != nil {
+					if err := tb.ender.mapOf(tg).Put(tg.key(), []byte{0}); err != nil {
 						t.Fatalf("%s: %v", step, err)
 					}
 					continue

@@ -34,6 +34,7 @@ const soNetnsCookie = 71 // SO_NETNS_COOKIE
 type socketEnder struct {
 	config      *ebpf.Map // node_config, whose flags say whether targets may be recorded
 	targets     *ebpf.Map // nil when the iterators are not loaded
+	targets6    *ebpf.Map // sock_end_targets6; nil with pins of a load before it (IPv6 targets not recorded)
 	udpLink     int
 	tcpLink     int
 	netnsCookie uint64
@@ -68,6 +69,13 @@ func openSocketEnder(op string, dirFD int, dir string, cfg nodeConfig) (*socketE
 		return nil, err
 	}
 	s.targets, s.config = targets, config
+	if s.targets6, err = openMap(op, dirFD, dir, sockEndTargets6Shape); err != nil {
+		s.targets6 = nil
+		if !(errors.As(err, &e) && errors.Is(e, ErrNotLoaded)) {
+			s.close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -117,6 +125,10 @@ func (s *socketEnder) close() {
 		s.targets.Close()
 		s.targets = nil
 	}
+	if s.targets6 != nil {
+		s.targets6.Close()
+		s.targets6 = nil
+	}
 	if s.config != nil {
 		s.config.Close()
 		s.config = nil
@@ -135,7 +147,12 @@ func (s *socketEnder) record(targets []sockEndTarget) string {
 		return "record the socket end targets: " + err.Error()
 	}
 	for _, t := range targets {
-		if err := s.targets.Update(t.key(), []byte{0}, ebpf.UpdateAny); err != nil {
+		m := s.mapOf(t)
+		if m == nil {
+			return "the node's IPv6 sockets were not checked: the pins predate sock_end_targets6 (run this " +
+				"nodeport's load)"
+		}
+		if err := m.Update(t.key(), []byte{0}, ebpf.UpdateAny); err != nil {
 			return "record the socket end targets: " + err.Error()
 		}
 	}
@@ -151,6 +168,13 @@ func (s *socketEnder) pending() ([]sockEndTarget, error) {
 	keys, err := allKeys(s.targets)
 	if err != nil {
 		return nil, fmt.Errorf("walk map sock_end_targets: %w", err)
+	}
+	if s.targets6 != nil {
+		keys6, err := allKeys(s.targets6)
+		if err != nil {
+			return nil, fmt.Errorf("walk map sock_end_targets6: %w", err)
+		}
+		keys = append(keys, keys6...)
 	}
 	seen := map[sockEndTarget]bool{}
 	for _, k := range keys {
@@ -231,8 +255,10 @@ func (s *socketEnder) finish(ports *ebpf.Map, own []sockEndTarget) EndedSockets 
 	// later write needs to look (markPending).
 	allForgotten := true
 	forget := func(t sockEndTarget) {
-		if err := s.targets.Delete(t.key()); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			allForgotten = false
+		if m := s.mapOf(t); m != nil {
+			if err := m.Delete(t.key()); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				allForgotten = false
+			}
 		}
 	}
 	var stale []sockEndTarget
@@ -292,10 +318,19 @@ func (s *socketEnder) finish(ports *ebpf.Map, own []sockEndTarget) EndedSockets 
 	return ended
 }
 
+// mapOf: the map that records target t, by its backend's family; nil when
+// the pins have no sock_end_targets6.
+func (s *socketEnder) mapOf(t sockEndTarget) *ebpf.Map {
+	if t.addr.Is6() {
+		return s.targets6
+	}
+	return s.targets
+}
+
 // leadsTo: `ports` maps the target's node port to the target's backend now
-// (its IPv4 entry: a target is an IPv4 backend).
+// (the entry of the backend's family).
 func leadsTo(ports *ebpf.Map, t sockEndTarget) bool {
-	v, err := ports.LookupBytes(portKey(entryKey{t.nodePort, false}))
+	v, err := ports.LookupBytes(portKey(entryKey{t.nodePort, t.addr.Is6()}))
 	if err != nil || v == nil {
 		return false
 	}
