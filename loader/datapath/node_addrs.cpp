@@ -49,6 +49,30 @@ IpAddr from_key(const np_node_addr& key) {
     return Ipv4{key.addr_be[0]};
 }
 
+using IfaddrsList = std::unique_ptr<ifaddrs, decltype(&::freeifaddrs)>;
+
+// The interfaces' addresses, read once (getifaddrs).
+Result<IfaddrsList> read_ifaddrs() {
+    ifaddrs* raw = nullptr;
+    if (::getifaddrs(&raw) != 0)
+        return errno_error(errno, "list interface addresses");
+    return IfaddrsList(raw, ::freeifaddrs);
+}
+
+// Every IPv4 address of `list`, loopback included.
+std::vector<InterfaceAddr> interface_addrs4(const ifaddrs* list) {
+    std::vector<InterfaceAddr> out;
+    for (const ifaddrs* ifa = list; ifa; ifa = ifa->ifa_next) {
+        if (!ifa->ifa_addr || ifa->ifa_addr->sa_family != AF_INET)
+            continue;
+        std::uint32_t mask =
+            ifa->ifa_netmask ? ntohl(reinterpret_cast<const sockaddr_in*>(ifa->ifa_netmask)->sin_addr.s_addr) : ~0u;
+        out.push_back(InterfaceAddr{ifa->ifa_name, Ipv4{reinterpret_cast<const sockaddr_in*>(ifa->ifa_addr)->sin_addr.s_addr},
+                                    std::popcount(mask)});
+    }
+    return out;
+}
+
 // The node's IPv6 addresses other hosts and namespaces can reach: global
 // and unique-local, not ::1 or link-local (which needs an interface to mean
 // anything), as parse_node_ip takes them.
@@ -69,35 +93,21 @@ std::vector<NodeAddr> interface_addrs6(const ifaddrs* list) {
 }  // namespace
 
 Result<std::vector<InterfaceAddr>> interface_addrs() {
-    ifaddrs* raw = nullptr;
-    if (::getifaddrs(&raw) != 0)
-        return errno_error(errno, "list interface addresses");
-    std::unique_ptr<ifaddrs, decltype(&::freeifaddrs)> list(raw, ::freeifaddrs);
-    std::vector<InterfaceAddr> out;
-    for (const ifaddrs* ifa = raw; ifa; ifa = ifa->ifa_next) {
-        if (!ifa->ifa_addr || ifa->ifa_addr->sa_family != AF_INET)
-            continue;
-        std::uint32_t mask =
-            ifa->ifa_netmask ? ntohl(reinterpret_cast<const sockaddr_in*>(ifa->ifa_netmask)->sin_addr.s_addr) : ~0u;
-        out.push_back(InterfaceAddr{ifa->ifa_name, Ipv4{reinterpret_cast<const sockaddr_in*>(ifa->ifa_addr)->sin_addr.s_addr},
-                                    std::popcount(mask)});
-    }
-    return out;
+    auto list = read_ifaddrs();
+    if (!list)
+        return std::unexpected(list.error());
+    return interface_addrs4(list->get());
 }
 
 Result<std::vector<NodeAddr>> discover_node_addrs() {
-    auto addrs = interface_addrs();
-    if (!addrs)
-        return std::unexpected(addrs.error());
+    auto list = read_ifaddrs();
+    if (!list)
+        return std::unexpected(list.error());
     std::vector<NodeAddr> out;
-    for (const auto& a : *addrs)
+    for (const auto& a : interface_addrs4(list->get()))
         if (!is_loopback(a.addr))
             out.push_back(NodeAddr{a.addr, a.interface});
-    ifaddrs* raw = nullptr;
-    if (::getifaddrs(&raw) != 0)
-        return errno_error(errno, "list interface addresses");
-    std::unique_ptr<ifaddrs, decltype(&::freeifaddrs)> list(raw, ::freeifaddrs);
-    std::ranges::move(interface_addrs6(raw), std::back_inserter(out));
+    std::ranges::move(interface_addrs6(list->get()), std::back_inserter(out));
     return out;
 }
 
