@@ -177,11 +177,6 @@ static __always_inline void write_user_ip6(struct bpf_sock_addr *ctx, const __be
 	ctx->user_ip6[3] = addr_be[3];
 }
 
-static __always_inline bool same_addr6(const __be32 a[4], const __be32 b[4])
-{
-	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
-}
-
 static __always_inline void copy_addr6(__be32 to[4], const __be32 from[4])
 {
 	to[0] = from[0];

@@ -106,10 +106,7 @@ static __always_inline bool is_target6(struct sock *sk, struct sock_common *skc,
 		return false;
 	for (i = 0; i < NP_SOCK_XLAT_SLOTS; i++) {
 		if (st->slot[i].backend_port_be != key.backend_port_be ||
-		    st->slot[i].backend_addr_be[0] != key.backend_addr_be[0] ||
-		    st->slot[i].backend_addr_be[1] != key.backend_addr_be[1] ||
-		    st->slot[i].backend_addr_be[2] != key.backend_addr_be[2] ||
-		    st->slot[i].backend_addr_be[3] != key.backend_addr_be[3])
+		    !same_addr6(st->slot[i].backend_addr_be, key.backend_addr_be))
 			continue;
 		key.node_port_be = st->slot[i].node_port_be;
 		if (bpf_map_lookup_elem(&sock_end_targets6, &key))

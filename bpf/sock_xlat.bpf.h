@@ -26,4 +26,11 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sock_xlat6 SEC(".maps");
 
+/* Whether two IPv6 addresses (as np_xlat6 holds them) are the same: the
+ * hooks find a socket's slot by it, and so do the socket iterators. */
+static __always_inline bool same_addr6(const __be32 a[4], const __be32 b[4])
+{
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+}
+
 #endif /* NODEPORT_SOCK_XLAT_BPF_H */
