@@ -90,4 +90,44 @@ static __always_inline int fib_redirect4(struct __sk_buff *skb, __u32 l2_hlen)
 	return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
 }
 
+/* fib_redirect4 for IPv6: no header checksum, and the hop limit instead of
+ * the TTL. The header is read with bpf_skb_load_bytes, as parse_pkt6 reads
+ * it. `p` was parsed before the rewrite: its offsets still hold. */
+static __always_inline int fib_redirect6(struct __sk_buff *skb, const struct pkt *p)
+{
+	struct bpf_fib_lookup fib = {};
+	struct bpf_redir_neigh nh = {};
+	struct ipv6hdr ip6;
+	__u8 hop_limit;
+	long rc;
+
+	if (p->l2_hlen != NP_ETH_HLEN)
+		return TC_ACT_OK;
+	if (bpf_skb_load_bytes(skb, p->l2_hlen, &ip6, sizeof(ip6)))
+		return TC_ACT_OK;
+	if (ip6.hop_limit <= 1)
+		return TC_ACT_OK;
+	fib.family = NP_AF_INET6;
+	fib.flowinfo = *(__be32 *)&ip6 & bpf_htonl(0x0fffffff); /* traffic class and flow label */
+	fib.l4_protocol = p->proto;
+	fib.tot_len = NP_IP6_HLEN + bpf_ntohs(ip6.payload_len);
+	/* As for IPv4: what goes on the wire is one segment. */
+	if (skb->gso_size)
+		fib.tot_len = p->l4_off + (p->proto == IPPROTO_TCP ? p->tcp_hlen : NP_UDP_HLEN) + skb->gso_size;
+	__builtin_memcpy(fib.ipv6_src, &ip6.saddr, sizeof(fib.ipv6_src));
+	__builtin_memcpy(fib.ipv6_dst, &ip6.daddr, sizeof(fib.ipv6_dst));
+	fib.ifindex = skb->ingress_ifindex;
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return TC_ACT_OK;
+	/* We replace ip6_forward(), so we decrement the hop limit it would have. */
+	hop_limit = ip6.hop_limit - 1;
+	if (bpf_skb_store_bytes(skb, p->l2_hlen + NP_IP6_HOPLIMIT_OFF, &hop_limit, sizeof(hop_limit),
+				BPF_F_RECOMPUTE_CSUM))
+		return TC_ACT_OK;
+	nh.nh_family = NP_AF_INET6;
+	__builtin_memcpy(nh.ipv6_nh, fib.ipv6_dst, sizeof(nh.ipv6_nh));
+	return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
+}
+
 #endif /* NODEPORT_FIB_BPF_H */

@@ -11,6 +11,30 @@
 #include "clock.bpf.h"
 #include "packet.bpf.h"
 
+/* What the flow logic decided for a TCP/UDP packet: rewrite it to `addr_be`
+ * (IPv4 in [0]) and `port_be`, the backend for a client's packet, the node
+ * address and port for a reply. The deciding functions return XLATE with
+ * this filled in, or the np_reason to pass the packet for; the program's
+ * entry then rewrites. Deciding and rewriting are kept apart so that the
+ * rewrite's locals (checksums, fragments, counters, the FIB lookup) sit in a
+ * frame beside the decision's, not below it: the verifier allows 512 bytes
+ * of stack for the deepest chain of calls, and 16-byte addresses fill it. */
+struct xlat {
+	__be32 addr_be[4];
+	__be16 port_be;
+	bool new_flow; /* the packet started a flow */
+};
+
+#define XLATE (-1)
+
+static __always_inline int xlate(struct xlat *x, const __be32 addr_be[4], __be16 port_be, bool new_flow)
+{
+	addr_copy(x->addr_be, addr_be);
+	x->port_be = port_be;
+	x->new_flow = new_flow;
+	return XLATE;
+}
+
 /* LRU: a flow whose end we never saw (peer vanished, packet lost) is evicted
  * under pressure instead of filling its table for good. Pinned by name so
  * `nodeport flows` can read them and a reload keeps live flows. */
@@ -68,51 +92,56 @@ struct {
  * line that every CPU handling the flow then has to fetch again. */
 #define NP_FLOW_TOUCH_NS 1000000000ULL
 
-/* A flow key of IPv4 addresses and ports. */
-static __always_inline struct np_flow_key flow_key4(__be32 client_addr_be, __be16 client_port_be,
-						    __be32 peer_addr_be, __be16 peer_port_be, __u8 proto, __u8 dir)
+/* A flow key of addresses (IPv4 in [0]) and ports. */
+static __always_inline struct np_flow_key flow_key(const __be32 client_addr_be[4], __be16 client_port_be,
+						   const __be32 peer_addr_be[4], __be16 peer_port_be, __u8 proto,
+						   __u8 dir, __u8 family)
 {
-	return (struct np_flow_key){
-		.client_addr_be = { client_addr_be },
-		.peer_addr_be = { peer_addr_be },
+	struct np_flow_key key = {
 		.client_port_be = client_port_be,
 		.peer_port_be = peer_port_be,
 		.proto = proto,
 		.dir = dir,
-		.family = NP_FAMILY_IPV4,
+		.family = family,
 	};
+
+	addr_copy(key.client_addr_be, client_addr_be);
+	addr_copy(key.peer_addr_be, peer_addr_be);
+	return key;
 }
 
 /* Key of the entry an ingress packet (client -> node) would match. */
-static __always_inline struct np_flow_key to_backend_key(const struct pkt4 *p)
+static __always_inline struct np_flow_key to_backend_key(const struct pkt *p)
 {
-	return flow_key4(p->saddr_be, p->sport_be, p->daddr_be, p->dport_be, p->proto, NP_FLOW_TO_BACKEND);
+	return flow_key(p->saddr_be, p->sport_be, p->daddr_be, p->dport_be, p->proto, NP_FLOW_TO_BACKEND, p->family);
 }
 
 /* Key of the entry an egress reply (backend -> client) would match. */
-static __always_inline struct np_flow_key to_client_key(const struct pkt4 *p)
+static __always_inline struct np_flow_key to_client_key(const struct pkt *p)
 {
-	return flow_key4(p->daddr_be, p->dport_be, p->saddr_be, p->sport_be, p->proto, NP_FLOW_TO_CLIENT);
+	return flow_key(p->daddr_be, p->dport_be, p->saddr_be, p->sport_be, p->proto, NP_FLOW_TO_CLIENT, p->family);
 }
 
 /* The other direction's key: this entry's value is that entry's peer. */
 static __always_inline struct np_flow_key partner_key(const struct np_flow_key *key, const struct np_flow *f)
 {
-	return flow_key4(key->client_addr_be[0], key->client_port_be, f->addr_be[0], f->port_be, key->proto,
-			 key->dir == NP_FLOW_TO_BACKEND ? NP_FLOW_TO_CLIENT : NP_FLOW_TO_BACKEND);
+	return flow_key(key->client_addr_be, key->client_port_be, f->addr_be, f->port_be, key->proto,
+			key->dir == NP_FLOW_TO_BACKEND ? NP_FLOW_TO_CLIENT : NP_FLOW_TO_BACKEND, key->family);
 }
 
 /* The other direction's value: this entry's peer, with the same state. The
  * other side's TCP state is not known here: left unseen (liberal). */
 static __always_inline struct np_flow partner_value(const struct np_flow_key *key, const struct np_flow *f)
 {
-	return (struct np_flow){
-		.addr_be = { key->peer_addr_be[0] },
+	struct np_flow other = {
 		.port_be = key->peer_port_be,
 		.state = f->state,
-		.family = NP_FAMILY_IPV4,
+		.family = key->family,
 		.last_seen_ns = f->last_seen_ns,
 	};
+
+	addr_copy(other.addr_be, key->peer_addr_be);
+	return other;
 }
 
 /* Which table an entry was found in. Passed as a constant and turned into
@@ -154,14 +183,14 @@ static __always_inline bool half_open_expired(const struct np_half_open *h, __u6
  * `udp_flows`); false when there is none or it expired. For packets that only
  * read a flow's translation and change nothing about it (ICMP errors): the
  * one place that knows which tables to look in. */
-static __always_inline bool flow_find(const struct np_flow_key *key, __u64 now, __be32 *addr_be, __be16 *port_be)
+static __always_inline bool flow_find(const struct np_flow_key *key, __u64 now, __be32 addr_be[4], __be16 *port_be)
 {
 	const struct np_half_open *h;
 	const struct np_flow *f;
 
 	f = bpf_map_lookup_elem(key->proto == IPPROTO_UDP ? (void *)&udp_flows : (void *)&flows, key);
 	if (f && !flow_expired(key->proto == IPPROTO_UDP ? FLOWS_UDP : FLOWS_TCP, f, now)) {
-		*addr_be = f->addr_be[0];
+		addr_copy(addr_be, f->addr_be);
 		*port_be = f->port_be;
 		return true;
 	}
@@ -170,39 +199,17 @@ static __always_inline bool flow_find(const struct np_flow_key *key, __u64 now, 
 	h = bpf_map_lookup_elem(&half_open_flows, key);
 	if (!h || half_open_expired(h, now))
 		return false;
-	*addr_be = h->node_addr_be[0];
+	addr_copy(addr_be, h->node_addr_be);
 	*port_be = h->node_port_be;
 	return true;
 }
 
-/* Writes both entries of a flow: `key` -> `f` and `other` under its partner
- * key. The partner first: when `key` is the forward entry, a forward entry
- * without its reply entry would send traffic whose replies leave
- * untranslated. */
-static __always_inline bool flow_pair_put_both(enum flow_table t, const struct np_flow_key *key,
-					       const struct np_flow *f, const struct np_flow *other)
+/* Deletes both entries of the flow whose entry `key` holds `f`. The
+ * partner's key is built first: `f` is gone after the first delete. */
+static __noinline void flow_pair_delete(enum flow_table t, const struct np_flow_key *key, const struct np_flow *f)
 {
 	void *map = flow_map(t);
 	struct np_flow_key other_key = partner_key(key, f);
-
-	if (bpf_map_update_elem(map, &other_key, other, BPF_ANY))
-		return false;
-	return bpf_map_update_elem(map, key, f, BPF_ANY) == 0;
-}
-
-static __always_inline bool flow_pair_put(enum flow_table t, const struct np_flow_key *key, const struct np_flow *f)
-{
-	struct np_flow other = partner_value(key, f);
-
-	return flow_pair_put_both(t, key, f, &other);
-}
-
-/* Deletes both entries of the flow whose entry `key` holds `f` (a copy: the
- * map value is gone after the first delete). */
-static __always_inline void flow_pair_delete(enum flow_table t, const struct np_flow_key *key, struct np_flow f)
-{
-	void *map = flow_map(t);
-	struct np_flow_key other_key = partner_key(key, &f);
 
 	bpf_map_delete_elem(map, &other_key);
 	bpf_map_delete_elem(map, key);
@@ -212,7 +219,7 @@ static __always_inline void flow_pair_delete(enum flow_table t, const struct np_
  * most once a second, so a one-way stream keeps the reply direction alive
  * too. A partner the LRU evicted is written again from this entry, so a
  * flow never stays split. Racing CPUs write the same values, so no lock. */
-static __always_inline void flow_touch(enum flow_table t, const struct np_flow_key *key, struct np_flow *f,
+static __noinline void flow_touch(enum flow_table t, const struct np_flow_key *key, struct np_flow *f,
 				       __u64 now)
 {
 	void *map = flow_map(t);
@@ -243,13 +250,13 @@ static __always_inline bool seq_before(__u32 a, __u32 b)
 }
 
 /* The sequence number after this segment: SYN and FIN count one. */
-static __always_inline __u32 seg_end(const struct pkt4 *p)
+static __always_inline __u32 seg_end(const struct pkt *p)
 {
 	return p->seq + p->seg_len + !!(p->tcp_flags & NP_TCP_SYN) + !!(p->tcp_flags & NP_TCP_FIN);
 }
 
 /* The side a SYN (or SYN-ACK) starts. */
-static __always_inline struct np_tcp_side side_of_syn(const struct pkt4 *p)
+static __always_inline struct np_tcp_side side_of_syn(const struct pkt *p)
 {
 	bool acks = p->tcp_flags & NP_TCP_ACK;
 
@@ -264,7 +271,7 @@ static __always_inline struct np_tcp_side side_of_syn(const struct pkt4 *p)
 /* Notes what a packet of this side says: the end of what it sent, the
  * highest acknowledgement, its FIN. Written only when something grew, and
  * the flags with an atomic OR (flags are read by the other direction's CPU). */
-static __always_inline void side_note(struct np_tcp_side *s, const struct pkt4 *p)
+static __always_inline void side_note(struct np_tcp_side *s, const struct pkt *p)
 {
 	__u32 end = seg_end(p), want = NP_SIDE_SEEN;
 
@@ -297,7 +304,7 @@ enum rst_verdict {
  * numbers are unknown (a picked-up or migrated flow before both sides sent),
  * any RST ends the flow, as with nf_conntrack_tcp_be_liberal. */
 static __always_inline enum rst_verdict rst_check(const struct np_tcp_side *s, const struct np_tcp_side *r,
-						  const struct pkt4 *p)
+						  const struct pkt *p)
 {
 	if (!r || !(r->flags & NP_SIDE_ACK_SEEN) || !(s->flags & NP_SIDE_SEEN))
 		return RST_ENDS;
@@ -326,7 +333,7 @@ static __always_inline void flow_set_state(struct np_flow *f, struct np_flow *ot
  * connection. Each side notes its own acknowledgement of the other's FIN with
  * an atomic OR and then reads the other's: of two final ACKs crossing on two
  * CPUs, at least one sees both. */
-static __always_inline bool tcp_closing(const struct np_flow_key *key, struct np_flow *f, const struct pkt4 *p,
+static __always_inline bool tcp_closing(const struct np_flow_key *key, struct np_flow *f, const struct pkt *p,
 					__u64 now)
 {
 	struct np_flow_key other_key = partner_key(key, f);
@@ -348,7 +355,7 @@ static __always_inline bool tcp_closing(const struct np_flow_key *key, struct np
  *  - RST: rst_check() decides; one that ends the flow deletes both entries.
  *  - FIN and what follows it: tcp_closing(); the final ACK deletes both.
  *  - anything else notes the sender's numbers and refreshes the flow. */
-static __always_inline bool tcp_track(const struct np_flow_key *key, struct np_flow *f, const struct pkt4 *p,
+static __noinline bool tcp_track(const struct np_flow_key *key, struct np_flow *f, const struct pkt *p,
 				      __u64 now)
 {
 	if (p->tcp_flags & NP_TCP_RST) {
@@ -357,13 +364,13 @@ static __always_inline bool tcp_track(const struct np_flow_key *key, struct np_f
 		enum rst_verdict v = rst_check(&f->tcp, other ? &other->tcp : NULL, p);
 
 		if (v == RST_ENDS)
-			flow_pair_delete(FLOWS_TCP, key, *f);
+			flow_pair_delete(FLOWS_TCP, key, f);
 		return v != RST_INVALID;
 	}
 	side_note(&f->tcp, p);
 	if ((p->tcp_flags & NP_TCP_FIN) || f->state == NP_FLOW_FIN_WAIT) {
 		if (tcp_closing(key, f, p, now)) {
-			flow_pair_delete(FLOWS_TCP, key, *f);
+			flow_pair_delete(FLOWS_TCP, key, f);
 			return true;
 		}
 	}
@@ -375,40 +382,72 @@ static __always_inline bool tcp_track(const struct np_flow_key *key, struct np_f
  * same client addr/port reaching the same backend through another node
  * address or port): the replies of the two could not be told apart, so the
  * second is not translated. */
-static __always_inline bool reply_key_taken(enum flow_table t, const struct np_flow_key *rev_key, const struct pkt4 *p,
+static __always_inline bool reply_key_taken(enum flow_table t, const struct np_flow_key *rev_key, const struct pkt *p,
 					    __u64 now)
 {
 	const struct np_flow *old = bpf_map_lookup_elem(flow_map(t), rev_key);
 
-	return old && !flow_expired(t, old, now) && (old->addr_be[0] != p->daddr_be || old->port_be != p->dport_be);
+	return old && !flow_expired(t, old, now) && (!addr_eq(old->addr_be, p->daddr_be) || old->port_be != p->dport_be);
 }
 
-/* Records a new flow in table `t` (FLOWS_TCP or FLOWS_UDP): the client in
- * `p` sent to the node address/port in `p`, and goes to the backend; `side`
- * is the client's TCP state. Returns false, recording nothing and saying why,
- * when another live flow already uses the reply key, or when the table
- * refuses the write. */
-static __always_inline bool flow_create(enum flow_table t, const struct pkt4 *p, __be32 backend_addr_be,
-					__be16 backend_port_be, __u8 state, const struct np_tcp_side *side, __u64 now,
-					enum np_reason *why)
+/* The reply entry of a new flow from client `p` to backend `x`: under the
+ * key of the backend's replies, the node address and port they leave from.
+ * Both are built in place, as are the client's entry after them: a
+ * 16-byte address costs four registers, and each extra copy of a key or
+ * value spills them to the stack, of which a chain of calls has 512 bytes. */
+static __always_inline void reply_entry(const struct pkt *p, const struct xlat *x, __u8 state, __u64 now,
+					struct np_flow_key *key, struct np_flow *f)
 {
-	struct np_flow_key fwd_key = to_backend_key(p);
-	struct np_flow fwd = {
-		.addr_be = { backend_addr_be },
-		.port_be = backend_port_be,
+	*key = flow_key(p->saddr_be, p->sport_be, x->addr_be, x->port_be, p->proto, NP_FLOW_TO_CLIENT, p->family);
+	*f = (struct np_flow){
+		.port_be = p->dport_be,
 		.state = state,
-		.family = NP_FAMILY_IPV4,
+		.family = p->family,
+		.last_seen_ns = now,
+	};
+	addr_copy(f->addr_be, p->daddr_be);
+}
+
+/* The client's entry of a new flow to backend `x`, its TCP side `side`. */
+static __always_inline void client_entry(const struct pkt *p, const struct xlat *x, __u8 state, __u64 now,
+					 const struct np_tcp_side *side, struct np_flow_key *key, struct np_flow *f)
+{
+	*key = to_backend_key(p);
+	*f = (struct np_flow){
+		.port_be = x->port_be,
+		.state = state,
+		.family = p->family,
 		.last_seen_ns = now,
 		.tcp = *side,
 	};
-	struct np_flow_key rev_key = partner_key(&fwd_key, &fwd);
+	addr_copy(f->addr_be, x->addr_be);
+}
 
-	if (reply_key_taken(t, &rev_key, p, now)) {
-		*why = NP_REASON_FLOW_CONFLICT;
-		return false;
-	}
-	*why = NP_REASON_FLOW_TABLE_FULL;
-	return flow_pair_put(t, &fwd_key, &fwd);
+/* Records a new flow in table `t` (FLOWS_TCP or FLOWS_UDP): the client in
+ * `p` sent to the node address/port in `p`, and goes to the backend in `x`
+ * in `state`; `side` is the client's TCP state. The reply entry first: a
+ * client entry without it would send traffic whose replies leave
+ * untranslated. Returns XLATE, with `x` marked as a new flow, or the reason
+ * nothing was recorded: another live flow already uses the reply key, or the
+ * table refuses the write. */
+static __noinline int flow_create(enum flow_table t, const struct pkt *p, struct xlat *x, __u8 state,
+				  const struct np_tcp_side *side)
+{
+	void *map = flow_map(t);
+	__u64 now = np_now();
+	struct np_flow_key key;
+	struct np_flow f;
+
+	reply_entry(p, x, state, now, &key, &f);
+	if (reply_key_taken(t, &key, p, now))
+		return NP_REASON_FLOW_CONFLICT;
+	if (bpf_map_update_elem(map, &key, &f, BPF_ANY))
+		return NP_REASON_FLOW_TABLE_FULL;
+	client_entry(p, x, state, now, side, &key, &f);
+	if (bpf_map_update_elem(map, &key, &f, BPF_ANY))
+		return NP_REASON_FLOW_TABLE_FULL;
+	x->new_flow = true;
+	return XLATE;
 }
 
 #endif /* NODEPORT_FLOWS_BPF_H */

@@ -3,7 +3,8 @@
  * with its ports, so only it can be decided: it is translated (or not) as any
  * packet, and a translated one notes in `frag_flows` (layout:
  * include/nodeport/abi.h) how, under the datagram's reassembly identity
- * (source, destination, protocol, IP id). The later fragments look that up
+ * (source, destination, protocol, IP id; for IPv6, the fragment header's
+ * identification). The later fragments look that up
  * and get the same address: the first fragment decides, as Cilium does
  * (which keeps the ports instead). Reassembly stays the receiver's job: the
  * node forwards each fragment as it is (or, with conntrack loaded,
@@ -39,22 +40,24 @@ struct {
 } frag_flows SEC(".maps");
 
 /* The key of the datagram `p` (a fragment) is part of, going `dir`. */
-static __always_inline struct np_frag_key frag_key(const struct pkt4 *p, __u8 dir)
+static __always_inline struct np_frag_key frag_key(const struct pkt *p, __u8 dir)
 {
-	return (struct np_frag_key){
-		.saddr_be = { p->saddr_be },
-		.daddr_be = { p->daddr_be },
-		.id_be = bpf_htonl(bpf_ntohs(p->ip_id_be)),
+	struct np_frag_key key = {
+		.id_be = p->frag_id_be,
 		.proto = p->proto,
 		.dir = dir,
-		.family = NP_FAMILY_IPV4,
+		.family = p->family,
 	};
+
+	addr_copy(key.saddr_be, p->saddr_be);
+	addr_copy(key.daddr_be, p->daddr_be);
+	return key;
 }
 
 /* Before a first fragment is decided: an entry of an older datagram that had
  * the same id must not steer this one's later fragments, whether this one is
  * translated (which writes a new entry) or not. */
-static __always_inline void frag_forget(const struct pkt4 *p, __u8 dir)
+static __always_inline void frag_forget(const struct pkt *p, __u8 dir)
 {
 	struct np_frag_key key = frag_key(p, dir);
 
@@ -65,22 +68,22 @@ static __always_inline void frag_forget(const struct pkt4 *p, __u8 dir)
  * destination for dir NP_FLOW_TO_BACKEND, the source for NP_FLOW_TO_CLIENT)
  * and count under node port `node_port_be`. A full table evicts the oldest
  * datagram, whose remaining fragments then pass untouched. */
-static __always_inline void frag_note(const struct pkt4 *p, __u8 dir, __be32 addr_be, __be16 node_port_be)
+static __always_inline void frag_note(const struct pkt *p, __u8 dir, const __be32 addr_be[4], __be16 node_port_be)
 {
 	struct np_frag_key key = frag_key(p, dir);
 	struct np_frag f = {
-		.addr_be = { addr_be },
 		.node_port_be = node_port_be,
 		.first_ns = np_now(),
 	};
 
+	addr_copy(f.addr_be, addr_be);
 	bpf_map_update_elem(&frag_flows, &key, &f, BPF_ANY);
 }
 
 /* The entry the first fragment of later fragment `p` left, or NULL: none, or
  * older than a reassembly time (an id reused by a later datagram of the
  * same sender whose first fragment has not come yet). */
-static __always_inline const struct np_frag *frag_find(const struct pkt4 *p, __u8 dir)
+static __always_inline const struct np_frag *frag_find(const struct pkt *p, __u8 dir)
 {
 	struct np_frag_key key = frag_key(p, dir);
 	const struct np_frag *f = bpf_map_lookup_elem(&frag_flows, &key);

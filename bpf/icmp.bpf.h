@@ -63,14 +63,14 @@ _Static_assert(sizeof(struct icmp4_err) == 46 && __builtin_offsetof(struct icmp4
 _Static_assert(NP_ICMP_ERR_OFF + 10 == NP_L4_OFF && NP_ICMP_ERR_OFF + 38 == NP_ICMP_INNER_L4_OFF,
 	       "icmp4_err matches the outer IPv4, ICMP and embedded IPv4 header layout");
 
-/* Reads the ICMP packet `p` (parse_pkt4 said PKT4_ICMP) into `e`. False when
+/* Reads the ICMP packet `p` (parse_pkt said PKT_ICMP) into `e`. False when
  * it is not an error nodeport translates: another type (echo, redirect, ...),
  * a fragmented ICMP message (errors are short: Linux sends at most 576 bytes),
  * or one about a packet that is not an option-less TCP/UDP datagram or first
  * fragment with its ports (Linux sends no error about a later fragment), or
  * too short to hold all that. bpf_skb_load_bytes also reads paged data, so
  * nothing needs pulling. */
-static __always_inline bool icmp4_error_load(struct __sk_buff *skb, const struct pkt4 *p, struct icmp4_err *e)
+static __always_inline bool icmp4_error_load(struct __sk_buff *skb, const struct pkt *p, struct icmp4_err *e)
 {
 	if (p->first_fragment)
 		return false;
@@ -94,7 +94,7 @@ static __always_inline bool icmp4_error_load(struct __sk_buff *skb, const struct
  * over the whole packet stays what it was, and skb->csum (CHECKSUM_COMPLETE)
  * needs no update: plain stores, no csum helpers. Returns 0 or a negative
  * errno from a store. */
-static __always_inline int icmp4_error_rewrite(struct __sk_buff *skb, const struct pkt4 *p, struct icmp4_err *e,
+static __always_inline int icmp4_error_rewrite(struct __sk_buff *skb, const struct pkt *p, struct icmp4_err *e,
 					       enum nat_side inner_side, __be32 addr_be, __be16 port_be, bool outer)
 {
 	__be32 old_addr_be = inner_side == NAT_SRC ? e->in_saddr_be : e->in_daddr_be;

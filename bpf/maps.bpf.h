@@ -99,6 +99,39 @@ static __always_inline bool is_node_addr4(__be32 addr_be)
 	return bpf_map_lookup_elem(&node_addrs, &key) != NULL;
 }
 
+/* The `ports` key's family byte for a backend of `family` (IPv4 writes 0:
+ * include/nodeport/abi.h). */
+static __always_inline __u8 port_key_family(__u8 family)
+{
+	return family == NP_FAMILY_IPV4 ? NP_PORT_KEY_IPV4 : NP_PORT_KEY_IPV6;
+}
+
+/* The backend of node port (proto, port_be) for clients of `family`, and
+ * what it holds, for either family (addresses as the maps hold them: IPv4 in
+ * [0], the rest 0). */
+static __always_inline const struct np_backend *lookup_backend(__u8 proto, __u8 family, __be16 port_be)
+{
+	struct np_port_key key = { .proto = proto, .family = port_key_family(family), .port = bpf_ntohs(port_be) };
+
+	return bpf_map_lookup_elem(&ports, &key);
+}
+
+static __always_inline bool read_backend(const struct np_backend *be, __u8 family, __be32 addr_be[4],
+					 __be16 *port_be)
+{
+	if (family == NP_FAMILY_IPV6)
+		return read_backend6(be, addr_be, port_be);
+	addr_be[1] = addr_be[2] = addr_be[3] = 0;
+	return read_backend4(be, &addr_be[0], port_be);
+}
+
+static __always_inline bool is_node_addr(__u8 family, const __be32 addr_be[4])
+{
+	struct np_node_addr key = { .family = family, .addr_be = { addr_be[0], addr_be[1], addr_be[2], addr_be[3] } };
+
+	return bpf_map_lookup_elem(&node_addrs, &key) != NULL;
+}
+
 static __always_inline __u64 node_netns_cookie(void)
 {
 	__u32 zero = 0;

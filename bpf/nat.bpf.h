@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Rewriting one address and one port of a parsed IPv4 TCP/UDP packet, with
+/* Rewriting one address and one port of a parsed TCP/UDP packet, with
  * incremental checksum updates (RFC 1624). The TCP/UDP checksum goes through
  * the kernel helpers, which also keep skb->csum right for CHECKSUM_COMPLETE
  * and only touch the pseudo-header part for CHECKSUM_PARTIAL (offloaded)
  * packets, something a program cannot see. The IPv4 header checksum is
- * computed here and written with the addresses and ports in one store. */
+ * computed here and written with the addresses and ports in one store; IPv6
+ * has no header checksum, and its pseudo-header holds 128-bit addresses. */
 #ifndef NODEPORT_NAT_BPF_H
 #define NODEPORT_NAT_BPF_H
 
@@ -65,10 +66,10 @@ static __always_inline __u16 csum_replace4(__u16 csum, __be32 from, __be32 to)
  * failure the packet may be half rewritten (its checksums then fail and the
  * receiver drops it, as it would drop a corrupt packet).
  * All offsets are fixed (ihl 5) and were bounds-checked by parse_pkt4. */
-static __always_inline int nat4_rewrite(struct __sk_buff *skb, const struct pkt4 *p, enum nat_side side,
+static __always_inline int nat4_rewrite(struct __sk_buff *skb, const struct pkt *p, enum nat_side side,
 					__be32 addr_be, __be16 port_be)
 {
-	__be32 old_addr_be = side == NAT_DST ? p->daddr_be : p->saddr_be;
+	__be32 old_addr_be = side == NAT_DST ? p->daddr_be[0] : p->saddr_be[0];
 	__be16 old_port_be = side == NAT_DST ? p->dport_be : p->sport_be;
 	__u32 l4_csum_off = p->proto == IPPROTO_TCP ? NP_TCP_CSUM_OFF : NP_UDP_CSUM_OFF;
 	/* UDP over IPv4 may carry no checksum (0). BPF_F_MARK_MANGLED_0 leaves a
@@ -77,8 +78,8 @@ static __always_inline int nat4_rewrite(struct __sk_buff *skb, const struct pkt4
 	__u64 l4_flags = p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
 	struct nat4_span span = {
 		.ip_csum = csum_replace4(p->ip_csum, old_addr_be, addr_be),
-		.saddr_be = side == NAT_SRC ? addr_be : p->saddr_be,
-		.daddr_be = side == NAT_DST ? addr_be : p->daddr_be,
+		.saddr_be = side == NAT_SRC ? addr_be : p->saddr_be[0],
+		.daddr_be = side == NAT_DST ? addr_be : p->daddr_be[0],
 		.sport_be = side == NAT_SRC ? port_be : p->sport_be,
 		.dport_be = side == NAT_DST ? port_be : p->dport_be,
 	};
@@ -99,18 +100,103 @@ static __always_inline int nat4_rewrite(struct __sk_buff *skb, const struct pkt4
  * header checksum, in one store: for a fragment after the first, which
  * carries no TCP/UDP header (its checksum, in the first fragment, covers the
  * whole datagram and was updated there). */
-static __always_inline int nat4_rewrite_addr(struct __sk_buff *skb, const struct pkt4 *p, enum nat_side side,
+static __always_inline int nat4_rewrite_addr(struct __sk_buff *skb, const struct pkt *p, enum nat_side side,
 					     __be32 addr_be)
 {
-	__be32 old_addr_be = side == NAT_DST ? p->daddr_be : p->saddr_be;
+	__be32 old_addr_be = side == NAT_DST ? p->daddr_be[0] : p->saddr_be[0];
 	struct nat4_span span = {
 		.ip_csum = csum_replace4(p->ip_csum, old_addr_be, addr_be),
-		.saddr_be = side == NAT_SRC ? addr_be : p->saddr_be,
-		.daddr_be = side == NAT_DST ? addr_be : p->daddr_be,
+		.saddr_be = side == NAT_SRC ? addr_be : p->saddr_be[0],
+		.daddr_be = side == NAT_DST ? addr_be : p->daddr_be[0],
 	};
 
 	return bpf_skb_store_bytes(skb, p->l2_hlen + NP_NAT4_SPAN_OFF, &span, __builtin_offsetof(struct nat4_span, sport_be),
 				   0);
+}
+
+/* bpf_l4_csum_replace's BPF_F_IPV6 (Linux 6.16; not in the UAPI headers
+ * the programs build against): with BPF_F_PSEUDO_HDR, the kernel otherwise
+ * also adjusts skb->csum of a CHECKSUM_COMPLETE skb as for IPv4, whose header
+ * checksum balances the address change. An IPv6 header has none: the new
+ * address and the new L4 checksum already balance each other, and skb->csum
+ * must stay. */
+#define NP_BPF_F_IPV6 (1ULL << 7)
+#define NP_EINVAL     22
+
+/* Applies `diff`, the change of an IPv6 address in the pseudo-header, to the
+ * L4 checksum at `off`. A kernel that does not know BPF_F_IPV6 refuses it
+ * (-EINVAL, and changes nothing); there the adjustment the kernel makes to
+ * skb->csum is undone with bpf_csum_update, which touches only a
+ * CHECKSUM_COMPLETE skb. */
+static __always_inline int l4_csum_pseudo6(struct __sk_buff *skb, __u32 off, __u32 diff, __u64 flags)
+{
+	int err = bpf_l4_csum_replace(skb, off, 0, diff, flags | BPF_F_PSEUDO_HDR | NP_BPF_F_IPV6);
+
+	if (err != -NP_EINVAL)
+		return err;
+	err = bpf_l4_csum_replace(skb, off, 0, diff, flags | BPF_F_PSEUDO_HDR);
+	if (!err)
+		bpf_csum_update(skb, diff);
+	return err;
+}
+
+/* nat4_rewrite for IPv6: the TCP/UDP checksum through the helpers (the
+ * address by its 128-bit difference), then the address and the port, each in
+ * its place (extension headers may lie between them). A UDP checksum of 0 is
+ * invalid in IPv6; it stays 0 (BPF_F_MARK_MANGLED_0), and the receiver drops
+ * the datagram as it would have. */
+static __always_inline int nat6_rewrite(struct __sk_buff *skb, const struct pkt *p, enum nat_side side,
+					const __be32 addr_be[4], __be16 port_be)
+{
+	__be32 old_addr_be[4], new_addr_be[4];
+	__be16 old_port_be = side == NAT_DST ? p->dport_be : p->sport_be;
+	__u32 l4 = p->l2_hlen + p->l4_off;
+	__u32 l4_csum_off = l4 + (p->proto == IPPROTO_TCP ? 16 : 6);
+	__u64 l4_flags = p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
+	__s64 diff;
+	int err;
+
+	addr_copy(old_addr_be, side == NAT_DST ? p->daddr_be : p->saddr_be);
+	addr_copy(new_addr_be, addr_be);
+	diff = bpf_csum_diff(old_addr_be, sizeof(old_addr_be), new_addr_be, sizeof(new_addr_be), 0);
+	if (diff < 0)
+		return diff;
+	err = l4_csum_pseudo6(skb, l4_csum_off, diff, l4_flags);
+	if (err)
+		return err;
+	err = bpf_l4_csum_replace(skb, l4_csum_off, old_port_be, port_be, l4_flags | sizeof(port_be));
+	if (err)
+		return err;
+	err = bpf_skb_store_bytes(skb, p->l2_hlen + (side == NAT_DST ? NP_IP6_DADDR_OFF : NP_IP6_SADDR_OFF),
+				  new_addr_be, sizeof(new_addr_be), 0);
+	if (err)
+		return err;
+	return bpf_skb_store_bytes(skb, l4 + (side == NAT_DST ? 2 : 0), &port_be, sizeof(port_be), 0);
+}
+
+/* Rewrites the source or destination address and port of `p` to
+ * `addr_be`:`port_be` (IPv4 in [0]), for either family. */
+static __always_inline int nat_rewrite(struct __sk_buff *skb, const struct pkt *p, enum nat_side side,
+				       const __be32 addr_be[4], __be16 port_be)
+{
+	if (p->family == NP_FAMILY_IPV4)
+		return nat4_rewrite(skb, p, side, addr_be[0], port_be);
+	return nat6_rewrite(skb, p, side, addr_be, port_be);
+}
+
+/* nat4_rewrite_addr for either family. An IPv6 fragment has no header
+ * checksum to balance its new address: BPF_F_RECOMPUTE_CSUM keeps skb->csum
+ * right. */
+static __always_inline int nat_rewrite_addr(struct __sk_buff *skb, const struct pkt *p, enum nat_side side,
+					    const __be32 addr_be[4])
+{
+	__be32 new_addr_be[4];
+
+	if (p->family == NP_FAMILY_IPV4)
+		return nat4_rewrite_addr(skb, p, side, addr_be[0]);
+	addr_copy(new_addr_be, addr_be);
+	return bpf_skb_store_bytes(skb, p->l2_hlen + (side == NAT_DST ? NP_IP6_DADDR_OFF : NP_IP6_SADDR_OFF),
+				   new_addr_be, sizeof(new_addr_be), BPF_F_RECOMPUTE_CSUM);
 }
 
 #endif /* NODEPORT_NAT_BPF_H */

@@ -35,6 +35,24 @@
  * need nothing like it: egress already is their way out. */
 const volatile bool fib_redirect = false;
 
+/* The socket lookup tuple of the packet `p`, as it arrived; returns its
+ * size, which tells the helpers the family. */
+static __always_inline __u32 sock_tuple_of(const struct pkt *p, struct bpf_sock_tuple *tuple)
+{
+	if (p->family == NP_FAMILY_IPV4) {
+		tuple->ipv4.saddr = p->saddr_be[0];
+		tuple->ipv4.daddr = p->daddr_be[0];
+		tuple->ipv4.sport = p->sport_be;
+		tuple->ipv4.dport = p->dport_be;
+		return sizeof(tuple->ipv4);
+	}
+	addr_copy(tuple->ipv6.saddr, p->saddr_be);
+	addr_copy(tuple->ipv6.daddr, p->daddr_be);
+	tuple->ipv6.sport = p->sport_be;
+	tuple->ipv6.dport = p->dport_be;
+	return sizeof(tuple->ipv6);
+}
+
 /* For UDP there is no SYN: a datagram to a node port starts a flow unless it
  * answers the node, as conntrack would tell a DNAT rule:
  *  - the node sent to its sender from that port within the UDP idle timeout
@@ -47,7 +65,7 @@ const volatile bool fib_redirect = false;
  * from the sandbox: the mapping wins, for UDP as for TCP. bpf_sk_lookup_udp
  * returns the best match, so a connected socket is found before a wildcard
  * one. */
-static __always_inline bool udp_answers_node(struct __sk_buff *skb, const struct pkt4 *p,
+static __noinline bool udp_answers_node(struct __sk_buff *skb, const struct pkt *p,
 					     const struct np_flow_key *key, __u64 now)
 {
 	struct bpf_sock_tuple tuple = {};
@@ -58,11 +76,7 @@ static __always_inline bool udp_answers_node(struct __sk_buff *skb, const struct
 	sent_ns = bpf_map_lookup_elem(&node_udp, key);
 	if (sent_ns && now <= *sent_ns + udp_idle_ns())
 		return true;
-	tuple.ipv4.saddr = p->saddr_be;
-	tuple.ipv4.daddr = p->daddr_be;
-	tuple.ipv4.sport = p->sport_be;
-	tuple.ipv4.dport = p->dport_be;
-	sk = bpf_sk_lookup_udp(skb, &tuple, sizeof(tuple.ipv4), BPF_F_CURRENT_NETNS, 0);
+	sk = bpf_sk_lookup_udp(skb, &tuple, sock_tuple_of(p, &tuple), BPF_F_CURRENT_NETNS, 0);
 	if (!sk)
 		return false;
 	connected = sk->dst_port != 0;
@@ -73,14 +87,14 @@ static __always_inline bool udp_answers_node(struct __sk_buff *skb, const struct
 /* A UDP datagram leaving with no flow: the node's own. From a mapped node
  * port, it is noted so that its answers reach the node (udp_answers_node).
  * Costs the node's other UDP one port lookup. */
-static __always_inline void note_node_udp(const struct pkt4 *p)
+static __always_inline void note_node_udp(const struct pkt *p)
 {
 	struct np_flow_key key;
 	__u64 now, *sent_ns;
 
-	if (!lookup_port(IPPROTO_UDP, p->sport_be))
+	if (!lookup_backend(IPPROTO_UDP, p->family, p->sport_be))
 		return;
-	key = flow_key4(p->daddr_be, p->dport_be, p->saddr_be, p->sport_be, IPPROTO_UDP, NP_FLOW_TO_BACKEND);
+	key = flow_key(p->daddr_be, p->dport_be, p->saddr_be, p->sport_be, IPPROTO_UDP, NP_FLOW_TO_BACKEND, p->family);
 	now = np_now();
 	sent_ns = bpf_map_lookup_elem(&node_udp, &key);
 	if (sent_ns && now < *sent_ns + NP_FLOW_TOUCH_NS)
@@ -103,10 +117,10 @@ static __always_inline __u64 wire_packets(const struct __sk_buff *skb)
 
 /* Counts a packet translated towards the backend of node port (proto,
  * port_be); `new_flow` when it started a flow. */
-static __always_inline void count_to_backend(struct __sk_buff *skb, const struct pkt4 *p, __u8 proto, __be16 port_be,
+static __always_inline void count_to_backend(struct __sk_buff *skb, const struct pkt *p, __u8 proto, __be16 port_be,
 					     bool new_flow)
 {
-	struct np_port_counters *c = port_counters_of(proto, port_be);
+	struct np_port_counters *c = port_counters_of_family(proto, port_key_family(p->family), port_be);
 
 	if (c) {
 		c->external_flows += new_flow;
@@ -117,27 +131,13 @@ static __always_inline void count_to_backend(struct __sk_buff *skb, const struct
 
 /* Hands a packet translated towards a backend on: routed by the kernel, or
  * here (fib_redirect). */
-static __always_inline int forward(struct __sk_buff *skb, const struct pkt4 *p)
+static __always_inline int forward(struct __sk_buff *skb, const struct pkt *p)
 {
-	if (fib_redirect)
-		return fib_redirect4(skb, p->l2_hlen);
-	return TC_ACT_OK;
-}
-
-/* Sends the client's packet to `addr_be`:`port_be` and counts it for its node
- * port, the packet's destination port; `new_flow` when it started a flow. A
- * first fragment tells the later ones where they go. */
-static __always_inline int to_backend(struct __sk_buff *skb, const struct pkt4 *p, __be32 addr_be, __be16 port_be,
-				      bool new_flow)
-{
-	if (nat4_rewrite(skb, p, NAT_DST, addr_be, port_be)) {
-		count_reason(NP_REASON_REWRITE_FAILED);
+	if (!fib_redirect)
 		return TC_ACT_OK;
-	}
-	if (p->first_fragment)
-		frag_note(p, NP_FLOW_TO_BACKEND, addr_be, p->dport_be);
-	count_to_backend(skb, p, p->proto, p->dport_be, new_flow);
-	return forward(skb, p);
+	if (p->family == NP_FAMILY_IPV6)
+		return fib_redirect6(skb, p);
+	return fib_redirect4(skb, p->l2_hlen);
 }
 
 /* Leaves the packet untouched, counting why. */
@@ -147,35 +147,51 @@ static __always_inline int pass(enum np_reason why)
 	return TC_ACT_OK;
 }
 
-/* The backend a node port maps to right now, read once (read_backend4):
- * both the flow and the rewrite must use the same one. False, with the
+/* Sends the client's packet to its backend `x` and counts it for its node
+ * port, the packet's destination port. A first fragment tells the later
+ * ones where they go. */
+static __noinline int to_backend(struct __sk_buff *skb, const struct pkt *p, const struct xlat *x)
+{
+	if (nat_rewrite(skb, p, NAT_DST, x->addr_be, x->port_be))
+		return pass(NP_REASON_REWRITE_FAILED);
+	if (p->first_fragment)
+		frag_note(p, NP_FLOW_TO_BACKEND, x->addr_be, p->dport_be);
+	count_to_backend(skb, p, p->proto, p->dport_be, x->new_flow);
+	return forward(skb, p);
+}
+
+/* The backend a node port maps to right now for the packet's family (no
+ * NAT46/64: a client reaches the backend of its own family), read once into
+ * `x`: both the flow and the rewrite must use the same one. False, with the
  * reason, when the destination is not a node address or the port is not
  * mapped. */
-static __always_inline bool current_backend(const struct pkt4 *p, __be32 *addr_be, __be16 *port_be,
-					    enum np_reason *why)
+static __always_inline bool current_backend(const struct pkt *p, struct xlat *x, enum np_reason *why)
 {
 	const struct np_backend *be;
 
 	*why = NP_REASON_NOT_NODE_ADDR;
-	if (!is_node_addr4(p->daddr_be))
+	if (!is_node_addr(p->family, p->daddr_be))
 		return false;
 	*why = NP_REASON_PORT_NOT_MAPPED;
-	be = lookup_port(p->proto, p->dport_be);
-	return be && read_backend4(be, addr_be, port_be);
+	be = lookup_backend(p->proto, p->family, p->dport_be);
+	x->new_flow = false;
+	return be && read_backend(be, p->family, x->addr_be, &x->port_be);
 }
 
 /* The `half_open_flows` key of a client's handshake with backend
  * `addr_be`:`port_be`: the key of the backend's SYN-ACK. */
-static __always_inline struct np_flow_key half_open_key(const struct pkt4 *p, __be32 addr_be, __be16 port_be)
+static __always_inline struct np_flow_key half_open_key(const struct pkt *p, const __be32 addr_be[4],
+							__be16 port_be)
 {
-	return flow_key4(p->saddr_be, p->sport_be, addr_be, port_be, IPPROTO_TCP, NP_FLOW_TO_CLIENT);
+	return flow_key(p->saddr_be, p->sport_be, addr_be, port_be, IPPROTO_TCP, NP_FLOW_TO_CLIENT, p->family);
 }
 
 /* A live handshake `h` that the client's packet `p` belongs to: to the same
  * node address and port. */
-static __always_inline bool handshake_of(const struct np_half_open *h, const struct pkt4 *p, __u64 now)
+static __always_inline bool handshake_of(const struct np_half_open *h, const struct pkt *p, __u64 now)
 {
-	return h && !half_open_expired(h, now) && h->node_addr_be[0] == p->daddr_be && h->node_port_be == p->dport_be;
+	return h && !half_open_expired(h, now) && addr_eq(h->node_addr_be, p->daddr_be) &&
+	       h->node_port_be == p->dport_be;
 }
 
 /* A client's TCP SYN. On a live connection it changes nothing, whatever its
@@ -191,67 +207,59 @@ static __always_inline bool handshake_of(const struct np_half_open *h, const str
  * When the port is no longer mapped, the SYN and the rest of its connection
  * pass untouched to whatever else serves the port: a server on the node, an
  * iptables rule. */
-static __always_inline int tcp_syn_ingress(struct __sk_buff *skb, const struct pkt4 *p,
-					   const struct np_flow_key *key)
+static __noinline int tcp_syn_ingress(struct __sk_buff *skb, const struct pkt *p, const struct np_flow_key *key,
+				       struct xlat *x)
 {
 	__u64 now = np_now();
 	struct np_half_open *h, handshake;
 	struct np_flow_key hkey;
 	enum np_reason why;
-	__be32 addr_be;
-	__be16 port_be;
 	struct np_flow *f;
 
 	f = bpf_map_lookup_elem(&flows, key);
 	if (f) {
 		if (!flow_expired(FLOWS_TCP, f, now) && f->state != NP_FLOW_PICKED_UP &&
-		    (f->tcp.flags & NP_SIDE_SEEN)) {
-			addr_be = f->addr_be[0];
-			port_be = f->port_be;
-			return to_backend(skb, p, addr_be, port_be, false);
-		}
-		flow_pair_delete(FLOWS_TCP, key, *f);
+		    (f->tcp.flags & NP_SIDE_SEEN))
+			return xlate(x, f->addr_be, f->port_be, false);
+		flow_pair_delete(FLOWS_TCP, key, f);
 	}
 
-	if (!current_backend(p, &addr_be, &port_be, &why))
-		return pass(why);
-	hkey = half_open_key(p, addr_be, port_be);
+	if (!current_backend(p, x, &why))
+		return why;
+	hkey = half_open_key(p, x->addr_be, x->port_be);
 	h = bpf_map_lookup_elem(&half_open_flows, &hkey);
 	if (handshake_of(h, p, now) && h->client.isn == p->seq) {
 		h->last_seen_ns = now; /* a retransmitted SYN: the handshake lives on */
-		return to_backend(skb, p, addr_be, port_be, false);
+		return XLATE;
 	}
 	if (reply_key_taken(FLOWS_TCP, &hkey, p, now) ||
 	    (h && !half_open_expired(h, now) && !handshake_of(h, p, now)))
-		return pass(NP_REASON_FLOW_CONFLICT);
+		return NP_REASON_FLOW_CONFLICT;
 	handshake = (struct np_half_open){
-		.node_addr_be = { p->daddr_be },
 		.node_port_be = p->dport_be,
 		.state = NP_FLOW_SYN_SENT,
-		.family = NP_FAMILY_IPV4,
+		.family = p->family,
 		.last_seen_ns = now,
 		.client = side_of_syn(p),
 	};
+	addr_copy(handshake.node_addr_be, p->daddr_be);
 	if (bpf_map_update_elem(&half_open_flows, &hkey, &handshake, BPF_ANY))
-		return pass(NP_REASON_FLOW_TABLE_FULL);
-	return to_backend(skb, p, addr_be, port_be, true);
+		return NP_REASON_FLOW_TABLE_FULL;
+	x->new_flow = true;
+	return XLATE;
 }
 
 /* True when a socket of the node owns this TCP segment: a connection of the
  * node's own (its local port may be a node port), or a handshake or
  * TIME_WAIT of one. A listener does not count: a socket merely bound to a
  * mapped port does not keep the port's clients from the sandbox. */
-static __always_inline bool tcp_owned_by_node(struct __sk_buff *skb, const struct pkt4 *p)
+static __noinline bool tcp_owned_by_node(struct __sk_buff *skb, const struct pkt *p)
 {
 	struct bpf_sock_tuple tuple = {};
 	struct bpf_sock *sk;
 	bool owned;
 
-	tuple.ipv4.saddr = p->saddr_be;
-	tuple.ipv4.daddr = p->daddr_be;
-	tuple.ipv4.sport = p->sport_be;
-	tuple.ipv4.dport = p->dport_be;
-	sk = bpf_skc_lookup_tcp(skb, &tuple, sizeof(tuple.ipv4), BPF_F_CURRENT_NETNS, 0);
+	sk = bpf_skc_lookup_tcp(skb, &tuple, sock_tuple_of(p, &tuple), BPF_F_CURRENT_NETNS, 0);
 	if (!sk)
 		return false;
 	owned = sk->state != BPF_TCP_LISTEN;
@@ -261,7 +269,7 @@ static __always_inline bool tcp_owned_by_node(struct __sk_buff *skb, const struc
 
 /* The client's side as one segment shows it (its FIN too: the segment that
  * ends a handshake may carry a request and the client's FIN). */
-static __always_inline struct np_tcp_side side_of_segment(const struct pkt4 *p)
+static __always_inline struct np_tcp_side side_of_segment(const struct pkt *p)
 {
 	bool acks = p->tcp_flags & NP_TCP_ACK;
 
@@ -272,52 +280,42 @@ static __always_inline struct np_tcp_side side_of_segment(const struct pkt4 *p)
 	};
 }
 
-/* A client's packet of the handshake `h` (under `hkey`) to backend
- * `addr_be`:`port_be`. Its ACK of the SYN-ACK (or any ACK, when no SYN-ACK
+/* A client's packet of the handshake `h` (under `hkey`) to backend `x`.
+ * Its ACK of the SYN-ACK (or any ACK, when no SYN-ACK
  * passed this build) makes the connection established: both entries go to
  * `flows` with each side's numbers, and the handshake goes. An RST ends the
  * handshake only with the sequence number after the SYN. */
-static __always_inline int tcp_handshake_ingress(struct __sk_buff *skb, const struct pkt4 *p,
-						 const struct np_flow_key *hkey, struct np_half_open *h,
-						 __be32 addr_be, __be16 port_be, __u64 now)
+static __noinline int tcp_handshake_ingress(const struct pkt *p, const struct np_flow_key *hkey,
+						 struct np_half_open *h, __u64 now, struct xlat *x)
 {
-	struct np_flow_key fwd_key;
-	struct np_flow fwd, rev;
+	struct np_tcp_side client;
+	struct np_flow_key key;
+	struct np_flow f;
 	__u8 state;
 
 	if (p->tcp_flags & NP_TCP_RST) {
 		if ((h->client.flags & NP_SIDE_SEEN) && p->seq != h->client.seq_end)
-			return pass(NP_REASON_TCP_OUT_OF_WINDOW);
+			return NP_REASON_TCP_OUT_OF_WINDOW;
 		bpf_map_delete_elem(&half_open_flows, hkey);
-		return to_backend(skb, p, addr_be, port_be, false);
+		return XLATE;
 	}
 	if (!(p->tcp_flags & NP_TCP_ACK) ||
 	    ((h->backend.flags & NP_SIDE_SEEN) && seq_before(p->ack_seq, h->backend.seq_end)))
-		return to_backend(skb, p, addr_be, port_be, false);
-	fwd_key = to_backend_key(p);
+		return XLATE;
+	/* Both entries are written before the handshake goes, so a packet on
+	 * another CPU finds one or the other; should `flows` refuse, the
+	 * handshake stays. */
 	state = p->tcp_flags & NP_TCP_FIN ? NP_FLOW_FIN_WAIT : NP_FLOW_OPEN;
-	fwd = (struct np_flow){
-		.addr_be = { addr_be },
-		.port_be = port_be,
-		.state = state,
-		.family = NP_FAMILY_IPV4,
-		.last_seen_ns = now,
-		.tcp = side_of_segment(p),
-	};
-	fwd.tcp.isn = h->client.isn;
-	rev = (struct np_flow){
-		.addr_be = { p->daddr_be },
-		.port_be = p->dport_be,
-		.state = state,
-		.family = NP_FAMILY_IPV4,
-		.last_seen_ns = now,
-		.tcp = h->backend,
-	};
-	/* Written before the handshake goes, so a packet on another CPU finds
-	 * one or the other; should `flows` refuse, the handshake stays. */
-	if (flow_pair_put_both(FLOWS_TCP, &fwd_key, &fwd, &rev))
+	reply_entry(p, x, state, now, &key, &f);
+	f.tcp = h->backend;
+	if (bpf_map_update_elem(&flows, &key, &f, BPF_ANY))
+		return XLATE;
+	client = side_of_segment(p);
+	client.isn = h->client.isn;
+	client_entry(p, x, state, now, &client, &key, &f);
+	if (bpf_map_update_elem(&flows, &key, &f, BPF_ANY) == 0)
 		bpf_map_delete_elem(&half_open_flows, hkey);
-	return to_backend(skb, p, addr_be, port_be, false);
+	return XLATE;
 }
 
 /* A mid-stream TCP segment that matches no flow: the flow was lost (flushed
@@ -325,8 +323,8 @@ static __always_inline int tcp_handshake_ingress(struct __sk_buff *skb, const st
  * RST, or never seen by this build). Like conntrack with
  * nf_conntrack_tcp_loose=1 (the default), a plain segment (ACK, no SYN, FIN
  * or RST) to a node address and a mapped port that no socket of the node
- * owns picks the connection up, to the port's current backend
- * (`addr_be`:`port_be`): the same sandbox goes on serving it. After a remap
+ * owns picks the connection up, to the port's current backend `x`: the same
+ * sandbox goes on serving it. After a remap
  * the new backend has no such connection and resets it, as it would behind
  * conntrack. Anything else is the node's (NOT_FLOW_START). A picked-up flow
  * idles out after tcp_closing_ns, not the established lifetime: the segment
@@ -334,68 +332,60 @@ static __always_inline int tcp_handshake_ingress(struct __sk_buff *skb, const st
  * answers, and must not leave an entry for hours. Its backend's numbers are
  * unknown until the backend sends: until then an RST ends it whatever its
  * sequence number (conntrack's be_liberal). */
-static __always_inline int tcp_pick_up(struct __sk_buff *skb, const struct pkt4 *p, __be32 addr_be, __be16 port_be,
-				       __u64 now)
+static __always_inline int tcp_pick_up(struct __sk_buff *skb, const struct pkt *p, struct xlat *x)
 {
 	struct np_tcp_side side;
-	enum np_reason why;
 
 	if ((p->tcp_flags & (NP_TCP_SYN | NP_TCP_FIN | NP_TCP_RST | NP_TCP_ACK)) != NP_TCP_ACK)
-		return pass(NP_REASON_NOT_FLOW_START);
+		return NP_REASON_NOT_FLOW_START;
 	if (tcp_owned_by_node(skb, p))
-		return pass(NP_REASON_NOT_FLOW_START);
+		return NP_REASON_NOT_FLOW_START;
 	side = side_of_segment(p);
-	if (!flow_create(FLOWS_TCP, p, addr_be, port_be, NP_FLOW_PICKED_UP, &side, now, &why))
-		return pass(why);
-	return to_backend(skb, p, addr_be, port_be, true);
+	return flow_create(FLOWS_TCP, p, x, NP_FLOW_PICKED_UP, &side);
 }
 
 /* A client's TCP segment, not a SYN, with no live flow in `flows`: a packet
  * of its handshake, or one to pick up. The map first: the node's own traffic
  * to unmapped ports (ssh, ...) pays no more lookups. */
-static __always_inline int tcp_no_flow(struct __sk_buff *skb, const struct pkt4 *p, __u64 now)
+static __noinline int tcp_no_flow(struct __sk_buff *skb, const struct pkt *p, __u64 now, struct xlat *x)
 {
 	struct np_flow_key hkey;
 	struct np_half_open *h;
 	enum np_reason why;
-	__be32 addr_be;
-	__be16 port_be;
 
-	if (!current_backend(p, &addr_be, &port_be, &why))
-		return pass(NP_REASON_NOT_FLOW_START);
-	hkey = half_open_key(p, addr_be, port_be);
+	if (!current_backend(p, x, &why))
+		return NP_REASON_NOT_FLOW_START;
+	hkey = half_open_key(p, x->addr_be, x->port_be);
 	h = bpf_map_lookup_elem(&half_open_flows, &hkey);
 	if (handshake_of(h, p, now))
-		return tcp_handshake_ingress(skb, p, &hkey, h, addr_be, port_be, now);
-	return tcp_pick_up(skb, p, addr_be, port_be, now);
+		return tcp_handshake_ingress(p, &hkey, h, now, x);
+	return tcp_pick_up(skb, p, x);
 }
 
 /* Client -> node, TCP. Live flows keep their backend when the port is
  * remapped (an established connection stays on its sandbox). The clock is
  * read only once a flow matched: the node's own traffic pays one lookup per
  * packet. */
-static __always_inline int tcp_ingress(struct __sk_buff *skb, const struct pkt4 *p)
+static __noinline int tcp_ingress(struct __sk_buff *skb, const struct pkt *p, struct xlat *x)
 {
 	struct np_flow_key key = to_backend_key(p);
 	struct np_flow *f;
 	__u64 now;
 
 	if (is_tcp_syn(p))
-		return tcp_syn_ingress(skb, p, &key);
+		return tcp_syn_ingress(skb, p, &key, x);
 
 	f = bpf_map_lookup_elem(&flows, &key);
 	if (!f)
-		return tcp_no_flow(skb, p, np_now());
+		return tcp_no_flow(skb, p, np_now(), x);
 	now = np_now();
 	/* An idle connection outlived its flow: picked up again. */
 	if (flow_expired(FLOWS_TCP, f, now))
-		return tcp_no_flow(skb, p, now);
-	__be32 addr_be = f->addr_be[0];
-	__be16 port_be = f->port_be;
-
+		return tcp_no_flow(skb, p, now, x);
+	xlate(x, f->addr_be, f->port_be, false); /* before tcp_track: it may end the flow */
 	if (!tcp_track(&key, f, p, now))
-		return pass(NP_REASON_TCP_OUT_OF_WINDOW);
-	return to_backend(skb, p, addr_be, port_be, false);
+		return NP_REASON_TCP_OUT_OF_WINDOW;
+	return XLATE;
 }
 
 /* Client -> node, UDP. A flow follows the port's mapping: when the port was
@@ -404,35 +394,32 @@ static __always_inline int tcp_ingress(struct __sk_buff *skb, const struct pkt4 
  * forwarders, statsd, QUIC, WireGuard) reaches the new sandbox with its very
  * next datagram, the way kube-proxy clears a removed backend's UDP conntrack
  * entries. */
-static __always_inline int udp_ingress(struct __sk_buff *skb, const struct pkt4 *p)
+static __noinline int udp_ingress(struct __sk_buff *skb, const struct pkt *p, struct xlat *x)
 {
 	const struct np_tcp_side no_tcp = {};
 	struct np_flow_key key = to_backend_key(p);
 	__u64 now = np_now();
 	enum np_reason why;
-	__be32 addr_be;
-	__be16 port_be;
 	struct np_flow *f;
 
 	f = bpf_map_lookup_elem(&udp_flows, &key);
 	if (f) {
-		const struct np_backend *be = lookup_port(p->proto, p->dport_be);
+		const struct np_backend *be = lookup_backend(p->proto, p->family, p->dport_be);
 
-		if (be && read_backend4(be, &addr_be, &port_be) && addr_be == f->addr_be[0] &&
-		    port_be == f->port_be && !flow_expired(FLOWS_UDP, f, now)) {
+		if (be && read_backend(be, p->family, x->addr_be, &x->port_be) && addr_eq(x->addr_be, f->addr_be) &&
+		    x->port_be == f->port_be && !flow_expired(FLOWS_UDP, f, now)) {
 			flow_touch(FLOWS_UDP, &key, f, now);
-			return to_backend(skb, p, addr_be, port_be, false);
+			x->new_flow = false;
+			return XLATE;
 		}
-		flow_pair_delete(FLOWS_UDP, &key, *f);
+		flow_pair_delete(FLOWS_UDP, &key, f);
 	}
 
-	if (!current_backend(p, &addr_be, &port_be, &why))
-		return pass(why);
+	if (!current_backend(p, x, &why))
+		return why;
 	if (udp_answers_node(skb, p, &key, now))
-		return pass(NP_REASON_UDP_ANSWERS_NODE);
-	if (!flow_create(FLOWS_UDP, p, addr_be, port_be, NP_FLOW_OPEN, &no_tcp, now, &why))
-		return pass(why);
-	return to_backend(skb, p, addr_be, port_be, true);
+		return NP_REASON_UDP_ANSWERS_NODE;
+	return flow_create(FLOWS_UDP, p, x, NP_FLOW_OPEN, &no_tcp);
 }
 
 /* The flow entry an error's quoted packet would match in direction `dir`:
@@ -441,9 +428,12 @@ static __always_inline int udp_ingress(struct __sk_buff *skb, const struct pkt4 
  * backend got it (the client is its source). */
 static __always_inline struct np_flow_key quoted_flow_key(const struct icmp4_err *e, __u8 dir)
 {
+	__be32 in_saddr_be[4] = { e->in_saddr_be }, in_daddr_be[4] = { e->in_daddr_be };
+
 	if (dir == NP_FLOW_TO_CLIENT)
-		return flow_key4(e->in_saddr_be, e->in_sport_be, e->in_daddr_be, e->in_dport_be, e->in_proto, dir);
-	return flow_key4(e->in_daddr_be, e->in_dport_be, e->in_saddr_be, e->in_sport_be, e->in_proto, dir);
+		return flow_key(in_saddr_be, e->in_sport_be, in_daddr_be, e->in_dport_be, e->in_proto, dir,
+				NP_FAMILY_IPV4);
+	return flow_key(in_daddr_be, e->in_dport_be, in_saddr_be, e->in_sport_be, e->in_proto, dir, NP_FAMILY_IPV4);
 }
 
 /* An ICMP error from outside about a packet the node sent for a flow: a
@@ -455,21 +445,21 @@ static __always_inline struct np_flow_key quoted_flow_key(const struct icmp4_err
  * unreachable" reaches the sandbox's UDP socket. Errors about the node's own
  * traffic, echo and all other ICMP pass untouched; flows are read, not
  * changed (an error says nothing about a connection's state). */
-static __always_inline int icmp_ingress(struct __sk_buff *skb, const struct pkt4 *p)
+static __noinline int icmp_ingress(struct __sk_buff *skb, const struct pkt *p)
 {
 	struct np_flow_key key;
 	struct icmp4_err e;
-	__be32 addr_be;
+	__be32 addr_be[4];
 	__be16 port_be;
 
-	if (!icmp4_error_load(skb, p, &e))
+	if (p->family != NP_FAMILY_IPV4 || !icmp4_error_load(skb, p, &e))
 		return pass(NP_REASON_NOT_IPV4_TCP_UDP);
 	key = quoted_flow_key(&e, NP_FLOW_TO_BACKEND);
 	/* An error goes to whoever sent the packet it quotes; one addressed to
 	 * another host is not this reply's. */
-	if (e.daddr_be != e.in_saddr_be || !flow_find(&key, np_now(), &addr_be, &port_be))
+	if (e.daddr_be != e.in_saddr_be || !flow_find(&key, np_now(), addr_be, &port_be))
 		return pass(NP_REASON_ICMP_NO_FLOW);
-	if (icmp4_error_rewrite(skb, p, &e, NAT_SRC, addr_be, port_be, true))
+	if (icmp4_error_rewrite(skb, p, &e, NAT_SRC, addr_be[0], port_be, true))
 		return pass(NP_REASON_REWRITE_FAILED);
 	count_to_backend(skb, p, key.proto, key.peer_port_be, false);
 	return forward(skb, p);
@@ -478,17 +468,17 @@ static __always_inline int icmp_ingress(struct __sk_buff *skb, const struct pkt4
 /* A client's fragment after the first goes where its first fragment went
  * (frag.bpf.h); without a translated first fragment it passes: the node's
  * own fragmented traffic, or a fragment that came before its first. */
-static __always_inline int later_fragment_ingress(struct __sk_buff *skb, const struct pkt4 *p)
+static __noinline int later_fragment_ingress(struct __sk_buff *skb, const struct pkt *p)
 {
 	const struct np_frag *f = frag_find(p, NP_FLOW_TO_BACKEND);
 	__be16 node_port_be;
-	__be32 addr_be;
+	__be32 addr_be[4];
 
 	if (!f)
 		return pass(NP_REASON_FRAGMENT);
-	addr_be = f->addr_be[0];
+	addr_copy(addr_be, f->addr_be);
 	node_port_be = f->node_port_be;
-	if (nat4_rewrite_addr(skb, p, NAT_DST, addr_be))
+	if (nat_rewrite_addr(skb, p, NAT_DST, addr_be))
 		return pass(NP_REASON_REWRITE_FAILED);
 	count_to_backend(skb, p, p->proto, node_port_be, false);
 	return forward(skb, p);
@@ -502,15 +492,17 @@ static __always_inline int later_fragment_ingress(struct __sk_buff *skb, const s
 static __always_inline int tc_ingress(struct __sk_buff *skb, const __u32 l2_hlen)
 {
 	enum np_reason why;
-	struct pkt4 p;
+	struct xlat x;
+	struct pkt p;
+	int verdict;
 
 	NP_TEST_VARIANT_MARK();
-	switch (parse_pkt4(skb, l2_hlen, &p, &why)) {
-	case PKT4_L4:
+	switch (parse_pkt(skb, l2_hlen, &p, &why)) {
+	case PKT_L4:
 		break;
-	case PKT4_ICMP:
+	case PKT_ICMP:
 		return icmp_ingress(skb, &p);
-	case PKT4_LATER_FRAGMENT:
+	case PKT_LATER_FRAGMENT:
 		return later_fragment_ingress(skb, &p);
 	default:
 		return pass(why);
@@ -518,8 +510,12 @@ static __always_inline int tc_ingress(struct __sk_buff *skb, const __u32 l2_hlen
 	if (p.first_fragment)
 		frag_forget(&p, NP_FLOW_TO_BACKEND);
 	if (p.proto == IPPROTO_TCP)
-		return tcp_ingress(skb, &p);
-	return udp_ingress(skb, &p);
+		verdict = tcp_ingress(skb, &p, &x);
+	else
+		verdict = udp_ingress(skb, &p, &x);
+	if (verdict != XLATE)
+		return pass(verdict);
+	return to_backend(skb, &p, &x);
 }
 
 /* Two builds of each program, as Cilium compiles separate programs for L3
@@ -540,10 +536,10 @@ int np_l3_ingress(struct __sk_buff *skb)
 }
 
 /* Counts a packet from a backend translated back to node port (proto, port_be). */
-static __always_inline void count_from_backend(struct __sk_buff *skb, const struct pkt4 *p, __u8 proto,
+static __always_inline void count_from_backend(struct __sk_buff *skb, const struct pkt *p, __u8 proto,
 					       __be16 port_be)
 {
-	struct np_port_counters *c = port_counters_of(proto, port_be);
+	struct np_port_counters *c = port_counters_of_family(proto, port_key_family(p->family), port_be);
 
 	if (c) {
 		c->from_backend_packets += wire_packets(skb);
@@ -551,32 +547,31 @@ static __always_inline void count_from_backend(struct __sk_buff *skb, const stru
 	}
 }
 
-/* Writes the node address and port back as the reply's source, and counts
- * the reply for that node port. */
-static __always_inline int to_client(struct __sk_buff *skb, const struct pkt4 *p, __be32 node_addr_be,
-				     __be16 node_port_be)
+/* Writes the node address and port `x` back as the reply's source, and
+ * counts the reply for that node port. */
+static __noinline int to_client(struct __sk_buff *skb, const struct pkt *p, const struct xlat *x)
 {
-	if (nat4_rewrite(skb, p, NAT_SRC, node_addr_be, node_port_be))
+	if (nat_rewrite(skb, p, NAT_SRC, x->addr_be, x->port_be))
 		return pass(NP_REASON_REPLY_REWRITE_FAILED);
 	if (p->first_fragment)
-		frag_note(p, NP_FLOW_TO_CLIENT, node_addr_be, node_port_be);
-	count_from_backend(skb, p, p->proto, node_port_be);
+		frag_note(p, NP_FLOW_TO_CLIENT, x->addr_be, x->port_be);
+	count_from_backend(skb, p, p->proto, x->port_be);
 	return TC_ACT_OK;
 }
 
 /* A backend's fragment after the first leaves as its first fragment did: with
  * the node address as its source. */
-static __always_inline int later_fragment_egress(struct __sk_buff *skb, const struct pkt4 *p)
+static __noinline int later_fragment_egress(struct __sk_buff *skb, const struct pkt *p)
 {
 	const struct np_frag *f = frag_find(p, NP_FLOW_TO_CLIENT);
 	__be16 node_port_be;
-	__be32 node_addr_be;
+	__be32 node_addr_be[4];
 
 	if (!f)
 		return pass(NP_REASON_REPLY_NO_FLOW);
-	node_addr_be = f->addr_be[0];
+	addr_copy(node_addr_be, f->addr_be);
 	node_port_be = f->node_port_be;
-	if (nat4_rewrite_addr(skb, p, NAT_SRC, node_addr_be))
+	if (nat_rewrite_addr(skb, p, NAT_SRC, node_addr_be))
 		return pass(NP_REASON_REPLY_REWRITE_FAILED);
 	count_from_backend(skb, p, p->proto, node_port_be);
 	return TC_ACT_OK;
@@ -595,30 +590,30 @@ static __always_inline int later_fragment_egress(struct __sk_buff *skb, const st
  * packets always did, and that connection goes on; the new one cannot be
  * made. (Through iptables DNAT, measured, the new one is made and the old
  * one ends.) */
-static __always_inline int tcp_handshake_egress(struct __sk_buff *skb, const struct pkt4 *p,
-						const struct np_flow_key *key, enum np_reason no_handshake)
+static __always_inline int tcp_handshake_egress(const struct pkt *p, const struct np_flow_key *key,
+						enum np_reason no_handshake, struct xlat *x)
 {
 	struct np_half_open *h = bpf_map_lookup_elem(&half_open_flows, key);
-	__be32 node_addr_be;
+	__be32 node_addr_be[4];
 	__be16 node_port_be;
 
 	if (!h)
-		return pass(no_handshake);
+		return no_handshake;
 	if (half_open_expired(h, np_now()))
-		return pass(NP_REASON_REPLY_EXPIRED);
-	node_addr_be = h->node_addr_be[0];
+		return NP_REASON_REPLY_EXPIRED;
+	addr_copy(node_addr_be, h->node_addr_be);
 	node_port_be = h->node_port_be;
 	if (p->tcp_flags & NP_TCP_RST) {
 		if (!(p->tcp_flags & NP_TCP_ACK) ||
 		    ((h->client.flags & NP_SIDE_SEEN) && p->ack_seq != h->client.seq_end))
-			return pass(NP_REASON_TCP_OUT_OF_WINDOW);
+			return NP_REASON_TCP_OUT_OF_WINDOW;
 		bpf_map_delete_elem(&half_open_flows, key);
 	} else if ((p->tcp_flags & (NP_TCP_SYN | NP_TCP_ACK)) == (NP_TCP_SYN | NP_TCP_ACK)) {
 		h->backend = side_of_syn(p);
 	} else {
-		return pass(NP_REASON_REPLY_NOT_OURS);
+		return NP_REASON_REPLY_NOT_OURS;
 	}
-	return to_client(skb, p, node_addr_be, node_port_be);
+	return xlate(x, node_addr_be, node_port_be, false);
 }
 
 /* Backend -> client, TCP. A SYN-ACK on an established flow is translated
@@ -627,56 +622,58 @@ static __always_inline int tcp_handshake_egress(struct __sk_buff *skb, const str
  * other belongs to a connection nodeport never saw (the same client reaching
  * the sandbox's own address from a port it used through the node port
  * before): it passes, and the old flow, now proven over, goes. */
-static __always_inline int tcp_egress(struct __sk_buff *skb, const struct pkt4 *p)
+static __noinline int tcp_egress(const struct pkt *p, struct xlat *x)
 {
 	struct np_flow_key key = to_client_key(p);
+	__be32 node_addr_be[4];
+	__be16 node_port_be;
 	struct np_flow *f;
 	__u64 now;
 
 	f = bpf_map_lookup_elem(&flows, &key);
 	if (!f)
-		return tcp_handshake_egress(skb, p, &key, NP_REASON_REPLY_NO_FLOW);
+		return tcp_handshake_egress(p, &key, NP_REASON_REPLY_NO_FLOW, x);
 	now = np_now();
 	/* An expired entry waits for the LRU; a new handshake on its tuple (the
 	 * client's port reused, through another node port or after the entry's
 	 * partner went) must still be found. */
 	if (flow_expired(FLOWS_TCP, f, now))
-		return tcp_handshake_egress(skb, p, &key, NP_REASON_REPLY_EXPIRED);
-	__be32 node_addr_be = f->addr_be[0];
-	__be16 node_port_be = f->port_be;
-
+		return tcp_handshake_egress(p, &key, NP_REASON_REPLY_EXPIRED, x);
+	addr_copy(node_addr_be, f->addr_be);
+	node_port_be = f->port_be;
 	if (p->tcp_flags & NP_TCP_SYN) {
 		/* Half closed too: the client may send its request and FIN
 		 * while the backend, its accept queue full, still repeats it. */
 		if (f->state != NP_FLOW_PICKED_UP && (f->tcp.flags & NP_SIDE_SEEN) && p->seq == f->tcp.isn)
-			return to_client(skb, p, node_addr_be, node_port_be);
-		flow_pair_delete(FLOWS_TCP, &key, *f);
-		return pass(NP_REASON_REPLY_NOT_OURS);
+			return xlate(x, node_addr_be, node_port_be, false);
+		flow_pair_delete(FLOWS_TCP, &key, f);
+		return NP_REASON_REPLY_NOT_OURS;
 	}
 	if (!tcp_track(&key, f, p, now))
-		return pass(NP_REASON_TCP_OUT_OF_WINDOW);
-	return to_client(skb, p, node_addr_be, node_port_be);
+		return NP_REASON_TCP_OUT_OF_WINDOW;
+	return xlate(x, node_addr_be, node_port_be, false);
 }
 
-static __always_inline int udp_egress(struct __sk_buff *skb, const struct pkt4 *p)
+static __noinline int udp_egress(const struct pkt *p, struct xlat *x)
 {
 	struct np_flow_key key = to_client_key(p);
+	__be32 node_addr_be[4];
+	__be16 node_port_be;
 	struct np_flow *f;
 	__u64 now;
 
 	f = bpf_map_lookup_elem(&udp_flows, &key);
 	if (!f) {
 		note_node_udp(p);
-		return pass(NP_REASON_REPLY_NO_FLOW);
+		return NP_REASON_REPLY_NO_FLOW;
 	}
 	now = np_now();
 	if (flow_expired(FLOWS_UDP, f, now))
-		return pass(NP_REASON_REPLY_EXPIRED);
-	__be32 node_addr_be = f->addr_be[0];
-	__be16 node_port_be = f->port_be;
-
+		return NP_REASON_REPLY_EXPIRED;
+	addr_copy(node_addr_be, f->addr_be);
+	node_port_be = f->port_be;
 	flow_touch(FLOWS_UDP, &key, f, now);
-	return to_client(skb, p, node_addr_be, node_port_be);
+	return xlate(x, node_addr_be, node_port_be, false);
 }
 
 /* An ICMP error leaving for a client about the client's packet as a backend
@@ -687,19 +684,19 @@ static __always_inline int udp_egress(struct __sk_buff *skb, const struct pkt4 *
  * embedded destination becomes the node address and port it used, and the
  * outer source too when it is the backend's (the sandbox sent the error); an
  * error the node or a router sent keeps its own source, as with conntrack. */
-static __always_inline int icmp_egress(struct __sk_buff *skb, const struct pkt4 *p)
+static __noinline int icmp_egress(struct __sk_buff *skb, const struct pkt *p)
 {
 	struct np_flow_key key;
 	struct icmp4_err e;
-	__be32 node_addr_be;
+	__be32 node_addr_be[4];
 	__be16 node_port_be;
 
-	if (!icmp4_error_load(skb, p, &e))
+	if (p->family != NP_FAMILY_IPV4 || !icmp4_error_load(skb, p, &e))
 		return pass(NP_REASON_REPLY_NO_FLOW);
 	key = quoted_flow_key(&e, NP_FLOW_TO_CLIENT);
-	if (!flow_find(&key, np_now(), &node_addr_be, &node_port_be))
+	if (!flow_find(&key, np_now(), node_addr_be, &node_port_be))
 		return pass(NP_REASON_REPLY_NO_FLOW);
-	if (icmp4_error_rewrite(skb, p, &e, NAT_DST, node_addr_be, node_port_be, e.saddr_be == e.in_daddr_be))
+	if (icmp4_error_rewrite(skb, p, &e, NAT_DST, node_addr_be[0], node_port_be, e.saddr_be == e.in_daddr_be))
 		return pass(NP_REASON_REPLY_REWRITE_FAILED);
 	count_from_backend(skb, p, key.proto, node_port_be);
 	return TC_ACT_OK;
@@ -718,17 +715,19 @@ static __always_inline int icmp_egress(struct __sk_buff *skb, const struct pkt4 
 static __always_inline int tc_egress(struct __sk_buff *skb, const __u32 l2_hlen)
 {
 	enum np_reason why;
-	struct pkt4 p;
+	struct xlat x;
+	struct pkt p;
+	int verdict;
 
 	/* A reply that cannot be parsed is counted as no flow's: the ingress
 	 * reasons are about what clients send. */
 	NP_TEST_VARIANT_MARK();
-	switch (parse_pkt4(skb, l2_hlen, &p, &why)) {
-	case PKT4_L4:
+	switch (parse_pkt(skb, l2_hlen, &p, &why)) {
+	case PKT_L4:
 		break;
-	case PKT4_ICMP:
+	case PKT_ICMP:
 		return icmp_egress(skb, &p);
-	case PKT4_LATER_FRAGMENT:
+	case PKT_LATER_FRAGMENT:
 		return later_fragment_egress(skb, &p);
 	default:
 		return pass(NP_REASON_REPLY_NO_FLOW);
@@ -736,8 +735,12 @@ static __always_inline int tc_egress(struct __sk_buff *skb, const __u32 l2_hlen)
 	if (p.first_fragment)
 		frag_forget(&p, NP_FLOW_TO_CLIENT);
 	if (p.proto == IPPROTO_TCP)
-		return tcp_egress(skb, &p);
-	return udp_egress(skb, &p);
+		verdict = tcp_egress(&p, &x);
+	else
+		verdict = udp_egress(&p, &x);
+	if (verdict != XLATE)
+		return pass(verdict);
+	return to_client(skb, &p, &x);
 }
 
 SEC("tc")

@@ -108,6 +108,15 @@ topo_node_ipv6() {
     ip -n "$TOPO-node" addr add "$TOPO_BRIDGE_IP6/64" dev br0 nodad
     topo_in node sysctl -qw net.ipv6.conf.all.forwarding=1
 }
+# After topo_client: IPv6 on the client link too (the node's external
+# interface $TOPO_NODE_EXT_IP6, the client $TOPO_CLIENT_IP6 routing through it).
+TOPO_NODE_EXT_IP6=2001:db8:200::1
+TOPO_CLIENT_IP6=2001:db8:200::2
+topo_client_ipv6() {
+    ip -n "$TOPO-node" addr add "$TOPO_NODE_EXT_IP6/64" dev ext0 nodad
+    ip -n "$TOPO-client" addr add "$TOPO_CLIENT_IP6/64" dev eth0 nodad
+    ip -n "$TOPO-client" -6 route add default via "$TOPO_NODE_EXT_IP6"
+}
 topo_sandbox_ipv6() {
     ip -n "$TOPO-sb$1" addr add "$(topo_sandbox_ip6 "$1")/64" dev eth0 nodad
     ip -n "$TOPO-sb$1" -6 route add default via "$TOPO_BRIDGE_IP6"

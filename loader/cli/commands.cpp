@@ -317,8 +317,7 @@ int cmd_list(const Args& argv) {
             auto entry = to_json(m);
             if (!mapped)
                 entry["owner"] = nullptr;
-            // The external path translates IPv4 only, so far.
-            entry["external"] = m.family() == Family::ipv4 ? nlohmann::json(external) : nlohmann::json::array();
+            entry["external"] = external;
             entry["mapped"] = mapped;
             entry["connections"] = connections_json(m, counted.of(m.node_port, m.backend), counted);
             return entry;
@@ -329,8 +328,8 @@ int cmd_list(const Args& argv) {
     std::string reach = external.empty() ? "- (local only)" : fmt::format("{}", fmt::join(external, ","));
     std::cout << fmt::format("{:<12} {:<22} {:<16} {}\n", "PORT", "BACKEND", "EXTERNAL", "OWNER");
     for (const auto& m : mappings)
-        std::cout << fmt::format("{:<12} {:<22} {:<16} {}\n", to_string(m.node_port), to_string(m.backend),
-                                 m.family() == Family::ipv4 ? reach : "- (local only)", printable(m.owner));
+        std::cout << fmt::format("{:<12} {:<22} {:<16} {}\n", to_string(m.node_port), to_string(m.backend), reach,
+                                 printable(m.owner));
     return exit_ok;
 }
 

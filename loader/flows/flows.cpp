@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <tuple>
 
 #include "base/bpf_clock.hpp"
@@ -37,7 +38,16 @@ Result<np_flow_timeouts> read_timeouts(const PinDir& dir) {
     return t;
 }
 
-Backend endpoint(const __be32 (&addr_be)[4], __be16 port_be) { return Backend{Ipv4{addr_be[0]}, ntohs(port_be)}; }
+// An address and port of a flow entry of `family` (the key's: both entries
+// and the handshake hold addresses of the family of their flow).
+Backend endpoint(__u8 family, const __be32 (&addr_be)[4], __be16 port_be) {
+    if (family == NP_FAMILY_IPV6) {
+        Ipv6 addr;
+        std::memcpy(addr.bytes.data(), addr_be, sizeof addr.bytes);
+        return Backend{addr, ntohs(port_be)};
+    }
+    return Backend{Ipv4{addr_be[0]}, ntohs(port_be)};
+}
 
 // A flow of `flows` or `udp_flows`, or a handshake of `half_open_flows`, as
 // people see it: the client, the node address and port it used, the backend.
@@ -45,18 +55,20 @@ Flow flow_of(const np_flow_key& key, const np_flow& value) {
     const bool forward = key.dir == NP_FLOW_TO_BACKEND;  // the peer is the node; in a reply entry, the backend
     Flow flow;
     flow.proto = static_cast<Proto>(key.proto);
-    flow.client = endpoint(key.client_addr_be, key.client_port_be);
-    flow.node = forward ? endpoint(key.peer_addr_be, key.peer_port_be) : endpoint(value.addr_be, value.port_be);
-    flow.backend = forward ? endpoint(value.addr_be, value.port_be) : endpoint(key.peer_addr_be, key.peer_port_be);
+    flow.client = endpoint(key.family, key.client_addr_be, key.client_port_be);
+    flow.node = endpoint(key.family, forward ? key.peer_addr_be : value.addr_be,
+                         forward ? key.peer_port_be : value.port_be);
+    flow.backend = endpoint(key.family, forward ? value.addr_be : key.peer_addr_be,
+                            forward ? value.port_be : key.peer_port_be);
     flow.state = state_of(value);
     return flow;
 }
 
 Flow flow_of(const np_flow_key& key, const np_half_open& value) {
     Flow flow;
-    flow.client = endpoint(key.client_addr_be, key.client_port_be);
-    flow.node = endpoint(value.node_addr_be, value.node_port_be);
-    flow.backend = endpoint(key.peer_addr_be, key.peer_port_be);
+    flow.client = endpoint(key.family, key.client_addr_be, key.client_port_be);
+    flow.node = endpoint(key.family, value.node_addr_be, value.node_port_be);
+    flow.backend = endpoint(key.family, key.peer_addr_be, key.peer_port_be);
     flow.state = FlowState::syn_sent;
     return flow;
 }
