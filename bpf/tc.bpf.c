@@ -426,14 +426,21 @@ static __noinline int udp_ingress(struct __sk_buff *skb, const struct pkt *p, st
  * towards the backend, the quote is a reply as it left the node (the client
  * is its destination); towards the client, it is the client's packet as the
  * backend got it (the client is its source). */
-static __always_inline struct np_flow_key quoted_flow_key(const struct icmp4_err *e, __u8 dir)
+static __always_inline struct np_flow_key quoted_flow_key(const __be32 in_saddr_be[4], __be16 in_sport_be,
+							   const __be32 in_daddr_be[4], __be16 in_dport_be,
+							   __u8 proto, __u8 dir, __u8 family)
+{
+	if (dir == NP_FLOW_TO_CLIENT)
+		return flow_key(in_saddr_be, in_sport_be, in_daddr_be, in_dport_be, proto, dir, family);
+	return flow_key(in_daddr_be, in_dport_be, in_saddr_be, in_sport_be, proto, dir, family);
+}
+
+static __always_inline struct np_flow_key quoted_flow_key4(const struct icmp4_err *e, __u8 dir)
 {
 	__be32 in_saddr_be[4] = { e->in_saddr_be }, in_daddr_be[4] = { e->in_daddr_be };
 
-	if (dir == NP_FLOW_TO_CLIENT)
-		return flow_key(in_saddr_be, e->in_sport_be, in_daddr_be, e->in_dport_be, e->in_proto, dir,
-				NP_FAMILY_IPV4);
-	return flow_key(in_daddr_be, e->in_dport_be, in_saddr_be, e->in_sport_be, e->in_proto, dir, NP_FAMILY_IPV4);
+	return quoted_flow_key(in_saddr_be, e->in_sport_be, in_daddr_be, e->in_dport_be, e->in_proto, dir,
+			       NP_FAMILY_IPV4);
 }
 
 /* An ICMP error from outside about a packet the node sent for a flow: a
@@ -452,14 +459,35 @@ static __noinline int icmp_ingress(struct __sk_buff *skb, const struct pkt *p)
 	__be32 addr_be[4];
 	__be16 port_be;
 
-	if (p->family != NP_FAMILY_IPV4 || !icmp4_error_load(skb, p, &e))
+	if (!icmp4_error_load(skb, p, &e))
 		return pass(NP_REASON_NOT_IPV4_TCP_UDP);
-	key = quoted_flow_key(&e, NP_FLOW_TO_BACKEND);
+	key = quoted_flow_key4(&e, NP_FLOW_TO_BACKEND);
 	/* An error goes to whoever sent the packet it quotes; one addressed to
 	 * another host is not this reply's. */
 	if (e.daddr_be != e.in_saddr_be || !flow_find(&key, np_now(), addr_be, &port_be))
 		return pass(NP_REASON_ICMP_NO_FLOW);
 	if (icmp4_error_rewrite(skb, p, &e, NAT_SRC, addr_be[0], port_be, true))
+		return pass(NP_REASON_REWRITE_FAILED);
+	count_to_backend(skb, p, key.proto, key.peer_port_be, false);
+	return forward(skb, p);
+}
+
+/* icmp_ingress for ICMPv6: a router's packet too big, above all, reaches the
+ * sandbox, which lowers its path MTU at once. */
+static __noinline int icmp6_ingress(struct __sk_buff *skb, const struct pkt *p)
+{
+	struct np_flow_key key;
+	struct icmp6_err e;
+	__be32 addr_be[4];
+	__be16 port_be;
+
+	if (!icmp6_error_load(skb, p, &e))
+		return pass(NP_REASON_NOT_IPV4_TCP_UDP);
+	key = quoted_flow_key(e.in_saddr_be, e.in_sport_be, e.in_daddr_be, e.in_dport_be, e.in_next,
+			      NP_FLOW_TO_BACKEND, NP_FAMILY_IPV6);
+	if (!addr_eq(e.daddr_be, e.in_saddr_be) || !flow_find(&key, np_now(), addr_be, &port_be))
+		return pass(NP_REASON_ICMP_NO_FLOW);
+	if (icmp6_error_rewrite(skb, p, &e, NAT_SRC, addr_be, port_be, true))
 		return pass(NP_REASON_REWRITE_FAILED);
 	count_to_backend(skb, p, key.proto, key.peer_port_be, false);
 	return forward(skb, p);
@@ -501,6 +529,8 @@ static __always_inline int tc_ingress(struct __sk_buff *skb, const __u32 l2_hlen
 	case PKT_L4:
 		break;
 	case PKT_ICMP:
+		if (p.family == NP_FAMILY_IPV6)
+			return icmp6_ingress(skb, &p);
 		return icmp_ingress(skb, &p);
 	case PKT_LATER_FRAGMENT:
 		return later_fragment_ingress(skb, &p);
@@ -691,12 +721,32 @@ static __noinline int icmp_egress(struct __sk_buff *skb, const struct pkt *p)
 	__be32 node_addr_be[4];
 	__be16 node_port_be;
 
-	if (p->family != NP_FAMILY_IPV4 || !icmp4_error_load(skb, p, &e))
+	if (!icmp4_error_load(skb, p, &e))
 		return pass(NP_REASON_REPLY_NO_FLOW);
-	key = quoted_flow_key(&e, NP_FLOW_TO_CLIENT);
+	key = quoted_flow_key4(&e, NP_FLOW_TO_CLIENT);
 	if (!flow_find(&key, np_now(), node_addr_be, &node_port_be))
 		return pass(NP_REASON_REPLY_NO_FLOW);
 	if (icmp4_error_rewrite(skb, p, &e, NAT_DST, node_addr_be[0], node_port_be, e.saddr_be == e.in_daddr_be))
+		return pass(NP_REASON_REPLY_REWRITE_FAILED);
+	count_from_backend(skb, p, key.proto, node_port_be);
+	return TC_ACT_OK;
+}
+
+/* icmp_egress for ICMPv6. */
+static __noinline int icmp6_egress(struct __sk_buff *skb, const struct pkt *p)
+{
+	struct np_flow_key key;
+	struct icmp6_err e;
+	__be32 node_addr_be[4];
+	__be16 node_port_be;
+
+	if (!icmp6_error_load(skb, p, &e))
+		return pass(NP_REASON_REPLY_NO_FLOW);
+	key = quoted_flow_key(e.in_saddr_be, e.in_sport_be, e.in_daddr_be, e.in_dport_be, e.in_next,
+			      NP_FLOW_TO_CLIENT, NP_FAMILY_IPV6);
+	if (!flow_find(&key, np_now(), node_addr_be, &node_port_be))
+		return pass(NP_REASON_REPLY_NO_FLOW);
+	if (icmp6_error_rewrite(skb, p, &e, NAT_DST, node_addr_be, node_port_be, addr_eq(e.saddr_be, e.in_daddr_be)))
 		return pass(NP_REASON_REPLY_REWRITE_FAILED);
 	count_from_backend(skb, p, key.proto, node_port_be);
 	return TC_ACT_OK;
@@ -726,6 +776,8 @@ static __always_inline int tc_egress(struct __sk_buff *skb, const __u32 l2_hlen)
 	case PKT_L4:
 		break;
 	case PKT_ICMP:
+		if (p.family == NP_FAMILY_IPV6)
+			return icmp6_egress(skb, &p);
 		return icmp_egress(skb, &p);
 	case PKT_LATER_FRAGMENT:
 		return later_fragment_egress(skb, &p);

@@ -96,6 +96,22 @@ topo_client_behind_router() {
     ip -n "$TOPO-client" route add default via 10.201.0.1
 }
 
+# After topo_client_behind_router: IPv6 on the same links, the router's
+# link to the client still MTU $1 (IPv6's minimum is 1280).
+#   node ext0 2001:db8:200::1 --- r0 2001:db8:200::3 [router] r1 2001:db8:201::1 --- eth0 2001:db8:201::2 [client]
+TOPO_ROUTER_IP6=2001:db8:200::3
+TOPO_FAR_CLIENT_IP6=2001:db8:201::2
+topo_router_ipv6() {
+    ip -n "$TOPO-node" addr add "$TOPO_NODE_EXT_IP6/64" dev ext0 nodad
+    ip -n "$TOPO-node" -6 route add 2001:db8:201::/64 via "$TOPO_ROUTER_IP6"
+    ip -n "$TOPO-router" addr add "$TOPO_ROUTER_IP6/64" dev r0 nodad
+    ip -n "$TOPO-router" addr add 2001:db8:201::1/64 dev r1 nodad
+    ip -n "$TOPO-router" -6 route add default via "$TOPO_NODE_EXT_IP6"
+    topo_in router sysctl -qw net.ipv6.conf.all.forwarding=1
+    ip -n "$TOPO-client" addr add "$TOPO_FAR_CLIENT_IP6/64" dev eth0 nodad
+    ip -n "$TOPO-client" -6 route add default via 2001:db8:201::1
+}
+
 # The IP of sandbox N (1..60000).
 topo_sandbox_ip() { echo "10.8.$(($1 / 250)).$(($1 % 250 + 2))"; }
 

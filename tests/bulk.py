@@ -8,6 +8,8 @@ and clients that print what arrived, so a test compares one line.
     bulk.py get IP PORT N            ->  "N intact"
     bulk.py put IP PORT N            ->  "got N intact"
     bulk.py udp IP PORT SIZE ANSWER  ->  "PEER-IP:PEER-PORT received SIZE, answer ANSWER"
+The server takes both families; an IPv6 IP makes an IPv6 client, and its
+peer prints as "[PEER-IP]:PEER-PORT".
 The bytes are a fixed pattern, checked on arrival. Every client gives up
 after TIMEOUT seconds (a path MTU black hole stalls a connection; a lost
 fragment loses its datagram) and prints "error ..." instead."""
@@ -33,13 +35,19 @@ def recv_exactly(conn, n):
     return b"".join(chunks)
 
 
+def dual_stack(kind, port):
+    """A socket on PORT for both families (IPv4 clients as ::ffff:a.b.c.d)."""
+    s = socket.socket(socket.AF_INET6, kind)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind(("::", port))
+    return s
+
+
 def serve(port):
-    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    tcp.bind(("0.0.0.0", port))
+    tcp = dual_stack(socket.SOCK_STREAM, port)
     tcp.listen(16)
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind(("0.0.0.0", port))
+    udp = dual_stack(socket.SOCK_DGRAM, port)
     sel = selectors.DefaultSelector()
     sel.register(tcp, selectors.EVENT_READ)
     sel.register(udp, selectors.EVENT_READ)
@@ -76,11 +84,13 @@ def main():
     try:
         if mode == "udp":
             size, answer = int(sys.argv[4]), int(sys.argv[5])
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            ipv6 = ":" in ip
+            s = socket.socket(socket.AF_INET6 if ipv6 else socket.AF_INET, socket.SOCK_DGRAM)
             s.settimeout(TIMEOUT)
             s.sendto(f"want {answer} ".encode().ljust(size, b"x"), (ip, port))
             data, peer = s.recvfrom(65535)
-            print(f"{peer[0]}:{peer[1]} received {data.split()[0].decode()}, answer {len(data)}")
+            host = f"[{peer[0]}]" if ipv6 else peer[0]
+            print(f"{host}:{peer[1]} received {data.split()[0].decode()}, answer {len(data)}")
             return
         n = int(sys.argv[4])
         s = socket.create_connection((ip, port), timeout=TIMEOUT)

@@ -11,11 +11,14 @@
 #             connection (np_tc_egress translates it).
 # Route caches (where path MTUs are learnt) are flushed before each transfer,
 # so neither run profits from the other.
-# FORWARD (argument 3): kernel or fib.
+# FORWARD (argument 3): kernel or fib. FAMILY (argument 4): ipv4, or ipv6:
+# the same over IPv6, where the errors are ICMPv6 "packet too big" (IPv6
+# routers never fragment) and the router's link has IPv6's minimum MTU.
 set -u
 NODEPORT=$1
 CASE=$2
 FORWARD=${3:-kernel}
+FAMILY=${4:-ipv4}
 . "$(dirname "$0")/lib.sh"
 require datapath
 
@@ -29,23 +32,33 @@ topo_node
 case $CASE in
     download) topo_client_behind_router 1280 ;;
     upload) topo_client ;;
-    *) echo "usage: pmtu_test.sh NODEPORT download|upload [kernel|fib]" >&2; exit 2 ;;
+    *) echo "usage: pmtu_test.sh NODEPORT download|upload [kernel|fib] [ipv4|ipv6]" >&2; exit 2 ;;
 esac
 topo_cgroup
 topo_sandbox 1
 SB1=$(topo_sandbox_ip 1)
+FAR_CLIENT=$TOPO_FAR_CLIENT_IP
+if [ "$FAMILY" = ipv6 ]; then
+    topo_node_ipv6
+    topo_sandbox_ipv6 1
+    if [ "$CASE" = download ]; then topo_router_ipv6; else topo_client_ipv6; fi
+    SB1=$(topo_sandbox_ip6 1)
+    NODE_IP=$TOPO_NODE_EXT_IP6
+    FAR_CLIENT=$TOPO_FAR_CLIENT_IP6
+fi
+backend() { [ "$FAMILY" = ipv6 ] && echo "[$SB1]:$PORT" || echo "$SB1:$PORT"; }
 [ "$CASE" = upload ] && ip -n "$TOPO-node" link set br0 mtu 1400  # on the bridge itself (FACTS.md)
 topo_in sb1 python3 "$BULK" serve "$PORT" >/dev/null 2>&1 &
 topo_wait_listen sb1 "$PORT"
 
 out=$(topo_in node "$NODEPORT" load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" --iface ext0 --forward "$FORWARD" 2>&1)
 expect_eq "load --iface ext0 --forward $FORWARD exits 0" 0 $?
-np set "tcp/$PORT" "$SB1:$PORT" --owner sb-1 >/dev/null
+np set "tcp/$PORT" "$(backend)" --owner sb-1 >/dev/null
 
 flush_route_caches() {
     local ns
     for ns in client node sb1 $([ "$CASE" = download ] && echo router); do
-        topo_in "$ns" ip route flush cache
+        topo_in "$ns" ip "$([ "$FAMILY" = ipv6 ] && echo -6 || echo -4)" route flush cache
     done
 }
 transfer() {  # transfer ADDRESS: the case's 200 kB transfer from the client
@@ -58,7 +71,7 @@ transfer() {  # transfer ADDRESS: the case's 200 kB transfer from the client
 }
 want=$([ "$CASE" = download ] && echo "$SIZE intact" || echo "got $SIZE intact")
 if [ "$CASE" = download ]; then
-    learner=sb1 peer=$TOPO_FAR_CLIENT_IP mtu=1280
+    learner=sb1 peer=$FAR_CLIENT mtu=1280
 else
     learner=client peer=$SB1 mtu=1400
 fi

@@ -442,6 +442,115 @@ TEST_F(TcPacket6Test, LaterFragmentOfAnotherDatagramPassesUntouched) {
     expect_counted_once(NP_REASON_FRAGMENT, [&] { EXPECT_EQ(ingress(other[1]).out, other[1]); });
 }
 
+constexpr std::uint8_t kDestUnreachable = 1, kPacketTooBig = 2, kTimeExceeded = 3;
+constexpr std::uint8_t kCodePortUnreachable6 = 4;
+constexpr const char* kRouter6 = "2001:db8:ff::1";  // a router on the client's way
+constexpr const char* kBridge6 = "fd00:8::1";       // the node's address towards the sandboxes
+
+// An ICMPv6 error (`type`, `code`, the 32 bits after its checksum: an MTU or
+// a pointer) from `src` to `dst` quoting the packet `about` (a frame from
+// build6()) from its IPv6 header on, as RFC 4443 has it.
+Bytes icmp6_error(const char* src, const char* dst, std::uint8_t type, std::uint8_t code, const Bytes& about,
+                  std::uint32_t rest = 0) {
+    Bytes b = build6(with6(Spec6{}, [&](Spec6& s) {
+        s.proto = kIcmp6;
+        s.src = src;
+        s.dst = dst;
+        s.payload.clear();
+    }));
+    const std::size_t icmp = kEth + kIp6Hlen;
+    b[icmp] = type;
+    b[icmp + 1] = code;
+    put16(b, icmp + 2, 0);
+    put32(b, icmp + 4, rest);
+    b.insert(b.end(), about.begin() + long(kEth), about.end());
+    put16(b, kEth + 4, std::uint16_t(b.size() - icmp));
+    put16(b, icmp + 2, std::uint16_t(~fold(pseudo_sum6(&b[kEth], kIcmp6, b.size() - icmp) +
+                                           sum16(&b[icmp], b.size() - icmp))));
+    return b;
+}
+
+struct Icmp6Case {
+    const char* name;
+    std::uint8_t type, code;
+    std::uint32_t rest;
+    std::uint8_t proto;
+};
+
+void PrintTo(const Icmp6Case& c, std::ostream* os) { *os << c.name; }
+
+class Icmp6Error : public TcPacket6Test, public testing::WithParamInterface<Icmp6Case> {
+protected:
+    // The client's packet that starts the flow, and a large packet of the
+    // backend's (1,200 bytes) for errors to be about.
+    Spec6 client_packet() { return to_node6(GetParam().proto); }
+    Spec6 backend_reply() {
+        return with6(from_backend6(GetParam().proto, kAck), [](Spec6& s) { s.payload = Bytes(1200, 'd'); });
+    }
+    // A flow of the case's protocol, with its handshake done (TCP).
+    void start_flow() {
+        ingress(build6(client_packet()));
+        if (GetParam().proto == IPPROTO_TCP) {
+            egress(build6(from_backend6(IPPROTO_TCP)));
+            ingress(build6(to_node6(IPPROTO_TCP, kAck)));
+        }
+    }
+    Bytes error_about(const char* src, const char* dst, const Bytes& quoted) {
+        return icmp6_error(src, dst, GetParam().type, GetParam().code, quoted, GetParam().rest);
+    }
+};
+
+// A router's error about a reply as it left the node goes on to the backend,
+// as if the node were not in between: byte for byte the error the router
+// would have sent about the backend's own packet, checksums and all.
+TEST_P(Icmp6Error, InboundAboutAReplyGoesToTheBackend) {
+    start_flow();
+    const Spec6 reply = backend_reply();
+    egress(build6(reply));
+    const Bytes in = error_about(kRouter6, kNode6, build6(from_node6(reply)));
+    const RunResult r = ingress(in);
+    EXPECT_EQ(r.retval, TC_ACT_OK);
+    EXPECT_EQ(r.out, error_about(kRouter6, kBackend6, build6(reply)));
+    const std::uint64_t client_packets = GetParam().proto == IPPROTO_TCP ? 2 : 1;
+    EXPECT_EQ(port_counts(GetParam().proto, client_packet().dport, NP_PORT_KEY_IPV6)->to_backend_packets,
+              client_packets + 1)
+        << "the error counts as a packet to the backend";
+}
+
+// The backend's error about the client's packet leaves as the node's, about
+// the packet the client sent.
+TEST_P(Icmp6Error, OutboundFromTheBackendGetsTheNodeAddressInsideAndOutside) {
+    start_flow();
+    const Spec6 sent = client_packet();
+    const RunResult r = egress(error_about(kBackend6, kClient6, build6(at_backend6(sent))));
+    EXPECT_EQ(r.out, error_about(kNode6, kClient6, build6(sent)));
+}
+
+// One the node sent while forwarding (a smaller MTU towards the sandboxes)
+// keeps its source: only the quoted packet is the client's again.
+TEST_P(Icmp6Error, OutboundFromTheNodeKeepsItsSource) {
+    start_flow();
+    const Spec6 sent = client_packet();
+    const RunResult r = egress(error_about(kBridge6, kClient6, build6(at_backend6(sent))));
+    EXPECT_EQ(r.out, error_about(kBridge6, kClient6, build6(sent)));
+}
+
+INSTANTIATE_TEST_SUITE_P(TcPacket6, Icmp6Error,
+                         testing::Values(Icmp6Case{"packet_too_big_udp", kPacketTooBig, 0, 1280, IPPROTO_UDP},
+                                         Icmp6Case{"packet_too_big_tcp", kPacketTooBig, 0, 1280, IPPROTO_TCP},
+                                         Icmp6Case{"port_unreachable_udp", kDestUnreachable, kCodePortUnreachable6, 0,
+                                                   IPPROTO_UDP},
+                                         Icmp6Case{"time_exceeded_tcp", kTimeExceeded, 0, 0, IPPROTO_TCP}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST_F(TcPacket6Test, Icmp6ErrorAboutNoFlowPassesUntouched) {
+    const Spec6 reply = from_node6(from_backend6(IPPROTO_UDP));
+    const Bytes in = icmp6_error(kRouter6, kNode6, kPacketTooBig, 0, build6(reply), 1280);
+    expect_counted_once(NP_REASON_ICMP_NO_FLOW, [&] { EXPECT_EQ(ingress(in).out, in); });
+    const Bytes out = icmp6_error(kBackend6, kClient6, kDestUnreachable, 4, build6(at_backend6(to_node6(IPPROTO_UDP))));
+    expect_counted_once(NP_REASON_REPLY_NO_FLOW, [&] { EXPECT_EQ(egress(out).out, out); });
+}
+
 // Without a link-layer header, as on a WireGuard or tun interface. test_run
 // reads bytes 12-13 as the ethertype: the client's and the backend's
 // addresses put 0x86dd there; and it refuses (EINVAL) what is shorter than
