@@ -219,7 +219,7 @@ static __noinline void flow_pair_delete(enum flow_table t, const struct np_flow_
  * most once a second, so a one-way stream keeps the reply direction alive
  * too. A partner the LRU evicted is written again from this entry, so a
  * flow never stays split. Racing CPUs write the same values, so no lock. */
-static __noinline void flow_touch(enum flow_table t, const struct np_flow_key *key, struct np_flow *f,
+static __always_inline void flow_touch(enum flow_table t, const struct np_flow_key *key, struct np_flow *f,
 				       __u64 now)
 {
 	void *map = flow_map(t);
@@ -355,7 +355,7 @@ static __always_inline bool tcp_closing(const struct np_flow_key *key, struct np
  *  - RST: rst_check() decides; one that ends the flow deletes both entries.
  *  - FIN and what follows it: tcp_closing(); the final ACK deletes both.
  *  - anything else notes the sender's numbers and refreshes the flow. */
-static __noinline bool tcp_track(const struct np_flow_key *key, struct np_flow *f, const struct pkt *p,
+static __always_inline bool tcp_track(const struct np_flow_key *key, struct np_flow *f, const struct pkt *p,
 				      __u64 now)
 {
 	if (p->tcp_flags & NP_TCP_RST) {

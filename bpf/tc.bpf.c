@@ -207,21 +207,21 @@ static __always_inline bool handshake_of(const struct np_half_open *h, const str
  * When the port is no longer mapped, the SYN and the rest of its connection
  * pass untouched to whatever else serves the port: a server on the node, an
  * iptables rule. */
-static __noinline int tcp_syn_ingress(struct __sk_buff *skb, const struct pkt *p, const struct np_flow_key *key,
-				       struct xlat *x)
+static __noinline int tcp_syn_ingress(struct __sk_buff *skb, const struct pkt *p, struct xlat *x)
 {
+	struct np_flow_key key = to_backend_key(p);
 	__u64 now = np_now();
 	struct np_half_open *h, handshake;
 	struct np_flow_key hkey;
 	enum np_reason why;
 	struct np_flow *f;
 
-	f = bpf_map_lookup_elem(&flows, key);
+	f = bpf_map_lookup_elem(&flows, &key);
 	if (f) {
 		if (!flow_expired(FLOWS_TCP, f, now) && f->state != NP_FLOW_PICKED_UP &&
 		    (f->tcp.flags & NP_SIDE_SEEN))
 			return xlate(x, f->addr_be, f->port_be, false);
-		flow_pair_delete(FLOWS_TCP, key, f);
+		flow_pair_delete(FLOWS_TCP, &key, f);
 	}
 
 	if (!current_backend(p, x, &why))
@@ -347,11 +347,12 @@ static __always_inline int tcp_pick_up(struct __sk_buff *skb, const struct pkt *
 /* A client's TCP segment, not a SYN, with no live flow in `flows`: a packet
  * of its handshake, or one to pick up. The map first: the node's own traffic
  * to unmapped ports (ssh, ...) pays no more lookups. */
-static __noinline int tcp_no_flow(struct __sk_buff *skb, const struct pkt *p, __u64 now, struct xlat *x)
+static __noinline int tcp_no_flow(struct __sk_buff *skb, const struct pkt *p, struct xlat *x)
 {
 	struct np_flow_key hkey;
 	struct np_half_open *h;
 	enum np_reason why;
+	__u64 now = np_now();
 
 	if (!current_backend(p, x, &why))
 		return NP_REASON_NOT_FLOW_START;
@@ -362,62 +363,76 @@ static __noinline int tcp_no_flow(struct __sk_buff *skb, const struct pkt *p, __
 	return tcp_pick_up(skb, p, x);
 }
 
-/* Client -> node, TCP. Live flows keep their backend when the port is
- * remapped (an established connection stays on its sandbox). The clock is
- * read only once a flow matched: the node's own traffic pays one lookup per
- * packet. */
-static __noinline int tcp_ingress(struct __sk_buff *skb, const struct pkt *p, struct xlat *x)
+/* What tcp_ingress and udp_ingress return, instead of a decision, when no
+ * live flow matched the packet: the program's entry then decides it afresh
+ * (tcp_no_flow, udp_new_flow). Called from there, not from below, so that
+ * the packets of a flow pay for no more calls than that, and a new flow's
+ * frames sit beside the flow lookup's (the verifier's 512 bytes of stack per
+ * chain of calls). */
+#define NO_FLOW (-2)
+
+/* Client -> node, TCP, not a SYN: the segment of a live flow. Live flows keep
+ * their backend when the port is remapped (an established connection stays
+ * on its sandbox). The clock is read only once a flow matched: the node's
+ * own traffic pays one lookup per packet. An idle connection that outlived
+ * its flow is picked up again (NO_FLOW). */
+static __noinline int tcp_ingress(const struct pkt *p, struct xlat *x)
 {
 	struct np_flow_key key = to_backend_key(p);
 	struct np_flow *f;
 	__u64 now;
 
-	if (is_tcp_syn(p))
-		return tcp_syn_ingress(skb, p, &key, x);
-
 	f = bpf_map_lookup_elem(&flows, &key);
 	if (!f)
-		return tcp_no_flow(skb, p, np_now(), x);
+		return NO_FLOW;
 	now = np_now();
-	/* An idle connection outlived its flow: picked up again. */
 	if (flow_expired(FLOWS_TCP, f, now))
-		return tcp_no_flow(skb, p, now, x);
+		return NO_FLOW;
 	xlate(x, f->addr_be, f->port_be, false); /* before tcp_track: it may end the flow */
 	if (!tcp_track(&key, f, p, now))
 		return NP_REASON_TCP_OUT_OF_WINDOW;
 	return XLATE;
 }
 
-/* Client -> node, UDP. A flow follows the port's mapping: when the port was
- * remapped or unmapped since the flow started, the flow is dropped and the
- * datagram decided again, so a client that keeps its source port (DNS
- * forwarders, statsd, QUIC, WireGuard) reaches the new sandbox with its very
- * next datagram, the way kube-proxy clears a removed backend's UDP conntrack
- * entries. */
-static __noinline int udp_ingress(struct __sk_buff *skb, const struct pkt *p, struct xlat *x)
+/* Client -> node, UDP: the datagram of a live flow. A flow follows the
+ * port's mapping: when the port was remapped or unmapped since the flow
+ * started, the flow is dropped and the datagram decided again (NO_FLOW), so
+ * a client that keeps its source port (DNS forwarders, statsd, QUIC,
+ * WireGuard) reaches the new sandbox with its very next datagram, the way
+ * kube-proxy clears a removed backend's UDP conntrack entries. */
+static __noinline int udp_ingress(const struct pkt *p, struct xlat *x)
+{
+	struct np_flow_key key = to_backend_key(p);
+	const struct np_backend *be;
+	struct np_flow *f;
+	__u64 now;
+
+	f = bpf_map_lookup_elem(&udp_flows, &key);
+	if (!f)
+		return NO_FLOW;
+	now = np_now();
+	be = lookup_backend(p->proto, p->family, p->dport_be);
+	if (be && read_backend(be, p->family, x->addr_be, &x->port_be) && addr_eq(x->addr_be, f->addr_be) &&
+	    x->port_be == f->port_be && !flow_expired(FLOWS_UDP, f, now)) {
+		flow_touch(FLOWS_UDP, &key, f, now);
+		x->new_flow = false;
+		return XLATE;
+	}
+	flow_pair_delete(FLOWS_UDP, &key, f);
+	return NO_FLOW;
+}
+
+/* Client -> node, UDP, with no live flow: a new flow to the port's backend,
+ * unless the datagram answers the node. */
+static __noinline int udp_new_flow(struct __sk_buff *skb, const struct pkt *p, struct xlat *x)
 {
 	const struct np_tcp_side no_tcp = {};
 	struct np_flow_key key = to_backend_key(p);
-	__u64 now = np_now();
 	enum np_reason why;
-	struct np_flow *f;
-
-	f = bpf_map_lookup_elem(&udp_flows, &key);
-	if (f) {
-		const struct np_backend *be = lookup_backend(p->proto, p->family, p->dport_be);
-
-		if (be && read_backend(be, p->family, x->addr_be, &x->port_be) && addr_eq(x->addr_be, f->addr_be) &&
-		    x->port_be == f->port_be && !flow_expired(FLOWS_UDP, f, now)) {
-			flow_touch(FLOWS_UDP, &key, f, now);
-			x->new_flow = false;
-			return XLATE;
-		}
-		flow_pair_delete(FLOWS_UDP, &key, f);
-	}
 
 	if (!current_backend(p, x, &why))
 		return why;
-	if (udp_answers_node(skb, p, &key, now))
+	if (udp_answers_node(skb, p, &key, np_now()))
 		return NP_REASON_UDP_ANSWERS_NODE;
 	return flow_create(FLOWS_UDP, p, x, NP_FLOW_OPEN, &no_tcp);
 }
@@ -539,10 +554,17 @@ static __always_inline int tc_ingress(struct __sk_buff *skb, const __u32 l2_hlen
 	}
 	if (p.first_fragment)
 		frag_forget(&p, NP_FLOW_TO_BACKEND);
-	if (p.proto == IPPROTO_TCP)
-		verdict = tcp_ingress(skb, &p, &x);
-	else
-		verdict = udp_ingress(skb, &p, &x);
+	if (p.proto == IPPROTO_UDP) {
+		verdict = udp_ingress(&p, &x);
+		if (verdict == NO_FLOW)
+			verdict = udp_new_flow(skb, &p, &x);
+	} else if (is_tcp_syn(&p)) {
+		verdict = tcp_syn_ingress(skb, &p, &x);
+	} else {
+		verdict = tcp_ingress(&p, &x);
+		if (verdict == NO_FLOW)
+			verdict = tcp_no_flow(skb, &p, &x);
+	}
 	if (verdict != XLATE)
 		return pass(verdict);
 	return to_backend(skb, &p, &x);

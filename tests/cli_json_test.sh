@@ -76,12 +76,12 @@ expect_eq "an escape sequence in bad input stays escaped in the JSON error" "0 2
     "$(grep -c $'\x1b' "$WORK/err") $rc"
 
 # --- load, and each command's result ---
-expect_result "load" 0 "cgroup interfaces kept_mode migrated node_addrs pin_dir resumed_targets reused_maps socket_ending_unavailable sockets_ended" \
+expect_result "load" 0 "cgroup interfaces ipv6_off kept_mode migrated node_addrs pin_dir resumed_targets reused_maps socket_ending_unavailable sockets_ended" \
     load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" \
     --local-only --json
 expect_eq "load --json names the bridge address" "10.8.0.1 br0 false" \
     "$(jq -r '"\(.node_addrs[0].addr) \(.node_addrs[0].interface) \(.reused_maps)"' "$WORK/out")"
-expect_result "load again" 0 "cgroup interfaces kept_mode migrated node_addrs pin_dir resumed_targets reused_maps socket_ending_unavailable sockets_ended" \
+expect_result "load again" 0 "cgroup interfaces ipv6_off kept_mode migrated node_addrs pin_dir resumed_targets reused_maps socket_ending_unavailable sockets_ended" \
     load --pin-dir "$PIN" --cgroup "$TOPO_CGROUP" \
     --local-only --json
 expect_eq "a second load reports the kept maps" true "$(jq .reused_maps "$WORK/out")"

@@ -125,6 +125,9 @@ struct LoadReport {
     // The node sockets ended for a write that was killed before it ended
     // them itself (SocketEnder::finish); `resumed` 0: there was none.
     EndedSockets resumed_walk;
+    // Why the node serves no IPv6 (the kernel or its network namespace runs
+    // without it); empty when it does. IPv4 is served either way. Not an error.
+    std::string ipv6_off;
 };
 
 // What unload did, for people: each line names one thing.

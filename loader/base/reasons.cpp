@@ -11,10 +11,14 @@ using enum ReasonPath;
 // abi.h gains a reason.
 constexpr std::array<ReasonInfo, NP_REASON_COUNT> table = {{
     {NP_REASON_NOT_IPV4_TCP_UDP, "not_ipv4_tcp_udp", external,
-     "not IPv4 TCP or UDP (ARP, IPv6, ICMP echo and other ICMP that is not an error): not for nodeport; normal"},
-    {NP_REASON_IP_OPTIONS, "ip_options", external, "IPv4 with options: never translated (rare; a client's odd stack)"},
+     "not TCP or UDP over IPv4 or IPv6 (ARP, IPv6 neighbour discovery, ICMP and ICMPv6 echo and whatever else is "
+     "not an error): not for nodeport; normal (the name is older than IPv6 support)"},
+    {NP_REASON_IP_OPTIONS, "ip_options", external,
+     "IPv4 with options, or IPv6 with extension headers nodeport does not walk (more than 4, AH, ESP, a routing "
+     "header with segments left): never translated (rare; a client's odd stack)"},
     {NP_REASON_FRAGMENT, "fragment", external,
-     "IP fragment: never translated; a client sending fragmented UDP to a node port does not reach the sandbox"},
+     "a later IP fragment whose first fragment was not translated or has not arrived yet: passed untouched (the "
+     "datagram is lost if it was a client's to a node port)"},
     {NP_REASON_TRUNCATED, "truncated", external, "shorter than its IP and TCP/UDP headers"},
     {NP_REASON_NOT_NODE_ADDR, "not_node_addr", external,
      "a new flow to an address that is not the node's (see node_addrs; run refresh after an address change)"},

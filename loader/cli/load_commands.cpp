@@ -36,6 +36,7 @@ int cmd_load(const Args& argv) {
                            {"interfaces", to_json(report.interfaces)},
                            {"migrated", nullptr},
                            {"socket_ending_unavailable", nullptr},
+                           {"ipv6_off", nullptr},
                            {"resumed_targets", report.resumed_walk.resumed},
                            {"sockets_ended", report.resumed_walk.count},
                            {"kept_mode", kept_mode}};
@@ -45,6 +46,8 @@ int cmd_load(const Args& argv) {
                                {"flows", report.migrated->flows}};
         if (!report.socket_ending_unavailable.empty())
             out["socket_ending_unavailable"] = printable(report.socket_ending_unavailable);
+        if (!report.ipv6_off.empty())
+            out["ipv6_off"] = report.ipv6_off;
         std::cout << json_line(out) << "\n";
         return exit_ok;
     }
@@ -69,6 +72,9 @@ int cmd_load(const Args& argv) {
     if (!report.socket_ending_unavailable.empty())
         std::cerr << "nodeport load: warning: node sockets will not be ended when a backend is replaced: "
                   << report.socket_ending_unavailable << "\n";
+    if (!report.ipv6_off.empty())
+        std::cerr << "nodeport load: note: IPv6 is off on this node (" << report.ipv6_off
+                  << "): IPv4 is served; IPv6 mappings are kept, but nothing reaches them\n";
     if (report.resumed_walk.resumed > 0)
         std::cout << fmt::format("finished the socket walk of an interrupted write ({} replaced backend{}, {} node "
                                  "socket{} ended)\n",

@@ -390,7 +390,7 @@ Result<LoadReport> load(const LoadOptions& options) {
     if (auto ok = test_hook("load:maps"); !ok)
         return std::unexpected(ok.error());
 
-    LoadReport report{reused, *addrs, {}, {}, std::nullopt, {}};
+    LoadReport report{reused, *addrs, {}, {}, std::nullopt, {}, ipv6_off_reason()};
     if (auto ok = unpin_defunct(dir, *defunct_links, undo); !ok)
         return std::unexpected(ok.error());
     bpf_program* prog;
