@@ -38,6 +38,17 @@ TEST(IptablesDnat, MappedPortsOnlyDuplicatesCounted) {
     EXPECT_EQ(problems[2].port, mapped[0]);  // the REDIRECT of a range holding it
 }
 
+TEST(IptablesDnat, Ip6tablesRulesAreNamedAsSuch) {
+    const std::vector<NodePort> mapped = {{Proto::tcp, 6667}};
+    const std::vector<NatRule> rules = {
+        *parse_nat_rule("-A PREROUTING -p tcp -m tcp --dport 6667 -j DNAT --to-destination [fd00:8::9]:6667")};
+    auto problems = iptables_dnat(rules, mapped, "ip6tables");
+    ASSERT_EQ(problems.size(), 1u);
+    EXPECT_EQ(problems[0].detail,
+              "ip6tables -t nat rule: -A PREROUTING -p tcp -m tcp --dport 6667 -j DNAT --to-destination "
+              "[fd00:8::9]:6667");
+}
+
 TEST(NftDnat, ReadsPortsSetsRangesAndNegation) {
     const char* json = R"({"nftables": [
       {"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}},

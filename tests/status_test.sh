@@ -3,7 +3,8 @@
 # and healthy (exit 0, with ids, interfaces, addresses, counts), then each way
 # a mapped port can be made unreachable in turn (exit 3, naming it): an
 # iptables DNAT rule, an nft dnat rule, listeners on the node, IPv4 forwarding
-# off, a deleted interface. iptables and nft only ever run inside the test's
+# off, an ip6tables rule and IPv6 forwarding off for an IPv6 backend, a
+# deleted interface. iptables and nft only ever run inside the test's
 # namespace.
 set -u
 NODEPORT=$1
@@ -198,6 +199,25 @@ topo_in node sysctl -qw net.ipv4.ip_forward=0
 expect_degraded "ip_forward off" ip_forward_off "ip_forward is 0"
 topo_in node sysctl -qw net.ipv4.ip_forward=1
 expect_healthy "ip_forward back on"
+
+# --- IPv6: the node's IPv6 addresses; ip6tables rules and forwarding once a port has an IPv6 backend ---
+topo_node_ipv6
+topo_in node "$NODEPORT" refresh --pin-dir "$PIN" >/dev/null
+expect_eq "node addresses: IPv4 first, then IPv6" "10.8.0.1 10.200.0.1 $TOPO_BRIDGE_IP6" \
+    "$(status --json | jq -r '.node_addrs | join(" ")')"
+topo_in node ip6tables -t nat -A PREROUTING -p tcp --dport 6667 -j DNAT --to-destination "[fd00:8::9]:6667"
+expect_healthy "an ip6tables rule on a port without an IPv6 backend"
+np set tcp/6667 "[$(topo_sandbox_ip6 1)]:6667" --owner sb-1 >/dev/null
+expect_degraded "an ip6tables DNAT rule on a port with an IPv6 backend" iptables_dnat "ip6tables -t nat rule"
+topo_in node ip6tables -t nat -F
+expect_healthy "the ip6tables rule gone"
+topo_in node sysctl -qw net.ipv6.conf.all.forwarding=0
+expect_degraded "IPv6 forwarding off" ipv6_forwarding_off "net.ipv6.conf.all.forwarding is 0"
+topo_in node sysctl -qw net.ipv6.conf.all.forwarding=1
+expect_eq "IPv6 forwarding back on: healthy, and shown" "0 true" \
+    "$(status --json | jq -r '"\(.problems | length) \(.ipv6_forwarding)"')"
+np del tcp/6667 --owner sb-1 >/dev/null  # both families; the IPv4 mapping again for the checks below
+np set tcp/6667 "$SB1:6667" --owner sb-1 >/dev/null
 
 # --- Links pinned and unpinned while status reads them: never "not loaded" ---
 # (load with and without ext1 pins and unpins ext1's tcx links; status takes no lock)

@@ -147,8 +147,9 @@ LegacySummary summarize_legacy(const std::vector<LegacyRule>& rules, const std::
 
 // --- Reading and changing the node's rules: the `iptables` tool ---
 
-// The nat table's rules in CHAIN (every chain when empty), in order.
-Result<std::vector<NatRule>> read_nat_rules(std::string_view chain = {});
+// The nat table's rules in CHAIN (every chain when empty), in order: of
+// iptables, or of ip6tables for `family` ipv6.
+Result<std::vector<NatRule>> read_nat_rules(std::string_view chain = {}, Family family = Family::ipv4);
 
 // The rules of the built-in chains the old runtime appended to: its own,
 // and those that look like them but are kept.

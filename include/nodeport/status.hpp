@@ -58,6 +58,7 @@ struct FlowCounts {
     X(missing_interface)    /* a recorded interface is gone, or its index has another name */            \
     X(tc_detached)          /* the interface is there, nodeport's TC program is not */                   \
     X(ip_forward_off)       /* external interfaces attached, net.ipv4.ip_forward = 0 */                  \
+    X(ipv6_forwarding_off)  /* the same for IPv6 mappings: net.ipv6.conf.all.forwarding = 0 */           \
     X(socket_walk_pending)  /* a write was killed before it ended the node's sockets to what it replaced */ \
     X(unattached_interface) /* the interface choice in force names an interface nodeport is not attached to */
 
@@ -80,8 +81,9 @@ struct Status {
     std::uint32_t abi = 0;  // the map ABI recorded in node_config
     std::vector<ProgramStatus> programs;
     std::vector<InterfaceStatus> interfaces;
-    std::vector<Ipv4> node_addrs;
+    std::vector<IpAddr> node_addrs;  // IPv4 first
     bool ip_forward = false;
+    bool ipv6_forwarding = false;    // net.ipv6.conf.all.forwarding; false too when the node has no IPv6
     std::size_t ports = 0;  // mapped (protocol, port) pairs
     FlowCounts flows;       // flows recorded (expired ones the LRU has not evicted yet included)
     std::vector<Problem> problems;       // empty: healthy

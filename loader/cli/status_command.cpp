@@ -30,6 +30,7 @@ nlohmann::json to_json(const Status& s, const std::filesystem::path& pin_dir) {
                        {"interfaces", nlohmann::json::array()},
                        {"node_addrs", nlohmann::json::array()},
                        {"ip_forward", s.ip_forward},
+                       {"ipv6_forwarding", s.ipv6_forwarding},
                        {"ports", s.ports},
                        {"flows", {{"tcp", s.flows.tcp}, {"tcp_half_open", s.flows.tcp_half_open}, {"udp", s.flows.udp}}},
                        {"problems", nlohmann::json::array()},
@@ -87,7 +88,8 @@ void print_human(const Status& s, const std::filesystem::path& pin_dir) {
     for (const auto& a : s.node_addrs)
         addrs.push_back(to_string(a));
     std::cout << fmt::format("node addresses: {}\n", addrs.empty() ? "none" : fmt::format("{}", fmt::join(addrs, ", ")));
-    std::cout << fmt::format("ip_forward: {}\n", s.ip_forward ? "on" : "off");
+    std::cout << fmt::format("ip_forward: {}, ipv6 forwarding: {}\n", s.ip_forward ? "on" : "off",
+                             s.ipv6_forwarding ? "on" : "off");
     std::cout << fmt::format("ports mapped: {}\n", s.ports);
     std::cout << fmt::format("flows: tcp {}, tcp half-open {}, udp {}\n", s.flows.tcp, s.flows.tcp_half_open, s.flows.udp);
     for (const auto& n : s.not_checked)

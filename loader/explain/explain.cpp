@@ -37,16 +37,24 @@ std::uint16_t unused_client_port(const std::vector<Flow>& flows, Ipv4 client) {
     return port;
 }
 
-// Where a client outside the node sends by default: the first node address
-// on an interface the TC programs are attached to, else the first one.
+// Where a client outside the node sends by default: the first IPv4 node
+// address on an interface the TC programs are attached to, else the first
+// one (explain asks with IPv4 clients). No IPv4 node address at all:
+// 0.0.0.0, which the decision then finds is not the node's.
 Ipv4 external_addr(const Status& status) {
+    const auto is_node_addr = [&](const IpAddr& addr) {
+        return std::ranges::find(status.node_addrs, addr) != status.node_addrs.end();
+    };
     if (auto found = discover_node_addrs())
         for (const auto& a : *found)
             if (const auto* v4 = std::get_if<Ipv4>(&a.addr);
-                v4 && std::ranges::find(status.node_addrs, *v4) != status.node_addrs.end() &&
+                v4 && is_node_addr(a.addr) &&
                 std::ranges::any_of(status.interfaces, [&](const auto& i) { return i.name == a.interface; }))
                 return *v4;
-    return status.node_addrs.front();
+    for (const auto& addr : status.node_addrs)
+        if (const auto* v4 = std::get_if<Ipv4>(&addr))
+            return *v4;
+    return Ipv4{};
 }
 
 // What status found about this port: a problem of the port, or of every

@@ -417,10 +417,10 @@ LegacySummary summarize_legacy(const std::vector<LegacyRule>& rules, const std::
     return summary;
 }
 
-Result<std::vector<NatRule>> read_nat_rules(std::string_view chain) {
+Result<std::vector<NatRule>> read_nat_rules(std::string_view chain, Family family) {
     // -w 5: wait for the xtables lock instead of failing while another tool
     // holds it (iptables-legacy; iptables-nft ignores it), but not forever.
-    std::vector<std::string> argv{"iptables", "-w", "5", "-t", "nat", "-S"};
+    std::vector<std::string> argv{family == Family::ipv6 ? "ip6tables" : "iptables", "-w", "5", "-t", "nat", "-S"};
     if (!chain.empty())
         argv.emplace_back(chain);
     auto result = run_iptables(argv);

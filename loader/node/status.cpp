@@ -147,18 +147,30 @@ Result<std::vector<InterfaceStatus>> read_interfaces(const PinDir& dir, const st
     return out;
 }
 
-Result<std::vector<Ipv4>> read_node_addrs(const PinDir& dir) {
+Result<std::vector<IpAddr>> read_node_addrs(const PinDir& dir) {
     auto map = dir.map("node_addrs");
     if (!map)
         return std::unexpected(map.error());
     auto keys = map_keys<np_node_addr>(map->get(), "node_addrs");
     if (!keys)
         return std::unexpected(keys.error());
-    std::vector<Ipv4> addrs;
-    for (const auto& key : *keys)
-        if (key.family == NP_FAMILY_IPV4)
+    std::vector<IpAddr> addrs;
+    for (const auto& key : *keys) {
+        if (key.family == NP_FAMILY_IPV4) {
             addrs.push_back(Ipv4{key.addr_be[0]});
-    std::ranges::sort(addrs, {}, [](Ipv4 a) { return ntohl(a.addr_be); });
+        } else if (key.family == NP_FAMILY_IPV6) {
+            Ipv6 addr;
+            std::memcpy(addr.bytes.data(), key.addr_be, sizeof addr.bytes);
+            addrs.push_back(addr);
+        }
+    }
+    std::ranges::sort(addrs, [](const IpAddr& a, const IpAddr& b) {
+        if (a.index() != b.index())
+            return a.index() < b.index();
+        if (const auto* v4 = std::get_if<Ipv4>(&a))
+            return ntohl(v4->addr_be) < ntohl(std::get<Ipv4>(b).addr_be);
+        return std::get<Ipv6>(a) < std::get<Ipv6>(b);
+    });
     auto dup = std::ranges::unique(addrs);
     addrs.erase(dup.begin(), dup.end());
     return addrs;
@@ -261,13 +273,17 @@ void append(std::vector<Problem>& to, std::vector<Problem> from) {
     to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
 }
 
-void check_iptables(const std::vector<NodePort>& mapped, Status& status) {
-    auto rules = read_nat_rules();
+// The iptables rules acting on the IPv4 mappings' ports, or the ip6tables
+// rules on the IPv6 mappings' (`family`).
+void check_iptables(const std::vector<NodePort>& mapped, Family family, Status& status) {
+    if (mapped.empty())
+        return;
+    auto rules = read_nat_rules({}, family);
     if (!rules) {
-        status.not_checked.push_back(rules.error().message);  // names iptables: "iptables: timed out after 30 s", ...
+        status.not_checked.push_back(rules.error().message);  // names the tool: "iptables: timed out after 30 s", ...
         return;
     }
-    append(status.problems, status_checks::iptables_dnat(*rules, mapped));
+    append(status.problems, status_checks::iptables_dnat(*rules, mapped, family == Family::ipv6 ? "ip6tables" : "iptables"));
 }
 
 void check_nft(const std::vector<NodePort>& mapped, Status& status) {
@@ -395,16 +411,15 @@ Result<Status> read_status(const PinDir& dir) {
     auto mappings = table->list();
     if (!mappings)
         return std::unexpected(mappings.error());
-    // The checks of the external path and of iptables rules are about the
-    // IPv4 mappings (neither serves IPv6 yet); `ports` counts node ports,
-    // each once whatever its families.
-    std::vector<NodePort> mapped;
+    // Node ports, each once whatever its families (`mapped`), and those of
+    // each family's mappings, for the rules of that family's tables.
     std::set<NodePort> ports;
+    std::vector<NodePort> mapped4, mapped6;
     for (const auto& m : *mappings) {
         ports.insert(m.node_port);
-        if (m.family() == Family::ipv4)
-            mapped.push_back(m.node_port);
+        (m.family() == Family::ipv4 ? mapped4 : mapped6).push_back(m.node_port);
     }
+    const std::vector<NodePort> mapped(ports.begin(), ports.end());
     status.ports = ports.size();
 
     auto programs = read_programs(dir);
@@ -434,11 +449,25 @@ Result<Status> read_status(const PinDir& dir) {
         status.problems.push_back({ProblemKind::ip_forward_off, std::nullopt,
                                    "net.ipv4.ip_forward is 0: the kernel drops every packet the TC programs "
                                    "translate (sysctl -w net.ipv4.ip_forward=1)"});
+    // A node without IPv6 has no such sysctl, and nothing to say about it.
+    // IPv6 forwarding is off on many nodes that serve IPv4 only: a problem
+    // only once a port has an IPv6 backend.
+    if (ipv6_off_reason().empty()) {
+        auto forwarding = read_ipv6_forwarding();
+        if (!forwarding)
+            status.not_checked.push_back("ipv6 forwarding: " + forwarding.error().message);
+        status.ipv6_forwarding = forwarding.value_or(false);
+        if (forwarding && !status.ipv6_forwarding && !status.interfaces.empty() && !mapped6.empty())
+            status.problems.push_back({ProblemKind::ipv6_forwarding_off, std::nullopt,
+                                       "net.ipv6.conf.all.forwarding is 0: the kernel drops every IPv6 packet the TC "
+                                       "programs translate (sysctl -w net.ipv6.conf.all.forwarding=1)"});
+    }
 
     check_pending_walk(dir, *mappings, status);
 
     // What else on the node acts on the mapped ports' traffic.
-    check_iptables(mapped, status);
+    check_iptables(mapped4, Family::ipv4, status);
+    check_iptables(mapped6, Family::ipv6, status);
     check_nft(mapped, status);
     check_listeners(mapped, status);
     return status;

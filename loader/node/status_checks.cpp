@@ -209,7 +209,8 @@ std::string lost_ports(const std::vector<NodePort>& mapped, std::size_t shown) {
                        mapped.size() == 1 ? "" : "s", list);
 }
 
-std::vector<Problem> iptables_dnat(const std::vector<NatRule>& rules, const std::vector<NodePort>& mapped) {
+std::vector<Problem> iptables_dnat(const std::vector<NatRule>& rules, const std::vector<NodePort>& mapped,
+                                   std::string_view tool) {
     // Each distinct DNAT/REDIRECT rule line once, with its copies; then the
     // mapped ports it takes.
     std::vector<std::string> lines;
@@ -229,15 +230,15 @@ std::vector<Problem> iptables_dnat(const std::vector<NatRule>& rules, const std:
             auto n = std::ranges::count_if(mapped, taken);
             if (n > 0)
                 problems.push_back(Problem{ProblemKind::iptables_dnat, std::nullopt,
-                                           fmt::format("iptables -t nat rule{} takes every port ({} mapped; no port "
+                                           fmt::format("{} -t nat rule{} takes every port ({} mapped; no port "
                                                        "match): {}",
-                                                       times, n, line)});
+                                                       tool, times, n, line)});
             continue;
         }
         for (NodePort port : mapped)
             if (taken(port))
                 problems.push_back(Problem{ProblemKind::iptables_dnat, port,
-                                           fmt::format("iptables -t nat rule{}: {}", times, line)});
+                                           fmt::format("{} -t nat rule{}: {}", tool, times, line)});
     }
     return problems;
 }

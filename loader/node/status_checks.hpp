@@ -25,8 +25,10 @@ std::string lost_ports(const std::vector<NodePort>& mapped, std::size_t shown = 
 // iptables nat rules that DNAT (or REDIRECT) a mapped port, in any chain:
 // one problem per distinct rule and port, duplicates counted in the detail;
 // a rule without a port match takes every mapped port (of its protocol, if
-// it has one) and is one problem with no port.
-std::vector<Problem> iptables_dnat(const std::vector<NatRule>& rules, const std::vector<NodePort>& mapped);
+// it has one) and is one problem with no port. `tool` names where the rules
+// came from in the detail: iptables, or ip6tables for the IPv6 mappings.
+std::vector<Problem> iptables_dnat(const std::vector<NatRule>& rules, const std::vector<NodePort>& mapped,
+                                   std::string_view tool = "iptables");
 
 // `nft -j list ruleset` rules with a dnat or redirect statement that select a
 // mapped port: through their tcp/udp/th dport matches, or an inline map of
