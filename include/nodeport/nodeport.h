@@ -18,9 +18,12 @@
  * C++, where `nodeport` is the library's namespace, spell it `nodeport_table`.
  *
  * A node port may lead to an IPv4 and an IPv6 backend (`nodeport set
- * tcp/6667 [fd00::2]:6667`). This ABI's mappings are the IPv4 ones: set,
- * get, list and sync read and write those and leave the IPv6 ones alone;
- * del and del_owner remove both families; drain takes either.
+ * tcp/6667 [fd00::2]:6667`). nodeport_set takes either family and replaces
+ * that family's backend; del and del_owner remove both families; drain takes
+ * either. nodeport_mapping has room for an IPv4 address only, so get, list
+ * and sync are the IPv4 view, kept as they were for callers built against
+ * 0.1: they leave the IPv6 mappings alone. get2, list2 and sync2, with
+ * nodeport_mapping2, carry both families.
  */
 #ifndef NODEPORT_NODEPORT_H
 #define NODEPORT_NODEPORT_H
@@ -48,6 +51,7 @@ enum nodeport_error {
 #define NODEPORT_PROTO_SIZE 4       /* "tcp" or "udp" and the NUL */
 #define NODEPORT_ADDR_SIZE 16       /* a dotted quad and the NUL (INET_ADDRSTRLEN) */
 #define NODEPORT_OWNER_SIZE 256     /* an owner is 1-255 printable, non-blank ASCII characters; "" is none */
+#define NODEPORT_ADDR2_SIZE 48      /* an IPv6 address without brackets and the NUL (INET6_ADDRSTRLEN, 46), rounded up */
 
 /* One node port and its backend. Plain data, no pointers: filled by
  * nodeport_get and nodeport_list, read by nodeport_sync. */
@@ -63,6 +67,21 @@ typedef struct nodeport_mapping {
 static_assert(sizeof(nodeport_mapping) == 280, "nodeport_mapping is 280 bytes");
 #else
 _Static_assert(sizeof(nodeport_mapping) == 280, "nodeport_mapping is 280 bytes");
+#endif
+
+/* A mapping of either family (IPv6 without brackets: "fd00::2"), for get2,
+ * list2 and sync2. The same fields, in the same order, with room for IPv6. */
+typedef struct nodeport_mapping2 {
+	char proto[NODEPORT_PROTO_SIZE];
+	uint16_t port;
+	uint16_t backend_port;
+	char backend_ip[NODEPORT_ADDR2_SIZE];      /* "10.8.32.126" or "fd00::2": unicast, not loopback */
+	char owner[NODEPORT_OWNER_SIZE];
+} nodeport_mapping2;
+#ifdef __cplusplus
+static_assert(sizeof(nodeport_mapping2) == 312, "nodeport_mapping2 is 312 bytes");
+#else
+_Static_assert(sizeof(nodeport_mapping2) == 312, "nodeport_mapping2 is 312 bytes");
 #endif
 
 /* An open port table (opaque). */
@@ -97,7 +116,8 @@ int nodeport_open_with(const struct nodeport_open_opts *opts, struct nodeport_ta
  * built against. */
 const char *nodeport_version(void);
 
-/* Maps proto/port to backend_ip:backend_port (IPv4), replacing whatever IPv4 backend was there.
+/* Maps proto/port to backend_ip:backend_port (IPv4, or IPv6 without
+ * brackets), replacing whatever backend of that family was there.
  * owner: NULL or "" for none. A connected UDP socket of the node translated
  * to the old backend is ended, as with `nodeport set`. */
 int nodeport_set(struct nodeport_table *np, const char *proto, uint16_t port, const char *backend_ip,
@@ -121,6 +141,16 @@ void nodeport_free(nodeport_mapping *list);
  * Adds and overwrites first, removals last, under the write lock. The IPv6
  * mappings are left as they are. */
 int nodeport_sync(struct nodeport_table *np, const nodeport_mapping *want, size_t n);
+
+/* The mappings of proto/port, none, one or one per family, IPv4 first, into
+ * out[0..*n): `out` has room for 2. NODEPORT_ENOTFOUND when there is none. */
+int nodeport_get2(struct nodeport_table *np, const char *proto, uint16_t port, nodeport_mapping2 out[2], size_t *n);
+/* Every mapping of both families, sorted by protocol, port and family, in an
+ * array for nodeport_free2 (*out is NULL when *n is 0). */
+int nodeport_list2(struct nodeport_table *np, nodeport_mapping2 **out, size_t *n);
+void nodeport_free2(nodeport_mapping2 *list);
+/* nodeport_sync for both families: each node port at most once per family. */
+int nodeport_sync2(struct nodeport_table *np, const nodeport_mapping2 *want, size_t n);
 
 /* Live connections nodeport translated to one backend, per path. */
 typedef struct nodeport_connections {

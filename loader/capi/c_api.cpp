@@ -104,6 +104,10 @@ Parsed<NodePort> node_port(const char* proto, std::uint16_t port) {
     return NodePort{*p, port};
 }
 
+// What a call's backend addresses may be: the IPv4 view's calls (get,
+// list, sync: nodeport_mapping) take IPv4 only, the others either family.
+enum class Families { ipv4_only, both };
+
 // "" and NULL: no owner. Read within its bound; PortTable checks the rest
 // (check_mapping), as for every caller.
 Parsed<std::string> owner_arg(const char* owner) {
@@ -115,16 +119,31 @@ Parsed<std::string> owner_arg(const char* owner) {
     return std::string(*name);
 }
 
+// A backend address as the C ABI spells it: IPv4, or with `families`
+// both, IPv6 without brackets.
+Parsed<IpAddr> backend_ip_arg(std::string_view ip, Families families) {
+    if (families == Families::ipv4_only || ip.find(':') == std::string_view::npos) {
+        auto v4 = parse_ipv4(ip, "backend address");
+        if (!v4)
+            return std::unexpected(v4.error());
+        return IpAddr{*v4};
+    }
+    auto v6 = parse_ipv6(ip, "backend address");
+    if (!v6)
+        return std::unexpected(v6.error());
+    return IpAddr{*v6};
+}
+
 // A Mapping from C arguments; PortTable::set checks the rest (check_mapping).
 Parsed<Mapping> mapping(const char* proto, std::uint16_t port, const char* backend_ip, std::uint16_t backend_port,
-                        const char* owner) {
+                        const char* owner, Families families) {
     auto np = node_port(proto, port);
     if (!np)
         return std::unexpected(np.error());
     auto ip = text(backend_ip, "backend address", 64);
     if (!ip)
         return std::unexpected(ip.error());
-    auto addr = parse_ipv4(*ip, "backend address");
+    auto addr = backend_ip_arg(*ip, families);
     if (!addr)
         return std::unexpected(addr.error());
     auto name = owner_arg(owner);
@@ -142,14 +161,76 @@ void copy_text(char* dst, std::size_t size, std::string_view src) {
     dst[n] = '\0';
 }
 
-nodeport_mapping to_c(const Mapping& m) {
-    nodeport_mapping out{};
+// A Mapping in either C struct: their fields are the same but for the
+// address's room.
+template <class CMapping>
+CMapping to_c(const Mapping& m) {
+    CMapping out{};
     copy_text(out.proto, sizeof out.proto, to_string(m.node_port.proto));
     out.port = m.node_port.port;
     copy_text(out.backend_ip, sizeof out.backend_ip, to_string(m.backend.addr));
     out.backend_port = m.backend.port;
     copy_text(out.owner, sizeof out.owner, m.owner);  // stored owners are at most 255 bytes
     return out;
+}
+
+// A C struct's entry `i` as a Mapping: the fixed arrays may lack their NUL,
+// and are never read past.
+template <class CMapping>
+Parsed<Mapping> from_c(const CMapping& w, std::size_t i, Families families) {
+    std::string proto(w.proto, strnlen(w.proto, sizeof w.proto));
+    std::string ip(w.backend_ip, strnlen(w.backend_ip, sizeof w.backend_ip));
+    std::string owner(w.owner, strnlen(w.owner, sizeof w.owner));
+    if (owner.size() == sizeof w.owner)
+        return std::unexpected(InputError{"entry " + std::to_string(i) + ": owner", "not NUL-terminated"});
+    auto m = mapping(proto.c_str(), w.port, ip.c_str(), w.backend_port, owner.c_str(), families);
+    if (!m)
+        return std::unexpected(InputError{"entry " + std::to_string(i) + ": " + m.error().field, m.error().message});
+    return m;
+}
+
+// list and list2: the mappings `keep` keeps, in a malloc'd array of
+// CMapping (the caller may be C, and the free calls are free()).
+template <class CMapping, class Keep>
+int list_into(struct nodeport_table* np, CMapping** out, size_t* n, Keep keep) {
+    if (out == nullptr || n == nullptr)
+        return fail(NODEPORT_EBADINPUT, "bad input: out, n: NULL");
+    *out = nullptr;
+    *n = 0;
+    auto all = np->table.list();
+    if (!all)
+        return fail(all.error());
+    std::erase_if(*all, [&](const Mapping& m) { return !keep(m); });
+    if (all->empty())
+        return int{NODEPORT_OK};
+    auto* array = static_cast<CMapping*>(std::calloc(all->size(), sizeof(CMapping)));
+    if (array == nullptr)
+        return fail(NODEPORT_EINTERNAL, "out of memory");
+    for (std::size_t i = 0; i < all->size(); ++i)
+        array[i] = to_c<CMapping>((*all)[i]);
+    *out = array;
+    *n = all->size();
+    return int{NODEPORT_OK};
+}
+
+// sync and sync2: every entry checked before anything changes.
+template <class CMapping>
+int sync_from(struct nodeport_table* np, const CMapping* want, size_t n, Families families) {
+    if (want == nullptr && n != 0)
+        return fail(NODEPORT_EBADINPUT, "bad input: want: NULL with n > 0");
+    std::vector<Mapping> desired;
+    desired.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        auto m = from_c(want[i], i, families);
+        if (!m)
+            return fail(m.error());
+        desired.push_back(std::move(*m));
+    }
+    // The IPv4 view syncs the IPv4 mappings only; both: the whole table.
+    // Either refuses a port listed twice for one family.
+    auto synced = np->table.sync(desired, {}, families == Families::ipv4_only ? std::optional(Family::ipv4)
+                                                                              : std::nullopt);
+    return synced ? int{NODEPORT_OK} : fail(synced.error());
 }
 
 // The handles nodeport_open gave and nodeport_close has not closed. A call
@@ -266,7 +347,7 @@ int nodeport_set(struct nodeport_table* np, const char* proto, uint16_t port, co
     return guarded([&] {
         if (int bad = check_handle(np); bad != NODEPORT_OK)
             return bad;
-        auto m = mapping(proto, port, backend_ip, backend_port, owner);
+        auto m = mapping(proto, port, backend_ip, backend_port, owner, Families::both);
         if (!m)
             return fail(m.error());
         auto set = np->table.set(*m);
@@ -332,7 +413,28 @@ int nodeport_get(struct nodeport_table* np, const char* proto, uint16_t port, no
         auto v4 = std::ranges::find(*got, Family::ipv4, &Mapping::family);
         if (v4 == got->end())
             return fail(NODEPORT_ENOTFOUND, "nothing IPv4 is mapped on " + to_string(*p));
-        *out = to_c(*v4);
+        *out = to_c<nodeport_mapping>(*v4);
+        return int{NODEPORT_OK};
+    });
+}
+
+int nodeport_get2(struct nodeport_table* np, const char* proto, uint16_t port, nodeport_mapping2 out[2], size_t* n) {
+    return guarded([&] {
+        if (int bad = check_handle(np); bad != NODEPORT_OK)
+            return bad;
+        if (out == nullptr || n == nullptr)
+            return fail(NODEPORT_EBADINPUT, "bad input: out, n: NULL");
+        *n = 0;
+        auto p = node_port(proto, port);
+        if (!p)
+            return fail(p.error());
+        auto got = np->table.get(*p);  // at most one per family, IPv4 first
+        if (!got)
+            return fail(got.error());
+        if (got->empty())
+            return fail(NODEPORT_ENOTFOUND, "nothing is mapped on " + to_string(*p));
+        for (const auto& m : *got)
+            out[(*n)++] = to_c<nodeport_mapping2>(m);
         return int{NODEPORT_OK};
     });
 }
@@ -341,25 +443,15 @@ int nodeport_list(struct nodeport_table* np, nodeport_mapping** out, size_t* n) 
     return guarded([&] {
         if (int bad = check_handle(np); bad != NODEPORT_OK)
             return bad;
-        if (out == nullptr || n == nullptr)
-            return fail(NODEPORT_EBADINPUT, "bad input: out, n: NULL");
-        *out = nullptr;
-        *n = 0;
-        auto all = np->table.list();
-        if (!all)
-            return fail(all.error());
-        std::erase_if(*all, [](const Mapping& m) { return m.family() != Family::ipv4; });
-        if (all->empty())
-            return int{NODEPORT_OK};
-        // malloc, not new[]: the caller may be C, and nodeport_free is free.
-        auto* array = static_cast<nodeport_mapping*>(std::calloc(all->size(), sizeof(nodeport_mapping)));
-        if (array == nullptr)
-            return fail(NODEPORT_EINTERNAL, "out of memory");
-        for (std::size_t i = 0; i < all->size(); ++i)
-            array[i] = to_c((*all)[i]);
-        *out = array;
-        *n = all->size();
-        return int{NODEPORT_OK};
+        return list_into(np, out, n, [](const Mapping& m) { return m.family() == Family::ipv4; });
+    });
+}
+
+int nodeport_list2(struct nodeport_table* np, nodeport_mapping2** out, size_t* n) {
+    return guarded([&] {
+        if (int bad = check_handle(np); bad != NODEPORT_OK)
+            return bad;
+        return list_into(np, out, n, [](const Mapping&) { return true; });
     });
 }
 
@@ -367,29 +459,23 @@ void nodeport_free(nodeport_mapping* list) {
     std::free(list);
 }
 
+void nodeport_free2(nodeport_mapping2* list) {
+    std::free(list);
+}
+
 int nodeport_sync(struct nodeport_table* np, const nodeport_mapping* want, size_t n) {
     return guarded([&] {
         if (int bad = check_handle(np); bad != NODEPORT_OK)
             return bad;
-        if (want == nullptr && n != 0)
-            return fail(NODEPORT_EBADINPUT, "bad input: want: NULL with n > 0");
-        std::vector<Mapping> desired;
-        desired.reserve(n);
-        for (std::size_t i = 0; i < n; ++i) {
-            const auto& w = want[i];
-            // The fixed arrays may lack their NUL: never read past them.
-            std::string proto(w.proto, strnlen(w.proto, sizeof w.proto));
-            std::string ip(w.backend_ip, strnlen(w.backend_ip, sizeof w.backend_ip));
-            std::string owner(w.owner, strnlen(w.owner, sizeof w.owner));
-            if (owner.size() == sizeof w.owner)
-                return fail(InputError{"entry " + std::to_string(i) + ": owner", "not NUL-terminated"});
-            auto m = mapping(proto.c_str(), w.port, ip.c_str(), w.backend_port, owner.c_str());
-            if (!m)
-                return fail(InputError{"entry " + std::to_string(i) + ": " + m.error().field, m.error().message});
-            desired.push_back(std::move(*m));
-        }
-        auto synced = np->table.sync(desired, {}, Family::ipv4);  // refuses a port listed twice
-        return synced ? int{NODEPORT_OK} : fail(synced.error());
+        return sync_from(np, want, n, Families::ipv4_only);
+    });
+}
+
+int nodeport_sync2(struct nodeport_table* np, const nodeport_mapping2* want, size_t n) {
+    return guarded([&] {
+        if (int bad = check_handle(np); bad != NODEPORT_OK)
+            return bad;
+        return sync_from(np, want, n, Families::both);
     });
 }
 
