@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <map>
@@ -175,9 +176,8 @@ bool is_prefix_length(std::string_view text, unsigned max) {
            (text.size() == 1 || text.front() != '0') && value <= max;
 }
 
-// "10.22.0.5/16" -> 10.22.0.5; nullopt for an IPv6 address ("fd00::5/64"),
-// which is checked as well but not used: nodeport forwards IPv4.
-CniResult<std::optional<Ipv4>> parse_cidr(std::string_view text, std::size_t index) {
+// "10.22.0.5/16" -> 10.22.0.5, "fd00::5/64" -> fd00::5.
+CniResult<IpAddr> parse_cidr(std::string_view text, std::size_t index) {
     std::string where = fmt::format("prevResult.ips[{}].address", index);
     auto slash = text.find('/');
     if (slash == std::string_view::npos)
@@ -185,29 +185,27 @@ CniResult<std::optional<Ipv4>> parse_cidr(std::string_view text, std::size_t ind
     auto addr = text.substr(0, slash);
     auto length = text.substr(slash + 1);
     if (addr.find(':') != std::string_view::npos) {
-        // inet_pton reads a C string: only an IPv6 address's characters reach it.
-        in6_addr addr6{};
-        bool hex = std::ranges::all_of(addr, [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) ||
-                                                                 c == ':' || c == '.'; });
-        if (!hex || addr.size() >= INET6_ADDRSTRLEN || inet_pton(AF_INET6, std::string(addr).c_str(), &addr6) != 1 ||
-            !is_prefix_length(length, 128))
+        auto parsed = parse_ipv6(addr, where);
+        if (!parsed || !is_prefix_length(length, 128))
             return bad_config(fmt::format("{} {} is not an IPv6 address with a prefix length (/0-/128)", where,
                                           quote(text)));
-        return std::nullopt;
+        return IpAddr{*parsed};
     }
     auto parsed = parse_ipv4(addr, where);
     if (!parsed)
         return bad_config(fmt::format("{}: {}", where, parsed.error().message));
     if (!is_prefix_length(length, 32))
         return bad_config(fmt::format("{} {}: the prefix length is not 0-32", where, quote(text)));
-    return *parsed;
+    return IpAddr{*parsed};
 }
 
-// The container's IPv4 address: the first one on an interface inside the
-// sandbox (interfaces[].sandbox set), which is the container side of a veth;
-// else the first IPv4 at all (a result that names no interfaces). Also checks
-// the shape of every entry, so a malformed result is refused whatever we use.
-CniResult<std::optional<Ipv4>> container_address(const json& result) {
+// The container's addresses, one per family: the first of the family on an
+// interface inside the sandbox (interfaces[].sandbox set), which is the
+// container side of a veth; else the first of the family at all (a result
+// that names no interfaces). An IPv6 address a host cannot be reached at
+// from elsewhere (link-local, v4-mapped) is not one. Also checks the shape of
+// every entry, so a malformed result is refused whatever we use.
+CniResult<std::vector<IpAddr>> container_addresses(const json& result) {
     if (!result.is_object())
         return bad_config("prevResult must be an object");
     std::vector<bool> in_sandbox;
@@ -225,7 +223,8 @@ CniResult<std::optional<Ipv4>> container_address(const json& result) {
                                  !sandbox->get_ref<const std::string&>().empty());
         }
     }
-    std::optional<Ipv4> first, first_in_sandbox;
+    // Per family (IpAddr's index: IPv4 0, IPv6 1).
+    std::array<std::optional<IpAddr>, 2> first, first_in_sandbox;
     if (auto it = result.find("ips"); it != result.end() && !it->is_null()) {
         if (!it->is_array())
             return bad_config("prevResult.ips must be an array");
@@ -245,13 +244,20 @@ CniResult<std::optional<Ipv4>> container_address(const json& result) {
                                                   i, describe(*index), in_sandbox.size()));
                 sandbox_side = in_sandbox[index->get<std::size_t>()];
             }
-            if (*addr && !first)
-                first = *addr;
-            if (*addr && sandbox_side && !first_in_sandbox)
-                first_in_sandbox = *addr;
+            if (std::holds_alternative<Ipv6>(*addr) && !is_routable_unicast(*addr))
+                continue;
+            const std::size_t family = addr->index();
+            if (!first[family])
+                first[family] = *addr;
+            if (sandbox_side && !first_in_sandbox[family])
+                first_in_sandbox[family] = *addr;
         }
     }
-    return first_in_sandbox ? first_in_sandbox : first;
+    std::vector<IpAddr> out;
+    for (std::size_t family : {0, 1})
+        if (auto chosen = first_in_sandbox[family] ? first_in_sandbox[family] : first[family])
+            out.push_back(*chosen);
+    return out;
 }
 
 // An absolute path under `key`, or `fallback` when the key is absent;
@@ -453,23 +459,24 @@ CniResult<NetConfig> check_net_config(const json& config, Command command) {
     out.port_mappings = std::move(*mappings);
 
     if (auto it = config.find("prevResult"); it != config.end() && !it->is_null()) {
-        auto addr = container_address(*it);
-        if (!addr)
-            return std::unexpected(addr.error());
-        out.container_ip = *addr;
+        auto addrs = container_addresses(*it);
+        if (!addrs)
+            return std::unexpected(addrs.error());
+        out.container_ips = std::move(*addrs);
         out.prev_result = *it;
     }
     if (!out.prev_result)
         return bad_config("prevResult is missing: nodeport-cni is a chained plugin",
                           "put it after the plugin that creates the interface (bridge, ptp, ...) in a conflist");
     if (!out.port_mappings.empty()) {
-        if (!out.container_ip)
-            return bad_config("prevResult has no IPv4 address for the container: nodeport forwards IPv4 only");
+        if (out.container_ips.empty())
+            return bad_config("prevResult has no address for the container (IPv4, or IPv6 other than link-local)");
         // The same check set() makes, before anything is changed: a sandbox
         // address (not 0/8, loopback or multicast).
         for (const auto& m : out.port_mappings)
-            if (auto ok = check_mapping(Mapping{m.host, Backend{*out.container_ip, m.container_port}, {}}); !ok)
-                return bad_config(fmt::format("prevResult: {}: {}", ok.error().field, ok.error().message));
+            for (const auto& addr : out.container_ips)
+                if (auto ok = check_mapping(Mapping{m.host, Backend{addr, m.container_port}, {}}); !ok)
+                    return bad_config(fmt::format("prevResult: {}: {}", ok.error().field, ok.error().message));
     }
     return out;
 }

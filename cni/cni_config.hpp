@@ -64,8 +64,10 @@ struct NetConfig {
     bool load_on_default_route = false;
     std::vector<PortMapping> port_mappings;  // runtimeConfig.portMappings, duplicates removed
     std::optional<nlohmann::json> prev_result;
-    // The container's address from prevResult, when it has an IPv4 one.
-    std::optional<Ipv4> container_ip;
+    // The container's addresses from prevResult: its IPv4 one, its IPv6 one,
+    // or both (IPv4 first). Each port is mapped to each: a dual-stack
+    // container is reached by clients of either family.
+    std::vector<IpAddr> container_ips;
     // The network's "name" (empty when the config has none) and where the
     // plugin records which containers of it hold ports ("stateDir"): GC
     // removes only what these records say the plugin itself mapped.

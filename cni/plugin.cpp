@@ -73,8 +73,13 @@ CniResult<PortTable> open_table(const NetConfig& config, bool may_load) {
     return std::move(*table);
 }
 
-Mapping mapping_for(const NetConfig& config, const PortMapping& port, const std::string& owner) {
-    return Mapping{port.host, Backend{*config.container_ip, port.container_port}, owner};
+// The mappings of one port: to each of the container's addresses (one per
+// family).
+std::vector<Mapping> mappings_for(const NetConfig& config, const PortMapping& port, const std::string& owner) {
+    std::vector<Mapping> out;
+    for (const auto& addr : config.container_ips)
+        out.push_back(Mapping{port.host, Backend{addr, port.container_port}, owner});
+    return out;
 }
 
 // Newest ADD wins: set replaces whatever holds the port, so a replacement
@@ -96,8 +101,9 @@ CniResult<void> add(const Environment& env, const NetConfig& config) {
     if (auto recorded = records::add(config, env.container_id); !recorded)
         return std::unexpected(recorded.error());
     for (const auto& port : config.port_mappings)
-        if (auto set = table->set(mapping_for(config, port, env.container_id)); !set)
-            return std::unexpected(from_library(set.error()));
+        for (const auto& m : mappings_for(config, port, env.container_id))
+            if (auto set = table->set(m); !set)
+                return std::unexpected(from_library(set.error()));
     return {};
 }
 
@@ -168,20 +174,22 @@ CniResult<void> check(const Environment& env, const NetConfig& config) {
     if (!table)
         return std::unexpected(table.error());
     for (const auto& port : config.port_mappings) {
-        auto want = mapping_for(config, port, env.container_id);
         auto got = table->get(port.host);
         if (!got)
             return std::unexpected(from_library(got.error()));
-        // The entry of the backend's family (the other family's is not this check's).
-        auto same = std::ranges::find(*got, want.family(), &Mapping::family);
-        if (same == got->end())
-            return cni_error(Code::check_failed, fmt::format("{} is not mapped", to_string(key_of(want))),
-                             fmt::format("expected {} owned by {}", to_string(want.backend), want.owner));
-        if (*same != want)
-            return cni_error(Code::check_failed,
-                             fmt::format("{} is mapped to {} owned by {}", to_string(key_of(want)),
-                                         to_string(same->backend), printable(same->owner)),
-                             fmt::format("expected {} owned by {}", to_string(want.backend), want.owner));
+        // The entry of each of the container's families (the container has
+        // no say over a family it has no address of).
+        for (const auto& want : mappings_for(config, port, env.container_id)) {
+            auto same = std::ranges::find(*got, want.family(), &Mapping::family);
+            if (same == got->end())
+                return cni_error(Code::check_failed, fmt::format("{} is not mapped", to_string(key_of(want))),
+                                 fmt::format("expected {} owned by {}", to_string(want.backend), want.owner));
+            if (*same != want)
+                return cni_error(Code::check_failed,
+                                 fmt::format("{} is mapped to {} owned by {}", to_string(key_of(want)),
+                                             to_string(same->backend), printable(same->owner)),
+                                 fmt::format("expected {} owned by {}", to_string(want.backend), want.owner));
+        }
     }
     return {};
 }

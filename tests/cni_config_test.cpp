@@ -42,8 +42,10 @@ TEST(CniConfig, ReadsMappingsAndTheSandboxSideAddress) {
     EXPECT_EQ(to_string(c->port_mappings[0].host), "tcp/8080");
     EXPECT_EQ(to_string(c->port_mappings[1].host), "udp/53");
     EXPECT_EQ(c->port_mappings[1].container_port, 5353);
-    ASSERT_TRUE(c->container_ip);
-    EXPECT_EQ(to_string(*c->container_ip), "10.9.0.5");  // not the bridge's, not the IPv6 one
+    // Not the bridge's: the container side's of each family, IPv4 first.
+    ASSERT_EQ(c->container_ips.size(), 2u);
+    EXPECT_EQ(to_string(c->container_ips[0]), "10.9.0.5");
+    EXPECT_EQ(to_string(c->container_ips[1]), "fd00::5");
     EXPECT_EQ(c->pin_dir, default_pin_dir);
     EXPECT_FALSE(c->load);
 }
@@ -53,7 +55,33 @@ TEST(CniConfig, FirstIpv4WhenNoInterfaceIsInTheSandbox) {
         "prevResult":{"ips":[{"version":"4","address":"10.1.2.3/24"}]}})",
                               Command::add);
     ASSERT_TRUE(c) << c.error().msg;
-    EXPECT_EQ(to_string(*c->container_ip), "10.1.2.3");
+    ASSERT_EQ(c->container_ips.size(), 1u);
+    EXPECT_EQ(to_string(c->container_ips[0]), "10.1.2.3");
+}
+
+// An IPv6-only container is mapped on its IPv6 address; link-local and
+// v4-mapped addresses are no container's address.
+TEST(CniConfig, Ipv6OnlyAndDualStackResults) {
+    const auto ips = [](const char* prev) {
+        auto c = parse_net_config(
+            std::string(R"({"cniVersion":"1.0.0","runtimeConfig":{"portMappings":[{"hostPort":1,"containerPort":2}]},
+                "prevResult":)") + prev + "}",
+            Command::add);
+        std::vector<std::string> out;
+        if (!c)
+            return std::vector<std::string>{"refused: " + c.error().msg};
+        for (const auto& a : c->container_ips)
+            out.push_back(to_string(a));
+        return out;
+    };
+    EXPECT_EQ(ips(R"({"ips":[{"address":"fd00::1/64"}]})"), std::vector<std::string>{"fd00::1"});
+    EXPECT_EQ(ips(R"({"ips":[{"address":"fe80::1/64"},{"address":"::ffff:10.1.1.1/96"},{"address":"fd00::2/64"}]})"),
+              std::vector<std::string>{"fd00::2"});
+    EXPECT_EQ(ips(R"({"ips":[{"address":"fd00::3/64"},{"address":"10.1.1.3/24"},{"address":"10.1.1.4/24"}]})"),
+              (std::vector<std::string>{"10.1.1.3", "fd00::3"}));
+    EXPECT_EQ(ips(R"({"ips":[{"address":"fe80::1/64"}]})"),
+              std::vector<std::string>{
+                  "refused: prevResult has no address for the container (IPv4, or IPv6 other than link-local)"});
 }
 
 TEST(CniConfig, ReadsPinDirAndLoad) {
@@ -131,9 +159,9 @@ INSTANTIATE_TEST_SUITE_P(
         Refused{"prev_result_interface",
                 R"({"cniVersion":"1.0.0","prevResult":{"ips":[{"address":"10.1.1.1/8","interface":3}]}})",
                 Command::add, Code::invalid_config},
-        Refused{"ipv6_only",
+        Refused{"link_local_only",
                 R"({"cniVersion":"1.0.0","runtimeConfig":{"portMappings":[{"hostPort":1,"containerPort":2}]},
-                    "prevResult":{"ips":[{"address":"fd00::1/64"}]}})",
+                    "prevResult":{"ips":[{"address":"fe80::1/64"}]}})",
                 Command::add, Code::invalid_config},
         Refused{"loopback_backend",
                 R"({"cniVersion":"1.0.0","runtimeConfig":{"portMappings":[{"hostPort":1,"containerPort":2}]},

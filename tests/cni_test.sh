@@ -41,7 +41,9 @@ export TIMING_FILE="$WORK/timing"
 
 _topo_add_ns node
 topo_in node sysctl -qw net.ipv4.ip_forward=1
+topo_in node sysctl -qw net.ipv6.conf.all.forwarding=1
 topo_client
+topo_client_ipv6
 topo_cgroup
 
 # network NAME BRIDGE SUBNET LAST-PLUGIN-JSON: a config list as in docs/cni.md.
@@ -148,8 +150,8 @@ refused "sctp port" 7 CNI_COMMAND=ADD "${ADD_ENV[@]}" -- \
 refused "hostIP 127.0.0.1" 7 CNI_COMMAND=ADD "${ADD_ENV[@]}" -- \
     "$(good_conf "$steal,{\"hostPort\":9,\"containerPort\":9,\"hostIP\":\"127.0.0.1\"}" "$prev")"
 refused "hostPort 70000" 7 CNI_COMMAND=ADD "${ADD_ENV[@]}" -- "$(good_conf '{"hostPort":70000,"containerPort":80}' "$prev")"
-refused "prevResult with only IPv6" 7 CNI_COMMAND=ADD "${ADD_ENV[@]}" -- \
-    "$(good_conf "$steal" '{"ips":[{"address":"fd00::9/64"}]}')"
+refused "prevResult with only a link-local IPv6 address" 7 CNI_COMMAND=ADD "${ADD_ENV[@]}" -- \
+    "$(good_conf "$steal" '{"ips":[{"address":"fe80::9/64"}]}')"
 refused "prevResult.ips not an array" 7 CNI_COMMAND=ADD "${ADD_ENV[@]}" -- "$(good_conf "$steal" '{"ips":{}}')"
 refused "no prevResult" 7 CNI_COMMAND=ADD "${ADD_ENV[@]}" -- \
     "{\"cniVersion\":\"1.0.0\",\"pinDir\":\"$PIN\",\"runtimeConfig\":{\"portMappings\":[$steal]}}"
@@ -328,6 +330,47 @@ expect_eq "nodeport list is empty" "[]" "$(list)"
 expect_eq "host-local holds no address" "" "$(ls "$WORK/ipam/npcni" | grep -v -e '^lock$' -e '^last_reserved_ip')"
 expect_eq "no veth is left on the bridge" "" "$(topo_in node ip -o link show master npcnibr0)"
 expect_eq "no iptables rule in the node namespace" 0 "$(topo_in node iptables-save -t nat | grep -c '^-A')"
+
+# --- A dual-stack network: each port maps to the container's IPv4 and IPv6 address ---
+DS_PORT=8280
+cat > "$WORK/npcni6.conflist" <<JSON
+{
+  "cniVersion": "1.0.0",
+  "name": "npcni6",
+  "plugins": [
+    {"type": "bridge", "bridge": "npcnibr2", "isGateway": true, "ipMasq": false,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.87.0.0/16"}], [{"subnet": "fd00:87::/64"}]],
+              "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}], "dataDir": "$WORK/ipam"}},
+    {"type": "nodeport-cni", "capabilities": {"portMappings": true}, "pinDir": "$PIN", "stateDir": "$WORK/state"}
+  ]
+}
+JSON
+container d1
+out=$(cni ADD npcni6 d1 "$(mappings $DS_PORT)"); rc=$?
+expect_eq "ADD on a dual-stack network exits 0" 0 "$rc"
+D4=$(jq -r '[.ips[].address | split("/")[0] | select(contains(":") | not)][0]' <<<"$out")
+D6=$(jq -r '[.ips[].address | split("/")[0] | select(contains(":"))][0]' <<<"$out")
+expect_match "the bridge plugin gave the container an address of each family" '^10\.87\..*fd00:87::' "$D4 $D6"
+expect_eq "each port maps to both of the container's addresses, owned by its id" \
+    "[\"tcp/$DS_PORT $D4:80 d1\",\"tcp/$DS_PORT $D6:80 d1\",\"udp/$DS_PORT $D4:80 d1\",\"udp/$DS_PORT $D6:80 d1\"]" \
+    "$(list)"
+expect_eq "an IPv4 client reaches the container through <node-ip>:$DS_PORT" "$NODE_IP:$DS_PORT d1 $CLIENT_IP" \
+    "$(client_tcp $DS_PORT)"
+expect_eq "an IPv6 client reaches it through [<node-ipv6>]:$DS_PORT, keeping its address" \
+    "[$TOPO_NODE_EXT_IP6]:$DS_PORT d1 $TOPO_CLIENT_IP6" \
+    "$(topo_in client python3 "$PROBE" tcp "$TOPO_NODE_EXT_IP6" $DS_PORT)"
+expect_eq "and over UDP" "[$TOPO_NODE_EXT_IP6]:$DS_PORT d1 $TOPO_CLIENT_IP6" \
+    "$(topo_in client python3 "$PROBE" udp "$TOPO_NODE_EXT_IP6" $DS_PORT)"
+cni CHECK npcni6 d1 "$(mappings $DS_PORT)" >/dev/null
+expect_eq "CHECK passes for both families" 0 $?
+np del "tcp/$DS_PORT" --owner d1 >/dev/null
+np set "tcp/$DS_PORT" "$D4:80" --owner d1 >/dev/null
+out=$(cni CHECK npcni6 d1 "$(mappings $DS_PORT)"); rc=$?
+expect_eq "CHECK fails when the IPv6 mapping is gone (names the family's port)" "1 101 tcp/$DS_PORT (IPv6) is not mapped" \
+    "$rc $(jq -r '"\(.code) \(.msg)"' <<<"$out")"
+cni DEL npcni6 d1 "$(mappings $DS_PORT)" >/dev/null
+expect_eq "DEL removes both families" "[]" "$(list)"
+topo_del_ns d1
 
 # --- The same with portmap (reported, not asserted) ---
 container p0

@@ -84,6 +84,11 @@ Parsed<Backend> parse_backend(std::string_view text);
 Parsed<Ipv4> parse_ipv4(std::string_view text, std::string_view field);
 // An IPv6 address as inet_pton reads it, without brackets.
 Parsed<Ipv6> parse_ipv6(std::string_view text, std::string_view field);
+// A unicast address other hosts and namespaces can reach: not unspecified,
+// loopback or multicast (nor 0/8 and the reserved range for IPv4), not
+// link-local, and not an IPv4 address in IPv6 form (::ffff:a.b.c.d). What a
+// backend and a node address must be.
+bool is_routable_unicast(const IpAddr& addr);
 // An address of the node, IPv4 or IPv6: a unicast address other hosts and
 // namespaces can reach (not loopback: 127.0.0.0/8 and ::1 are matched on
 // their own, only in the node's netns; not link-local).
