@@ -67,7 +67,7 @@ struct np_backend {
 /* `node_addrs` key: an address of the node. 127.0.0.0/8 is never listed:
  * loopback is matched separately and only in the node's own netns. */
 struct np_node_addr {
-	__u8 family; /* NP_FAMILY_IPV4 */
+	__u8 family; /* NP_FAMILY_IPV4 or NP_FAMILY_IPV6 */
 	__u8 pad[3];
 	__be32 addr_be[4];
 };
@@ -196,8 +196,8 @@ struct np_iface_choice {
  *    from spoofed sources evicts only other handshakes.
  *  - `udp_flows`: UDP flows; a flood evicts only other UDP flows, whose next
  *    datagram is simply decided again from `ports`.
- * Keys and values have room for IPv6's 16-byte addresses (IPv4 in [0], the
- * rest 0, family NP_FAMILY_IPV4). */
+ * Keys and values hold 16-byte addresses: IPv6, or IPv4 in [0] and the rest
+ * 0, as `family` says (NP_FAMILY_IPV6 or NP_FAMILY_IPV4). */
 #define NP_MAX_FLOWS           262144 /* `flows` entries: two per connection */
 #define NP_MAX_HALF_OPEN_FLOWS 65536  /* `half_open_flows` entries: one per handshake */
 #define NP_MAX_UDP_FLOWS       131072 /* `udp_flows` entries */
@@ -230,7 +230,7 @@ struct np_frag_key {
 	__be32 id_be;       /* IPv4: the 16-bit IP id, zero-extended */
 	__u8 proto;         /* IPPROTO_TCP or IPPROTO_UDP */
 	__u8 dir;           /* NP_FLOW_TO_BACKEND (np_tc_ingress) or NP_FLOW_TO_CLIENT (np_tc_egress) */
-	__u8 family;        /* NP_FAMILY_IPV4 */
+	__u8 family;        /* NP_FAMILY_IPV4 or NP_FAMILY_IPV6 */
 	__u8 pad;           /* always 0: part of the hashed key */
 };
 
@@ -277,7 +277,7 @@ struct np_flow_key {
 	__be16 peer_port_be;
 	__u8 proto;  /* IPPROTO_TCP or IPPROTO_UDP */
 	__u8 dir;    /* NP_FLOW_TO_BACKEND or NP_FLOW_TO_CLIENT */
-	__u8 family; /* NP_FAMILY_IPV4 */
+	__u8 family; /* NP_FAMILY_IPV4 or NP_FAMILY_IPV6 */
 	__u8 pad;    /* always 0: part of the hashed key */
 };
 
@@ -290,7 +290,7 @@ struct np_flow {
 	__be32 addr_be[4];   /* translated-to address: backend, or node address for replies; IPv4 in [0] */
 	__be16 port_be;      /* translated-to port */
 	__u8 state;          /* NP_FLOW_* */
-	__u8 family;         /* NP_FAMILY_IPV4 */
+	__u8 family;         /* NP_FAMILY_IPV4 or NP_FAMILY_IPV6 */
 	__u32 pad;           /* 0 */
 	/* CLOCK_MONOTONIC at a tick's resolution (bpf/clock.bpf.h) of the last packet, refreshed at
 	 * most once a second. */
@@ -305,7 +305,7 @@ struct np_half_open {
 	__be32 node_addr_be[4];      /* the node address the client's SYN was sent to; IPv4 in [0] */
 	__be16 node_port_be;         /* and the node port */
 	__u8 state;                  /* NP_FLOW_SYN_SENT */
-	__u8 family;                 /* NP_FAMILY_IPV4 */
+	__u8 family;                 /* NP_FAMILY_IPV4 or NP_FAMILY_IPV6 */
 	__u32 pad;                   /* 0 */
 	__u64 last_seen_ns;          /* the client's SYN (a retransmitted one too); lives tcp_syn_ns */
 	struct np_tcp_side client;   /* from the SYN */
