@@ -137,6 +137,18 @@ static __always_inline bool headers_linear(struct __sk_buff *skb, __u32 len)
 	return bpf_skb_pull_data(skb, len) == 0;
 }
 
+/* The TCP header's fields flows.bpf.h reads, from the header in the packet
+ * (IPv4) or copied out of it (IPv6). */
+static __always_inline void read_tcp(struct pkt *p, const struct tcphdr *tcp)
+{
+	p->sport_be = tcp->source;
+	p->dport_be = tcp->dest;
+	p->tcp_flags = ((const __u8 *)tcp)[13];
+	p->seq = bpf_ntohl(tcp->seq);
+	p->ack_seq = bpf_ntohl(tcp->ack_seq);
+	p->tcp_hlen = tcp->doff * 4;
+}
+
 /* Fills `p` as far as `kind` says, for an IPv4 packet without IP options
  * after `l2_hlen` bytes of link-layer header; anything else is PKT_OTHER and
  * `why` says which it was. Only a whole datagram or a first fragment carries
@@ -210,12 +222,7 @@ static __always_inline enum pkt_kind parse_pkt4(struct __sk_buff *skb, __u32 l2_
 
 		if ((void *)(tcp + 1) > data_end)
 			return PKT_OTHER;
-		p->sport_be = tcp->source;
-		p->dport_be = tcp->dest;
-		p->tcp_flags = ((__u8 *)tcp)[13];
-		p->seq = bpf_ntohl(tcp->seq);
-		p->ack_seq = bpf_ntohl(tcp->ack_seq);
-		p->tcp_hlen = tcp->doff * 4;
+		read_tcp(p, tcp);
 		/* From tot_len: on ingress skb->len still counts the padding
 		 * of a short Ethernet frame. A BIG TCP GRO skb has tot_len 0:
 		 * then from the skb's length. Clamped, so a header longer than
@@ -332,12 +339,7 @@ static __noinline enum pkt_kind parse_pkt6(struct __sk_buff *skb, __u32 l2_hlen,
 
 		if (bpf_skb_load_bytes(skb, off, &tcp, sizeof(tcp)))
 			return PKT_OTHER;
-		p->sport_be = tcp.source;
-		p->dport_be = tcp.dest;
-		p->tcp_flags = ((__u8 *)&tcp)[13];
-		p->seq = bpf_ntohl(tcp.seq);
-		p->ack_seq = bpf_ntohl(tcp.ack_seq);
-		p->tcp_hlen = tcp.doff * 4;
+		read_tcp(p, &tcp);
 		/* payload_len 0: a BIG TCP GRO skb (its jumbo option already
 		 * gone): from the skb's length, as for IPv4. */
 		ip_len = ip6.payload_len ? NP_IP6_HLEN + bpf_ntohs(ip6.payload_len) : skb->len - l2_hlen;

@@ -100,20 +100,8 @@ Bytes build6(const Spec6& s) {
     const std::size_t l4 = b.size(), l4_hlen = s.proto == IPPROTO_TCP ? 20 : 8;
     b.resize(l4 + l4_hlen);
     std::size_t csum_off;
-    if (s.proto == IPPROTO_TCP) {
-        put16(b, l4, s.sport);
-        put16(b, l4 + 2, s.dport);
-        put32(b, l4 + 4, s.seq);
-        put32(b, l4 + 8, (s.tcp_flags & kAck) ? s.ack : 0);
-        b[l4 + 12] = 5 << 4;
-        b[l4 + 13] = s.tcp_flags;
-        put16(b, l4 + 14, 65535);
-        csum_off = l4 + 16;
-    } else if (s.proto == IPPROTO_UDP) {
-        put16(b, l4, s.sport);
-        put16(b, l4 + 2, s.dport);
-        put16(b, l4 + 4, std::uint16_t(l4_hlen + s.payload.size()));
-        csum_off = l4 + 6;
+    if (s.proto == IPPROTO_TCP || s.proto == IPPROTO_UDP) {
+        csum_off = put_tcp_udp_header(b, l4, s, l4_hlen + s.payload.size());
     } else {
         b[l4] = s.icmp_type;
         csum_off = l4 + 2;

@@ -108,6 +108,25 @@ inline std::size_t l4_header_len(std::uint8_t proto) {
 // A well-formed Ethernet frame with correct checksums (except UDP with
 // udp_no_csum). Non-IPv4 ethertypes get 48 filler bytes: test_run itself
 // rejects an IPv6 frame shorter than an IPv6 header.
+// The TCP or UDP header of `s` (a Spec, or tc_packet6_test's Spec6) at `l4`
+// in `b`, its checksum field 0; returns where that field is. `l4_len`: the
+// header and the payload, which UDP's length says.
+template <class S>
+std::size_t put_tcp_udp_header(Bytes& b, std::size_t l4, const S& s, std::size_t l4_len) {
+    put16(b, l4, s.sport);
+    put16(b, l4 + 2, s.dport);
+    if (s.proto == IPPROTO_UDP) {
+        put16(b, l4 + 4, std::uint16_t(l4_len));
+        return l4 + 6;
+    }
+    put32(b, l4 + 4, s.seq);
+    put32(b, l4 + 8, (s.tcp_flags & kAck) ? s.ack : 0);
+    b[l4 + 12] = 5 << 4;
+    b[l4 + 13] = s.tcp_flags;
+    put16(b, l4 + 14, 65535);
+    return l4 + 16;
+}
+
 inline Bytes build(const Spec& s) {
     Bytes b(kEth);
     for (int i = 0; i < 6; ++i) {
@@ -137,20 +156,8 @@ inline Bytes build(const Spec& s) {
     put16(b, ip + 10, std::uint16_t(~fold(sum16(&b[ip], ip_len))));
 
     std::size_t csum_off = 0;
-    if (s.proto == IPPROTO_TCP) {
-        put16(b, l4, s.sport);
-        put16(b, l4 + 2, s.dport);
-        put32(b, l4 + 4, s.seq);
-        put32(b, l4 + 8, (s.tcp_flags & kAck) ? s.ack : 0);
-        b[l4 + 12] = 5 << 4;
-        b[l4 + 13] = s.tcp_flags;
-        put16(b, l4 + 14, 65535);
-        csum_off = l4 + 16;
-    } else if (s.proto == IPPROTO_UDP) {
-        put16(b, l4, s.sport);
-        put16(b, l4 + 2, s.dport);
-        put16(b, l4 + 4, std::uint16_t(l4_len));
-        csum_off = l4 + 6;
+    if (s.proto == IPPROTO_TCP || s.proto == IPPROTO_UDP) {
+        csum_off = put_tcp_udp_header(b, l4, s, l4_len);
     } else {  // ICMP echo request
         b[l4] = 8;
         put16(b, l4 + 4, 0x77);

@@ -77,22 +77,18 @@ def expect(what, want, got, lib=None):
         print(f"FAIL {what}: expected {want!r}, got {got!r}{detail}")
 
 
-def listed(lib, np):
-    array = ctypes.POINTER(Mapping)()
+def listed(lib, np, struct=Mapping, suffix=""):
+    """The table as nodeport_list (or, with Mapping2 and "2", nodeport_list2) gives it."""
+    array = ctypes.POINTER(struct)()
     n = ctypes.c_size_t()
-    assert lib.nodeport_list(np, ctypes.byref(array), ctypes.byref(n)) == OK
+    assert getattr(lib, "nodeport_list" + suffix)(np, ctypes.byref(array), ctypes.byref(n)) == OK
     out = [array[i].key() for i in range(n.value)]
-    lib.nodeport_free(array)
+    getattr(lib, "nodeport_free" + suffix)(array)
     return out
 
 
 def listed2(lib, np):
-    array = ctypes.POINTER(Mapping2)()
-    n = ctypes.c_size_t()
-    assert lib.nodeport_list2(np, ctypes.byref(array), ctypes.byref(n)) == OK
-    out = [array[i].key() for i in range(n.value)]
-    lib.nodeport_free2(array)
-    return out
+    return listed(lib, np, Mapping2, "2")
 
 
 def got2(lib, np, proto, port):
