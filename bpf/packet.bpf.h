@@ -137,6 +137,18 @@ static __always_inline bool headers_linear(struct __sk_buff *skb, __u32 len)
 	return bpf_skb_pull_data(skb, len) == 0;
 }
 
+/* What the parsers fill in only for TCP, or for a fragment: 0 until then. */
+static __always_inline void no_tcp_no_fragment(struct pkt *p)
+{
+	p->tcp_flags = 0;
+	p->tcp_hlen = 0;
+	p->seq = 0;
+	p->ack_seq = 0;
+	p->seg_len = 0;
+	p->first_fragment = 0;
+	p->frag_id_be = 0;
+}
+
 /* The TCP header's fields flows.bpf.h reads, from the header in the packet
  * (IPv4) or copied out of it (IPv6). */
 static __always_inline void read_tcp(struct pkt *p, const struct tcphdr *tcp)
@@ -195,13 +207,7 @@ static __always_inline enum pkt_kind parse_pkt4(struct __sk_buff *skb, __u32 l2_
 	p->ip_csum = iph->check;
 	p->proto = iph->protocol;
 	ip_len = bpf_ntohs(iph->tot_len);
-	p->tcp_flags = 0;
-	p->tcp_hlen = 0;
-	p->seq = 0;
-	p->ack_seq = 0;
-	p->seg_len = 0;
-	p->first_fragment = 0;
-	p->frag_id_be = 0;
+	no_tcp_no_fragment(p);
 	if (iph->frag_off & bpf_htons(NP_IP_MF | NP_IP_OFFSET)) {
 		*why = NP_REASON_FRAGMENT;
 		p->frag_id_be = bpf_htonl(bpf_ntohs(iph->id));
@@ -282,13 +288,7 @@ static __noinline enum pkt_kind parse_pkt6(struct __sk_buff *skb, __u32 l2_hlen,
 	__builtin_memcpy(p->saddr_be, &ip6.saddr, 16);
 	__builtin_memcpy(p->daddr_be, &ip6.daddr, 16);
 	p->ip_csum = 0;
-	p->tcp_flags = 0;
-	p->tcp_hlen = 0;
-	p->seq = 0;
-	p->ack_seq = 0;
-	p->seg_len = 0;
-	p->first_fragment = 0;
-	p->frag_id_be = 0;
+	no_tcp_no_fragment(p);
 	next = ip6.nexthdr;
 	for (int i = 0; i < NP_IP6_MAX_EXT; i++) {
 		if (next != NP_IPPROTO_HOPOPTS && next != NP_IPPROTO_ROUTING && next != NP_IPPROTO_DSTOPTS &&
