@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <charconv>
 #include <cstdint>
@@ -80,18 +81,49 @@ public:
     }
 };
 
-// "10.8.0.2:8080" -> sockaddr_in
-inline sockaddr_in parse_endpoint(std::string_view text, const std::string& what) {
+// An IPv4 or IPv6 socket address, as bind and connect take it.
+struct Endpoint {
+    sockaddr_storage sa{};
+    socklen_t len = 0;
+
+    int family() const { return sa.ss_family; }
+    const sockaddr* addr() const { return reinterpret_cast<const sockaddr*>(&sa); }
+};
+
+// "10.8.0.2" or "fd00:8::2" (no brackets) and a port -> Endpoint
+inline Endpoint parse_address(const std::string& ip, std::uint16_t port, const std::string& what) {
+    Endpoint e;
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&e.sa);
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&e.sa);
+    if (inet_pton(AF_INET, ip.c_str(), &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        e.len = sizeof *v4;
+    } else if (inet_pton(AF_INET6, ip.c_str(), &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        e.len = sizeof *v6;
+    } else {
+        throw UsageError(what + ": '" + ip + "' is not an IPv4 or IPv6 address");
+    }
+    return e;
+}
+
+// "10.8.0.2:8080" or "[fd00:8::2]:8080" -> Endpoint. An IPv6 address takes
+// brackets, as nodeport's own backends do: its colons would read as a port.
+inline Endpoint parse_endpoint(std::string_view text, const std::string& what) {
     auto colon = text.rfind(':');
     if (colon == std::string_view::npos)
-        throw UsageError(what + ": expected IP:PORT, got '" + std::string(text) + "'");
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    std::string ip(text.substr(0, colon));
-    if (inet_pton(AF_INET, ip.c_str(), &sa.sin_addr) != 1)
-        throw UsageError(what + ": '" + ip + "' is not an IPv4 address");
-    sa.sin_port = htons(Args::parse_number<std::uint16_t>(text.substr(colon + 1), what + " port", 1, 65535));
-    return sa;
+        throw UsageError(what + ": expected IP:PORT or [IPV6]:PORT, got '" + std::string(text) + "'");
+    auto ip = text.substr(0, colon);
+    bool bracketed = ip.starts_with('[') && ip.ends_with(']');
+    if (bracketed)
+        ip = ip.substr(1, ip.size() - 2);
+    auto port = Args::parse_number<std::uint16_t>(text.substr(colon + 1), what + " port", 1, 65535);
+    Endpoint e = parse_address(std::string(ip), port, what);
+    if ((e.family() == AF_INET6) != bracketed)
+        throw UsageError(what + ": expected IP:PORT or [IPV6]:PORT, got '" + std::string(text) + "'");
+    return e;
 }
 
 }  // namespace bench

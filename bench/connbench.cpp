@@ -38,24 +38,26 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* usage =
-    "usage: np-connbench [--target] IP:PORT [-d|--duration SECONDS] [-n|--count N] [-c|--concurrency THREADS]\n"
-    "                    [--warmup SECONDS] [--source IP] [--linger0]\n"
+    "usage: np-connbench [--target] IP:PORT|[IPV6]:PORT [-d|--duration SECONDS] [-n|--count N]\n"
+    "                    [-c|--concurrency THREADS] [--warmup SECONDS] [--source IP] [--linger0]\n"
     "  connect, send 1 byte, read 1 byte, close, in a loop; prints JSON on stdout\n"
     "  --duration   run this long (default 5; with --count, whichever ends first)\n"
     "  --count      stop after this many connections in total\n"
     "  --concurrency  client threads (default 1)\n"
     "  --warmup     run this long first without recording (default 0.2)\n"
-    "  --source     bind to this local address (port still chosen at connect, as without it)\n"
+    "  --source     bind to this local address, of the target's family (port still chosen at connect,\n"
+    "               as without it)\n"
     "  --linger0    close with SO_LINGER {1,0} (RST, no TIME_WAIT on the client)\n";
 
 struct Options {
-    sockaddr_in target{};
+    bench::Endpoint target;
     std::string target_text;
     double duration_s = 5;
     std::uint64_t count = 0;  // 0: no limit
     unsigned threads = 1;
     double warmup_s = 0.2;
-    std::optional<sockaddr_in> source;
+    std::optional<bench::Endpoint> source;
+    std::string source_text;
     bool linger0 = false;
 };
 
@@ -73,7 +75,7 @@ std::uint32_t ns_between(Clock::time_point a, Clock::time_point b) {
 // One connection; returns 0 or the errno of the step that failed.
 int transact(const Options& opt, std::uint32_t& connect_ns, std::uint32_t& txn_ns) {
     auto t0 = Clock::now();
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(opt.target.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return errno;
     timeval tv{2, 0};
@@ -87,13 +89,14 @@ int transact(const Options& opt, std::uint32_t& connect_ns, std::uint32_t& txn_n
     if (opt.source) {
         // Without this, bind picks the port and connect can no longer reuse
         // one in TIME_WAIT (tcp_tw_reuse) or share it across destinations.
+        // An IPv6 socket takes this IPPROTO_IP option too.
         int one = 1;
         setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-        if (bind(fd, reinterpret_cast<const sockaddr*>(&*opt.source), sizeof *opt.source) != 0)
+        if (bind(fd, opt.source->addr(), opt.source->len) != 0)
             err = errno;
     }
     auto c0 = Clock::now();
-    if (err == 0 && connect(fd, reinterpret_cast<const sockaddr*>(&opt.target), sizeof opt.target) != 0)
+    if (err == 0 && connect(fd, opt.target.addr(), opt.target.len) != 0)
         err = errno;
     auto c1 = Clock::now();
     char byte = 'x';
@@ -173,7 +176,7 @@ Options parse(int argc, char** argv) {
     else if (!args.positional().empty())
         throw bench::UsageError("one target IP:PORT, given once");
     if (!target)
-        throw bench::UsageError("a target IP:PORT is required");
+        throw bench::UsageError("a target IP:PORT or [IPV6]:PORT is required");
     opt.target = bench::parse_endpoint(*target, "--target");
     opt.target_text = *target;
     opt.duration_s = args.number<double>("duration", 0.01, 3600).value_or(opt.duration_s);
@@ -182,11 +185,10 @@ Options parse(int argc, char** argv) {
     opt.warmup_s = args.number<double>("warmup", 0, 60).value_or(opt.warmup_s);
     opt.linger0 = args.has("linger0");
     if (auto source = args.str("source")) {
-        sockaddr_in sa{};
-        sa.sin_family = AF_INET;
-        if (inet_pton(AF_INET, source->c_str(), &sa.sin_addr) != 1)
-            throw bench::UsageError("--source: '" + *source + "' is not an IPv4 address");
-        opt.source = sa;
+        opt.source = bench::parse_address(*source, 0, "--source");
+        opt.source_text = *source;
+        if (opt.source->family() != opt.target.family())
+            throw bench::UsageError("--source: " + *source + " is not of the target's family (" + *target + ")");
     }
     return opt;
 }
@@ -239,7 +241,7 @@ int main(int argc, char** argv) {
     nlohmann::json out = {
         {"target", opt.target_text},
         {"threads", opt.threads},
-        {"source", opt.source ? nlohmann::json(inet_ntoa(opt.source->sin_addr)) : nlohmann::json(nullptr)},
+        {"source", opt.source ? nlohmann::json(opt.source_text) : nlohmann::json(nullptr)},
         {"duration_s", elapsed},
         {"connections", ok},
         {"errors", failed},

@@ -10,6 +10,13 @@
 // Accepted sockets inherit the listener's 2 s timeouts, so a silent client
 // holds a thread at most that long.
 //
+// Both families: each thread's IPv4 socket has an IPv6-only twin with a
+// thread of its own, so an IPv4 connection takes the path it took before
+// IPv6 was served (not a dual-stack socket's v4-mapped one), and the thread
+// of the family not in use waits in accept (woken every 2 s by its timeout).
+// Where there is no IPv6 (AF_INET6 refused), it serves IPv4 alone and says so
+// on stderr.
+//
 // Prints "listening" once every socket listens. Exits after --lifetime
 // seconds (default 3600) even if nobody stops it.
 
@@ -29,10 +36,11 @@ namespace {
 
 constexpr const char* usage =
     "usage: np-echo-server --port PORT [--threads N] [--lifetime SECONDS]\n"
-    "  answers every TCP connection's first byte with that byte, then closes\n";
+    "  answers every TCP connection's first byte with that byte, then closes\n"
+    "  (IPv4 and IPv6)\n";
 
-int listen_on(std::uint16_t port) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+int listen_on(int family, std::uint16_t port) {
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
     int one = 1;
@@ -41,11 +49,24 @@ int listen_on(std::uint16_t port) {
     timeval tv{2, 0};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_ANY);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 || listen(fd, 4096) != 0) {
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    if (family == AF_INET6) {
+        // IPv6 only: the IPv4 socket beside it has IPv4 (see the top).
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        auto* sa = reinterpret_cast<sockaddr_in6*>(&ss);
+        sa->sin6_family = AF_INET6;
+        sa->sin6_port = htons(port);
+        sa->sin6_addr = in6addr_any;
+        len = sizeof *sa;
+    } else {
+        auto* sa = reinterpret_cast<sockaddr_in*>(&ss);
+        sa->sin_family = AF_INET;
+        sa->sin_port = htons(port);
+        sa->sin_addr.s_addr = htonl(INADDR_ANY);
+        len = sizeof *sa;
+    }
+    if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd, 4096) != 0) {
         int err = errno;
         close(fd);
         errno = err;
@@ -91,13 +112,26 @@ int main(int argc, char** argv) {
     }
 
     std::vector<int> fds;
+    bool ipv6 = true;
     for (unsigned i = 0; i < threads; ++i) {
-        int fd = listen_on(port);
+        int fd = listen_on(AF_INET, port);
         if (fd < 0) {
             std::cerr << "np-echo-server: listen on port " << port << ": " << std::strerror(errno) << "\n";
             return 1;
         }
         fds.push_back(fd);
+        if (!ipv6)
+            continue;
+        fd = listen_on(AF_INET6, port);
+        if (fd >= 0) {
+            fds.push_back(fd);
+        } else if (errno == EAFNOSUPPORT) {
+            std::cerr << "np-echo-server: no IPv6 here (" << std::strerror(errno) << "): IPv4 only\n";
+            ipv6 = false;
+        } else {
+            std::cerr << "np-echo-server: listen on [::]:" << port << ": " << std::strerror(errno) << "\n";
+            return 1;
+        }
     }
     alarm(lifetime);  // default action: terminate
     std::cout << "listening" << std::endl;
