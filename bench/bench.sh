@@ -5,6 +5,9 @@
 #
 #   client ns --ext0-- node ns --br0-- sandbox ns (np-echo-server :8080, iperf3 :5201)
 #
+# IPv4 and IPv6 on the same links: the IPv6 rows (floor6, ip6tables-0,
+# nodeport-ext6, floor-node6, nodeport-local6) beside the IPv4 ones.
+#
 # Usage: bash bench/bench.sh [--quick] [--json FILE] [--build-dir DIR]
 #   --quick      under a minute: fewer reps, shorter runs, fewer rounds
 #   --json FILE  where the JSON result goes (default bench-results.json)
@@ -34,7 +37,7 @@ while [ $# -gt 0 ]; do
         --quick) MODE=quick ;;
         --json) JSON_OUT=${2:?--json needs a file}; shift ;;
         --build-dir) BUILD=${2:?--build-dir needs a directory}; shift ;;
-        -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -68,7 +71,7 @@ BENCH_BIN=$BUILD
 for tool in "$NODEPORT" "$BENCH_BIN/np-connbench" "$BENCH_BIN/np-echo-server" "$BENCH_BIN/np-portbench" "$BENCH_BIN/np-progbench"; do
     [ -x "$tool" ] || { echo "bench.sh: $tool is missing: configure $BUILD with -DNODEPORT_BUILD_BENCH=ON and build it (cmake -S $ROOT -B $BUILD -DNODEPORT_BUILD_BENCH=ON && cmake --build $BUILD), or run bench.sh without --build-dir" >&2; exit 1; }
 done
-for tool in iperf3 nft iptables iptables-restore bpftool jq python3 nsenter ss; do
+for tool in iperf3 nft iptables iptables-restore ip6tables-restore bpftool jq python3 nsenter ss; do
     command -v "$tool" >/dev/null || { echo "bench.sh: $tool is missing (bash scripts/setup.sh installs it)" >&2; exit 1; }
 done
 JSON_OUT=$(realpath -m "$JSON_OUT")
@@ -105,6 +108,8 @@ topo_cgroup
 SB=$(topo_sandbox_ip 1)
 NODE=$TOPO_NODE_EXT_IP
 NP=30080 NP_IPERF=30201
+SB6=$(topo_sandbox_ip6 1)
+NODE6=$TOPO_NODE_EXT_IP6
 for ns in client node; do
     topo_in "$ns" sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
 done
@@ -129,6 +134,39 @@ for c in floor-node nodeport-local nodeport-local-65535; do
     ip -n "$TOPO-node" addr add "${SRC[$c]}/16" dev br0
     i=$((i + 1))
 done
+i=10
+for c in floor6 ip6tables-0 nodeport-ext6; do
+    SRC[$c]=2001:db8:200::$i
+    i=$((i + 1))
+done
+i=10
+for c in floor-node6 nodeport-local6; do
+    SRC[$c]=fd00:8::ff:$i
+    i=$((i + 1))
+done
+
+# IPv6 beside IPv4 on the same links: the node's addresses on ext0 and br0,
+# the client's and the sandbox's, forwarding on, and the sources above
+# (nodad: usable at once, as the topology's own). Where a namespace has no
+# IPv6, the IPv6 rows say why. The topo_*_ipv6 functions go on past a failed
+# step (a function's status is its last command's), so any message counts as
+# a failure: all goes silently when it works.
+ip6_setup() {
+    topo_node_ipv6 && topo_client_ipv6 && topo_sandbox_ipv6 1 || return 1
+    local c
+    for c in floor6 ip6tables-0 nodeport-ext6; do
+        ip -n "$TOPO-client" addr add "${SRC[$c]}/64" dev eth0 nodad || return 1
+    done
+    for c in floor-node6 nodeport-local6; do
+        ip -n "$TOPO-node" addr add "${SRC[$c]}/64" dev br0 nodad || return 1
+    done
+}
+IP6=1
+IP6_WHY=""
+if ! err=$(ip6_setup 2>&1) || [ -n "$err" ]; then
+    IP6=0
+    IP6_WHY="no IPv6 in the namespaces: ${err%%$'\n'*}" # its first line: the notes are one a line
+fi
 
 topo_in sb1 "$BENCH_BIN/np-echo-server" --port 8080 --threads 1 --lifetime 1800 >/dev/null 2>&1 &
 topo_in sb1 timeout 1800 iperf3 -s -p 5201 >/dev/null 2>&1 &
@@ -159,10 +197,21 @@ if [ "$EXT" = 0 ]; then
         bench_skip "$c" "$EXT_WHY"
     done
 fi
+if [ "$IP6" = 0 ]; then
+    bench_log "IPv6: $IP6_WHY"
+    for c in floor6 ip6tables-0 nodeport-ext6 floor-node6 nodeport-local6 progcost-nodeport-ext6 \
+        progcost-nodeport-local6; do
+        bench_skip "$c" "$IP6_WHY"
+    done
+elif [ "$EXT" = 0 ]; then
+    bench_skip nodeport-ext6 "$EXT_WHY"
+    bench_skip progcost-nodeport-ext6 "$EXT_WHY"
+fi
 
 # --- rule sets -------------------------------------------------------------
 for n in "${STALE_SIZES[@]}"; do bench_ipt_rules "$n" "$NP" "$SB" 8080 >"$WORK/ipt-$n.rules"; done
 bench_ipt_rules 0 "$NP_IPERF" "$SB" 5201 >"$WORK/ipt-iperf.rules"
+bench_ip6t_rules "$NP" "$SB6" 8080 >"$WORK/ip6t-0.rules6"
 # 10,000 entries: 9,999 stale sandboxes and the live one.
 bench_nft_rules anon 9999 "$NP" "$SB" 8080 >"$WORK/nft-10000.nft"
 for n in "${CTL_SIZES[@]}"; do
@@ -170,11 +219,12 @@ for n in "${CTL_SIZES[@]}"; do
     bench_nft_rules named "$n" "" "$SB" 8080 >"$WORK/nft-ctl-$n.nft"
 done
 
-node_load_rules() { # FILE CONTENDER... -- loads an iptables-restore or nft file into the node
+node_load_rules() { # FILE CONTENDER... -- loads an iptables-restore (.rules6: ip6tables) or nft file into the node
     local f=$1 err
     shift
     local cmd='iptables-restore <"$1"'
     [[ $f == *.nft ]] && cmd='nft -f "$1"'
+    [[ $f == *.rules6 ]] && cmd='ip6tables-restore <"$1"'
     if ! err=$(bench_ns_sh node "$cmd" "$f" 2>&1); then
         for c in "$@"; do bench_skip "$c" "loading the rules failed: $err"; done
         bench_node_flush
@@ -187,6 +237,10 @@ for rep in $(seq 1 "$REPS"); do
     bench_log "connections: rep $rep/$REPS"
     bench_conn floor "$rep" client "$SB:8080" "${SRC[floor]}"
     bench_conn floor-node "$rep" node "$SB:8080" "${SRC[floor-node]}"
+    if [ "$IP6" = 1 ]; then
+        bench_conn floor6 "$rep" client "[$SB6]:8080" "${SRC[floor6]}"
+        bench_conn floor-node6 "$rep" node "[$SB6]:8080" "${SRC[floor-node6]}"
+    fi
 
     for n in "${STALE_SIZES[@]}"; do
         node_load_rules "$WORK/ipt-$n.rules" "iptables-$n" || continue
@@ -202,6 +256,11 @@ for rep in $(seq 1 "$REPS"); do
         bench_node_flush
     done
 
+    if [ "$IP6" = 1 ] && node_load_rules "$WORK/ip6t-0.rules6" ip6tables-0; then
+        bench_conn ip6tables-0 "$rep" client "[$NODE6]:$NP" "${SRC[ip6tables-0]}"
+        bench_node_flush
+    fi
+
     if node_load_rules "$WORK/nft-10000.nft" nft-map-10000; then
         bench_conn nft-map-10000 "$rep" client "$NODE:$NP" "${SRC[nft-map-10000]}"
         bench_node_flush
@@ -210,6 +269,17 @@ for rep in $(seq 1 "$REPS"); do
     if err=$(np_load 2>&1) && err=$(np set "tcp/$NP" "$SB:8080" 2>&1 >/dev/null); then
         bench_conn nodeport-local "$rep" cgroup "127.0.0.1:$NP" "${SRC[nodeport-local]}"
         [ "$EXT" = 1 ] && bench_conn nodeport-ext "$rep" client "$NODE:$NP" "${SRC[nodeport-ext]}"
+        # The same port's IPv6 backend beside its IPv4 one (the rows above ran
+        # without it); the 65,535 ports below are IPv4 mappings.
+        if [ "$IP6" = 1 ]; then
+            if err=$(np set "tcp/$NP" "[$SB6]:8080" 2>&1 >/dev/null); then
+                bench_conn nodeport-local6 "$rep" cgroup "[::1]:$NP" "${SRC[nodeport-local6]}"
+                [ "$EXT" = 1 ] && bench_conn nodeport-ext6 "$rep" client "[$NODE6]:$NP" "${SRC[nodeport-ext6]}"
+            else
+                bench_skip nodeport-local6 "nodeport set tcp/$NP [$SB6]:8080 failed: $err"
+                bench_skip nodeport-ext6 "nodeport set tcp/$NP [$SB6]:8080 failed: $err"
+            fi
+        fi
         if err=$(np_fill 1 65535 2>&1 >/dev/null); then
             bench_conn nodeport-local-65535 "$rep" cgroup "127.0.0.1:$NP" "${SRC[nodeport-local-65535]}"
             [ "$EXT" = 1 ] && bench_conn nodeport-ext-65535 "$rep" client "$NODE:$NP" "${SRC[nodeport-ext-65535]}"
@@ -222,6 +292,10 @@ for rep in $(seq 1 "$REPS"); do
         for c in nodeport-local nodeport-ext nodeport-local-65535 nodeport-ext-65535; do
             bench_skip "$c" "nodeport load/set failed: $err"
         done
+        if [ "$IP6" = 1 ]; then
+            bench_skip nodeport-local6 "nodeport load/set failed: $err"
+            bench_skip nodeport-ext6 "nodeport load/set failed: $err"
+        fi
         np_unload 2>/dev/null || true
     fi
 
@@ -246,6 +320,16 @@ if err=$(np_load 2>&1) && err=$(np set "tcp/$NP" "$SB:8080" 2>&1 >/dev/null); th
             bench_prog_cost_bulk nodeport-ext-bulk "$NODE:$NP_IPERF" "${SRC[iperf-nodeport-ext]}" "$PIN"
         else
             bench_skip progcost_bulk-nodeport-ext-bulk "nodeport set failed: $err"
+        fi
+    fi
+    # The IPv6 workload, its backend set beside the IPv4 one as above.
+    if [ "$IP6" = 1 ]; then
+        if err=$(np set "tcp/$NP" "[$SB6]:8080" 2>&1 >/dev/null); then
+            bench_prog_cost nodeport-local6 cgroup "[::1]:$NP" "${SRC[nodeport-local6]}" "$PIN"
+            [ "$EXT" = 1 ] && bench_prog_cost nodeport-ext6 client "[$NODE6]:$NP" "${SRC[nodeport-ext6]}" "$PIN"
+        else
+            bench_skip progcost-nodeport-local6 "nodeport set tcp/$NP [$SB6]:8080 failed: $err"
+            bench_skip progcost-nodeport-ext6 "nodeport set tcp/$NP [$SB6]:8080 failed: $err"
         fi
     fi
     np_unload
@@ -362,12 +446,14 @@ done
 
 # --- report ----------------------------------------------------------------
 NOTES=(
-    "Sources: each contender connects from its own address (client ns 10.200.0.10+, node ns 10.8.255.10+), so no two contenders share 4-tuples in the sandbox's TIME_WAIT table or the node's conntrack table; iptables-local-0 connects from 127.0.0.1 (MASQUERADEd to 10.8.0.1)."
-    "Client and node namespaces: net.ipv4.ip_local_port_range=1024 65535, tcp_tw_reuse=1. The echo server closes first (TIME_WAIT is on the sandbox side); no SO_LINGER."
-    "Order in each rep: floors, iptables N=0/1000/10000, nft, nodeport (1 port, then 65,535). Each contender's rules or programs are removed (nft flush ruleset / nodeport unload) before the next."
+    "Sources: each contender connects from its own address (client ns 10.200.0.10+ and 2001:db8:200::10+, node ns 10.8.255.10+ and fd00:8::ff:10+), so no two contenders share 4-tuples in the sandbox's TIME_WAIT table or the node's conntrack table; iptables-local-0 connects from 127.0.0.1 (MASQUERADEd to 10.8.0.1)."
+    "Client and node namespaces: net.ipv4.ip_local_port_range=1024 65535, tcp_tw_reuse=1 (both hold for IPv6 too). The echo server closes first (TIME_WAIT is on the sandbox side); no SO_LINGER."
+    "Order in each rep: floors (IPv4, then IPv6), iptables N=0/1000/10000, ip6tables N=0, nft, nodeport (1 port: IPv4, then its IPv6 backend set beside it for the IPv6 rows; then 65,535 IPv4 ports). Each contender's rules or programs are removed (nft flush ruleset / nodeport unload) before the next."
+    "IPv6: ip6tables-0 is a PREROUTING DNAT rule alone (IPv6 has no route_localnet: the runtime's OUTPUT DNAT of the loopback address has no IPv6 twin); nodeport-local6 connects to [::1]:$NP from the cgroup, the sandbox's IPv6 address being $SB6."
     "Control plane: wall time of one call started from a shell in the node namespace (process start included, see the /bin/true row); the C++ API rows time the calls only, with the table opened once."
 )
 [ "$EXT" = 0 ] && NOTES+=("nodeport external path: $EXT_WHY")
+[ "$IP6" = 0 ] && NOTES+=("IPv6 rows: $IP6_WHY")
 [ "$EXT" = 1 ] && NOTES+=("nodeport external path loaded with: nodeport load --cgroup <child cgroup> ${LOAD_ARGS[*]} (in the node ns).")
 jq -n --arg mode "$MODE" --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg kernel "$(uname -r)" \
     --argjson cpus "$(nproc)" --arg ipt "$(iptables --version)" --argjson reps "$REPS" \

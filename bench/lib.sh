@@ -50,6 +50,18 @@ bench_ipt_rules() {
     echo "COMMIT"
 }
 
+# ip6tables-restore input for the nat table: the live sandbox's PREROUTING
+# DNAT of NODE_PORT -> [BACKEND_IP6]:BACKEND_PORT, as bench_ipt_rules 0 writes
+# it for IPv4, without its OUTPUT DNAT of the loopback address and that
+# rule's MASQUERADE: IPv6 has no route_localnet, a packet of ::1 never leaves
+# the node, so the runtime's OUTPUT rule has no IPv6 twin to measure.
+bench_ip6t_rules() {
+    local np=$1 ip=$2 port=$3
+    echo "*nat"
+    echo "-A PREROUTING ! -i br0 -p tcp --dport $np -j DNAT --to-destination [$ip]:$port"
+    echo "COMMIT"
+}
+
 # nft: one table of our own, one prerouting rule `dnat ip to tcp dport map`.
 # MODE anon: the map is written into the rule (N entries, the live one among
 # them); MODE named: a named map `ports` (N stale entries) that elements can
@@ -85,7 +97,7 @@ bench_node_flush() { bench_ns_sh node 'nft flush ruleset'; }
 
 # --- measurements ----------------------------------------------------------
 
-# bench_conn CONTENDER REP WHERE IP:PORT [SOURCE-IP]
+# bench_conn CONTENDER REP WHERE IP:PORT|[IPV6]:PORT [SOURCE-IP]
 #   WHERE: client (client ns), node (node ns), cgroup (node ns, in our cgroup)
 # One np-connbench run, recorded with its contender and rep.
 bench_conn() {
@@ -105,7 +117,7 @@ bench_conn() {
     fi
 }
 
-# bench_prog_cost CONTENDER WHERE IP:PORT SOURCE-IP PIN -- np-connbench as in
+# bench_prog_cost CONTENDER WHERE IP:PORT|[IPV6]:PORT SOURCE-IP PIN -- np-connbench as in
 # bench_conn, under BPF run-time statistics: what each of nodeport's programs
 # cost per run and per connection. Not a rate to compare: the statistics add
 # two clock reads to every program run.

@@ -42,7 +42,8 @@ def one_line(text, limit):
     return " ".join(str(text).split())[:limit]
 
 
-# (contender, row label, the floor it is compared with)
+# (contender, row label, the floor it is compared with). An IPv6 row is
+# compared with the IPv6 floor of its side, measured in the same rep.
 CONN = [
     ("floor", "floor: client -> sandbox IP, no NAT", "floor"),
     ("iptables-0", "iptables DNAT, matching rule first (N=0)", "floor"),
@@ -53,10 +54,15 @@ CONN = [
     ("nodeport-ext", "nodeport external (TC), 1 port mapped", "floor"),
     ("nodeport-ext-65535", "nodeport external (TC), 65,535 ports mapped", "floor"),
     ("nodeport-ext-fib", "nodeport external (TC, --forward fib), 1 port mapped", "floor"),
+    ("floor6", "IPv6 floor: client -> sandbox IPv6, no NAT", "floor6"),
+    ("ip6tables-0", "ip6tables DNAT, matching rule first (N=0), IPv6", "floor6"),
+    ("nodeport-ext6", "nodeport external (TC), IPv6, 1 port mapped", "floor6"),
     ("floor-node", "node floor: node ns -> sandbox IP, no NAT", "floor-node"),
     ("iptables-local-0", "iptables OUTPUT DNAT of 127.0.0.1, N=0 (node ns)", "floor-node"),
     ("nodeport-local", "nodeport local (cgroup connect4), 127.0.0.1, 1 port mapped", "floor-node"),
     ("nodeport-local-65535", "nodeport local (cgroup connect4), 127.0.0.1, 65,535 ports mapped", "floor-node"),
+    ("floor-node6", "IPv6 node floor: node ns -> sandbox IPv6, no NAT", "floor-node6"),
+    ("nodeport-local6", "nodeport local (cgroup connect6), [::1], 1 port mapped", "floor-node6"),
 ]
 
 THR = [
@@ -85,6 +91,9 @@ PROG_EXPECTED = [
     ("nodeport-local", "np_connect4"),
     ("nodeport-ext", "np_tc_ingress"),
     ("nodeport-ext", "np_tc_egress"),
+    ("nodeport-local6", "np_connect6"),
+    ("nodeport-ext6", "np_tc_ingress"),
+    ("nodeport-ext6", "np_tc_egress"),
 ]
 
 
@@ -109,8 +118,8 @@ class Report:
         self.p()
         self.p(f"Kernel {m['kernel']}, {m['cpus']} CPUs, {m['iptables']}; client ns -> node ns -> sandbox ns on a bridge; "
                f"{m['reps']} reps x {m['duration']} s, 1 client thread. Ratios: each rep's rate over the floor measured "
-               f"in the same rep (the client floor for traffic from the client ns, the node floor for traffic from the node ns), "
-               f"median over reps.")
+               f"in the same rep (the client floor for traffic from the client ns, the node floor for traffic from the node ns; "
+               f"for an IPv6 row, the IPv6 floor of its side), median over reps.")
         self.p()
 
     def connections(self):

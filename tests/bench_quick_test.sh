@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/bench.sh --quick completes and prints every row with a measured
-# number. No speed threshold: these machines are shared and noisy; the
-# numbers are for people to read (docs/BENCHMARKS.md).
+# number, the IPv6 rows among them. No speed threshold: these machines are
+# shared and noisy; the numbers are for people to read (docs/BENCHMARKS.md).
 set -u
 NODEPORT=$1
 . "$(dirname "$0")/lib.sh"
@@ -25,6 +25,10 @@ for row in "floor: client -> sandbox IP, no NAT" "iptables DNAT, matching rule f
     "nodeport C++ API \`PortTable::set\`" "\`nodeport set\` (CLI)" "\`iptables -A\` x3" "**total**" \
     "nodeport-local | \`np_connect4\`" "nodeport-ext | \`np_tc_ingress\`" "nodeport-ext | \`np_tc_egress\`" \
     "nodeport-ext-bulk | \`np_tc_ingress\`" "nodeport-ext-bulk | \`np_tc_egress\`" \
+    "IPv6 floor: client -> sandbox IPv6, no NAT" "ip6tables DNAT, matching rule first (N=0), IPv6" \
+    "nodeport external (TC), IPv6, 1 port mapped" "IPv6 node floor: node ns -> sandbox IPv6, no NAT" \
+    "nodeport local (cgroup connect6), [::1], 1 port mapped" \
+    "nodeport-local6 | \`np_connect6\`" "nodeport-ext6 | \`np_tc_ingress\`" "nodeport-ext6 | \`np_tc_egress\`" \
     "\`np_tc_ingress\` | TCP data of an established flow" "\`np_tc_egress\` | TCP reply of an established flow"; do
     line=$(grep -F -- "| $row" "$out" | head -n 1)
     if [ -z "$line" ]; then
