@@ -205,14 +205,6 @@ static __always_inline bool icmp6_error_load(struct __sk_buff *skb, const struct
 	return e->in_next == IPPROTO_TCP || e->in_next == IPPROTO_UDP;
 }
 
-/* A 128-bit address's change as csum_delta32 counts one: word by word. */
-static __always_inline __u32 csum_delta128(__u32 delta, const __be32 from[4], const __be32 to[4])
-{
-	for (int i = 0; i < 4; i++)
-		delta = csum_delta32(delta, from[i], to[i]);
-	return delta;
-}
-
 /* icmp4_error_rewrite for ICMPv6: the quoted address and port on
  * `inner_side`, and with `outer` the outer address on the other side. The
  * quoted TCP/UDP checksum follows its pseudo-header (when the error carries

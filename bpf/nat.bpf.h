@@ -47,6 +47,15 @@ static __always_inline __u32 csum_delta32(__u32 delta, __be32 from, __be32 to)
 	return csum_delta16(csum_delta16(delta, from & 0xffff, to & 0xffff), from >> 16, to >> 16);
 }
 
+/* A 128-bit address's change as csum_delta32 counts one: word by word. The
+ * sum is also what bpf_l4_csum_replace takes as a difference (size 0). */
+static __always_inline __u32 csum_delta128(__u32 delta, const __be32 from[4], const __be32 to[4])
+{
+	for (int i = 0; i < 4; i++)
+		delta = csum_delta32(delta, from[i], to[i]);
+	return delta;
+}
+
 static __always_inline __u16 csum_apply(__u16 csum, __u32 delta)
 {
 	__u32 sum = (__u16)~csum + delta;
@@ -141,34 +150,30 @@ static __always_inline int l4_csum_pseudo6(struct __sk_buff *skb, __u32 off, __u
 }
 
 /* nat4_rewrite for IPv6: the TCP/UDP checksum through the helpers (the
- * address by its 128-bit difference), then the address and the port, each in
- * its place (extension headers may lie between them). A UDP checksum of 0 is
+ * address by its 128-bit difference, summed here rather than by
+ * bpf_csum_diff: one helper call less per packet), then the address and the
+ * port, each in its place (extension headers may lie between them). A UDP checksum of 0 is
  * invalid in IPv6; it stays 0 (BPF_F_MARK_MANGLED_0), and the receiver drops
  * the datagram as it would have. */
 static __always_inline int nat6_rewrite(struct __sk_buff *skb, const struct pkt *p, enum nat_side side,
 					const __be32 addr_be[4], __be16 port_be)
 {
-	__be32 old_addr_be[4], new_addr_be[4];
+	const __be32 *old_addr_be = side == NAT_DST ? p->daddr_be : p->saddr_be;
 	__be16 old_port_be = side == NAT_DST ? p->dport_be : p->sport_be;
 	__u32 l4 = p->l2_hlen + p->l4_off;
 	__u32 l4_csum_off = l4 + (p->proto == IPPROTO_TCP ? 16 : 6);
 	__u64 l4_flags = p->proto == IPPROTO_UDP ? BPF_F_MARK_MANGLED_0 : 0;
-	__s64 diff;
+	__u32 diff = csum_delta128(0, old_addr_be, addr_be);
 	int err;
 
-	addr_copy(old_addr_be, side == NAT_DST ? p->daddr_be : p->saddr_be);
-	addr_copy(new_addr_be, addr_be);
-	diff = bpf_csum_diff(old_addr_be, sizeof(old_addr_be), new_addr_be, sizeof(new_addr_be), 0);
-	if (diff < 0)
-		return diff;
 	err = l4_csum_pseudo6(skb, l4_csum_off, diff, l4_flags);
 	if (err)
 		return err;
 	err = bpf_l4_csum_replace(skb, l4_csum_off, old_port_be, port_be, l4_flags | sizeof(port_be));
 	if (err)
 		return err;
-	err = bpf_skb_store_bytes(skb, p->l2_hlen + (side == NAT_DST ? NP_IP6_DADDR_OFF : NP_IP6_SADDR_OFF),
-				  new_addr_be, sizeof(new_addr_be), 0);
+	err = bpf_skb_store_bytes(skb, p->l2_hlen + (side == NAT_DST ? NP_IP6_DADDR_OFF : NP_IP6_SADDR_OFF), addr_be,
+				  16, 0);
 	if (err)
 		return err;
 	return bpf_skb_store_bytes(skb, l4 + (side == NAT_DST ? 2 : 0), &port_be, sizeof(port_be), 0);

@@ -267,29 +267,36 @@ struct ip6_ext {
 static __noinline enum pkt_kind parse_pkt6(struct __sk_buff *skb, __u32 l2_hlen, struct pkt *p,
 						enum np_reason *why)
 {
-	struct ipv6hdr ip6;
+	/* The ethertype and the IPv6 header in one read: two bytes of room
+	 * before them keep the header 4-byte aligned on the stack. */
+	struct {
+		__u16 room;
+		__be16 h_proto;
+		struct ipv6hdr ip6;
+	} hdr;
+	const struct ipv6hdr *ip6h = &hdr.ip6;
 	struct ip6_ext ext;
 	__u32 off = l2_hlen + NP_IP6_HLEN, ip_len;
-	__be16 h_proto;
 	bool fragment = false, later = false;
 	__u8 next;
 
 	*why = NP_REASON_TRUNCATED;
-	if (bpf_skb_load_bytes(skb, l2_hlen, &ip6, sizeof(ip6)))
+	if (l2_hlen == NP_ETH_HLEN ? bpf_skb_load_bytes(skb, 12, &hdr.h_proto, 2 + NP_IP6_HLEN)
+				   : bpf_skb_load_bytes(skb, 0, &hdr.ip6, NP_IP6_HLEN))
 		return PKT_OTHER;
 	*why = NP_REASON_NOT_IPV4_TCP_UDP;
-	if (*(__u8 *)&ip6 >> 4 != 6) /* the version, without the header's bitfields */
+	/* A VLAN tag left in the frame sits where the ethertype would be. */
+	if (l2_hlen == NP_ETH_HLEN && hdr.h_proto != bpf_htons(NP_ETH_P_IPV6))
 		return PKT_OTHER;
-	if (l2_hlen == NP_ETH_HLEN &&
-	    (bpf_skb_load_bytes(skb, 12, &h_proto, sizeof(h_proto)) || h_proto != bpf_htons(NP_ETH_P_IPV6)))
+	if (*(const __u8 *)ip6h >> 4 != 6) /* the version, without the header's bitfields */
 		return PKT_OTHER;
 	p->family = NP_FAMILY_IPV6;
 	p->l2_hlen = l2_hlen;
-	__builtin_memcpy(p->saddr_be, &ip6.saddr, 16);
-	__builtin_memcpy(p->daddr_be, &ip6.daddr, 16);
+	__builtin_memcpy(p->saddr_be, &ip6h->saddr, 16);
+	__builtin_memcpy(p->daddr_be, &ip6h->daddr, 16);
 	p->ip_csum = 0;
 	no_tcp_no_fragment(p);
-	next = ip6.nexthdr;
+	next = ip6h->nexthdr;
 	for (int i = 0; i < NP_IP6_MAX_EXT; i++) {
 		if (next != NP_IPPROTO_HOPOPTS && next != NP_IPPROTO_ROUTING && next != NP_IPPROTO_DSTOPTS &&
 		    next != NP_IPPROTO_FRAGMENT)
@@ -342,7 +349,7 @@ static __noinline enum pkt_kind parse_pkt6(struct __sk_buff *skb, __u32 l2_hlen,
 		read_tcp(p, &tcp);
 		/* payload_len 0: a BIG TCP GRO skb (its jumbo option already
 		 * gone): from the skb's length, as for IPv4. */
-		ip_len = ip6.payload_len ? NP_IP6_HLEN + bpf_ntohs(ip6.payload_len) : skb->len - l2_hlen;
+		ip_len = ip6h->payload_len ? NP_IP6_HLEN + bpf_ntohs(ip6h->payload_len) : skb->len - l2_hlen;
 		off += p->tcp_hlen;
 		p->seg_len = ip_len > off - l2_hlen ? ip_len - (off - l2_hlen) : 0;
 	} else {
