@@ -41,8 +41,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::set<NodePort> hosts;
     for (const auto& m : config->port_mappings) {
         require(hosts.insert(m.host).second && m.host.port != 0 && m.container_port != 0);
-        require(config->container_ip &&
-                check_mapping(Mapping{m.host, Backend{*config->container_ip, m.container_port}, {}}));
+        // At most one address per family, each a valid backend.
+        require(!config->container_ips.empty() && config->container_ips.size() <= 2);
+        for (const auto& addr : config->container_ips)
+            require(check_mapping(Mapping{m.host, Backend{addr, m.container_port}, {}}).has_value());
     }
     if (command != Command::del)
         require(config->prev_result.has_value());
