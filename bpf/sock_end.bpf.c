@@ -66,6 +66,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } replaced_backends SEC(".maps");
 
+/* The same for replaced IPv6 backends (np_sock_end_target6): a map of its
+ * own, as sock_end_targets6, so that the IPv4 key keeps its layout. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NP_MAX_REPLACED_BACKENDS);
+	__type(key, struct np_sock_end_target6);
+	__type(value, struct np_replaced_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} replaced_backends6 SEC(".maps");
+
 /* The translations the socket hooks recorded for socket `sk` (with its
  * common part `skc`), or NULL when it got its peer without nodeport. */
 static __always_inline struct np_sock_xlat *translations(struct sock *sk, struct sock_common *skc)

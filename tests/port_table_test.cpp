@@ -650,6 +650,44 @@ TEST_F(PortTableTest, RemoveOwnerNamesBackendsReplacedEarlier) {
     EXPECT_TRUE(again->removed.empty() && again->replaced_earlier.empty()) << "the records were taken";
 }
 
+// The same for IPv6 backends, recorded in `replaced_backends6`: a port's
+// backends of both families, replaced by a redeploy, are both named.
+TEST_F(PortTableTest, RemoveOwnerNamesIPv6BackendsReplacedEarlier) {
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 7210, "10.8.0.60", 7210, "sb-old")));
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 7210, "fd00::60", 7210, "sb-old")));
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 7210, "10.8.0.61", 7210, "sb-new")));  // the redeploy
+    ASSERT_TRUE(table_->set(mapping(Proto::tcp, 7210, "fd00::61", 7210, "sb-new")));
+    ASSERT_TRUE(table_->set(mapping(Proto::udp, 7211, "fd00::60", 7211, "sb-old")));
+    ASSERT_TRUE(table_->set(mapping(Proto::udp, 7211, "fd00::61", 7211, "sb-new")));
+    ASSERT_TRUE(table_->set(mapping(Proto::udp, 7211, "fd00::60", 7211, "sb-old")));  // given back
+    auto result = table_->remove_owner("sb-old");
+    ASSERT_TRUE(result) << result.error().message;
+    EXPECT_EQ(result->removed, std::vector{mapping(Proto::udp, 7211, "fd00::60", 7211, "sb-old")});
+    EXPECT_EQ(result->replaced_earlier, (std::vector{mapping(Proto::tcp, 7210, "10.8.0.60", 7210, "sb-old"),
+                                                     mapping(Proto::tcp, 7210, "fd00::60", 7210, "sb-old")}));
+    auto again = table_->remove_owner("sb-old");
+    ASSERT_TRUE(again);
+    EXPECT_TRUE(again->removed.empty() && again->replaced_earlier.empty()) << "the records were taken";
+}
+
+// Pins of a load before `replaced_backends6`: IPv6 backends are not
+// recorded, IPv4 ones still are.
+TEST_F(PortTableTest, PinsWithoutReplacedBackends6RecordIPv4Only) {
+    table_.reset();
+    // Moved aside for the test (bpffs refuses a name with a dot).
+    fs::rename(pin_dir_ / "replaced_backends6", pin_dir_ / "replaced_backends6_away");
+    auto table = PortTable::open(pin_dir_);
+    ASSERT_TRUE(table) << table.error().message;
+    ASSERT_TRUE(table->set(mapping(Proto::tcp, 7220, "10.8.0.60", 7220, "sb-old")));
+    ASSERT_TRUE(table->set(mapping(Proto::tcp, 7220, "fd00::60", 7220, "sb-old")));
+    ASSERT_TRUE(table->set(mapping(Proto::tcp, 7220, "10.8.0.61", 7220, "sb-new")));
+    ASSERT_TRUE(table->set(mapping(Proto::tcp, 7220, "fd00::61", 7220, "sb-new")));
+    auto result = table->remove_owner("sb-old");
+    ASSERT_TRUE(result) << result.error().message;
+    EXPECT_EQ(result->replaced_earlier, std::vector{mapping(Proto::tcp, 7220, "10.8.0.60", 7220, "sb-old")});
+    fs::rename(pin_dir_ / "replaced_backends6_away", pin_dir_ / "replaced_backends6");
+}
+
 // libbpf's print callback belongs to the process: load and status use their
 // own while they run and put back the caller's.
 int callers_print(enum libbpf_print_level, const char*, va_list) {

@@ -103,10 +103,9 @@ func parseBackend(p nodePort, v []byte) (e entry, id uint64) {
 	return e, id
 }
 
-// sockEndTarget is struct np_sock_end_target: an IPv4 backend that a node
-// port no longer leads to; addresses and ports in network order. IPv6
-// backends have none: the socket iterators end IPv4 sockets only, so far
-// (loader/base/backend_key.hpp).
+// sockEndTarget is struct np_sock_end_target, or np_sock_end_target6 for an
+// IPv6 backend: a backend that a node port no longer leads to, the key of
+// sock_end_targets(6) and replaced_backends(6) (loader/base/backend_key.hpp).
 type sockEndTarget struct {
 	nodePort
 	addr        netip.Addr // IPv4: a key of sock_end_targets; IPv6: of sock_end_targets6
@@ -154,16 +153,7 @@ func targetFor(e entry) sockEndTarget {
 	return sockEndTarget{e.nodePort, e.backend.Addr(), e.backend.Port()}
 }
 
-// targetOf: the replaced_backends key of an entry's backend; false for an
-// IPv6 one (that map records IPv4 backends only, so far).
-func targetOf(e entry) (sockEndTarget, bool) {
-	if !e.backend.Addr().Is4() {
-		return sockEndTarget{}, false
-	}
-	return targetFor(e), true
-}
-
-// targetsOf: the targets of the entries' IPv4 backends.
+// targetsOf: the targets of the entries' backends.
 func targetsOf(es []entry) []sockEndTarget {
 	var out []sockEndTarget
 	for _, e := range es {

@@ -31,6 +31,8 @@ type caseExpect struct {
 	Removed  *[]string `json:"removed"` // delete_owner's
 	Plan     []int     `json:"plan"`    // sync's added, updated, removed, unchanged
 	Resumed  *int      `json:"resumed"`
+	// delete_owner's
+	ReplacedEarlier *[]string `json:"replaced_earlier"`
 }
 
 type caseStep struct {
@@ -186,7 +188,7 @@ func TestConformance(t *testing.T) {
 				step := fmt.Sprintf("step %d (%s)", i, s.Op)
 				var err error
 				var replaced *string
-				var removed *[]string
+				var removed, replacedEarlier *[]string
 				var resumed *int
 				var counts []int
 				switch s.Op {
@@ -213,7 +215,11 @@ func TestConformance(t *testing.T) {
 					for _, m := range r.Removed {
 						rows = append(rows, row(m))
 					}
-					removed, resumed = &rows, &r.Ended.Resumed
+					earlier := []string{}
+					for _, m := range r.ReplacedEarlier {
+						earlier = append(earlier, row(m))
+					}
+					removed, replacedEarlier, resumed = &rows, &earlier, &r.Ended.Resumed
 				case "sync":
 					want := []Mapping{}
 					for _, m := range s.Want {
@@ -287,6 +293,9 @@ func TestConformance(t *testing.T) {
 				}
 				if e.Removed != nil && !slices.Equal(*removed, *e.Removed) {
 					t.Errorf("%s: removed %q, want %q", step, *removed, *e.Removed)
+				}
+				if e.ReplacedEarlier != nil && !slices.Equal(*replacedEarlier, *e.ReplacedEarlier) {
+					t.Errorf("%s: replaced earlier %q, want %q", step, *replacedEarlier, *e.ReplacedEarlier)
 				}
 				if e.Resumed != nil && *resumed != *e.Resumed {
 					t.Errorf("%s: resumed %d, want %d", step, *resumed, *e.Resumed)

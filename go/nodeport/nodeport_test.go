@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -470,9 +471,9 @@ func TestIPv6BesideIPv4(t *testing.T) {
 	}
 }
 
-// Delete and DeleteOwner remove both families' entries of the owner; an
-// IPv6 backend replaced is not recorded in replaced_backends (its key holds
-// an IPv4 address), so DeleteOwner names only the IPv4 ones to drain.
+// Delete and DeleteOwner remove both families' entries of the owner; a
+// backend replaced is recorded in its family's map (replaced_backends,
+// replaced_backends6), so DeleteOwner names both to drain.
 func TestDeleteBothFamilies(t *testing.T) {
 	table := open(t)
 	ctx := context.Background()
@@ -485,23 +486,29 @@ func TestDeleteBothFamilies(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// A redeploy takes udp/53 in both families: only the IPv4 backend is recorded.
+	// A redeploy takes udp/53 in both families: each backend is recorded in its family's map.
 	for _, m := range []Mapping{mapping("udp", 53, "10.8.0.3:53", "both-3"), mapping("udp", 53, "[fd00::3]:53", "both-3")} {
 		if _, err := table.Set(ctx, m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if table.replaced != nil { // other tests' records stay: those of both-1's
-		keys, err := allKeys(table.replaced)
+	if table.replaced == nil || table.replaced6 == nil {
+		t.Fatal("replaced_backends or replaced_backends6 not loaded")
+	}
+	for _, m := range []struct {
+		m    *ebpf.Map
+		want string
+	}{{table.replaced, "udp/53 10.8.0.2:53"}, {table.replaced6, "udp/53 [fd00::2]:53"}} {
+		keys, err := allKeys(m.m) // other tests' records stay: those of both-1's
 		var recorded []string
 		for _, k := range keys {
-			if v, _ := table.replaced.LookupBytes(k); len(v) >= 8 && binary.NativeEndian.Uint64(v) == ownerID("both-1") {
+			if v, _ := m.m.LookupBytes(k); len(v) >= 8 && binary.NativeEndian.Uint64(v) == ownerID("both-1") {
 				tg := parseSockEndTarget(k)
 				recorded = append(recorded, fmt.Sprintf("%s %s", tg.nodePort, tg.backend()))
 			}
 		}
-		if err != nil || !slices.Equal(recorded, []string{"udp/53 10.8.0.2:53"}) {
-			t.Errorf("replaced_backends of both-1: %q, %v; want the IPv4 backend only", recorded, err)
+		if err != nil || !slices.Equal(recorded, []string{m.want}) {
+			t.Errorf("records of both-1: %q, %v; want %q", recorded, err, m.want)
 		}
 	}
 	if _, err := table.Delete(ctx, "tcp", 81, "both-3"); !errors.Is(err, ErrOwnedByOther) ||
@@ -518,8 +525,8 @@ func TestDeleteBothFamilies(t *testing.T) {
 	r, err := table.DeleteOwner(ctx, "both-1")
 	wantRemoved := []Mapping{mapping("tcp", 80, "10.8.0.2:80", "both-1"), mapping("tcp", 80, "[fd00::2]:80", "both-1"),
 		mapping("tcp", 81, "10.8.0.2:81", "both-1")}
-	if err != nil || !slices.Equal(r.Removed, wantRemoved) ||
-		!slices.Equal(r.ReplacedEarlier, []Mapping{mapping("udp", 53, "10.8.0.2:53", "both-1")}) {
+	if err != nil || !slices.Equal(r.Removed, wantRemoved) || !slices.Equal(r.ReplacedEarlier,
+		[]Mapping{mapping("udp", 53, "10.8.0.2:53", "both-1"), mapping("udp", 53, "[fd00::2]:53", "both-1")}) {
 		t.Errorf("DeleteOwner: %+v, %v", r, err)
 	}
 	if all := list(t, table); !slices.Equal(all, []Mapping{mapping("udp", 53, "10.8.0.3:53", "both-3"),

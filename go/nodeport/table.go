@@ -65,14 +65,15 @@ type Table struct {
 	lockWait time.Duration
 	writer   chan struct{} // one writer of this process at a time: goroutines share dirFD's flock
 
-	mu       sync.RWMutex // Close waits for calls in flight
-	closed   bool
-	dirFD    int
-	ports    *ebpf.Map
-	config   *ebpf.Map // node_config: its map ABI, checked again by every write under the lock
-	counters *ebpf.Map // nil when the loaded programs have no port_counters
-	replaced *ebpf.Map // replaced_backends; nil when the loaded programs have none
-	ender    *socketEnder
+	mu        sync.RWMutex // Close waits for calls in flight
+	closed    bool
+	dirFD     int
+	ports     *ebpf.Map
+	config    *ebpf.Map // node_config: its map ABI, checked again by every write under the lock
+	counters  *ebpf.Map // nil when the loaded programs have no port_counters
+	replaced  *ebpf.Map // replaced_backends; nil when the loaded programs have none
+	replaced6 *ebpf.Map // replaced_backends6; nil also with pins of a load before it (IPv6 not recorded)
+	ender     *socketEnder
 }
 
 // Open opens the port table of the nodeport loaded at pinDir ("" for
@@ -129,7 +130,10 @@ func (t *Table) openMaps(op string) error {
 		}
 		t.counters = nil
 	}
-	if t.replaced, err = openReplaced(op, t.dirFD, t.dir); err != nil {
+	if t.replaced, err = openReplaced(op, t.dirFD, t.dir, replacedBackendsShape); err != nil {
+		return err
+	}
+	if t.replaced6, err = openReplaced(op, t.dirFD, t.dir, replacedBackends6Shape); err != nil {
 		return err
 	}
 	t.ender, err = openSocketEnder(op, t.dirFD, t.dir, cfg)
@@ -146,8 +150,10 @@ func (t *Table) release() {
 	if t.config != nil {
 		t.config.Close()
 	}
-	if t.replaced != nil {
-		t.replaced.Close()
+	for _, m := range []*ebpf.Map{t.replaced, t.replaced6} {
+		if m != nil {
+			m.Close()
+		}
 	}
 	if t.ports != nil {
 		t.ports.Close()

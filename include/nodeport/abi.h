@@ -370,7 +370,10 @@ struct np_sock_end_target6 {
  * port it was mapped on (the np_sock_end_target layout); written under the
  * pin directory lock by set, del and sync, forgotten by `del --owner` of that
  * owner, or when the port leads to the backend again. An LRU: a controller
- * that never deletes by owner only makes the oldest records go. */
+ * that never deletes by owner only makes the oldest records go. IPv6 backends
+ * go to `replaced_backends6`, keyed by np_sock_end_target6: a map of its own,
+ * as `sock_end_targets6` (created by the next load; with older pins they are
+ * not recorded). */
 #define NP_MAX_REPLACED_BACKENDS 65536
 
 struct np_replaced_backend {

@@ -136,7 +136,7 @@ public:
                             std::optional<Family> family = std::nullopt);
 
 private:
-    PortTable(PinDir dir, Fd map, Fd config, Fd counters, Fd replaced, SocketEnder ender,
+    PortTable(PinDir dir, Fd map, Fd config, Fd counters, Fd replaced, Fd replaced6, SocketEnder ender,
               std::chrono::milliseconds lock_wait);
     class WriteLock;
     Result<std::vector<Mapping>> current(std::optional<Family> family) const;
@@ -147,7 +147,8 @@ private:
     // Drops the port's counters (a new owner, or unmapped); the caller holds the write lock.
     void forget_counters(const MappingKey& key);
     // Records what a write replaced, and whose it was, for a later
-    // remove_owner (`replaced_backends`); the caller holds the write lock.
+    // remove_owner (`replaced_backends`, IPv6 backends in `replaced_backends6`);
+    // the caller holds the write lock.
     void remember_replaced(const std::vector<Mapping>& replaced);
     // The owner's records, forgotten as they are read; those whose port
     // leads to the backend again are left out.
@@ -168,6 +169,7 @@ private:
     Fd config_;  // `node_config`: its map ABI, checked again by every write under the lock
     Fd counters_;  // `port_counters`; invalid when the loaded programs have none
     Fd replaced_;  // `replaced_backends`; invalid without the socket iterators' object
+    Fd replaced6_;  // `replaced_backends6`; invalid also with pins of a load before it (IPv6 not recorded)
     SocketEnder ender_;
     std::chrono::milliseconds lock_wait_;
     std::unique_ptr<std::timed_mutex> mutex_;  // threads sharing one PortTable share dir_'s flock

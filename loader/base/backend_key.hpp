@@ -1,7 +1,7 @@
 // The key of `sock_end_targets` and `replaced_backends` (struct
 // np_sock_end_target): an IPv4 backend and the node port it was mapped on;
-// and of `sock_end_targets6` (np_sock_end_target6), the same for an IPv6
-// backend. (`replaced_backends` records IPv4 backends only, so far.)
+// and of `sock_end_targets6` and `replaced_backends6` (np_sock_end_target6),
+// the same for an IPv6 backend.
 #pragma once
 
 #include <arpa/inet.h>

@@ -52,6 +52,31 @@ std::unexpected<Error> bad_input(const InputError& error) {
     return input_error(error.field, error.message);
 }
 
+// `id`'s records in one `replaced_backends` map (key type Key), of `only`
+// when given, forgotten as they are read.
+template <class Key>
+std::vector<std::pair<NodePort, Backend>> take_records(const Fd& map, const char* name, std::uint64_t id,
+                                                       std::optional<NodePort> only,
+                                                       std::pair<NodePort, Backend> (*from_key)(const Key&)) {
+    std::vector<std::pair<NodePort, Backend>> out;
+    if (!map.valid())
+        return out;
+    auto keys = map_keys<Key>(map.get(), name);
+    if (!keys)
+        return out;
+    for (const auto& key : *keys) {
+        np_replaced_backend value{};
+        if (bpf_map_lookup_elem(map.get(), &key, &value) != 0 || value.owner_id != id)
+            continue;
+        auto record = from_key(key);
+        if (only && record.first != *only)
+            continue;
+        bpf_map_delete_elem(map.get(), &key);
+        out.push_back(record);
+    }
+    return out;
+}
+
 Result<void> check_owner(std::string_view owner) {
     if (auto ok = parse_owner(owner); !ok)
         return bad_input(ok.error());
@@ -112,13 +137,14 @@ private:
     pin_dir::Lock lock_;
 };
 
-PortTable::PortTable(PinDir dir, Fd map, Fd config, Fd counters, Fd replaced, SocketEnder ender,
+PortTable::PortTable(PinDir dir, Fd map, Fd config, Fd counters, Fd replaced, Fd replaced6, SocketEnder ender,
                      std::chrono::milliseconds lock_wait)
     : dir_(std::move(dir)),
       map_(std::move(map)),
       config_(std::move(config)),
       counters_(std::move(counters)),
       replaced_(std::move(replaced)),
+      replaced6_(std::move(replaced6)),
       ender_(std::move(ender)),
       lock_wait_(lock_wait),
       mutex_(std::make_unique<std::timed_mutex>()) {}
@@ -141,11 +167,14 @@ Result<PortTable> PortTable::open(const PinDir& pin_dir, std::chrono::millisecon
     // there is nothing to reset.
     auto counters = dir->map("port_counters");
     // Absent with pins of an older load, or without the socket iterators
-    // (Linux < 6.5): then nothing is recorded for drain.
+    // (Linux < 6.5): then nothing is recorded for drain. The IPv6 one may
+    // be absent alone: pins of a load before it.
     auto replaced = dir->map("replaced_backends");
+    auto replaced6 = dir->map("replaced_backends6");
     auto ender = SocketEnder::open(*dir);
     return PortTable(std::move(*dir), std::move(*map), std::move(*config), counters ? std::move(*counters) : Fd{},
-                     replaced ? std::move(*replaced) : Fd{}, std::move(ender), lock_wait);
+                     replaced ? std::move(*replaced) : Fd{}, replaced6 ? std::move(*replaced6) : Fd{},
+                     std::move(ender), lock_wait);
 }
 
 // The table was opened for this build's map ABI; a `load` of another build
@@ -182,34 +211,25 @@ void PortTable::forget_counters(const MappingKey& mapping_key) {
 // Best effort, as forget_counters: a record missing only makes a later
 // `del --owner --drain` wait for less.
 void PortTable::remember_replaced(const std::vector<Mapping>& replaced) {
-    if (!replaced_.valid())
+    if (!replaced_.valid() && !replaced6_.valid())
         return;
     const __u64 now = bpf_clock_ns();
     for (const auto& m : replaced) {
-        auto key = backend_key(m.node_port, m.backend);
-        if (!key)
-            continue;  // IPv6: not recorded yet (backend_key.hpp)
-        np_replaced_backend value{owner_id(m.owner), now};
-        bpf_map_update_elem(replaced_.get(), &*key, &value, BPF_ANY);
+        const np_replaced_backend value{owner_id(m.owner), now};
+        if (auto key = backend_key(m.node_port, m.backend); key && replaced_.valid())
+            bpf_map_update_elem(replaced_.get(), &*key, &value, BPF_ANY);
+        else if (auto key6 = backend_key6(m.node_port, m.backend); key6 && replaced6_.valid())
+            bpf_map_update_elem(replaced6_.get(), &*key6, &value, BPF_ANY);
     }
 }
 
 std::vector<Mapping> PortTable::take_replaced(std::string_view owner, std::optional<NodePort> only) {
     std::vector<Mapping> out;
-    if (!replaced_.valid())
-        return out;
-    auto keys = map_keys<np_sock_end_target>(replaced_.get(), "replaced_backends");
-    if (!keys)
-        return out;
     const std::uint64_t id = owner_id(owner);
-    for (const auto& key : *keys) {
-        np_replaced_backend value{};
-        if (bpf_map_lookup_elem(replaced_.get(), &key, &value) != 0 || value.owner_id != id)
-            continue;
-        auto [node_port, backend] = from_backend_key(key);
-        if (only && node_port != *only)
-            continue;
-        bpf_map_delete_elem(replaced_.get(), &key);
+    auto records = take_records(replaced_, "replaced_backends", id, only, from_backend_key);
+    auto records6 = take_records(replaced6_, "replaced_backends6", id, only, from_backend_key6);
+    records.insert(records.end(), records6.begin(), records6.end());
+    for (const auto& [node_port, backend] : records) {
         auto now = get(node_port);
         if (now && std::ranges::any_of(*now, [&](const Mapping& m) { return m.backend == backend; }))
             continue;  // given back: not replaced any more

@@ -82,6 +82,19 @@ expect_eq "the CLI's set records it: Go's DeleteOwner names it, and the controll
     "$(ctl -drain 5s destroy sb-cli-old | paste -sd'|')"
 ctl destroy sb-go-new >/dev/null
 ctl destroy sb-cli-new >/dev/null
+# The same for IPv6 backends, recorded in replaced_backends6.
+ctl create sb-go6-old fd00::7 tcp/7006 && ctl create sb-go6-new fd00::9 tcp/7006
+expect_eq "Go's set records the IPv6 backend it replaced: the CLI's del --owner --drain names it" \
+    '0 [] ["[fd00::7]:7006"]' \
+    "$(out=$(np_cli del --owner sb-go6-old --drain --timeout 1 --json); echo "$? $(jq -c '.removed, [.replaced_earlier[] |
+        "[\(.backend_ip)]:\(.backend_port)"]' <<<"$out" | paste -sd' ')")"
+np_cli set tcp/7007 '[fd00::7]:7007' --owner sb-cli6-old >/dev/null &&
+    np_cli set tcp/7007 '[fd00::9]:7007' --owner sb-cli6-new >/dev/null
+expect_eq "the CLI's IPv6 set records it: Go's DeleteOwner names it, and the controller drains it" \
+    "replaced earlier tcp/7007 [fd00::7]:7007|drained [fd00::7]:7007 (0 connections left)" \
+    "$(ctl -drain 5s destroy sb-cli6-old | paste -sd'|')"
+ctl destroy sb-go6-new >/dev/null
+ctl destroy sb-cli6-new >/dev/null
 # Both families across APIs (map ABI 4): Go's IPv6 entry beside its IPv4 one
 # is what the CLI reads, and Go's delete by owner removes the CLI's too.
 ctl create sb-v6 10.8.0.7 tcp/7003 && ctl create sb-v6 fd00::7 tcp/7003

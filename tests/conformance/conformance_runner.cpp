@@ -32,6 +32,7 @@ struct Outcome {
     std::string error = "ok";
     std::optional<std::string> replaced;
     std::optional<std::vector<std::string>> removed;
+    std::optional<std::vector<std::string>> replaced_earlier;  // delete_owner's; the C ABI returns none
     std::optional<std::vector<std::size_t>> plan;
     std::optional<std::size_t> resumed;
 };
@@ -125,6 +126,9 @@ Outcome run_cpp(PortTable& table, const json& step) {
         out.removed.emplace();
         for (const auto& m : r->removed)
             out.removed->push_back(row(m));
+        out.replaced_earlier.emplace();
+        for (const auto& m : r->replaced_earlier)
+            out.replaced_earlier->push_back(row(m));
         out.resumed = r->ended.resumed;
     } else if (op == "sync") {
         std::vector<Mapping> want;
@@ -331,6 +335,10 @@ int main(int argc, char** argv) {
                 *got.removed != want["removed"].get<std::vector<std::string>>())
                 problems.push_back(fmt::format("{}: removed {}, want {}", where, joined(*got.removed),
                                                joined(want["removed"].get<std::vector<std::string>>())));
+            if (want.contains("replaced_earlier") && got.replaced_earlier &&
+                *got.replaced_earlier != want["replaced_earlier"].get<std::vector<std::string>>())
+                problems.push_back(fmt::format("{}: replaced_earlier {}, want {}", where, joined(*got.replaced_earlier),
+                                               joined(want["replaced_earlier"].get<std::vector<std::string>>())));
             if (want.contains("plan") && got.plan && *got.plan != want["plan"].get<std::vector<std::size_t>>())
                 problems.push_back(fmt::format("{}: plan {}, want {}", where, fmt::join(*got.plan, ","),
                                                want["plan"].dump()));
