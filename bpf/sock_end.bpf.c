@@ -96,27 +96,40 @@ static __always_inline bool slot_is_peer(const struct np_sock_xlat *st, __u32 i,
 	return st->slot[i].backend_addr_be == skc->skc_daddr && st->slot[i].backend_port_be == skc->skc_dport;
 }
 
+/* The `sock_xlat6` translations of AF_INET6 socket `sk`, with its IPv6
+ * peer copied to `peer`; NULL when it has none or is not AF_INET6. */
+static __always_inline struct np_sock_xlat6 *translations6(struct sock *sk, struct sock_common *skc, __be32 peer[4])
+{
+	if (skc->skc_family != NP_AF_INET6)
+		return NULL;
+	peer[0] = skc->skc_v6_daddr.in6_u.u6_addr32[0];
+	peer[1] = skc->skc_v6_daddr.in6_u.u6_addr32[1];
+	peer[2] = skc->skc_v6_daddr.in6_u.u6_addr32[2];
+	peer[3] = skc->skc_v6_daddr.in6_u.u6_addr32[3];
+	return bpf_sk_storage_get(&sock_xlat6, sk, NULL, 0);
+}
+
+/* True when slot `i` of `st` is the translation that gave the socket its
+ * IPv6 peer `peer`:`port_be`. */
+static __always_inline bool slot6_is_peer(const struct np_sock_xlat6 *st, __u32 i, const __be32 peer[4],
+					  __be16 port_be)
+{
+	return st->slot[i].backend_port_be == port_be && same_addr6(st->slot[i].backend_addr_be, peer);
+}
+
 /* True when AF_INET6 socket `sk` is connected to a plain IPv6 peer that a
  * `sock_xlat6` translation gave it, and that backend is a target for the
  * translation's node port. */
 static __always_inline bool is_target6(struct sock *sk, struct sock_common *skc, __u8 proto)
 {
 	struct np_sock_end_target6 key = { .backend_port_be = skc->skc_dport, .proto = proto };
-	struct np_sock_xlat6 *st;
+	struct np_sock_xlat6 *st = translations6(sk, skc, key.backend_addr_be);
 	__u32 i;
 
-	if (skc->skc_family != NP_AF_INET6)
-		return false;
-	key.backend_addr_be[0] = skc->skc_v6_daddr.in6_u.u6_addr32[0];
-	key.backend_addr_be[1] = skc->skc_v6_daddr.in6_u.u6_addr32[1];
-	key.backend_addr_be[2] = skc->skc_v6_daddr.in6_u.u6_addr32[2];
-	key.backend_addr_be[3] = skc->skc_v6_daddr.in6_u.u6_addr32[3];
-	st = bpf_sk_storage_get(&sock_xlat6, sk, NULL, 0);
 	if (!st)
 		return false;
 	for (i = 0; i < NP_SOCK_XLAT_SLOTS; i++) {
-		if (st->slot[i].backend_port_be != key.backend_port_be ||
-		    !same_addr6(st->slot[i].backend_addr_be, key.backend_addr_be))
+		if (!slot6_is_peer(st, i, key.backend_addr_be, key.backend_port_be))
 			continue;
 		key.node_port_be = st->slot[i].node_port_be;
 		if (bpf_map_lookup_elem(&sock_end_targets6, &key))
@@ -247,6 +260,59 @@ int np_count_tcp(struct bpf_iter__tcp *ctx)
 	state = skc->skc_state;
 	if (state != NP_TCP_CLOSE && state != NP_TCP_LISTEN)
 		count_live(ctx->meta->seq, (struct sock *)tp, skc, IPPROTO_TCP);
+	return 0;
+}
+
+/* The same for AF_INET6 sockets connected to a plain IPv6 peer through a
+ * `sock_xlat6` translation, written out as np_local_conn6 records by
+ * programs of their own: np_count_* keep their output, which a CLI of an
+ * older version reads as np_local_conn records only. */
+static __always_inline void count_live6(struct seq_file *seq, struct sock *sk, struct sock_common *skc, __u8 proto)
+{
+	struct np_local_conn6 out = { .backend_port_be = skc->skc_dport, .proto = proto, .state = skc->skc_state };
+	struct np_sock_xlat6 *st = translations6(sk, skc, out.backend_addr_be);
+	__u32 i;
+
+	if (!st)
+		return;
+	for (i = 0; i < NP_SOCK_XLAT_SLOTS; i++) {
+		if (!slot6_is_peer(st, i, out.backend_addr_be, out.backend_port_be))
+			continue;
+		out.node_port_be = st->slot[i].node_port_be;
+		bpf_seq_write(seq, &out, sizeof(out));
+		return;
+	}
+}
+
+SEC("iter/udp")
+int np_count6_udp(struct bpf_iter__udp *ctx)
+{
+	struct udp_sock *udp_sk = ctx->udp_sk;
+	struct sock *sk;
+
+	if (!udp_sk)
+		return 0;
+	sk = (struct sock *)udp_sk;
+	if (sk->__sk_common.skc_state == NP_TCP_ESTABLISHED)
+		count_live6(ctx->meta->seq, sk, &sk->__sk_common, IPPROTO_UDP);
+	return 0;
+}
+
+SEC("iter/tcp")
+int np_count6_tcp(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct tcp_sock *tp;
+	__u8 state;
+
+	if (!skc)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0; /* TIME_WAIT and request sockets */
+	state = skc->skc_state;
+	if (state != NP_TCP_CLOSE && state != NP_TCP_LISTEN)
+		count_live6(ctx->meta->seq, (struct sock *)tp, skc, IPPROTO_TCP);
 	return 0;
 }
 

@@ -5,7 +5,9 @@
 # address they used as their peer and as the source of UDP answers. A port
 # with both families answers each family from its own backend, and dual-stack
 # sockets reaching ::ffff:127.0.0.1 go to the IPv4 one. Each case beside its
-# baseline: the same client straight to the sandbox's address.
+# baseline: the same client straight to the sandbox's address. The node's
+# connections to an IPv6 backend are counted by get, list and drain, and
+# del --owner --drain after a redeploy waits for them.
 set -u
 NODEPORT=$1
 . "$(dirname "$0")/lib.sh"
@@ -129,5 +131,71 @@ expect_eq "with no IPv6 backend, [::1]:$PORT is refused" "error ConnectionRefuse
 np set "udp/$PORT" "[$SB2_6]:$PORT" --owner sb-1 >/dev/null
 np del --owner sb-1 >/dev/null
 expect_eq "del --owner removes both families" "" "$(np list --json | jq -r '.[]')"
+
+# --- The node's connections to an IPv6 backend are counted ---
+# As drain_test does for IPv4: get, list and drain count the node's
+# connections to a port's IPv6 backend (np_count6_*), and del --owner --drain
+# after a redeploy's set waits for the old one (replaced_backends6). Counted
+# from the node's namespace, whose sockets the iterators walk.
+np set "tcp/$HELD" "[$SB2_6]:$HELD" --owner sb-2 >/dev/null
+np set "udp/$PORT" "$SB1:$PORT" --owner sb-1 >/dev/null
+np set "udp/$PORT" "[$SB2_6]:$PORT" --owner sb-2 >/dev/null
+for via in ::1 "$NODE6"; do  # held until the stop file exists
+    topo_in_cgroup node python3 "$TESTS_DIR/drain_clients.py" hold "$via" "$HELD" 1 0 "$WORK_DIR/stop-held" \
+        >"$WORK_DIR/held-$via.log" &
+done
+wait_for 10 grep -q "^ready" "$WORK_DIR/held-::1.log" && wait_for 10 grep -q "^ready" "$WORK_DIR/held-$NODE6.log"
+expect_eq "TCP through [::1] and through the node's IPv6 address reach sandbox 2" "ready sb2 ready sb2" \
+    "$(head -n 1 "$WORK_DIR/held-::1.log") $(head -n 1 "$WORK_DIR/held-$NODE6.log")"
+expect_eq "get --json counts them, local" '{"external":0,"local":2}' \
+    "$(np_node get "tcp/$HELD" --json | jq -c .connections)"
+expect_eq "list --json too" "ipv6 2" \
+    "$(np_node list --json | jq -r --argjson p "$HELD" '.[] | select(.proto == "tcp" and .port == $p)
+                                                      | "\(.family) \(.connections.local)"')"
+topo_in_cgroup node python3 "$TESTS_DIR/clients.py" udp-connected ::1 "$PORT" 4 >"$WORK_DIR/udp-count.log" &
+UDP_PID=$!
+wait_for 4 grep -qE "^[0-9.]+ sb2( |$)" "$WORK_DIR/udp-count.log"
+expect_eq "a connected UDP socket to [::1] is counted under its family's backend" "ipv4 0|ipv6 1" \
+    "$(np_node get "udp/$PORT" --json | jq -r '"\(.family) \(.connections.local)"' | paste -sd'|')"
+wait "$UDP_PID"
+expect_eq "and no more once it is closed" "ipv4 0|ipv6 0" \
+    "$(np_node get "udp/$PORT" --json | jq -r '"\(.family) \(.connections.local)"' | paste -sd'|')"
+# Pins of a load before np_count6_*: IPv4 is counted, IPv6 says it was not.
+# (Moved aside and back: bpffs refuses a name with a dot.)
+mv "$PIN/links/np_count6_udp" "$PIN/links/np_count6_udp_aside"
+expect_eq "without the IPv6 iterators: IPv4 still counted, IPv6 null" "ipv4 0|ipv6 null" \
+    "$(np_node get "udp/$PORT" --json | jq -r '"\(.family) \(.connections.local)"' | paste -sd'|')"
+expect_match "and a drain of the IPv6 backend says why" \
+    "note: the node's connections to IPv6 backends were not counted: the loaded programs predate it" \
+    "$(np_node drain "[$SB2_6]:$PORT" --timeout 0 2>&1)"
+mv "$PIN/links/np_count6_udp_aside" "$PIN/links/np_count6_udp"
+
+# The redeploy: set gives the port to sandbox 4, the held connections stay
+# with sandbox 2 until they close.
+np set "tcp/$HELD" "[$SB4_6]:$HELD" --owner sb-4 >/dev/null
+out=$(np_node drain "[$SB2_6]:$HELD" --timeout 0 2>&1)
+expect_eq "drain of the old IPv6 backend with them open: exit 5, 2 left, local, no note" \
+    "5 [$SB2_6]:$HELD: 2 connections left after N s (external 0, local 2)" \
+    "$? $(sed -E 's/after [0-9.]+ s/after N s/' <<<"$out")"
+np_node del --owner sb-2 --drain --timeout 10 --json >"$WORK_DIR/del6.json" &
+DEL_PID=$!
+sleep 1
+expect_eq "del --owner sb-2 --drain waits while they are open" "waiting" \
+    "$(kill -0 "$DEL_PID" 2>/dev/null && echo waiting || echo returned)"
+touch "$WORK_DIR/stop-held"
+wait "$DEL_PID"
+code=$?
+t_drained=$(now)
+last_close=$(awk '/^closed/ { print $2 }' "$WORK_DIR/held-::1.log" "$WORK_DIR/held-$NODE6.log" | sort -n | tail -n 1)
+expect_eq "and exits 0 once they closed, drained, no note" "0 true 0 null" \
+    "$code $(jq -r '.drain | "\(.drained) \(.left.total) \(.local_not_counted)"' "$WORK_DIR/del6.json")"
+expect_eq "it waited for sandbox 2's IPv6 backend, replaced earlier by set" "[$SB2_6]:$HELD" \
+    "$(jq -r '.replaced_earlier[] | "[\(.backend_ip)]:\(.backend_port)"' "$WORK_DIR/del6.json")"
+expect_eq "it returned after the last close, not before" yes "$(awk -v a="$t_drained" -v b="$last_close" \
+    'BEGIN { print (b != "" && a >= b ? "yes" : "no: " b - a " s early") }')"
+out=$(np_node drain "[$SB2_6]:$HELD" --timeout 5 2>&1)
+expect_match "drain of it now: drained, no note" "^\[$SB2_6\]:$HELD drained \([0-9.]+ s\)$" "$out"
+np del "tcp/$HELD" >/dev/null
+np del --owner sb-1 >/dev/null
 
 finish

@@ -688,6 +688,37 @@ TEST_F(PortTableTest, PinsWithoutReplacedBackends6RecordIPv4Only) {
     fs::rename(pin_dir_ / "replaced_backends6_away", pin_dir_ / "replaced_backends6");
 }
 
+// The node's connections to IPv6 backends are counted by iterators of their
+// own (np_count6_*); with pins of a load before them, the IPv4 count stands
+// and only an IPv6 backend's count says it was not made.
+TEST_F(PortTableTest, CountsWithoutTheIPv6IteratorsSayIPv6WasNotCounted) {
+    const Backend v4{*parse_ipv4("10.8.0.70", "ip"), 7230}, v6{*parse_ipv6("fd00::70", "ip"), 7230};
+    auto counted = table_->connections();
+    ASSERT_TRUE(counted) << counted.error().message;
+    EXPECT_EQ(counted->local_not_counted, "");
+    EXPECT_EQ(counted->local_not_counted_of(Family::ipv6), "");
+    auto drained = table_->drain(v6, std::chrono::milliseconds(0));
+    ASSERT_TRUE(drained) << drained.error().message;
+    EXPECT_TRUE(drained->drained && drained->local_not_counted.empty()) << drained->local_not_counted;
+
+    // Moved aside, not removed, and put back: bpffs refuses a name with a dot.
+    const fs::path pin = pin_dir_ / "links" / "np_count6_tcp", away = pin_dir_ / "links" / "np_count6_tcp_away";
+    fs::rename(pin, away);
+    counted = table_->connections();
+    drained = table_->drain(v6, std::chrono::milliseconds(0));
+    auto drained4 = table_->drain(v4, std::chrono::milliseconds(0));
+    auto both = table_->drain(std::vector{v4, v6}, std::chrono::milliseconds(0));
+    fs::rename(away, pin);
+    ASSERT_TRUE(counted && drained && drained4 && both);
+    EXPECT_EQ(counted->local_not_counted, "") << "the IPv4 count stands";
+    EXPECT_EQ(counted->local_not_counted_of(Family::ipv4), "");
+    EXPECT_NE(counted->local_not_counted_of(Family::ipv6).find("IPv6 backends were not counted"), std::string::npos)
+        << counted->local_not_counted_of(Family::ipv6);
+    EXPECT_NE(drained->local_not_counted.find("predate"), std::string::npos) << drained->local_not_counted;
+    EXPECT_EQ(drained4->local_not_counted, "") << "an IPv4 backend's drain says nothing of IPv6";
+    EXPECT_EQ(both->local_not_counted, drained->local_not_counted);
+}
+
 // libbpf's print callback belongs to the process: load and status use their
 // own while they run and put back the caller's.
 int callers_print(enum libbpf_print_level, const char*, va_list) {

@@ -173,6 +173,7 @@ const (
 	halfOpenBytes     = 64 // sizeof(struct np_half_open)
 	flowTimeoutsBytes = 32 // sizeof(struct np_flow_timeouts)
 	localConnBytes    = 12 // sizeof(struct np_local_conn)
+	localConn6Bytes   = 24 // sizeof(struct np_local_conn6)
 	ipprotoUDP        = 17
 	flowToBackend     = 1 // NP_FLOW_TO_BACKEND
 	flowFinWait       = 2 // NP_FLOW_FIN_WAIT

@@ -1,6 +1,7 @@
 package nodeport
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -38,9 +39,10 @@ const drainPoll = 100 * time.Millisecond
 // sandbox. It changes nothing and takes no lock, so writers go on meanwhile.
 // It returns the last count: with a nil error when none is left; when ctx
 // ended first, with an error wrapping ErrTimedOut and the context's error.
-// An IPv6 backend is taken; its external flows count (none: the TC programs
-// translate IPv4 only, so far), its local connections do not yet, which
-// LocalNotCounted says.
+// An IPv6 backend is taken: its local connections are counted by the IPv6
+// counting iterators (with pins of a load before them, LocalNotCounted says
+// they were not counted); its external flows are not yet (parseFlowEntry
+// reads IPv4 flow entries only).
 func (t *Table) Drain(ctx context.Context, backend netip.AddrPort) (Connections, error) {
 	op := "drain " + backend.String()
 	err := checkBackend(backend)
@@ -78,6 +80,7 @@ func (t *Table) Drain(ctx context.Context, backend netip.AddrPort) (Connections,
 type connectionCounter struct {
 	flows, halfOpen, udpFlows, timeouts *ebpf.Map
 	countTCP, countUDP                  int // -1: not loaded
+	countTCP6, countUDP6                int // np_count6_*: -1 also with pins of a load before them
 	netnsCookie                         uint64
 }
 
@@ -89,7 +92,7 @@ var (
 )
 
 func openConnectionCounter(op string, dirFD int, dir string) (*connectionCounter, error) {
-	c := &connectionCounter{countTCP: -1, countUDP: -1}
+	c := &connectionCounter{countTCP: -1, countUDP: -1, countTCP6: -1, countUDP6: -1}
 	for _, m := range []struct {
 		to    **ebpf.Map
 		shape mapShape
@@ -116,6 +119,8 @@ func openConnectionCounter(op string, dirFD int, dir string) (*connectionCounter
 	if linksFD, err := unix.Openat(dirFD, "links", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
 		c.countTCP, _ = objGet(linksFD, "np_count_tcp")
 		c.countUDP, _ = objGet(linksFD, "np_count_udp")
+		c.countTCP6, _ = objGet(linksFD, "np_count6_tcp")
+		c.countUDP6, _ = objGet(linksFD, "np_count6_udp")
 		unix.Close(linksFD)
 	}
 	return c, nil
@@ -127,7 +132,7 @@ func (c *connectionCounter) close() {
 			m.Close()
 		}
 	}
-	for _, fd := range []int{c.countTCP, c.countUDP} {
+	for _, fd := range []int{c.countTCP, c.countUDP, c.countTCP6, c.countUDP6} {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
@@ -177,7 +182,8 @@ func (c *connectionCounter) countExternal(backend netip.AddrPort) (int, error) {
 }
 
 // countLocal: the node's sockets translated to `backend`, from the counting
-// iterators' np_local_conn records; with why they were not counted.
+// iterators of its family: np_local_conn records, np_local_conn6 for an IPv6
+// backend; with why they were not counted.
 func (c *connectionCounter) countLocal(backend netip.AddrPort) (int, string) {
 	const notCounted = "the node's connections were not counted: "
 	if c.countTCP < 0 || c.countUDP < 0 {
@@ -188,22 +194,24 @@ func (c *connectionCounter) countLocal(backend netip.AddrPort) (int, string) {
 	if cookie, err := currentNetnsCookie(); err != nil || cookie != c.netnsCookie {
 		return 0, notCounted + "this runs outside the network namespace nodeport was loaded in"
 	}
-	if !backend.Addr().Is4() {
-		// The iterators read the IPv4 translations only, so far (np_local_conn
-		// holds an IPv4 backend): a drain of an IPv6 backend must say so,
-		// not pass for one of everything.
-		return 0, "the node's connections to an IPv6 backend are not counted yet"
+	links, size := []int{c.countTCP, c.countUDP}, localConnBytes
+	addr := backend.Addr().AsSlice() // the record's first bytes: 4 of np_local_conn, 16 of np_local_conn6
+	if backend.Addr().Is6() {
+		if c.countTCP6 < 0 || c.countUDP6 < 0 {
+			return 0, "the node's connections to IPv6 backends were not counted: the loaded programs predate it " +
+				"(run `nodeport load` of this version)"
+		}
+		links, size = []int{c.countTCP6, c.countUDP6}, localConn6Bytes
 	}
-	addr, port := backend.Addr().As4(), backend.Port()
 	n := 0
-	for _, link := range []int{c.countTCP, c.countUDP} {
+	for _, link := range links {
 		out, err := readIterator(link)
 		if err != nil {
 			return 0, notCounted + err.Error()
 		}
-		for at := 0; at+localConnBytes <= len(out); at += localConnBytes {
-			r := out[at : at+localConnBytes]
-			if [4]byte(r[0:4]) == addr && binary.BigEndian.Uint16(r[4:]) == port {
+		for at := 0; at+size <= len(out); at += size {
+			r := out[at : at+size]
+			if bytes.Equal(r[:len(addr)], addr) && binary.BigEndian.Uint16(r[len(addr):]) == backend.Port() {
 				n++
 			}
 		}

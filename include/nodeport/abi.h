@@ -393,6 +393,20 @@ struct np_local_conn {
 	__u8 pad[2];
 };
 
+/* The same for an AF_INET6 socket connected to a plain IPv6 peer that a
+ * `sock_xlat6` translation gave it, from the `np_count6_tcp`/`np_count6_udp`
+ * iterators: programs and a record of their own, so that a CLI of this
+ * version reading the pins of an older load, or an older one reading these,
+ * still finds np_local_conn records where it looks. */
+struct np_local_conn6 {
+	__be32 backend_addr_be[4];
+	__be16 backend_port_be;
+	__be16 node_port_be;
+	__u8 proto;
+	__u8 state;
+	__u8 pad[2];
+};
+
 /* ---- Counters (bpf/counters.bpf.h; read by `nodeport stats`) ----
  *
  * Per-CPU maps, so a CPU never waits for another to count; a reader sums the
@@ -484,6 +498,7 @@ static_assert(sizeof(struct np_sock_end_target6) == 24, "np_sock_end_target6 ABI
 static_assert(sizeof(struct np_flow_timeouts) == 32, "np_flow_timeouts ABI");
 static_assert(sizeof(struct np_replaced_backend) == 16, "np_replaced_backend ABI");
 static_assert(sizeof(struct np_local_conn) == 12, "np_local_conn layout");
+static_assert(sizeof(struct np_local_conn6) == 24, "np_local_conn6 layout");
 static_assert(sizeof(struct np_port_counters) == 64, "np_port_counters ABI");
 static_assert(NP_REASON_COUNT <= NP_REASON_SLOTS, "np_reason slots");
 #else
@@ -506,6 +521,7 @@ _Static_assert(sizeof(struct np_sock_end_target6) == 24, "np_sock_end_target6 AB
 _Static_assert(sizeof(struct np_flow_timeouts) == 32, "np_flow_timeouts ABI");
 _Static_assert(sizeof(struct np_replaced_backend) == 16, "np_replaced_backend ABI");
 _Static_assert(sizeof(struct np_local_conn) == 12, "np_local_conn layout");
+_Static_assert(sizeof(struct np_local_conn6) == 24, "np_local_conn6 layout");
 _Static_assert(sizeof(struct np_port_counters) == 64, "np_port_counters ABI");
 _Static_assert(NP_REASON_COUNT <= NP_REASON_SLOTS, "np_reason slots");
 #endif

@@ -7,7 +7,8 @@
 //    still carries data), UDP
 //    until its flow idles out (load's --udp-timeout, 60 s);
 //  - local: the node's sockets the socket hooks translated, found by the
-//    pinned socket iterators `np_count_tcp`/`np_count_udp` (bpf/sock_end.bpf.c)
+//    pinned socket iterators `np_count_tcp`/`np_count_udp`, and
+//    `np_count6_tcp`/`np_count6_udp` for IPv6 backends (bpf/sock_end.bpf.c),
 //    in the caller's network namespace (the one nodeport was loaded in):
 //    TCP until the socket is closed, connected UDP.
 #pragma once
@@ -45,7 +46,13 @@ struct ConnectionCount {
     // version, a kernel without the socket iterators, or another network
     // namespace than nodeport's); empty when they were.
     std::string local_not_counted;
+    // Why those connected to IPv6 backends were not, when the others were
+    // (pins of a load before the IPv6 counting iterators); empty otherwise.
+    std::string local6_not_counted;
 
+    // Why the node's connections to backends of `family` were not counted;
+    // empty when they were.
+    const std::string& local_not_counted_of(Family family) const;
     Connections of(const Backend& backend) const;  // over every node port
     Connections of(NodePort node_port, const Backend& backend) const;
 };
@@ -58,7 +65,7 @@ struct DrainResult {
     bool stopped = false;  // the caller's progress function asked to stop first
     Connections left;      // at the last count
     std::chrono::milliseconds waited{0};
-    std::string local_not_counted;  // as in ConnectionCount
+    std::string local_not_counted;  // as in ConnectionCount, for the backends' families
 };
 
 // Called with each count (every 100 ms); returning false stops the wait.

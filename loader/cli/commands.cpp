@@ -76,11 +76,10 @@ void add_ended(nlohmann::json& out, const EndedSockets& ended) {
 
 bool json(const Invocation& inv) { return inv.options.count("json") > 0; }
 
-// {"external": N, "local": N}; "local" null when the node's sockets could
-// not be counted (ConnectionCount::local_not_counted), as for an IPv6
-// backend: the socket iterators count IPv4 translations only, so far.
+// {"external": N, "local": N}; "local" null when the node's sockets to the
+// mapping's family could not be counted (ConnectionCount::local_not_counted_of).
 nlohmann::json connections_json(const Mapping& m, const Connections& live, const ConnectionCount& counted) {
-    const bool local_counted = counted.local_not_counted.empty() && m.family() == Family::ipv4;
+    const bool local_counted = counted.local_not_counted_of(m.family()).empty();
     return {{"external", live.external}, {"local", local_counted ? nlohmann::json(live.local) : nlohmann::json()}};
 }
 

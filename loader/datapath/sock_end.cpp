@@ -83,12 +83,13 @@ Result<std::string> sock_end::install(const PinDir& dir) {
         // reason goes into the load report, and nodeport works without it.
         auto why = libbpf_error(-err, "load the socket iterators (bpf_sock_destroy needs Linux >= 6.5)");
         // Unpin what an earlier load of a newer build may have left.
-        for (const char* name : {"np_end_udp", "np_end_tcp", "np_count_udp", "np_count_tcp"})
+        for (const char* name : {"np_end_udp", "np_end_tcp", "np_count_udp", "np_count_tcp", "np_count6_udp",
+                                 "np_count6_tcp"})
             dir.unlink(link_pin(name));
         return why.error().message;
     }
     for (bpf_program* prog : {skel->progs.np_end_udp, skel->progs.np_end_tcp, skel->progs.np_count_udp,
-                              skel->progs.np_count_tcp})
+                              skel->progs.np_count_tcp, skel->progs.np_count6_udp, skel->progs.np_count6_tcp})
         if (auto ok = pin_iterator(dir, prog); !ok)
             return std::unexpected(ok.error());
     return std::string();
