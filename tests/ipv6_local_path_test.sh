@@ -6,8 +6,8 @@
 # with both families answers each family from its own backend, and dual-stack
 # sockets reaching ::ffff:127.0.0.1 go to the IPv4 one. Each case beside its
 # baseline: the same client straight to the sandbox's address. The node's
-# connections to an IPv6 backend are counted by get, list and drain, and
-# del --owner --drain after a redeploy waits for them.
+# connections to an IPv6 backend are counted by get, list, drain and Go's
+# Drain, and del --owner --drain after a redeploy waits for them.
 set -u
 NODEPORT=$1
 . "$(dirname "$0")/lib.sh"
@@ -196,6 +196,26 @@ expect_eq "it returned after the last close, not before" yes "$(awk -v a="$t_dra
 out=$(np_node drain "[$SB2_6]:$HELD" --timeout 5 2>&1)
 expect_match "drain of it now: drained, no note" "^\[$SB2_6\]:$HELD drained \([0-9.]+ s\)$" "$out"
 np del "tcp/$HELD" >/dev/null
+# The Go package counts them too (np_local_conn6): the example controller's
+# destroy -drain says what is left of a held connection at its deadline.
+GO=/usr/lib/go-1.22/bin/go
+if [ -x "$GO" ] && [ -d /usr/share/gocode/src/github.com/cilium/ebpf ]; then
+    (cd "$TESTS_DIR/../go" && CGO_ENABLED=0 GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod \
+        GOCACHE="$WORK_DIR/go-cache" GOPATH="$WORK_DIR/go-path" "$GO" build -o "$WORK_DIR/controller" ./examples/controller) ||
+        fail "go build ./examples/controller"
+    np set "tcp/$HELD" "[$SB2_6]:$HELD" --owner sb-2 >/dev/null
+    topo_in_cgroup node python3 "$TESTS_DIR/drain_clients.py" hold ::1 "$HELD" 1 0 "$WORK_DIR/stop-go" \
+        >"$WORK_DIR/held-go.log" &
+    GO_HELD=$!
+    wait_for 10 grep -q "^ready" "$WORK_DIR/held-go.log"
+    expect_match "Go's Drain counts the node's connection to the IPv6 backend" \
+        "^removed tcp/$HELD \[$SB2_6\]:$HELD\|controller: .*0 external and 1 local connections left" \
+        "$(topo_in node "$WORK_DIR/controller" -pin-dir "$PIN" -drain 1s destroy sb-2 2>&1 | paste -sd'|')"
+    touch "$WORK_DIR/stop-go"
+    wait "$GO_HELD"
+else
+    echo "skip: Go 1.22 or Debian's cilium/ebpf source is not installed (bash scripts/setup.sh)"
+fi
 np del --owner sb-1 >/dev/null
 
 finish
