@@ -194,8 +194,17 @@ func parseFlowTimeouts(v []byte) flowTimeouts {
 // handshake moves from half_open_flows to flows.
 type flowID struct {
 	proto            uint8
-	client, nodeAddr [4]byte
+	client, nodeAddr netip.Addr
 	clientPort, node uint16
+}
+
+// flowAddr is an address of a flow entry of `family` (np_flow_key.family):
+// IPv6, or IPv4 in the first 4 bytes.
+func flowAddr(b []byte, family byte) netip.Addr {
+	if family == familyIPv6 {
+		return netip.AddrFrom16([16]byte(b[0:16]))
+	}
+	return netip.AddrFrom4([4]byte(b[0:4]))
 }
 
 // flowEntry is what Drain needs of one entry of a flow table.
@@ -210,22 +219,23 @@ type flowEntry struct {
 // towards its client, which Drain does not count twice.
 func parseFlowEntry(key, value []byte, to flowTimeouts) (flowEntry, bool) {
 	var f flowEntry
-	client := [4]byte(key[0:4])
-	peer := netip.AddrPortFrom(netip.AddrFrom4([4]byte(key[16:20])), binary.BigEndian.Uint16(key[34:]))
+	family := key[38]
+	client := flowAddr(key[0:16], family)
+	peer := netip.AddrPortFrom(flowAddr(key[16:32], family), binary.BigEndian.Uint16(key[34:]))
 	clientPort, proto, dir := binary.BigEndian.Uint16(key[32:]), key[36], key[37]
 	f.lastSeen = binary.NativeEndian.Uint64(value[24:])
 	if len(value) == halfOpenBytes {
 		// Under the key of its replies (client, backend): the node address
 		// and port are in the value.
-		f.id = flowID{proto, client, [4]byte(value[0:4]), clientPort, binary.BigEndian.Uint16(value[16:])}
+		f.id = flowID{proto, client, flowAddr(value[0:16], family), clientPort, binary.BigEndian.Uint16(value[16:])}
 		f.backend, f.lifetime = peer, to.tcpSyn
 		return f, true
 	}
 	if dir != flowToBackend {
 		return f, false
 	}
-	f.id = flowID{proto, client, peer.Addr().As4(), clientPort, peer.Port()}
-	f.backend = netip.AddrPortFrom(netip.AddrFrom4([4]byte(value[0:4])), binary.BigEndian.Uint16(value[16:]))
+	f.id = flowID{proto, client, peer.Addr(), clientPort, peer.Port()}
+	f.backend = netip.AddrPortFrom(flowAddr(value[0:16], family), binary.BigEndian.Uint16(value[16:]))
 	switch state := value[18]; {
 	case proto == ipprotoUDP:
 		f.lifetime = to.udpIdle

@@ -39,10 +39,9 @@ const drainPoll = 100 * time.Millisecond
 // sandbox. It changes nothing and takes no lock, so writers go on meanwhile.
 // It returns the last count: with a nil error when none is left; when ctx
 // ended first, with an error wrapping ErrTimedOut and the context's error.
-// An IPv6 backend is taken: its local connections are counted by the IPv6
-// counting iterators (with pins of a load before them, LocalNotCounted says
-// they were not counted); its external flows are not yet (parseFlowEntry
-// reads IPv4 flow entries only).
+// An IPv6 backend is taken: its external flows as an IPv4 backend's, its
+// local connections by the IPv6 counting iterators (with pins of a load
+// before them, LocalNotCounted says they were not counted).
 func (t *Table) Drain(ctx context.Context, backend netip.AddrPort) (Connections, error) {
 	op := "drain " + backend.String()
 	err := checkBackend(backend)

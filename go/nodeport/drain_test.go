@@ -58,13 +58,31 @@ func monotonicNow(t *testing.T) uint64 {
 
 func flowKeyBytesOf(proto uint8, client, peer netip.AddrPort, dir uint8) []byte {
 	k := make([]byte, flowKeyBytes)
-	a, b := client.Addr().As4(), peer.Addr().As4()
-	copy(k[0:], a[:])
-	copy(k[16:], b[:])
+	putFlowAddr(k[0:], client.Addr())
+	putFlowAddr(k[16:], peer.Addr())
 	binary.BigEndian.PutUint16(k[32:], client.Port())
 	binary.BigEndian.PutUint16(k[34:], peer.Port())
-	k[36], k[37], k[38] = proto, dir, familyIPv4
+	k[36], k[37], k[38] = proto, dir, flowFamily(client.Addr())
 	return k
+}
+
+// putFlowAddr writes an address as flow entries hold it: IPv6, or IPv4 in
+// the first 4 bytes.
+func putFlowAddr(b []byte, addr netip.Addr) {
+	if addr.Is4() {
+		a := addr.As4()
+		copy(b, a[:])
+		return
+	}
+	a := addr.As16()
+	copy(b, a[:])
+}
+
+func flowFamily(addr netip.Addr) byte {
+	if addr.Is4() {
+		return familyIPv4
+	}
+	return familyIPv6
 }
 
 // put writes key -> value into `table` and removes it at cleanup (or by the
@@ -84,10 +102,9 @@ func (s *seededFlows) put(table string, key, value []byte) func() {
 // to backend, in `state`, last seen `age` ago.
 func (s *seededFlows) flow(proto uint8, client, node, backend netip.AddrPort, state uint8, age time.Duration) func() {
 	v := make([]byte, flowBytes)
-	a := backend.Addr().As4()
-	copy(v[0:], a[:])
+	putFlowAddr(v[0:], backend.Addr())
 	binary.BigEndian.PutUint16(v[16:], backend.Port())
-	v[18], v[19] = state, familyIPv4
+	v[18], v[19] = state, flowFamily(backend.Addr())
 	binary.NativeEndian.PutUint64(v[24:], monotonicNow(s.t)-uint64(age))
 	table := flowsShape.name
 	if proto == ipprotoUDP {
@@ -99,10 +116,9 @@ func (s *seededFlows) flow(proto uint8, client, node, backend netip.AddrPort, st
 // handshake writes a handshake in half_open_flows, under its reply key.
 func (s *seededFlows) handshake(client, node, backend netip.AddrPort) func() {
 	v := make([]byte, halfOpenBytes)
-	a := node.Addr().As4()
-	copy(v[0:], a[:])
+	putFlowAddr(v[0:], node.Addr())
 	binary.BigEndian.PutUint16(v[16:], node.Port())
-	v[18], v[19] = 3, familyIPv4 // NP_FLOW_SYN_SENT
+	v[18], v[19] = 3, flowFamily(node.Addr()) // NP_FLOW_SYN_SENT
 	binary.NativeEndian.PutUint64(v[24:], monotonicNow(s.t))
 	return s.put(halfOpenFlowsShape.name, flowKeyBytesOf(unix.IPPROTO_TCP, client, backend, 2), v)
 }
@@ -133,6 +149,24 @@ func TestDrainCountsLiveFlowsOfTheBackend(t *testing.T) {
 	if left.External != 4 || left.Local != 0 || left.LocalNotCounted != "" {
 		t.Errorf("Drain counted %+v, want 4 external (TCP open, TCP closing, UDP, a handshake), 0 local, "+
 			"the node's sockets counted", left)
+	}
+}
+
+// The same for an IPv6 backend, whose flows hold 16-byte addresses.
+func TestDrainCountsLiveFlowsOfAnIpv6Backend(t *testing.T) {
+	table := open(t)
+	seed := seedFlows(t)
+	node, old := addrPort("[2001:db8::1]:7101"), addrPort("[fd00:8::50]:7101")
+	seed.flow(unix.IPPROTO_TCP, addrPort("[2001:db8:7::1]:40001"), node, old, 1, 0)
+	seed.flow(ipprotoUDP, addrPort("[2001:db8:7::1]:40002"), node, old, 1, 0)
+	seed.handshake(addrPort("[2001:db8:7::1]:40003"), node, old)
+	seed.flow(unix.IPPROTO_TCP, addrPort("[2001:db8:7::1]:40004"), node, addrPort("[fd00:8::51]:7101"), 1, 0)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	left, err := table.Drain(ctx, old)
+	if !errors.Is(err, ErrTimedOut) || left.External != 3 {
+		t.Errorf("Drain of an IPv6 backend: %+v, %v; want 3 external (TCP, UDP, a handshake) and ErrTimedOut", left, err)
 	}
 }
 
