@@ -10,14 +10,23 @@
  * and ICMP errors about those packets, both ways, as conntrack translates
  * them (icmp_ingress, icmp_egress), so path MTU discovery works end to end;
  * a fragmented datagram's later fragments follow its first (frag.bpf.h).
+ * IPv4 and IPv6 alike (IPv6: icmp6_*); no NAT46/64, a client reaches the
+ * backend of its own family.
+ *
+ * The work is split into subprograms (__noinline) so that no chain of calls
+ * needs more than the verifier's 512 bytes of stack, which 16-byte addresses
+ * fill quickly: the entry parses, calls the protocol's deciding function
+ * (XLATE or a reason, flows.bpf.h), and then the rewrite, each a frame of its
+ * own beside the others. A packet of a live flow pays two calls.
  *
  * The translated packet is then routed by the kernel (TC_ACT_OK), so the node
- * needs net.ipv4.ip_forward=1; `fib_redirect` optionally routes it here.
+ * needs net.ipv4.ip_forward=1 (and net.ipv6.conf.all.forwarding=1 for IPv6);
+ * `fib_redirect` optionally routes it here.
  *
  * Every program fails open: whatever it cannot parse, does not own or fails
  * to translate goes on untouched (TC_ACT_OK). These programs sit on the
  * node's main interface, so dropping would cut the node's own traffic (ssh,
- * ARP, IPv6, ...) because of a nodeport bug or a full table.
+ * ARP, neighbour discovery, ...) because of a nodeport bug or a full table.
  */
 #include "uapi.bpf.h"
 #include "maps.bpf.h"
@@ -65,8 +74,8 @@ static __always_inline __u32 sock_tuple_of(const struct pkt *p, struct bpf_sock_
  * from the sandbox: the mapping wins, for UDP as for TCP. bpf_sk_lookup_udp
  * returns the best match, so a connected socket is found before a wildcard
  * one. */
-static __noinline bool udp_answers_node(struct __sk_buff *skb, const struct pkt *p,
-					     const struct np_flow_key *key, __u64 now)
+static __noinline bool udp_answers_node(struct __sk_buff *skb, const struct pkt *p, const struct np_flow_key *key,
+					__u64 now)
 {
 	struct bpf_sock_tuple tuple = {};
 	struct bpf_sock *sk;
@@ -280,13 +289,13 @@ static __always_inline struct np_tcp_side side_of_segment(const struct pkt *p)
 	};
 }
 
-/* A client's packet of the handshake `h` (under `hkey`) to backend `x`.
- * Its ACK of the SYN-ACK (or any ACK, when no SYN-ACK
- * passed this build) makes the connection established: both entries go to
- * `flows` with each side's numbers, and the handshake goes. An RST ends the
- * handshake only with the sequence number after the SYN. */
+/* A client's packet of the handshake `h` (under `hkey`) to backend `x`. Its
+ * ACK of the SYN-ACK (or any ACK, when no SYN-ACK passed this build) makes
+ * the connection established: both entries go to `flows` with each side's
+ * numbers, and the handshake goes. An RST ends the handshake only with the
+ * sequence number after the SYN. */
 static __noinline int tcp_handshake_ingress(const struct pkt *p, const struct np_flow_key *hkey,
-						 struct np_half_open *h, __u64 now, struct xlat *x)
+					    struct np_half_open *h, __u64 now, struct xlat *x)
 {
 	struct np_tcp_side client;
 	struct np_flow_key key;
@@ -324,9 +333,8 @@ static __noinline int tcp_handshake_ingress(const struct pkt *p, const struct np
  * nf_conntrack_tcp_loose=1 (the default), a plain segment (ACK, no SYN, FIN
  * or RST) to a node address and a mapped port that no socket of the node
  * owns picks the connection up, to the port's current backend `x`: the same
- * sandbox goes on serving it. After a remap
- * the new backend has no such connection and resets it, as it would behind
- * conntrack. Anything else is the node's (NOT_FLOW_START). A picked-up flow
+ * sandbox goes on serving it. After a remap the new backend has no such
+ * connection and resets it, as it would behind conntrack. Anything else is the node's (NOT_FLOW_START). A picked-up flow
  * idles out after tcp_closing_ns, not the established lifetime: the segment
  * may be the late ACK of a connection long closed, which a TIME_WAIT socket
  * answers, and must not leave an entry for hours. Its backend's numbers are
