@@ -6,8 +6,9 @@
 # unmapped port (exit 3, port_not_mapped); a port shadowed by an iptables
 # DNAT rule in the node (exit 3, the rule named); a port whose sandbox
 # namespace was deleted (exit 3, no answer); explain changes no flow and no
-# counter; bad input exits 2. Each with the client's own view beside it: the
-# same client straight to the sandbox, and through the node port.
+# counter; an IPv6 client and the port's IPv6 backend; bad input exits 2.
+# Each with the client's own view beside it: the same client straight to the
+# sandbox, and through the node port.
 set -u
 NODEPORT=$1
 . "$(dirname "$0")/lib.sh"
@@ -21,9 +22,12 @@ on_cleanup() {
     rm -rf "$WORK"
 }
 topo_node
+topo_node_ipv6
 topo_client
+topo_client_ipv6
 topo_cgroup
 topo_sandbox 1
+topo_sandbox_ipv6 1
 topo_sandbox 2
 topo_serve sb1 sb1 6667
 topo_serve sb2 sb2 6667
@@ -66,6 +70,23 @@ expect_eq "explain udp/6667: exit 0, the backend answered" "0 reaches $SB1:6667:
 expect_eq "explain made no flow" "$flows_before" "$(npn flows --json | jq -c 'map(del(.idle_seconds, .expires_in_seconds))')"
 expect_eq "and moved no counter" "$stats_before" "$(counted)"
 
+# --- 1b. IPv6: the port's IPv6 backend, for a client of that family ---
+SB1_6=$(topo_sandbox_ip6 1)
+NODE6=$TOPO_NODE_EXT_IP6
+npn set tcp/6667 "[$SB1_6]:6667" --owner sb-1 >/dev/null
+expect_eq "baseline: an IPv6 client reaches sandbox 1 straight, and through [<node-ipv6>]" \
+    "sb1 $TOPO_CLIENT_IP6|sb1 $TOPO_CLIENT_IP6" "$(reaches "$SB1_6" 6667)|$(reaches "$NODE6" 6667)"
+json=$(npn explain tcp/6667 --to "$NODE6" --json)
+expect_eq "explain --to <node-ipv6>: the IPv6 backend, np_tc_ingress's own run, answered, from 2001:db8::10" \
+    "0 external true [$SB1_6]:6667 answered true 2001:db8::10 $NODE6" \
+    "$(npn explain tcp/6667 --to "$NODE6" >/dev/null; echo "$? $(jq -r '"\(.decision.path) \(.decision.translated) \(.decision.backend) \(.probe.outcome) \(.reaches) \(.from | sub(":[0-9]+$"; "") | ltrimstr("[") | rtrimstr("]")) \(.to)"' <<<"$json")")"
+expect_eq "explain --from an IPv6 client: the node's IPv6 address by default" "[$SB1_6]:6667 $NODE6" \
+    "$(npn explain tcp/6667 --from "[$TOPO_CLIENT_IP6]:41001" --json | jq -r '"\(.decision.backend) \(.to)"')"
+expect_eq "explain --to ::1: the local path's IPv6 hooks" "0 local [$SB1_6]:6667 answered" \
+    "$(out=$(npn explain tcp/6667 --to ::1 --json); echo "$? $(jq -r '"\(.decision.path) \(.decision.backend) \(.probe.outcome)"' <<<"$out")")"
+expect_match "explain of a port with an IPv4 backend only, for an IPv6 client: exit 3, port_not_mapped" \
+    "^3 np_tc_ingress does not translate it: port_not_mapped" "$(explain_last udp/6667 --to "$NODE6")"
+
 # --- 2. --from a client with a recorded flow, after a remap ---
 sleep 30 | topo_in client python3 "$TESTS_DIR/long_client.py" "$NODE" 6667 41000 >"$WORK/hold.out" &
 HOLD_PID=$!
@@ -105,7 +126,8 @@ expect_eq "explain after the sandbox's namespace was deleted: exit 3, the backen
 expect_match "the cause names the backend" "^backend $SB2:6667 did not answer" "$(jq -r .cause <<<"$out")"
 
 # --- 6. Bad input changes nothing: exit 2, naming the field ---
-for bad in "tcp/0" "tcp/6667 --from 10.1.2" "tcp/6667 --from 10.1.2.3:0" "tcp/6667 --to nonsense"; do
+for bad in "tcp/0" "tcp/6667 --from 10.1.2" "tcp/6667 --from 10.1.2.3:0" "tcp/6667 --to nonsense" \
+    "tcp/6667 --from [fd00::1" "tcp/6667 --from 10.1.2.3 --to $TOPO_NODE_EXT_IP6" "tcp/6667 --to ::1%lo"; do
     # shellcheck disable=SC2086
     out=$(npn explain $bad 2>&1)
     expect_eq "explain $bad exits 2" 2 "$?"

@@ -23,16 +23,19 @@ namespace nodeport {
 
 struct ExplainRequest {
     NodePort node_port;
-    // The client: a documentation address (192.0.2.10, RFC 5737) by
-    // default; without a port, one no flow of that client uses.
-    std::optional<Ipv4> from;
+    // The client: a documentation address of the family of `to` (192.0.2.10,
+    // RFC 5737; 2001:db8::10, RFC 3849) by default, IPv4 without `to`;
+    // without a port, one no flow of that client uses. `from` and `to` are of
+    // one family: a client reaches the backend of its own.
+    std::optional<IpAddr> from;
     std::optional<std::uint16_t> from_port;
     // The address the client sends to: by default the node address of the
     // client's flow on the port (--from), else the first node address on an
     // interface the TC programs are attached to.
-    // A loopback address asks about the node's own processes (the socket
-    // hooks), any other about a client outside the node (the TC programs).
-    std::optional<Ipv4> to;
+    // A loopback address (127.0.0.0/8, ::1) asks about the node's own
+    // processes (the socket hooks), any other about a client outside the
+    // node (the TC programs).
+    std::optional<IpAddr> to;
     std::chrono::milliseconds probe_timeout{1000};
 };
 
@@ -49,7 +52,7 @@ struct ExplainDecision {
 // The node's way to the backend.
 struct ExplainRoute {
     std::string dev;           // the interface the node sends to the backend on; "" when there is no route
-    std::optional<Ipv4> via;   // a gateway, when not on a link of the node
+    std::optional<IpAddr> via; // a gateway, when not on a link of the node
     std::string neighbour;     // the backend's (or gateway's) neighbour entry state ("REACHABLE", "FAILED"), "" for none
     std::string error;         // why the route could not be read
 };
@@ -72,8 +75,8 @@ struct ExplainProbe {
 struct Explanation {
     NodePort node_port;
     Backend from;
-    Ipv4 to;
-    std::optional<Mapping> mapping;  // the `ports` entry, if any
+    IpAddr to;
+    std::optional<Mapping> mapping;  // the `ports` entry of the client's family, if any
     ExplainDecision decision;
     std::vector<Flow> flows;         // flows recorded for the client (--from) on this node port
     std::optional<ExplainRoute> route;  // to the backend the decision chose

@@ -14,12 +14,30 @@ namespace {
 
 namespace po = boost::program_options;
 
-// --from IP[:PORT].
+// An address of either family, IPv6 without brackets.
+IpAddr parse_addr(std::string_view text, std::string_view field) {
+    if (text.find(':') != std::string_view::npos)
+        return valid(parse_ipv6(text, field));
+    return valid(parse_ipv4(text, field));
+}
+
+// --from IP[:PORT]: 10.0.0.7, 10.0.0.7:40000, 2001:db8::7, [2001:db8::7]:40000.
 void parse_from(const std::string& text, ExplainRequest& request) {
-    auto colon = text.find(':');
-    request.from = valid(parse_ipv4(text.substr(0, colon), "from"));
-    if (colon != std::string::npos)
-        request.from_port = valid(parse_port(text.substr(colon + 1), "from"));
+    std::string_view host = text, port;
+    if (text.starts_with('[')) {
+        auto close = text.find(']');
+        if (close == std::string::npos || (close + 1 < text.size() && text[close + 1] != ':'))
+            throw UsageError("from", fmt::format("{} is not [IPV6] or [IPV6]:PORT", quote(text)));
+        host = std::string_view(text).substr(1, close - 1);
+        if (close + 1 < text.size())
+            port = std::string_view(text).substr(close + 2);
+    } else if (std::ranges::count(text, ':') == 1) {
+        host = std::string_view(text).substr(0, text.find(':'));
+        port = std::string_view(text).substr(text.find(':') + 1);
+    }
+    request.from = parse_addr(host, "from");
+    if (!port.empty() || text.ends_with(':'))
+        request.from_port = valid(parse_port(port, "from"));
 }
 
 nlohmann::json to_json(const ExplainDecision& d) {
@@ -119,9 +137,11 @@ void print_text(const Explanation& e) {
 int cmd_explain(const Args& argv) {
     po::options_description options;
     options.add_options()("from", po::value<std::string>(),
-                          "the client, IP[:PORT] (default 192.0.2.10 and a port none of its flows uses)")(
+                          "the client, IP[:PORT] or [IPV6]:PORT (default 192.0.2.10, or 2001:db8::10 with an IPv6 --to, "
+                          "and a port none of its flows uses)")(
         "to", po::value<std::string>(),
-        "the address the client sends to (default the node's first address; 127.0.0.1: the node's own processes)");
+        "the address the client sends to, IPv4 or IPv6 (default the node's first address of the client's family; "
+        "127.0.0.1 or ::1: the node's own processes)");
     auto inv = parse("explain", argv, options, {"node port"});
     if (!inv)
         return exit_ok;
@@ -130,7 +150,10 @@ int cmd_explain(const Args& argv) {
     if (inv->options.count("from"))
         parse_from(inv->options["from"].as<std::string>(), request);
     if (inv->options.count("to"))
-        request.to = valid(parse_ipv4(inv->options["to"].as<std::string>(), "to"));
+        request.to = parse_addr(inv->options["to"].as<std::string>(), "to");
+    if (request.from && request.to && family_of(*request.from) != family_of(*request.to))
+        throw UsageError("to", "--from and --to are of different families: a client reaches the backend of its own "
+                               "(no NAT46/64)");
     auto e = succeeded(explain(inv->pin_dir, request));
     if (json_output())
         std::cout << json_line(to_json(e)) << "\n";

@@ -36,8 +36,16 @@ constexpr __u32 private_entries = 1024;
 // handshakes) from the loaded nodeport's table `name` into the copy's.
 template <class Value>
 Result<void> copy_client_entries(const PinDir& dir, std::string_view name, int to_fd, Backend from) {
+    // The client as flow keys hold it: IPv4 in the first word, the rest 0.
+    __be32 client_be[4] = {};
+    if (const auto* v6 = std::get_if<Ipv6>(&from.addr))
+        std::memcpy(client_be, v6->bytes.data(), sizeof client_be);
+    else
+        client_be[0] = std::get<Ipv4>(from.addr).addr_be;
+    const __u8 family = family_of(from.addr) == Family::ipv6 ? NP_FAMILY_IPV6 : NP_FAMILY_IPV4;
     return for_each_flow_entry<Value>(dir, name, [&](int, const np_flow_key& key, const Value& value) {
-        if (key.client_addr_be[0] == std::get<Ipv4>(from.addr).addr_be && key.client_port_be == htons(from.port))
+        if (key.family == family && std::memcmp(key.client_addr_be, client_be, sizeof client_be) == 0 &&
+            key.client_port_be == htons(from.port))
             bpf_map_update_elem(to_fd, &key, &value, BPF_ANY);
         return Result<void>{};
     });
@@ -60,7 +68,7 @@ std::string counted_reason(int reasons_fd) {
 }  // namespace
 
 Result<ExplainDecision> external_decision(const PinDir& dir, NodePort node_port, Backend from,
-                                          Ipv4 to) {
+                                          const IpAddr& to) {
     auto log_capture = capture_libbpf_log();
     // Opened without a pin root and every pin path cleared: nothing of the
     // copy is pinned or reuses a pin by name.
@@ -105,13 +113,21 @@ Result<ExplainDecision> external_decision(const PinDir& dir, NodePort node_port,
                                "maps and a copy of the client's flows",
                                node_port.proto == Proto::tcp ? "TCP SYN" : "UDP datagram", to_string(from),
                                to_string(dest));
-    const std::size_t dst_at = eth_hlen + 16, dport_at = eth_hlen + ip_hlen + 2;
+    // Where the packet came out addressed to: its destination address and port.
+    const bool v6 = family_of(to) == Family::ipv6;
+    const std::size_t dst_at = eth_hlen + (v6 ? 24 : 16), dport_at = eth_hlen + (v6 ? ip6_hlen : ip_hlen) + 2;
     Backend sent{};
     std::uint16_t dport_be = 0;
     if (run.data_size_out >= dport_at + 2) {
-        Ipv4 addr;
-        std::memcpy(&addr.addr_be, out.data() + dst_at, 4);
-        sent.addr = addr;
+        if (v6) {
+            Ipv6 addr;
+            std::memcpy(addr.bytes.data(), out.data() + dst_at, addr.bytes.size());
+            sent.addr = addr;
+        } else {
+            Ipv4 addr;
+            std::memcpy(&addr.addr_be, out.data() + dst_at, 4);
+            sent.addr = addr;
+        }
         std::memcpy(&dport_be, out.data() + dport_at, 2);
         sent.port = ntohs(dport_be);
     }
@@ -123,13 +139,14 @@ Result<ExplainDecision> external_decision(const PinDir& dir, NodePort node_port,
     return decision;
 }
 
-ExplainDecision local_decision(NodePort node_port, Ipv4 to, const std::optional<Mapping>& mapping) {
+ExplainDecision local_decision(NodePort node_port, const IpAddr& to, const std::optional<Mapping>& mapping) {
     ExplainDecision decision;
     decision.external = false;
-    decision.how = fmt::format("np_connect4 / np_sendmsg4 on nodeport's cgroup, not test-run: a socket of the node "
-                               "to {} is translated by the `ports` entry {} (bpf/sock.bpf.c: loopback in the node's "
-                               "network namespace, or a node address, and a mapped port)",
-                               to_string(Backend{to, node_port.port}), to_string(node_port));
+    const char* hooks = family_of(to) == Family::ipv6 ? "np_connect6 / np_sendmsg6" : "np_connect4 / np_sendmsg4";
+    decision.how = fmt::format("{} on nodeport's cgroup, not test-run: a socket of the node to {} is translated by "
+                               "the `ports` entry {} of its family (bpf/sock.bpf.c: loopback in the node's network "
+                               "namespace, or a node address, and a mapped port)",
+                               hooks, to_string(Backend{to, node_port.port}), to_string(node_port));
     if (!mapping) {
         decision.reason = "local_port_not_mapped";
         return decision;

@@ -18,12 +18,12 @@ namespace nodeport::explain_parts {
 // what a real one would, and nothing of the loaded nodeport changes. Runs in
 // the caller's network namespace (the socket lookups of the programs).
 Result<ExplainDecision> external_decision(const PinDir& pin_dir, NodePort node_port, Backend from,
-                                          Ipv4 to);
+                                          const IpAddr& to);
 
 // The socket hooks' decision for a process of the node sending to loopback
 // address `to`, which cannot be test-run: the rule of bpf/sock.bpf.c
 // (loopback in the node's network namespace and a mapped port) applied to
 // the `ports` entry.
-ExplainDecision local_decision(NodePort node_port, Ipv4 to, const std::optional<Mapping>& mapping);
+ExplainDecision local_decision(NodePort node_port, const IpAddr& to, const std::optional<Mapping>& mapping);
 
 }  // namespace nodeport::explain_parts

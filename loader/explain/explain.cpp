@@ -20,41 +20,50 @@ namespace {
 
 using namespace explain_parts;
 
-// RFC 5737's TEST-NET-1: no real client, and no flow of one.
+// Documentation addresses (RFC 5737's TEST-NET-1, RFC 3849): no real client,
+// and no flow of one.
 constexpr std::uint32_t documentation_client = 0xc000020a;  // 192.0.2.10
 constexpr std::uint16_t first_client_port = 45678;
 
-bool is_loopback(Ipv4 addr) {
-    return (ntohl(addr.addr_be) >> 24) == 127;
+IpAddr documentation_client_of(Family family) {
+    if (family == Family::ipv6)
+        return *parse_ipv6("2001:db8::10", "client");
+    return Ipv4{htonl(documentation_client)};
+}
+
+bool is_loopback(const IpAddr& addr) {
+    if (const auto* v4 = std::get_if<Ipv4>(&addr))
+        return (ntohl(v4->addr_be) >> 24) == 127;
+    const auto& b = std::get<Ipv6>(addr).bytes;
+    return std::all_of(b.begin(), b.end() - 1, [](std::uint8_t x) { return x == 0; }) && b.back() == 1;
 }
 
 // A source port of `client` that no flow of the node port uses, so the
 // decision is a new connection's.
-std::uint16_t unused_client_port(const std::vector<Flow>& flows, Ipv4 client) {
+std::uint16_t unused_client_port(const std::vector<Flow>& flows, const IpAddr& client) {
     std::uint16_t port = first_client_port;
     while (std::ranges::any_of(flows, [&](const Flow& f) { return f.client == Backend{client, port}; }))
         ++port;
     return port;
 }
 
-// Where a client outside the node sends by default: the first IPv4 node
-// address on an interface the TC programs are attached to, else the first
-// one (explain asks with IPv4 clients). No IPv4 node address at all:
-// 0.0.0.0, which the decision then finds is not the node's.
-Ipv4 external_addr(const Status& status) {
+// Where a client of `family` outside the node sends by default: the first
+// node address of that family on an interface the TC programs are attached
+// to, else the first one of that family; none: an error naming --to.
+Result<IpAddr> external_addr(const Status& status, Family family) {
     const auto is_node_addr = [&](const IpAddr& addr) {
         return std::ranges::find(status.node_addrs, addr) != status.node_addrs.end();
     };
     if (auto found = discover_node_addrs())
         for (const auto& a : *found)
-            if (const auto* v4 = std::get_if<Ipv4>(&a.addr);
-                v4 && is_node_addr(a.addr) &&
+            if (family_of(a.addr) == family && is_node_addr(a.addr) &&
                 std::ranges::any_of(status.interfaces, [&](const auto& i) { return i.name == a.interface; }))
-                return *v4;
+                return a.addr;
     for (const auto& addr : status.node_addrs)
-        if (const auto* v4 = std::get_if<Ipv4>(&addr))
-            return *v4;
-    return Ipv4{};
+        if (family_of(addr) == family)
+            return addr;
+    return plain_error(fmt::format("explain: the node has no {} address recorded (nodeport refresh): give --to",
+                                   family == Family::ipv6 ? "IPv6" : "IPv4"));
 }
 
 // What status found about this port: a problem of the port, or of every
@@ -87,9 +96,11 @@ std::string first_cause(const Explanation& e, const Status& status) {
     if (d.external && status.interfaces.empty())
         return "nodeport's TC programs are attached to no interface (loaded --local-only): clients outside the "
                "node are not translated";
+    const ProblemKind forwarding_off =
+        family_of(e.to) == Family::ipv6 ? ProblemKind::ipv6_forwarding_off : ProblemKind::ip_forward_off;
     if (d.external)
         for (const auto& p : e.problems)
-            if (p.kind == ProblemKind::ip_forward_off)
+            if (p.kind == forwarding_off)
                 return p.detail;
     if (e.route && e.route->dev.empty())
         return fmt::format("the node has no route to backend {}: {}", to_string(*d.backend), e.route->error);
@@ -158,20 +169,34 @@ Result<Explanation> explain(const std::filesystem::path& pin_dir, const ExplainR
 
     Explanation e;
     e.node_port = request.node_port;
-    // Explained for IPv4: the external path and the probe are IPv4's.
-    if (auto v4 = std::ranges::find(*mapping, Family::ipv4, &Mapping::family); v4 != mapping->end())
-        e.mapping = *v4;
-    const Ipv4 client = request.from.value_or(Ipv4{htonl(documentation_client)});
+    // One family for the client, the address it sends to and the mapping it
+    // reaches: the one given, else IPv4.
+    const Family family = request.from ? family_of(*request.from)
+                          : request.to ? family_of(*request.to)
+                                       : Family::ipv4;
+    if (request.from && request.to && family_of(*request.to) != family)
+        return std::unexpected(Error{EINVAL, "explain: --from and --to are of different families (no NAT46/64)",
+                                     ErrorKind::bad_input, "to"});
+    if (auto same = std::ranges::find(*mapping, family, &Mapping::family); same != mapping->end())
+        e.mapping = *same;
+    const IpAddr client = request.from.value_or(documentation_client_of(family));
     std::erase_if(*flows, [&](const Flow& f) {
-        return f.client.addr != IpAddr{client} || f.proto != request.node_port.proto || f.node.port != request.node_port.port;
+        return f.client.addr != client || f.proto != request.node_port.proto || f.node.port != request.node_port.port;
     });
     e.from = {client, request.from_port.value_or(unused_client_port(*flows, client))};
     if (request.from_port)
         std::erase_if(*flows, [&](const Flow& f) { return f.client.port != *request.from_port; });
     e.flows = std::move(*flows);
-    if (!request.to && status->node_addrs.empty())
-        return plain_error("explain: the node has no address recorded (nodeport refresh): give --to");
-    e.to = request.to ? *request.to : !e.flows.empty() ? std::get<Ipv4>(e.flows.front().node.addr) : external_addr(*status);
+    if (request.to) {
+        e.to = *request.to;
+    } else if (!e.flows.empty()) {
+        e.to = e.flows.front().node.addr;
+    } else {
+        auto to = external_addr(*status, family);
+        if (!to)
+            return std::unexpected(to.error());
+        e.to = *to;
+    }
 
     if (is_loopback(e.to)) {
         e.decision = local_decision(e.node_port, e.to, e.mapping);
@@ -182,19 +207,20 @@ Result<Explanation> explain(const std::filesystem::path& pin_dir, const ExplainR
         e.decision = std::move(*decided);
     }
     if (e.decision.translated) {
-        e.route = route_to(std::get<Ipv4>(e.decision.backend->addr));
+        e.route = route_to(e.decision.backend->addr);
         if (!e.route->dev.empty()) {
             e.probe = probe(e.node_port.proto, *e.decision.backend, request.probe_timeout);
             // Read again: the probe made the node resolve the next hop, so
             // a gone sandbox now shows as an INCOMPLETE or FAILED neighbour.
-            e.route = route_to(std::get<Ipv4>(e.decision.backend->addr));
+            e.route = route_to(e.decision.backend->addr);
         }
     }
     e.problems = problems_of(*status, e.node_port);
     e.not_checked = status->not_checked;
-    if (auto stats = read_stats(dir, e.node_port); stats && !stats->ports.empty() &&
-        stats->ports.front().mapping.family() == Family::ipv4)
-        e.counters = stats->ports.front().counters;
+    if (auto stats = read_stats(dir, e.node_port))
+        for (const auto& p : stats->ports)
+            if (p.mapping.family() == family)
+                e.counters = p.counters;
     e.cause = first_cause(e, *status);
     e.reaches = e.cause.empty();
     return e;

@@ -40,7 +40,7 @@ ProbeOutcome outcome_of(int err) {
 // iproute2 answers at once; the bound is for a hung one.
 constexpr ToolOptions ip_tool{.input = {}, .timeout = std::chrono::seconds(5)};
 
-ExplainRoute route_to(Ipv4 addr) {
+ExplainRoute route_to(const IpAddr& addr) {
     ExplainRoute route;
     auto got = run_tool({"ip", "-j", "route", "get", to_string(addr)}, ip_tool);
     if (!got || got->exit_code != 0) {
@@ -53,8 +53,13 @@ ExplainRoute route_to(Ipv4 addr) {
         return route;
     }
     route.dev = routes[0].value("dev", "");
-    if (auto via = parse_ipv4(routes[0].value("gateway", ""), "gateway"))
+    const std::string gateway = routes[0].value("gateway", "");
+    if (family_of(addr) == Family::ipv6) {
+        if (auto via = parse_ipv6(gateway, "gateway"))
+            route.via = *via;
+    } else if (auto via = parse_ipv4(gateway, "gateway")) {
         route.via = *via;
+    }
     const std::string hop = to_string(route.via.value_or(addr));
     auto neigh = run_tool({"ip", "-j", "neigh", "show", "to", hop, "dev", route.dev}, ip_tool);
     if (neigh && neigh->exit_code == 0) {
@@ -79,14 +84,26 @@ ExplainProbe probe(Proto proto, Backend backend, std::chrono::milliseconds timeo
         return result;
     };
     const bool tcp = proto == Proto::tcp;
-    Fd sock(::socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    const bool v6 = family_of(backend.addr) == Family::ipv6;
+    Fd sock(::socket(v6 ? AF_INET6 : AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!sock.valid())
         return done(ProbeOutcome::no_answer, errno);
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_addr.s_addr = std::get<Ipv4>(backend.addr).addr_be;
-    to.sin_port = htons(backend.port);
-    if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0 && errno != EINPROGRESS)
+    sockaddr_storage to{};
+    socklen_t to_len = 0;
+    if (v6) {
+        auto* in6 = reinterpret_cast<sockaddr_in6*>(&to);
+        in6->sin6_family = AF_INET6;
+        std::memcpy(&in6->sin6_addr, std::get<Ipv6>(backend.addr).bytes.data(), sizeof in6->sin6_addr);
+        in6->sin6_port = htons(backend.port);
+        to_len = sizeof *in6;
+    } else {
+        auto* in4 = reinterpret_cast<sockaddr_in*>(&to);
+        in4->sin_family = AF_INET;
+        in4->sin_addr.s_addr = std::get<Ipv4>(backend.addr).addr_be;
+        in4->sin_port = htons(backend.port);
+        to_len = sizeof *in4;
+    }
+    if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&to), to_len) != 0 && errno != EINPROGRESS)
         return done(outcome_of(errno), errno);
     if (!tcp && ::send(sock.get(), "", 0, 0) != 0)
         return done(outcome_of(errno), errno);

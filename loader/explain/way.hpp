@@ -10,7 +10,7 @@
 namespace nodeport::explain_parts {
 
 // `ip -j route get ADDR`, and `ip -j neigh show` of the next hop.
-ExplainRoute route_to(Ipv4 addr);
+ExplainRoute route_to(const IpAddr& addr);
 
 // A TCP connect (then closed at once), or an empty UDP datagram on a
 // connected socket waiting for an answer or an ICMP error, straight to the
