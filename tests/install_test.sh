@@ -146,9 +146,12 @@ fi
 # --- Exports: the C ABI (NODEPORT_C_1) and the C++ API of the headers (NODEPORT_0), nothing else ---
 SO=$R$LIBDIR/libnodeport.so.$VERSION
 exports=$(nm -D --defined-only --with-symbol-versions "$SO" | awk '{print $3}')
-echo "     libnodeport.so exports $(wc -l <<<"$exports") symbols ($(grep -c '@@NODEPORT_C_1$' <<<"$exports") C)"
-expect_eq "every exported symbol is versioned NODEPORT_C_1 (nodeport_*) or NODEPORT_0 (nodeport::)" "" \
-    "$(grep -vE '^(nodeport_[a-z_]+@@NODEPORT_C_1|_Z.*@@NODEPORT_0|NODEPORT_(C_1|0))$' <<<"$exports")"
+echo "     libnodeport.so exports $(wc -l <<<"$exports") symbols ($(grep -cE '@@NODEPORT_C_1(\.1)?$' <<<"$exports") C)"
+expect_eq "every exported symbol is versioned NODEPORT_C_1 or NODEPORT_C_1.1 (nodeport_*) or NODEPORT_0 (nodeport::)" "" \
+    "$(grep -vE '^(nodeport_[a-z_0-9]+@@NODEPORT_C_1(\.1)?|_Z.*@@NODEPORT_0|NODEPORT_(C_1|C_1\.1|0))$' <<<"$exports")"
+expect_eq "the calls of both families are NODEPORT_C_1.1's" \
+    "nodeport_free2@@NODEPORT_C_1.1 nodeport_get2@@NODEPORT_C_1.1 nodeport_list2@@NODEPORT_C_1.1 nodeport_sync2@@NODEPORT_C_1.1" \
+    "$(grep -E '^nodeport_[a-z]+2@@' <<<"$exports" | sort | xargs)"
 expect_eq "the NODEPORT_0 ones are nodeport:: (no fmt, nlohmann, std)" "" \
     "$(grep '@@NODEPORT_0$' <<<"$exports" | sed 's/@@.*//' | c++filt | grep -vE '^((typeinfo|typeinfo name|vtable) for )?nodeport::' |
         grep -v '^NODEPORT_0$')"
