@@ -58,10 +58,4 @@ static __always_inline struct np_port_counters *port_counters_of_family(__u8 pro
 	return bpf_map_lookup_elem(&port_counters, &key);
 }
 
-/* The counters of an IPv4 mapping: what the TC programs translate, so far. */
-static __always_inline struct np_port_counters *port_counters_of(__u8 proto, __be16 port_be)
-{
-	return port_counters_of_family(proto, NP_PORT_KEY_IPV4, port_be);
-}
-
 #endif /* NODEPORT_COUNTERS_BPF_H */

@@ -44,14 +44,6 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } tc_attachments SEC(".maps");
 
-/* The IPv4 backend of node port (proto, port_be). */
-static __always_inline const struct np_backend *lookup_port(__u8 proto, __be16 port_be)
-{
-	struct np_port_key key = { .proto = proto, .family = NP_PORT_KEY_IPV4, .port = bpf_ntohs(port_be) };
-
-	return bpf_map_lookup_elem(&ports, &key);
-}
-
 /* Copies an IPv4 backend out of a `ports` value, each field read exactly once
  * (volatile: the compiler may otherwise load the field again at each use), so
  * whoever sends traffic to the backend remembers that same backend for the
@@ -65,14 +57,6 @@ static __always_inline bool read_backend4(const struct np_backend *be, __be32 *a
 	return true;
 }
 
-/* The IPv6 backend of node port (proto, port_be). */
-static __always_inline const struct np_backend *lookup_port6(__u8 proto, __be16 port_be)
-{
-	struct np_port_key key = { .proto = proto, .family = NP_PORT_KEY_IPV6, .port = bpf_ntohs(port_be) };
-
-	return bpf_map_lookup_elem(&ports, &key);
-}
-
 /* read_backend4 for an IPv6 backend. */
 static __always_inline bool read_backend6(const struct np_backend *be, __be32 addr_be[4], __be16 *port_be)
 {
@@ -82,21 +66,6 @@ static __always_inline bool read_backend6(const struct np_backend *be, __be32 ad
 		addr_be[i] = *(const volatile __be32 *)&be->addr[4 * i];
 	*port_be = bpf_htons(*(const volatile __u16 *)&be->port);
 	return true;
-}
-
-static __always_inline bool is_node_addr6(const __be32 addr_be[4])
-{
-	struct np_node_addr key = { .family = NP_FAMILY_IPV6,
-				    .addr_be = { addr_be[0], addr_be[1], addr_be[2], addr_be[3] } };
-
-	return bpf_map_lookup_elem(&node_addrs, &key) != NULL;
-}
-
-static __always_inline bool is_node_addr4(__be32 addr_be)
-{
-	struct np_node_addr key = { .family = NP_FAMILY_IPV4, .addr_be = { addr_be } };
-
-	return bpf_map_lookup_elem(&node_addrs, &key) != NULL;
 }
 
 /* The `ports` key's family byte for a backend of `family` (IPv4 writes 0:
@@ -130,6 +99,14 @@ static __always_inline bool is_node_addr(__u8 family, const __be32 addr_be[4])
 	struct np_node_addr key = { .family = family, .addr_be = { addr_be[0], addr_be[1], addr_be[2], addr_be[3] } };
 
 	return bpf_map_lookup_elem(&node_addrs, &key) != NULL;
+}
+
+/* is_node_addr of an IPv4 address held on its own (the socket hooks'). */
+static __always_inline bool is_node_addr4(__be32 addr_be)
+{
+	const __be32 addr[4] = { addr_be };
+
+	return is_node_addr(NP_FAMILY_IPV4, addr);
 }
 
 static __always_inline __u64 node_netns_cookie(void)

@@ -89,7 +89,7 @@ static __always_inline bool translate_dest(struct bpf_sock_addr *ctx, __be32 add
 
 	if (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP)
 		return false;
-	be = lookup_port(ctx->protocol, port_be);
+	be = lookup_backend(ctx->protocol, NP_FAMILY_IPV4, port_be);
 	/* One read: the socket goes to the backend it remembers for replies
 	 * (and that `set` finds when it ends the old backend's sockets). */
 	if (!be || !read_backend4(be, backend_addr_be, backend_port_be)) {
@@ -189,7 +189,7 @@ static __always_inline bool is_node_dest6(struct bpf_sock_addr *ctx, const __be3
 {
 	if (addr_be[0] == 0 && addr_be[1] == 0 && addr_be[2] == 0 && addr_be[3] == bpf_htonl(1))
 		return bpf_get_netns_cookie(ctx) == node_netns_cookie(); /* ::1 */
-	return is_node_addr6(addr_be);
+	return is_node_addr(NP_FAMILY_IPV6, addr_be);
 }
 
 static __always_inline bool remember6(struct bpf_sock_addr *ctx, const __be32 node_addr_be[4], __be16 node_port_be,
@@ -232,7 +232,7 @@ static __always_inline bool dest6(struct bpf_sock_addr *ctx, bool connect, __be3
 
 	if (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP)
 		return false;
-	be = lookup_port6(ctx->protocol, port_be);
+	be = lookup_backend(ctx->protocol, NP_FAMILY_IPV6, port_be);
 	if (!be || !read_backend6(be, backend_be, backend_port_be)) {
 		count_reason(NP_REASON_LOCAL_PORT_NOT_MAPPED);
 		return false;

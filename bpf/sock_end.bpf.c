@@ -231,16 +231,37 @@ static __always_inline void count_live(struct seq_file *seq, struct sock *sk, st
 	}
 }
 
+/* The socket an iterator step gives, when it is live as counted: a
+ * connected UDP socket; a full TCP socket neither closed nor listening. NULL
+ * otherwise, and at the end of the walk. */
+static __always_inline struct sock *live_udp(struct bpf_iter__udp *ctx)
+{
+	struct sock *sk = (struct sock *)ctx->udp_sk;
+
+	return sk && sk->__sk_common.skc_state == NP_TCP_ESTABLISHED ? sk : NULL;
+}
+
+static __always_inline struct sock *live_tcp(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct tcp_sock *tp;
+	__u8 state;
+
+	if (!skc)
+		return NULL;
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return NULL; /* TIME_WAIT and request sockets */
+	state = skc->skc_state;
+	return state != NP_TCP_CLOSE && state != NP_TCP_LISTEN ? (struct sock *)tp : NULL;
+}
+
 SEC("iter/udp")
 int np_count_udp(struct bpf_iter__udp *ctx)
 {
-	struct udp_sock *udp_sk = ctx->udp_sk;
-	struct sock *sk;
+	struct sock *sk = live_udp(ctx);
 
-	if (!udp_sk)
-		return 0;
-	sk = (struct sock *)udp_sk;
-	if (sk->__sk_common.skc_state == NP_TCP_ESTABLISHED)
+	if (sk)
 		count_live(ctx->meta->seq, sk, &sk->__sk_common, IPPROTO_UDP);
 	return 0;
 }
@@ -248,18 +269,10 @@ int np_count_udp(struct bpf_iter__udp *ctx)
 SEC("iter/tcp")
 int np_count_tcp(struct bpf_iter__tcp *ctx)
 {
-	struct sock_common *skc = ctx->sk_common;
-	struct tcp_sock *tp;
-	__u8 state;
+	struct sock *sk = live_tcp(ctx);
 
-	if (!skc)
-		return 0;
-	tp = bpf_skc_to_tcp_sock(skc);
-	if (!tp)
-		return 0; /* TIME_WAIT and request sockets */
-	state = skc->skc_state;
-	if (state != NP_TCP_CLOSE && state != NP_TCP_LISTEN)
-		count_live(ctx->meta->seq, (struct sock *)tp, skc, IPPROTO_TCP);
+	if (sk)
+		count_live(ctx->meta->seq, sk, &sk->__sk_common, IPPROTO_TCP);
 	return 0;
 }
 
@@ -287,13 +300,9 @@ static __always_inline void count_live6(struct seq_file *seq, struct sock *sk, s
 SEC("iter/udp")
 int np_count6_udp(struct bpf_iter__udp *ctx)
 {
-	struct udp_sock *udp_sk = ctx->udp_sk;
-	struct sock *sk;
+	struct sock *sk = live_udp(ctx);
 
-	if (!udp_sk)
-		return 0;
-	sk = (struct sock *)udp_sk;
-	if (sk->__sk_common.skc_state == NP_TCP_ESTABLISHED)
+	if (sk)
 		count_live6(ctx->meta->seq, sk, &sk->__sk_common, IPPROTO_UDP);
 	return 0;
 }
@@ -301,18 +310,10 @@ int np_count6_udp(struct bpf_iter__udp *ctx)
 SEC("iter/tcp")
 int np_count6_tcp(struct bpf_iter__tcp *ctx)
 {
-	struct sock_common *skc = ctx->sk_common;
-	struct tcp_sock *tp;
-	__u8 state;
+	struct sock *sk = live_tcp(ctx);
 
-	if (!skc)
-		return 0;
-	tp = bpf_skc_to_tcp_sock(skc);
-	if (!tp)
-		return 0; /* TIME_WAIT and request sockets */
-	state = skc->skc_state;
-	if (state != NP_TCP_CLOSE && state != NP_TCP_LISTEN)
-		count_live6(ctx->meta->seq, (struct sock *)tp, skc, IPPROTO_TCP);
+	if (sk)
+		count_live6(ctx->meta->seq, sk, &sk->__sk_common, IPPROTO_TCP);
 	return 0;
 }
 

@@ -113,40 +113,22 @@ type sockEndTarget struct {
 }
 
 // key is struct np_sock_end_target (12 bytes) for an IPv4 backend,
-// np_sock_end_target6 (24 bytes) for an IPv6 one.
+// np_sock_end_target6 (24 bytes) for an IPv6 one: the same fields after an
+// address of 4 or 16 bytes.
 func (t sockEndTarget) key() []byte {
-	if t.addr.Is6() {
-		k := make([]byte, 24)
-		a := t.addr.As16()
-		copy(k[0:16], a[:])
-		binary.BigEndian.PutUint16(k[16:], t.backendPort)
-		binary.BigEndian.PutUint16(k[18:], t.port)
-		k[20] = t.proto
-		return k
-	}
-	k := make([]byte, 12)
-	a := t.addr.As4()
-	copy(k[0:4], a[:])
-	binary.BigEndian.PutUint16(k[4:], t.backendPort)
-	binary.BigEndian.PutUint16(k[6:], t.port)
-	k[8] = t.proto
+	a := t.addr.AsSlice()
+	k := make([]byte, len(a)+8)
+	copy(k, a)
+	binary.BigEndian.PutUint16(k[len(a):], t.backendPort)
+	binary.BigEndian.PutUint16(k[len(a)+2:], t.port)
+	k[len(a)+4] = t.proto
 	return k
 }
 
 func parseSockEndTarget(k []byte) sockEndTarget {
-	var t sockEndTarget
-	if len(k) == 24 {
-		t.addr = netip.AddrFrom16([16]byte(k[0:16]))
-		t.backendPort = binary.BigEndian.Uint16(k[16:])
-		t.port = binary.BigEndian.Uint16(k[18:])
-		t.proto = k[20]
-		return t
-	}
-	t.addr = netip.AddrFrom4([4]byte(k[0:4]))
-	t.backendPort = binary.BigEndian.Uint16(k[4:])
-	t.port = binary.BigEndian.Uint16(k[6:])
-	t.proto = k[8]
-	return t
+	n := len(k) - 8 // the address: 4 or 16 bytes
+	addr, _ := netip.AddrFromSlice(k[:n])
+	return sockEndTarget{nodePort{k[n+4], binary.BigEndian.Uint16(k[n+2:])}, addr, binary.BigEndian.Uint16(k[n:])}
 }
 
 func targetFor(e entry) sockEndTarget {
