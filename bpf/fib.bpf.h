@@ -19,8 +19,23 @@
  * in on an interface without a link-layer header (`l2_hlen` 0):
  * bpf_redirect_neigh takes the Ethernet header off before it adds the next
  * hop's, and drops a packet that has none. */
-static __always_inline int fib_redirect4(struct __sk_buff *skb, __u32 l2_hlen)
+/* The length the FIB lookup checks against the route's MTU, from the IP
+ * header on. A GRO-built (or GSO) skb carries many segments and its IP header
+ * says their sum, up to 64 KB, which no route fits: every bulk transfer would
+ * silently take the kernel path (measured: 319 of 326 skbs of a 20 MB
+ * upload). What goes on the wire is one segment, its headers plus gso_size,
+ * the length the kernel's own forward path checks
+ * (skb_gso_validate_network_len). `ip_len`: the IP header's length. */
+static __always_inline __u32 fib_tot_len(const struct __sk_buff *skb, const struct pkt *p, __u32 ip_len)
 {
+	if (!skb->gso_size)
+		return ip_len;
+	return p->l4_off + (p->proto == IPPROTO_TCP ? p->tcp_hlen : NP_UDP_HLEN) + skb->gso_size;
+}
+
+static __always_inline int fib_redirect4(struct __sk_buff *skb, const struct pkt *p)
+{
+	const __u32 l2_hlen = p->l2_hlen;
 	struct bpf_fib_lookup fib = {};
 	struct bpf_redir_neigh nh = {};
 	void *data, *data_end;
@@ -42,26 +57,7 @@ static __always_inline int fib_redirect4(struct __sk_buff *skb, __u32 l2_hlen)
 	fib.family = NP_AF_INET;
 	fib.tos = iph->tos;
 	fib.l4_protocol = iph->protocol;
-	fib.tot_len = bpf_ntohs(iph->tot_len);
-	/* The lookup checks the route's MTU against tot_len. A GRO-built (or
-	 * GSO) skb carries many segments and tot_len says their sum, up to 64
-	 * KB, which no route fits: every bulk transfer would silently take the
-	 * kernel path (measured: 319 of 326 skbs of a 20 MB upload). What goes
-	 * on the wire is one segment, its headers plus gso_size, the length the
-	 * kernel's own forward path checks (skb_gso_validate_network_len). */
-	if (skb->gso_size) {
-		__u32 l4_hlen = NP_UDP_HLEN;
-
-		if (iph->protocol == IPPROTO_TCP) {
-			__u8 *tcp = data + l2_hlen + NP_L4_OFF;
-
-			/* Linear since parse_pkt4; byte 12 holds the header length. */
-			if ((void *)(tcp + NP_TCP_HLEN) > data_end)
-				return TC_ACT_OK;
-			l4_hlen = (tcp[12] >> 4) * 4;
-		}
-		fib.tot_len = sizeof(*iph) + l4_hlen + skb->gso_size;
-	}
+	fib.tot_len = fib_tot_len(skb, p, bpf_ntohs(iph->tot_len));
 	fib.ipv4_src = iph->saddr;
 	fib.ipv4_dst = iph->daddr;
 	fib.ifindex = skb->ingress_ifindex;
@@ -110,10 +106,7 @@ static __always_inline int fib_redirect6(struct __sk_buff *skb, const struct pkt
 	fib.family = NP_AF_INET6;
 	fib.flowinfo = *(__be32 *)&ip6 & bpf_htonl(0x0fffffff); /* traffic class and flow label */
 	fib.l4_protocol = p->proto;
-	fib.tot_len = NP_IP6_HLEN + bpf_ntohs(ip6.payload_len);
-	/* As for IPv4: what goes on the wire is one segment. */
-	if (skb->gso_size)
-		fib.tot_len = p->l4_off + (p->proto == IPPROTO_TCP ? p->tcp_hlen : NP_UDP_HLEN) + skb->gso_size;
+	fib.tot_len = fib_tot_len(skb, p, NP_IP6_HLEN + bpf_ntohs(ip6.payload_len));
 	__builtin_memcpy(fib.ipv6_src, &ip6.saddr, sizeof(fib.ipv6_src));
 	__builtin_memcpy(fib.ipv6_dst, &ip6.daddr, sizeof(fib.ipv6_dst));
 	fib.ifindex = skb->ingress_ifindex;

@@ -146,7 +146,7 @@ static __always_inline int forward(struct __sk_buff *skb, const struct pkt *p)
 		return TC_ACT_OK;
 	if (p->family == NP_FAMILY_IPV6)
 		return fib_redirect6(skb, p);
-	return fib_redirect4(skb, p->l2_hlen);
+	return fib_redirect4(skb, p);
 }
 
 /* Leaves the packet untouched, counting why. */

@@ -140,6 +140,12 @@ Result<DrainResult> drain_backends(const PinDir& dir, const std::vector<Backend>
     constexpr auto poll = std::chrono::milliseconds(100);
     const auto start = clock::now();
     const auto deadline = start + timeout;
+    // The IPv6 reason for what was not counted only when an IPv6 backend is
+    // among them.
+    const Family family =
+        std::ranges::any_of(backends, [](const Backend& b) { return family_of(b.addr) == Family::ipv6; })
+            ? Family::ipv6
+            : Family::ipv4;
     DrainResult result;
     for (;;) {
         auto count = count_connections(dir);
@@ -151,10 +157,7 @@ Result<DrainResult> drain_backends(const PinDir& dir, const std::vector<Backend>
             result.left.external += c.external;
             result.left.local += c.local;
         }
-        // The IPv6 reason only when an IPv6 backend is among them.
-        const bool ipv6 =
-            std::ranges::any_of(backends, [](const Backend& b) { return family_of(b.addr) == Family::ipv6; });
-        result.local_not_counted = count->local_not_counted_of(ipv6 ? Family::ipv6 : Family::ipv4);
+        result.local_not_counted = count->local_not_counted_of(family);
         result.waited = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - start);
         result.drained = result.left.total() == 0;
         if (result.drained)
